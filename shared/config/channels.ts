@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { bad, type Problem } from './settings';
+
+/**
+ * Notification channels (`SENTINEL_NOTIFY_CHANNELS`, a JSON array). Destinations come only from here, never
+ * from request input. URLs and secrets are secret-valued: robot URLs carry access tokens.
+ */
+export const SEVERITIES = ['critical', 'report', 'audit'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+const channelUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return u.protocol === 'https:' || (u.protocol === 'http:' && LOOPBACK.has(u.hostname));
+  } catch {
+    return false;
+  }
+}, 'must be an https URL (plain http only for loopback)');
+
+const base = {
+  name: z.string().min(1).max(64).optional(),
+  url: channelUrl,
+  severities: z
+    .array(z.enum(SEVERITIES))
+    .min(1)
+    .default([...SEVERITIES]),
+};
+
+export const channelSchema = z.discriminatedUnion(
+  'type',
+  [
+    z.object({
+      type: z.literal('webhook'),
+      ...base,
+      secret: z.string().min(16, 'must be at least 16 characters'),
+    }),
+    z.object({
+      type: z.literal('dingtalk'),
+      ...base,
+      secret: z.string().startsWith('SEC', 'must be the robot\'s "SEC..." signing secret').optional(),
+    }),
+    z.object({ type: z.literal('lark'), ...base, secret: z.string().min(1).optional() }),
+    z.object({ type: z.literal('slack'), ...base, secret: z.undefined().optional() }),
+  ],
+  { message: 'type must be one of webhook, dingtalk, lark, slack' },
+);
+
+export type NotifyChannelConfig = z.output<typeof channelSchema>;
+
+export function parseNotifyChannels(value: string): NotifyChannelConfig[] | Problem {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return bad('must be a JSON array of channels');
+  }
+  const result = z.array(channelSchema).max(20).safeParse(parsed);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  // Never quote the input: it holds robot tokens and signing secrets.
+  const [index, ...field] = (issue?.path ?? []).map(String);
+  const where =
+    index === undefined ? '' : `channel ${index}${field.length ? ` field ${field.join('.')}` : ''}: `;
+  return bad(`${where}${issue?.message ?? 'invalid'}`);
+}

@@ -1,0 +1,336 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../errors';
+import { registerSecret } from '../log';
+import { type NotifyChannelConfig, parseNotifyChannels } from './channels';
+import { bad, durationMs, endpointUrl, list, type Problem, type Setting, setting } from './settings';
+
+export type { NotifyChannelConfig } from './channels';
+
+/**
+ * The suite's one configuration, read from environment variables (the function environment `s.yaml` sets).
+ * The CLI may also read a JSON file of the same variable names. Every setting is validated at start-up; a bad
+ * one fails with the variable's name, what is wrong, and an example of a good value. Secret-valued settings
+ * are never echoed, and are registered with the log redaction guard.
+ */
+export type ClusterTargets =
+  | { mode: 'explicit'; clusterIds: string[] }
+  | {
+      mode: 'discover';
+      regionId: string;
+      profile?: string;
+      clusterSpec?: string;
+      tags: Record<string, string>;
+    };
+
+export type WatchedKeys = { mode: 'explicit'; keyIds: string[] } | { mode: 'from-clusters' };
+
+export type ReencryptStrategy = 'annotate' | 'stale-only';
+
+export interface EndpointOverride {
+  /** `http` or `https` */
+  protocol: 'http' | 'https';
+  /** `host:port`, what the Tea SDKs call `endpoint` */
+  host: string;
+  /** The full URL, what `@alicloud/fc2` calls `endpoint` */
+  url: string;
+}
+
+export const SERVICES = ['kms', 'cs', 'actiontrail', 'fc', 'sls', 'oss'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export interface SentinelConfig {
+  region: string;
+  accountId?: string;
+  clusters: ClusterTargets;
+  keys: WatchedKeys;
+  /** An explicit cluster → KMS key mapping, used instead of reading `DescribeClusterDetail`'s `meta_data`. */
+  clusterKeys: Record<string, string>;
+  stateNamespace: string;
+  reencrypt: {
+    strategy: ReencryptStrategy;
+    concurrency: number;
+    pageSize: number;
+    /** Wait before sweeping when no ActionTrail evidence of the new key version shows up. */
+    adoptionDelayMs: number;
+    /** The longest a job waits for the control plane to adopt the new key version. */
+    adoptionTimeoutMs: number;
+    /** Margin kept free before the function timeout to save the checkpoint and hand over. */
+    budgetMarginMs: number;
+    functionName: string;
+  };
+  notify: NotifyChannelConfig[];
+  webhookSecret?: string;
+  endpoints: Partial<Record<ServiceName, EndpointOverride>>;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export type Env = Record<string, string | undefined>;
+
+const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const REGION = /^[a-z]{2,}-[a-z0-9-]+$/;
+const CLUSTER_ID = /^[a-zA-Z0-9-]{1,64}$/;
+const KEY_ID = /^[A-Za-z0-9-_/:.]{1,256}$/;
+
+const SETTINGS = {
+  region: setting({
+    name: 'SENTINEL_REGION',
+    fallbacks: ['ALIBABA_CLOUD_REGION_ID', 'FC_REGION'],
+    example: 'cn-hangzhou',
+    parse: (v) => (REGION.test(v) ? v : bad('must be an Alibaba Cloud region id')),
+  }),
+  accountId: setting({
+    name: 'SENTINEL_ACCOUNT_ID',
+    fallbacks: ['FC_ACCOUNT_ID', 'ALIBABA_CLOUD_ACCOUNT_ID'],
+    example: '1234567890123456',
+    optional: true,
+    parse: (v) => (/^\d{6,20}$/.test(v) ? v : bad('must be the numeric Alibaba Cloud account id')),
+  }),
+  clusterIds: setting({
+    name: 'SENTINEL_CLUSTER_IDS',
+    example: 'c8d3a1b2e4f5a6b7c8d9e0f1a2b3c4d5e,c0ffee0123456789abcdef0123456789a',
+    optional: true,
+    parse: list((v) => (CLUSTER_ID.test(v) ? v : bad(`"${v}" is not an ACK cluster id`))),
+  }),
+  clusterProfile: setting({
+    name: 'SENTINEL_CLUSTER_PROFILE',
+    example: 'Edge',
+    optional: true,
+    parse: (v) =>
+      ['Default', 'Edge', 'Serverless', 'Lingjun'].includes(v)
+        ? v
+        : bad('must be one of Default, Edge, Serverless, Lingjun'),
+  }),
+  clusterSpec: setting({
+    name: 'SENTINEL_CLUSTER_SPEC',
+    example: 'ack.pro.small',
+    optional: true,
+    parse: (v) =>
+      /^ack\.[a-z0-9.]+$/.test(v) ? v : bad('must be an ACK cluster spec such as ack.pro.small'),
+  }),
+  clusterTags: setting({
+    name: 'SENTINEL_CLUSTER_TAGS',
+    example: 'env=prod,team=platform',
+    optional: true,
+    parse: (v) => {
+      const tags: Record<string, string> = {};
+      for (const pair of v.split(',').map((s) => s.trim())) {
+        const [key, value, extra] = pair.split('=');
+        if (!key || value === undefined || extra !== undefined) return bad(`"${pair}" is not key=value`);
+        tags[key.trim()] = value.trim();
+      }
+      return tags;
+    },
+  }),
+  keyIds: setting({
+    name: 'SENTINEL_KMS_KEY_IDS',
+    example: 'key-hzz630494463ejqjx****,alias/ack-secrets',
+    optional: true,
+    parse: list((v) => (KEY_ID.test(v) ? v : bad(`"${v}" is not a KMS key id, alias or ARN`))),
+  }),
+  clusterKeys: setting({
+    name: 'SENTINEL_CLUSTER_KEYS',
+    example: 'c8d3a1b2e4f5=key-hzz630494463ejqjx****',
+    optional: true,
+    parse: (v) => {
+      const map: Record<string, string> = {};
+      for (const pair of v.split(',').map((s) => s.trim())) {
+        const [cluster, key, extra] = pair.split('=').map((s) => s.trim());
+        if (!cluster || !key || extra !== undefined || !CLUSTER_ID.test(cluster) || !KEY_ID.test(key)) {
+          return bad(`"${pair}" is not clusterId=keyId`);
+        }
+        map[cluster] = key;
+      }
+      return map;
+    },
+  }),
+  stateNamespace: setting({
+    name: 'SENTINEL_STATE_NAMESPACE',
+    example: 'ack-kms-sentinel',
+    default: 'ack-kms-sentinel',
+    parse: (v) =>
+      v.length <= 63 && K8S_NAME.test(v) ? v : bad('must be a Kubernetes namespace name (RFC 1123 label)'),
+  }),
+  strategy: setting({
+    name: 'SENTINEL_REENCRYPT_STRATEGY',
+    example: 'annotate',
+    default: 'annotate',
+    parse: (v) => (v === 'annotate' || v === 'stale-only' ? v : bad('must be "annotate" or "stale-only"')),
+  }),
+  concurrency: setting({
+    name: 'SENTINEL_REENCRYPT_CONCURRENCY',
+    example: '16',
+    default: '16',
+    parse: (v) => intIn(v, 1, 256),
+  }),
+  pageSize: setting({
+    name: 'SENTINEL_REENCRYPT_PAGE_SIZE',
+    example: '500',
+    default: '500',
+    parse: (v) => intIn(v, 1, 5000),
+  }),
+  adoptionDelay: setting({
+    name: 'SENTINEL_REENCRYPT_ADOPTION_DELAY',
+    example: '3m',
+    default: '3m',
+    parse: durationMs,
+  }),
+  adoptionTimeout: setting({
+    name: 'SENTINEL_REENCRYPT_ADOPTION_TIMEOUT',
+    example: '30m',
+    default: '30m',
+    parse: durationMs,
+  }),
+  budgetMargin: setting({
+    name: 'SENTINEL_REENCRYPT_BUDGET_MARGIN',
+    example: '30s',
+    default: '30s',
+    parse: durationMs,
+  }),
+  reencryptFunction: setting({
+    name: 'SENTINEL_REENCRYPT_FUNCTION',
+    example: 'ack-kms-sentinel-reencrypt',
+    default: 'ack-kms-sentinel-reencrypt',
+    parse: (v) => (/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(v) ? v : bad('must be an FC 3.0 function name')),
+  }),
+  notify: setting({
+    name: 'SENTINEL_NOTIFY_CHANNELS',
+    example: '[{"type":"webhook","url":"https://hooks.example.com/kms","secret":"<32+ chars>"}]',
+    default: '[]',
+    secret: true,
+    parse: parseNotifyChannels,
+  }),
+  webhookSecret: setting({
+    name: 'SENTINEL_WEBHOOK_SECRET',
+    example: '<a random string of at least 32 characters, e.g. from `openssl rand -hex 32`>',
+    optional: true,
+    secret: true,
+    parse: (v) => (v.length >= 32 ? v : bad(`must be at least 32 characters long (it has ${v.length})`)),
+  }),
+  logLevel: setting({
+    name: 'SENTINEL_LOG_LEVEL',
+    example: 'info',
+    default: 'info',
+    parse: (v) =>
+      v === 'debug' || v === 'info' || v === 'warn' || v === 'error'
+        ? v
+        : bad('must be debug, info, warn or error'),
+  }),
+} satisfies Record<string, Setting<unknown>>;
+
+function intIn(v: string, min: number, max: number): number | Problem {
+  if (!/^\d+$/.test(v)) return bad(`must be a whole number between ${min} and ${max}`);
+  const n = Number(v);
+  return n >= min && n <= max ? n : bad(`must be between ${min} and ${max}`);
+}
+
+const endpointSetting = (service: ServiceName) =>
+  setting({
+    name: `SENTINEL_ENDPOINT_${service.toUpperCase()}`,
+    example: `http://127.0.0.1:4566 (or https://${service}.cn-hangzhou.aliyuncs.com)`,
+    optional: true,
+    parse: endpointUrl,
+  });
+
+/**
+ * Reads and validates the configuration. All problems are collected, so one start-up names every bad setting.
+ * `file` is an optional JSON object of the same variable names (the CLI's `--config`); the environment wins.
+ */
+export function loadConfig(env: Env = process.env, options: { file?: string } = {}): SentinelConfig {
+  const source: Env = { ...(options.file ? readConfigFile(options.file) : {}), ...env };
+  const problems: string[] = [];
+  const read = <T>(s: Setting<T>): T | undefined => {
+    const result = s.read(source);
+    if (!result.ok) {
+      problems.push(result.problem);
+      return undefined;
+    }
+    return result.value;
+  };
+
+  const region = read(SETTINGS.region);
+  const clusterIds = read(SETTINGS.clusterIds);
+  const profile = read(SETTINGS.clusterProfile);
+  const clusterSpec = read(SETTINGS.clusterSpec);
+  const tags = read(SETTINGS.clusterTags);
+  if (clusterIds && (profile || clusterSpec || tags)) {
+    problems.push(
+      'SENTINEL_CLUSTER_IDS: cannot be combined with SENTINEL_CLUSTER_PROFILE, SENTINEL_CLUSTER_SPEC or SENTINEL_CLUSTER_TAGS; ' +
+        'name the clusters, or describe them for discovery (example: SENTINEL_CLUSTER_PROFILE=Edge)',
+    );
+  }
+  const keyIds = read(SETTINGS.keyIds);
+  const endpoints: Partial<Record<ServiceName, EndpointOverride>> = {};
+  for (const service of SERVICES) {
+    const e = read(endpointSetting(service));
+    if (e) endpoints[service] = e;
+  }
+  const config = {
+    region: region ?? '',
+    accountId: read(SETTINGS.accountId),
+    clusters: clusterIds
+      ? { mode: 'explicit' as const, clusterIds }
+      : {
+          mode: 'discover' as const,
+          regionId: region ?? '',
+          ...(profile ? { profile } : {}),
+          ...(clusterSpec ? { clusterSpec } : {}),
+          tags: tags ?? {},
+        },
+    keys: keyIds ? { mode: 'explicit' as const, keyIds } : { mode: 'from-clusters' as const },
+    clusterKeys: read(SETTINGS.clusterKeys) ?? {},
+    stateNamespace: read(SETTINGS.stateNamespace) ?? '',
+    reencrypt: {
+      strategy: read(SETTINGS.strategy) ?? 'annotate',
+      concurrency: read(SETTINGS.concurrency) ?? 0,
+      pageSize: read(SETTINGS.pageSize) ?? 0,
+      adoptionDelayMs: read(SETTINGS.adoptionDelay) ?? 0,
+      adoptionTimeoutMs: read(SETTINGS.adoptionTimeout) ?? 0,
+      budgetMarginMs: read(SETTINGS.budgetMargin) ?? 0,
+      functionName: read(SETTINGS.reencryptFunction) ?? '',
+    },
+    notify: read(SETTINGS.notify) ?? [],
+    webhookSecret: read(SETTINGS.webhookSecret),
+    endpoints,
+    logLevel: read(SETTINGS.logLevel) ?? 'info',
+  } satisfies SentinelConfig;
+
+  if (problems.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n  - ${problems.join('\n  - ')}`, {
+      path: problems.map((p) => p.split(':')[0]).join(','),
+    });
+  }
+  registerSecret(config.webhookSecret);
+  for (const channel of config.notify) {
+    registerSecret(channel.secret);
+    registerSecret(channel.url);
+  }
+  return config;
+}
+
+function readConfigFile(file: string): Env {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration file ${file}: ${(err as Error).message}`, { path: file });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(
+      `Invalid configuration file ${file}: must be a JSON object of setting names, e.g. {"SENTINEL_REGION": "cn-hangzhou"}`,
+      { path: file },
+    );
+  }
+  const env: Env = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!/^SENTINEL_[A-Z0-9_]+$/.test(key)) {
+      throw new ConfigError(
+        `Invalid configuration file ${file}: "${key}" is not a setting (names start with SENTINEL_)`,
+        {
+          path: `${file}:${key}`,
+        },
+      );
+    }
+    env[key] = typeof value === 'string' ? value : JSON.stringify(value);
+  }
+  return env;
+}

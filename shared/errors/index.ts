@@ -1,0 +1,2 @@
+export { type NormalizeContext, normalizeError } from './normalize';
+export * from './taxonomy';

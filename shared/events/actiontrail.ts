@@ -1,0 +1,139 @@
+import { z } from 'zod';
+import { PoisonError } from '../errors';
+import { isoInstant, jsonObject, looseInt, nonEmpty } from './fields';
+import { parseWith } from './parse';
+
+/**
+ * An ActionTrail management event (`reference/alicloud.md` §2.1–2.2). The same object arrives as the
+ * EventBridge CloudEvent's `data`, as the JSON string in an SLS trail logstore's `event` field, and as an
+ * element of LookupEvents' `Events`.
+ */
+export const userIdentitySchema = z.object({
+  type: nonEmpty,
+  userName: z.string().optional(),
+  principalId: z.string().optional(),
+  accountId: z.string().optional(),
+  accessKeyId: z.string().optional(),
+});
+
+export const actionTrailEventSchema = z.object({
+  eventId: nonEmpty,
+  eventName: nonEmpty,
+  eventTime: isoInstant,
+  eventType: nonEmpty,
+  eventVersion: looseInt.optional(),
+  eventRW: z.enum(['Read', 'Write']).optional(),
+  eventSource: z.string().optional(),
+  serviceName: nonEmpty,
+  acsRegion: z.string().optional(),
+  apiVersion: z.string().optional(),
+  requestId: z.string().optional(),
+  sourceIpAddress: z.string().optional(),
+  userAgent: z.string().optional(),
+  userIdentity: userIdentitySchema,
+  requestParameters: jsonObject.optional(),
+  responseElements: jsonObject.nullish(),
+  referencedResources: z.record(z.string(), z.array(z.string())).optional(),
+  additionalEventData: jsonObject.optional(),
+  eventAttributes: jsonObject.optional(),
+  errorCode: z.string().optional(),
+  errorMessage: z.string().optional(),
+  isGlobal: z.boolean().optional(),
+  recipientAccountId: z.string().optional(),
+});
+
+export type ActionTrailEvent = z.output<typeof actionTrailEventSchema>;
+export type UserIdentity = z.output<typeof userIdentitySchema>;
+
+export const ACTIONTRAIL_FORMAT = 'ActionTrail event';
+
+export function parseActionTrailEvent(value: unknown, prefix: string[] = []): ActionTrailEvent {
+  return parseWith(actionTrailEventSchema, value, ACTIONTRAIL_FORMAT, prefix);
+}
+
+/** The ACK control plane's KMS plugin calls KMS as this RAM role (the vendor document; alicloud.md §2.3). */
+export const MANAGED_SECURITY_ROLE = 'aliyuncsmanagedsecurityrole';
+
+/**
+ * A KMS call counts as the ACK control plane's when it was made by an assumed role whose user name is
+ * `aliyuncsmanagedsecurityrole:<RoleSessionName>`. ActionTrail's `userName` for an assumed role is
+ * `roleName:roleSessionName`; role names appear lower-case in ARNs and mixed-case in the console
+ * (`AliyunCSManagedSecurityRole`), so the match ignores case.
+ */
+export function isManagedSecurityRole(
+  identity: Pick<UserIdentity, 'type' | 'userName'> | undefined,
+): boolean {
+  if (!identity || typeof identity.type !== 'string' || typeof identity.userName !== 'string') return false;
+  if (identity.type.toLowerCase() !== 'assumed-role') return false;
+  return identity.userName.toLowerCase().startsWith(`${MANAGED_SECURITY_ROLE}:`);
+}
+
+/** The KMS key an event is about: `requestParameters.KeyId`, or the key named in a key ARN. */
+export function eventKeyId(event: ActionTrailEvent): string | undefined {
+  const params = event.requestParameters ?? {};
+  const keyId = params.KeyId ?? params.keyId;
+  if (typeof keyId === 'string' && keyId.length > 0) return keyId;
+  const arn = params.ProtectedResourceArn;
+  if (typeof arn === 'string') return /:key\/(.+)$/.exec(arn)?.[1];
+  const resources = event.referencedResources?.['ACS::KMS::Key'];
+  return resources?.[0];
+}
+
+/** The ACK cluster an event is about (CS events carry it as `ClusterId` or as a referenced resource). */
+export function eventClusterId(event: ActionTrailEvent): string | undefined {
+  const params = event.requestParameters ?? {};
+  const id = params.ClusterId ?? params.clusterId ?? params.cluster_id;
+  if (typeof id === 'string' && id.length > 0) return id;
+  return event.referencedResources?.['ACS::CS::Cluster']?.[0];
+}
+
+/** The SLS trail logstore's record: topic `actiontrail_audit_event`, the event as a JSON string in `event`. */
+export const SLS_TRAIL_TOPICS = ['actiontrail_audit_event', 'actiontrail_event'] as const;
+
+export function parseTrailLogRecord(record: Record<string, string | undefined>, index = 0): ActionTrailEvent {
+  const prefix = [`logs`, String(index)];
+  const raw = record.event;
+  if (typeof raw !== 'string' || raw.length === 0) {
+    throw new PoisonError(
+      `Failed to parse SLS trail record: ${prefix.join('.')}.event: missing the "event" field`,
+      {
+        code: 'InvalidEvent',
+        path: `${prefix.join('.')}.event`,
+      },
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (err) {
+    throw new PoisonError(
+      `Failed to parse SLS trail record: ${prefix.join('.')}.event: not JSON (${(err as Error).message})`,
+      { code: 'InvalidEvent', path: `${prefix.join('.')}.event` },
+    );
+  }
+  return parseActionTrailEvent(value, [...prefix, 'event']);
+}
+
+/** LookupEvents' response body: `{RequestId, NextToken, Events: [...]}` (alicloud.md §2.7). */
+export const lookupEventsBodySchema = z.object({
+  RequestId: z.string().optional(),
+  NextToken: z.string().optional(),
+  StartTime: z.string().optional(),
+  EndTime: z.string().optional(),
+  Events: z.array(z.unknown()).default([]),
+});
+
+export interface LookupEventsPage {
+  requestId?: string;
+  nextToken?: string;
+  events: ActionTrailEvent[];
+}
+
+export function parseLookupEventsBody(body: unknown): LookupEventsPage {
+  const parsed = parseWith(lookupEventsBodySchema, body, 'LookupEvents response');
+  return {
+    requestId: parsed.RequestId,
+    nextToken: parsed.NextToken || undefined,
+    events: parsed.Events.map((e, i) => parseActionTrailEvent(e, ['Events', String(i)])),
+  };
+}

@@ -1,0 +1,98 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { isoInstant, nonEmpty } from './fields';
+import { type DecodeOptions, parseEvent } from './parse';
+
+/**
+ * The suite's own re-encryption job payload, handed from rotation-watch / webhook / the CLI to `reencrypt`
+ * by FC async invocation, and by `reencrypt` to itself with a checkpoint. Versioned: a payload from an older
+ * deployment still in FC's async queue is either understood or refused as poison, never misread.
+ */
+export const JOB_PAYLOAD_VERSION = 1;
+
+export const sweepCountersSchema = z.object({
+  total: z.number().int().min(0),
+  rewritten: z.number().int().min(0),
+  alreadyCurrent: z.number().int().min(0),
+  gone: z.number().int().min(0),
+  failed: z.number().int().min(0),
+});
+
+export const checkpointSchema = z.object({
+  /** Kubernetes list continue token; absent at the first page. */
+  continueToken: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
+  /** The key version this sweep rewrites Secrets for. */
+  targetKeyVersionId: nonEmpty,
+  counters: sweepCountersSchema,
+  /** How many invocations have worked on this job so far. */
+  invocation: z.number().int().min(1),
+  /** When the job's first invocation started: the rotation's evidence window starts here. */
+  startedAt: isoInstant,
+  phase: z.enum(['waiting-for-adoption', 'sweeping', 'verifying']),
+});
+
+export const jobPayloadSchema = z
+  .object({
+    version: z.literal(JOB_PAYLOAD_VERSION, {
+      message: `must be ${JOB_PAYLOAD_VERSION} (the job payload version)`,
+    }),
+    jobId: z.string().regex(/^rj-[a-z0-9-]{1,40}-[0-9a-f]{16}$/, 'must be a job id made by jobIdFor()'),
+    clusterId: z
+      .string()
+      .regex(/^[a-zA-Z0-9-]{1,64}$/, 'must be an ACK cluster id (letters, digits, dashes)'),
+    keyId: z.string().regex(/^[A-Za-z0-9-_/:.]{1,256}$/, 'must be a KMS key id, alias or ARN'),
+    keyVersionId: z.string().regex(/^[A-Za-z0-9-]{1,128}$/, 'must be a KMS key version id'),
+    requestedAt: isoInstant,
+    /** What asked for the job: `rotation-watch:event`, `rotation-watch:timer`, `webhook`, `cli`. */
+    reason: nonEmpty.max(200),
+    checkpoint: checkpointSchema.optional(),
+  })
+  .superRefine((job, ctx) => {
+    const expected = jobIdFor(job.clusterId, job.keyId, job.keyVersionId);
+    if (job.jobId !== expected) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jobId'],
+        message: `does not match cluster, key and key version (expected ${expected})`,
+      });
+    }
+  });
+
+export type JobPayload = z.output<typeof jobPayloadSchema>;
+export type Checkpoint = z.output<typeof checkpointSchema>;
+export type SweepCounters = z.output<typeof sweepCountersSchema>;
+export const JOB_FORMAT = 're-encryption job payload';
+
+export function parseJobPayload(input: unknown, options: Partial<DecodeOptions> = {}): JobPayload {
+  return parseEvent(jobPayloadSchema, input, { format: JOB_FORMAT, ...options });
+}
+
+/**
+ * The job id derives from (cluster, key, key version): a duplicate event, a timer tick during a running job,
+ * or both triggers at once name the same job, so the rotation is never swept twice. Also used as the FC async
+ * task id, which FC deduplicates.
+ */
+export function jobIdFor(clusterId: string, keyId: string, keyVersionId: string): string {
+  const digest = createHash('sha256')
+    .update(`${clusterId}\n${keyId}\n${keyVersionId}`)
+    .digest('hex')
+    .slice(0, 16);
+  const readable = clusterId
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .slice(0, 40);
+  return `rj-${readable}-${digest}`;
+}
+
+/** Serialises a payload for FC async invocation (body ≤ 128 KiB; a checkpoint is far smaller). */
+export const encodeJobPayload = (job: JobPayload): string =>
+  JSON.stringify({
+    ...job,
+    requestedAt: job.requestedAt.toISOString(),
+    ...(job.checkpoint
+      ? { checkpoint: { ...job.checkpoint, startedAt: job.checkpoint.startedAt.toISOString() } }
+      : {}),
+  });

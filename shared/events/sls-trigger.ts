@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import { jsonObject, nonEmpty, slsCursor } from './fields';
+import { type DecodeOptions, parseEvent } from './parse';
+
+/**
+ * The SLS trigger event (`reference/alicloud.md` §3.4): where to read, not what. The function pulls
+ * `[beginCursor, endCursor)` of one shard itself.
+ */
+export const slsTriggerEventSchema = z.object({
+  source: z.object({
+    endpoint: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL of the SLS endpoint' }),
+    projectName: nonEmpty,
+    logstoreName: nonEmpty,
+    shardId: z.number().int().min(0),
+    beginCursor: slsCursor,
+    endCursor: slsCursor,
+  }),
+  parameter: jsonObject.default({}),
+  jobName: nonEmpty,
+  taskId: nonEmpty,
+  cursorTime: z.number().int().min(0),
+});
+
+export type SlsTriggerEvent = z.output<typeof slsTriggerEventSchema>;
+export const SLS_TRIGGER_FORMAT = 'SLS trigger event';
+
+export function parseSlsTriggerEvent(input: unknown, options: Partial<DecodeOptions> = {}): SlsTriggerEvent {
+  return parseEvent(slsTriggerEventSchema, input, { format: SLS_TRIGGER_FORMAT, ...options });
+}
