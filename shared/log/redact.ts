@@ -40,6 +40,7 @@ const SENSITIVE_KEYS = new Set(
     'secret',
     'webhooksecret',
     'signingsecret',
+    'clientsecret',
     'signature',
     'kubeconfig',
     'stringdata',
@@ -122,7 +123,9 @@ function walk(value: unknown, depth: number, seen: WeakSet<object>): unknown {
   const isSecretObject = (value as { kind?: unknown }).kind === 'Secret';
   for (const [key, v] of Object.entries(value)) {
     const k = normalizeKey(key);
-    if (SENSITIVE_KEYS.has(k) && v !== undefined && v !== null && v !== '') {
+    // `secret` names a signing secret when it holds a string, a Kubernetes Secret (walked below) otherwise.
+    const sensitive = k === 'secret' ? typeof v === 'string' : SENSITIVE_KEYS.has(k);
+    if (sensitive && v !== undefined && v !== null && v !== '') {
       out[key] = REDACTED;
     } else if (k === 'data' && (isSecretObject || looksLikeSecretData(v))) {
       out[key] = REDACTED;

@@ -1,0 +1,204 @@
+import Cs from '@alicloud/cs20151215';
+import FCClient from '@alicloud/fc2';
+import Kms from '@alicloud/kms20160120';
+import OpenApi, * as $OpenApi from '@alicloud/openapi-client';
+import { $OpenApiUtil } from '@alicloud/openapi-core';
+import { Config as RpcConfig } from '@alicloud/rpc-client';
+import * as $Util from '@alicloud/tea-util';
+import * as $dara from '@darabonba/typescript';
+import type { EndpointOverride, SentinelConfig, ServiceName } from '../config';
+import { type NormalizeContext, normalizeError } from '../errors';
+import type { CloudCredentials } from './credentials';
+
+/**
+ * The one factory for Alibaba Cloud SDK clients: credentials, region, endpoint/protocol overrides from
+ * configuration (the local sandbox) and sane timeouts. Production code reaches the cloud only through these.
+ *
+ * - KMS: `@alicloud/kms20160120` 1.2.0 (old generation, rpc-client, HMAC-SHA1). Operations it lacks
+ *   (`SetDeletionProtection`) and fields its models drop (`DeletionProtection`) go through
+ *   `@alicloud/openapi-client`'s generic `callApi` (`kmsRpc`), never a hand-signed request.
+ * - ActionTrail: no SDK on our registry (alicloud.md §2.8), so `LookupEvents` also goes through `callApi`.
+ * - CS: `@alicloud/cs20151215` 7.x; `csRoa` is its own `callApi`, for `meta_data` the models drop.
+ * - FC: `@alicloud/fc2` with `version = '2023-03-30'` reaches the FC 3.0 invoke path, as the official `fc3`
+ *   component does (fc-sls.md §1a).
+ */
+export interface Timeouts {
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: Timeouts = { connectTimeoutMs: 5_000, readTimeoutMs: 15_000 };
+
+export type RpcCaller = (action: string, query?: Record<string, string>) => Promise<Record<string, unknown>>;
+export type RoaCaller = (
+  action: string,
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  pathname: string,
+  query?: Record<string, string>,
+) => Promise<unknown>;
+
+export interface CloudClients {
+  region: string;
+  kms: Kms;
+  kmsRpc: RpcCaller;
+  cs: Cs;
+  csRoa: RoaCaller;
+  actionTrailRpc: RpcCaller;
+  fc: FCClient;
+}
+
+interface Resolved {
+  protocol: 'http' | 'https';
+  host: string;
+  url: string;
+}
+
+const DEFAULT_HOSTS: Record<ServiceName, (region: string) => string> = {
+  // kms 1.2.0 never sets its product id, so without an endpoint it resolves undefined.<region>.aliyuncs.com.
+  kms: (r) => `kms.${r}.aliyuncs.com`,
+  cs: (r) => `cs.${r}.aliyuncs.com`,
+  actiontrail: (r) => `actiontrail.${r}.aliyuncs.com`,
+  fc: (r) => `${r}.fc.aliyuncs.com`,
+  sls: (r) => `${r}.log.aliyuncs.com`,
+  oss: (r) => `oss-${r}.aliyuncs.com`,
+};
+
+export function resolveEndpoint(
+  service: ServiceName,
+  region: string,
+  overrides: Partial<Record<ServiceName, EndpointOverride>>,
+  accountId?: string,
+): Resolved {
+  const override = overrides[service];
+  if (override) return override;
+  const host =
+    service === 'fc' && accountId
+      ? `${accountId}.${DEFAULT_HOSTS.fc(region)}`
+      : DEFAULT_HOSTS[service](region);
+  return { protocol: 'https', host, url: `https://${host}` };
+}
+
+export interface ClientOptions {
+  timeouts?: Timeouts;
+  /** Overrides `config.accountId` (inside FC: `context.accountId`). */
+  accountId?: string;
+}
+
+export function createCloudClients(
+  config: Pick<SentinelConfig, 'region' | 'endpoints' | 'accountId'>,
+  credentials: CloudCredentials,
+  options: ClientOptions = {},
+): CloudClients {
+  const { region, endpoints } = config;
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+  const accountId = options.accountId ?? config.accountId;
+  const common = {
+    accessKeyId: credentials.accessKeyId,
+    accessKeySecret: credentials.accessKeySecret,
+    ...(credentials.securityToken ? { securityToken: credentials.securityToken } : {}),
+    regionId: region,
+    connectTimeout: timeouts.connectTimeoutMs,
+    readTimeout: timeouts.readTimeoutMs,
+  };
+
+  const kmsEndpoint = resolveEndpoint('kms', region, endpoints);
+  const kms = new Kms(
+    new RpcConfig({ ...common, endpoint: kmsEndpoint.host, protocol: kmsEndpoint.protocol }),
+  );
+
+  const generic = (e: Resolved) =>
+    new OpenApi(new $OpenApi.Config({ ...common, endpoint: e.host, protocol: e.protocol }));
+  const runtime = () =>
+    new $Util.RuntimeOptions({
+      connectTimeout: timeouts.connectTimeoutMs,
+      readTimeout: timeouts.readTimeoutMs,
+      autoretry: false,
+    });
+  const rpc =
+    (client: OpenApi, version: string, service: string): RpcCaller =>
+    async (action, query = {}) => {
+      const params = new $OpenApi.Params({
+        action,
+        version,
+        protocol: 'HTTPS',
+        pathname: '/',
+        method: 'POST',
+        authType: 'AK',
+        style: 'RPC',
+        reqBodyType: 'formData',
+        bodyType: 'json',
+      });
+      try {
+        const res = await client.callApi(params, new $OpenApi.OpenApiRequest({ query }), runtime());
+        return (res.body ?? {}) as Record<string, unknown>;
+      } catch (err) {
+        throw normalizeError(err, { service, operation: action });
+      }
+    };
+
+  const csEndpoint = resolveEndpoint('cs', region, endpoints);
+  const cs = new Cs(
+    new $OpenApiUtil.Config({ ...common, endpoint: csEndpoint.host, protocol: csEndpoint.protocol }),
+  );
+  const csRoa: RoaCaller = async (action, method, pathname, query = {}) => {
+    const params = new $OpenApiUtil.Params({
+      action,
+      version: '2015-12-15',
+      protocol: 'HTTPS',
+      pathname,
+      method,
+      authType: 'AK',
+      style: 'ROA',
+      reqBodyType: 'json',
+      bodyType: 'json',
+    });
+    try {
+      const res = await cs.callApi(
+        params,
+        new $OpenApiUtil.OpenApiRequest({ query }),
+        new $dara.RuntimeOptions({
+          connectTimeout: timeouts.connectTimeoutMs,
+          readTimeout: timeouts.readTimeoutMs,
+          autoretry: false,
+        }),
+      );
+      return res.body;
+    } catch (err) {
+      throw normalizeError(err, { service: 'cs', operation: action });
+    }
+  };
+
+  const fcEndpoint = resolveEndpoint('fc', region, endpoints, accountId);
+  const fc = new FCClient(accountId ?? 'unknown-account', {
+    accessKeyID: credentials.accessKeyId,
+    accessKeySecret: credentials.accessKeySecret,
+    ...(credentials.securityToken ? { securityToken: credentials.securityToken } : {}),
+    region,
+    endpoint: fcEndpoint.url,
+    timeout: timeouts.readTimeoutMs,
+  });
+  fc.version = '2023-03-30';
+
+  return {
+    region,
+    kms,
+    kmsRpc: rpc(generic(kmsEndpoint), '2016-01-20', 'kms'),
+    cs,
+    csRoa,
+    actionTrailRpc: rpc(
+      generic(resolveEndpoint('actiontrail', region, endpoints)),
+      '2020-07-06',
+      'actiontrail',
+    ),
+    fc,
+  };
+}
+
+/** Runs an SDK call and turns whatever it throws into a classified SentinelError. */
+export async function call<T>(ctx: NormalizeContext, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw normalizeError(err, ctx);
+  }
+}

@@ -1,0 +1,108 @@
+import { loadConfig, type SentinelConfig } from '../config';
+import { normalizeError, type SentinelError } from '../errors';
+import { createLogger, type Logger, type LogSink, redactString } from '../log';
+
+/** The Function Compute `context` a Node.js handler receives (`reference/alicloud.md` §3.2). */
+export interface FcContext {
+  requestId: string;
+  credentials?: { accessKeyId?: string; accessKeySecret?: string; securityToken?: string };
+  function?: { name?: string; handler?: string; memory?: number; timeout?: number };
+  region?: string;
+  accountId?: string;
+}
+
+export interface Invocation {
+  requestId: string;
+  log: Logger;
+  config: SentinelConfig;
+  context: FcContext;
+  /** Epoch ms at which FC stops the invocation (start + function timeout). */
+  deadline: number;
+  remainingMs(): number;
+}
+
+/** What a handler answers for poison input: FC sees a success, so it does not retry an event that can never work. */
+export interface PoisonResult {
+  ok: false;
+  poison: true;
+  error: { code: string; message: string; path?: string };
+}
+
+export interface HandlerDeps {
+  env?: Record<string, string | undefined>;
+  sink?: LogSink;
+  now?: () => number;
+}
+
+const DEFAULT_TIMEOUT_S = 60;
+
+/**
+ * Wraps a use case as an FC handler: one logger per invocation carrying the request id; configuration read
+ * once per instance (a bad setting fails every invocation with its clear message); every error classified:
+ * - poison → logged and answered as a PoisonResult, no retry;
+ * - retryable / permanent / config → logged and thrown with a redacted message, so FC's async retry policy
+ *   and destinations see the failure.
+ */
+export function defineHandler<R>(
+  name: string,
+  body: (event: unknown, invocation: Invocation) => Promise<R>,
+  deps: HandlerDeps = {},
+): (event: unknown, context: FcContext) => Promise<R | PoisonResult> {
+  let config: SentinelConfig | undefined;
+  let configError: SentinelError | undefined;
+  const now = deps.now ?? Date.now;
+
+  return async (event, context) => {
+    const started = now();
+    const requestId = context?.requestId ?? 'local';
+    if (!config && !configError) {
+      try {
+        config = loadConfig(deps.env ?? process.env);
+      } catch (err) {
+        configError = normalizeError(err);
+      }
+    }
+    const log = createLogger({
+      level: config?.logLevel ?? 'info',
+      bindings: { function: name, requestId },
+      ...(deps.sink ? { sink: deps.sink } : {}),
+    });
+    if (configError || !config) {
+      const err = configError ?? normalizeError(new Error('configuration unavailable'));
+      log.error('invalid configuration', { error: err.toJSON() });
+      throw new Error(redactString(err.message));
+    }
+    const deadline = started + (context?.function?.timeout ?? DEFAULT_TIMEOUT_S) * 1000;
+    const invocation: Invocation = {
+      requestId,
+      log,
+      config,
+      context,
+      deadline,
+      remainingMs: () => deadline - now(),
+    };
+    try {
+      const result = await body(event, invocation);
+      log.debug('invocation finished', { durationMs: now() - started });
+      return result;
+    } catch (thrown) {
+      const err = normalizeError(thrown);
+      if (err.kind === 'poison') {
+        log.warn('poison input refused', { error: err.toJSON(), durationMs: now() - started });
+        return {
+          ok: false,
+          poison: true,
+          error: {
+            code: err.code,
+            message: redactString(err.message),
+            ...(err.path ? { path: err.path } : {}),
+          },
+        };
+      }
+      log.error('invocation failed', { error: err.toJSON(), durationMs: now() - started });
+      const rethrown = new Error(redactString(`${err.kind}: ${err.message}`));
+      rethrown.name = err.kind === 'retryable' ? 'RetryableError' : 'SentinelError';
+      throw rethrown;
+    }
+  };
+}
