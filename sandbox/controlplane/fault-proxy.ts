@@ -1,0 +1,244 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent, request } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+
+/**
+ * A proxy in front of the API server, for the clients under test, with scriptable faults per request kind:
+ * 429 with Retry-After, 500/503, 409 conflict, 410 "Expired" on a list continue, connection resets and added
+ * latency. It counts what it saw, so a test can assert that a client met (and survived) each fault.
+ */
+export type Verb = 'list' | 'watch' | 'get' | 'create' | 'update' | 'patch' | 'delete' | 'other';
+
+export interface RequestKind {
+  verb: Verb;
+  resource?: string;
+  namespace?: string;
+  name?: string;
+  /** A list that carries a continue token. */
+  hasContinue: boolean;
+}
+
+export type Fault =
+  | { type: 'status'; code: 409 | 429 | 500 | 503 | number; retryAfterSeconds?: number; reason?: string }
+  | { type: 'expired' }
+  | { type: 'reset' }
+  | { type: 'latency'; ms: number };
+
+export interface FaultRule {
+  match: { verb?: Verb; resource?: string; namespace?: string; name?: string; continue?: boolean };
+  fault: Fault;
+  /** How many matching requests get the fault; every one by default. */
+  times?: number;
+  /** Skip this many matching requests before the fault applies. */
+  after?: number;
+}
+
+export interface ProxyStats {
+  requests: Record<string, number>;
+  faults: Record<string, number>;
+}
+
+const REASONS: Record<number, string> = {
+  409: 'Conflict',
+  429: 'TooManyRequests',
+  500: 'InternalError',
+  503: 'ServiceUnavailable',
+};
+
+export function classify(method: string, url: URL): RequestKind {
+  const parts = url.pathname.split('/').filter(Boolean);
+  // /api/v1/... or /apis/<group>/<version>/...
+  const rest = parts[0] === 'api' ? parts.slice(2) : parts[0] === 'apis' ? parts.slice(3) : [];
+  let namespace: string | undefined;
+  let resourceParts = rest;
+  if (rest[0] === 'namespaces' && rest.length >= 3) {
+    namespace = rest[1];
+    resourceParts = rest.slice(2);
+  }
+  const [resource, name] = resourceParts;
+  const hasContinue = url.searchParams.has('continue');
+  let verb: Verb = 'other';
+  if (resource) {
+    if (method === 'GET') verb = url.searchParams.get('watch') === 'true' ? 'watch' : name ? 'get' : 'list';
+    else if (method === 'POST') verb = 'create';
+    else if (method === 'PUT') verb = 'update';
+    else if (method === 'PATCH') verb = 'patch';
+    else if (method === 'DELETE') verb = 'delete';
+  }
+  return {
+    verb,
+    hasContinue,
+    ...(resource ? { resource } : {}),
+    ...(namespace ? { namespace } : {}),
+    ...(name ? { name } : {}),
+  };
+}
+
+interface ActiveRule extends FaultRule {
+  seen: number;
+  applied: number;
+}
+
+export class FaultProxy {
+  readonly stats: ProxyStats = { requests: {}, faults: {} };
+  private rules: ActiveRule[] = [];
+  private readonly sockets = new Set<Socket>();
+  private url_ = '';
+
+  private constructor(
+    private readonly server: Server,
+    private readonly target: URL,
+    private readonly agent: Agent,
+  ) {}
+
+  static async start(apiServer: string, caFile: string): Promise<FaultProxy> {
+    const agent = new Agent({ ca: readFileSync(caFile), keepAlive: true, maxSockets: 256 });
+    const server = createServer();
+    const proxy = new FaultProxy(server, new URL(apiServer), agent);
+    server.on('request', (req, res) => proxy.handle(req, res));
+    server.on('connection', (socket) => {
+      proxy.sockets.add(socket);
+      socket.on('close', () => proxy.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    proxy.url_ = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return proxy;
+  }
+
+  get url(): string {
+    return this.url_;
+  }
+
+  /** Adds a fault rule; rules are tried in the order they were added. */
+  inject(rule: FaultRule): this {
+    this.rules.push({ ...rule, seen: 0, applied: 0 });
+    return this;
+  }
+
+  clear(): this {
+    this.rules = [];
+    return this;
+  }
+
+  resetStats(): this {
+    this.stats.requests = {};
+    this.stats.faults = {};
+    return this;
+  }
+
+  /** A copy of `kubeconfigPath` that reaches the API server through this proxy (plain HTTP on loopback). */
+  kubeconfigFrom(kubeconfigPath: string, outPath: string): string {
+    const config = JSON.parse(readFileSync(kubeconfigPath, 'utf8')) as {
+      clusters: Array<{ cluster: Record<string, unknown> }>;
+    };
+    for (const c of config.clusters) {
+      c.cluster = { server: this.url, 'insecure-skip-tls-verify': true };
+    }
+    writeFileSync(outPath, JSON.stringify(config, null, 2), { mode: 0o600 });
+    return outPath;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.agent.destroy();
+  }
+
+  private count(bucket: Record<string, number>, key: string): void {
+    bucket[key] = (bucket[key] ?? 0) + 1;
+  }
+
+  private pick(kind: RequestKind): ActiveRule | undefined {
+    for (const rule of this.rules) {
+      const m = rule.match;
+      if (m.verb && m.verb !== kind.verb) continue;
+      if (m.resource && m.resource !== kind.resource) continue;
+      if (m.namespace && m.namespace !== kind.namespace) continue;
+      if (m.name && m.name !== kind.name) continue;
+      if (m.continue !== undefined && m.continue !== kind.hasContinue) continue;
+      rule.seen++;
+      if (rule.seen <= (rule.after ?? 0)) continue;
+      if (rule.applied >= (rule.times ?? Number.POSITIVE_INFINITY)) continue;
+      rule.applied++;
+      return rule;
+    }
+    return undefined;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', this.target);
+    const kind = classify(req.method ?? 'GET', url);
+    this.count(this.stats.requests, `${kind.verb}${kind.resource ? ` ${kind.resource}` : ''}`);
+    const rule = this.pick(kind);
+    const fault = rule?.fault;
+    if (!fault) return this.forward(req, res, url);
+    switch (fault.type) {
+      case 'latency':
+        this.count(this.stats.faults, `latency ${kind.verb}`);
+        setTimeout(() => this.forward(req, res, url), fault.ms);
+        return;
+      case 'reset':
+        this.count(this.stats.faults, `reset ${kind.verb}`);
+        req.socket.resetAndDestroy();
+        return;
+      case 'expired': {
+        this.count(this.stats.faults, `410 ${kind.verb}`);
+        // The real server offers a continue token for an inconsistent list in the 410 Status; the token the
+        // client sent is still valid upstream, so offering it back is a faithful stand-in.
+        const token = url.searchParams.get('continue') ?? '';
+        return this.status(
+          res,
+          410,
+          'Expired',
+          'The provided continue parameter is too old to display a consistent list result.',
+          {
+            metadata: { continue: token },
+          },
+        );
+      }
+      case 'status': {
+        this.count(this.stats.faults, `${fault.code} ${kind.verb}`);
+        const headers: Record<string, string> =
+          fault.retryAfterSeconds === undefined ? {} : { 'retry-after': String(fault.retryAfterSeconds) };
+        const reason = fault.reason ?? REASONS[fault.code] ?? 'InternalError';
+        return this.status(res, fault.code, reason, `injected ${fault.code} ${reason}`, {}, headers);
+      }
+    }
+  }
+
+  private status(
+    res: ServerResponse,
+    code: number,
+    reason: string,
+    message: string,
+    extra: Record<string, unknown>,
+    headers: Record<string, string> = {},
+  ): void {
+    const body = JSON.stringify({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason,
+      code,
+      ...extra,
+    });
+    res.writeHead(code, { 'content-type': 'application/json', ...headers });
+    res.end(body);
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const headers = { ...req.headers, host: this.target.host };
+    const upstream = request(url, { method: req.method, headers, agent: this.agent }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', (err) => {
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(`proxy: ${err.message}`);
+    });
+    req.pipe(upstream);
+  }
+}

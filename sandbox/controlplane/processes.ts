@@ -1,0 +1,98 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+
+/**
+ * Child processes the sandbox started. Whatever happens to the parent short of SIGKILL (a failed test, an
+ * exception, Ctrl-C), they are killed: `stop()` on the normal path, SIGKILL from the `exit` hook otherwise.
+ */
+const running = new Set<ChildProcess>();
+let hooked = false;
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', () => {
+    for (const child of running) child.kill('SIGKILL');
+  });
+}
+
+export interface Managed {
+  name: string;
+  child: ChildProcess;
+  /** Resolves when the process has exited. */
+  exited: Promise<number | null>;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function startProcess(name: string, command: string, args: string[], logFile: string): Managed {
+  hookExit();
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  running.add(child);
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('exit', (code) => {
+      running.delete(child);
+      resolve(code);
+    });
+    child.on('error', () => {
+      running.delete(child);
+      resolve(-1);
+    });
+  });
+  return {
+    name,
+    child,
+    exited,
+    async stop(graceMs = 5_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+      log.end();
+    },
+  };
+}
+
+/** A free TCP port on loopback (the kernel's choice). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `probe` until it returns true; fails with `what` and the last error after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  options: { timeoutMs: number; intervalMs?: number; abort?: Promise<unknown> },
+): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  let aborted = false;
+  let lastError = '';
+  options.abort?.then(() => {
+    aborted = true;
+  });
+  while (Date.now() < deadline) {
+    if (aborted) throw new Error(`${what}: the process exited before it was ready`);
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 100));
+  }
+  throw new Error(
+    `${what}: not ready after ${options.timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ''}`,
+  );
+}

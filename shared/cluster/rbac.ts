@@ -1,0 +1,68 @@
+/**
+ * The Kubernetes permissions the suite needs in a target cluster, and nothing more: the one registry that the
+ * sandbox applies, the RBAC manifest is rendered from, and tests check against.
+ * - Secrets, cluster-wide: `list` (paged sweep and audit coverage, metadata only), `get` (refetch on 409),
+ *   `patch` (the annotation merge patch). Never `update`, `create` or `delete`: Secret data is never written.
+ * - ConfigMaps, only in the suite's state namespace: `get`, `create`, `update` (job progress and checkpoint).
+ */
+export const SENTINEL_USER = 'ack-kms-sentinel';
+
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
+export const SECRET_RULES: PolicyRule[] = [
+  { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'patch'] },
+];
+export const STATE_RULES: PolicyRule[] = [
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update'] },
+];
+
+export interface RbacObjects {
+  clusterRole: Record<string, unknown>;
+  clusterRoleBinding: Record<string, unknown>;
+  role: Record<string, unknown>;
+  roleBinding: Record<string, unknown>;
+}
+
+export function rbacObjects(
+  stateNamespace: string,
+  subject = { kind: 'User', name: SENTINEL_USER },
+): RbacObjects {
+  const labels = { 'app.kubernetes.io/name': 'ack-kms-sentinel' };
+  const subjects = [{ ...subject, apiGroup: 'rbac.authorization.k8s.io' }];
+  return {
+    clusterRole: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'ack-kms-sentinel-secrets', labels },
+      rules: SECRET_RULES,
+    },
+    clusterRoleBinding: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'ack-kms-sentinel-secrets', labels },
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: 'ack-kms-sentinel-secrets',
+      },
+      subjects,
+    },
+    role: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'ack-kms-sentinel-state', namespace: stateNamespace, labels },
+      rules: STATE_RULES,
+    },
+    roleBinding: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'ack-kms-sentinel-state', namespace: stateNamespace, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'ack-kms-sentinel-state' },
+      subjects,
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import { readFileSync } from 'node:fs';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { inject } from 'vitest';
+
+export const sandboxInfo = () => inject('sandbox');
+
+export function kubeConfig(path: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromString(readFileSync(path, 'utf8'));
+  return kc;
+}
+
+export const coreApi = (path: string): CoreV1Api => kubeConfig(path).makeApiClient(CoreV1Api);
+
+async function control<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${sandboxInfo().control}${path}`, {
+    method,
+    ...(body === undefined
+      ? {}
+      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+  });
+  const json = (await res.json()) as T & { error?: string };
+  if (!res.ok) throw new Error(`sandbox control ${path}: ${json.error}`);
+  return json;
+}
+
+export const kmsState = () => control<{ keyId: string; adoptedKeyId?: string }>('GET', '/kms');
+export const rotateKey = () => control<{ keyId: string }>('POST', '/kms/rotate');
+export const waitForAdoption = (keyId: string, timeoutMs = 150_000) =>
+  control<{ adoptedKeyId: string }>('POST', '/kms/wait-adoption', { keyId, timeoutMs });
+
+/** Runs `fn` over `items` with at most `limit` in flight (test setup only). */
+export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const item = items[next++] as T;
+        await fn(item);
+      }
+    }),
+  );
+}
