@@ -172,7 +172,10 @@ export class FaultProxy {
     this.count(this.stats.requests, `${kind.verb}${kind.resource ? ` ${kind.resource}` : ''}`);
     const rule = this.pick(kind);
     const fault = rule?.fault;
-    if (!fault) return this.forward(req, res, url);
+    if (!fault) {
+      this.forward(req, res, url);
+      return;
+    }
     switch (fault.type) {
       case 'latency':
         this.count(this.stats.faults, `latency ${kind.verb}`);
@@ -187,7 +190,7 @@ export class FaultProxy {
         // The real server offers a continue token for an inconsistent list in the 410 Status; the token the
         // client sent is still valid upstream, so offering it back is a faithful stand-in.
         const token = url.searchParams.get('continue') ?? '';
-        return this.status(
+        this.status(
           res,
           410,
           'Expired',
@@ -196,13 +199,15 @@ export class FaultProxy {
             metadata: { continue: token },
           },
         );
+        return;
       }
       case 'status': {
         this.count(this.stats.faults, `${fault.code} ${kind.verb}`);
         const headers: Record<string, string> =
           fault.retryAfterSeconds === undefined ? {} : { 'retry-after': String(fault.retryAfterSeconds) };
         const reason = fault.reason ?? REASONS[fault.code] ?? 'InternalError';
-        return this.status(res, fault.code, reason, `injected ${fault.code} ${reason}`, {}, headers);
+        this.status(res, fault.code, reason, `injected ${fault.code} ${reason}`, {}, headers);
+        return;
       }
     }
   }

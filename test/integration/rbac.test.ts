@@ -1,0 +1,103 @@
+import { ApiException, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SECRET_RULES, STATE_RULES } from '../../shared/cluster/rbac';
+import { coreApi, sandboxInfo } from '../helpers/sandbox';
+
+const NS = 'rbac-check';
+
+async function status(p: Promise<unknown>): Promise<number> {
+  try {
+    await p;
+    return 200;
+  } catch (err) {
+    if (err instanceof ApiException) return err.code;
+    throw err;
+  }
+}
+
+describe('the least-privileged kubeconfig', () => {
+  const admin = () => coreApi(sandboxInfo().kubeconfig);
+  const sentinel = () => coreApi(sandboxInfo().restrictedKubeconfig);
+
+  beforeAll(async () => {
+    await admin().createNamespace({ body: { metadata: { name: NS } } });
+    await admin().createNamespacedSecret({
+      namespace: NS,
+      body: { metadata: { name: 'app' }, stringData: { k: 'v' } },
+    });
+    await admin().createNamespacedConfigMap({
+      namespace: NS,
+      body: { metadata: { name: 'other' }, data: { a: '1' } },
+    });
+  });
+
+  it('is exactly what the registry says', () => {
+    expect(SECRET_RULES).toEqual([
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'patch'] },
+    ]);
+    expect(STATE_RULES).toEqual([
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update'] },
+    ]);
+  });
+
+  it('can do what the suite needs', async () => {
+    const api = sentinel();
+    const state = sandboxInfo().stateNamespace;
+    expect(await status(api.listSecretForAllNamespaces({ limit: 10 }))).toBe(200);
+    expect(await status(api.readNamespacedSecret({ namespace: NS, name: 'app' }))).toBe(200);
+    expect(
+      await status(
+        api.patchNamespacedSecret(
+          {
+            namespace: NS,
+            name: 'app',
+            body: { metadata: { annotations: { 'encryption-key-rotation-time': 'now' } } },
+          },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        ),
+      ),
+    ).toBe(200);
+    expect(
+      await status(
+        api.createNamespacedConfigMap({
+          namespace: state,
+          body: { metadata: { name: 'job-1' }, data: { p: '1' } },
+        }),
+      ),
+    ).toBe(200);
+    const cm = await api.readNamespacedConfigMap({ namespace: state, name: 'job-1' });
+    cm.data = { p: '2' };
+    expect(await status(api.replaceNamespacedConfigMap({ namespace: state, name: 'job-1', body: cm }))).toBe(
+      200,
+    );
+  });
+
+  it('is refused everything else', async () => {
+    const api = sentinel();
+    const state = sandboxInfo().stateNamespace;
+    const forbidden = {
+      'create a Secret': () =>
+        api.createNamespacedSecret({
+          namespace: NS,
+          body: { metadata: { name: 'x' }, stringData: { a: 'b' } },
+        }),
+      'replace a Secret': () =>
+        api.replaceNamespacedSecret({
+          namespace: NS,
+          name: 'app',
+          body: { metadata: { name: 'app' }, stringData: { k: 'changed' } },
+        }),
+      'delete a Secret': () => api.deleteNamespacedSecret({ namespace: NS, name: 'app' }),
+      'read a ConfigMap elsewhere': () => api.readNamespacedConfigMap({ namespace: NS, name: 'other' }),
+      'list ConfigMaps in the state namespace': () => api.listNamespacedConfigMap({ namespace: state }),
+      'delete a state ConfigMap': () => api.deleteNamespacedConfigMap({ namespace: state, name: 'job-1' }),
+      'list namespaces': () => api.listNamespace(),
+      'list pods': () => api.listPodForAllNamespaces(),
+    };
+    for (const [what, call] of Object.entries(forbidden)) {
+      expect(await status(call()), what).toBe(403);
+    }
+    const secret = await admin().readNamespacedSecret({ namespace: NS, name: 'app' });
+    expect(Buffer.from(secret.data?.k ?? '', 'base64').toString()).toBe('v');
+  });
+});
