@@ -20,8 +20,9 @@ export interface RequestKind {
 }
 
 export type Fault =
-  | { type: 'status'; code: 409 | 429 | 500 | 503 | number; retryAfterSeconds?: number; reason?: string }
-  | { type: 'expired' }
+  | { type: 'status'; code: 409 | 429 | 500 | 503 | number; retryAfterSeconds?: number; reason?: string; message?: string }
+  /** 410 Expired on a list; `offerContinue: false` leaves out the inconsistent continue token (forces a relist). */
+  | { type: 'expired'; offerContinue?: boolean }
   | { type: 'reset' }
   | { type: 'latency'; ms: number };
 
@@ -190,14 +191,13 @@ export class FaultProxy {
         // The real server offers a continue token for an inconsistent list in the 410 Status; the token the
         // client sent is still valid upstream, so offering it back is a faithful stand-in.
         const token = url.searchParams.get('continue') ?? '';
+        const offer = fault.offerContinue === false ? {} : { metadata: { continue: token } };
         this.status(
           res,
           410,
           'Expired',
           'The provided continue parameter is too old to display a consistent list result.',
-          {
-            metadata: { continue: token },
-          },
+          offer,
         );
         return;
       }
@@ -206,7 +206,7 @@ export class FaultProxy {
         const headers: Record<string, string> =
           fault.retryAfterSeconds === undefined ? {} : { 'retry-after': String(fault.retryAfterSeconds) };
         const reason = fault.reason ?? REASONS[fault.code] ?? 'InternalError';
-        this.status(res, fault.code, reason, `injected ${fault.code} ${reason}`, {}, headers);
+        this.status(res, fault.code, reason, fault.message ?? `injected ${fault.code} ${reason}`, {}, headers);
         return;
       }
     }

@@ -1,0 +1,85 @@
+import { Command, CommanderError, Option } from 'commander';
+import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../shared/reencrypt';
+import { jsonLinesOutput, terminalOutput } from './output';
+import { describeError, type ReencryptFlags, reencryptCommand } from './reencrypt-command';
+
+/**
+ * `ack-kms-sentinel`: the suite's jobs from a laptop or CI, against any cluster you have a kubeconfig for.
+ * Exit codes: 0 done, 1 some Secrets failed (or the job was interrupted), 2 usage or configuration errors.
+ */
+const collect = (value: string, previous: string[]) => [
+  ...previous,
+  ...value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+];
+
+export function buildProgram(run: (code: number) => void): Command {
+  const program = new Command('ack-kms-sentinel')
+    .description(
+      'Keep Kubernetes Secret encryption with Alibaba Cloud KMS effective and provable on ACK clusters',
+    )
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('reencrypt')
+    .description('Write every Secret again so the API server stores it under the current KMS key version')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
+    .option('--context <name>', 'kubeconfig context')
+    .option('--namespace <ns>', 'only these namespaces (repeatable, or comma-separated)', collect, [])
+    .option('--exclude-namespace <ns>', 'skip these namespaces (repeatable, or comma-separated)', collect, [])
+    .option('--selector <labels>', 'only Secrets matching this label selector, e.g. owner=helm')
+    .option('--concurrency <n>', 'writes in flight at most', String(DEFAULT_CONCURRENCY))
+    .option('--page-size <n>', 'Secrets per list page', String(DEFAULT_PAGE_SIZE))
+    .addOption(new Option('--strategy <name>', 'annotate (default) or stale-only').default('annotate'))
+    .option('--key-version <id>', 'the KMS key version the Secrets are rewritten for (required for annotate)')
+    .option('--dry-run', 'count what would be written and estimate the KMS calls; write nothing')
+    .option('--json', 'end stdout with the final report as one JSON object')
+    .option(
+      '--checkpoint <file>',
+      'resume from this file if it exists; keep it up to date; removed when done',
+    )
+    .option(
+      '--time-budget <duration>',
+      'stop taking new work after this long (e.g. 10m) and save the checkpoint',
+    )
+    .option(
+      '--verify-etcd <url>',
+      'verify from etcd afterwards (self-managed control planes and the sandbox)',
+    )
+    .action(async (flags: ReencryptFlags) => {
+      const out = process.stdout.isTTY
+        ? terminalOutput(process.stdout, process.stderr, flags.json === true)
+        : jsonLinesOutput(process.stdout, flags.json === true);
+      run(await reencryptCommand(flags, out));
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; every other commander error is a usage error.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    const { code: exit, message } = describeError(err);
+    process.stderr.write(`ack-kms-sentinel: ${message}\n`);
+    return exit;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

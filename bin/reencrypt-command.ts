@@ -1,0 +1,189 @@
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { z } from 'zod';
+import { etcdVerifier } from '../sandbox/etcd/verifier';
+import { loadKubeConfig } from '../shared/cluster/kube';
+import { ConfigError, normalizeError } from '../shared/errors';
+import { redactString } from '../shared/log';
+import {
+  kubernetesSecretStore,
+  type SweepCheckpoint,
+  type SweepProgress,
+  type SweepReport,
+  sweep,
+} from '../shared/reencrypt';
+import { type Output, UsageError } from './output';
+
+export interface ReencryptFlags {
+  kubeconfig?: string;
+  context?: string;
+  namespace: string[];
+  excludeNamespace: string[];
+  selector?: string;
+  concurrency: string;
+  pageSize: string;
+  strategy: string;
+  keyVersion?: string;
+  dryRun?: boolean;
+  json?: boolean;
+  checkpoint?: string;
+  timeBudget?: string;
+  verifyEtcd?: string;
+}
+
+const sweepCheckpointSchema = z.object({
+  targetKeyVersionId: z.string().min(1),
+  strategy: z.enum(['annotate', 'stale-only']),
+  namespaceIndex: z.number().int().min(0),
+  continueToken: z.string().optional(),
+  resumeAfter: z.string().optional(),
+  counters: z.object({
+    total: z.number().int().min(0),
+    rewritten: z.number().int().min(0),
+    alreadyCurrent: z.number().int().min(0),
+    gone: z.number().int().min(0),
+    failed: z.number().int().min(0),
+  }),
+});
+
+function intFlag(name: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`--${name} must be a whole number between ${min} and ${max} (got "${value}")`);
+  }
+  return Number(value);
+}
+
+function durationFlag(name: string, value: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(value);
+  if (!m) throw new UsageError(`--${name} must be a duration such as 90s, 10m or 1h (got "${value}")`);
+  return (
+    Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const)[m[2] as 'ms' | 's' | 'm' | 'h']
+  );
+}
+
+function readCheckpoint(file: string, keyVersion: string): SweepCheckpoint | undefined {
+  if (!existsSync(file)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--checkpoint ${file} is not JSON: ${(err as Error).message}`);
+  }
+  const result = sweepCheckpointSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new UsageError(`--checkpoint ${file}: ${issue?.path.join('.')}: ${issue?.message}`);
+  }
+  if (result.data.targetKeyVersionId !== keyVersion) {
+    throw new UsageError(
+      `--checkpoint ${file} belongs to key version ${result.data.targetKeyVersionId}, not ${keyVersion}; remove it to start over`,
+    );
+  }
+  return result.data;
+}
+
+function writeAtomically(file: string, value: unknown): void {
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(`${file}.tmp`, file);
+}
+
+/** `ack-kms-sentinel reencrypt`: the practical replacement of the vendor one-liner. */
+export async function reencryptCommand(flags: ReencryptFlags, out: Output): Promise<number> {
+  const strategy = flags.strategy;
+  if (strategy !== 'annotate' && strategy !== 'stale-only') {
+    throw new UsageError(`--strategy must be "annotate" or "stale-only" (got "${strategy}")`);
+  }
+  const concurrency = intFlag('concurrency', flags.concurrency, 1, 256);
+  const pageSize = intFlag('page-size', flags.pageSize, 1, 5000);
+  if (strategy === 'annotate' && !flags.keyVersion) {
+    throw new UsageError(
+      '--key-version is required with --strategy annotate: the KMS key version the Secrets are rewritten for ' +
+        '(DescribeKey → PrimaryKeyVersion), e.g. --key-version 2ab1a983-7072-4bbc-a582-584b5bd8e9d1',
+    );
+  }
+  const keyVersion = flags.keyVersion ?? `stale-only-${new Date().toISOString()}`;
+  const budgetMs = flags.timeBudget ? durationFlag('time-budget', flags.timeBudget) : undefined;
+  const checkpoint = flags.checkpoint ? readCheckpoint(flags.checkpoint, keyVersion) : undefined;
+
+  const kc = loadKubeConfig({
+    ...(flags.kubeconfig ? { path: flags.kubeconfig } : {}),
+    ...(flags.context ? { context: flags.context } : {}),
+  });
+  const store = kubernetesSecretStore(kc.makeApiClient(CoreV1Api));
+  const selection = {
+    ...(flags.namespace.length ? { namespaces: flags.namespace } : {}),
+    ...(flags.excludeNamespace.length ? { excludeNamespaces: flags.excludeNamespace } : {}),
+    ...(flags.selector ? { labelSelector: flags.selector } : {}),
+  };
+
+  // The server's count of Secrets, for the progress bar (one metadata item; no count with selectors).
+  let expectedTotal: number | undefined;
+  if (!flags.namespace.length && !flags.selector && !flags.excludeNamespace.length) {
+    const probe = await store.list({ limit: 1 }).catch(() => undefined);
+    if (probe) expectedTotal = probe.items.length + (probe.remainingItemCount ?? 0);
+  }
+
+  const abort = new AbortController();
+  const onSignal = () => {
+    out.note('interrupted: finishing the writes in flight, then saving the checkpoint…');
+    abort.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  out.start({
+    strategy,
+    keyVersion,
+    dryRun: flags.dryRun === true,
+    expectedTotal,
+    resumed: checkpoint !== undefined,
+  });
+
+  let report: SweepReport;
+  try {
+    report = await sweep({
+      store,
+      targetKeyVersionId: keyVersion,
+      strategy,
+      selection,
+      pageSize,
+      concurrency,
+      ...(checkpoint ? { checkpoint } : {}),
+      ...(budgetMs === undefined ? {} : { deadline: Date.now() + budgetMs }),
+      signal: abort.signal,
+      dryRun: flags.dryRun === true,
+      onProgress: (p: SweepProgress) => out.progress(p, expectedTotal),
+      onCheckpoint: (c) => {
+        if (flags.checkpoint && !flags.dryRun) writeAtomically(flags.checkpoint, c);
+      },
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    kc.close();
+  }
+
+  if (flags.checkpoint && !flags.dryRun) {
+    // Done: nothing to resume. A rerun lists again and skips what carries the key version annotation.
+    if (report.checkpoint) writeAtomically(flags.checkpoint, report.checkpoint);
+    else rmSync(flags.checkpoint, { force: true });
+  }
+  let verification: Awaited<ReturnType<ReturnType<typeof etcdVerifier>['verify']>> | undefined;
+  if (flags.verifyEtcd && report.complete && !flags.dryRun) {
+    verification = await etcdVerifier(flags.verifyEtcd).verify({
+      targetKeyVersionId: keyVersion,
+      selection,
+      report,
+    });
+  }
+  out.finish(report, verification);
+  if (verification && !verification.verified) return 1;
+  return report.complete && report.failed === 0 ? 0 : 1;
+}
+
+export function describeError(err: unknown): { code: number; message: string } {
+  if (err instanceof UsageError) return { code: 2, message: err.message };
+  const e = normalizeError(err);
+  if (e instanceof ConfigError || e.kind === 'config' || e.kind === 'poison')
+    return { code: 2, message: redactString(e.message) };
+  return { code: 1, message: redactString(e.message) };
+}

@@ -1,0 +1,103 @@
+import {
+  ApiException,
+  type CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1ObjectMeta,
+} from '@kubernetes/client-node';
+
+/**
+ * The sweep's view of Secrets: metadata only. Lists and patch responses ask the API server for
+ * `PartialObjectMetadata`, so Secret data never crosses the wire to us, never sits in our memory, and a page
+ * of Helm release Secrets of hundreds of KiB costs a few hundred bytes each.
+ */
+export interface SecretRef {
+  namespace: string;
+  name: string;
+  resourceVersion: string;
+  annotations?: Record<string, string>;
+}
+
+export interface SecretPage {
+  items: SecretRef[];
+  continueToken?: string;
+  /** The server's estimate of Secrets after this page (only without label and field selectors). */
+  remainingItemCount?: number;
+}
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit: number;
+  continueToken?: string;
+}
+
+export interface SecretStore {
+  list(options: ListOptions): Promise<SecretPage>;
+  get(namespace: string, name: string): Promise<SecretRef>;
+  /** A JSON merge patch of `metadata` only. */
+  patchMetadata(
+    namespace: string,
+    name: string,
+    patch: { metadata: Record<string, unknown> },
+  ): Promise<SecretRef>;
+}
+
+const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
+
+const ref = (m: V1ObjectMeta | undefined): SecretRef => ({
+  namespace: m?.namespace ?? '',
+  name: m?.name ?? '',
+  resourceVersion: m?.resourceVersion ?? '',
+  ...(m?.annotations ? { annotations: m.annotations } : {}),
+});
+
+export function kubernetesSecretStore(core: CoreV1Api): SecretStore {
+  const listHeaders = setHeaderOptions('Accept', METADATA_LIST);
+  const getHeaders = setHeaderOptions('Accept', METADATA_ONLY);
+  const patchHeaders = setHeaderOptions(
+    'Accept',
+    METADATA_ONLY,
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  return {
+    async list(o) {
+      const params = {
+        limit: o.limit,
+        ...(o.continueToken ? { _continue: o.continueToken } : {}),
+        ...(o.labelSelector ? { labelSelector: o.labelSelector } : {}),
+        ...(o.fieldSelector ? { fieldSelector: o.fieldSelector } : {}),
+      };
+      const list = o.namespace
+        ? await core.listNamespacedSecret({ namespace: o.namespace, ...params }, listHeaders)
+        : await core.listSecretForAllNamespaces(params, listHeaders);
+      return {
+        items: list.items.map((s) => ref(s.metadata)),
+        ...(list.metadata?._continue ? { continueToken: list.metadata._continue } : {}),
+        ...(list.metadata?.remainingItemCount === undefined ? {} : { remainingItemCount: list.metadata.remainingItemCount }),
+      };
+    },
+    async get(namespace, name) {
+      return ref((await core.readNamespacedSecret({ namespace, name }, getHeaders)).metadata);
+    },
+    async patchMetadata(namespace, name, patch) {
+      return ref((await core.patchNamespacedSecret({ namespace, name, body: patch }, patchHeaders)).metadata);
+    },
+  };
+}
+
+/**
+ * A 410 on a continue token: the server's Status may carry a continue token for an inconsistent list that
+ * resumes after the same key, which is how kube-storage-version-migrator goes on without missing an object.
+ */
+export function expiredContinueToken(err: unknown): { expired: boolean; token?: string } {
+  if (!(err instanceof ApiException) || err.code !== 410) return { expired: false };
+  try {
+    const status = JSON.parse(String(err.body)) as { metadata?: { continue?: string } };
+    return { expired: true, ...(status.metadata?.continue ? { token: status.metadata.continue } : {}) };
+  } catch {
+    return { expired: true };
+  }
+}
