@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { z } from 'zod';
 import { etcdVerifier } from '../sandbox/etcd/verifier';
 import { loadKubeConfig } from '../shared/cluster/kube';
 import { ConfigError, normalizeError } from '../shared/errors';
+import { sweepCheckpointSchema } from '../shared/events/job';
 import { redactString } from '../shared/log';
 import {
   kubernetesSecretStore,
@@ -30,21 +30,6 @@ export interface ReencryptFlags {
   timeBudget?: string;
   verifyEtcd?: string;
 }
-
-const sweepCheckpointSchema = z.object({
-  targetKeyVersionId: z.string().min(1),
-  strategy: z.enum(['annotate', 'stale-only']),
-  namespaceIndex: z.number().int().min(0),
-  continueToken: z.string().optional(),
-  resumeAfter: z.string().optional(),
-  counters: z.object({
-    total: z.number().int().min(0),
-    rewritten: z.number().int().min(0),
-    alreadyCurrent: z.number().int().min(0),
-    gone: z.number().int().min(0),
-    failed: z.number().int().min(0),
-  }),
-});
 
 function intFlag(name: string, value: string, min: number, max: number): number {
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {

@@ -20,7 +20,13 @@ export interface RequestKind {
 }
 
 export type Fault =
-  | { type: 'status'; code: 409 | 429 | 500 | 503 | number; retryAfterSeconds?: number; reason?: string; message?: string }
+  | {
+      type: 'status';
+      code: 409 | 429 | 500 | 503 | number;
+      retryAfterSeconds?: number;
+      reason?: string;
+      message?: string;
+    }
   /** 410 Expired on a list; `offerContinue: false` leaves out the inconsistent continue token (forces a relist). */
   | { type: 'expired'; offerContinue?: boolean }
   | { type: 'reset' }
@@ -206,7 +212,14 @@ export class FaultProxy {
         const headers: Record<string, string> =
           fault.retryAfterSeconds === undefined ? {} : { 'retry-after': String(fault.retryAfterSeconds) };
         const reason = fault.reason ?? REASONS[fault.code] ?? 'InternalError';
-        this.status(res, fault.code, reason, fault.message ?? `injected ${fault.code} ${reason}`, {}, headers);
+        this.status(
+          res,
+          fault.code,
+          reason,
+          fault.message ?? `injected ${fault.code} ${reason}`,
+          {},
+          headers,
+        );
         return;
       }
     }

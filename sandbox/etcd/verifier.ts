@@ -14,7 +14,9 @@ export function etcdVerifier(etcdUrl: string): SweepVerifier {
           !selection?.excludeNamespaces?.includes(s.namespace),
       );
       const summary = summarize(stored);
-      const stale = stored.filter((s) => s.storage !== 'kms-v2' || !s.keyId?.endsWith(`/${targetKeyVersionId}`));
+      const stale = stored.filter(
+        (s) => s.storage !== 'kms-v2' || !s.keyId?.endsWith(`/${targetKeyVersionId}`),
+      );
       const verified = stale.length === 0;
       return {
         verified,

@@ -18,15 +18,25 @@ export const sweepCountersSchema = z.object({
   failed: z.number().int().min(0),
 });
 
-export const checkpointSchema = z.object({
-  /** Kubernetes list continue token; absent at the first page. */
+/** Where a sweep resumes (`shared/reencrypt/sweep.ts` SweepCheckpoint). */
+export const sweepCheckpointSchema = z.object({
+  targetKeyVersionId: nonEmpty,
+  strategy: z.enum(['annotate', 'stale-only']),
+  namespaceIndex: z.number().int().min(0),
+  /** Kubernetes list continue token of the page in progress; absent at a first page. */
   continueToken: z
     .string()
     .max(64 * 1024)
     .optional(),
-  /** The key version this sweep rewrites Secrets for. */
-  targetKeyVersionId: nonEmpty,
+  resumeAfter: z.string().max(512).optional(),
+  recheck: z.boolean().optional(),
   counters: sweepCountersSchema,
+});
+
+export const checkpointSchema = z.object({
+  sweep: sweepCheckpointSchema.optional(),
+  /** The key version this job rewrites Secrets for. */
+  targetKeyVersionId: nonEmpty,
   /** How many invocations have worked on this job so far. */
   invocation: z.number().int().min(1),
   /** When the job's first invocation started: the rotation's evidence window starts here. */

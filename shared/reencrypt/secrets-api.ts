@@ -76,7 +76,9 @@ export function kubernetesSecretStore(core: CoreV1Api): SecretStore {
       return {
         items: list.items.map((s) => ref(s.metadata)),
         ...(list.metadata?._continue ? { continueToken: list.metadata._continue } : {}),
-        ...(list.metadata?.remainingItemCount === undefined ? {} : { remainingItemCount: list.metadata.remainingItemCount }),
+        ...(list.metadata?.remainingItemCount === undefined
+          ? {}
+          : { remainingItemCount: list.metadata.remainingItemCount }),
       };
     },
     async get(namespace, name) {

@@ -34,6 +34,12 @@ export interface SweepCheckpoint {
   continueToken?: string;
   /** `namespace/name` of the last Secret started in that page (or of the last page done, after a relist). */
   resumeAfter?: string;
+  /**
+   * Set on the checkpoints saved after each page: the sweep may have gone on writing before it died. A
+   * continue token lists from the snapshot the sweep started with, so on resume the first page's Secrets are
+   * read again (metadata) before writing, and none is written twice.
+   */
+  recheck?: boolean;
   counters: SweepCounters;
 }
 
@@ -180,7 +186,9 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     await sleep(decision.delayMs);
   }
 
-  async function rewrite(secret: SecretRef): Promise<void> {
+  let recheckPage = options.checkpoint?.recheck === true;
+
+  async function rewrite(secret: SecretRef, recheck: boolean): Promise<void> {
     let current = secret;
     if (strategy === 'annotate' && isCurrent(current.annotations, targetKeyVersionId)) {
       counters.alreadyCurrent++;
@@ -190,12 +198,12 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
       wouldRewrite++;
       return;
     }
-    let refetch = false;
+    let refetch = recheck;
     for (let attempt = 0; ; attempt++) {
       try {
         if (refetch) {
-          // 409: someone wrote the Secret since we listed it. If that write carries the target version
-          // already, nothing is left to do.
+          // 409, or a page listed from an old snapshot: someone (maybe a sweep that died) wrote the Secret
+          // since. If that write carries the target version already, nothing is left to do.
           current = await store.get(current.namespace, current.name);
           refetch = false;
           if (strategy === 'annotate' && isCurrent(current.annotations, targetKeyVersionId)) {
@@ -287,6 +295,8 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
       let lastStarted: string | undefined;
       let stopped = false;
       const floor = skipThrough;
+      const recheck = recheckPage;
+      recheckPage = false;
       await Promise.all(
         page.items
           .filter((s) => floor === undefined || keyOf(s) > floor)
@@ -299,7 +309,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
               }
               lastStarted = keyOf(secret);
               counters.total++;
-              await rewrite(secret);
+              await rewrite(secret, recheck);
               progress();
             }),
           ),
@@ -316,19 +326,20 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
       if (last) skipThrough = keyOf(last);
       continueToken = page.continueToken;
       if (!continueToken) break;
-      await options.onCheckpoint?.(checkpointNow());
+      await options.onCheckpoint?.(checkpointNow(true));
     }
     continueToken = undefined;
     skipThrough = undefined;
   }
 
-  function checkpointNow(): SweepCheckpoint {
+  function checkpointNow(recheck = false): SweepCheckpoint {
     return {
       targetKeyVersionId,
       strategy,
       namespaceIndex,
       ...(continueToken ? { continueToken } : {}),
       ...(skipThrough ? { resumeAfter: skipThrough } : {}),
+      ...(recheck ? { recheck } : {}),
       counters: { ...counters },
     };
   }

@@ -15,5 +15,9 @@ export interface VerificationResult {
 }
 
 export interface SweepVerifier {
-  verify(input: { targetKeyVersionId: string; selection?: Selection; report: SweepReport }): Promise<VerificationResult>;
+  verify(input: {
+    targetKeyVersionId: string;
+    selection?: Selection;
+    report: SweepReport;
+  }): Promise<VerificationResult>;
 }

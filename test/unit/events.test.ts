@@ -207,7 +207,7 @@ describe('trigger events', () => {
 describe('the re-encryption job payload', () => {
   it('round-trips through its encoding', () => {
     const job = parseJobPayload(fixture('job-payload.json'));
-    expect(job.checkpoint?.counters.rewritten).toBe(990);
+    expect(job.checkpoint?.sweep?.counters.rewritten).toBe(990);
     expect(job.checkpoint?.startedAt).toEqual(new Date('2026-11-29T08:15:02Z'));
     expect(parseJobPayload(encodeJobPayload(job))).toEqual(job);
     const { checkpoint: _c, ...fresh } = job;

@@ -1,0 +1,257 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FaultProxy } from '../../sandbox/controlplane/fault-proxy';
+import { readSecretEvidence, summarize } from '../../sandbox/etcd/evidence';
+import { etcdVerifier } from '../../sandbox/etcd/verifier';
+import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
+import { loadKubeConfig } from '../../shared/cluster/kube';
+import { kubernetesSecretStore, sweep } from '../../shared/reencrypt';
+import { coreApi, pool, rotateKey, sandboxInfo, waitForAdoption } from '../helpers/sandbox';
+import { dataDigest, seedSecrets, snapshot } from '../helpers/secrets';
+
+/**
+ * The engine at scale on the real control plane: 2,000 Secrets (immutable ones, ~900 KiB ones, 25
+ * namespaces), Secrets deleted and created while the sweep runs, a key rotation, and etcd as the judge.
+ */
+const NAMESPACES = Array.from({ length: 25 }, (_, i) => `scale-${String(i).padStart(2, '0')}`);
+const COUNT = 2000;
+const cli = join(__dirname, '../../bin/ack-kms-sentinel.js');
+
+describe('re-encryption at scale', () => {
+  const admin = () => coreApi(sandboxInfo().kubeconfig);
+  let created: Map<string, string>;
+  let targetVersion = '';
+
+  beforeAll(async () => {
+    created = await seedSecrets(admin(), {
+      namespaces: NAMESPACES,
+      count: COUNT,
+      immutable: [3, 400, 999, 1500],
+      large: [10, 1010, 1990],
+      size: 256,
+    });
+    const { keyId } = await rotateKey();
+    await waitForAdoption(keyId);
+    targetVersion = splitKeyId(keyId).keyVersionId;
+  });
+
+  it('moves every surviving Secret to the new key version while Secrets come and go', async () => {
+    const store = kubernetesSecretStore(
+      loadKubeConfig({ path: sandboxInfo().restrictedKubeconfig }).makeApiClient(CoreV1Api),
+    );
+    const deleted = [...created.keys()].filter((_, i) => i % 97 === 5);
+    const churn = async () => {
+      await pool(deleted, 4, async (key) => {
+        const [namespace = '', name = ''] = key.split('/');
+        await admin().deleteNamespacedSecret({ namespace, name });
+        created.delete(key);
+      });
+      for (let i = 0; i < 40; i++) {
+        const namespace = NAMESPACES[i % NAMESPACES.length] ?? '';
+        const body = {
+          metadata: { name: `late-${i}` },
+          data: { v: Buffer.from(`late ${i}`).toString('base64') },
+        };
+        await admin().createNamespacedSecret({ namespace, body });
+        created.set(`${namespace}/late-${i}`, dataDigest(body.data));
+      }
+    };
+    const [report] = await Promise.all([
+      sweep({
+        store,
+        targetKeyVersionId: targetVersion,
+        selection: { namespaces: NAMESPACES },
+        pageSize: 200,
+        concurrency: 16,
+      }),
+      churn(),
+    ]);
+    expect(report.complete).toBe(true);
+    expect(report.failed).toBe(0);
+    expect(report.total).toBeGreaterThanOrEqual(COUNT - deleted.length);
+
+    const stored = (await readSecretEvidence(sandboxInfo().etcd)).filter((s) =>
+      NAMESPACES.includes(s.namespace),
+    );
+    expect(stored).toHaveLength(created.size);
+    const byKey = summarize(stored).byKeyId;
+    expect(Object.keys(byKey)).toHaveLength(1);
+    expect(Object.keys(byKey)[0]).toMatch(new RegExp(`/${targetVersion}$`));
+    const verification = await etcdVerifier(sandboxInfo().etcd).verify({
+      targetKeyVersionId: targetVersion,
+      selection: { namespaces: NAMESPACES },
+      report,
+    });
+    expect(verification).toMatchObject({ verified: true, method: 'etcd' });
+
+    const after = await snapshot(admin(), NAMESPACES);
+    expect(after.size).toBe(created.size);
+    for (const [key, s] of after) expect(s.digest, `${key} data unchanged`).toBe(created.get(key));
+  });
+
+  it('stale-only rewrites exactly the Secrets stored under an older key, as the API server decides', async () => {
+    const namespaces = ['stale-a', 'stale-b'];
+    await seedSecrets(admin(), { namespaces, count: 120, prefix: 'st' });
+    const { keyId } = await rotateKey();
+    await waitForAdoption(keyId);
+    const version = splitKeyId(keyId).keyVersionId;
+    const store = kubernetesSecretStore(
+      loadKubeConfig({ path: sandboxInfo().restrictedKubeconfig }).makeApiClient(CoreV1Api),
+    );
+    const first = await sweep({
+      store,
+      targetKeyVersionId: version,
+      strategy: 'stale-only',
+      selection: { namespaces },
+    });
+    expect(first).toMatchObject({ complete: true, total: 120, rewritten: 120, alreadyCurrent: 0 });
+    const second = await sweep({
+      store,
+      targetKeyVersionId: version,
+      strategy: 'stale-only',
+      selection: { namespaces },
+    });
+    expect(second).toMatchObject({ complete: true, total: 120, rewritten: 0, alreadyCurrent: 120 });
+    const stored = (await readSecretEvidence(sandboxInfo().etcd)).filter((s) =>
+      namespaces.includes(s.namespace),
+    );
+    expect(summarize(stored).byKeyId).toEqual({ [keyId]: 120 });
+  });
+});
+
+describe('the CLI', () => {
+  const namespaces = ['cli-a', 'cli-b', 'cli-c', 'cli-d'];
+  const COUNT_CLI = 400;
+  let proxy: FaultProxy;
+  let kubeconfig: string;
+
+  beforeAll(async () => {
+    await seedSecrets(coreApi(sandboxInfo().kubeconfig), { namespaces, count: COUNT_CLI, prefix: 'c' });
+    proxy = await FaultProxy.start(sandboxInfo().apiServer, sandboxInfo().caFile);
+    kubeconfig = proxy.kubeconfigFrom(
+      sandboxInfo().restrictedKubeconfig,
+      join(mkdtempSync(join(tmpdir(), 'cli-')), 'kubeconfig'),
+    );
+  });
+  afterAll(async () => {
+    await proxy.stop();
+  });
+
+  function runCli(args: string[], onLine?: (line: string, kill: () => void) => void) {
+    const child = spawn(process.execPath, [cli, 'reencrypt', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      lines.push(l);
+      onLine?.(l, () => child.kill('SIGKILL'));
+    });
+    return new Promise<{ code: number | null; signal: string | null; lines: string[]; stderr: string }>(
+      (resolve) => child.on('close', (code, signal) => resolve({ code, signal, lines, stderr })),
+    );
+  }
+
+  it('killed half-way and resumed from its checkpoint: no Secret missed, none rewritten twice', async () => {
+    const checkpoint = join(mkdtempSync(join(tmpdir(), 'ckpt-')), 'sweep.json');
+    const common = [
+      '--kubeconfig',
+      kubeconfig,
+      '--key-version',
+      'cli-v1',
+      '--page-size',
+      '50',
+      '--concurrency',
+      '4',
+      '--checkpoint',
+      checkpoint,
+    ];
+    for (const ns of namespaces) common.push('--namespace', ns);
+    proxy.resetStats().inject({ match: { verb: 'patch' }, fault: { type: 'latency', ms: 5 } });
+    const killed = await runCli(common, (line, kill) => {
+      const event = JSON.parse(line) as { event?: string; total?: number };
+      if (event.event === 'progress' && (event.total ?? 0) >= 180) kill();
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    expect(existsSync(checkpoint)).toBe(true);
+    const saved = JSON.parse(readFileSync(checkpoint, 'utf8'));
+    expect(saved.counters.total).toBeGreaterThan(0);
+    expect(saved.counters.total).toBeLessThan(COUNT_CLI);
+
+    const resumed = await runCli([...common, '--json']);
+    expect(resumed.code).toBe(0);
+    const report = JSON.parse(resumed.lines.at(-1) ?? '{}');
+    expect(report).toMatchObject({ complete: true, failed: 0 });
+    expect(report.rewritten + report.alreadyCurrent).toBe(report.total);
+    expect(proxy.stats.requests['patch secrets'], 'each Secret written once for this version').toBe(
+      COUNT_CLI,
+    );
+    expect(existsSync(checkpoint), 'the checkpoint is removed once done').toBe(false);
+    const after = await snapshot(coreApi(sandboxInfo().kubeconfig), namespaces);
+    expect([...after.values()].every((s) => s.version === 'cli-v1')).toBe(true);
+  });
+
+  it('exits 1 and lists the failures when some Secrets fail, 2 on usage errors', async () => {
+    proxy
+      .clear()
+      .resetStats()
+      .inject({
+        match: { verb: 'patch', name: 'c-00007' },
+        fault: { type: 'status', code: 403, reason: 'Forbidden' },
+      });
+    const failed = await runCli([
+      '--kubeconfig',
+      kubeconfig,
+      '--key-version',
+      'cli-v2',
+      '--namespace',
+      'cli-d',
+      '--json',
+    ]);
+    expect(failed.code).toBe(1);
+    const report = JSON.parse(failed.lines.at(-1) ?? '{}');
+    expect(report).toMatchObject({
+      total: 100,
+      rewritten: 99,
+      failed: 1,
+      failures: [{ namespace: 'cli-d', name: 'c-00007', code: 'Forbidden' }],
+    });
+    expect(failed.lines.join('\n')).not.toMatch(/"data"|payload/);
+
+    const usage = await runCli(['--kubeconfig', kubeconfig, '--concurrency', 'many', '--key-version', 'x']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('--concurrency must be a whole number between 1 and 256 (got "many")');
+    const missing = await runCli(['--kubeconfig', kubeconfig]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--key-version is required');
+  });
+
+  it('--dry-run counts what would be written and writes nothing', async () => {
+    proxy.clear().resetStats();
+    const dry = await runCli([
+      '--kubeconfig',
+      kubeconfig,
+      '--key-version',
+      'cli-v3',
+      '--namespace',
+      'cli-a',
+      '--dry-run',
+      '--json',
+    ]);
+    expect(dry.code).toBe(0);
+    expect(JSON.parse(dry.lines.at(-1) ?? '{}')).toMatchObject({
+      dryRun: true,
+      total: 100,
+      wouldRewrite: 100,
+      rewritten: 0,
+      estimatedKmsCalls: { kmsV2: 1, kmsV1: 100 },
+    });
+    expect(proxy.stats.requests['patch secrets']).toBeUndefined();
+  });
+});
