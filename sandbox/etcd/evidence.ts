@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import protobuf from 'protobufjs';
 
 /**
@@ -27,13 +26,16 @@ export interface EvidenceSummary {
 const KMS_V2_PREFIX = 'k8s:enc:kms:v2:';
 const PLAINTEXT_PREFIX = Buffer.from('k8s\u0000', 'latin1');
 
-let encryptedObject: protobuf.Type | undefined;
-function encryptedObjectType(): protobuf.Type {
-  encryptedObject ??= protobuf
-    .loadSync(join(__dirname, 'encrypted_object.proto'))
-    .lookupType('v2.EncryptedObject');
-  return encryptedObject;
-}
+/**
+ * kube-apiserver's `EncryptedObject` (k8s.io/apiserver pkg/storage/value/encrypt/envelope/kmsv2/v2/api.proto,
+ * controlplane.md §5), declared through protobufjs reflection so that bundles need no .proto file.
+ */
+export const EncryptedObject = new protobuf.Type('EncryptedObject')
+  .add(new protobuf.Field('encryptedData', 1, 'bytes'))
+  .add(new protobuf.Field('keyID', 2, 'string'))
+  .add(new protobuf.Field('encryptedDEKSource', 3, 'bytes'))
+  .add(new protobuf.MapField('annotations', 4, 'string', 'bytes'))
+  .add(new protobuf.Field('encryptedDEKSourceType', 5, 'int32'));
 
 export function decodeStoredValue(value: Buffer): Pick<StoredSecret, 'storage' | 'providerName' | 'keyId'> {
   if (value.subarray(0, PLAINTEXT_PREFIX.length).equals(PLAINTEXT_PREFIX)) return { storage: 'identity' };
@@ -42,7 +44,7 @@ export function decodeStoredValue(value: Buffer): Pick<StoredSecret, 'storage' |
     const end = head.indexOf(':', KMS_V2_PREFIX.length);
     if (end < 0) return { storage: 'other' };
     const providerName = head.slice(KMS_V2_PREFIX.length, end);
-    const message = encryptedObjectType().decode(value.subarray(end + 1)) as unknown as { keyID?: string };
+    const message = EncryptedObject.decode(value.subarray(end + 1)) as unknown as { keyID?: string };
     return { storage: 'kms-v2', providerName, ...(message.keyID ? { keyId: message.keyID } : {}) };
   }
   return { storage: 'other' };

@@ -3,9 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import protobuf from 'protobufjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { decodeStoredValue, summarize } from '../../sandbox/etcd/evidence';
+import { decodeStoredValue, EncryptedObject, summarize } from '../../sandbox/etcd/evidence';
 import { AlibabaKmsKeyProvider } from '../../sandbox/kms-plugin/alibaba-provider';
 import {
   composeKeyId,
@@ -228,10 +227,6 @@ describe('the Alibaba Cloud KMS provider, through the official SDK', () => {
 });
 
 describe('etcd value decoding', () => {
-  const EncryptedObject = protobuf
-    .loadSync(join(__dirname, '../../sandbox/etcd/encrypted_object.proto'))
-    .lookupType('v2.EncryptedObject');
-
   it('reads the provider and key id of a KMS v2 value, and recognises plaintext', () => {
     const body = EncryptedObject.encode({
       encryptedData: Buffer.alloc(40, 1),

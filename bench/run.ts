@@ -1,0 +1,316 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { CoreV1Api } from '@kubernetes/client-node';
+import { FaultProxy } from '../sandbox/controlplane/fault-proxy';
+import { readSecretEvidence } from '../sandbox/etcd/evidence';
+import { startSandbox } from '../sandbox/index';
+import { ensureBinaries } from '../sandbox/k8s-bins';
+import { splitKeyId } from '../sandbox/kms-plugin/key-provider';
+import { coreApiFor, pool } from './cluster';
+import { type Measurement, measure } from './measure';
+
+/**
+ * `npm run bench`: on the local control plane, in one run, the same Secret sets and the same key rotation,
+ * rewritten side by side by (1) our CLI, (2) the vendor one-liner with the pinned kubectl, (3) a saturating
+ * writer that shows the API server's ceiling on this machine. etcd confirms each contender rewrote every
+ * Secret. `--json` ends stdout with one JSON object of the figures; the tables also go to BENCHMARKS.md.
+ */
+interface SecretSet {
+  id: string;
+  label: string;
+  count: number;
+  bytes: number;
+  /** Added latency per request (the fault proxy): an API server across a network, as ACK's is. */
+  latencyMs?: number;
+}
+
+interface Row {
+  set: string;
+  contender: string;
+  secrets: number;
+  wallMs: number;
+  perSecond: number;
+  peakRssMiB: number;
+  rewrittenInEtcd: number;
+  underNewKey: number;
+}
+
+const args = process.argv.slice(2);
+const asJson = args.includes('--json');
+const quick = args.includes('--quick');
+const NAMESPACES = 10;
+const SETS: SecretSet[] = quick
+  ? [
+      { id: 'small-1k', label: '200 small', count: 200, bytes: 64 },
+      { id: 'helm', label: '100 Helm-sized (~100 KiB)', count: 100, bytes: 100 * 1024 },
+    ]
+  : [
+      { id: 'small-1k', label: '1,000 small', count: 1000, bytes: 64 },
+      { id: 'small-5k', label: '5,000 small', count: 5000, bytes: 64 },
+      { id: 'helm', label: '1,000 Helm-sized (~100 KiB)', count: 1000, bytes: 100 * 1024 },
+      { id: 'remote-5k', label: '5,000 small, API server 10 ms away', count: 5000, bytes: 64, latencyMs: 10 },
+    ];
+const CONCURRENCY_SWEEP = quick ? [4, 16] : [1, 4, 8, 16, 32, 64];
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+async function seed(core: CoreV1Api, set: SecretSet): Promise<string[]> {
+  const namespaces = Array.from({ length: NAMESPACES }, (_, i) => `bench-${set.id}-${i}`);
+  for (const name of namespaces) await core.createNamespace({ body: { metadata: { name } } });
+  // Helm stores a release as a gzipped, base64-encoded blob: incompressible data of the same size.
+  const payload = randomBytes(set.bytes).toString('base64');
+  await pool(
+    Array.from({ length: set.count }, (_, i) => i),
+    32,
+    async (i) => {
+      await core.createNamespacedSecret({
+        namespace: namespaces[i % NAMESPACES] ?? '',
+        body: {
+          metadata: { name: `sh.helm.release.v1.app-${i}.v1`, labels: { owner: 'helm' } },
+          type: 'helm.sh/release.v1',
+          data: { release: payload },
+        },
+      });
+    },
+  );
+  return namespaces;
+}
+
+async function main(): Promise<void> {
+  const binaries = ensureBinaries();
+  log('bundling the CLI');
+  const built = spawnSync('bash', [join(__dirname, 'build-cli.sh')], { stdio: 'inherit' });
+  if (built.status !== 0) throw new Error('bundling the CLI failed');
+  spawnSync(
+    join(__dirname, '..', 'node_modules', '.bin', 'esbuild'),
+    [
+      join(__dirname, 'saturate.ts'),
+      '--bundle',
+      '--platform=node',
+      '--target=node20',
+      '--outfile=dist/saturate.js',
+      '--log-level=warning',
+    ],
+    { stdio: 'inherit', cwd: join(__dirname, '..') },
+  );
+
+  log('starting the sandbox');
+  const sandbox = await startSandbox();
+  const { info } = sandbox;
+  const core = coreApiFor(info.kubeconfig);
+  const cli = join(__dirname, '..', 'dist', 'cli.js');
+  const saturate = join(__dirname, '..', 'dist', 'saturate.js');
+  const rows: Row[] = [];
+  const concurrencyRows: Array<{ concurrency: number; perSecond: number; wallMs: number }> = [];
+
+  try {
+    for (const set of SETS) {
+      log(`seeding ${set.label}`);
+      const namespaces = await seed(core, set);
+      const inSet = (ns: string) => namespaces.includes(ns);
+      // One rotation per set; every contender then rewrites the same Secrets under the same new version.
+      const rotated = (await (await fetch(`${info.control}/kms/rotate`, { method: 'POST' })).json()) as {
+        keyId: string;
+      };
+      await fetch(`${info.control}/kms/wait-adoption`, {
+        method: 'POST',
+        body: JSON.stringify({ keyId: rotated.keyId }),
+      });
+      const version = splitKeyId(rotated.keyId).keyVersionId;
+      log(`${set.label}: key ${rotated.keyId} adopted`);
+
+      // Remote sets go through the fault proxy, which delays every request; all contenders alike.
+      const proxy = set.latencyMs ? await FaultProxy.start(info.apiServer, info.caFile) : undefined;
+      proxy?.inject({ match: {}, fault: { type: 'latency', ms: set.latencyMs ?? 0 } });
+      const kubeconfig = proxy
+        ? proxy.kubeconfigFrom(info.kubeconfig, join(info.workDir, `bench-${set.id}.kubeconfig`))
+        : info.kubeconfig;
+      const contenders: Array<{ name: string; run: (tag: string) => Promise<Measurement> }> = [
+        {
+          name: 'ack-kms-sentinel reencrypt',
+          run: (tag) =>
+            measure(process.execPath, [
+              cli,
+              'reencrypt',
+              '--kubeconfig',
+              kubeconfig,
+              '--key-version',
+              `${version}-${tag}`,
+              '--json',
+            ]),
+        },
+        {
+          name: 'vendor one-liner (kubectl)',
+          run: () =>
+            measure(
+              'bash',
+              [
+                '-c',
+                `"$KUBECTL" get secrets --all-namespaces -o json | "$KUBECTL" annotate --overwrite -f - encryption-key-rotation-time="$(date -u +'%Y-%m-%dT%H:%M:%S.%N%z')" > /dev/null`,
+              ],
+              { ...process.env, KUBECTL: binaries.kubectl, KUBECONFIG: kubeconfig },
+            ),
+        },
+        {
+          name: 'saturating writer (ceiling)',
+          run: () => measure(process.execPath, [saturate, kubeconfig, '64']),
+        },
+      ];
+
+      for (const [i, contender] of contenders.entries()) {
+        const before = new Map(
+          (await readSecretEvidence(info.etcd))
+            .filter((s) => inSet(s.namespace))
+            .map((s) => [`${s.namespace}/${s.name}`, s.modRevision]),
+        );
+        log(`${set.label}: ${contender.name}…`);
+        const m = await contender.run(String(i));
+        if (m.exitCode !== 0)
+          throw new Error(`${contender.name} failed (${m.exitCode}): ${m.stderr.slice(-500)}`);
+        const after = (await readSecretEvidence(info.etcd)).filter((s) => inSet(s.namespace));
+        const rewritten = after.filter(
+          (s) => s.modRevision > (before.get(`${s.namespace}/${s.name}`) ?? Number.POSITIVE_INFINITY),
+        ).length;
+        const underNewKey = after.filter((s) => s.keyId === rotated.keyId).length;
+        const row: Row = {
+          set: set.label,
+          contender: contender.name,
+          secrets: set.count,
+          wallMs: Math.round(m.wallMs),
+          perSecond: Math.round((set.count * 1000) / m.wallMs),
+          peakRssMiB: Math.round(m.peakRssBytes / (1024 * 1024)),
+          rewrittenInEtcd: rewritten,
+          underNewKey,
+        };
+        rows.push(row);
+        log(
+          `${set.label}: ${contender.name}: ${row.perSecond}/s, ${row.wallMs} ms, ${row.peakRssMiB} MiB, ${rewritten}/${set.count} rewritten in etcd`,
+        );
+      }
+
+      await proxy?.stop();
+      if (set.id === 'small-1k') {
+        for (const c of CONCURRENCY_SWEEP) {
+          const m = await measure(process.execPath, [
+            cli,
+            'reencrypt',
+            '--kubeconfig',
+            info.kubeconfig,
+            '--key-version',
+            `${version}-c${c}`,
+            '--concurrency',
+            String(c),
+            '--json',
+          ]);
+          concurrencyRows.push({
+            concurrency: c,
+            wallMs: Math.round(m.wallMs),
+            perSecond: Math.round((set.count * 1000) / m.wallMs),
+          });
+          log(`concurrency ${c}: ${concurrencyRows.at(-1)?.perSecond}/s`);
+        }
+      }
+      // The next set runs alone: the contenders work on all namespaces. (No namespace controller runs in the
+      // sandbox, so the Secrets are deleted, not their namespaces.)
+      for (const namespace of namespaces) await core.deleteCollectionNamespacedSecret({ namespace });
+    }
+  } finally {
+    await sandbox.stop();
+  }
+
+  const find = (set: string, contender: string) =>
+    rows.find((r) => r.set === set && r.contender.startsWith(contender));
+  const summary = SETS.map((set) => {
+    const ours = find(set.label, 'ack-kms-sentinel');
+    const vendor = find(set.label, 'vendor');
+    const ceiling = find(set.label, 'saturating');
+    return {
+      set: set.label,
+      speedupVsOneLiner: ours && vendor ? round((ours.perSecond / vendor.perSecond) * 10) / 10 : undefined,
+      shareOfCeiling: ours && ceiling ? round((ours.perSecond / ceiling.perSecond) * 100) : undefined,
+      memoryVsOneLiner:
+        ours && vendor ? round((ours.peakRssMiB / Math.max(1, vendor.peakRssMiB)) * 100) / 100 : undefined,
+    };
+  });
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Kubernetes v${binaries.version}`;
+  const markdown = render(rows, summary, concurrencyRows, machine);
+  process.stderr.write(`\n${markdown}\n`);
+  if (!quick) updateBenchmarksFile(markdown);
+  if (asJson)
+    process.stdout.write(`${JSON.stringify({ machine, rows, summary, concurrency: concurrencyRows })}\n`);
+}
+
+const round = Math.round;
+
+function render(
+  rows: Row[],
+  summary: Array<Record<string, unknown>>,
+  concurrency: Array<{ concurrency: number; perSecond: number; wallMs: number }>,
+  machine: string,
+): string {
+  const table = (head: string[], body: Array<Array<string | number | undefined>>) =>
+    [
+      `| ${head.join(' | ')} |`,
+      `|${head.map(() => '---').join('|')}|`,
+      ...body.map((r) => `| ${r.map((c) => c ?? '–').join(' | ')} |`),
+    ].join('\n');
+  return [
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machine}.`,
+    '',
+    table(
+      [
+        'Secret set',
+        'contender',
+        'Secrets/s',
+        'wall time (ms)',
+        'peak RSS (MiB)',
+        'rewritten (etcd)',
+        'under new key (etcd)',
+      ],
+      rows.map((r) => [
+        r.set,
+        r.contender,
+        r.perSecond,
+        r.wallMs,
+        r.peakRssMiB,
+        `${r.rewrittenInEtcd}/${r.secrets}`,
+        `${r.underNewKey}/${r.secrets}`,
+      ]),
+    ),
+    '',
+    table(
+      ['Secret set', 'speed-up vs one-liner', 'share of the ceiling', 'memory vs one-liner'],
+      summary.map((s) => [
+        String(s.set),
+        s.speedupVsOneLiner === undefined ? undefined : `${s.speedupVsOneLiner}×`,
+        s.shareOfCeiling === undefined ? undefined : `${s.shareOfCeiling}%`,
+        s.memoryVsOneLiner === undefined ? undefined : `${s.memoryVsOneLiner}×`,
+      ]),
+    ),
+    '',
+    'Concurrency of our CLI on the 1,000-Secret set:',
+    '',
+    table(
+      ['--concurrency', 'Secrets/s', 'wall time (ms)'],
+      concurrency.map((c) => [c.concurrency, c.perSecond, c.wallMs]),
+    ),
+  ].join('\n');
+}
+
+function updateBenchmarksFile(markdown: string): void {
+  const file = join(__dirname, '..', 'BENCHMARKS.md');
+  const begin = '<!-- bench:begin -->';
+  const end = '<!-- bench:end -->';
+  const text = readFileSync(file, 'utf8');
+  const start = text.indexOf(begin);
+  const stop = text.indexOf(end);
+  if (start < 0 || stop < 0) return;
+  writeFileSync(file, `${text.slice(0, start + begin.length)}\n${markdown}\n${text.slice(stop)}`);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
