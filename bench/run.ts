@@ -148,7 +148,7 @@ async function main(): Promise<void> {
               'bash',
               [
                 '-c',
-                `"$KUBECTL" get secrets --all-namespaces -o json | "$KUBECTL" annotate --overwrite -f - encryption-key-rotation-time="$(date -u +'%Y-%m-%dT%H:%M:%S.%N%z')" > /dev/null`,
+                `set -o pipefail; "$KUBECTL" get secrets --all-namespaces -o json | "$KUBECTL" annotate --overwrite -f - encryption-key-rotation-time="$(date -u +'%Y-%m-%dT%H:%M:%S.%N%z')" > /dev/null`,
               ],
               { ...process.env, KUBECTL: binaries.kubectl, KUBECONFIG: kubeconfig },
             ),

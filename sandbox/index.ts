@@ -1,53 +1,128 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as $Kms from '@alicloud/kms20160120';
+import { createCloudClients } from '../shared/cloud/clients';
+import type { Credential } from './cloud/api';
+import { resolveLoopbackSubdomains } from './cloud/dns';
+import { CloudEmulator } from './cloud/emulator';
+import { encodeCursor } from './cloud/sls';
 import { ControlPlane, type ControlPlaneInfo } from './controlplane/controlplane';
-import { InProcessKeyProvider } from './kms-plugin/key-provider';
+import { AlibabaKmsKeyProvider } from './kms-plugin/alibaba-provider';
+import { composeKeyId } from './kms-plugin/key-provider';
 
 /**
- * The local sandbox: a real control plane whose Secrets are encrypted by the KMS v2 plugin, plus a small
- * control API on loopback for what tests and people do to it from another process (rotate the key, wait
- * until the API server adopts the new version).
+ * The local sandbox: a real control plane whose Secrets are encrypted by the KMS v2 plugin, which encrypts
+ * through the emulated Alibaba Cloud KMS with the managed role's credentials, so ActionTrail shows the
+ * control plane's calls as on a real ACK cluster; the emulator also serves CS (one ACK Edge Pro cluster backed
+ * by the local control plane), ActionTrail, SLS, EventBridge and FC. A small control API on loopback lets
+ * tests and people act on it from another process.
  */
+export interface CloudInfo {
+  /** One endpoint for every emulated service (KMS, CS, ActionTrail, FC, SLS). */
+  endpoint: string;
+  region: string;
+  accountId: string;
+  user: { accessKeyId: string; accessKeySecret: string };
+  managedRole: { accessKeyId: string; accessKeySecret: string; securityToken: string };
+  clusterId: string;
+  kmsKeyId: string;
+}
+
 export interface SandboxInfo extends ControlPlaneInfo {
-  /** The control API: `GET /kms`, `POST /kms/rotate`, `POST /kms/wait-adoption`. */
+  /** The control API: `GET /kms`, `POST /kms/rotate`, `POST /kms/wait-adoption`, `POST /cloud/trail-trigger`. */
   control: string;
   /** The KMS key the plugin encrypts with, and its current key id (`<key>/<version>`). */
   kmsKeyId: string;
   kmsKeyIdWithVersion: string;
+  cloud: CloudInfo;
 }
 
 export interface Sandbox {
   info: SandboxInfo;
   controlPlane: ControlPlane;
+  cloud: CloudEmulator;
   stop(): Promise<void>;
 }
 
-export async function startSandbox(options: { workDir?: string } = {}): Promise<Sandbox> {
-  const provider = new InProcessKeyProvider();
-  const controlPlane = await ControlPlane.start({
-    provider,
-    ...(options.workDir ? { workDir: options.workDir } : {}),
-  });
-  const server = controlServer(controlPlane, provider);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const info: SandboxInfo = {
-    ...controlPlane.info,
-    control: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    kmsKeyId: provider.keyId,
-    kmsKeyIdWithVersion: await provider.currentKeyId(),
-  };
-  return {
-    info,
-    controlPlane,
-    async stop() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await controlPlane.stop();
-    },
-  };
+export const SANDBOX_CLUSTER_ID = 'c-sandbox-edge-pro';
+export const SANDBOX_KEY_ID = 'key-sandbox-0001';
+
+const keys = (c: Credential) => ({
+  accessKeyId: c.accessKeyId,
+  accessKeySecret: c.accessKeySecret,
+  ...(c.securityToken ? { securityToken: c.securityToken } : {}),
+});
+
+export async function startSandbox(options: { workDir?: string; stateDir?: string } = {}): Promise<Sandbox> {
+  resolveLoopbackSubdomains();
+  const cloud = await CloudEmulator.start(options.stateDir ? { stateDir: options.stateDir } : {});
+  try {
+    const key = cloud.state.keys.find((k) => k.keyId === SANDBOX_KEY_ID) ?? cloud.createKey(SANDBOX_KEY_ID);
+    const endpoint = { protocol: 'http' as const, host: cloud.host, url: cloud.url };
+    const endpoints = { kms: endpoint, cs: endpoint, actiontrail: endpoint, fc: endpoint, sls: endpoint };
+    const config = { region: cloud.state.region, accountId: cloud.state.accountId, endpoints };
+    const role = cloud.managedRole(SANDBOX_CLUSTER_ID);
+    // The control plane's KMS plugin calls the emulated KMS through the official SDK, as the managed role.
+    const provider = new AlibabaKmsKeyProvider(createCloudClients(config, keys(role)).kms, key.keyId);
+    const controlPlane = await ControlPlane.start({
+      provider,
+      ...(options.workDir ? { workDir: options.workDir } : {}),
+    });
+    cloud.addCluster({
+      clusterId: SANDBOX_CLUSTER_ID,
+      name: 'sandbox-edge-pro',
+      encryptionKeyId: key.keyId,
+      disableEncryption: false,
+      // What DescribeClusterUserKubeconfig hands out: the suite's least-privileged identity.
+      kubeconfig: readFileSync(controlPlane.info.restrictedKubeconfig, 'utf8'),
+    });
+    const user = createCloudClients(config, keys(cloud.user));
+    const server = controlServer(controlPlane, cloud, async () => {
+      const r = await user.kms.createKeyVersion(new $Kms.CreateKeyVersionRequest({ keyId: key.keyId }));
+      return composeKeyId(key.keyId, r.keyVersion?.keyVersionId ?? '');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const info: SandboxInfo = {
+      ...controlPlane.info,
+      control: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      kmsKeyId: key.keyId,
+      kmsKeyIdWithVersion: composeKeyId(key.keyId, key.primaryKeyVersion),
+      cloud: {
+        endpoint: cloud.url,
+        region: cloud.state.region,
+        accountId: cloud.state.accountId,
+        user: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
+        managedRole: {
+          accessKeyId: role.accessKeyId,
+          accessKeySecret: role.accessKeySecret,
+          securityToken: role.securityToken ?? '',
+        },
+        clusterId: SANDBOX_CLUSTER_ID,
+        kmsKeyId: key.keyId,
+      },
+    };
+    return {
+      info,
+      controlPlane,
+      cloud,
+      async stop() {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await controlPlane.stop();
+        await cloud.stop();
+      },
+    };
+  } catch (err) {
+    await cloud.stop();
+    throw err;
+  }
 }
 
-function controlServer(cp: ControlPlane, provider: InProcessKeyProvider): Server {
+function controlServer(cp: ControlPlane, cloud: CloudEmulator, rotate: () => Promise<string>): Server {
+  let trailDelivered = cloud.trailRecords().length;
+  const key = () => cloud.state.keys.find((k) => k.keyId === SANDBOX_KEY_ID);
+  const currentKeyId = () => composeKeyId(SANDBOX_KEY_ID, key()?.primaryKeyVersion ?? '');
   return createServer((req, res) => {
     const reply = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -63,17 +138,37 @@ function controlServer(cp: ControlPlane, provider: InProcessKeyProvider): Server
         const route = `${req.method} ${req.url}`;
         if (route === 'GET /kms') {
           return reply(200, {
-            keyId: await provider.currentKeyId(),
+            keyId: currentKeyId(),
             adoptedKeyId: cp.plugin.adoptedKeyId,
             stats: cp.plugin.stats,
           });
         }
-        if (route === 'POST /kms/rotate') return reply(200, { keyId: provider.rotate() });
+        if (route === 'POST /kms/rotate') return reply(200, { keyId: await rotate() });
         if (route === 'POST /kms/wait-adoption') {
-          const keyId = typeof body.keyId === 'string' ? body.keyId : await provider.currentKeyId();
+          const keyId = typeof body.keyId === 'string' ? body.keyId : currentKeyId();
           const timeoutMs = typeof body.timeoutMs === 'number' ? body.timeoutMs : 120_000;
           await cp.waitForAdoption(keyId, timeoutMs);
           return reply(200, { adoptedKeyId: cp.plugin.adoptedKeyId });
+        }
+        if (route === 'POST /cloud/trail-trigger') {
+          // The SLS trigger's event for the trail records written since the last call (for another process).
+          const total = cloud.trailRecords().length;
+          const event = {
+            source: {
+              endpoint: cloud.url,
+              projectName: 'actiontrail-sandbox',
+              logstoreName: 'actiontrail_sandbox',
+              shardId: 0,
+              beginCursor: encodeCursor(trailDelivered),
+              endCursor: encodeCursor(total),
+            },
+            parameter: {},
+            jobName: 'sandbox-trail-trigger',
+            taskId: `control-${total}`,
+            cursorTime: Math.floor(cloud.now() / 1000),
+          };
+          trailDelivered = total;
+          return reply(200, event);
         }
         return reply(404, { error: `no route ${route}` });
       } catch (err) {

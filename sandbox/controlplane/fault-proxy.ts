@@ -90,6 +90,8 @@ interface ActiveRule extends FaultRule {
 export class FaultProxy {
   readonly stats: ProxyStats = { requests: {}, faults: {} };
   private rules: ActiveRule[] = [];
+  /** kubectl (client-go) never sends a bearer token over plain http; the proxy adds the kubeconfig's. */
+  private fallbackAuthorization?: string;
   private readonly sockets = new Set<Socket>();
   private url_ = '';
 
@@ -138,7 +140,10 @@ export class FaultProxy {
   kubeconfigFrom(kubeconfigPath: string, outPath: string): string {
     const config = JSON.parse(readFileSync(kubeconfigPath, 'utf8')) as {
       clusters: Array<{ cluster: Record<string, unknown> }>;
+      users?: Array<{ user?: { token?: string } }>;
     };
+    const token = config.users?.[0]?.user?.token;
+    if (token) this.fallbackAuthorization = `Bearer ${token}`;
     for (const c of config.clusters) {
       c.cluster = { server: this.url, 'insecure-skip-tls-verify': true };
     }
@@ -248,7 +253,13 @@ export class FaultProxy {
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, url: URL): void {
-    const headers = { ...req.headers, host: this.target.host };
+    const headers = {
+      ...req.headers,
+      host: this.target.host,
+      ...(req.headers.authorization || !this.fallbackAuthorization
+        ? {}
+        : { authorization: this.fallbackAuthorization }),
+    };
     const upstream = request(url, { method: req.method, headers, agent: this.agent }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);

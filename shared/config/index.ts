@@ -158,8 +158,8 @@ const SETTINGS = {
   }),
   concurrency: setting({
     name: 'SENTINEL_REENCRYPT_CONCURRENCY',
-    example: '16',
-    default: '16',
+    example: '32',
+    default: '32',
     parse: (v) => intIn(v, 1, 256),
   }),
   pageSize: setting({

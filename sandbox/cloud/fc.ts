@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import type { FcContext } from '../../shared/runtime/handler';
+import { ApiError, type Credential } from './api';
+
+/**
+ * Function Compute 3.0 invocation (`POST /2023-03-30/functions/{name}/invocations`), synchronous and
+ * asynchronous (`x-fc-invocation-type: Async`, `x-fc-async-task-id`), dispatching in-process to the project's
+ * real handlers with a realistic context; async tasks with their status; timer triggers.
+ */
+export type FcHandler = (event: Buffer, context: FcContext) => Promise<unknown>;
+
+export interface FunctionSpec {
+  name: string;
+  handler: FcHandler;
+  /** The handler string as s.yaml names it, e.g. `index.handler`. */
+  handlerName?: string;
+  timeoutSeconds?: number;
+  memoryMB?: number;
+}
+
+export type TaskStatus = 'Running' | 'Succeeded' | 'Failed';
+
+export interface AsyncTask {
+  functionName: string;
+  taskId: string;
+  requestId: string;
+  status: TaskStatus;
+  startedTime: number;
+  endTime?: number;
+  returnPayload?: string;
+  errorMessage?: string;
+  payload: string;
+}
+
+export interface InvokeOutcome {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export class FunctionService {
+  private readonly functions = new Map<string, FunctionSpec>();
+  readonly tasks = new Map<string, AsyncTask>();
+  private readonly running = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly runtime: {
+      accountId: string;
+      region: string;
+      functionCredential: (fn: string) => Credential;
+    },
+  ) {}
+
+  register(spec: FunctionSpec): void {
+    this.functions.set(spec.name, spec);
+  }
+
+  private spec(name: string): FunctionSpec {
+    const spec = this.functions.get(name);
+    if (!spec) throw new ApiError(404, 'FunctionNotFound', `function '${name}' does not exist`);
+    return spec;
+  }
+
+  private context(spec: FunctionSpec, requestId: string): FcContext {
+    const credential = this.runtime.functionCredential(spec.name);
+    return {
+      requestId,
+      credentials: {
+        accessKeyId: credential.accessKeyId,
+        accessKeySecret: credential.accessKeySecret,
+        ...(credential.securityToken ? { securityToken: credential.securityToken } : {}),
+      },
+      function: {
+        name: spec.name,
+        handler: spec.handlerName ?? 'index.handler',
+        memory: spec.memoryMB ?? 512,
+        timeout: spec.timeoutSeconds ?? 60,
+      },
+      region: this.runtime.region,
+      accountId: this.runtime.accountId,
+    };
+  }
+
+  /** Runs the handler as FC would: a thrown error becomes an unhandled invocation error, not a crash. */
+  private async run(
+    spec: FunctionSpec,
+    payload: Buffer,
+    requestId: string,
+  ): Promise<{ ok: boolean; body: string }> {
+    try {
+      const result = await spec.handler(Buffer.from(payload), this.context(spec, requestId));
+      const body = Buffer.isBuffer(result)
+        ? result.toString('utf8')
+        : typeof result === 'string'
+          ? result
+          : JSON.stringify(result ?? null);
+      return { ok: true, body };
+    } catch (err) {
+      const e = err as Error;
+      return { ok: false, body: JSON.stringify({ errorMessage: e.message, errorType: e.name }) };
+    }
+  }
+
+  async invoke(
+    name: string,
+    payload: Buffer,
+    headers: Record<string, string | undefined>,
+  ): Promise<InvokeOutcome> {
+    const spec = this.spec(name);
+    const requestId = randomUUID();
+    if ((headers['x-fc-invocation-type'] ?? 'Sync').toLowerCase() === 'async') {
+      if (payload.length > 128 * 1024)
+        throw new ApiError(400, 'InvalidArgument', 'payload of an async invocation must not exceed 128 KB');
+      const taskId = headers['x-fc-async-task-id'] || randomUUID();
+      const key = `${name}/${taskId}`;
+      if (this.tasks.has(key))
+        throw new ApiError(409, 'AsyncTaskAlreadyExists', `async task '${taskId}' already exists`);
+      const task: AsyncTask = {
+        functionName: name,
+        taskId,
+        requestId,
+        status: 'Running',
+        startedTime: Date.now(),
+        payload: payload.toString('utf8'),
+      };
+      this.tasks.set(key, task);
+      const done = this.run(spec, payload, requestId).then(({ ok, body }) => {
+        task.status = ok ? 'Succeeded' : 'Failed';
+        task.endTime = Date.now();
+        if (ok) task.returnPayload = body;
+        else task.errorMessage = body;
+      });
+      this.running.add(done);
+      done.finally(() => this.running.delete(done));
+      // A 202 with no JSON content type: fc2 would try to parse an empty JSON body (sdks.md §3.1).
+      return {
+        status: 202,
+        headers: { 'x-fc-request-id': requestId, 'x-fc-async-task-id': taskId },
+        body: '',
+      };
+    }
+    const { ok, body } = await this.run(spec, payload, requestId);
+    return {
+      status: 200,
+      headers: {
+        'x-fc-request-id': requestId,
+        'content-type': 'application/json',
+        ...(ok ? {} : { 'x-fc-error-type': 'UnhandledInvocationError' }),
+      },
+      body,
+    };
+  }
+
+  task(name: string, taskId: string): AsyncTask {
+    this.spec(name);
+    const task = this.tasks.get(`${name}/${taskId}`);
+    if (!task) throw new ApiError(404, 'AsyncTaskNotFound', `async task '${taskId}' does not exist`);
+    return task;
+  }
+
+  /** The timer trigger: FC invokes the function asynchronously with the timer event. */
+  async fireTimer(name: string, triggerName: string, payload: string, at: Date): Promise<string> {
+    const event = JSON.stringify({
+      triggerTime: at.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      triggerName,
+      payload,
+    });
+    const outcome = await this.invoke(name, Buffer.from(event), { 'x-fc-invocation-type': 'Async' });
+    return outcome.headers['x-fc-async-task-id'] ?? '';
+  }
+
+  /** Resolves when no async invocation is running (and none started while waiting). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+}
