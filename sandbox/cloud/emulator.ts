@@ -340,7 +340,8 @@ export class CloudEmulator {
       recipientAccountId: this.state.accountId,
     };
     this.state.events.push(event);
-    (this.state.trailLogstore[0] ??= []).push(
+    if (!this.state.trailLogstore[0]) this.state.trailLogstore[0] = [];
+    this.state.trailLogstore[0].push(
       trailRecord(event as unknown as Record<string, unknown> & { eventTime: Date }),
     );
     queueMicrotask(() => this.triggerTrail());
@@ -649,7 +650,7 @@ export class CloudEmulator {
     throw new ApiError(404, 'PathNotSupported', `path ${raw.path} is not supported`);
   }
 
-  private dispatchSls(raw: RawRequest, res: ServerResponse, requestId: string): void {
+  private dispatchSls(raw: RawRequest, res: ServerResponse, requestId: string): undefined {
     if (raw.hostPrefix !== TRAIL_PROJECT)
       throw new ApiError(404, 'ProjectNotExist', `The Project does not exist : ${raw.hostPrefix}`);
     const m = /^\/logstores\/([^/]+)\/shards(?:\/(\d+))?$/.exec(raw.path);
@@ -708,7 +709,12 @@ export class CloudEmulator {
     res.end(payload);
   }
 
-  private sendError(service: string | undefined, e: ApiError, requestId: string, res: ServerResponse): void {
+  private sendError(
+    service: string | undefined,
+    e: ApiError,
+    requestId: string,
+    res: ServerResponse,
+  ): undefined {
     const headers = { ...e.headers, 'x-acs-request-id': requestId };
     if (service === 'fc')
       return sendJson(
@@ -746,9 +752,10 @@ function sendJson(
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
-): void {
+): undefined {
   res.writeHead(status, { 'content-type': 'application/json;charset=utf-8', ...headers });
   res.end(JSON.stringify(body));
+  return undefined;
 }
 
 let lz4: { compressSync(data: Buffer): Buffer } | undefined;

@@ -1,4 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import { KEY_VERSION_ANNOTATION } from '../../shared/reencrypt/annotations';
 import { pool } from './sandbox';
@@ -72,4 +75,11 @@ export async function snapshot(
     } while (token);
   }
   return out;
+}
+
+/** Writes a kubeconfig text to a temporary file (for APIs that take a path). */
+export function kubeConfigText(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'kc-')), 'kubeconfig');
+  writeFileSync(file, text, { mode: 0o600 });
+  return file;
 }

@@ -21,7 +21,7 @@ describe('npm run sandbox', () => {
       lines.once('line', resolve);
       child.once('exit', (code) => reject(new Error(`sandbox exited with ${code} before it was ready`)));
     });
-    const info = JSON.parse(first) as Record<string, string>;
+    const info = JSON.parse(first) as Record<string, string> & { cloud: unknown };
     expect(Object.keys(info)).toEqual(
       expect.arrayContaining(['kubeconfig', 'restrictedKubeconfig', 'etcd', 'kmsProviderName']),
     );
