@@ -5,10 +5,10 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { FaultProxy } from '../sandbox/controlplane/fault-proxy';
-import { readSecretEvidence } from '../sandbox/etcd/evidence';
 import { startSandbox } from '../sandbox/index';
 import { ensureBinaries } from '../sandbox/k8s-bins';
 import { splitKeyId } from '../sandbox/kms-plugin/key-provider';
+import { readSecretEvidence } from '../shared/etcd/evidence';
 import { coreApiFor, pool } from './cluster';
 import { type Measurement, measure } from './measure';
 

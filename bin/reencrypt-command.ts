@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { etcdVerifier } from '../sandbox/etcd/verifier';
 import { loadKubeConfig } from '../shared/cluster/kube';
 import { ConfigError, normalizeError } from '../shared/errors';
+import { etcdVerifier } from '../shared/etcd/verifier';
 import { sweepCheckpointSchema } from '../shared/events/job';
 import { redactString } from '../shared/log';
 import {

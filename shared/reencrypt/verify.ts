@@ -2,7 +2,7 @@ import type { Selection, SweepReport } from './sweep';
 
 /**
  * After a sweep, something other than the sweep's own counters confirms that the Secrets are stored under
- * the target key version: in the sandbox, etcd itself (`sandbox/etcd/verifier.ts`); in the cloud,
+ * the target key version: in the sandbox, etcd itself (`shared/etcd/verifier.ts`, for the sandbox and self-managed control planes); in the cloud,
  * ActionTrail's record of the control plane encrypting with the new version.
  */
 export interface VerificationResult {

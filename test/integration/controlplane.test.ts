@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readSecretEvidence, type StoredSecret, summarize } from '../../sandbox/etcd/evidence';
+import { readSecretEvidence, type StoredSecret, summarize } from '../../shared/etcd/evidence';
 import { coreApi, kmsState, pool, rotateKey, sandboxInfo, waitForAdoption } from '../helpers/sandbox';
 
 /**

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { decodeStoredValue, EncryptedObject, summarize } from '../../sandbox/etcd/evidence';
 import { AlibabaKmsKeyProvider } from '../../sandbox/kms-plugin/alibaba-provider';
 import {
   composeKeyId,
@@ -15,6 +14,7 @@ import {
 } from '../../sandbox/kms-plugin/key-provider';
 import { KmsV2Plugin } from '../../sandbox/kms-plugin/plugin';
 import { createCloudClients } from '../../shared/cloud/clients';
+import { decodeStoredValue, EncryptedObject, summarize } from '../../shared/etcd/evidence';
 import { Recorder, replyJson } from '../helpers/recorder';
 
 type Call = (method: string, req: unknown) => Promise<Record<string, unknown>>;

@@ -1,4 +1,4 @@
-import type { SweepVerifier, VerificationResult } from '../../shared/reencrypt/verify';
+import type { SweepVerifier, VerificationResult } from '../reencrypt/verify';
 import { readSecretEvidence, summarize } from './evidence';
 
 /**
