@@ -1,4 +1,5 @@
 import { CoreV1Api } from '@kubernetes/client-node';
+import pLimit from 'p-limit';
 import { loadKubeConfig } from '../shared/cluster/kube';
 
 export const coreApiFor = (kubeconfig: string): CoreV1Api =>
@@ -6,10 +7,6 @@ export const coreApiFor = (kubeconfig: string): CoreV1Api =>
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
 export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
+  const run = pLimit(limit);
+  await Promise.all(items.map((item) => run(() => fn(item))));
 }

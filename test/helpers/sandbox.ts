@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import pLimit from 'p-limit';
 import { inject } from 'vitest';
 
 export const sandboxInfo = () => inject('sandbox');
@@ -29,15 +30,8 @@ export const rotateKey = () => control<{ keyId: string }>('POST', '/kms/rotate')
 export const waitForAdoption = (keyId: string, timeoutMs = 150_000) =>
   control<{ adoptedKeyId: string }>('POST', '/kms/wait-adoption', { keyId, timeoutMs });
 
-/** Runs `fn` over `items` with at most `limit` in flight (test setup only). */
+/** Runs `fn` over `items` with at most `limit` in flight. */
 export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const item = items[next++] as T;
-        await fn(item);
-      }
-    }),
-  );
+  const run = pLimit(limit);
+  await Promise.all(items.map((item) => run(() => fn(item))));
 }

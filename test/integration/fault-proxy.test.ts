@@ -5,18 +5,10 @@ import { ApiException, PatchStrategy, setHeaderOptions } from '@kubernetes/clien
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../../sandbox/controlplane/fault-proxy';
 import { normalizeError } from '../../shared/errors';
+import { thrown as failure } from '../helpers/failures';
 import { coreApi, sandboxInfo } from '../helpers/sandbox';
 
 const NS = 'faults';
-
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe('the fault-injecting proxy', () => {
   let proxy: FaultProxy;

@@ -7,6 +7,7 @@ import { credentialsFromContext, credentialsFromDefaultChain } from '../../share
 import { fc2Invoker } from '../../shared/cloud/invoker';
 import { ConfigError, normalizeError, type SentinelError } from '../../shared/errors';
 import { clearRegisteredSecrets, redactString } from '../../shared/log';
+import { failure as caught } from '../helpers/failures';
 import { Recorder, replyJson } from '../helpers/recorder';
 
 const STS = {
@@ -28,15 +29,6 @@ const clients = (timeouts?: { connectTimeoutMs: number; readTimeoutMs: number })
     timeouts ? { timeouts } : {},
   );
 };
-
-async function caught(p: Promise<unknown>): Promise<SentinelError> {
-  try {
-    await p;
-  } catch (err) {
-    return normalizeError(err);
-  }
-  throw new Error('expected a failure');
-}
 
 beforeAll(async () => {
   server = await new Recorder().start();

@@ -11,7 +11,6 @@ import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator, TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
 import { fc2Invoker } from '../../shared/cloud/invoker';
-import { normalizeError, type SentinelError } from '../../shared/errors';
 import {
   isManagedSecurityRole,
   parseLookupEventsBody,
@@ -20,6 +19,7 @@ import {
   parseTrailLogRecord,
 } from '../../shared/events';
 import { readShardRange } from '../../shared/trail/sls-reader';
+import { failure } from '../helpers/failures';
 
 /**
  * Contract tests: every emulated operation called through the real SDK client and parsed by it, including
@@ -43,14 +43,6 @@ const as = (c: Credential): CloudClients => {
     { timeouts: { connectTimeoutMs: 2_000, readTimeoutMs: 10_000 } },
   );
 };
-async function failure(p: Promise<unknown>): Promise<SentinelError> {
-  try {
-    await p;
-  } catch (err) {
-    return normalizeError(err);
-  }
-  throw new Error('expected a failure');
-}
 
 beforeAll(async () => {
   resolveLoopbackSubdomains();
