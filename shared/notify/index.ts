@@ -1,0 +1,133 @@
+import { createHmac } from 'node:crypto';
+import type { NotifyChannelConfig } from '../config';
+import type { Severity } from '../config/channels';
+import { type Logger, redact } from '../log';
+
+/**
+ * Outbound notifications: a generic signed webhook, DingTalk and Lark/Feishu robots (each with its signing
+ * scheme) and Slack incoming webhooks. Destinations come only from configuration. Retries with backoff on 429
+ * and 5xx; a receiver that is down is logged, never thrown: it must not break the job that notifies.
+ */
+export interface Notification {
+  severity: Severity;
+  /** A short title, e.g. `KMS key key-123 was disabled`. */
+  title: string;
+  /** One or two sentences a person acts on. */
+  text: string;
+  /** Structured facts (redacted before sending). */
+  details?: Record<string, unknown>;
+}
+
+export interface DeliveryResult {
+  channel: string;
+  ok: boolean;
+  status?: number;
+  attempts: number;
+  error?: string;
+}
+
+export interface Notifier {
+  notify(n: Notification): Promise<DeliveryResult[]>;
+}
+
+export interface NotifierOptions {
+  log?: Logger;
+  maxAttempts?: number;
+  baseDelayMs?: number;
+  now?: () => number;
+  timeoutMs?: number;
+}
+
+/** The generic webhook's signature header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. */
+export const WEBHOOK_SIGNATURE_HEADER = 'x-sentinel-signature';
+
+export function signWebhook(secret: string, timestamp: number, body: string): string {
+  return `t=${timestamp},v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+interface Request {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Builds the HTTP request a channel's service expects. */
+export function buildRequest(channel: NotifyChannelConfig, n: Notification, nowMs: number): Request {
+  const details = n.details ? (redact(n.details) as Record<string, unknown>) : undefined;
+  const json = { 'content-type': 'application/json' };
+  const line = `[${n.severity}] ${n.title}`;
+  switch (channel.type) {
+    case 'webhook': {
+      const body = JSON.stringify({ severity: n.severity, title: n.title, text: n.text, details: details ?? {}, sentAt: new Date(nowMs).toISOString() });
+      const t = Math.floor(nowMs / 1000);
+      return { url: channel.url, headers: { ...json, [WEBHOOK_SIGNATURE_HEADER]: signWebhook(channel.secret, t, body) }, body };
+    }
+    case 'dingtalk': {
+      // DingTalk custom robot "加签": timestamp (ms) and sign = urlencode(base64(HMAC-SHA256(secret, "<ts>\n<secret>"))).
+      const url = new URL(channel.url);
+      if (channel.secret) {
+        const ts = String(nowMs);
+        const sign = createHmac('sha256', channel.secret).update(`${ts}\n${channel.secret}`).digest('base64');
+        url.searchParams.set('timestamp', ts);
+        url.searchParams.set('sign', sign);
+      }
+      const body = JSON.stringify({ msgtype: 'markdown', markdown: { title: line, text: `### ${line}\n\n${n.text}${details ? `\n\n\`${JSON.stringify(details)}\`` : ''}` } });
+      return { url: url.toString(), headers: json, body };
+    }
+    case 'lark': {
+      // Lark/Feishu custom bot: sign = base64(HMAC-SHA256(key = "<ts>\n<secret>", message = "")), ts in seconds.
+      const ts = Math.floor(nowMs / 1000);
+      const signed = channel.secret
+        ? { timestamp: String(ts), sign: createHmac('sha256', `${ts}\n${channel.secret}`).update('').digest('base64') }
+        : {};
+      const body = JSON.stringify({ ...signed, msg_type: 'text', content: { text: `${line}\n${n.text}` } });
+      return { url: channel.url, headers: json, body };
+    }
+    case 'slack': {
+      const body = JSON.stringify({ text: `*${line}*\n${n.text}` });
+      return { url: channel.url, headers: json, body };
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function createNotifier(channels: NotifyChannelConfig[], options: NotifierOptions = {}): Notifier {
+  const maxAttempts = options.maxAttempts ?? 4;
+  const baseDelayMs = options.baseDelayMs ?? 500;
+  const now = options.now ?? Date.now;
+  return {
+    async notify(n) {
+      const targets = channels.filter((c) => c.severities.includes(n.severity));
+      return Promise.all(
+        targets.map(async (channel, index): Promise<DeliveryResult> => {
+          const name = channel.name ?? `${channel.type}#${index}`;
+          let status: number | undefined;
+          let error: string | undefined;
+          for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+            const req = buildRequest(channel, n, now());
+            try {
+              const res = await fetch(req.url, {
+                method: 'POST',
+                headers: req.headers,
+                body: req.body,
+                signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+              });
+              status = res.status;
+              await res.arrayBuffer();
+              if (res.ok) return { channel: name, ok: true, status, attempts: attempt };
+              error = `HTTP ${res.status}`;
+              if (res.status !== 429 && res.status < 500) break;
+            } catch (err) {
+              error = (err as Error).name === 'TimeoutError' ? 'timeout' : 'connection failed';
+            }
+            if (attempt < maxAttempts) await sleep(baseDelayMs * 2 ** (attempt - 1));
+          }
+          // Never the URL: robot URLs carry access tokens.
+          options.log?.warn('notification not delivered', { channel: name, status, error, severity: n.severity });
+          return { channel: name, ok: false, attempts: maxAttempts, ...(status ? { status } : {}), ...(error ? { error } : {}) };
+        }),
+      );
+    },
+  };
+}

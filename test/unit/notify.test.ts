@@ -1,0 +1,137 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NotifyChannelConfig } from '../../shared/config';
+import { memoryLogger } from '../../shared/log';
+import { createNotifier, WEBHOOK_SIGNATURE_HEADER } from '../../shared/notify';
+import { Recorder } from '../helpers/recorder';
+
+/** Local receivers that check each channel's signature the way the service does. */
+const WEBHOOK_SECRET = 'whsec-notify-0123456789abcdef';
+const DING_SECRET = 'SECdingtalk0123456789abcdef';
+const LARK_SECRET = 'lark-secret-0123456789';
+const NOW = Date.parse('2026-11-29T08:00:00Z');
+
+let receiver: Recorder;
+beforeAll(async () => {
+  receiver = await new Recorder().start();
+});
+afterAll(async () => {
+  await receiver.stop();
+});
+
+const channels = (): NotifyChannelConfig[] => [
+  {
+    type: 'webhook',
+    name: 'hooks',
+    url: `${receiver.url}/hook`,
+    secret: WEBHOOK_SECRET,
+    severities: ['critical', 'report', 'audit'],
+  },
+  {
+    type: 'dingtalk',
+    name: 'ding',
+    url: `${receiver.url}/robot/send?access_token=tok`,
+    secret: DING_SECRET,
+    severities: ['critical'],
+  },
+  {
+    type: 'lark',
+    name: 'lark',
+    url: `${receiver.url}/open-apis/bot/v2/hook/x`,
+    secret: LARK_SECRET,
+    severities: ['critical', 'report'],
+  },
+  { type: 'slack', name: 'slack', url: `${receiver.url}/services/T/B/X`, severities: ['audit', 'critical'] },
+];
+
+describe('notification channels', () => {
+  it('signs each channel the way its service verifies, and routes by severity', async () => {
+    receiver.requests.length = 0;
+    const results = await createNotifier(channels(), { now: () => NOW }).notify({
+      severity: 'critical',
+      title: 'KMS key key-1 was disabled',
+      text: 'The API server of c1 cannot decrypt Secrets until the key is enabled again.',
+      details: { keyId: 'key-1', token: 'must-not-leak-123' },
+    });
+    expect(results.map((r) => [r.channel, r.ok])).toEqual([
+      ['hooks', true],
+      ['ding', true],
+      ['lark', true],
+      ['slack', true],
+    ]);
+    const byPath = (p: string) => receiver.requests.find((r) => r.path === p);
+
+    const hook = byPath('/hook');
+    const sig = String(hook?.headers[WEBHOOK_SIGNATURE_HEADER]);
+    const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(sig) ?? [];
+    const expected = createHmac('sha256', WEBHOOK_SECRET).update(`${t}.${hook?.body}`).digest('hex');
+    expect(timingSafeEqual(Buffer.from(expected), Buffer.from(v1 ?? ''))).toBe(true);
+    expect(Math.abs(Number(t) - NOW / 1000)).toBeLessThan(300);
+    expect(JSON.parse(hook?.body ?? '{}')).toMatchObject({
+      severity: 'critical',
+      title: 'KMS key key-1 was disabled',
+      details: { keyId: 'key-1', token: '[REDACTED]' },
+    });
+
+    const ding = byPath('/robot/send');
+    const ts = ding?.query.timestamp ?? '';
+    expect(ding?.query.sign).toBe(
+      createHmac('sha256', DING_SECRET).update(`${ts}\n${DING_SECRET}`).digest('base64'),
+    );
+    expect(Number(ts)).toBe(NOW);
+    expect(JSON.parse(ding?.body ?? '{}').msgtype).toBe('markdown');
+
+    const lark = JSON.parse(byPath('/open-apis/bot/v2/hook/x')?.body ?? '{}');
+    expect(lark.sign).toBe(
+      createHmac('sha256', `${lark.timestamp}\n${LARK_SECRET}`).update('').digest('base64'),
+    );
+    expect(lark.content.text).toContain('[critical] KMS key key-1 was disabled');
+
+    expect(JSON.parse(byPath('/services/T/B/X')?.body ?? '{}').text).toContain('KMS key key-1 was disabled');
+    expect(receiver.requests.map((r) => r.body).join('')).not.toContain('must-not-leak-123');
+
+    receiver.requests.length = 0;
+    await createNotifier(channels()).notify({ severity: 'audit', title: 'audit done', text: 'all pass' });
+    expect(receiver.requests.map((r) => r.path).sort()).toEqual(['/hook', '/services/T/B/X']);
+  });
+
+  it('retries 429 and 5xx with backoff, and gives up on other 4xx', async () => {
+    receiver.requests.length = 0;
+    const status = (code: number) => (_req: unknown, res: import('node:http').ServerResponse) => {
+      res.writeHead(code);
+      res.end();
+    };
+    receiver.reply(status(503), status(429), status(200));
+    const [first] = await createNotifier([channels()[0] as NotifyChannelConfig], { baseDelayMs: 5 }).notify({
+      severity: 'report',
+      title: 't',
+      text: 'x',
+    });
+    expect(first).toMatchObject({ ok: true, attempts: 3 });
+    receiver.reply(status(400));
+    const [bad] = await createNotifier([channels()[0] as NotifyChannelConfig], { baseDelayMs: 5 }).notify({
+      severity: 'report',
+      title: 't',
+      text: 'x',
+    });
+    expect(bad).toMatchObject({ ok: false, status: 400, error: 'HTTP 400' });
+  });
+
+  it('never throws when a receiver is down, and logs no URL or secret', async () => {
+    const log = memoryLogger();
+    const down: NotifyChannelConfig = {
+      type: 'dingtalk',
+      url: 'http://127.0.0.1:1/robot/send?access_token=SECRET-TOKEN',
+      secret: DING_SECRET,
+      severities: ['critical'],
+    };
+    const [result] = await createNotifier([down], { log, baseDelayMs: 1, maxAttempts: 2 }).notify({
+      severity: 'critical',
+      title: 't',
+      text: 'x',
+    });
+    expect(result).toMatchObject({ ok: false, attempts: 2, error: 'connection failed' });
+    expect(log.lines.join('\n')).not.toContain('SECRET-TOKEN');
+    expect(log.lines.join('\n')).not.toContain(DING_SECRET);
+  });
+});
