@@ -58,9 +58,19 @@ export function buildRequest(channel: NotifyChannelConfig, n: Notification, nowM
   const line = `[${n.severity}] ${n.title}`;
   switch (channel.type) {
     case 'webhook': {
-      const body = JSON.stringify({ severity: n.severity, title: n.title, text: n.text, details: details ?? {}, sentAt: new Date(nowMs).toISOString() });
+      const body = JSON.stringify({
+        severity: n.severity,
+        title: n.title,
+        text: n.text,
+        details: details ?? {},
+        sentAt: new Date(nowMs).toISOString(),
+      });
       const t = Math.floor(nowMs / 1000);
-      return { url: channel.url, headers: { ...json, [WEBHOOK_SIGNATURE_HEADER]: signWebhook(channel.secret, t, body) }, body };
+      return {
+        url: channel.url,
+        headers: { ...json, [WEBHOOK_SIGNATURE_HEADER]: signWebhook(channel.secret, t, body) },
+        body,
+      };
     }
     case 'dingtalk': {
       // DingTalk custom robot "加签": timestamp (ms) and sign = urlencode(base64(HMAC-SHA256(secret, "<ts>\n<secret>"))).
@@ -71,14 +81,23 @@ export function buildRequest(channel: NotifyChannelConfig, n: Notification, nowM
         url.searchParams.set('timestamp', ts);
         url.searchParams.set('sign', sign);
       }
-      const body = JSON.stringify({ msgtype: 'markdown', markdown: { title: line, text: `### ${line}\n\n${n.text}${details ? `\n\n\`${JSON.stringify(details)}\`` : ''}` } });
+      const body = JSON.stringify({
+        msgtype: 'markdown',
+        markdown: {
+          title: line,
+          text: `### ${line}\n\n${n.text}${details ? `\n\n\`${JSON.stringify(details)}\`` : ''}`,
+        },
+      });
       return { url: url.toString(), headers: json, body };
     }
     case 'lark': {
       // Lark/Feishu custom bot: sign = base64(HMAC-SHA256(key = "<ts>\n<secret>", message = "")), ts in seconds.
       const ts = Math.floor(nowMs / 1000);
       const signed = channel.secret
-        ? { timestamp: String(ts), sign: createHmac('sha256', `${ts}\n${channel.secret}`).update('').digest('base64') }
+        ? {
+            timestamp: String(ts),
+            sign: createHmac('sha256', `${ts}\n${channel.secret}`).update('').digest('base64'),
+          }
         : {};
       const body = JSON.stringify({ ...signed, msg_type: 'text', content: { text: `${line}\n${n.text}` } });
       return { url: channel.url, headers: json, body };
@@ -124,8 +143,19 @@ export function createNotifier(channels: NotifyChannelConfig[], options: Notifie
             if (attempt < maxAttempts) await sleep(baseDelayMs * 2 ** (attempt - 1));
           }
           // Never the URL: robot URLs carry access tokens.
-          options.log?.warn('notification not delivered', { channel: name, status, error, severity: n.severity });
-          return { channel: name, ok: false, attempts: maxAttempts, ...(status ? { status } : {}), ...(error ? { error } : {}) };
+          options.log?.warn('notification not delivered', {
+            channel: name,
+            status,
+            error,
+            severity: n.severity,
+          });
+          return {
+            channel: name,
+            ok: false,
+            attempts: maxAttempts,
+            ...(status ? { status } : {}),
+            ...(error ? { error } : {}),
+          };
         }),
       );
     },

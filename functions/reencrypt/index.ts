@@ -1,0 +1,200 @@
+import { clusterKubeconfig } from '../../shared/cluster/discovery';
+import { configMapStateStore, type JobState } from '../../shared/cluster/state';
+import { type Checkpoint, encodeJobPayload, type JobPayload, parseJobPayload } from '../../shared/events';
+import { describeKey } from '../../shared/kms/keys';
+import { kubernetesSecretStore, type SweepReport, sweep } from '../../shared/reencrypt';
+import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
+import { type Services, servicesFor } from '../../shared/runtime/services';
+import { findManagedRoleEvents } from '../../shared/trail/evidence';
+
+/**
+ * reencrypt: one job per (cluster, key, key version). Waits until the control plane encrypts with the new
+ * version (ActionTrail evidence of the managed role's Encrypt, or the configured delay: a KMS v2 API server
+ * polls its plugin about once a minute), then sweeps within the invocation's time budget. When the budget
+ * runs out it saves the checkpoint in the cluster's state ConfigMap and invokes itself again with it.
+ * On completion it records the key version, verifies, and reports through the notification channels.
+ */
+export type ReencryptStatus = 'already-complete' | 'superseded' | 'continued' | 'completed';
+
+export interface ReencryptResult {
+  status: ReencryptStatus;
+  jobId: string;
+  invocation: number;
+  report?: Partial<SweepReport>;
+  verified?: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const EVIDENCE_POLL_MS = 10_000;
+
+export async function reencrypt(
+  event: unknown,
+  inv: Invocation,
+  s: Services = servicesFor(inv),
+): Promise<ReencryptResult> {
+  const job = parseJobPayload(event);
+  const log = inv.log.child({ jobId: job.jobId, clusterId: job.clusterId });
+  const { config } = inv;
+  const deadline = inv.deadline - config.reencrypt.budgetMarginMs;
+  const checkpoint: Checkpoint = job.checkpoint ?? {
+    targetKeyVersionId: job.keyVersionId,
+    invocation: 1,
+    startedAt: new Date(),
+    phase: 'waiting-for-adoption',
+  };
+  const kube = s.kube(await clusterKubeconfig(s.clients, job.clusterId, 60));
+  try {
+    const state = configMapStateStore(kube.core, config.stateNamespace);
+    const current = await state.load();
+    if (current.completedKeyVersion === job.keyVersionId) {
+      log.info('already complete for this key version');
+      return { status: 'already-complete', jobId: job.jobId, invocation: checkpoint.invocation };
+    }
+    // FC retried an invocation that died (no checkpoint in its payload): resume from the one it saved.
+    if (!job.checkpoint && current.job?.jobId === job.jobId && current.job.checkpoint) {
+      checkpoint.phase = 'sweeping';
+      checkpoint.sweep = current.job.checkpoint;
+      log.info('resuming from the checkpoint saved in the state ConfigMap');
+    }
+    const jobState = (phase: JobState['phase'], extra: Partial<JobState> = {}): JobState => ({
+      jobId: job.jobId,
+      keyId: job.keyId,
+      keyVersionId: job.keyVersionId,
+      phase,
+      invocation: checkpoint.invocation,
+      updatedAt: new Date().toISOString(),
+      ...extra,
+    });
+    const handOver = async (next: Checkpoint, report?: SweepReport): Promise<ReencryptResult> => {
+      await state.save({
+        ...current,
+        job: jobState(
+          next.phase === 'verifying' ? 'verifying' : next.phase,
+          next.sweep ? { checkpoint: next.sweep } : {},
+        ),
+      });
+      const payload: JobPayload = { ...job, checkpoint: { ...next, invocation: next.invocation + 1 } };
+      await s.invoker.invokeAsync(config.reencrypt.functionName, encodeJobPayload(payload), {
+        taskId: `${job.jobId}-i${next.invocation + 1}`,
+      });
+      log.info('budget spent: handed over to the next invocation', {
+        invocation: next.invocation + 1,
+        phase: next.phase,
+        visited: report?.total,
+      });
+      return {
+        status: 'continued',
+        jobId: job.jobId,
+        invocation: next.invocation,
+        ...(report ? { report: summary(report) } : {}),
+      };
+    };
+
+    const key = await describeKey(s.clients, job.keyId);
+    if (key.primaryKeyVersion !== job.keyVersionId) {
+      // A newer rotation happened: its own job (rotation-watch starts it) rewrites everything once more.
+      log.info('superseded by a newer key version', { primaryKeyVersion: key.primaryKeyVersion });
+      await state.save({
+        ...current,
+        job: jobState('failed', { report: { reason: `superseded by ${key.primaryKeyVersion}` } }),
+      });
+      return { status: 'superseded', jobId: job.jobId, invocation: checkpoint.invocation };
+    }
+
+    if (checkpoint.phase === 'waiting-for-adoption') {
+      const rotatedAt = key.lastRotationDate ? new Date(key.lastRotationDate) : checkpoint.startedAt;
+      for (;;) {
+        const evidence = await findManagedRoleEvents(s.clients, {
+          keyId: job.keyId,
+          keyVersionId: job.keyVersionId,
+          since: new Date(rotatedAt.getTime() - 60_000),
+          maxPages: 2,
+        });
+        if (evidence.length > 0) {
+          log.info('the control plane encrypts with the new key version', { evidence: evidence[0]?.eventId });
+          break;
+        }
+        const waited = Date.now() - rotatedAt.getTime();
+        if (waited >= config.reencrypt.adoptionDelayMs) {
+          log.info('no ActionTrail evidence yet; the configured delay has passed', { waitedMs: waited });
+          break;
+        }
+        if (Date.now() - checkpoint.startedAt.getTime() > config.reencrypt.adoptionTimeoutMs) {
+          log.warn('adoption timeout: sweeping without evidence');
+          break;
+        }
+        // The wait spans invocations: use this one's budget, then hand over.
+        const left = deadline - Date.now();
+        if (left <= 0) return handOver(checkpoint);
+        await sleep(Math.min(EVIDENCE_POLL_MS, config.reencrypt.adoptionDelayMs - waited, left));
+      }
+      checkpoint.phase = 'sweeping';
+    }
+
+    let report: SweepReport | undefined;
+    if (checkpoint.phase === 'sweeping') {
+      report = await sweep({
+        store: kubernetesSecretStore(kube.core),
+        targetKeyVersionId: job.keyVersionId,
+        strategy: config.reencrypt.strategy,
+        pageSize: config.reencrypt.pageSize,
+        concurrency: config.reencrypt.concurrency,
+        ...(checkpoint.sweep ? { checkpoint: checkpoint.sweep } : {}),
+        deadline,
+        onProgress: (p) => log.debug('sweep progress', { ...p.counters, pages: p.pages }),
+        onCheckpoint: async (c) => state.save({ ...current, job: jobState('sweeping', { checkpoint: c }) }),
+      });
+      if (!report.complete)
+        return handOver(
+          { ...checkpoint, ...(report.checkpoint ? { sweep: report.checkpoint } : {}) },
+          report,
+        );
+      checkpoint.phase = 'verifying';
+    }
+
+    // Verification: ActionTrail shows the control plane encrypting with this version since the rotation.
+    const since = key.lastRotationDate
+      ? new Date(Date.parse(key.lastRotationDate) - 60_000)
+      : checkpoint.startedAt;
+    const evidence = await findManagedRoleEvents(s.clients, {
+      keyId: job.keyId,
+      keyVersionId: job.keyVersionId,
+      since,
+      maxPages: 2,
+    });
+    const verified = evidence.length > 0;
+    const done = new Date().toISOString();
+    await state.save({
+      completedKeyVersion: job.keyVersionId,
+      completedAt: done,
+      job: jobState('completed', { ...(report ? { report: summary(report) } : {}) }),
+    });
+    const failed = report?.failed ?? 0;
+    await s.notifier.notify({
+      severity: 'report',
+      title: `Secrets of ${job.clusterId} re-encrypted for key version ${job.keyVersionId}`,
+      text: `${report?.rewritten ?? 0} rewritten, ${report?.alreadyCurrent ?? 0} already current, ${failed} failed, in ${checkpoint.invocation} invocation(s). ActionTrail ${verified ? 'shows' : 'does not yet show'} the control plane encrypting with this version.`,
+      details: { jobId: job.jobId, ...(report ? summary(report) : {}), verified },
+    });
+    log.info('job complete', { verified, invocations: checkpoint.invocation });
+    return {
+      status: 'completed',
+      jobId: job.jobId,
+      invocation: checkpoint.invocation,
+      ...(report ? { report: summary(report) } : {}),
+      verified,
+    };
+  } finally {
+    kube.close();
+  }
+}
+
+/** The report without the failure list beyond a few entries: state ConfigMaps and notifications stay small. */
+function summary(r: SweepReport): Partial<SweepReport> {
+  const { checkpoint: _c, failures, ...rest } = r;
+  return { ...rest, failures: failures.slice(0, 20) };
+}
+
+export const createHandler = (deps: HandlerDeps = {}) =>
+  defineHandler('reencrypt', (event, inv) => reencrypt(event, inv), deps);
+export const handler = createHandler();

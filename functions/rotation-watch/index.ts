@@ -1,0 +1,152 @@
+import { clusterKubeconfig, discoverClusters, type TargetCluster } from '../../shared/cluster/discovery';
+import { configMapStateStore } from '../../shared/cluster/state';
+import type { SentinelConfig } from '../../shared/config';
+import { normalizeError } from '../../shared/errors';
+import {
+  decodeEventInput,
+  encodeJobPayload,
+  jobIdFor,
+  parseTimerEvent,
+  parseTrailCloudEvent,
+} from '../../shared/events';
+import { describeKey, type KeyInfo } from '../../shared/kms/keys';
+import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
+import { type Services, servicesFor } from '../../shared/runtime/services';
+import { classify } from '../../shared/trail/classify';
+
+/**
+ * rotation-watch: KMS publishes no "key rotated" event (alicloud.md §1), so a timer polls DescribeKey of every
+ * watched key and compares PrimaryKeyVersion with the version each cluster last completed; ActionTrail events
+ * through EventBridge only make it faster. One re-encryption job per (cluster, key, version), started by FC
+ * async invocation with the job id as task id, so duplicates and races never start a second job. Events
+ * that endanger a cluster (a disabled or deleted key, encryption turned off) are alerted at once.
+ */
+const ROTATION_EVENTS = new Set(['CreateKeyVersion', 'RotateKey', 'UpdateRotationPolicy']);
+
+export type JobOutcome = 'started' | 'already-started' | 'current' | 'failed';
+
+export interface WatchResult {
+  trigger: 'timer' | 'event';
+  jobs: Array<{
+    clusterId: string;
+    keyId: string;
+    keyVersionId?: string;
+    outcome: JobOutcome;
+    reason?: string;
+  }>;
+  alerts: number;
+}
+
+async function ensureJob(
+  s: Services,
+  config: SentinelConfig,
+  cluster: TargetCluster,
+  key: KeyInfo,
+  reason: string,
+  inv: Invocation,
+) {
+  const base = { clusterId: cluster.clusterId, keyId: key.keyId, keyVersionId: key.primaryKeyVersion };
+  try {
+    const kube = s.kube(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
+    try {
+      const state = await configMapStateStore(kube.core, config.stateNamespace).load();
+      if (state.completedKeyVersion === key.primaryKeyVersion)
+        return { ...base, outcome: 'current' as const };
+    } finally {
+      kube.close();
+    }
+    const jobId = jobIdFor(cluster.clusterId, key.keyId, key.primaryKeyVersion);
+    const payload = encodeJobPayload({ version: 1, jobId, ...base, requestedAt: new Date(), reason });
+    try {
+      await s.invoker.invokeAsync(config.reencrypt.functionName, payload, { taskId: jobId });
+      inv.log.info('re-encryption job started', { jobId, ...base });
+      return { ...base, outcome: 'started' as const };
+    } catch (err) {
+      const e = normalizeError(err);
+      if (e.statusCode === 409) return { ...base, outcome: 'already-started' as const };
+      throw e;
+    }
+  } catch (err) {
+    // One cluster's trouble (its API server is down) must not stop the others' jobs.
+    const e = normalizeError(err);
+    inv.log.warn('could not start the job for a cluster', { ...base, error: e.toJSON() });
+    return { ...base, outcome: 'failed' as const, reason: e.message };
+  }
+}
+
+export async function rotationWatch(
+  event: unknown,
+  inv: Invocation,
+  s: Services = servicesFor(inv),
+): Promise<WatchResult> {
+  const value = decodeEventInput(event, { format: 'rotation-watch event' });
+  const isTimer = typeof value === 'object' && value !== null && 'triggerTime' in value;
+  const clusters = (await discoverClusters(s.clients, inv.config)).filter(
+    (c) => c.encryptionEnabled && c.keyId,
+  );
+  const keys =
+    inv.config.keys.mode === 'explicit'
+      ? inv.config.keys.keyIds
+      : [...new Set(clusters.map((c) => c.keyId as string))];
+  const result: WatchResult = { trigger: isTimer ? 'timer' : 'event', jobs: [], alerts: 0 };
+  let toCheck: string[] = [];
+  let reason = 'rotation-watch:timer';
+
+  if (isTimer) {
+    parseTimerEvent(value);
+    toCheck = keys;
+  } else {
+    const cloudEvent = parseTrailCloudEvent(value);
+    const finding = classify(cloudEvent.data, {
+      keys: new Set(keys),
+      clusters: new Set(clusters.map((c) => c.clusterId)),
+    });
+    if (finding?.severity === 'critical') {
+      result.alerts++;
+      const affected = clusters
+        .filter((c) => c.keyId === finding.keyId || c.clusterId === finding.clusterId)
+        .map((c) => c.clusterId);
+      await s.notifier.notify({
+        severity: 'critical',
+        title: `${finding.eventName} on ${finding.keyId ?? finding.clusterId}`,
+        text: `${finding.summary}. Clusters affected: ${affected.join(', ') || 'none known'}.`,
+        details: {
+          eventId: finding.eventId,
+          eventTime: finding.eventTime.toISOString(),
+          keyId: finding.keyId,
+          clusterId: finding.clusterId,
+          clusters: affected,
+        },
+      });
+      inv.log.warn('critical change alerted', {
+        eventName: finding.eventName,
+        keyId: finding.keyId,
+        clusterId: finding.clusterId,
+      });
+    }
+    const keyId = finding?.keyId ?? (cloudEvent.data.requestParameters?.KeyId as string | undefined);
+    if (ROTATION_EVENTS.has(cloudEvent.data.eventName) && keyId && keys.includes(keyId)) {
+      toCheck = [keyId];
+      reason = 'rotation-watch:event';
+    }
+  }
+
+  for (const keyId of toCheck) {
+    // Whatever the event said, DescribeKey is the truth: out-of-order events start the job for the current version.
+    const key = await describeKey(s.clients, keyId);
+    if (key.keyState !== 'Enabled') continue;
+    for (const cluster of clusters.filter((c) => c.keyId === keyId)) {
+      result.jobs.push(await ensureJob(s, inv.config, cluster, key, reason, inv));
+    }
+  }
+  inv.log.info('rotation-watch done', {
+    trigger: result.trigger,
+    jobs: result.jobs.map((j) => `${j.clusterId}:${j.outcome}`),
+    alerts: result.alerts,
+  });
+  return result;
+}
+
+export const createHandler = (deps: HandlerDeps = {}) =>
+  defineHandler('rotation-watch', (event, inv) => rotationWatch(event, inv), deps);
+export const handler = createHandler();

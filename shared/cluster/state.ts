@@ -1,0 +1,78 @@
+import { ApiException, type CoreV1Api } from '@kubernetes/client-node';
+import { z } from 'zod';
+import { normalizeError } from '../errors';
+import { sweepCheckpointSchema } from '../events/job';
+
+/**
+ * Per-cluster state without a database: one ConfigMap in the suite's state namespace holds the last key
+ * version fully re-encrypted and the job in progress (phase, checkpoint, last report). Behind a two-method
+ * interface, like kube-storage-version-migrator's progress tracker, so the loop does not know where it lives.
+ */
+export const STATE_CONFIGMAP = 'ack-kms-sentinel-state';
+
+const jobSchema = z.object({
+  jobId: z.string(),
+  keyId: z.string(),
+  keyVersionId: z.string(),
+  phase: z.enum(['waiting-for-adoption', 'sweeping', 'verifying', 'completed', 'failed']),
+  invocation: z.number().int().min(1),
+  updatedAt: z.string(),
+  checkpoint: sweepCheckpointSchema.optional(),
+  report: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const clusterStateSchema = z.object({
+  completedKeyVersion: z.string().optional(),
+  completedAt: z.string().optional(),
+  job: jobSchema.optional(),
+});
+
+export type ClusterState = z.output<typeof clusterStateSchema>;
+export type JobState = z.output<typeof jobSchema>;
+
+export interface StateStore {
+  load(): Promise<ClusterState>;
+  save(state: ClusterState): Promise<void>;
+}
+
+export function configMapStateStore(core: CoreV1Api, namespace: string, name = STATE_CONFIGMAP): StateStore {
+  let resourceVersion: string | undefined;
+  return {
+    async load() {
+      try {
+        const cm = await core.readNamespacedConfigMap({ namespace, name });
+        resourceVersion = cm.metadata?.resourceVersion;
+        const raw = cm.data?.state;
+        if (!raw) return {};
+        const parsed = clusterStateSchema.safeParse(JSON.parse(raw));
+        // A state written by another version or by hand: start over safely (the annotations skip done work).
+        return parsed.success ? parsed.data : {};
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 404) {
+          resourceVersion = undefined;
+          return {};
+        }
+        throw normalizeError(err, { service: 'kubernetes', operation: 'read state ConfigMap' });
+      }
+    },
+    async save(state) {
+      const body = {
+        metadata: {
+          name,
+          namespace,
+          labels: { 'app.kubernetes.io/name': 'ack-kms-sentinel' },
+          ...(resourceVersion ? { resourceVersion } : {}),
+        },
+        data: { state: JSON.stringify(state) },
+      };
+      try {
+        const saved = resourceVersion
+          ? await core.replaceNamespacedConfigMap({ namespace, name, body })
+          : await core.createNamespacedConfigMap({ namespace, body });
+        resourceVersion = saved.metadata?.resourceVersion;
+      } catch (err) {
+        throw normalizeError(err, { service: 'kubernetes', operation: 'save state ConfigMap' });
+      }
+    },
+  };
+}

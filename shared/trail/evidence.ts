@@ -1,0 +1,72 @@
+import type { CloudClients } from '../cloud/clients';
+import type { SentinelError } from '../errors';
+import { type ActionTrailEvent, isManagedSecurityRole, parseLookupEventsBody } from '../events/actiontrail';
+
+/**
+ * Evidence in ActionTrail that the control plane uses a key (version): an `Encrypt` (or `GenerateDataKey`)
+ * of the key by the ACK managed role, from LookupEvents. LookupEvents allows 2 calls per second: calls are
+ * spaced, and only a few pages are read.
+ */
+export interface EvidenceQuery {
+  keyId: string;
+  /** Only events that name this version in `responseElements.KeyVersionId`, when ActionTrail records it. */
+  keyVersionId?: string;
+  since: Date;
+  until?: Date;
+  eventNames?: string[];
+  maxPages?: number;
+}
+
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const LOOKUP_SPACING_MS = 550;
+
+/** LookupEvents with its 2-calls-per-second limit respected: a throttled call waits and tries again. */
+async function lookup(
+  clients: Pick<CloudClients, 'actionTrailRpc'>,
+  query: Record<string, string>,
+): Promise<Record<string, unknown>> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await clients.actionTrailRpc('LookupEvents', query);
+    } catch (err) {
+      if (attempt >= 4 || (err as SentinelError).kind !== 'retryable') throw err;
+      await sleep(1_000 * (attempt + 1));
+    }
+  }
+}
+
+export async function findManagedRoleEvents(
+  clients: Pick<CloudClients, 'actionTrailRpc'>,
+  q: EvidenceQuery,
+): Promise<ActionTrailEvent[]> {
+  const found: ActionTrailEvent[] = [];
+  for (const eventName of q.eventNames ?? ['Encrypt']) {
+    let nextToken: string | undefined;
+    for (let page = 0; page < (q.maxPages ?? 3); page++) {
+      if (page > 0 || found.length > 0 || eventName !== (q.eventNames ?? ['Encrypt'])[0])
+        await sleep(LOOKUP_SPACING_MS);
+      const body = parseLookupEventsBody(
+        await lookup(clients, {
+          'LookupAttribute.1.Key': 'EventName',
+          'LookupAttribute.1.Value': eventName,
+          'LookupAttribute.2.Key': 'ResourceName',
+          'LookupAttribute.2.Value': q.keyId,
+          StartTime: iso(q.since),
+          EndTime: iso(q.until ?? new Date()),
+          MaxResults: '50',
+          ...(nextToken ? { NextToken: nextToken } : {}),
+        }),
+      );
+      for (const e of body.events) {
+        if (!isManagedSecurityRole(e.userIdentity) || e.errorCode) continue;
+        const version = e.responseElements?.KeyVersionId;
+        if (q.keyVersionId && typeof version === 'string' && version !== q.keyVersionId) continue;
+        found.push(e);
+      }
+      nextToken = body.nextToken;
+      if (!nextToken) break;
+    }
+  }
+  return found;
+}

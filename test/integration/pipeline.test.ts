@@ -1,0 +1,296 @@
+import * as $Kms from '@alicloud/kms20160120';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHandler as reencryptHandler } from '../../functions/reencrypt';
+import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
+import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
+import { type Sandbox, startSandbox } from '../../sandbox';
+import type { FcHandler } from '../../sandbox/cloud/fc';
+import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
+import { createCloudClients } from '../../shared/cloud/clients';
+import { STATE_CONFIGMAP } from '../../shared/cluster/state';
+import { readSecretEvidence } from '../../shared/etcd/evidence';
+import { Recorder } from '../helpers/recorder';
+import { coreApi } from '../helpers/sandbox';
+import { seedSecrets, snapshot } from '../helpers/secrets';
+
+/**
+ * The main job end to end, through the emulated triggers: a KMS rotation → EventBridge or the timer →
+ * rotation-watch → FC async invocation of reencrypt → adoption evidence in ActionTrail → sweep (over several
+ * self-invocations when the budget is small) → state, verification and a report. This file runs its own
+ * sandbox, so the emulator can dispatch to the handlers in this process.
+ */
+const NAMESPACES = ['pipe-a', 'pipe-b', 'pipe-c'];
+const COUNT = 150;
+const REENCRYPT = 'ack-kms-sentinel-reencrypt';
+
+let sandbox: Sandbox;
+let receiver: Recorder;
+let env: Record<string, string>;
+
+const notifications = (severity: string) =>
+  receiver.requests
+    .map(
+      (r) =>
+        JSON.parse(r.body) as {
+          severity: string;
+          title: string;
+          text: string;
+          details: Record<string, unknown>;
+        },
+    )
+    .filter((n) => n.severity === severity);
+
+function register(name: string, handler: FcHandler, timeoutSeconds = 60) {
+  sandbox.cloud.registerFunction({ name, handler, timeoutSeconds });
+}
+
+const adapt = (
+  h: (event: unknown, ctx: import('../../shared/runtime/handler').FcContext) => Promise<unknown>,
+): FcHandler => h;
+
+beforeAll(async () => {
+  sandbox = await startSandbox();
+  receiver = await new Recorder().start();
+  const { cloud } = sandbox.info;
+  env = {
+    SENTINEL_REGION: cloud.region,
+    SENTINEL_ACCOUNT_ID: cloud.accountId,
+    SENTINEL_CLUSTER_PROFILE: 'Edge',
+    SENTINEL_ENDPOINT_KMS: cloud.endpoint,
+    SENTINEL_ENDPOINT_CS: cloud.endpoint,
+    SENTINEL_ENDPOINT_ACTIONTRAIL: cloud.endpoint,
+    SENTINEL_ENDPOINT_FC: cloud.endpoint,
+    SENTINEL_ENDPOINT_SLS: cloud.endpoint,
+    SENTINEL_STATE_NAMESPACE: sandbox.info.stateNamespace,
+    SENTINEL_REENCRYPT_ADOPTION_DELAY: '5m',
+    SENTINEL_REENCRYPT_BUDGET_MARGIN: '5s',
+    SENTINEL_NOTIFY_CHANNELS: JSON.stringify([
+      { type: 'webhook', url: `${receiver.url}/hook`, secret: 'pipeline-webhook-secret-0123' },
+    ]),
+    SENTINEL_LOG_LEVEL: 'warn',
+  };
+  const quiet = () => undefined;
+  register('ack-kms-sentinel-rotation-watch', adapt(rotationWatchHandler({ env, sink: quiet })));
+  register(REENCRYPT, adapt(reencryptHandler({ env, sink: quiet })), 120);
+  register('ack-kms-sentinel-trail-verify', adapt(trailVerifyHandler({ env, sink: quiet })));
+  await seedSecrets(coreApi(sandbox.info.kubeconfig), {
+    namespaces: NAMESPACES,
+    count: COUNT,
+    immutable: [5],
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await receiver?.stop();
+  await sandbox?.stop();
+});
+
+async function rotate(): Promise<{ keyId: string; version: string }> {
+  const { cloud } = sandbox.info;
+  const user = createCloudClients(
+    {
+      region: cloud.region,
+      endpoints: { kms: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
+    },
+    cloud.user,
+  );
+  const r = await user.kms.createKeyVersion(new $Kms.CreateKeyVersionRequest({ keyId: cloud.kmsKeyId }));
+  const version = r.keyVersion?.keyVersionId ?? '';
+  return { keyId: `${cloud.kmsKeyId}/${version}`, version };
+}
+
+async function expectAllUnder(keyId: string) {
+  const stored = (await readSecretEvidence(sandbox.info.etcd)).filter((s) =>
+    NAMESPACES.includes(s.namespace),
+  );
+  expect(stored).toHaveLength(COUNT);
+  expect(stored.filter((s) => s.keyId !== keyId).map((s) => `${s.namespace}/${s.name}`)).toEqual([]);
+}
+
+async function completedVersion(): Promise<string | undefined> {
+  const cm = await coreApi(sandbox.info.kubeconfig).readNamespacedConfigMap({
+    namespace: sandbox.info.stateNamespace,
+    name: STATE_CONFIGMAP,
+  });
+  return JSON.parse(cm.data?.state ?? '{}').completedKeyVersion;
+}
+
+const reencryptTasks = (prefix: string) =>
+  [...sandbox.cloud.functions.tasks.values()].filter(
+    (t) => t.functionName === REENCRYPT && t.taskId.startsWith(prefix),
+  );
+
+describe('the event-driven pipeline', () => {
+  it('event path: a rotation reaches rotation-watch through EventBridge (twice), one job re-encrypts everything', async () => {
+    const { cloud } = sandbox;
+    cloud.subscribe({
+      filter: (e) => e.source === 'acs.kms' || e.source === 'acs.cs',
+      handler: (b) =>
+        cloud.functions.invoke('ack-kms-sentinel-rotation-watch', b, { 'x-fc-invocation-type': 'Async' }),
+    });
+    cloud.duplicateDeliveries = true;
+    const { keyId, version } = await rotate();
+    await sandbox.controlPlane.waitForAdoption(keyId);
+    await cloud.idle();
+    cloud.duplicateDeliveries = false;
+
+    const watches = [...cloud.functions.tasks.values()].filter(
+      (t) => t.functionName === 'ack-kms-sentinel-rotation-watch',
+    );
+    const outcomes = watches.flatMap((t) =>
+      (JSON.parse(t.returnPayload ?? '{"jobs":[]}').jobs as Array<{ outcome: string }>).map((j) => j.outcome),
+    );
+    expect(outcomes.sort()).toEqual(['already-started', 'started']);
+    const jobs = reencryptTasks('rj-');
+    expect(jobs.filter((t) => !t.taskId.includes('-i'))).toHaveLength(1);
+    expect(jobs.every((t) => t.status === 'Succeeded')).toBe(true);
+    expect(await completedVersion()).toBe(version);
+    await expectAllUnder(keyId);
+    const report = notifications('report').find((n) => n.title.includes(version));
+    expect(report?.details).toMatchObject({ rewritten: COUNT + 0, failed: 0, verified: true });
+  });
+
+  it('timer path: the poll finds the new version without any event, and a second tick starts nothing', async () => {
+    sandbox.cloud.subscribers.length = 0;
+    const { keyId, version } = await rotate();
+    await sandbox.controlPlane.waitForAdoption(keyId);
+    await sandbox.cloud.functions.fireTimer('ack-kms-sentinel-rotation-watch', 'poll', '', new Date());
+    await sandbox.cloud.idle();
+    expect(await completedVersion()).toBe(version);
+    await expectAllUnder(keyId);
+    const tick = await sandbox.cloud.functions.invoke(
+      'ack-kms-sentinel-rotation-watch',
+      Buffer.from(JSON.stringify({ triggerTime: new Date().toISOString(), triggerName: 'poll' })),
+      {},
+    );
+    expect(JSON.parse(tick.body).jobs.map((j: { outcome: string }) => j.outcome)).toEqual(['current']);
+  });
+
+  it('a budget so small that the job takes at least five self-invocations misses no Secret', async () => {
+    const small = {
+      ...env,
+      SENTINEL_REENCRYPT_BUDGET_MARGIN: '2900ms',
+      SENTINEL_REENCRYPT_PAGE_SIZE: '10',
+      SENTINEL_REENCRYPT_CONCURRENCY: '2',
+    };
+    register(REENCRYPT, adapt(reencryptHandler({ env: small, sink: () => undefined })), 3);
+    try {
+      const { keyId, version } = await rotate();
+      await sandbox.controlPlane.waitForAdoption(keyId);
+      await sandbox.cloud.functions.fireTimer('ack-kms-sentinel-rotation-watch', 'poll', '', new Date());
+      await sandbox.cloud.idle();
+      const jobId =
+        reencryptTasks('rj-').find((t) => t.payload.includes(version) && !t.taskId.includes('-i'))?.taskId ??
+        '';
+      const invocations = reencryptTasks(jobId);
+      expect(invocations.length).toBeGreaterThanOrEqual(5);
+      expect(invocations.every((t) => t.status === 'Succeeded')).toBe(true);
+      expect(await completedVersion()).toBe(version);
+      await expectAllUnder(keyId);
+      const after = await snapshot(coreApi(sandbox.info.kubeconfig), NAMESPACES);
+      expect([...after.values()].filter((s) => s.version !== version)).toEqual([]);
+    } finally {
+      register(REENCRYPT, adapt(reencryptHandler({ env, sink: () => undefined })), 120);
+    }
+  });
+
+  it('alerts at once on DisableKey of a key in use; a cluster whose API server is down does not stop the others', async () => {
+    const { cloud } = sandbox;
+    const other = cloud.createKey('key-other-cluster');
+    cloud.addCluster({ clusterId: 'c-dead', kubeconfig: deadKubeconfig(), encryptionKeyId: other.keyId });
+    cloud.addCluster({
+      clusterId: 'c-dead-2',
+      kubeconfig: deadKubeconfig(),
+      encryptionKeyId: sandbox.info.cloud.kmsKeyId,
+    });
+    cloud.subscribe({
+      filter: (e) => e.source === 'acs.kms',
+      handler: (b) =>
+        cloud.functions.invoke('ack-kms-sentinel-rotation-watch', b, { 'x-fc-invocation-type': 'Async' }),
+    });
+    receiver.requests.length = 0;
+    const { cloud: info } = sandbox.info;
+    const user = createCloudClients(
+      {
+        region: info.region,
+        endpoints: { kms: { protocol: 'http', host: info.endpoint.slice(7), url: info.endpoint } },
+      },
+      info.user,
+    );
+    await user.kms.disableKey(new $Kms.DisableKeyRequest({ keyId: other.keyId }));
+    await cloud.idle();
+    const critical = notifications('critical');
+    expect(critical.map((n) => n.title)).toEqual([`DisableKey on ${other.keyId}`]);
+    expect(critical[0]?.details.clusters).toEqual(['c-dead']);
+
+    const { keyId } = await rotate();
+    await sandbox.controlPlane.waitForAdoption(keyId);
+    await cloud.idle();
+    const last = [...cloud.functions.tasks.values()]
+      .filter((t) => t.functionName === 'ack-kms-sentinel-rotation-watch')
+      .at(-1);
+    const jobs = JSON.parse(last?.returnPayload ?? '{}').jobs as Array<{
+      clusterId: string;
+      outcome: string;
+    }>;
+    expect(jobs.find((j) => j.clusterId === 'c-dead-2')?.outcome).toBe('failed');
+    expect(jobs.find((j) => j.clusterId === 'c-sandbox-edge-pro')?.outcome).toBe('started');
+    await expectAllUnder(keyId);
+    cloud.subscribers.length = 0;
+    cloud.state.clusters = cloud.state.clusters.filter((c) => !c.clusterId.startsWith('c-dead'));
+  });
+
+  it('answers poison events with a non-retryable error instead of failing, so FC does not retry them', async () => {
+    const watch = await sandbox.cloud.functions.invoke(
+      'ack-kms-sentinel-rotation-watch',
+      Buffer.from('{"specversion":"1.0","source":"acs.oss"'),
+      {},
+    );
+    expect(watch.headers['x-fc-error-type']).toBeUndefined();
+    expect(JSON.parse(watch.body)).toMatchObject({
+      ok: false,
+      poison: true,
+      error: { code: 'InvalidEvent' },
+    });
+    const started = await sandbox.cloud.functions.invoke(
+      REENCRYPT,
+      Buffer.from('{"version":1,"jobId":"nope"}'),
+      { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'poison-1' },
+    );
+    expect(started.status).toBe(202);
+    await sandbox.cloud.idle();
+    const task = sandbox.cloud.functions.task(REENCRYPT, 'poison-1');
+    expect(task.status).toBe('Succeeded');
+    expect(JSON.parse(task.returnPayload ?? '{}')).toMatchObject({ poison: true, error: { path: 'jobId' } });
+  });
+
+  it('trail-verify reads the trail through the SLS trigger and sees the control plane encrypting', async () => {
+    const results: string[] = [];
+    sandbox.cloud.subscribeTrail(async (b) => {
+      const r = await sandbox.cloud.functions.invoke('ack-kms-sentinel-trail-verify', b, {});
+      results.push(r.body);
+    });
+    const { keyId, version } = await rotate();
+    await sandbox.controlPlane.waitForAdoption(keyId);
+    await sandbox.cloud.idle();
+    const merged = results.map(
+      (r) => JSON.parse(r) as { events: number; encryptionByKey: Record<string, { ok: number }> },
+    );
+    expect(merged.reduce((n, r) => n + r.events, 0)).toBeGreaterThan(0);
+    expect(merged.some((r) => (r.encryptionByKey[splitKeyId(keyId).keyId]?.ok ?? 0) > 0)).toBe(true);
+    expect(version).toBeTruthy();
+  });
+});
+
+function deadKubeconfig(): string {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      { name: 'dead', cluster: { server: 'https://127.0.0.1:1', 'insecure-skip-tls-verify': true } },
+    ],
+    users: [{ name: 'u', user: { token: 'dead-cluster-token' } }],
+    contexts: [{ name: 'dead', context: { cluster: 'dead', user: 'u' } }],
+    'current-context': 'dead',
+  });
+}
