@@ -1,11 +1,17 @@
 #!/usr/bin/env node
-// The CLI entry: the esbuild bundle when `npm run build` made one, the TypeScript sources otherwise.
-const { existsSync } = require('node:fs');
+// The CLI entry. In a checkout (dev dependencies installed) it runs the TypeScript sources, so it is never
+// stale; an installation without them runs the esbuild bundle that `npm run build` makes (dist/cli.js).
 const { join } = require('node:path');
 
-const bundle = join(__dirname, '..', 'dist', 'cli.js');
-if (!existsSync(bundle)) require('tsx/cjs');
-const { main } = require(existsSync(bundle) ? bundle : './cli.ts');
+let entry;
+try {
+  require.resolve('tsx/cjs');
+  require('tsx/cjs');
+  entry = './cli.ts';
+} catch {
+  entry = join(__dirname, '..', 'dist', 'cli.js');
+}
+const { main } = require(entry);
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../shared/reencrypt';
+import { type InvokeFlags, invokeCommand } from './invoke-command';
 import { jsonLinesOutput, terminalOutput } from './output';
 import { describeError, type ReencryptFlags, reencryptCommand } from './reencrypt-command';
 
@@ -54,6 +55,19 @@ export function buildProgram(run: (code: number) => void): Command {
         ? terminalOutput(process.stdout, process.stderr, flags.json === true)
         : jsonLinesOutput(process.stdout, flags.json === true);
       run(await reencryptCommand(flags, out));
+    });
+
+  program
+    .command('invoke')
+    .description(
+      'Run a function handler locally with a realistic Function Compute context, like `s local invoke`',
+    )
+    .argument('<function>', 'rotation-watch, reencrypt or trail-verify')
+    .requiredOption('--event <file|->', 'the event, from a file or - for stdin (as FC hands it: bytes)')
+    .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
+    .option('--timeout <seconds>', 'the function timeout the handler budgets against', '60')
+    .action(async (name: string, flags: InvokeFlags) => {
+      run(await invokeCommand(name, flags));
     });
 
   return program;

@@ -307,7 +307,7 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
   return config;
 }
 
-function readConfigFile(file: string): Env {
+export function readConfigFile(file: string): Env {
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
