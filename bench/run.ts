@@ -11,6 +11,7 @@ import { splitKeyId } from '../sandbox/kms-plugin/key-provider';
 import { readSecretEvidence } from '../shared/etcd/evidence';
 import { coreApiFor, pool } from './cluster';
 import { type Measurement, measure } from './measure';
+import { runTrailBench } from './trail';
 
 /**
  * `npm run bench`: on the local control plane, in one run, the same Secret sets and the same key rotation,
@@ -79,6 +80,13 @@ async function seed(core: CoreV1Api, set: SecretSet): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
+  log('trail-verify: 10,000 ActionTrail events');
+  const trailRows = await runTrailBench(10_000);
+  for (const r of trailRows) log(`${r.stage}: ${r.perSecond} events/s (${r.ms} ms)`);
+  if (args.includes('--trail-only')) {
+    if (asJson) process.stdout.write(`${JSON.stringify({ trail: trailRows })}\n`);
+    return;
+  }
   const binaries = ensureBinaries();
   log('bundling the CLI');
   const built = spawnSync('bash', [join(__dirname, 'build-cli.sh')], { stdio: 'inherit' });
@@ -235,7 +243,11 @@ async function main(): Promise<void> {
     };
   });
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Kubernetes v${binaries.version}`;
-  const markdown = render(rows, summary, concurrencyRows, machine);
+  const markdown = `${render(rows, summary, concurrencyRows, machine)}\n\ntrail-verify on a batch of 10,000 ActionTrail events:\n\n${[
+    '| stage | events/s | time (ms) |',
+    '|---|---|---|',
+    ...trailRows.map((r) => `| ${r.stage} | ${r.perSecond} | ${r.ms} |`),
+  ].join('\n')}`;
   process.stderr.write(`\n${markdown}\n`);
   if (!quick) updateBenchmarksFile(markdown);
   if (asJson)
