@@ -116,7 +116,8 @@ export function summarize(events: number, findings: Finding[]): BatchSummary {
   const encryptionByKey: BatchSummary['encryptionByKey'] = {};
   for (const f of findings) {
     if (f.kind === 'sensitive-change' || !f.keyId) continue;
-    const entry = (encryptionByKey[f.keyId] ??= { ok: 0, refused: 0 });
+    const entry = encryptionByKey[f.keyId] ?? { ok: 0, refused: 0 };
+    encryptionByKey[f.keyId] = entry;
     if (f.kind === 'kms-refusal') entry.refused++;
     else entry.ok++;
     const t = f.eventTime.toISOString();
