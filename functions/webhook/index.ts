@@ -1,0 +1,263 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { discoverClusters } from '../../shared/cluster/discovery';
+import { normalizeError, PoisonError } from '../../shared/errors';
+import {
+  encodeJobPayload,
+  type HttpTriggerEvent,
+  type HttpTriggerResponse,
+  httpBodyBytes,
+  jobIdFor,
+  jsonResponse,
+  parseHttpTriggerEvent,
+} from '../../shared/events';
+import { describeKey } from '../../shared/kms/keys';
+import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
+import { type Services, servicesFor } from '../../shared/runtime/services';
+
+/**
+ * The signed HTTP API (FC 3.0 HTTP trigger) for automation and ChatOps:
+ *   POST /v1/clusters/{clusterId}/reencrypt   start (or find) the re-encryption job for the current key version
+ *   POST /v1/audits                           start an audit
+ *   GET  /v1/jobs/{jobId}                     a job's status
+ * Every request is signed: `x-sentinel-timestamp` (unix seconds, within 5 minutes) and
+ * `x-sentinel-signature: v1=<hex HMAC-SHA256(secret, METHOD \n PATH \n TIMESTAMP \n BODY)>`, compared in
+ * constant time. `Idempotency-Key` makes a retried POST answer the same without a second job (the job and
+ * audit ids are FC task ids, which FC refuses to reuse). Never a stack trace, never a secret in a response.
+ */
+export const SIGNATURE_HEADER = 'x-sentinel-signature';
+export const TIMESTAMP_HEADER = 'x-sentinel-timestamp';
+export const MAX_BODY_BYTES = 64 * 1024;
+const WINDOW_SECONDS = 300;
+export const AUDIT_FUNCTION = 'ack-kms-sentinel-audit';
+
+export function signRequest(
+  secret: string,
+  method: string,
+  path: string,
+  timestamp: string,
+  body: string,
+): string {
+  return `v1=${createHmac('sha256', secret).update(`${method}\n${path}\n${timestamp}\n${body}`).digest('hex')}`;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const reencryptBody = z.object({ reason: z.string().max(200).optional() }).strict();
+const auditBody = z
+  .object({
+    clusterIds: z
+      .array(z.string().regex(/^[a-zA-Z0-9-]{1,64}$/))
+      .max(100)
+      .optional(),
+  })
+  .strict();
+
+function parseBody<T extends z.ZodType>(schema: T, raw: string): z.output<T> {
+  let value: unknown = {};
+  if (raw.trim() !== '') {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      throw new HttpError(400, 'InvalidBody', 'the body is not JSON');
+    }
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const field =
+      issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'body');
+    throw new HttpError(400, 'InvalidBody', `${field}: ${issue?.message ?? 'invalid'}`);
+  }
+  return result.data;
+}
+
+function verify(event: HttpTriggerEvent, secret: string, body: string, nowSeconds: number): void {
+  const timestamp = event.headers[TIMESTAMP_HEADER];
+  const signature = event.headers[SIGNATURE_HEADER];
+  if (!timestamp || !signature) throw new HttpError(401, 'Unauthorized', 'the request is not signed');
+  if (!/^\d{1,12}$/.test(timestamp) || Math.abs(nowSeconds - Number(timestamp)) > WINDOW_SECONDS) {
+    throw new HttpError(401, 'Unauthorized', 'the request timestamp is outside the allowed window');
+  }
+  const expected = Buffer.from(
+    signRequest(secret, event.requestContext.http.method, event.requestContext.http.path, timestamp, body),
+  );
+  const given = Buffer.from(signature);
+  if (expected.length !== given.length || !timingSafeEqual(expected, given))
+    throw new HttpError(401, 'Unauthorized', 'the signature does not match');
+}
+
+interface Route {
+  pattern: RegExp;
+  methods: Record<string, (m: RegExpExecArray, ctx: RouteContext) => Promise<HttpTriggerResponse>>;
+}
+
+interface RouteContext {
+  inv: Invocation;
+  s: Services;
+  body: string;
+  idempotencyKey?: string;
+}
+
+const ROUTES: Route[] = [
+  {
+    pattern: /^\/v1\/clusters\/([a-zA-Z0-9-]{1,64})\/reencrypt$/,
+    methods: {
+      POST: async (m, { inv, s, body }) => {
+        const { reason } = parseBody(reencryptBody, body);
+        const clusterId = m[1] ?? '';
+        const cluster = (await discoverClusters(s.clients, inv.config)).find(
+          (c) => c.clusterId === clusterId,
+        );
+        if (!cluster)
+          throw new HttpError(
+            404,
+            'ClusterNotFound',
+            `cluster ${clusterId} is not a target of this deployment`,
+          );
+        if (!cluster.encryptionEnabled || !cluster.keyId)
+          throw new HttpError(409, 'EncryptionOff', `Secret encryption is off on ${clusterId}`);
+        const key = await describeKey(s.clients, cluster.keyId);
+        const jobId = jobIdFor(clusterId, key.keyId, key.primaryKeyVersion);
+        const payload = encodeJobPayload({
+          version: 1,
+          jobId,
+          clusterId,
+          keyId: key.keyId,
+          keyVersionId: key.primaryKeyVersion,
+          requestedAt: new Date(),
+          reason: `webhook${reason ? `: ${reason}` : ''}`,
+        });
+        let status = 'started';
+        try {
+          await s.invoker.invokeAsync(inv.config.reencrypt.functionName, payload, { taskId: jobId });
+        } catch (err) {
+          if (normalizeError(err).statusCode !== 409) throw err;
+          status = 'already-started';
+        }
+        return jsonResponse(202, {
+          jobId,
+          status,
+          clusterId,
+          keyId: key.keyId,
+          keyVersionId: key.primaryKeyVersion,
+        });
+      },
+    },
+  },
+  {
+    pattern: /^\/v1\/audits$/,
+    methods: {
+      POST: async (_m, { s, body, idempotencyKey }) => {
+        const request = parseBody(auditBody, body);
+        const auditId = `audit-${createHash('sha256')
+          .update(idempotencyKey ?? `${Date.now()}-${Math.random()}`)
+          .digest('hex')
+          .slice(0, 16)}`;
+        let status = 'started';
+        try {
+          await s.invoker.invokeAsync(AUDIT_FUNCTION, JSON.stringify({ auditId, ...request }), {
+            taskId: auditId,
+          });
+        } catch (err) {
+          if (normalizeError(err).statusCode !== 409) throw err;
+          status = 'already-started';
+        }
+        return jsonResponse(202, { auditId, status });
+      },
+    },
+  },
+  {
+    pattern: /^\/v1\/jobs\/([a-z0-9-]{1,80})$/,
+    methods: {
+      GET: async (m, { inv, s }) => {
+        const jobId = m[1] ?? '';
+        try {
+          const res = await s.clients.fc.get(
+            `/functions/${inv.config.reencrypt.functionName}/async-tasks/${jobId}`,
+          );
+          const task = res.data as { status?: string; startedTime?: number; endTime?: number };
+          return jsonResponse(200, {
+            jobId,
+            status: task.status ?? 'Unknown',
+            startedTime: task.startedTime,
+            endTime: task.endTime,
+          });
+        } catch (err) {
+          if (normalizeError(err).statusCode === 404)
+            throw new HttpError(404, 'JobNotFound', `job ${jobId} is not known`);
+          throw err;
+        }
+      },
+    },
+  },
+];
+
+export async function webhook(
+  event: unknown,
+  inv: Invocation,
+  s: Services = servicesFor(inv),
+  nowSeconds = Math.floor(Date.now() / 1000),
+): Promise<HttpTriggerResponse> {
+  const error = (e: HttpError) =>
+    jsonResponse(e.status, { error: { code: e.code, message: e.message } }, e.headers);
+  try {
+    let request: HttpTriggerEvent;
+    try {
+      request = parseHttpTriggerEvent(event);
+    } catch (err) {
+      throw new HttpError(
+        400,
+        'InvalidRequest',
+        err instanceof PoisonError ? err.message : 'the request could not be read',
+      );
+    }
+    const body = httpBodyBytes(request);
+    if (body.length > MAX_BODY_BYTES)
+      throw new HttpError(413, 'PayloadTooLarge', `the body is larger than ${MAX_BODY_BYTES} bytes`);
+    const secret = inv.config.webhookSecret;
+    if (!secret) throw new HttpError(503, 'NotConfigured', 'the webhook signing secret is not configured');
+    verify(request, secret, body.toString('utf8'), nowSeconds);
+    const path = request.requestContext.http.path;
+    const method = request.requestContext.http.method;
+    const route = ROUTES.find((r) => r.pattern.test(path));
+    if (!route) throw new HttpError(404, 'NotFound', `no route ${path}`);
+    const run = route.methods[method];
+    if (!run)
+      throw new HttpError(405, 'MethodNotAllowed', `${method} is not allowed on ${path}`, {
+        allow: Object.keys(route.methods).join(', '),
+      });
+    const match = route.pattern.exec(path) as RegExpExecArray;
+    const idempotencyKey = request.headers['idempotency-key'];
+    return await run(match, {
+      inv,
+      s,
+      body: body.toString('utf8'),
+      ...(idempotencyKey ? { idempotencyKey } : {}),
+    });
+  } catch (err) {
+    if (err instanceof HttpError) return error(err);
+    const e = normalizeError(err);
+    inv.log.error('webhook request failed', { error: e.toJSON() });
+    return error(
+      new HttpError(
+        e.kind === 'retryable' ? 503 : 502,
+        e.kind === 'retryable' ? 'Unavailable' : 'UpstreamError',
+        'the request could not be completed; try again later',
+      ),
+    );
+  }
+}
+
+export const createHandler = (deps: HandlerDeps = {}) =>
+  defineHandler('webhook', (event, inv) => webhook(event, inv), deps);
+export const handler = createHandler();

@@ -1,0 +1,173 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AUDIT_FUNCTION,
+  createHandler,
+  MAX_BODY_BYTES,
+  SIGNATURE_HEADER,
+  signRequest,
+  TIMESTAMP_HEADER,
+} from '../../functions/webhook';
+import { CloudEmulator } from '../../sandbox/cloud/emulator';
+import type { HttpTriggerResponse } from '../../shared/events';
+
+/** The signed HTTP API against the emulated cloud (CS, KMS, FC), through the FC 3.0 HTTP trigger format. */
+const SECRET = 'webhook-secret-0123456789abcdef0123456789';
+let cloud: CloudEmulator;
+let handler: ReturnType<typeof createHandler>;
+const started: string[] = [];
+
+beforeAll(async () => {
+  cloud = await CloudEmulator.start();
+  const key = cloud.createKey('key-web');
+  cloud.addCluster({ clusterId: 'c-web', kubeconfig: 'x', encryptionKeyId: key.keyId });
+  cloud.addCluster({ clusterId: 'c-plain', kubeconfig: 'x' });
+  cloud.registerFunction({
+    name: 'ack-kms-sentinel-reencrypt',
+    handler: async (e) => started.push(e.toString()),
+  });
+  cloud.registerFunction({ name: AUDIT_FUNCTION, handler: async (e) => started.push(e.toString()) });
+  const env = {
+    SENTINEL_REGION: cloud.state.region,
+    SENTINEL_ACCOUNT_ID: cloud.state.accountId,
+    SENTINEL_WEBHOOK_SECRET: SECRET,
+    SENTINEL_LOG_LEVEL: 'error',
+    ...Object.fromEntries(
+      ['KMS', 'CS', 'ACTIONTRAIL', 'FC'].map((s) => [`SENTINEL_ENDPOINT_${s}`, cloud.url]),
+    ),
+  };
+  handler = createHandler({ env, sink: () => undefined });
+});
+afterAll(async () => {
+  await cloud.stop();
+});
+
+function request(
+  method: string,
+  path: string,
+  body = '',
+  opts: { secret?: string; timestamp?: number; headers?: Record<string, string>; unsigned?: boolean } = {},
+) {
+  const ts = String(opts.timestamp ?? Math.floor(Date.now() / 1000));
+  const headers: Record<string, string> = { 'Content-Type': 'application/json', ...opts.headers };
+  if (!opts.unsigned) {
+    headers[TIMESTAMP_HEADER] = ts;
+    headers[SIGNATURE_HEADER] = signRequest(opts.secret ?? SECRET, method, path, ts, body);
+  }
+  return {
+    version: 'v1',
+    rawPath: path,
+    body,
+    isBase64Encoded: false,
+    headers,
+    queryParameters: {},
+    requestContext: {
+      requestId: `r-${Math.random()}`,
+      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.1' },
+    },
+  };
+}
+
+const context = () => ({
+  requestId: 'req',
+  credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
+  accountId: cloud.state.accountId,
+});
+async function call(
+  event: unknown,
+): Promise<
+  HttpTriggerResponse & { json: Record<string, unknown> & { error?: { code: string; message: string } } }
+> {
+  const res = (await handler(Buffer.from(JSON.stringify(event)), context())) as HttpTriggerResponse;
+  return { ...res, json: JSON.parse(res.body) };
+}
+
+describe('the webhook API', () => {
+  it("starts the re-encryption of a cluster for its key's current version, once", async () => {
+    const first = await call(
+      request('POST', '/v1/clusters/c-web/reencrypt', '{"reason":"chatops"}', {
+        headers: { 'Idempotency-Key': 'k1' },
+      }),
+    );
+    expect(first.statusCode).toBe(202);
+    expect(first.json).toMatchObject({ status: 'started', clusterId: 'c-web', keyId: 'key-web' });
+    const again = await call(
+      request('POST', '/v1/clusters/c-web/reencrypt', '{"reason":"chatops"}', {
+        headers: { 'Idempotency-Key': 'k1' },
+      }),
+    );
+    expect(again.json).toMatchObject({ status: 'already-started', jobId: first.json.jobId });
+    await cloud.idle();
+    expect(started.filter((s) => s.includes('"clusterId":"c-web"'))).toHaveLength(1);
+    const status = await call(request('GET', `/v1/jobs/${first.json.jobId}`));
+    expect(status.json).toMatchObject({ jobId: first.json.jobId, status: 'Succeeded' });
+  });
+
+  it('starts an audit idempotently', async () => {
+    const a = await call(request('POST', '/v1/audits', '{}', { headers: { 'Idempotency-Key': 'audit-1' } }));
+    const b = await call(request('POST', '/v1/audits', '{}', { headers: { 'Idempotency-Key': 'audit-1' } }));
+    expect(a.statusCode).toBe(202);
+    expect(b.json).toMatchObject({ auditId: a.json.auditId, status: 'already-started' });
+  });
+
+  it.each([
+    ['no signature', () => request('GET', '/v1/jobs/x', '', { unsigned: true }), 401, 'Unauthorized'],
+    [
+      'a wrong secret',
+      () => request('GET', '/v1/jobs/x', '', { secret: 'not-the-secret-0123456789abcdef0123' }),
+      401,
+      'Unauthorized',
+    ],
+    [
+      'a stale timestamp',
+      () => request('GET', '/v1/jobs/x', '', { timestamp: Math.floor(Date.now() / 1000) - 3600 }),
+      401,
+      'Unauthorized',
+    ],
+    ['an unknown route', () => request('GET', '/v1/nothing'), 404, 'NotFound'],
+    ['a wrong method', () => request('DELETE', '/v1/audits'), 405, 'MethodNotAllowed'],
+    [
+      'a bad body',
+      () => request('POST', '/v1/clusters/c-web/reencrypt', '{"reason": 42}'),
+      400,
+      'InvalidBody',
+    ],
+    [
+      'an unknown field',
+      () => request('POST', '/v1/audits', '{"clusterIds":["c-web"],"extra":1}'),
+      400,
+      'InvalidBody',
+    ],
+    ['not JSON', () => request('POST', '/v1/audits', '{'), 400, 'InvalidBody'],
+    [
+      'an oversized body',
+      () => request('POST', '/v1/audits', `{"x":"${'a'.repeat(MAX_BODY_BYTES)}"}`),
+      413,
+      'PayloadTooLarge',
+    ],
+    ['an unknown cluster', () => request('POST', '/v1/clusters/c-nope/reencrypt'), 404, 'ClusterNotFound'],
+    [
+      'a cluster without encryption',
+      () => request('POST', '/v1/clusters/c-plain/reencrypt'),
+      409,
+      'EncryptionOff',
+    ],
+    ['an unknown job', () => request('GET', '/v1/jobs/rj-none-0000000000000000'), 404, 'JobNotFound'],
+  ] as const)('answers %s with %i', async (_name, build, status, code) => {
+    const res = await call(build());
+    expect(res.statusCode).toBe(status);
+    expect(res.json.error?.code).toBe(code);
+    expect(res.body).not.toMatch(/\n\s+at |webhook-secret/);
+  });
+
+  it('names the field of a bad body, and answers 405 with Allow', async () => {
+    const bad = await call(request('POST', '/v1/clusters/c-web/reencrypt', '{"reason": 42}'));
+    expect(bad.json.error?.message).toMatch(/^reason: /);
+    const wrong = await call(request('PUT', '/v1/jobs/abc'));
+    expect(wrong.headers?.allow).toBe('GET');
+  });
+
+  it('refuses a malformed trigger event as a bad request', async () => {
+    const res = (await handler(Buffer.from('{"version":"v2"}'), context())) as HttpTriggerResponse;
+    expect(res.statusCode).toBe(400);
+  });
+});
