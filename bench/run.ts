@@ -9,6 +9,7 @@ import { startSandbox } from '../sandbox/index';
 import { ensureBinaries } from '../sandbox/k8s-bins';
 import { splitKeyId } from '../sandbox/kms-plugin/key-provider';
 import { readSecretEvidence } from '../shared/etcd/evidence';
+import { type BundleRow, measureBundles } from './bundles';
 import { coreApiFor, pool } from './cluster';
 import { type Measurement, measure } from './measure';
 import { runTrailBench } from './trail';
@@ -80,6 +81,13 @@ async function seed(core: CoreV1Api, set: SecretSet): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
+  if (args.includes('--bundles-only')) {
+    spawnSync('bash', [join(__dirname, 'build.sh')], { stdio: 'inherit' });
+    const bundles = measureBundles();
+    process.stderr.write(`\n${renderBundles(bundles)}\n`);
+    if (asJson) process.stdout.write(`${JSON.stringify({ bundles })}\n`);
+    return;
+  }
   log('trail-verify: 10,000 ActionTrail events');
   const trailRows = await runTrailBench(10_000);
   for (const r of trailRows) log(`${r.stage}: ${r.perSecond} events/s (${r.ms} ms)`);
@@ -89,7 +97,7 @@ async function main(): Promise<void> {
   }
   const binaries = ensureBinaries();
   log('bundling the CLI');
-  const built = spawnSync('bash', [join(__dirname, 'build-cli.sh')], { stdio: 'inherit' });
+  const built = spawnSync('bash', [join(__dirname, 'build.sh')], { stdio: 'inherit' });
   if (built.status !== 0) throw new Error('bundling the CLI failed');
   spawnSync(
     join(__dirname, '..', 'node_modules', '.bin', 'esbuild'),
@@ -243,7 +251,7 @@ async function main(): Promise<void> {
     };
   });
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Kubernetes v${binaries.version}`;
-  const markdown = `${render(rows, summary, concurrencyRows, machine)}\n\ntrail-verify on a batch of 10,000 ActionTrail events:\n\n${[
+  const markdown = `${render(rows, summary, concurrencyRows, machine)}\n\n${renderBundles(measureBundles())}\n\ntrail-verify on a batch of 10,000 ActionTrail events:\n\n${[
     '| stage | events/s | time (ms) |',
     '|---|---|---|',
     ...trailRows.map((r) => `| ${r.stage} | ${r.perSecond} | ${r.ms} |`),
@@ -307,6 +315,19 @@ function render(
     table(
       ['--concurrency', 'Secrets/s', 'wall time (ms)'],
       concurrency.map((c) => [c.concurrency, c.perSecond, c.wallMs]),
+    ),
+  ].join('\n');
+}
+
+function renderBundles(rows: BundleRow[]): string {
+  return [
+    'Function bundles (`npm run build`, esbuild, minified CommonJS):',
+    '',
+    '| function | bundle | gzip | cold require (median of 5) |',
+    '|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.fn} | ${(r.bytes / 2 ** 20).toFixed(1)} MiB | ${(r.gzipBytes / 2 ** 20).toFixed(2)} MiB | ${r.coldRequireMs} ms |`,
     ),
   ].join('\n');
 }
