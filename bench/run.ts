@@ -82,7 +82,7 @@ async function seed(core: CoreV1Api, set: SecretSet): Promise<string[]> {
 
 async function main(): Promise<void> {
   if (args.includes('--bundles-only')) {
-    spawnSync('bash', [join(__dirname, 'build.sh')], { stdio: 'inherit' });
+    spawnSync('bash', [join(__dirname, '..', 'deploy', 'build.sh')], { stdio: 'inherit' });
     const bundles = measureBundles();
     process.stderr.write(`\n${renderBundles(bundles)}\n`);
     if (asJson) process.stdout.write(`${JSON.stringify({ bundles })}\n`);
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   }
   const binaries = ensureBinaries();
   log('bundling the CLI');
-  const built = spawnSync('bash', [join(__dirname, 'build.sh')], { stdio: 'inherit' });
+  const built = spawnSync('bash', [join(__dirname, '..', 'deploy', 'build.sh')], { stdio: 'inherit' });
   if (built.status !== 0) throw new Error('bundling the CLI failed');
   spawnSync(
     join(__dirname, '..', 'node_modules', '.bin', 'esbuild'),

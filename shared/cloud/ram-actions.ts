@@ -1,0 +1,20 @@
+/**
+ * How the code's cloud calls map to RAM actions. The RAM policy in deploy/ram-policy.json is checked against
+ * the calls found in the source (test/unit/deploy.test.ts): nothing the code calls is missing, nothing else
+ * is granted.
+ */
+export const RAM_ACTION_OF: Record<string, string> = {
+  // kmsRpc('<Action>')
+  'kms:DescribeKey': 'kms:DescribeKey',
+  // csRoa('<Action>')
+  'cs:DescribeClustersV1': 'cs:DescribeClustersV1',
+  'cs:DescribeClusterDetail': 'cs:DescribeClusterDetail',
+  'cs:DescribeClusterUserKubeconfig': 'cs:DescribeClusterUserKubeconfig',
+  // actionTrailRpc('<Action>')
+  'actiontrail:LookupEvents': 'actiontrail:LookupEvents',
+  // invoker.invokeAsync / fc.get('.../async-tasks/...')
+  'fc:InvokeFunction': 'fc:InvokeFunction',
+  'fc:GetAsyncTask': 'fc:GetAsyncTask',
+  // the SLS reader's PullLogs (RAM names it GetCursorOrData)
+  'sls:PullLogs': 'log:GetCursorOrData',
+};
