@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../shared/reencrypt';
+import { type AuditFlags, auditCommand } from './audit-command';
 import { type InvokeFlags, invokeCommand } from './invoke-command';
 import { jsonLinesOutput, terminalOutput } from './output';
 import { describeError, type ReencryptFlags, reencryptCommand } from './reencrypt-command';
@@ -68,6 +69,21 @@ export function buildProgram(run: (code: number) => void): Command {
     .option('--timeout <seconds>', 'the function timeout the handler budgets against', '60')
     .action(async (name: string, flags: InvokeFlags) => {
       run(await invokeCommand(name, flags));
+    });
+
+  program
+    .command('audit')
+    .description(
+      'Check Secret encryption, the KMS key, ActionTrail evidence and re-encryption coverage; write JSON and HTML reports',
+    )
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
+    .option('--context <name>', 'kubeconfig context')
+    .option('--cluster-id <id>', 'the ACK cluster id, for the cloud checks (needs Alibaba Cloud credentials)')
+    .requiredOption('--out <dir>', 'where to write audit.json and audit.html')
+    .option('--json', 'end stdout with the report as one JSON object')
+    .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
+    .action(async (flags: AuditFlags) => {
+      run(await auditCommand(flags));
     });
 
   return program;

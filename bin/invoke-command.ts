@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createHandler as audit } from '../functions/audit';
 import { createHandler as reencrypt } from '../functions/reencrypt';
 import { createHandler as rotationWatch } from '../functions/rotation-watch';
 import { createHandler as trailVerify } from '../functions/trail-verify';
@@ -18,6 +19,7 @@ export const FUNCTIONS: Record<string, Factory> = {
   'rotation-watch': rotationWatch,
   reencrypt,
   'trail-verify': trailVerify,
+  audit,
 };
 
 export interface InvokeFlags {

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf dist
 common=(--bundle --platform=node --target=node20 --format=cjs --minify --external:proxy-agent --external:lz4-napi --log-level=warning)
-for fn in rotation-watch reencrypt trail-verify webhook; do
+for fn in rotation-watch reencrypt trail-verify webhook audit; do
   npx esbuild "functions/$fn/index.ts" "${common[@]}" --outfile="dist/functions/$fn/index.js"
 done
 mkdir -p dist/functions/trail-verify/node_modules/@antoniomuso

@@ -27,6 +27,7 @@ export interface CloudInfo {
   managedRole: { accessKeyId: string; accessKeySecret: string; securityToken: string };
   clusterId: string;
   kmsKeyId: string;
+  reportBucket: string;
 }
 
 export interface SandboxInfo extends ControlPlaneInfo {
@@ -47,6 +48,7 @@ export interface Sandbox {
 
 export const SANDBOX_CLUSTER_ID = 'c-sandbox-edge-pro';
 export const SANDBOX_KEY_ID = 'key-sandbox-0001';
+export const SANDBOX_REPORT_BUCKET = 'ack-kms-sentinel-reports';
 
 const keys = (c: Credential) => ({
   accessKeyId: c.accessKeyId,
@@ -59,8 +61,9 @@ export async function startSandbox(options: { workDir?: string; stateDir?: strin
   const cloud = await CloudEmulator.start(options.stateDir ? { stateDir: options.stateDir } : {});
   try {
     const key = cloud.state.keys.find((k) => k.keyId === SANDBOX_KEY_ID) ?? cloud.createKey(SANDBOX_KEY_ID);
+    cloud.createBucket(SANDBOX_REPORT_BUCKET);
     const endpoint = { protocol: 'http' as const, host: cloud.host, url: cloud.url };
-    const endpoints = { kms: endpoint, cs: endpoint, actiontrail: endpoint, fc: endpoint, sls: endpoint };
+    const endpoints = { kms: endpoint, cs: endpoint, actiontrail: endpoint, fc: endpoint, sls: endpoint, oss: endpoint };
     const config = { region: cloud.state.region, accountId: cloud.state.accountId, endpoints };
     const role = cloud.managedRole(SANDBOX_CLUSTER_ID);
     // The control plane's KMS plugin calls the emulated KMS through the official SDK, as the managed role.
@@ -100,6 +103,7 @@ export async function startSandbox(options: { workDir?: string; stateDir?: strin
         },
         clusterId: SANDBOX_CLUSTER_ID,
         kmsKeyId: key.keyId,
+        reportBucket: SANDBOX_REPORT_BUCKET,
       },
     };
     return {

@@ -1,5 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { ossReportStore } from '../../shared/audit/store';
+import { credentialsFromContext } from '../../shared/cloud/credentials';
 import { discoverClusters } from '../../shared/cluster/discovery';
 import { normalizeError, PoisonError } from '../../shared/errors';
 import {
@@ -20,6 +22,7 @@ import { type Services, servicesFor } from '../../shared/runtime/services';
  *   POST /v1/clusters/{clusterId}/reencrypt   start (or find) the re-encryption job for the current key version
  *   POST /v1/audits                           start an audit
  *   GET  /v1/jobs/{jobId}                     a job's status
+ *   GET  /v1/reports/latest                   the latest audit report (JSON)
  * Every request is signed: `x-sentinel-timestamp` (unix seconds, within 5 minutes) and
  * `x-sentinel-signature: v1=<hex HMAC-SHA256(secret, METHOD \n PATH \n TIMESTAMP \n BODY)>`, compared in
  * constant time. `Idempotency-Key` makes a retried POST answer the same without a second job (the job and
@@ -173,6 +176,23 @@ const ROUTES: Route[] = [
           status = 'already-started';
         }
         return jsonResponse(202, { auditId, status });
+      },
+    },
+  },
+  {
+    pattern: /^\/v1\/reports\/latest$/,
+    methods: {
+      GET: async (_m, { inv }) => {
+        const bucket = inv.config.audit.reportBucket;
+        if (!bucket) throw new HttpError(404, 'NoReport', 'no report bucket is configured');
+        const report = await ossReportStore({
+          bucket,
+          region: inv.config.region,
+          credentials: credentialsFromContext(inv.context),
+          ...(inv.config.endpoints.oss ? { endpoint: inv.config.endpoints.oss } : {}),
+        }).latest();
+        if (!report) throw new HttpError(404, 'NoReport', 'no audit has stored a report yet');
+        return jsonResponse(200, report);
       },
     },
   },

@@ -479,8 +479,9 @@ export class CloudEmulator {
     }
   }
 
-  private serviceOf(raw: RawRequest): 'kms' | 'actiontrail' | 'cs' | 'fc' | 'sls' | undefined {
+  private serviceOf(raw: RawRequest): 'kms' | 'actiontrail' | 'cs' | 'fc' | 'sls' | 'oss' | undefined {
     if (raw.path.startsWith('/2023-03-30/')) return 'fc';
+    if (String(raw.headers.authorization ?? '').startsWith('OSS ')) return 'oss';
     if (raw.hostPrefix && raw.path.startsWith('/logstores')) return 'sls';
     const version = (raw.headers['x-acs-version'] as string | undefined) ?? raw.query.Version;
     if (version === '2015-12-15') return 'cs';
@@ -488,7 +489,7 @@ export class CloudEmulator {
   }
 
   private authenticate(raw: RawRequest, service: string): Credential {
-    const check = signatureOf(raw);
+    const check = signatureOf({ ...raw, ...(raw.hostPrefix ? { bucket: raw.hostPrefix } : {}) });
     if (!check) throw new ApiError(400, 'MissingSignature', 'The request is not signed.');
     const credential = this.credentials.get(check.accessKeyId);
     if (!credential)
@@ -590,6 +591,7 @@ export class CloudEmulator {
       return sendJson(res, 200, result, { 'x-acs-request-id': requestId });
     }
     if (service === 'fc') return this.dispatchFc(raw, res);
+    if (service === 'oss') return this.dispatchOss(raw, res, requestId);
     return this.dispatchSls(raw, res, requestId);
   }
 
@@ -648,6 +650,36 @@ export class CloudEmulator {
       });
     }
     throw new ApiError(404, 'PathNotSupported', `path ${raw.path} is not supported`);
+  }
+
+  /** OSS: PutObject and GetObject on the buckets the sandbox created (`createBucket`). */
+  private dispatchOss(raw: RawRequest, res: ServerResponse, requestId: string): undefined {
+    const bucket = raw.hostPrefix ?? '';
+    if (!this.state.buckets[bucket])
+      throw new ApiError(404, 'NoSuchBucket', 'The specified bucket does not exist.');
+    const key = decodeURIComponent(raw.path.replace(/^\//, ''));
+    const objects = this.state.buckets[bucket] as Record<string, { body: string; contentType: string }>;
+    if (raw.method === 'PUT') {
+      objects[key] = {
+        body: raw.body.toString('base64'),
+        contentType: String(raw.headers['content-type'] ?? 'application/octet-stream'),
+      };
+      res.writeHead(200, { 'x-oss-request-id': requestId, etag: `"${requestId}"` });
+      res.end();
+      return undefined;
+    }
+    if (raw.method === 'GET') {
+      const object = objects[key];
+      if (!object) throw new ApiError(404, 'NoSuchKey', 'The specified key does not exist.');
+      res.writeHead(200, { 'x-oss-request-id': requestId, 'content-type': object.contentType });
+      res.end(Buffer.from(object.body, 'base64'));
+      return undefined;
+    }
+    throw new ApiError(405, 'MethodNotAllowed', 'The specified method is not allowed against this resource.');
+  }
+
+  createBucket(name: string): void {
+    this.state.buckets[name] ??= {};
   }
 
   private dispatchSls(raw: RawRequest, res: ServerResponse, requestId: string): undefined {

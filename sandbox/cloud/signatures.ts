@@ -16,7 +16,7 @@ export interface SignedRequest {
   body: Buffer;
 }
 
-export type SignatureScheme = 'rpc-v1' | 'acs3' | 'fc' | 'log';
+export type SignatureScheme = 'rpc-v1' | 'acs3' | 'fc' | 'log' | 'oss';
 
 export interface SignatureCheck {
   scheme: SignatureScheme;
@@ -136,7 +136,34 @@ function log(req: SignedRequest): SignatureCheck | undefined {
   };
 }
 
+/** OSS V1 (ali-oss): HMAC-SHA1 over verb, MD5, type, date, x-oss- headers and /bucket/object. */
+function oss(req: SignedRequest & { bucket?: string }): SignatureCheck | undefined {
+  const m = /^OSS ([^:]+):(.+)$/.exec(header(req.headers, 'authorization'));
+  if (!m) return undefined;
+  const [, accessKeyId = '', signature = ''] = m;
+  return {
+    scheme: 'oss',
+    accessKeyId,
+    verify(secret) {
+      const ossHeaders = Object.keys(req.headers)
+        .filter((k) => k.startsWith('x-oss-'))
+        .sort()
+        .map((k) => `${k}:${header(req.headers, k).trim()}`);
+      const resource = `/${req.bucket ?? ''}${decodeURIComponent(req.path)}`;
+      const stringToSign = [
+        req.method,
+        header(req.headers, 'content-md5'),
+        header(req.headers, 'content-type'),
+        header(req.headers, 'x-oss-date') || header(req.headers, 'date'),
+        ...ossHeaders,
+        resource,
+      ].join('\n');
+      return equal(createHmac('sha1', secret).update(stringToSign).digest('base64'), signature);
+    },
+  };
+}
+
 /** Finds the signature scheme of a request; undefined when it carries none. */
-export function signatureOf(req: SignedRequest): SignatureCheck | undefined {
-  return rpcV1(req) ?? acs3(req) ?? fc(req) ?? log(req);
+export function signatureOf(req: SignedRequest & { bucket?: string }): SignatureCheck | undefined {
+  return rpcV1(req) ?? acs3(req) ?? fc(req) ?? log(req) ?? oss(req);
 }

@@ -61,6 +61,8 @@ export interface EmulatorState {
   events: ActionTrailEvent[];
   /** The ActionTrail trail's SLS logstore: shard → records. */
   trailLogstore: LogRecord[][];
+  /** OSS buckets: name → key → object (base64 body). */
+  buckets: Record<string, Record<string, { body: string; contentType: string }>>;
 }
 
 export const emptyState = (accountId: string, region: string): EmulatorState => ({
@@ -71,6 +73,7 @@ export const emptyState = (accountId: string, region: string): EmulatorState => 
   clusters: [],
   events: [],
   trailLogstore: [[]],
+  buckets: {},
 });
 
 const FILE = 'emulator-state.json';
@@ -85,6 +88,7 @@ export function loadState(dir: string): EmulatorState | undefined {
   try {
     const raw = JSON.parse(readFileSync(join(dir, FILE), 'utf8')) as EmulatorState;
     // Dates come back as strings; ActionTrail events keep eventTime as a Date in memory.
+    raw.buckets ??= {};
     raw.events = raw.events.map((e) => ({ ...e, eventTime: new Date(e.eventTime as unknown as string) }));
     return raw;
   } catch {

@@ -17,4 +17,7 @@ export const RAM_ACTION_OF: Record<string, string> = {
   'fc:GetAsyncTask': 'fc:GetAsyncTask',
   // the SLS reader's PullLogs (RAM names it GetCursorOrData)
   'sls:PullLogs': 'log:GetCursorOrData',
+  // the audit report store (ali-oss put / get)
+  'oss:PutObject': 'oss:PutObject',
+  'oss:GetObject': 'oss:GetObject',
 };

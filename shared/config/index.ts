@@ -60,6 +60,12 @@ export interface SentinelConfig {
   };
   notify: NotifyChannelConfig[];
   webhookSecret?: string;
+  audit: {
+    /** OSS bucket for audit reports (JSON and HTML). */
+    reportBucket?: string;
+    /** How far back ActionTrail evidence counts. */
+    evidenceWindowMs: number;
+  };
   endpoints: Partial<Record<ServiceName, EndpointOverride>>;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -206,6 +212,21 @@ const SETTINGS = {
     secret: true,
     parse: (v) => (v.length >= 32 ? v : bad(`must be at least 32 characters long (it has ${v.length})`)),
   }),
+  reportBucket: setting({
+    name: 'SENTINEL_REPORT_BUCKET',
+    example: 'ack-kms-sentinel-reports',
+    optional: true,
+    parse: (v) =>
+      /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(v)
+        ? v
+        : bad('must be an OSS bucket name (3-63 lower-case letters, digits, dashes)'),
+  }),
+  evidenceWindow: setting({
+    name: 'SENTINEL_AUDIT_EVIDENCE_WINDOW',
+    example: '168h',
+    default: '168h',
+    parse: durationMs,
+  }),
   logLevel: setting({
     name: 'SENTINEL_LOG_LEVEL',
     example: 'info',
@@ -290,6 +311,10 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
     },
     notify: read(SETTINGS.notify) ?? [],
     webhookSecret: read(SETTINGS.webhookSecret),
+    audit: {
+      reportBucket: read(SETTINGS.reportBucket),
+      evidenceWindowMs: read(SETTINGS.evidenceWindow) ?? 0,
+    },
     endpoints,
     logLevel: read(SETTINGS.logLevel) ?? 'info',
   } satisfies SentinelConfig;

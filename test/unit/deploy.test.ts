@@ -82,6 +82,7 @@ describe('s.yaml', () => {
       .map((r) => r.props.functionName)
       .sort();
     expect(names).toEqual([
+      'ack-kms-sentinel-audit',
       'ack-kms-sentinel-reencrypt',
       'ack-kms-sentinel-rotation-watch',
       'ack-kms-sentinel-trail-verify',
@@ -143,6 +144,8 @@ describe('least privilege', () => {
       if (/\.invokeAsync\(/.test(text) && !file.endsWith('invoker.ts')) called.add('fc:InvokeFunction');
       if (/\/async-tasks\//.test(text)) called.add('fc:GetAsyncTask');
       if (/action: 'PullLogs'/.test(text)) called.add('sls:PullLogs');
+      if (/client\.put\(/.test(text) && /new OSS\(/.test(text)) called.add('oss:PutObject');
+      if (/client\.get\(/.test(text) && /new OSS\(/.test(text)) called.add('oss:GetObject');
     }
     const needed = [...called].map((c) => RAM_ACTION_OF[c] ?? `unmapped ${c}`).sort();
     const policy = JSON.parse(read('deploy/ram-policy.json')) as { Statement: Array<{ Action: string[] }> };

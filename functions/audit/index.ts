@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { type AuditOptions, auditCluster, type ClusterAudit } from '../../shared/audit/checks';
+import { buildReport, summaryText } from '../../shared/audit/report';
+import { ossReportStore } from '../../shared/audit/store';
+import { credentialsFromContext } from '../../shared/cloud/credentials';
+import { clusterKubeconfig, discoverClusters } from '../../shared/cluster/discovery';
+import { normalizeError } from '../../shared/errors';
+import { decodeEventInput, parseTimerEvent, parseWith } from '../../shared/events';
+import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
+import { type Services, servicesFor } from '../../shared/runtime/services';
+
+/**
+ * audit (timer, or started by the webhook): every target cluster's checks, a JSON and an HTML report stored
+ * in OSS, and a summary through the notification channels.
+ */
+const startedByWebhook = z.object({
+  auditId: z.string().regex(/^audit-[0-9a-f]{16}$/, 'must be an audit id made by the webhook'),
+  clusterIds: z.array(z.string()).optional(),
+});
+
+export interface AuditResult {
+  auditId: string;
+  status: string;
+  counts: Record<string, number>;
+  stored?: { json: string; html: string };
+}
+
+export async function audit(
+  event: unknown,
+  inv: Invocation,
+  s: Services = servicesFor(inv),
+): Promise<AuditResult> {
+  const value = decodeEventInput(event, { format: 'audit event' });
+  let auditId: string;
+  let only: string[] | undefined;
+  if (typeof value === 'object' && value !== null && 'triggerTime' in value) {
+    const timer = parseTimerEvent(value);
+    auditId = `audit-${timer.triggerTime
+      .toISOString()
+      .replace(/[^0-9]/g, '')
+      .slice(0, 14)}`;
+  } else {
+    const request = parseWith(startedByWebhook, value, 'audit request');
+    auditId = request.auditId;
+    only = request.clusterIds;
+  }
+  const options: AuditOptions = { evidenceWindowMs: inv.config.audit.evidenceWindowMs };
+  const clusters = (await discoverClusters(s.clients, inv.config)).filter(
+    (c) => !only || only.includes(c.clusterId),
+  );
+  const audits: ClusterAudit[] = [];
+  for (const cluster of clusters) {
+    let kube: ReturnType<Services['kube']> | undefined;
+    try {
+      kube = s.kube(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
+    } catch (err) {
+      inv.log.warn('no kubeconfig for the coverage check', {
+        clusterId: cluster.clusterId,
+        error: normalizeError(err).toJSON(),
+      });
+    }
+    try {
+      audits.push(await auditCluster(s.clients, cluster, kube?.core, options));
+    } finally {
+      kube?.close();
+    }
+  }
+  const report = buildReport(auditId, audits);
+  let stored: AuditResult['stored'];
+  if (inv.config.audit.reportBucket) {
+    stored = await ossReportStore({
+      bucket: inv.config.audit.reportBucket,
+      region: inv.config.region,
+      credentials: credentialsFromContext(inv.context),
+      ...(inv.config.endpoints.oss ? { endpoint: inv.config.endpoints.oss } : {}),
+    }).save(report);
+  }
+  await s.notifier.notify({
+    severity: report.status === 'fail' ? 'critical' : 'audit',
+    title: `KMS Secret encryption audit: ${report.status}`,
+    text: `${summaryText(report)}${stored ? ` Report: oss://${inv.config.audit.reportBucket}/${stored.html}` : ''}`,
+    details: { auditId, counts: report.counts },
+  });
+  inv.log.info('audit done', { auditId, status: report.status, counts: report.counts });
+  return { auditId, status: report.status, counts: report.counts, ...(stored ? { stored } : {}) };
+}
+
+export const createHandler = (deps: HandlerDeps = {}) =>
+  defineHandler('audit', (event, inv) => audit(event, inv), deps);
+export const handler = createHandler();

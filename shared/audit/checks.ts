@@ -1,0 +1,317 @@
+import type { CoreV1Api } from '@kubernetes/client-node';
+import type { CloudClients } from '../cloud/clients';
+import type { TargetCluster } from '../cluster/discovery';
+import { normalizeError } from '../errors';
+import { type ActionTrailEvent, isManagedSecurityRole, parseLookupEventsBody } from '../events/actiontrail';
+import { describeKey, type KeyInfo } from '../kms/keys';
+import { KEY_VERSION_ANNOTATION } from '../reencrypt/annotations';
+import { kubernetesSecretStore } from '../reencrypt/secrets-api';
+
+/**
+ * The audit of one cluster: each check answers pass / warn / fail (or manual, where the suite cannot read the
+ * thing) with its evidence and the exact remedy. The checks follow the vendor document's prerequisites and
+ * warnings.
+ */
+export type Status = 'pass' | 'warn' | 'fail' | 'manual';
+
+export interface Check {
+  id: string;
+  title: string;
+  status: Status;
+  evidence: string;
+  remedy?: string;
+}
+
+export interface ClusterAudit {
+  clusterId: string;
+  name: string;
+  keyId?: string;
+  checks: Check[];
+  coverage?: { total: number; current: number; share: number; keyVersionId: string; sinceRotation?: string };
+  timeline: Array<{ time: string; eventName: string; who: string; error?: string }>;
+  status: Status;
+}
+
+export interface AuditOptions {
+  /** How far back ActionTrail evidence counts (default 7 days). */
+  evidenceWindowMs?: number;
+  /** How long after a rotation incomplete coverage is a failure rather than a warning (default 24 h). */
+  coverageGraceMs?: number;
+  now?: () => number;
+}
+
+const worst = (statuses: Status[]): Status =>
+  statuses.includes('fail') ? 'fail' : statuses.includes('warn') ? 'warn' : 'pass';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Managed-role crypto calls of a key: LookupEvents, spaced to stay under its 2 calls per second. */
+async function managedRoleActivity(
+  clients: Pick<CloudClients, 'actionTrailRpc'>,
+  keyId: string,
+  since: Date,
+  until: Date,
+): Promise<ActionTrailEvent[]> {
+  const out: ActionTrailEvent[] = [];
+  for (const eventName of ['Encrypt', 'Decrypt', 'GenerateDataKey']) {
+    await sleep(550);
+    const body = parseLookupEventsBody(
+      await clients.actionTrailRpc('LookupEvents', {
+        'LookupAttribute.1.Key': 'EventName',
+        'LookupAttribute.1.Value': eventName,
+        'LookupAttribute.2.Key': 'ResourceName',
+        'LookupAttribute.2.Value': keyId,
+        StartTime: since.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        EndTime: until.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        MaxResults: '50',
+      }),
+    );
+    out.push(...body.events.filter((e) => isManagedSecurityRole(e.userIdentity)));
+  }
+  return out.sort((a, b) => b.eventTime.getTime() - a.eventTime.getTime());
+}
+
+/** Share of the cluster's Secrets annotated for the key's current version: metadata only, paged. */
+async function coverage(core: CoreV1Api, keyVersionId: string): Promise<{ total: number; current: number }> {
+  const store = kubernetesSecretStore(core);
+  let token: string | undefined;
+  let total = 0;
+  let current = 0;
+  do {
+    const page = await store.list({ limit: 500, ...(token ? { continueToken: token } : {}) });
+    for (const s of page.items) {
+      total++;
+      if (s.annotations?.[KEY_VERSION_ANNOTATION] === keyVersionId) current++;
+    }
+    token = page.continueToken;
+  } while (token);
+  return { total, current };
+}
+
+export async function auditCluster(
+  clients: Pick<CloudClients, 'kmsRpc' | 'actionTrailRpc'>,
+  cluster: TargetCluster,
+  core: CoreV1Api | undefined,
+  options: AuditOptions = {},
+): Promise<ClusterAudit> {
+  const now = options.now?.() ?? Date.now();
+  const checks: Check[] = [];
+  const result: ClusterAudit = {
+    clusterId: cluster.clusterId,
+    name: cluster.name,
+    checks,
+    timeline: [],
+    status: 'pass',
+  };
+
+  if (!cluster.encryptionEnabled || !cluster.keyId) {
+    checks.push({
+      id: 'encryption',
+      title: 'Secret encryption at rest is on',
+      status: 'fail',
+      evidence: 'DescribeClusterDetail meta_data: Secret encryption is off',
+      remedy:
+        "ACK console → the cluster → Basic Information → Security and Auditing → turn on Secret Encryption with a KMS key in the cluster's region (API: UpdateKMSEncryption).",
+    });
+  } else {
+    result.keyId = cluster.keyId;
+    checks.push({
+      id: 'encryption',
+      title: 'Secret encryption at rest is on',
+      status: 'pass',
+      evidence: `encrypted with KMS key ${cluster.keyId}`,
+    });
+    let key: KeyInfo | undefined;
+    try {
+      key = await describeKey(clients, cluster.keyId);
+    } catch (err) {
+      checks.push({
+        id: 'key-state',
+        title: 'The KMS key is usable',
+        status: 'fail',
+        evidence: `DescribeKey failed: ${normalizeError(err).message}`,
+        remedy: "Make sure the key exists and the auditor's role may call kms:DescribeKey.",
+      });
+    }
+    if (key) {
+      checks.push(
+        key.keyState === 'Enabled'
+          ? {
+              id: 'key-state',
+              title: 'The KMS key is Enabled',
+              status: 'pass',
+              evidence: `KeyState ${key.keyState}`,
+            }
+          : {
+              id: 'key-state',
+              title: 'The KMS key is Enabled',
+              status: 'fail',
+              evidence: `KeyState ${key.keyState}: the API server cannot encrypt or decrypt Secrets`,
+              remedy:
+                key.keyState === 'PendingDeletion'
+                  ? 'KMS console → the key → Cancel deletion (API: CancelKeyDeletion), then enable it.'
+                  : 'KMS console → the key → Enable (API: EnableKey).',
+            },
+      );
+      const keyRegion = /^acs:kms:([^:]+):/.exec(key.arn)?.[1];
+      checks.push(
+        !keyRegion || !cluster.regionId || keyRegion === cluster.regionId
+          ? {
+              id: 'key-region',
+              title: "The key is in the cluster's region",
+              status: 'pass',
+              evidence: `key region ${keyRegion ?? 'unknown'}, cluster region ${cluster.regionId || 'unknown'}`,
+            }
+          : {
+              id: 'key-region',
+              title: "The key is in the cluster's region",
+              status: 'fail',
+              evidence: `key in ${keyRegion}, cluster in ${cluster.regionId}`,
+              remedy: "Create a key in the cluster's region and switch Secret encryption to it.",
+            },
+      );
+      checks.push(
+        key.deletionProtection === 'Enabled'
+          ? {
+              id: 'deletion-protection',
+              title: 'Deletion protection is on',
+              status: 'pass',
+              evidence: 'DeletionProtection Enabled',
+            }
+          : {
+              id: 'deletion-protection',
+              title: 'Deletion protection is on',
+              status: 'warn',
+              evidence: `DeletionProtection ${key.deletionProtection ?? 'Disabled'}: deleting the key would make the API server unavailable`,
+              remedy: `KMS console → the key → enable deletion protection (API: SetDeletionProtection ProtectedResourceArn=${key.arn} EnableDeletionProtection=true).`,
+            },
+      );
+      checks.push(
+        key.automaticRotation === 'Enabled'
+          ? {
+              id: 'rotation',
+              title: 'Automatic rotation is configured',
+              status: 'pass',
+              evidence: `every ${key.rotationInterval ?? '?'}; next rotation ${key.nextRotationDate ?? 'unknown'}`,
+            }
+          : {
+              id: 'rotation',
+              title: 'Automatic rotation is configured',
+              status: 'warn',
+              evidence: `AutomaticRotation ${key.automaticRotation}`,
+              remedy: `KMS console → the key → Automatic rotation (API: UpdateRotationPolicy KeyId=${key.keyId} EnableAutomaticRotation=true RotationInterval=365d).`,
+            },
+      );
+
+      const window = options.evidenceWindowMs ?? 7 * 86_400_000;
+      try {
+        const events = await managedRoleActivity(clients, key.keyId, new Date(now - window), new Date(now));
+        result.timeline = events.slice(0, 50).map((e) => ({
+          time: e.eventTime.toISOString(),
+          eventName: e.eventName,
+          who: e.userIdentity.userName ?? e.userIdentity.type,
+          ...(e.errorCode ? { error: e.errorCode } : {}),
+        }));
+        const refused = events.filter((e) => e.errorCode);
+        const ok = events.filter((e) => !e.errorCode);
+        checks.push(
+          refused.length > 0
+            ? {
+                id: 'kms-refusals',
+                title: 'KMS does not refuse the control plane',
+                status: 'fail',
+                evidence: `${refused.length} refused call(s), latest ${refused[0]?.eventName} ${refused[0]?.errorCode} at ${refused[0]?.eventTime.toISOString()}`,
+                remedy:
+                  'Enable the key, and check the AliyunCSManagedSecurityRole authorization and the KMS key policy.',
+              }
+            : {
+                id: 'kms-refusals',
+                title: 'KMS does not refuse the control plane',
+                status: 'pass',
+                evidence: 'no refused call by aliyuncsmanagedsecurityrole in the window',
+              },
+        );
+        checks.push(
+          ok.length > 0
+            ? {
+                id: 'evidence',
+                title: 'ActionTrail shows the control plane using the key',
+                status: 'pass',
+                evidence: `${ok.length} Encrypt/Decrypt/GenerateDataKey call(s) by aliyuncsmanagedsecurityrole; latest ${ok[0]?.eventTime.toISOString()}`,
+              }
+            : {
+                id: 'evidence',
+                title: 'ActionTrail shows the control plane using the key',
+                status: 'warn',
+                evidence: `no call by aliyuncsmanagedsecurityrole in the last ${Math.round(window / 86_400_000)} day(s) (a KMS v2 API server calls KMS only at start-up, rotation and DEK cache misses)`,
+                remedy:
+                  'Check the ActionTrail console (Event Query, service Kms, user aliyuncsmanagedsecurityrole); write a Secret or rotate the key to produce fresh evidence.',
+              },
+        );
+      } catch (err) {
+        checks.push({
+          id: 'evidence',
+          title: 'ActionTrail shows the control plane using the key',
+          status: 'warn',
+          evidence: `LookupEvents failed: ${normalizeError(err).message}`,
+          remedy: "Allow actiontrail:LookupEvents to the auditor's role.",
+        });
+      }
+
+      if (core) {
+        try {
+          const c = await coverage(core, key.primaryKeyVersion);
+          const share = c.total === 0 ? 1 : c.current / c.total;
+          const since = key.lastRotationDate ? now - Date.parse(key.lastRotationDate) : undefined;
+          result.coverage = {
+            ...c,
+            share,
+            keyVersionId: key.primaryKeyVersion,
+            ...(key.lastRotationDate ? { sinceRotation: key.lastRotationDate } : {}),
+          };
+          const grace = options.coverageGraceMs ?? 86_400_000;
+          const status: Status =
+            share === 1 ? 'pass' : since !== undefined && since > grace ? 'fail' : 'warn';
+          checks.push({
+            id: 'coverage',
+            title: 'Secrets are re-encrypted for the current key version',
+            status,
+            evidence: `${c.current} of ${c.total} Secrets (${Math.floor(share * 1000) / 10}%) rewritten for ${key.primaryKeyVersion}${since !== undefined ? `; rotated ${Math.round(since / 3_600_000)} h ago` : ''}`,
+            ...(status === 'pass'
+              ? {}
+              : {
+                  remedy: `ack-kms-sentinel reencrypt --kubeconfig <cluster kubeconfig> --key-version ${key.primaryKeyVersion}`,
+                }),
+          });
+        } catch (err) {
+          checks.push({
+            id: 'coverage',
+            title: 'Secrets are re-encrypted for the current key version',
+            status: 'warn',
+            evidence: `listing Secrets failed: ${normalizeError(err).message}`,
+            remedy: "Give the suite's identity list on secrets (deploy/rbac.yaml).",
+          });
+        }
+      }
+    }
+  }
+
+  checks.push({
+    id: 'ram-deny',
+    title: 'RAM denies cs:UpdateKMSEncryption to everyone who should not change it',
+    status: 'manual',
+    evidence: 'the suite does not read RAM policies (least privilege)',
+    remedy:
+      'Attach a policy with {"Effect":"Deny","Action":["cs:UpdateKMSEncryption"],"Resource":["*"]} to the RAM users and roles that must not turn Secret encryption on or off.',
+  });
+  checks.push({
+    id: 'network',
+    title: 'The control plane can reach KMS (100.64.0.0/10)',
+    status: 'manual',
+    evidence: 'security group and network ACL rules are not readable by the suite',
+    remedy:
+      "Allow 100.64.0.0/10 in the security group's outbound rules and in the VPC network ACL inbound and outbound rules.",
+  });
+  result.status = worst(checks.map((c) => c.status));
+  return result;
+}
