@@ -104,6 +104,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     const { code: exit, message } = describeError(err);
     process.stderr.write(`ack-kms-sentinel: ${message}\n`);
+    // For bug reports: the stack, only when asked (it can name internal paths, never data).
+    if (process.env.ACK_KMS_SENTINEL_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     return exit;
   }
 }

@@ -63,7 +63,14 @@ export async function startSandbox(options: { workDir?: string; stateDir?: strin
     const key = cloud.state.keys.find((k) => k.keyId === SANDBOX_KEY_ID) ?? cloud.createKey(SANDBOX_KEY_ID);
     cloud.createBucket(SANDBOX_REPORT_BUCKET);
     const endpoint = { protocol: 'http' as const, host: cloud.host, url: cloud.url };
-    const endpoints = { kms: endpoint, cs: endpoint, actiontrail: endpoint, fc: endpoint, sls: endpoint, oss: endpoint };
+    const endpoints = {
+      kms: endpoint,
+      cs: endpoint,
+      actiontrail: endpoint,
+      fc: endpoint,
+      sls: endpoint,
+      oss: endpoint,
+    };
     const config = { region: cloud.state.region, accountId: cloud.state.accountId, endpoints };
     const role = cloud.managedRole(SANDBOX_CLUSTER_ID);
     // The control plane's KMS plugin calls the emulated KMS through the official SDK, as the managed role.

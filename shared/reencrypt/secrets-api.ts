@@ -74,7 +74,8 @@ export function kubernetesSecretStore(core: CoreV1Api): SecretStore {
         ? await core.listNamespacedSecret({ namespace: o.namespace, ...params }, listHeaders)
         : await core.listSecretForAllNamespaces(params, listHeaders);
       return {
-        items: list.items.map((s) => ref(s.metadata)),
+        // An empty PartialObjectMetadataList comes back with `items: null`.
+        items: (list.items ?? []).map((s) => ref(s.metadata)),
         ...(list.metadata?._continue ? { continueToken: list.metadata._continue } : {}),
         ...(list.metadata?.remainingItemCount === undefined
           ? {}

@@ -221,6 +221,15 @@ describe('the sweep under faults', () => {
     expectAllDone(target, after);
   });
 
+  it('finishes at once on a selection without Secrets (the API answers items: null)', async () => {
+    const report = await sweep({
+      store,
+      targetKeyVersionId: 'v-empty',
+      selection: { namespaces: ['rx-empty-namespace'] },
+    });
+    expect(report).toMatchObject({ complete: true, total: 0, rewritten: 0, pages: 1 });
+  });
+
   it('stops at its deadline or on request, and resumes exactly from the checkpoint', async () => {
     const target = `v-${++version}`;
     const abort = new AbortController();

@@ -1,0 +1,147 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createHandler } from '../../functions/audit';
+import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
+import type { AuditReport } from '../../shared/audit/report';
+import { ossReportStore } from '../../shared/audit/store';
+import { createCloudClients } from '../../shared/cloud/clients';
+import { sandboxInfo } from '../helpers/sandbox';
+
+/** The audit against the sandbox: the real cluster, the emulated KMS, ActionTrail and OSS. */
+const cli = join(__dirname, '../../bin/ack-kms-sentinel.js');
+
+function env(): Record<string, string> {
+  const { cloud, stateNamespace } = sandboxInfo();
+  return {
+    SENTINEL_REGION: cloud.region,
+    SENTINEL_ACCOUNT_ID: cloud.accountId,
+    SENTINEL_CLUSTER_IDS: cloud.clusterId,
+    SENTINEL_STATE_NAMESPACE: stateNamespace,
+    SENTINEL_REPORT_BUCKET: cloud.reportBucket,
+    SENTINEL_LOG_LEVEL: 'error',
+    ...Object.fromEntries(
+      ['KMS', 'CS', 'ACTIONTRAIL', 'FC', 'SLS', 'OSS'].map((s) => [`SENTINEL_ENDPOINT_${s}`, cloud.endpoint]),
+    ),
+  };
+}
+
+describe('the audit', () => {
+  beforeAll(() => resolveLoopbackSubdomains());
+
+  it('checks the cluster end to end and stores JSON and HTML reports in OSS', async () => {
+    const { cloud } = sandboxInfo();
+    const handler = createHandler({ env: env(), sink: () => undefined });
+    const context = { requestId: 'audit-test', credentials: cloud.user };
+    const result = (await handler(
+      Buffer.from(JSON.stringify({ triggerTime: '2026-11-29T08:00:00Z', triggerName: 'daily' })),
+      context,
+    )) as {
+      auditId: string;
+      stored: { html: string };
+    };
+    expect(result.auditId).toBe('audit-20261129080000');
+    const store = ossReportStore({
+      bucket: cloud.reportBucket,
+      region: cloud.region,
+      credentials: cloud.user,
+      endpoint: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint },
+    });
+    const report = (await store.latest()) as AuditReport;
+    const [cluster] = report.clusters;
+    const status = Object.fromEntries((cluster?.checks ?? []).map((c) => [c.id, c.status]));
+    expect(status).toMatchObject({
+      encryption: 'pass',
+      'key-state': 'pass',
+      'key-region': 'pass',
+      'deletion-protection': 'warn',
+      rotation: 'warn',
+      'kms-refusals': 'pass',
+      evidence: 'pass',
+      'ram-deny': 'manual',
+      network: 'manual',
+    });
+    expect(['pass', 'warn']).toContain(status.coverage);
+    expect(cluster?.timeline.some((t) => t.who.startsWith('aliyuncsmanagedsecurityrole:'))).toBe(true);
+    expect(cluster?.checks.find((c) => c.id === 'deletion-protection')?.remedy).toContain(
+      'SetDeletionProtection',
+    );
+
+    // Fix what the audit reported, and it passes.
+    const clients = createCloudClients(
+      {
+        region: cloud.region,
+        endpoints: { kms: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
+      },
+      cloud.user,
+    );
+    const key = (await clients.kmsRpc('DescribeKey', { KeyId: cloud.kmsKeyId })).KeyMetadata as {
+      Arn: string;
+    };
+    await clients.kmsRpc('SetDeletionProtection', {
+      ProtectedResourceArn: key.Arn,
+      EnableDeletionProtection: 'true',
+    });
+    await handler(
+      Buffer.from(JSON.stringify({ triggerTime: '2026-11-29T09:00:00Z', triggerName: 'daily' })),
+      context,
+    );
+    const again = (await store.latest()) as AuditReport;
+    expect(again.clusters[0]?.checks.find((c) => c.id === 'deletion-protection')?.status).toBe('pass');
+  });
+
+  it('the CLI writes audit.json and a self-contained audit.html', async () => {
+    const { cloud, restrictedKubeconfig } = sandboxInfo();
+    const dir = mkdtempSync(join(tmpdir(), 'audit-'));
+    const config = join(dir, 'config.json');
+    writeFileSync(config, JSON.stringify(env()));
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [cli, 'audit', ...args], {
+          env: {
+            ...process.env,
+            ALIBABA_CLOUD_ACCESS_KEY_ID: cloud.user.accessKeyId,
+            ALIBABA_CLOUD_ACCESS_KEY_SECRET: cloud.user.accessKeySecret,
+          },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (c: Buffer) => {
+          stdout += c.toString();
+        });
+        child.stderr.on('data', (c: Buffer) => {
+          stderr += c.toString();
+        });
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    const full = await run([
+      '--kubeconfig',
+      restrictedKubeconfig,
+      '--cluster-id',
+      cloud.clusterId,
+      '--out',
+      join(dir, 'full'),
+      '--json',
+      '--config',
+      config,
+    ]);
+    expect(full.code, full.stderr).toBe(0);
+    const report = JSON.parse(full.stdout.trim().split('\n').at(-1) ?? '{}') as AuditReport;
+    expect(report.clusters[0]?.clusterId).toBe(cloud.clusterId);
+    const html = readFileSync(join(dir, 'full', 'audit.html'), 'utf8');
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html).toContain('<table>');
+    expect(html).not.toMatch(/<script|<link|src="http/);
+    expect(existsSync(join(dir, 'full', 'audit.json'))).toBe(true);
+
+    const local = await run(['--kubeconfig', restrictedKubeconfig, '--out', join(dir, 'local')]);
+    expect(local.code, local.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'local', 'audit.json'), 'utf8')).toContain(
+      'Key versions the Secrets were rewritten for',
+    );
+    const usage = await run(['--kubeconfig', restrictedKubeconfig]);
+    expect(usage.code).toBe(2);
+  });
+});
