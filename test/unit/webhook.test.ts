@@ -7,7 +7,10 @@ import {
   signRequest,
   TIMESTAMP_HEADER,
 } from '../../functions/webhook';
+import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
+import { buildReport } from '../../shared/audit/report';
+import { ossReportStore } from '../../shared/audit/store';
 import type { HttpTriggerResponse } from '../../shared/events';
 
 /** The signed HTTP API against the emulated cloud (CS, KMS, FC), through the FC 3.0 HTTP trigger format. */
@@ -26,10 +29,13 @@ beforeAll(async () => {
     handler: async (e) => started.push(e.toString()),
   });
   cloud.registerFunction({ name: AUDIT_FUNCTION, handler: async (e) => started.push(e.toString()) });
+  cloud.createBucket('reports-web');
   const env = {
     SENTINEL_REGION: cloud.state.region,
     SENTINEL_ACCOUNT_ID: cloud.state.accountId,
     SENTINEL_WEBHOOK_SECRET: SECRET,
+    SENTINEL_REPORT_BUCKET: 'reports-web',
+    SENTINEL_ENDPOINT_OSS: cloud.url,
     SENTINEL_LOG_LEVEL: 'error',
     ...Object.fromEntries(
       ['KMS', 'CS', 'ACTIONTRAIL', 'FC'].map((s) => [`SENTINEL_ENDPOINT_${s}`, cloud.url]),
@@ -164,6 +170,23 @@ describe('the webhook API', () => {
     expect(bad.json.error?.message).toMatch(/^reason: /);
     const wrong = await call(request('PUT', '/v1/jobs/abc'));
     expect(wrong.headers?.allow).toBe('GET');
+  });
+
+  it('serves the latest audit report from OSS, and 404 before there is one', async () => {
+    resolveLoopbackSubdomains();
+    const none = await call(request('GET', '/v1/reports/latest'));
+    expect(none.statusCode).toBe(404);
+    expect(none.json.error?.code).toBe('NoReport');
+    const store = ossReportStore({
+      bucket: 'reports-web',
+      region: cloud.state.region,
+      credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
+      endpoint: { protocol: 'http', host: cloud.host, url: cloud.url },
+    });
+    await store.save(buildReport('audit-0123456789abcdef', []));
+    const latest = await call(request('GET', '/v1/reports/latest'));
+    expect(latest.statusCode).toBe(200);
+    expect(latest.json).toMatchObject({ auditId: 'audit-0123456789abcdef', status: 'pass' });
   });
 
   it('refuses a malformed trigger event as a bad request', async () => {
