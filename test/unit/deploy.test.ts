@@ -36,6 +36,7 @@ function render(s: SYaml, env: Record<string, string>): SYaml {
           : v;
   const withEnv = walk(s) as SYaml;
   for (const r of Object.values(withEnv.resources)) {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the Serverless Devs variable, verbatim
     if (r.props.environmentVariables === '${vars.environment}')
       r.props.environmentVariables = withEnv.vars.environment;
   }
