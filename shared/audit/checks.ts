@@ -2,10 +2,11 @@ import type { CoreV1Api } from '@kubernetes/client-node';
 import type { CloudClients } from '../cloud/clients';
 import type { TargetCluster } from '../cluster/discovery';
 import { normalizeError } from '../errors';
-import { type ActionTrailEvent, isManagedSecurityRole, parseLookupEventsBody } from '../events/actiontrail';
+import type { ActionTrailEvent } from '../events/actiontrail';
 import { describeKey, type KeyInfo } from '../kms/keys';
 import { KEY_VERSION_ANNOTATION } from '../reencrypt/annotations';
 import { kubernetesSecretStore } from '../reencrypt/secrets-api';
+import { findManagedRoleEvents } from '../trail/evidence';
 
 /**
  * The audit of one cluster: each check answers pass / warn / fail (or manual, where the suite cannot read the
@@ -43,32 +44,22 @@ export interface AuditOptions {
 const worst = (statuses: Status[]): Status =>
   statuses.includes('fail') ? 'fail' : statuses.includes('warn') ? 'warn' : 'pass';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Managed-role crypto calls of a key: LookupEvents, spaced to stay under its 2 calls per second. */
+/** Managed-role crypto calls of a key, refusals included, newest first. */
 async function managedRoleActivity(
   clients: Pick<CloudClients, 'actionTrailRpc'>,
   keyId: string,
   since: Date,
   until: Date,
 ): Promise<ActionTrailEvent[]> {
-  const out: ActionTrailEvent[] = [];
-  for (const eventName of ['Encrypt', 'Decrypt', 'GenerateDataKey']) {
-    await sleep(550);
-    const body = parseLookupEventsBody(
-      await clients.actionTrailRpc('LookupEvents', {
-        'LookupAttribute.1.Key': 'EventName',
-        'LookupAttribute.1.Value': eventName,
-        'LookupAttribute.2.Key': 'ResourceName',
-        'LookupAttribute.2.Value': keyId,
-        StartTime: since.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-        EndTime: until.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-        MaxResults: '50',
-      }),
-    );
-    out.push(...body.events.filter((e) => isManagedSecurityRole(e.userIdentity)));
-  }
-  return out.sort((a, b) => b.eventTime.getTime() - a.eventTime.getTime());
+  const events = await findManagedRoleEvents(clients, {
+    keyId,
+    since,
+    until,
+    eventNames: ['Encrypt', 'Decrypt', 'GenerateDataKey'],
+    maxPages: 1,
+    includeRefused: true,
+  });
+  return events.sort((a, b) => b.eventTime.getTime() - a.eventTime.getTime());
 }
 
 /** Share of the cluster's Secrets annotated for the key's current version: metadata only, paged. */

@@ -15,6 +15,8 @@ export interface EvidenceQuery {
   until?: Date;
   eventNames?: string[];
   maxPages?: number;
+  /** Also return the calls KMS refused (they carry `errorCode`). */
+  includeRefused?: boolean;
 }
 
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -41,11 +43,11 @@ export async function findManagedRoleEvents(
   q: EvidenceQuery,
 ): Promise<ActionTrailEvent[]> {
   const found: ActionTrailEvent[] = [];
+  let calls = 0;
   for (const eventName of q.eventNames ?? ['Encrypt']) {
     let nextToken: string | undefined;
     for (let page = 0; page < (q.maxPages ?? 3); page++) {
-      if (page > 0 || found.length > 0 || eventName !== (q.eventNames ?? ['Encrypt'])[0])
-        await sleep(LOOKUP_SPACING_MS);
+      if (calls++ > 0) await sleep(LOOKUP_SPACING_MS);
       const body = parseLookupEventsBody(
         await lookup(clients, {
           'LookupAttribute.1.Key': 'EventName',
@@ -59,7 +61,7 @@ export async function findManagedRoleEvents(
         }),
       );
       for (const e of body.events) {
-        if (!isManagedSecurityRole(e.userIdentity) || e.errorCode) continue;
+        if (!isManagedSecurityRole(e.userIdentity) || (e.errorCode && !q.includeRefused)) continue;
         const version = e.responseElements?.KeyVersionId;
         if (q.keyVersionId && typeof version === 'string' && version !== q.keyVersionId) continue;
         found.push(e);

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +7,10 @@ import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import type { AuditReport } from '../../shared/audit/report';
 import { ossReportStore } from '../../shared/audit/store';
 import { createCloudClients } from '../../shared/cloud/clients';
+import { runCli } from '../helpers/cli';
 import { sandboxInfo } from '../helpers/sandbox';
 
 /** The audit against the sandbox: the real cluster, the emulated KMS, ActionTrail and OSS. */
-const cli = join(__dirname, '../../bin/ack-kms-sentinel.js');
 
 function env(): Record<string, string> {
   const { cloud, stateNamespace } = sandboxInfo();
@@ -98,23 +97,10 @@ describe('the audit', () => {
     const config = join(dir, 'config.json');
     writeFileSync(config, JSON.stringify(env()));
     const run = (args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [cli, 'audit', ...args], {
-          env: {
-            ...process.env,
-            ALIBABA_CLOUD_ACCESS_KEY_ID: cloud.user.accessKeyId,
-            ALIBABA_CLOUD_ACCESS_KEY_SECRET: cloud.user.accessKeySecret,
-          },
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (c: Buffer) => {
-          stdout += c.toString();
-        });
-        child.stderr.on('data', (c: Buffer) => {
-          stderr += c.toString();
-        });
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      runCli(['audit', ...args], {
+        ACK_KMS_SENTINEL_DEBUG: '1',
+        ALIBABA_CLOUD_ACCESS_KEY_ID: cloud.user.accessKeyId,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET: cloud.user.accessKeySecret,
       });
     const full = await run([
       '--kubeconfig',

@@ -1,33 +1,22 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli';
 import { sandboxInfo } from '../helpers/sandbox';
 
 /** `ack-kms-sentinel invoke`: a real handler, a realistic context, the sandbox cloud as the endpoints. */
-const cli = join(__dirname, '../../bin/ack-kms-sentinel.js');
 
 function invoke(args: string[], stdin?: string) {
   const { cloud } = sandboxInfo();
-  const env = {
-    ...process.env,
-    ALIBABA_CLOUD_ACCESS_KEY_ID: cloud.user.accessKeyId,
-    ALIBABA_CLOUD_ACCESS_KEY_SECRET: cloud.user.accessKeySecret,
-    SENTINEL_LOG_LEVEL: 'warn',
-  };
-  const child = spawn(process.execPath, [cli, 'invoke', ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  child.stdin.end(stdin ?? '');
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  return runCli(
+    ['invoke', ...args],
+    {
+      ALIBABA_CLOUD_ACCESS_KEY_ID: cloud.user.accessKeyId,
+      ALIBABA_CLOUD_ACCESS_KEY_SECRET: cloud.user.accessKeySecret,
+      SENTINEL_LOG_LEVEL: 'warn',
+    },
+    stdin,
   );
 }
 
