@@ -4,6 +4,7 @@ import { buildReport, summaryText } from '../../shared/audit/report';
 import { ossReportStore } from '../../shared/audit/store';
 import { credentialsFromContext } from '../../shared/cloud/credentials';
 import { clusterKubeconfig, discoverClusters } from '../../shared/cluster/discovery';
+import { openCluster } from '../../shared/cluster/kube';
 import { normalizeError } from '../../shared/errors';
 import { decodeEventInput, parseTimerEvent, parseWith } from '../../shared/events';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
@@ -50,9 +51,9 @@ export async function audit(
   );
   const audits: ClusterAudit[] = [];
   for (const cluster of clusters) {
-    let kube: ReturnType<Services['kube']> | undefined;
+    let kube: ReturnType<typeof openCluster> | undefined;
     try {
-      kube = s.kube(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
+      kube = openCluster(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
     } catch (err) {
       inv.log.warn('no kubeconfig for the coverage check', {
         clusterId: cluster.clusterId,

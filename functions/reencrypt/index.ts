@@ -1,4 +1,5 @@
 import { clusterKubeconfig } from '../../shared/cluster/discovery';
+import { openCluster } from '../../shared/cluster/kube';
 import { configMapStateStore, type JobState } from '../../shared/cluster/state';
 import { type Checkpoint, encodeJobPayload, type JobPayload, parseJobPayload } from '../../shared/events';
 import { describeKey } from '../../shared/kms/keys';
@@ -42,7 +43,7 @@ export async function reencrypt(
     startedAt: new Date(),
     phase: 'waiting-for-adoption',
   };
-  const kube = s.kube(await clusterKubeconfig(s.clients, job.clusterId, 60));
+  const kube = openCluster(await clusterKubeconfig(s.clients, job.clusterId, 60));
   try {
     const state = configMapStateStore(kube.core, config.stateNamespace);
     const current = await state.load();

@@ -1,4 +1,5 @@
 import { clusterKubeconfig, discoverClusters, type TargetCluster } from '../../shared/cluster/discovery';
+import { openCluster } from '../../shared/cluster/kube';
 import { configMapStateStore } from '../../shared/cluster/state';
 import type { SentinelConfig } from '../../shared/config';
 import { normalizeError } from '../../shared/errors';
@@ -47,7 +48,7 @@ async function ensureJob(
 ) {
   const base = { clusterId: cluster.clusterId, keyId: key.keyId, keyVersionId: key.primaryKeyVersion };
   try {
-    const kube = s.kube(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
+    const kube = openCluster(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
     try {
       const state = await configMapStateStore(kube.core, config.stateNamespace).load();
       if (state.completedKeyVersion === key.primaryKeyVersion)

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent, type RequestOptions } from 'node:https';
-import { KubeConfig, type RequestContext } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type RequestContext } from '@kubernetes/client-node';
 import { ConfigError } from '../errors';
 
 /**
@@ -85,4 +85,10 @@ export function loadKubeConfig(source: KubeConfigSource): PooledKubeConfig {
   if (!kc.getCurrentCluster())
     throw new ConfigError('the kubeconfig names no current cluster', { path: 'kubeconfig' });
   return kc;
+}
+
+/** A Kubernetes client from a kubeconfig text (DescribeClusterUserKubeconfig); close it when done. */
+export function openCluster(kubeconfig: string): { core: CoreV1Api; close(): void } {
+  const kc = loadKubeConfig({ text: kubeconfig });
+  return { core: kc.makeApiClient(CoreV1Api), close: () => kc.close() };
 }
