@@ -7,7 +7,7 @@ import { Config as RpcConfig } from '@alicloud/rpc-client';
 import * as $Util from '@alicloud/tea-util';
 import * as $dara from '@darabonba/typescript';
 import type { EndpointOverride, SentinelConfig, ServiceName } from '../config';
-import { type NormalizeContext, normalizeError } from '../errors';
+import { normalizeError } from '../errors';
 import type { CloudCredentials } from './credentials';
 
 /**
@@ -192,13 +192,4 @@ export function createCloudClients(
     ),
     fc,
   };
-}
-
-/** Runs an SDK call and turns whatever it throws into a classified SentinelError. */
-export async function call<T>(ctx: NormalizeContext, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw normalizeError(err, ctx);
-  }
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { actionTrailEventSchema } from './actiontrail';
-import { isoInstant, nonEmpty } from './fields';
+import { nonEmpty } from './fields';
 import { type DecodeOptions, parseEvent } from './parse';
 
 /**
@@ -62,5 +62,3 @@ export const cloudEventService = (event: TrailCloudEvent): 'kms' | 'cs' =>
 
 /** EventBridge delivers at least once; `source` + `id` identifies an event (alicloud.md §1.3). */
 export const cloudEventDedupKey = (event: TrailCloudEvent): string => `${event.source}/${event.id}`;
-
-export { isoInstant };
