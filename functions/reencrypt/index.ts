@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterKubeconfig } from '../../shared/cluster/discovery';
 import { openCluster } from '../../shared/cluster/kube';
 import { configMapStateStore, type JobState } from '../../shared/cluster/state';
@@ -25,7 +26,6 @@ export interface ReencryptResult {
   verified?: boolean;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const EVIDENCE_POLL_MS = 10_000;
 
 export async function reencrypt(

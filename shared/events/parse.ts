@@ -72,10 +72,6 @@ export function decodeEventInput(input: unknown, options: DecodeOptions): unknow
   return value;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  return issue.message;
-}
-
 /** Validates `value` against `schema`; the PoisonError names the first wrong field's path. */
 export function parseWith<S extends z.ZodType>(
   schema: S,
@@ -88,7 +84,7 @@ export function parseWith<S extends z.ZodType>(
   const issue = result.error.issues[0];
   const path = [...prefix, ...(issue?.path ?? []).map(String)].join('.');
   const more = result.error.issues.length > 1 ? ` (and ${result.error.issues.length - 1} more problems)` : '';
-  throw fail(format, `${issue ? describeIssue(issue) : 'invalid'}${more}`, path || undefined);
+  throw fail(format, `${issue?.message ?? 'invalid'}${more}`, path || undefined);
 }
 
 /** Decode and validate in one step: what every handler does with its raw event. */

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NotifyChannelConfig } from '../config';
 import type { Severity } from '../config/channels';
 import { type Logger, redact } from '../log';
@@ -108,8 +109,6 @@ export function buildRequest(channel: NotifyChannelConfig, n: Notification, nowM
     }
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function createNotifier(channels: NotifyChannelConfig[], options: NotifierOptions = {}): Notifier {
   const maxAttempts = options.maxAttempts ?? 4;

@@ -1,9 +1,10 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SentinelError } from '../errors';
 import type { SweepCounters } from '../events/job';
 import { annotationPatch, isCurrent, stalePatch } from './annotations';
 import { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from './retry';
 import { expiredContinueToken, type SecretRef, type SecretStore } from './secrets-api';
-import { AdaptiveLimiter, sleep } from './throttle';
+import { AdaptiveLimiter } from './throttle';
 
 /**
  * The re-encryption sweep: every Secret of a cluster (or a selection) is written again, so the API server

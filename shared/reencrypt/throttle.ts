@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
 
 /**
@@ -54,5 +55,3 @@ export class AdaptiveLimiter {
     this.pausedUntil = Math.max(this.pausedUntil, this.now() + retryAfterMs);
   }
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

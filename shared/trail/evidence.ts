@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CloudClients } from '../cloud/clients';
 import type { SentinelError } from '../errors';
 import { type ActionTrailEvent, isManagedSecurityRole, parseLookupEventsBody } from '../events/actiontrail';
@@ -20,7 +21,6 @@ export interface EvidenceQuery {
 }
 
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const LOOKUP_SPACING_MS = 550;
 
 /** LookupEvents with its 2-calls-per-second limit respected: a throttled call waits and tries again. */
