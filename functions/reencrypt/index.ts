@@ -115,17 +115,17 @@ export async function reencrypt(
           log.info('the control plane encrypts with the new key version', { evidence: evidence[0]?.eventId });
           break;
         }
-        const waited = Date.now() - rotatedAt.getTime();
+        const waited = inv.now() - rotatedAt.getTime();
         if (waited >= config.reencrypt.adoptionDelayMs) {
           log.info('no ActionTrail evidence yet; the configured delay has passed', { waitedMs: waited });
           break;
         }
-        if (Date.now() - checkpoint.startedAt.getTime() > config.reencrypt.adoptionTimeoutMs) {
+        if (inv.now() - checkpoint.startedAt.getTime() > config.reencrypt.adoptionTimeoutMs) {
           log.warn('adoption timeout: sweeping without evidence');
           break;
         }
         // The wait spans invocations: use this one's budget, then hand over.
-        const left = deadline - Date.now();
+        const left = deadline - inv.now();
         if (left <= 0) return handOver(checkpoint);
         await sleep(Math.min(EVIDENCE_POLL_MS, config.reencrypt.adoptionDelayMs - waited, left));
       }
@@ -142,6 +142,7 @@ export async function reencrypt(
         concurrency: config.reencrypt.concurrency,
         ...(checkpoint.sweep ? { checkpoint: checkpoint.sweep } : {}),
         deadline,
+        clock: inv.now,
         onProgress: (p) => log.debug('sweep progress', { ...p.counters, pages: p.pages }),
         onCheckpoint: async (c) => state.save({ ...current, job: jobState('sweeping', { checkpoint: c }) }),
       });

@@ -42,8 +42,14 @@ export interface FaultRule {
 }
 
 export interface ProxyStats {
+  /** Requests seen, by kind (`patch secrets`), whatever became of them. */
   requests: Record<string, number>;
   faults: Record<string, number>;
+  /**
+   * Answers the API server gave, by kind and status (`patch secrets 200`): what really happened upstream. A
+   * request whose client died while a fault held it back shows in `requests` but may never reach the server.
+   */
+  answered: Record<string, number>;
 }
 
 const REASONS: Record<number, string> = {
@@ -88,7 +94,7 @@ interface ActiveRule extends FaultRule {
 }
 
 export class FaultProxy {
-  readonly stats: ProxyStats = { requests: {}, faults: {} };
+  readonly stats: ProxyStats = { requests: {}, faults: {}, answered: {} };
   private rules: ActiveRule[] = [];
   /** kubectl (client-go) never sends a bearer token over plain http; the proxy adds the kubeconfig's. */
   private fallbackAuthorization?: string;
@@ -133,6 +139,7 @@ export class FaultProxy {
   resetStats(): this {
     this.stats.requests = {};
     this.stats.faults = {};
+    this.stats.answered = {};
     return this;
   }
 
@@ -181,17 +188,18 @@ export class FaultProxy {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', this.target);
     const kind = classify(req.method ?? 'GET', url);
-    this.count(this.stats.requests, `${kind.verb}${kind.resource ? ` ${kind.resource}` : ''}`);
+    const label = `${kind.verb}${kind.resource ? ` ${kind.resource}` : ''}`;
+    this.count(this.stats.requests, label);
     const rule = this.pick(kind);
     const fault = rule?.fault;
     if (!fault) {
-      this.forward(req, res, url);
+      this.forward(req, res, url, label);
       return;
     }
     switch (fault.type) {
       case 'latency':
         this.count(this.stats.faults, `latency ${kind.verb}`);
-        setTimeout(() => this.forward(req, res, url), fault.ms);
+        setTimeout(() => this.forward(req, res, url, label), fault.ms);
         return;
       case 'reset':
         this.count(this.stats.faults, `reset ${kind.verb}`);
@@ -252,7 +260,7 @@ export class FaultProxy {
     res.end(body);
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, url: URL): void {
+  private forward(req: IncomingMessage, res: ServerResponse, url: URL, label: string): void {
     const headers = {
       ...req.headers,
       host: this.target.host,
@@ -261,6 +269,7 @@ export class FaultProxy {
         : { authorization: this.fallbackAuthorization }),
     };
     const upstream = request(url, { method: req.method, headers, agent: this.agent }, (up) => {
+      this.count(this.stats.answered, `${label} ${up.statusCode}`);
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);
     });

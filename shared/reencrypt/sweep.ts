@@ -92,7 +92,11 @@ export interface SweepOptions {
   pageSize?: number;
   concurrency?: number;
   checkpoint?: SweepCheckpoint;
-  /** Epoch ms: no new Secret is started from then on; what is in flight finishes. */
+  /**
+   * Epoch ms: no new Secret is started from then on; what is in flight finishes. Every call starts at least
+   * one Secret all the same, so a budget spent before the sweep began (slow set-up, a margin as long as the
+   * timeout) still moves a job forward instead of handing over forever.
+   */
   deadline?: number;
   /** Aborting stops taking new work, like the deadline (the CLI wires SIGINT to it). */
   signal?: AbortSignal;
@@ -159,8 +163,11 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   let continueToken = options.checkpoint?.continueToken;
   /** Every Secret at or before this key (in list order) is done: skipped if a page shows it again. */
   let skipThrough = options.checkpoint?.resumeAfter;
+  /** Secrets started by this call (the deadline spares the first one: see `deadline`). */
+  let startedHere = 0;
   const stopRequested = () =>
-    (options.deadline !== undefined && clock() >= options.deadline) || options.signal?.aborted === true;
+    options.signal?.aborted === true ||
+    (options.deadline !== undefined && startedHere > 0 && clock() >= options.deadline);
   const elapsed = () => Math.max(1, clock() - started);
   const progress = (force = false) => {
     if (!options.onProgress) return;
@@ -312,6 +319,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
                 return;
               }
               lastStarted = keyOf(secret);
+              startedHere++;
               counters.total++;
               await rewrite(secret, recheck);
               progress();

@@ -19,6 +19,8 @@ export interface Invocation {
   /** Epoch ms at which FC stops the invocation (start + function timeout). */
   deadline: number;
   remainingMs(): number;
+  /** The clock the deadline is measured on (injectable through HandlerDeps.now, for tests). */
+  now(): number;
 }
 
 /** What a handler answers for poison input: FC sees a success, so it does not retry an event that can never work. */
@@ -80,6 +82,7 @@ export function defineHandler<R>(
       context,
       deadline,
       remainingMs: () => deadline - now(),
+      now,
     };
     try {
       const result = await body(event, invocation);
