@@ -127,6 +127,10 @@ describe('the fault-injecting proxy', () => {
       ApiException,
     );
     await viaProxy.readNamespacedSecret({ namespace: NS, name: 'f-0' });
-    expect(proxy.stats).toEqual({ requests: { 'get secrets': 4 }, faults: { '503 get': 1 } });
+    expect(proxy.stats).toEqual({
+      requests: { 'get secrets': 4 },
+      faults: { '503 get': 1 },
+      answered: { 'get secrets 200': 3 },
+    });
   });
 });
