@@ -24,6 +24,8 @@ export default defineConfig({
           globalSetup: ['test/setup/sandbox.ts'],
           fileParallelism: false,
           testTimeout: 240_000,
+          // Set-ups seed thousands of Secrets and wait for a key adoption (itself bounded at 150 s).
+          hookTimeout: 300_000,
         },
       },
     ],

@@ -369,7 +369,7 @@ export class CloudEmulator {
   }
 
   private lookupEvents(ctx: CallContext): Record<string, unknown> {
-    const now = Date.now();
+    const now = this.now();
     while (this.lookupCalls.length && now - (this.lookupCalls[0] ?? 0) >= 1000) this.lookupCalls.shift();
     if (this.lookupCalls.length >= LOOKUP_LIMIT_PER_SECOND) {
       throw new ApiError(429, 'Throttling.User', 'Request was denied due to user flow control.');

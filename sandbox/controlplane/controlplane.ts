@@ -217,11 +217,15 @@ export class ControlPlane {
           this.adminToken,
           this.info.caFile,
         ).catch(() => {});
-        await new Promise((r) => setTimeout(r, 2_000));
+        await Promise.race([new Promise((r) => setTimeout(r, 2_000)), adopted.catch(() => {})]);
       }
     })();
     await adopted;
     await poke;
+    // `adopted` fires when the plugin answers the API server's Encrypt for the new key id, a moment before
+    // the API server stores its new encryption state. It does that under the KMS health probe's lock, so an
+    // answer to one more probe means the state is stored and every later write uses the new version.
+    await httpsGet(this.info.apiServer, '/healthz/kms-providers', this.adminToken, this.info.caFile);
   }
 
   /** A raw admin request, for the harness's own setup and checks. */

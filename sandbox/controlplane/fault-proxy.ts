@@ -261,6 +261,8 @@ export class FaultProxy {
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, url: URL, label: string): void {
+    // The client went away while a fault held its request back: like a real network, nothing reaches the server.
+    if (req.destroyed) return;
     const headers = {
       ...req.headers,
       host: this.target.host,

@@ -16,6 +16,7 @@ export class AdaptiveLimiter {
     readonly max: number,
     private readonly recoverAfter = 20,
     private readonly now: () => number = Date.now,
+    private readonly wait: (ms: number) => Promise<unknown> = sleep,
   ) {
     this.limit = pLimit(max);
   }
@@ -34,8 +35,8 @@ export class AdaptiveLimiter {
 
   run<T>(task: () => Promise<T>): Promise<T> {
     return this.limit(async () => {
-      const wait = this.pausedUntil - this.now();
-      if (wait > 0) await sleep(wait);
+      const pause = this.pausedUntil - this.now();
+      if (pause > 0) await this.wait(pause);
       return task();
     });
   }

@@ -52,6 +52,12 @@ export class Recorder {
     return this;
   }
 
+  /** Drops replies queued and not used, so one test's leftovers never answer the next test's requests. */
+  dropQueuedReplies(): this {
+    this.replies.length = 0;
+    return this;
+  }
+
   always(reply: Reply): this {
     this.fallback = reply;
     return this;

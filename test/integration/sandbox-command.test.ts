@@ -15,10 +15,14 @@ describe('npm run sandbox', () => {
     child.stderr.on('data', (c: Buffer) => {
       stderr += c.toString();
     });
-    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-    const lines = createInterface({ input: child.stdout });
+    // `close`: every process holding the pipes (npm, sh, tsx, the sandbox) has exited.
+    const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    const lines: string[] = [];
     const first = await new Promise<string>((resolve, reject) => {
-      lines.once('line', resolve);
+      createInterface({ input: child.stdout }).on('line', (l) => {
+        lines.push(l);
+        if (lines.length === 1) resolve(l);
+      });
       child.once('exit', (code) => reject(new Error(`sandbox exited with ${code} before it was ready`)));
     });
     const info = JSON.parse(first) as Record<string, string> & { cloud: unknown };
@@ -33,14 +37,10 @@ describe('npm run sandbox', () => {
 
     // A terminal's Ctrl-C or a supervisor's SIGTERM reaches the whole process group (npm and the sandbox).
     process.kill(-(child.pid ?? 0), 'SIGTERM');
-    await exited;
-    for (let i = 0; i < 100 && !stderr.includes('sandbox: stopped'); i++)
-      await new Promise((r) => setTimeout(r, 100));
+    await closed;
     expect(stderr).toContain('sandbox: SIGTERM, stopping');
     expect(stderr).toContain('sandbox: stopped');
-    const more: string[] = [];
-    lines.on('line', (l) => more.push(l));
-    expect(more, 'exactly one line on stdout').toEqual([]);
+    expect(lines, 'exactly one line on stdout').toEqual([first]);
     expect(existsSync(info.workDir ?? ''), 'no files left behind').toBe(false);
     await expect(fetch(`${info.etcd}/health`)).rejects.toThrow();
     await expect(fetch(`${info.apiServer}/readyz`)).rejects.toThrow();

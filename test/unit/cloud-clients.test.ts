@@ -36,7 +36,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.stop();
 });
-afterEach(() => clearRegisteredSecrets());
+afterEach(() => {
+  clearRegisteredSecrets();
+  server.dropQueuedReplies();
+});
 
 describe('the client factory reaches each service at the configured endpoint', () => {
   it('KMS 1.2.0: RPC with the STS token in the signed query', async () => {
@@ -281,10 +284,12 @@ describe('one error taxonomy over every SDK', () => {
       /* never answers */
     });
     const slow = clients({ connectTimeoutMs: 500, readTimeoutMs: 300 });
+    const seen = server.requests.length;
     expect(await caught(slow.kmsRpc('DescribeKey', { KeyId: 'k' }))).toMatchObject({
       kind: 'retryable',
       code: 'Timeout',
     });
+    expect(server.requests.length, 'the request arrived and went unanswered').toBe(seen + 1);
   });
 
   it('Kubernetes ApiException: 429 with Retry-After, 409 conflict, 404', async () => {

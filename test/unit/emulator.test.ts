@@ -277,7 +277,7 @@ describe('ActionTrail and EventBridge', () => {
     const plugin = as(cloud.managedRole('c-lookup'));
     for (let i = 0; i < 5; i++)
       await plugin.kms.encrypt(new $Kms.EncryptRequest({ keyId: key.keyId, plaintext: 'aGk=' }));
-    await new Promise((r) => setTimeout(r, 1_100));
+    cloud.advanceClock(1_100); // past the 2-calls-per-second window, without sleeping
     const query = {
       'LookupAttribute.1.Key': 'EventName',
       'LookupAttribute.1.Value': 'Encrypt',
@@ -301,7 +301,7 @@ describe('ActionTrail and EventBridge', () => {
       code: 'Throttling.User',
       statusCode: 429,
     });
-    await new Promise((r) => setTimeout(r, 1_100));
+    cloud.advanceClock(1_100); // past the 2-calls-per-second window, without sleeping
     const future = new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const empty = parseLookupEventsBody(
       await user.actionTrailRpc('LookupEvents', { ...query, StartTime: future, EndTime: future }),
