@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { RAM_ACTION_OF } from '../../shared/cloud/ram-actions';
 import { rbacObjects } from '../../shared/cluster/rbac';
 import { loadConfig } from '../../shared/config';
+import { tsSources } from '../helpers/sources';
 
 /** Offline validation of the deployment: s.yaml, the bundles it deploys, the RAM policy and the RBAC. */
 const root = join(__dirname, '..', '..');
@@ -51,13 +52,6 @@ const EXAMPLE_ENV = {
   SENTINEL_NOTIFY_CHANNELS: '[{"type":"slack","url":"https://hooks.slack.com/services/T/B/X"}]',
   SENTINEL_WEBHOOK_SECRET: 'w'.repeat(40),
 };
-
-function sources(dir: string): string[] {
-  return readdirSync(dir).flatMap((e) => {
-    const p = join(dir, e);
-    return statSync(p).isDirectory() ? sources(p) : p.endsWith('.ts') ? [p] : [];
-  });
-}
 
 describe('s.yaml', () => {
   const s = parse(read('s.yaml')) as SYaml;
@@ -134,9 +128,9 @@ describe('least privilege', () => {
   it('the RAM policy grants exactly the actions the code calls', () => {
     const called = new Set<string>();
     for (const file of [
-      ...sources(join(root, 'shared')),
-      ...sources(join(root, 'functions')),
-      ...sources(join(root, 'bin')),
+      ...tsSources(join(root, 'shared')),
+      ...tsSources(join(root, 'functions')),
+      ...tsSources(join(root, 'bin')),
     ]) {
       const text = readFileSync(file, 'utf8');
       for (const m of text.matchAll(/kmsRpc\('([A-Za-z]+)'/g)) called.add(`kms:${m[1]}`);
