@@ -57,12 +57,18 @@ interface RangeResponse {
   more?: boolean;
 }
 
-/** Reads every stored Secret's storage facts, `pageSize` keys per request. */
+const SECRETS_ROOT = '/registry/secrets/';
+
+/**
+ * Reads the storage facts of every Secret stored under `prefix` (all of them by default, or e.g.
+ * `/registry/secrets/<namespace>/`), `pageSize` keys per request.
+ */
 export async function readSecretEvidence(
   etcdUrl: string,
   options: { prefix?: string; pageSize?: number } = {},
 ): Promise<StoredSecret[]> {
-  const prefix = options.prefix ?? '/registry/secrets/';
+  const prefix = options.prefix ?? SECRETS_ROOT;
+  if (!prefix.startsWith(SECRETS_ROOT)) throw new Error(`prefix must lie under ${SECRETS_ROOT}: ${prefix}`);
   const rangeEnd = b64(prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1));
   const out: StoredSecret[] = [];
   let key = b64(prefix);
@@ -77,7 +83,7 @@ export async function readSecretEvidence(
     const kvs = page.kvs ?? [];
     for (const kv of kvs) {
       const path = Buffer.from(kv.key, 'base64').toString('utf8');
-      const [namespace = '', name = ''] = path.slice(prefix.length).split('/');
+      const [namespace = '', name = ''] = path.slice(SECRETS_ROOT.length).split('/');
       out.push({
         namespace,
         name,

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
 import { createCloudClients } from '../../shared/cloud/clients';
+import { readSecretEvidence } from '../../shared/etcd/evidence';
 import {
   isManagedSecurityRole,
   parseLookupEventsBody,
@@ -10,7 +11,7 @@ import {
   parseTrailLogRecord,
 } from '../../shared/events';
 import { rangeOf, readShardRange } from '../../shared/trail/sls-reader';
-import { coreApi, rotateKey, sandboxInfo, waitForAdoption } from '../helpers/sandbox';
+import { coreApi, kubeConfig, rotateKey, sandboxInfo, waitForAdoption } from '../helpers/sandbox';
 import { kubeConfigText } from '../helpers/secrets';
 
 /** The control plane encrypts through the emulated KMS as the managed role: ActionTrail shows it. */
@@ -54,10 +55,19 @@ describe('the sandbox cloud behind the control plane', () => {
       cloud.clusterId,
       new $Cs.DescribeClusterUserKubeconfigRequest({ temporaryDurationMinutes: 30 }),
     );
-    const secrets = await coreApi(kubeConfigText(kc.body?.config ?? '')).listSecretForAllNamespaces({
-      limit: 1,
+    // The kubeconfig CS hands out reaches the local API server, and a Secret written there is stored under KMS v2.
+    const viaCs = kubeConfigText(kc.body?.config ?? '');
+    expect(kubeConfig(viaCs).getCurrentCluster()?.server).toBe(sandboxInfo().apiServer);
+    await coreApi(sandboxInfo().kubeconfig).createNamespacedSecret({
+      namespace: 'default',
+      body: { metadata: { name: 'via-cs' }, stringData: { k: 'v' } },
     });
-    expect(secrets.items).toBeDefined();
+    const read = await coreApi(viaCs).readNamespacedSecret({ namespace: 'default', name: 'via-cs' });
+    expect(read.metadata?.name).toBe('via-cs');
+    const stored = (await readSecretEvidence(sandboxInfo().etcd, { prefix: '/registry/secrets/default/' }))
+      .filter((s) => s.name === 'via-cs')
+      .map((s) => [s.storage, s.providerName]);
+    expect(stored).toEqual([['kms-v2', sandboxInfo().kmsProviderName]]);
   });
 
   it('a rotation shows in ActionTrail as the control plane encrypting with the new version, via LookupEvents and the SLS trigger', async () => {

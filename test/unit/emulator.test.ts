@@ -466,8 +466,9 @@ describe('SLS: the trail logstore through @alicloud/sls20201230', () => {
       }
     }
     const encrypts = cloud.state.events
-      .filter((e) => e.requestParameters?.KeyId === key.keyId)
+      .filter((e) => e.eventName === 'Encrypt' && e.requestParameters?.KeyId === key.keyId)
       .map((e) => e.eventId);
+    expect(encrypts, 'the three Encrypt calls are in the trail').toHaveLength(3);
     expect(seen).toEqual(expect.arrayContaining(encrypts));
 
     const sls = new Sls(new $OpenApiUtil.Config({ ...credentials, endpoint: cloud.host, protocol: 'http' }));
