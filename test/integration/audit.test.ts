@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import OSS from 'ali-oss';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../functions/audit';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
@@ -49,6 +50,17 @@ describe('the audit', () => {
       endpoint: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint },
     });
     const report = (await store.latest()) as AuditReport;
+    expect(report.auditId).toBe(result.auditId);
+    const oss = new OSS({
+      accessKeyId: cloud.user.accessKeyId,
+      accessKeySecret: cloud.user.accessKeySecret,
+      bucket: cloud.reportBucket,
+      endpoint: cloud.endpoint,
+      secure: false,
+    });
+    const html = (await oss.get(result.stored.html)).content.toString();
+    expect(html).toMatch(/^<!doctype html>/i);
+    expect(html).toContain(cloud.clusterId);
     const [cluster] = report.clusters;
     const status = Object.fromEntries((cluster?.checks ?? []).map((c) => [c.id, c.status]));
     expect(status).toMatchObject({

@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSecretEvidence, type StoredSecret, summarize } from '../../shared/etcd/evidence';
 import { coreApi, kmsState, pool, rotateKey, sandboxInfo, waitForAdoption } from '../helpers/sandbox';
+import { seedSecrets, snapshot } from '../helpers/secrets';
 
 /**
  * The sandbox's acceptance: a real API server envelope-encrypts Secrets through our KMS v2 plugin, etcd
@@ -12,36 +12,21 @@ import { coreApi, kmsState, pool, rotateKey, sandboxInfo, waitForAdoption } from
 const NAMESPACES = ['cp-alpha', 'cp-bravo', 'cp-charlie', 'cp-delta', 'cp-echo'];
 const COUNT = 300;
 
-const digest = (data: Record<string, string> | undefined) =>
-  createHash('sha256')
-    .update(JSON.stringify(Object.entries(data ?? {}).sort()))
-    .digest('hex');
-
 const ours = (s: StoredSecret) => NAMESPACES.includes(s.namespace);
 
 describe('the local control plane with KMS v2 envelope encryption', () => {
   const core = () => coreApi(sandboxInfo().kubeconfig);
-  const expected = new Map<string, string>();
+  let expected = new Map<string, string>();
   let revisionsBefore = new Map<string, number>();
   let keyV1 = '';
 
   beforeAll(async () => {
-    const api = core();
-    for (const name of NAMESPACES) {
-      await api.createNamespace({ body: { metadata: { name } } });
-    }
-    const secrets: V1Secret[] = Array.from({ length: COUNT }, (_, i) => ({
-      metadata: { name: `s-${String(i).padStart(3, '0')}`, namespace: NAMESPACES[i % NAMESPACES.length] },
-      type: 'Opaque',
-      data: { value: randomBytes(24).toString('base64'), index: Buffer.from(String(i)).toString('base64') },
-    }));
-    const immutable = secrets[7] as V1Secret;
-    immutable.immutable = true;
-    const large = secrets[11] as V1Secret;
-    large.data = { blob: randomBytes(900 * 1024).toString('base64') };
-    await pool(secrets, 16, async (s) => {
-      await api.createNamespacedSecret({ namespace: s.metadata?.namespace ?? '', body: s });
-      expected.set(`${s.metadata?.namespace}/${s.metadata?.name}`, digest(s.data));
+    // One immutable Secret (index 7) and one of about 900 KiB (index 11) among 300 small ones.
+    expected = await seedSecrets(core(), {
+      namespaces: NAMESPACES,
+      count: COUNT,
+      immutable: [7],
+      large: [11],
     });
     keyV1 = (await kmsState()).keyId;
   });
@@ -86,15 +71,9 @@ describe('the local control plane with KMS v2 envelope encryption', () => {
     }
 
     // Byte-for-byte: what the API serves now is what was created, including the immutable and the large one.
-    for (const namespace of NAMESPACES) {
-      const list = await api.listNamespacedSecret({ namespace });
-      for (const s of list.items) {
-        expect(digest(s.data), `${namespace}/${s.metadata?.name}`).toBe(
-          expected.get(`${namespace}/${s.metadata?.name}`),
-        );
-      }
-    }
-    const immutable = await api.readNamespacedSecret({ namespace: NAMESPACES[2] ?? '', name: 's-007' });
+    const now = await snapshot(api, NAMESPACES);
+    expect(new Map([...now].map(([key, s]) => [key, s.digest]))).toEqual(expected);
+    const immutable = await api.readNamespacedSecret({ namespace: NAMESPACES[2] ?? '', name: 's-00007' });
     expect(immutable.immutable).toBe(true);
     expect(immutable.metadata?.annotations?.['encryption-key-rotation-time']).toBe(rotatedAt);
   });

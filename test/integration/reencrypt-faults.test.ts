@@ -101,6 +101,7 @@ describe('the sweep under faults', () => {
     ]);
     expect(report).toMatchObject({ complete: true, rewritten: COUNT, failed: 0 });
     expect(report.throttled).toBe(6);
+    expect(report.durationMs, 'it waited out the 1 s Retry-After').toBeGreaterThanOrEqual(990);
     expect(report.concurrency.final).toBeLessThan(8);
     expect(proxy.stats.faults['429 patch']).toBe(6);
     expectAllDone(target, after);

@@ -17,32 +17,42 @@ describe('npm run sandbox', () => {
     });
     // `close`: every process holding the pipes (npm, sh, tsx, the sandbox) has exited.
     const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
-    const lines: string[] = [];
-    const first = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout }).on('line', (l) => {
-        lines.push(l);
-        if (lines.length === 1) resolve(l);
-      });
-      child.once('exit', (code) => reject(new Error(`sandbox exited with ${code} before it was ready`)));
+    let running = true;
+    void closed.then(() => {
+      running = false;
     });
-    const info = JSON.parse(first) as Record<string, string> & { cloud: unknown };
-    expect(Object.keys(info)).toEqual(
-      expect.arrayContaining(['kubeconfig', 'restrictedKubeconfig', 'etcd', 'kmsProviderName']),
-    );
-    expect(existsSync(info.kubeconfig ?? '')).toBe(true);
-    expect(existsSync(info.restrictedKubeconfig ?? '')).toBe(true);
-    const namespaces = await coreApi(info.kubeconfig ?? '').listNamespace();
-    expect(namespaces.items.map((n) => n.metadata?.name)).toContain('ack-kms-sentinel');
-    expect(((await (await fetch(`${info.etcd}/health`)).json()) as { health: string }).health).toBe('true');
+    try {
+      const lines: string[] = [];
+      const first = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: child.stdout }).on('line', (l) => {
+          lines.push(l);
+          if (lines.length === 1) resolve(l);
+        });
+        child.once('exit', (code) => reject(new Error(`sandbox exited with ${code} before it was ready`)));
+      });
+      const info = JSON.parse(first) as Record<string, string> & { cloud: unknown };
+      expect(Object.keys(info)).toEqual(
+        expect.arrayContaining(['kubeconfig', 'restrictedKubeconfig', 'etcd', 'kmsProviderName', 'workDir']),
+      );
+      expect(existsSync(info.workDir ?? '')).toBe(true);
+      expect(existsSync(info.kubeconfig ?? '')).toBe(true);
+      expect(existsSync(info.restrictedKubeconfig ?? '')).toBe(true);
+      const namespaces = await coreApi(info.kubeconfig ?? '').listNamespace();
+      expect(namespaces.items.map((n) => n.metadata?.name)).toContain('ack-kms-sentinel');
+      expect(((await (await fetch(`${info.etcd}/health`)).json()) as { health: string }).health).toBe('true');
 
-    // A terminal's Ctrl-C or a supervisor's SIGTERM reaches the whole process group (npm and the sandbox).
-    process.kill(-(child.pid ?? 0), 'SIGTERM');
-    await closed;
-    expect(stderr).toContain('sandbox: SIGTERM, stopping');
-    expect(stderr).toContain('sandbox: stopped');
-    expect(lines, 'exactly one line on stdout').toEqual([first]);
-    expect(existsSync(info.workDir ?? ''), 'no files left behind').toBe(false);
-    await expect(fetch(`${info.etcd}/health`)).rejects.toThrow();
-    await expect(fetch(`${info.apiServer}/readyz`)).rejects.toThrow();
+      // A terminal's Ctrl-C or a supervisor's SIGTERM reaches the whole process group (npm and the sandbox).
+      process.kill(-(child.pid ?? 0), 'SIGTERM');
+      await closed;
+      expect(stderr).toContain('sandbox: SIGTERM, stopping');
+      expect(stderr).toContain('sandbox: stopped');
+      expect(lines, 'exactly one line on stdout').toEqual([first]);
+      expect(existsSync(info.workDir ?? ''), 'no files left behind').toBe(false);
+      await expect(fetch(`${info.etcd}/health`)).rejects.toThrow();
+      await expect(fetch(`${info.apiServer}/readyz`)).rejects.toThrow();
+    } finally {
+      // A failed expectation must not leave a whole sandbox running.
+      if (running) process.kill(-(child.pid ?? 0), 'SIGKILL');
+    }
   });
 });

@@ -113,6 +113,11 @@ describe('the webhook API', () => {
     const b = await call(request('POST', '/v1/audits', '{}', { headers: { 'Idempotency-Key': 'audit-1' } }));
     expect(a.statusCode).toBe(202);
     expect(b.json).toMatchObject({ auditId: a.json.auditId, status: 'already-started' });
+    await cloud.idle();
+    expect(
+      started.filter((s) => s.includes(String(a.json.auditId))),
+      'the audit ran once',
+    ).toHaveLength(1);
   });
 
   it.each([
