@@ -8,8 +8,7 @@ import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
 import { loadKubeConfig } from '../shared/cluster/kube';
 import { loadConfig } from '../shared/config';
-import { KEY_VERSION_ANNOTATION } from '../shared/reencrypt/annotations';
-import { kubernetesSecretStore } from '../shared/reencrypt/secrets-api';
+import { keyVersionCensus, kubernetesSecretStore } from '../shared/reencrypt/secrets-api';
 import { UsageError } from './output';
 
 /**
@@ -28,19 +27,11 @@ export interface AuditFlags {
 }
 
 async function kubeconfigOnly(core: CoreV1Api, name: string): Promise<ClusterAudit> {
-  const store = kubernetesSecretStore(core);
-  const versions: Record<string, number> = {};
-  let token: string | undefined;
-  let total = 0;
-  do {
-    const page = await store.list({ limit: 500, ...(token ? { continueToken: token } : {}) });
-    for (const s of page.items) {
-      total++;
-      const v = s.annotations?.[KEY_VERSION_ANNOTATION] ?? '(never rewritten by the suite)';
-      versions[v] = (versions[v] ?? 0) + 1;
-    }
-    token = page.continueToken;
-  } while (token);
+  const census = await keyVersionCensus(kubernetesSecretStore(core));
+  const { total } = census;
+  const versions = Object.fromEntries(
+    [...census.byVersion].map(([v, n]) => [v ?? '(never rewritten by the suite)', n]),
+  );
   return {
     clusterId: name,
     name,

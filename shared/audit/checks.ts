@@ -4,8 +4,7 @@ import type { TargetCluster } from '../cluster/discovery';
 import { normalizeError } from '../errors';
 import type { ActionTrailEvent } from '../events/actiontrail';
 import { describeKey, type KeyInfo } from '../kms/keys';
-import { KEY_VERSION_ANNOTATION } from '../reencrypt/annotations';
-import { kubernetesSecretStore } from '../reencrypt/secrets-api';
+import { keyVersionCensus, kubernetesSecretStore } from '../reencrypt/secrets-api';
 import { findManagedRoleEvents } from '../trail/evidence';
 
 /**
@@ -64,19 +63,8 @@ async function managedRoleActivity(
 
 /** Share of the cluster's Secrets annotated for the key's current version: metadata only, paged. */
 async function coverage(core: CoreV1Api, keyVersionId: string): Promise<{ total: number; current: number }> {
-  const store = kubernetesSecretStore(core);
-  let token: string | undefined;
-  let total = 0;
-  let current = 0;
-  do {
-    const page = await store.list({ limit: 500, ...(token ? { continueToken: token } : {}) });
-    for (const s of page.items) {
-      total++;
-      if (s.annotations?.[KEY_VERSION_ANNOTATION] === keyVersionId) current++;
-    }
-    token = page.continueToken;
-  } while (token);
-  return { total, current };
+  const { total, byVersion } = await keyVersionCensus(kubernetesSecretStore(core));
+  return { total, current: byVersion.get(keyVersionId) ?? 0 };
 }
 
 export async function auditCluster(

@@ -1,5 +1,11 @@
 export * from './annotations';
 export { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from './retry';
-export { expiredContinueToken, kubernetesSecretStore, type SecretRef, type SecretStore } from './secrets-api';
+export {
+  expiredContinueToken,
+  keyVersionCensus,
+  kubernetesSecretStore,
+  type SecretRef,
+  type SecretStore,
+} from './secrets-api';
 export * from './sweep';
 export type { SweepVerifier, VerificationResult } from './verify';

@@ -5,6 +5,7 @@ import {
   setHeaderOptions,
   type V1ObjectMeta,
 } from '@kubernetes/client-node';
+import { KEY_VERSION_ANNOTATION } from './annotations';
 
 /**
  * The sweep's view of Secrets: metadata only. Lists and patch responses ask the API server for
@@ -15,7 +16,11 @@ export interface SecretRef {
   namespace: string;
   name: string;
   resourceVersion: string;
-  annotations?: Record<string, string>;
+  /**
+   * The suite's own annotation only. Others are dropped on arrival: `kubectl.kubernetes.io/last-applied-configuration`
+   * of a Secret created by `kubectl apply` holds its whole `data`.
+   */
+  annotations?: { [KEY_VERSION_ANNOTATION]: string };
 }
 
 export interface SecretPage {
@@ -47,12 +52,38 @@ export interface SecretStore {
 const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 
-const ref = (m: V1ObjectMeta | undefined): SecretRef => ({
-  namespace: m?.namespace ?? '',
-  name: m?.name ?? '',
-  resourceVersion: m?.resourceVersion ?? '',
-  ...(m?.annotations ? { annotations: m.annotations } : {}),
-});
+const ref = (m: V1ObjectMeta | undefined): SecretRef => {
+  const version = m?.annotations?.[KEY_VERSION_ANNOTATION];
+  return {
+    namespace: m?.namespace ?? '',
+    name: m?.name ?? '',
+    resourceVersion: m?.resourceVersion ?? '',
+    ...(version === undefined ? {} : { annotations: { [KEY_VERSION_ANNOTATION]: version } }),
+  };
+};
+
+/**
+ * How many of the Secrets (metadata only, paged) carry each key-version annotation of the suite; `undefined`
+ * counts those never rewritten by it. The audit's coverage and the CLI's kubeconfig-only audit read this.
+ */
+export async function keyVersionCensus(
+  store: SecretStore,
+  pageSize = 500,
+): Promise<{ total: number; byVersion: Map<string | undefined, number> }> {
+  const byVersion = new Map<string | undefined, number>();
+  let total = 0;
+  let token: string | undefined;
+  do {
+    const page = await store.list({ limit: pageSize, ...(token ? { continueToken: token } : {}) });
+    for (const s of page.items) {
+      total++;
+      const v = s.annotations?.[KEY_VERSION_ANNOTATION];
+      byVersion.set(v, (byVersion.get(v) ?? 0) + 1);
+    }
+    token = page.continueToken;
+  } while (token);
+  return { total, byVersion };
+}
 
 export function kubernetesSecretStore(core: CoreV1Api): SecretStore {
   const listHeaders = setHeaderOptions('Accept', METADATA_LIST);

@@ -305,6 +305,8 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
       pages++;
       let lastStarted: string | undefined;
       let stopped = false;
+      /** A fatal error (401, an unexpected one): the page's queued Secrets are not started, then it is thrown. */
+      let fatal: { error: unknown } | undefined;
       const floor = skipThrough;
       const recheck = recheckPage;
       recheckPage = false;
@@ -321,11 +323,17 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
               lastStarted = keyOf(secret);
               startedHere++;
               counters.total++;
-              await rewrite(secret, recheck);
+              try {
+                await rewrite(secret, recheck);
+              } catch (error) {
+                stopped = true;
+                fatal ??= { error };
+              }
               progress();
             }),
           ),
       );
+      if (fatal) throw fatal.error;
       progress(true);
       if (stopped) {
         // Resume with the same page, after the last Secret started (every earlier one is done).
@@ -334,8 +342,9 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
         complete = false;
         break sweeping;
       }
+      // The floor only rises: after a relist from the start, pages below it are skipped, not done again.
       const last = page.items.at(-1);
-      if (last) skipThrough = keyOf(last);
+      if (last && (skipThrough === undefined || keyOf(last) > skipThrough)) skipThrough = keyOf(last);
       continueToken = page.continueToken;
       if (!continueToken) break;
       await options.onCheckpoint?.(checkpointNow(true));

@@ -1,0 +1,138 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiException, type CoreV1Api } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { KEY_VERSION_ANNOTATION } from '../../shared/reencrypt/annotations';
+import {
+  keyVersionCensus,
+  kubernetesSecretStore,
+  type SecretRef,
+  type SecretStore,
+} from '../../shared/reencrypt/secrets-api';
+import { sweep } from '../../shared/reencrypt/sweep';
+
+/**
+ * The sweep's control flow against an in-memory store, for what a real API server cannot be made to do on
+ * cue. (Its behaviour against the real one, faults included, is in test/integration/reencrypt-*.test.ts.)
+ */
+const status = (code: number, reason: string, extra: Record<string, unknown> = {}) =>
+  new ApiException(
+    code,
+    `HTTP-Code: ${code}`,
+    JSON.stringify({ kind: 'Status', code, reason, ...extra }),
+    {},
+  );
+
+function memoryStore(count: number) {
+  const secrets: SecretRef[] = Array.from({ length: count }, (_, i) => ({
+    namespace: 'ns',
+    name: `s-${String(i).padStart(3, '0')}`,
+    resourceVersion: '1',
+  }));
+  const patched: string[] = [];
+  const hooks: {
+    beforePatch?: (name: string) => void;
+    beforeList?: (continueToken: string | undefined) => void;
+  } = {};
+  const store: SecretStore = {
+    async list({ limit, continueToken }) {
+      hooks.beforeList?.(continueToken);
+      const from = continueToken ? Number(continueToken) : 0;
+      const items = secrets.slice(from, from + limit).map((s) => ({ ...s }));
+      const next = from + limit;
+      return { items, ...(next < secrets.length ? { continueToken: String(next) } : {}) };
+    },
+    async get(_ns, name) {
+      return { ...(secrets.find((s) => s.name === name) as SecretRef) };
+    },
+    async patchMetadata(_ns, name, patch) {
+      hooks.beforePatch?.(name);
+      await sleep(1);
+      patched.push(name);
+      const s = secrets.find((x) => x.name === name) as SecretRef;
+      const version = (patch.metadata.annotations as Record<string, string> | undefined)?.[
+        KEY_VERSION_ANNOTATION
+      ];
+      if (version) s.annotations = { [KEY_VERSION_ANNOTATION]: version };
+      return { ...s };
+    },
+  };
+  return { store, patched, hooks };
+}
+
+describe('the sweep', () => {
+  it('on a fatal error starts none of the queued Secrets, then throws', async () => {
+    const { store, patched, hooks } = memoryStore(50);
+    hooks.beforePatch = (name) => {
+      if (name === 's-002') throw status(401, 'Unauthorized');
+    };
+    await expect(sweep({ store, targetKeyVersionId: 'v2', pageSize: 50, concurrency: 2 })).rejects.toThrow(
+      /Unauthorized/,
+    );
+    const atRejection = patched.length;
+    await sleep(50);
+    expect(patched.length, 'nothing runs on in the background').toBe(atRejection);
+    expect(atRejection).toBeLessThanOrEqual(3);
+  });
+
+  it('after a 410 with no token to go on, relists from the start and visits each Secret once', async () => {
+    const { store, patched, hooks } = memoryStore(100);
+    let expired = false;
+    hooks.beforeList = (token) => {
+      if (token === '60' && !expired) {
+        expired = true;
+        throw status(410, 'Expired');
+      }
+    };
+    const report = await sweep({ store, targetKeyVersionId: 'v2', pageSize: 20, concurrency: 4 });
+    expect(expired).toBe(true);
+    expect(report).toMatchObject({
+      complete: true,
+      total: 100,
+      rewritten: 100,
+      alreadyCurrent: 0,
+      relists: 1,
+    });
+    expect(new Set(patched).size).toBe(100);
+    expect(patched).toHaveLength(100);
+  });
+});
+
+describe('the Secret store', () => {
+  it('keeps only the suite annotation of what the API server lists', async () => {
+    const lastApplied = '{"apiVersion":"v1","data":{"password":"c2VjcmV0"},"kind":"Secret"}';
+    const core = {
+      listSecretForAllNamespaces: async () => ({
+        items: [
+          {
+            metadata: {
+              namespace: 'app',
+              name: 'db',
+              resourceVersion: '7',
+              annotations: {
+                'kubectl.kubernetes.io/last-applied-configuration': lastApplied,
+                [KEY_VERSION_ANNOTATION]: 'v1',
+              },
+            },
+          },
+          { metadata: { namespace: 'app', name: 'plain', resourceVersion: '8' } },
+        ],
+        metadata: {},
+      }),
+    } as unknown as CoreV1Api;
+    const store = kubernetesSecretStore(core);
+    const page = await store.list({ limit: 10 });
+    expect(page.items).toEqual([
+      { namespace: 'app', name: 'db', resourceVersion: '7', annotations: { [KEY_VERSION_ANNOTATION]: 'v1' } },
+      { namespace: 'app', name: 'plain', resourceVersion: '8' },
+    ]);
+    expect(JSON.stringify(page).includes('c2VjcmV0'), 'last-applied data kept').toBe(false);
+    const census = await keyVersionCensus(store);
+    expect(census).toEqual({
+      total: 2,
+      byVersion: new Map([
+        ['v1', 1],
+        [undefined, 1],
+      ]),
+    });
+  });
+});
