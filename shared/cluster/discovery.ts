@@ -91,7 +91,8 @@ export async function discoverClusters(
       );
       if (matchesTags) out.push(target(raw, config.clusterKeys[raw.cluster_id ?? '']));
     }
-    if (clusters.length < 50 || page * 50 >= (body.page_info?.total_count ?? 0)) break;
+    const total = body.page_info?.total_count;
+    if (clusters.length < 50 || (total !== undefined && page * 50 >= total)) break;
   }
   return out;
 }

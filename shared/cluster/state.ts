@@ -44,8 +44,15 @@ export function configMapStateStore(core: CoreV1Api, namespace: string, name = S
         resourceVersion = cm.metadata?.resourceVersion;
         const raw = cm.data?.state;
         if (!raw) return {};
-        const parsed = clusterStateSchema.safeParse(JSON.parse(raw));
-        // A state written by another version or by hand: start over safely (the annotations skip done work).
+        // A state written by another version, by hand, or cut short: start over safely (the annotations skip
+        // done work) rather than fail every invocation on it.
+        let json: unknown;
+        try {
+          json = JSON.parse(raw);
+        } catch {
+          return {};
+        }
+        const parsed = clusterStateSchema.safeParse(json);
         return parsed.success ? parsed.data : {};
       } catch (err) {
         if (err instanceof ApiException && err.code === 404) {

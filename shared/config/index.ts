@@ -337,7 +337,13 @@ export function readConfigFile(file: string): Env {
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new ConfigError(`Invalid configuration file ${file}: ${(err as Error).message}`, { path: file });
+    // Never V8's JSON message: it quotes the text around the error, which may be a secret-valued setting.
+    const e = err as NodeJS.ErrnoException;
+    const position = /position (\d+)/.exec(e.message)?.[1];
+    const why = e.code
+      ? `cannot be read (${e.code})`
+      : `is not valid JSON${position ? ` (error at character ${position})` : ''}`;
+    throw new ConfigError(`Invalid configuration file ${file}: ${why}`, { path: file });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError(

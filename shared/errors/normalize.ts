@@ -37,6 +37,7 @@ interface Raw {
   code?: unknown;
   message?: unknown;
   statusCode?: unknown;
+  status?: unknown;
   requestId?: unknown;
   retryAfter?: unknown;
   data?: unknown;
@@ -141,8 +142,12 @@ function fromAlibaba(raw: Raw, ctx: NormalizeContext): SentinelError | undefined
   if (!code || TRANSPORT_CODES.has(code)) return undefined;
   const message = String(raw.message ?? '');
   const status =
-    num(raw.statusCode) ?? num(data?.statusCode) ?? num(/code: (\d{3})/.exec(message)?.[1]) ?? undefined;
-  if (status === undefined && !data && typeof raw.statusCode !== 'number') return undefined;
+    num(raw.statusCode) ??
+    num(data?.statusCode) ??
+    num(raw.status) ?? // ali-oss
+    num(/code: (\d{3})/.exec(message)?.[1]) ??
+    undefined;
+  if (status === undefined && !data) return undefined;
   const requestId = str(raw.requestId) ?? str(data?.RequestId) ?? str(data?.requestId);
   const retryAfterMs = num(raw.retryAfter);
   const detail = str(data?.Message) ?? str(data?.message) ?? message;

@@ -1,5 +1,5 @@
 import type { CloudClients } from '../cloud/clients';
-import { PoisonError } from '../errors';
+import { SentinelError } from '../errors';
 
 /**
  * A KMS key as the suite needs it. Read through the generic call: the 1.2.0 SDK's model drops
@@ -24,9 +24,14 @@ export async function describeKey(clients: Pick<CloudClients, 'kmsRpc'>, keyId: 
   const m = (body.KeyMetadata ?? {}) as Record<string, unknown>;
   const primary = str(m.PrimaryKeyVersion);
   if (!str(m.KeyId) || !primary) {
-    throw new PoisonError(`DescribeKey ${keyId}: the answer has no KeyId or PrimaryKeyVersion`, {
-      code: 'MalformedResponse',
-    });
+    // A bad answer from the cloud, not bad input: retried, never dropped as poison.
+    throw new SentinelError(
+      'retryable',
+      `DescribeKey ${keyId}: the answer has no KeyId or PrimaryKeyVersion`,
+      {
+        code: 'MalformedResponse',
+      },
+    );
   }
   return {
     keyId: str(m.KeyId) ?? keyId,

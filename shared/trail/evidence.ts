@@ -43,6 +43,8 @@ export async function findManagedRoleEvents(
   q: EvidenceQuery,
 ): Promise<ActionTrailEvent[]> {
   const found: ActionTrailEvent[] = [];
+  // One window for every page: a NextToken belongs to the query it came from.
+  const window = { StartTime: iso(q.since), EndTime: iso(q.until ?? new Date()) };
   let calls = 0;
   for (const eventName of q.eventNames ?? ['Encrypt']) {
     let nextToken: string | undefined;
@@ -54,8 +56,7 @@ export async function findManagedRoleEvents(
           'LookupAttribute.1.Value': eventName,
           'LookupAttribute.2.Key': 'ResourceName',
           'LookupAttribute.2.Value': q.keyId,
-          StartTime: iso(q.since),
-          EndTime: iso(q.until ?? new Date()),
+          ...window,
           MaxResults: '50',
           ...(nextToken ? { NextToken: nextToken } : {}),
         }),

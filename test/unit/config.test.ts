@@ -255,5 +255,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig({}, { file })).toThrow(/must be a JSON object of setting names/);
     writeFileSync(file, '{');
     expect(() => loadConfig({}, { file })).toThrow(/Invalid configuration file/);
+    // A syntax error right after a secret-valued setting: the message says where, never what.
+    writeFileSync(file, '{"SENTINEL_WEBHOOK_SECRET": "hunter2-hunter2-hunter2-hunter2-xyz" x}');
+    const err = (() => {
+      try {
+        loadConfig({}, { file });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err?.message).toMatch(/is not valid JSON/);
+    expect(err?.message.includes('hunter2'), 'the secret is not quoted').toBe(false);
+    expect(() => loadConfig({}, { file: join(dir, 'missing.json') })).toThrow(/cannot be read \(ENOENT\)/);
   });
 });
