@@ -110,7 +110,13 @@ export class CloudEmulator {
     const region = options.region ?? 'cn-hangzhou';
     const state = (options.stateDir && loadState(options.stateDir)) || emptyState(accountId, region);
     const emulator = new CloudEmulator(state, options);
-    const server = createServer((req, res) => void emulator.handle(req, res));
+    // A client that aborts mid-body must not become an unhandled rejection in the host process.
+    const server = createServer((req, res) =>
+      emulator.handle(req, res).catch(() => {
+        if (!res.headersSent) res.writeHead(400);
+        res.end();
+      }),
+    );
     await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
     emulator.server = server;
     emulator.url_ = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

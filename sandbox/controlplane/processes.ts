@@ -28,17 +28,22 @@ export interface Managed {
 export function startProcess(name: string, command: string, args: string[], logFile: string): Managed {
   hookExit();
   const log = createWriteStream(logFile, { flags: 'a' });
+  log.on('error', () => {}); // a full disk must not take the host process down
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  // Both pipes feed one log, which ends on `close` (both pipes drained), not on `exit`: a process writes
+  // its last lines while it shuts down, and a write after end would be an error.
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
   running.add(child);
   const exited = new Promise<number | null>((resolve) => {
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       running.delete(child);
+      log.end();
       resolve(code);
     });
     child.on('error', () => {
       running.delete(child);
+      log.end();
       resolve(-1);
     });
   });
@@ -52,7 +57,6 @@ export function startProcess(name: string, command: string, args: string[], logF
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
-      log.end();
     },
   };
 }
