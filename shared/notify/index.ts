@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NotifyChannelConfig } from '../config';
 import type { Severity } from '../config/channels';
-import { type Logger, redact } from '../log';
+import { type Logger, redact, redactString } from '../log';
 
 /**
  * Outbound notifications: a generic signed webhook, DingTalk and Lark/Feishu robots (each with its signing
@@ -53,8 +53,10 @@ interface Request {
 }
 
 /** Builds the HTTP request a channel's service expects. */
-export function buildRequest(channel: NotifyChannelConfig, n: Notification, nowMs: number): Request {
-  const details = n.details ? (redact(n.details) as Record<string, unknown>) : undefined;
+export function buildRequest(channel: NotifyChannelConfig, raw: Notification, nowMs: number): Request {
+  // Everything a receiver gets passes the redaction guard: titles and texts quote error messages too.
+  const n = { ...raw, title: redactString(raw.title), text: redactString(raw.text) };
+  const details = raw.details ? (redact(raw.details) as Record<string, unknown>) : undefined;
   const json = { 'content-type': 'application/json' };
   const line = `[${n.severity}] ${n.title}`;
   switch (channel.type) {
@@ -116,13 +118,18 @@ export function createNotifier(channels: NotifyChannelConfig[], options: Notifie
   const now = options.now ?? Date.now;
   return {
     async notify(n) {
-      const targets = channels.filter((c) => c.severities.includes(n.severity));
+      // A channel's default name is its place in the configuration, whatever the severity.
+      const targets = channels
+        .map((channel, index) => ({ channel, index }))
+        .filter(({ channel }) => channel.severities.includes(n.severity));
       return Promise.all(
-        targets.map(async (channel, index): Promise<DeliveryResult> => {
+        targets.map(async ({ channel, index }): Promise<DeliveryResult> => {
           const name = channel.name ?? `${channel.type}#${index}`;
           let status: number | undefined;
           let error: string | undefined;
+          let attempts = 0;
           for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+            attempts = attempt;
             const req = buildRequest(channel, n, now());
             try {
               const res = await fetch(req.url, {
@@ -151,7 +158,7 @@ export function createNotifier(channels: NotifyChannelConfig[], options: Notifie
           return {
             channel: name,
             ok: false,
-            attempts: maxAttempts,
+            attempts,
             ...(status ? { status } : {}),
             ...(error ? { error } : {}),
           };

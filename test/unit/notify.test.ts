@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NotifyChannelConfig } from '../../shared/config';
-import { memoryLogger } from '../../shared/log';
+import { clearRegisteredSecrets, memoryLogger, registerSecret } from '../../shared/log';
 import { createNotifier, WEBHOOK_SIGNATURE_HEADER } from '../../shared/notify';
 import { Recorder } from '../helpers/recorder';
 
@@ -114,7 +114,27 @@ describe('notification channels', () => {
       title: 't',
       text: 'x',
     });
-    expect(bad).toMatchObject({ ok: false, status: 400, error: 'HTTP 400' });
+    expect(bad).toMatchObject({ ok: false, status: 400, error: 'HTTP 400', attempts: 1 });
+  });
+
+  it('redacts titles and texts too, and names an unnamed channel by its place in the configuration', async () => {
+    receiver.requests.length = 0;
+    const leaked = 'sts-token-that-must-not-leak-0123456789';
+    registerSecret(leaked);
+    try {
+      const unnamed = channels().map(({ name: _name, ...c }) => c);
+      const results = await createNotifier(unnamed, { now: () => NOW }).notify({
+        severity: 'report',
+        title: `report for ${leaked}`,
+        text: `LookupEvents failed: SecurityToken=${leaked}`,
+      });
+      expect(results.map((r) => r.channel)).toEqual(['webhook#0', 'lark#2']);
+      const bodies = receiver.requests.map((r) => r.body).join('\n');
+      expect(bodies).toContain('report for');
+      expect(bodies.includes(leaked), 'a secret reached a receiver').toBe(false);
+    } finally {
+      clearRegisteredSecrets();
+    }
   });
 
   it('never throws when a receiver is down, and logs no URL or secret', async () => {
