@@ -134,7 +134,17 @@ export async function rotationWatch(
 
   for (const keyId of toCheck) {
     // Whatever the event said, DescribeKey is the truth: out-of-order events start the job for the current version.
-    const key = await describeKey(s.clients, keyId);
+    let key: KeyInfo;
+    try {
+      key = await describeKey(s.clients, keyId);
+    } catch (err) {
+      // One key's trouble (deleted, not allowed to us) must not stop the other keys' jobs.
+      const e = normalizeError(err);
+      inv.log.warn('could not describe a watched key', { keyId, error: e.toJSON() });
+      for (const cluster of clusters.filter((c) => c.keyId === keyId))
+        result.jobs.push({ clusterId: cluster.clusterId, keyId, outcome: 'failed', reason: e.message });
+      continue;
+    }
     if (key.keyState !== 'Enabled') continue;
     for (const cluster of clusters.filter((c) => c.keyId === keyId)) {
       result.jobs.push(await ensureJob(s, inv.config, cluster, key, reason, inv));

@@ -215,6 +215,12 @@ describe('the event-driven pipeline', () => {
       kubeconfig: deadKubeconfig(),
       encryptionKeyId: sandbox.info.cloud.kmsKeyId,
     });
+    // A cluster whose key KMS does not know (deleted, or not ours to describe).
+    cloud.addCluster({
+      clusterId: 'c-dead-nokey',
+      kubeconfig: deadKubeconfig(),
+      encryptionKeyId: 'key-gone-0001',
+    });
     cloud.subscribe({
       filter: (e) => e.source === 'acs.kms',
       handler: (b) =>
@@ -239,8 +245,26 @@ describe('the event-driven pipeline', () => {
         outcome: string;
       }>;
       expect(jobs.find((j) => j.clusterId === 'c-dead-2')?.outcome).toBe('failed');
+
       expect(jobs.find((j) => j.clusterId === 'c-sandbox-edge-pro')?.outcome).toBe('started');
       await expectAllUnder(keyId);
+
+      // A timer tick checks every watched key: the unknown one fails alone.
+      const tick = await cloud.functions.invoke(
+        'ack-kms-sentinel-rotation-watch',
+        Buffer.from(JSON.stringify({ triggerTime: new Date().toISOString(), triggerName: 'poll' })),
+        {},
+      );
+      const ticked = JSON.parse(tick.body).jobs as Array<{
+        clusterId: string;
+        keyId: string;
+        outcome: string;
+      }>;
+      expect(ticked.find((j) => j.clusterId === 'c-dead-nokey')).toMatchObject({
+        keyId: 'key-gone-0001',
+        outcome: 'failed',
+      });
+      expect(ticked.find((j) => j.clusterId === 'c-sandbox-edge-pro')?.outcome).toBe('current');
     } finally {
       // Later tests must not meet this test's subscribers or dead clusters, whether it passed or not.
       cloud.subscribers.length = 0;
