@@ -225,7 +225,7 @@ const ROUTES: Route[] = [
 export async function webhook(
   event: unknown,
   inv: Invocation,
-  s: Services = servicesFor(inv),
+  services: () => Services = () => servicesFor(inv),
   nowSeconds = Math.floor(Date.now() / 1000),
 ): Promise<HttpTriggerResponse> {
   const error = (e: HttpError) =>
@@ -258,9 +258,10 @@ export async function webhook(
       });
     const match = route.pattern.exec(path) as RegExpExecArray;
     const idempotencyKey = request.headers['idempotency-key'];
+    // Credentials and SDK clients only for a request that passed the signature check.
     return await run(match, {
       inv,
-      s,
+      s: services(),
       body: body.toString('utf8'),
       ...(idempotencyKey ? { idempotencyKey } : {}),
     });
@@ -268,6 +269,8 @@ export async function webhook(
     if (err instanceof HttpError) return error(err);
     const e = normalizeError(err);
     inv.log.error('webhook request failed', { error: e.toJSON() });
+    if (e.kind === 'config')
+      return error(new HttpError(503, 'NotConfigured', 'the function is not fully configured; see its logs'));
     return error(
       new HttpError(
         e.kind === 'retryable' ? 503 : 502,

@@ -194,6 +194,25 @@ describe('the webhook API', () => {
     expect(latest.json).toMatchObject({ auditId: 'audit-0123456789abcdef', status: 'pass' });
   });
 
+  it('touches no credentials before the signature is checked, and answers a missing role without a stack', async () => {
+    const noRole = { requestId: 'no-role' };
+    const unsigned = (await handler(
+      Buffer.from(JSON.stringify(request('GET', '/v1/jobs/x', '', { unsigned: true }))),
+      noRole,
+    )) as HttpTriggerResponse;
+    expect(unsigned.statusCode).toBe(401);
+    const signed = (await handler(
+      Buffer.from(JSON.stringify(request('GET', '/v1/reports/latest'))),
+      noRole,
+    )) as HttpTriggerResponse;
+    expect(signed.statusCode).toBe(503);
+    expect(JSON.parse(signed.body).error).toEqual({
+      code: 'NotConfigured',
+      message: 'the function is not fully configured; see its logs',
+    });
+    expect(signed.body).not.toMatch(/\s+at\s/);
+  });
+
   it('refuses a malformed trigger event as a bad request', async () => {
     const res = (await handler(Buffer.from('{"version":"v2"}'), context())) as HttpTriggerResponse;
     expect(res.statusCode).toBe(400);
