@@ -69,10 +69,7 @@ export async function reencrypt(
     const handOver = async (next: Checkpoint, report?: SweepReport): Promise<ReencryptResult> => {
       await state.save({
         ...current,
-        job: jobState(
-          next.phase === 'verifying' ? 'verifying' : next.phase,
-          next.sweep ? { checkpoint: next.sweep } : {},
-        ),
+        job: jobState(next.phase, next.sweep ? { checkpoint: next.sweep } : {}),
       });
       const payload: JobPayload = { ...job, checkpoint: { ...next, invocation: next.invocation + 1 } };
       await s.invoker.invokeAsync(config.reencrypt.functionName, encodeJobPayload(payload), {

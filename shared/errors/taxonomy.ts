@@ -83,5 +83,3 @@ export class RetryableError extends SentinelError {
     this.name = 'RetryableError';
   }
 }
-
-export const isSentinelError = (err: unknown): err is SentinelError => err instanceof SentinelError;

@@ -30,8 +30,6 @@ const stdoutSink: LogSink = (line) => {
   process.stdout.write(`${line}\n`);
 };
 
-export const isLogLevel = (v: unknown): v is LogLevel => typeof v === 'string' && v in LEVELS;
-
 /**
  * Structured JSON logs, one object per line: `{time, level, msg, requestId, jobId, ...}`. Every line passes
  * through the redaction guard, bindings included, so no caller can log a Secret's data or a credential.

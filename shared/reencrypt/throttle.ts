@@ -29,10 +29,6 @@ export class AdaptiveLimiter {
     return this.limit.activeCount;
   }
 
-  get pending(): number {
-    return this.limit.pendingCount;
-  }
-
   run<T>(task: () => Promise<T>): Promise<T> {
     return this.limit(async () => {
       const pause = this.pausedUntil - this.now();
