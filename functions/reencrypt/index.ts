@@ -51,11 +51,20 @@ export async function reencrypt(
       log.info('already complete for this key version');
       return { status: 'already-complete', jobId: job.jobId, invocation: checkpoint.invocation };
     }
-    // FC retried an invocation that died (no checkpoint in its payload): resume from the one it saved.
-    if (!job.checkpoint && current.job?.jobId === job.jobId && current.job.checkpoint) {
+    // FC retried an invocation that died after saving progress: resume from the saved checkpoint when it is
+    // further along than the payload's (it is marked for a recheck, so nothing the dead attempt wrote is
+    // written again).
+    const saved = current.job?.jobId === job.jobId ? current.job.checkpoint : undefined;
+    if (
+      saved &&
+      checkpoint.phase !== 'verifying' &&
+      saved.counters.total > (checkpoint.sweep?.counters.total ?? -1)
+    ) {
       checkpoint.phase = 'sweeping';
-      checkpoint.sweep = current.job.checkpoint;
-      log.info('resuming from the checkpoint saved in the state ConfigMap');
+      checkpoint.sweep = saved;
+      log.info('resuming from the checkpoint saved in the state ConfigMap', {
+        visited: saved.counters.total,
+      });
     }
     const jobState = (phase: JobState['phase'], extra: Partial<JobState> = {}): JobState => ({
       jobId: job.jobId,

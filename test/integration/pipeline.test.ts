@@ -7,8 +7,9 @@ import { type Sandbox, startSandbox } from '../../sandbox';
 import type { FcHandler } from '../../sandbox/cloud/fc';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
 import { createCloudClients } from '../../shared/cloud/clients';
-import { STATE_CONFIGMAP } from '../../shared/cluster/state';
+import { configMapStateStore, STATE_CONFIGMAP } from '../../shared/cluster/state';
 import { readSecretEvidence } from '../../shared/etcd/evidence';
+import { encodeJobPayload, jobIdFor } from '../../shared/events';
 import { Recorder } from '../helpers/recorder';
 import { coreApi } from '../helpers/sandbox';
 import { seedSecrets, snapshot } from '../helpers/secrets';
@@ -204,6 +205,69 @@ describe('the event-driven pipeline', () => {
     } finally {
       register(REENCRYPT, adapt(reencryptHandler({ env, sink: () => undefined })), 120);
     }
+  });
+
+  it('an FC retry of an invocation that died resumes from the newer checkpoint it saved, not its payload', async () => {
+    const { cloud } = sandbox.info;
+    const { keyId, version } = await rotate();
+    await sandbox.controlPlane.waitForAdoption(keyId);
+    const jobId = jobIdFor(cloud.clusterId, cloud.kmsKeyId, version);
+    const zero = { total: 0, rewritten: 0, alreadyCurrent: 0, gone: 0, failed: 0 };
+    // The dead attempt got through every Secret up to pipe-b/s-00001 (pipe-b's first) and saved that.
+    const saved = {
+      targetKeyVersionId: version,
+      strategy: 'annotate' as const,
+      namespaceIndex: 0,
+      resumeAfter: 'pipe-b/s-00001',
+      recheck: true,
+      counters: { ...zero, total: 60, rewritten: 60 },
+    };
+    const state = configMapStateStore(coreApi(sandbox.info.kubeconfig), sandbox.info.stateNamespace);
+    await state.save({
+      ...(await state.load()),
+      job: {
+        jobId,
+        keyId: cloud.kmsKeyId,
+        keyVersionId: version,
+        phase: 'sweeping',
+        invocation: 2,
+        updatedAt: new Date().toISOString(),
+        checkpoint: saved,
+      },
+    });
+    // FC retries invocation 2 with its payload: the hand-over checkpoint from before that progress.
+    const payload = encodeJobPayload({
+      version: 1,
+      jobId,
+      clusterId: cloud.clusterId,
+      keyId: cloud.kmsKeyId,
+      keyVersionId: version,
+      requestedAt: new Date(),
+      reason: 'test',
+      checkpoint: {
+        targetKeyVersionId: version,
+        invocation: 2,
+        startedAt: new Date(),
+        phase: 'sweeping',
+        sweep: { targetKeyVersionId: version, strategy: 'annotate', namespaceIndex: 0, counters: zero },
+      },
+    });
+    const result = JSON.parse(
+      (await sandbox.cloud.functions.invoke(REENCRYPT, Buffer.from(payload), {})).body,
+    );
+    expect(result).toMatchObject({ status: 'completed' });
+    const after = await snapshot(coreApi(sandbox.info.kubeconfig), NAMESPACES);
+    const at = (key: string) => after.get(key)?.version;
+    const inNamespace = (ns: string) =>
+      [...after].filter(([k]) => k.startsWith(`${ns}/`)).map(([, s]) => s.version);
+    // Up to the saved checkpoint: untouched by the retry (this test wrote nothing there).
+    expect(inNamespace('pipe-a')).toHaveLength(50);
+    expect(inNamespace('pipe-a').filter((v) => v === version)).toEqual([]);
+    expect(at('pipe-b/s-00001')).not.toBe(version);
+    // After it: rewritten by the retry.
+    expect(at('pipe-b/s-00004')).toBe(version);
+    expect(inNamespace('pipe-c')).toHaveLength(50);
+    expect(inNamespace('pipe-c').filter((v) => v !== version)).toEqual([]);
   });
 
   it('alerts at once on DisableKey of a key in use; a cluster whose API server is down does not stop the others', async () => {
