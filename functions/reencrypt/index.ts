@@ -2,7 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterKubeconfig } from '../../shared/cluster/discovery';
 import { openCluster } from '../../shared/cluster/kube';
 import { configMapStateStore, type JobState } from '../../shared/cluster/state';
-import { type Checkpoint, encodeJobPayload, type JobPayload, parseJobPayload } from '../../shared/events';
+import {
+  type Checkpoint,
+  encodeJobPayload,
+  type JobPayload,
+  parseJobPayload,
+  taskIdFor,
+} from '../../shared/events';
 import { describeKey } from '../../shared/kms/keys';
 import { kubernetesSecretStore, type SweepReport, sweep } from '../../shared/reencrypt';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
@@ -71,6 +77,7 @@ export async function reencrypt(
       keyId: job.keyId,
       keyVersionId: job.keyVersionId,
       phase,
+      attempt: job.attempt ?? 1,
       invocation: checkpoint.invocation,
       updatedAt: new Date().toISOString(),
       ...extra,
@@ -82,7 +89,7 @@ export async function reencrypt(
       });
       const payload: JobPayload = { ...job, checkpoint: { ...next, invocation: next.invocation + 1 } };
       await s.invoker.invokeAsync(config.reencrypt.functionName, encodeJobPayload(payload), {
-        taskId: `${job.jobId}-i${next.invocation + 1}`,
+        taskId: taskIdFor(job.jobId, job.attempt, next.invocation + 1),
       });
       log.info('budget spent: handed over to the next invocation', {
         invocation: next.invocation + 1,

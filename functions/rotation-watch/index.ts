@@ -1,17 +1,10 @@
-import { clusterKubeconfig, discoverClusters, type TargetCluster } from '../../shared/cluster/discovery';
-import { openCluster } from '../../shared/cluster/kube';
-import { configMapStateStore } from '../../shared/cluster/state';
+import { discoverClusters, type TargetCluster } from '../../shared/cluster/discovery';
 import type { SentinelConfig } from '../../shared/config';
 import { normalizeError } from '../../shared/errors';
-import {
-  decodeEventInput,
-  encodeJobPayload,
-  jobIdFor,
-  parseTimerEvent,
-  parseTrailCloudEvent,
-} from '../../shared/events';
+import { decodeEventInput, parseTimerEvent, parseTrailCloudEvent } from '../../shared/events';
 import { describeKey, type KeyInfo } from '../../shared/kms/keys';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
+import { type JobStart, startReencryptJob } from '../../shared/runtime/jobs';
 import { type Services, servicesFor } from '../../shared/runtime/services';
 import { classify } from '../../shared/trail/classify';
 
@@ -24,7 +17,7 @@ import { classify } from '../../shared/trail/classify';
  */
 const ROTATION_EVENTS = new Set(['CreateKeyVersion', 'RotateKey', 'UpdateRotationPolicy']);
 
-export type JobOutcome = 'started' | 'already-started' | 'current' | 'failed';
+export type JobOutcome = JobStart | 'failed';
 
 export interface WatchResult {
   trigger: 'timer' | 'event';
@@ -48,25 +41,8 @@ async function ensureJob(
 ) {
   const base = { clusterId: cluster.clusterId, keyId: key.keyId, keyVersionId: key.primaryKeyVersion };
   try {
-    const kube = openCluster(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
-    try {
-      const state = await configMapStateStore(kube.core, config.stateNamespace).load();
-      if (state.completedKeyVersion === key.primaryKeyVersion)
-        return { ...base, outcome: 'current' as const };
-    } finally {
-      kube.close();
-    }
-    const jobId = jobIdFor(cluster.clusterId, key.keyId, key.primaryKeyVersion);
-    const payload = encodeJobPayload({ version: 1, jobId, ...base, requestedAt: new Date(), reason });
-    try {
-      await s.invoker.invokeAsync(config.reencrypt.functionName, payload, { taskId: jobId });
-      inv.log.info('re-encryption job started', { jobId, ...base });
-      return { ...base, outcome: 'started' as const };
-    } catch (err) {
-      const e = normalizeError(err);
-      if (e.statusCode === 409) return { ...base, outcome: 'already-started' as const };
-      throw e;
-    }
+    const { outcome } = await startReencryptJob(s, config, cluster, key, reason, inv.log);
+    return { ...base, outcome };
   } catch (err) {
     // One cluster's trouble (its API server is down) must not stop the others' jobs.
     const e = normalizeError(err);

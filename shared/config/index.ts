@@ -56,6 +56,8 @@ export interface SentinelConfig {
     adoptionTimeoutMs: number;
     /** Margin kept free before the function timeout to save the checkpoint and hand over. */
     budgetMarginMs: number;
+    /** A job that has not saved progress for this long is presumed dead, and rotation-watch starts it again. */
+    staleAfterMs: number;
     functionName: string;
   };
   notify: NotifyChannelConfig[];
@@ -192,6 +194,12 @@ const SETTINGS = {
     default: '30s',
     parse: durationMs,
   }),
+  staleAfter: setting({
+    name: 'SENTINEL_REENCRYPT_STALE_AFTER',
+    example: '1h',
+    default: '1h',
+    parse: durationMs,
+  }),
   reencryptFunction: setting({
     name: 'SENTINEL_REENCRYPT_FUNCTION',
     example: 'ack-kms-sentinel-reencrypt',
@@ -307,6 +315,7 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
       adoptionDelayMs: read(SETTINGS.adoptionDelay) ?? 0,
       adoptionTimeoutMs: read(SETTINGS.adoptionTimeout) ?? 0,
       budgetMarginMs: read(SETTINGS.budgetMargin) ?? 0,
+      staleAfterMs: read(SETTINGS.staleAfter) ?? 0,
       functionName: read(SETTINGS.reencryptFunction) ?? '',
     },
     notify: read(SETTINGS.notify) ?? [],

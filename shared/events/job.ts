@@ -58,6 +58,8 @@ export const jobPayloadSchema = z
     requestedAt: isoInstant,
     /** What asked for the job: `rotation-watch:event`, `rotation-watch:timer`, `webhook`, `cli`. */
     reason: nonEmpty.max(200),
+    /** Which start of this job the payload belongs to: a job presumed dead is started again as attempt 2, … */
+    attempt: z.number().int().min(1).max(1000).optional(),
     checkpoint: checkpointSchema.optional(),
   })
   .superRefine((job, ctx) => {
@@ -95,6 +97,16 @@ export function jobIdFor(clusterId: string, keyId: string, keyVersionId: string)
     .replace(/[^a-z0-9-]/g, '-')
     .slice(0, 40);
   return `rj-${readable}-${digest}`;
+}
+
+/**
+ * The FC async task id of one invocation of a job: the job id itself for the first invocation of the first
+ * attempt, then `-i<n>` for the invocations that continue it and `-a<k>` for a later attempt. FC refuses a
+ * task id it has seen, which is what makes every start idempotent.
+ */
+export function taskIdFor(jobId: string, attempt = 1, invocation = 1): string {
+  const base = attempt > 1 ? `${jobId}-a${attempt}` : jobId;
+  return invocation > 1 ? `${base}-i${invocation}` : base;
 }
 
 /** Serialises a payload for FC async invocation (body ≤ 128 KiB; a checkpoint is far smaller). */

@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises';
 import * as $Kms from '@alicloud/kms20160120';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler as reencryptHandler } from '../../functions/reencrypt';
@@ -204,6 +205,51 @@ describe('the event-driven pipeline', () => {
       expect([...after.values()].filter((s) => s.version !== version)).toEqual([]);
     } finally {
       register(REENCRYPT, adapt(reencryptHandler({ env, sink: () => undefined })), 120);
+    }
+  });
+
+  it('a job whose invocations all died is started again by a later tick, as its next attempt', async () => {
+    const crash: FcHandler = async () => {
+      throw new Error('simulated crash');
+    };
+    register(REENCRYPT, crash, 120);
+    const staleEnv = { ...env, SENTINEL_REENCRYPT_STALE_AFTER: '1s' };
+    register(
+      'ack-kms-sentinel-rotation-watch',
+      adapt(rotationWatchHandler({ env: staleEnv, sink: () => undefined })),
+    );
+    try {
+      const { keyId, version } = await rotate();
+      await sandbox.controlPlane.waitForAdoption(keyId);
+      const tick = async () => {
+        const res = await sandbox.cloud.functions.invoke(
+          'ack-kms-sentinel-rotation-watch',
+          Buffer.from(JSON.stringify({ triggerTime: new Date().toISOString(), triggerName: 'poll' })),
+          {},
+        );
+        await sandbox.cloud.idle();
+        return (JSON.parse(res.body).jobs as Array<{ clusterId: string; outcome: string }>).find(
+          (j) => j.clusterId === sandbox.info.cloud.clusterId,
+        )?.outcome;
+      };
+      expect(await tick()).toBe('started');
+      const jobId = jobIdFor(sandbox.info.cloud.clusterId, sandbox.info.cloud.kmsKeyId, version);
+      expect(reencryptTasks(jobId).map((t) => t.status)).not.toContain('Succeeded');
+      expect(await completedVersion()).not.toBe(version);
+
+      register(REENCRYPT, adapt(reencryptHandler({ env, sink: () => undefined })), 120);
+      await setTimeout(1_100); // past SENTINEL_REENCRYPT_STALE_AFTER
+      expect(await tick()).toBe('restarted');
+      expect(reencryptTasks(`${jobId}-a2`)[0]?.status).toBe('Succeeded');
+      expect(await completedVersion()).toBe(version);
+      await expectAllUnder(keyId);
+      expect(await tick()).toBe('current');
+    } finally {
+      register(REENCRYPT, adapt(reencryptHandler({ env, sink: () => undefined })), 120);
+      register(
+        'ack-kms-sentinel-rotation-watch',
+        adapt(rotationWatchHandler({ env, sink: () => undefined })),
+      );
     }
   });
 

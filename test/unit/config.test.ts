@@ -35,6 +35,7 @@ describe('loadConfig', () => {
         pageSize: 500,
         adoptionDelayMs: 180_000,
         budgetMarginMs: 30_000,
+        staleAfterMs: 3_600_000,
       },
       notify: [],
       endpoints: {},
@@ -59,6 +60,7 @@ describe('loadConfig', () => {
       SENTINEL_REENCRYPT_ADOPTION_DELAY: '90s',
       SENTINEL_REENCRYPT_ADOPTION_TIMEOUT: '1h',
       SENTINEL_REENCRYPT_BUDGET_MARGIN: '1500ms',
+      SENTINEL_REENCRYPT_STALE_AFTER: '20m',
       SENTINEL_REENCRYPT_FUNCTION: 'sentinel-reencrypt',
       SENTINEL_NOTIFY_CHANNELS: JSON.stringify([
         { type: 'webhook', url: 'https://hooks.example.com/x', secret: '0123456789abcdef01' },
@@ -92,6 +94,7 @@ describe('loadConfig', () => {
       adoptionDelayMs: 90_000,
       adoptionTimeoutMs: 3_600_000,
       budgetMarginMs: 1_500,
+      staleAfterMs: 1_200_000,
       functionName: 'sentinel-reencrypt',
     });
     expect(config.notify.map((c) => c.type)).toEqual(['webhook', 'dingtalk', 'slack']);
