@@ -41,45 +41,45 @@ export async function startReencryptJob(
     )
       return { outcome: 'already-started', jobId };
     attempt = prior ? (prior.attempt ?? 1) + 1 : 1;
+    const claim = {
+      jobId,
+      keyId: key.keyId,
+      keyVersionId: key.primaryKeyVersion,
+      phase: 'queued' as const,
+      attempt,
+      invocation: 1,
+      updatedAt: new Date(now).toISOString(),
+      ...(prior?.checkpoint ? { checkpoint: prior.checkpoint } : {}),
+    };
     try {
       // Claimed in the state first (a concurrent starter's write conflicts), keeping a dead attempt's checkpoint.
-      await store.save({
-        ...state,
-        job: {
-          jobId,
-          keyId: key.keyId,
-          keyVersionId: key.primaryKeyVersion,
-          phase: 'queued',
-          attempt,
-          invocation: 1,
-          updatedAt: new Date(now).toISOString(),
-          ...(prior?.checkpoint ? { checkpoint: prior.checkpoint } : {}),
-        },
-      });
+      await store.save({ ...state, job: claim });
     } catch (err) {
       if (normalizeError(err).statusCode === 409) return { outcome: 'already-started', jobId };
       throw err;
     }
+    const payload = encodeJobPayload({
+      version: 1,
+      jobId,
+      clusterId: cluster.clusterId,
+      keyId: key.keyId,
+      keyVersionId: key.primaryKeyVersion,
+      requestedAt: new Date(now),
+      reason,
+      ...(attempt > 1 ? { attempt } : {}),
+    });
+    try {
+      await s.invoker.invokeAsync(config.reencrypt.functionName, payload, {
+        taskId: taskIdFor(jobId, attempt),
+      });
+    } catch (err) {
+      if (normalizeError(err).statusCode === 409) return { outcome: 'already-started', jobId, attempt };
+      // Nothing started: say so in the state, so the next tick tries again at once instead of waiting it out.
+      await store.save({ ...state, job: { ...claim, phase: 'failed' } }).catch(() => undefined);
+      throw err;
+    }
   } finally {
     kube.close();
-  }
-  const payload = encodeJobPayload({
-    version: 1,
-    jobId,
-    clusterId: cluster.clusterId,
-    keyId: key.keyId,
-    keyVersionId: key.primaryKeyVersion,
-    requestedAt: new Date(now),
-    reason,
-    ...(attempt > 1 ? { attempt } : {}),
-  });
-  try {
-    await s.invoker.invokeAsync(config.reencrypt.functionName, payload, {
-      taskId: taskIdFor(jobId, attempt),
-    });
-  } catch (err) {
-    if (normalizeError(err).statusCode === 409) return { outcome: 'already-started', jobId, attempt };
-    throw err;
   }
   log.info(attempt > 1 ? 're-encryption job started again' : 're-encryption job started', {
     jobId,

@@ -208,48 +208,54 @@ describe('the event-driven pipeline', () => {
     }
   });
 
-  it('a job whose invocations all died is started again by a later tick, as its next attempt', async () => {
+  it('a job that could not be started, or whose invocations all died, is started again as its next attempt', async () => {
+    const watch = (extra: Record<string, string>) =>
+      register(
+        'ack-kms-sentinel-rotation-watch',
+        adapt(rotationWatchHandler({ env: { ...env, ...extra }, sink: () => undefined })),
+      );
+    const tick = async () => {
+      const res = await sandbox.cloud.functions.invoke(
+        'ack-kms-sentinel-rotation-watch',
+        Buffer.from(JSON.stringify({ triggerTime: new Date().toISOString(), triggerName: 'poll' })),
+        {},
+      );
+      await sandbox.cloud.idle();
+      return (JSON.parse(res.body).jobs as Array<{ clusterId: string; outcome: string }>).find(
+        (j) => j.clusterId === sandbox.info.cloud.clusterId,
+      )?.outcome;
+    };
     const crash: FcHandler = async () => {
       throw new Error('simulated crash');
     };
-    register(REENCRYPT, crash, 120);
-    const staleEnv = { ...env, SENTINEL_REENCRYPT_STALE_AFTER: '1s' };
-    register(
-      'ack-kms-sentinel-rotation-watch',
-      adapt(rotationWatchHandler({ env: staleEnv, sink: () => undefined })),
-    );
     try {
       const { keyId, version } = await rotate();
       await sandbox.controlPlane.waitForAdoption(keyId);
-      const tick = async () => {
-        const res = await sandbox.cloud.functions.invoke(
-          'ack-kms-sentinel-rotation-watch',
-          Buffer.from(JSON.stringify({ triggerTime: new Date().toISOString(), triggerName: 'poll' })),
-          {},
-        );
-        await sandbox.cloud.idle();
-        return (JSON.parse(res.body).jobs as Array<{ clusterId: string; outcome: string }>).find(
-          (j) => j.clusterId === sandbox.info.cloud.clusterId,
-        )?.outcome;
-      };
-      expect(await tick()).toBe('started');
       const jobId = jobIdFor(sandbox.info.cloud.clusterId, sandbox.info.cloud.kmsKeyId, version);
-      expect(reencryptTasks(jobId).map((t) => t.status)).not.toContain('Succeeded');
-      expect(await completedVersion()).not.toBe(version);
 
-      register(REENCRYPT, adapt(reencryptHandler({ env, sink: () => undefined })), 120);
-      await setTimeout(1_100); // past SENTINEL_REENCRYPT_STALE_AFTER
+      // FC refuses the invocation: nothing started, and the state says so.
+      watch({ SENTINEL_REENCRYPT_FUNCTION: 'ack-kms-sentinel-missing' });
+      expect(await tick()).toBe('failed');
+      // So the next tick starts it at once (the default staleness is an hour); every invocation crashes.
+      register(REENCRYPT, crash, 120);
+      watch({});
       expect(await tick()).toBe('restarted');
-      expect(reencryptTasks(`${jobId}-a2`)[0]?.status).toBe('Succeeded');
+      expect(reencryptTasks(`${jobId}-a2`).map((t) => t.status)).not.toContain('Succeeded');
+      expect(await completedVersion()).not.toBe(version);
+      expect(await tick(), 'within the staleness window nothing starts').toBe('already-started');
+
+      // Once it has saved no progress for SENTINEL_REENCRYPT_STALE_AFTER, the next tick starts attempt 3.
+      register(REENCRYPT, adapt(reencryptHandler({ env, sink: () => undefined })), 120);
+      watch({ SENTINEL_REENCRYPT_STALE_AFTER: '1s' });
+      await setTimeout(1_100);
+      expect(await tick()).toBe('restarted');
+      expect(reencryptTasks(`${jobId}-a3`)[0]?.status).toBe('Succeeded');
       expect(await completedVersion()).toBe(version);
       await expectAllUnder(keyId);
       expect(await tick()).toBe('current');
     } finally {
       register(REENCRYPT, adapt(reencryptHandler({ env, sink: () => undefined })), 120);
-      register(
-        'ack-kms-sentinel-rotation-watch',
-        adapt(rotationWatchHandler({ env, sink: () => undefined })),
-      );
+      watch({});
     }
   });
 
