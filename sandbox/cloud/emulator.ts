@@ -518,6 +518,7 @@ export class CloudEmulator {
     if (credential.securityToken) {
       const sent = (raw.headers['x-acs-security-token'] ??
         raw.headers['x-fc-security-token'] ??
+        raw.headers['x-oss-security-token'] ?? // ali-oss
         raw.query.SecurityToken) as string | undefined;
       if (sent !== credential.securityToken)
         throw new ApiError(
@@ -770,6 +771,19 @@ export class CloudEmulator {
       );
     if (service === 'cs')
       return sendJson(res, e.status, { code: e.code, message: e.message, requestId }, headers);
+    if (service === 'oss') {
+      // OSS answers errors in XML, which is what ali-oss parses into err.code.
+      const xml = (v: string) => v.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+      res.writeHead(e.status, {
+        ...e.headers,
+        'content-type': 'application/xml',
+        'x-oss-request-id': requestId,
+      });
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${xml(e.code)}</Code><Message>${xml(e.message)}</Message><RequestId>${requestId}</RequestId><HostId>oss.emulator</HostId></Error>`,
+      );
+      return undefined;
+    }
     return sendJson(
       res,
       e.status,

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Credential } from '../../sandbox/cloud/api';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator, TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
+import { buildReport } from '../../shared/audit/report';
+import { ossReportStore } from '../../shared/audit/store';
 import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
 import { fc2Invoker } from '../../shared/cloud/invoker';
 import {
@@ -566,5 +568,23 @@ describe('persistence', () => {
     } finally {
       await second.stop();
     }
+  });
+
+  it('OSS takes STS credentials the way ali-oss sends them (a function role in FC)', async () => {
+    cloud.createBucket('reports-sts');
+    const role = cloud.managedRole('c-oss');
+    expect(role.securityToken).toBeTruthy();
+    const store = (credentials: Credential) =>
+      ossReportStore({
+        bucket: 'reports-sts',
+        region: cloud.state.region,
+        credentials,
+        endpoint: { protocol: 'http', host: cloud.host, url: cloud.url },
+      });
+    await store(role).save(buildReport('audit-00000000000000aa', []));
+    expect((await store(role).latest())?.auditId).toBe('audit-00000000000000aa');
+    expect(await failure(store({ ...role, securityToken: 'forged' }).latest())).toMatchObject({
+      code: 'InvalidSecurityToken.Mismatch',
+    });
   });
 });
