@@ -1,12 +1,19 @@
-import { discoverClusters, type TargetCluster } from '../../shared/cluster/discovery';
+import type { TargetCluster } from '../../shared/cluster/discovery';
 import type { SentinelConfig } from '../../shared/config';
 import { normalizeError } from '../../shared/errors';
-import { decodeEventInput, parseTimerEvent, parseTrailCloudEvent } from '../../shared/events';
+import { decodeEventInput, eventKeyId, parseTimerEvent, parseTrailCloudEvent } from '../../shared/events';
 import { describeKey, type KeyInfo } from '../../shared/kms/keys';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
 import { type JobStart, startReencryptJob } from '../../shared/runtime/jobs';
 import { type Services, servicesFor } from '../../shared/runtime/services';
 import { classify } from '../../shared/trail/classify';
+import {
+  affectedClusters,
+  alertFor,
+  clustersEncryptedBy,
+  watchedTargets,
+  withResolvedAliases,
+} from '../../shared/trail/watched';
 
 /**
  * rotation-watch: KMS publishes no "key rotated" event (alicloud.md §1), so a timer polls DescribeKey of every
@@ -58,13 +65,8 @@ export async function rotationWatch(
 ): Promise<WatchResult> {
   const value = decodeEventInput(event, { format: 'rotation-watch event' });
   const isTimer = typeof value === 'object' && value !== null && 'triggerTime' in value;
-  const clusters = (await discoverClusters(s.clients, inv.config)).filter(
-    (c) => c.encryptionEnabled && c.keyId,
-  );
-  const keys =
-    inv.config.keys.mode === 'explicit'
-      ? inv.config.keys.keyIds
-      : [...new Set(clusters.map((c) => c.keyId as string))];
+  const targets = await watchedTargets(s.clients, inv.config);
+  const keys = targets.rotationKeys;
   const result: WatchResult = { trigger: isTimer ? 'timer' : 'event', jobs: [], alerts: 0 };
   let toCheck: string[] = [];
   let reason = 'rotation-watch:timer';
@@ -73,36 +75,21 @@ export async function rotationWatch(
     parseTimerEvent(value);
     toCheck = keys;
   } else {
-    const cloudEvent = parseTrailCloudEvent(value);
-    const finding = classify(cloudEvent.data, {
-      keys: new Set(keys),
-      clusters: new Set(clusters.map((c) => c.clusterId)),
-    });
+    const trail = parseTrailCloudEvent(value).data;
+    const watched = await withResolvedAliases([trail], targets.watched, s.clients, inv.log);
+    const finding = classify(trail, watched);
     if (finding?.severity === 'critical') {
       result.alerts++;
-      const affected = clusters
-        .filter((c) => c.keyId === finding.keyId || c.clusterId === finding.clusterId)
-        .map((c) => c.clusterId);
-      await s.notifier.notify({
-        severity: 'critical',
-        title: `${finding.eventName} on ${finding.keyId ?? finding.clusterId}`,
-        text: `${finding.summary}. Clusters affected: ${affected.join(', ') || 'none known'}.`,
-        details: {
-          eventId: finding.eventId,
-          eventTime: finding.eventTime.toISOString(),
-          keyId: finding.keyId,
-          clusterId: finding.clusterId,
-          clusters: affected,
-        },
-      });
+      await s.notifier.notify(alertFor(finding, affectedClusters(targets, finding)));
       inv.log.warn('critical change alerted', {
         eventName: finding.eventName,
         keyId: finding.keyId,
         clusterId: finding.clusterId,
       });
     }
-    const keyId = finding?.keyId ?? (cloudEvent.data.requestParameters?.KeyId as string | undefined);
-    if (ROTATION_EVENTS.has(cloudEvent.data.eventName) && keyId && keys.includes(keyId)) {
+    const ref = eventKeyId(trail);
+    const keyId = ref && (watched.aliases?.get(ref) ?? ref);
+    if (ROTATION_EVENTS.has(trail.eventName) && keyId && keys.includes(keyId)) {
       toCheck = [keyId];
       reason = 'rotation-watch:event';
     }
@@ -117,12 +104,12 @@ export async function rotationWatch(
       // One key's trouble (deleted, not allowed to us) must not stop the other keys' jobs.
       const e = normalizeError(err);
       inv.log.warn('could not describe a watched key', { keyId, error: e.toJSON() });
-      for (const cluster of clusters.filter((c) => c.keyId === keyId))
+      for (const cluster of clustersEncryptedBy(targets, keyId))
         result.jobs.push({ clusterId: cluster.clusterId, keyId, outcome: 'failed', reason: e.message });
       continue;
     }
     if (key.keyState !== 'Enabled') continue;
-    for (const cluster of clusters.filter((c) => c.keyId === keyId)) {
+    for (const cluster of clustersEncryptedBy(targets, keyId)) {
       result.jobs.push(await ensureJob(s, inv.config, cluster, key, reason, inv));
     }
   }

@@ -1,5 +1,4 @@
 import { credentialsFromContext } from '../../shared/cloud/credentials';
-import { discoverClusters } from '../../shared/cluster/discovery';
 import {
   type ActionTrailEvent,
   decodeEventInput,
@@ -18,6 +17,13 @@ import {
   type Watched,
 } from '../../shared/trail/classify';
 import { rangeOf, readShardRange } from '../../shared/trail/sls-reader';
+import {
+  affectedClusters,
+  alertFor,
+  type WatchedTargets,
+  watchedTargets,
+  withResolvedAliases,
+} from '../../shared/trail/watched';
 
 /**
  * trail-verify: reads ActionTrail events (the SLS trigger on the trail logstore, or EventBridge), classifies
@@ -29,21 +35,13 @@ export interface VerifyResult extends BatchSummary {
   findings: Array<Pick<Finding, 'kind' | 'severity' | 'eventName' | 'keyId' | 'clusterId'>>;
 }
 
-let watchedCache: { at: number; watched: Watched } | undefined;
+let targetsCache: { at: number; targets: WatchedTargets } | undefined;
 const WATCHED_TTL_MS = 5 * 60_000;
 
-async function watched(s: Services, inv: Invocation): Promise<Watched> {
-  if (watchedCache && Date.now() - watchedCache.at < WATCHED_TTL_MS) return watchedCache.watched;
-  const clusters = (await discoverClusters(s.clients, inv.config)).filter((c) => c.encryptionEnabled);
-  const keys =
-    inv.config.keys.mode === 'explicit'
-      ? inv.config.keys.keyIds
-      : clusters.flatMap((c) => (c.keyId ? [c.keyId] : []));
-  watchedCache = {
-    at: Date.now(),
-    watched: { keys: new Set(keys), clusters: new Set(clusters.map((c) => c.clusterId)) },
-  };
-  return watchedCache.watched;
+async function targetsFor(s: Services, inv: Invocation): Promise<WatchedTargets> {
+  if (targetsCache && inv.now() - targetsCache.at < WATCHED_TTL_MS) return targetsCache.targets;
+  targetsCache = { at: inv.now(), targets: await watchedTargets(s.clients, inv.config) };
+  return targetsCache.targets;
 }
 
 /** Classifies a batch: the hot path measured by the benchmark. */
@@ -86,22 +84,11 @@ export async function trailVerify(
       }
     }
   }
-  const { findings, summary } = classifyBatch(events, await watched(s, inv));
+  const targets = await targetsFor(s, inv);
+  const watched = await withResolvedAliases(events, targets.watched, s.clients, inv.log);
+  const { findings, summary } = classifyBatch(events, watched);
   for (const f of findings.filter((x) => x.severity === 'critical')) {
-    await s.notifier.notify({
-      severity: 'critical',
-      title:
-        f.kind === 'kms-refusal'
-          ? `KMS refused the ACK control plane: ${f.keyId}`
-          : `${f.eventName} on ${f.keyId ?? f.clusterId}`,
-      text: f.summary,
-      details: {
-        eventId: f.eventId,
-        eventTime: f.eventTime.toISOString(),
-        keyId: f.keyId,
-        clusterId: f.clusterId,
-      },
-    });
+    await s.notifier.notify(alertFor(f, affectedClusters(targets, f)));
   }
   inv.log.info('trail batch', { ...summary, skipped });
   return {

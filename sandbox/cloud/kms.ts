@@ -10,6 +10,7 @@ import type { KeyState } from './state';
 const WRITE_ACTIONS = new Set([
   'CreateKey',
   'CreateKeyVersion',
+  'CreateAlias',
   'UpdateRotationPolicy',
   'SetDeletionProtection',
   'DisableKey',
@@ -48,10 +49,12 @@ const page = (ctx: CallContext) => {
   return { number, size };
 };
 
+/** KMS takes a key id, a key ARN, an alias (`alias/<name>`) or an alias ARN wherever it takes a KeyId. */
 function findKey(ctx: CallContext, keyId = required(ctx, 'KeyId')): KeyState {
-  const key = ctx.emulator.state.keys.find(
-    (k) => k.keyId === keyId || k.arn === keyId || `alias/${k.keyId}` === keyId,
-  );
+  const { state } = ctx.emulator;
+  const alias = /^(?:acs:kms:[^:]*:[^:]*:)?(alias\/.+)$/.exec(keyId)?.[1];
+  const id = alias ? state.aliases.find((a) => a.aliasName === alias)?.keyId : keyId;
+  const key = state.keys.find((k) => k.keyId === id || k.arn === id);
   if (!key) throw new ApiError(404, 'Forbidden.KeyNotFound', 'The specified Key is not found.');
   return key;
 }
@@ -232,6 +235,15 @@ export function kmsAction(ctx: CallContext): Record<string, unknown> {
     }
     case 'DescribeKey':
       return { KeyMetadata: metadata(findKey(ctx)) };
+    case 'CreateAlias': {
+      const aliasName = required(ctx, 'AliasName');
+      if (!/^alias\/[a-zA-Z0-9:/_-]{1,249}$/.test(aliasName))
+        throw new ApiError(400, 'InvalidParameter', 'The parameter "AliasName" is invalid.');
+      if (emulator.state.aliases.some((a) => a.aliasName === aliasName))
+        throw new ApiError(409, 'Rejected.AlreadyExists', 'The specified alias already exists.');
+      emulator.state.aliases.push({ aliasName, keyId: findKey(ctx).keyId });
+      return {};
+    }
     case 'ListKeys': {
       const { number, size } = page(ctx);
       const keys = emulator.state.keys.slice((number - 1) * size, number * size);

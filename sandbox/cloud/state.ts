@@ -57,6 +57,8 @@ export interface EmulatorState {
   /** Milliseconds the sandbox clock runs ahead of the real one (tests advance it). */
   clockOffsetMs: number;
   keys: KeyState[];
+  /** KMS aliases: `alias/<name>` → key id. */
+  aliases: Array<{ aliasName: string; keyId: string }>;
   clusters: ClusterState[];
   events: ActionTrailEvent[];
   /** The ActionTrail trail's SLS logstore: shard → records. */
@@ -70,6 +72,7 @@ export const emptyState = (accountId: string, region: string): EmulatorState => 
   region,
   clockOffsetMs: 0,
   keys: [],
+  aliases: [],
   clusters: [],
   events: [],
   trailLogstore: [[]],
@@ -89,6 +92,7 @@ export function loadState(dir: string): EmulatorState | undefined {
     const raw = JSON.parse(readFileSync(join(dir, FILE), 'utf8')) as EmulatorState;
     // Dates come back as strings; ActionTrail events keep eventTime as a Date in memory.
     raw.buckets ??= {};
+    raw.aliases ??= [];
     raw.events = raw.events.map((e) => ({ ...e, eventTime: new Date(e.eventTime as unknown as string) }));
     return raw;
   } catch {

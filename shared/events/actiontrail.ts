@@ -68,16 +68,26 @@ export function isManagedSecurityRole(
   return identity.userName.toLowerCase().startsWith(`${MANAGED_SECURITY_ROLE}:`);
 }
 
-/** The KMS key an event is about: `requestParameters.KeyId`, or the key named in a key ARN. */
+/**
+ * The KMS key an event is about, as the caller named it: `requestParameters.KeyId` (a key id, a key ARN, an
+ * alias or an alias ARN: KMS takes all four), the key named in `ProtectedResourceArn`, or a referenced key.
+ * A key ARN (`acs:kms:<region>:<account>:key/<id>`) is reduced to its id here; an alias needs KMS to resolve
+ * it (`isKeyAlias`).
+ */
 export function eventKeyId(event: ActionTrailEvent): string | undefined {
   const params = event.requestParameters ?? {};
-  const keyId = params.KeyId ?? params.keyId;
-  if (typeof keyId === 'string' && keyId.length > 0) return keyId;
-  const arn = params.ProtectedResourceArn;
-  if (typeof arn === 'string') return /:key\/(.+)$/.exec(arn)?.[1];
-  const resources = event.referencedResources?.['ACS::KMS::Key'];
-  return resources?.[0];
+  const named = params.KeyId ?? params.keyId ?? params.ProtectedResourceArn;
+  const ref =
+    typeof named === 'string' && named.length > 0 ? named : event.referencedResources?.['ACS::KMS::Key']?.[0];
+  if (ref === undefined) return undefined;
+  return KEY_ARN.exec(ref)?.[1] ?? ref;
 }
+
+const KEY_ARN = /^acs:kms:[^:]*:[^:]*:key\/(.+)$/;
+const ALIAS = /^(?:acs:kms:[^:]*:[^:]*:)?alias\/.+$/;
+
+/** `alias/<name>` or `acs:kms:<region>:<account>:alias/<name>`. */
+export const isKeyAlias = (ref: string): boolean => ALIAS.test(ref);
 
 /** The ACK cluster an event is about (CS events carry it as `ClusterId` or as a referenced resource). */
 export function eventClusterId(event: ActionTrailEvent): string | undefined {

@@ -17,15 +17,20 @@ export interface Finding {
   eventName: string;
   eventId: string;
   eventTime: Date;
+  /** The key's id (an alias the event named resolved through `Watched.aliases`). */
   keyId?: string;
+  /** The key as the event named it, when that was not its id (an alias). */
+  keyRef?: string;
   clusterId?: string;
   /** One line for a person. */
   summary: string;
 }
 
 export interface Watched {
-  keys: Set<string>;
-  clusters: Set<string>;
+  keys: ReadonlySet<string>;
+  clusters: ReadonlySet<string>;
+  /** Aliases named by events, resolved to key ids (`withResolvedAliases`). */
+  aliases?: ReadonlyMap<string, string>;
 }
 
 const CRYPTO = new Set([
@@ -61,14 +66,19 @@ function danger(e: ActionTrailEvent): string | undefined {
   }
 }
 
+/** A successful write the vendor document warns about (key disabled or deleted, encryption turned off, …). */
+export const isSensitiveChange = (e: ActionTrailEvent): boolean => !e.errorCode && danger(e) !== undefined;
+
 export function classify(e: ActionTrailEvent, watched: Watched): Finding | undefined {
-  const keyId = eventKeyId(e);
+  const keyRef = eventKeyId(e);
+  const keyId = (keyRef && watched.aliases?.get(keyRef)) || keyRef;
   const clusterId = eventClusterId(e);
   const base = {
     eventName: e.eventName,
     eventId: e.eventId,
     eventTime: e.eventTime,
     ...(keyId ? { keyId } : {}),
+    ...(keyRef && keyRef !== keyId ? { keyRef } : {}),
     ...(clusterId ? { clusterId } : {}),
   };
   if (

@@ -1,0 +1,141 @@
+import * as $Cs from '@alicloud/cs20151215';
+import * as $Kms from '@alicloud/kms20160120';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
+import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
+import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
+import { CloudEmulator } from '../../sandbox/cloud/emulator';
+import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
+import { Recorder } from '../helpers/recorder';
+
+/**
+ * The guard-rail alerts in the real order of events: the cloud changes first (CS already reports the cluster
+ * without encryption, KMS the key disabled), then EventBridge delivers the event to rotation-watch and the
+ * trail's SLS trigger hands the record to trail-verify. Both must alert, whatever the current state says.
+ */
+let cloud: CloudEmulator;
+let user: CloudClients;
+let receiver: Recorder;
+const keys: Record<string, string> = {};
+// No job starts on these paths, so the clusters need no API server.
+const unreachable = 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n';
+const WATCH = 'ack-kms-sentinel-rotation-watch';
+const VERIFY = 'ack-kms-sentinel-trail-verify';
+
+interface Alert {
+  severity: string;
+  title: string;
+  text: string;
+  details: { keyId?: string; keyRef?: string; clusterId?: string; clusters?: string[] };
+}
+const alerts = (): Alert[] =>
+  receiver.requests.map((r) => JSON.parse(r.body) as Alert).filter((n) => n.severity === 'critical');
+
+const results = (fn: string) =>
+  [...cloud.functions.tasks.values()]
+    .filter((t) => t.functionName === fn)
+    .map((t) => JSON.parse(t.returnPayload ?? '{}') as { alerts?: number; critical?: number });
+
+beforeAll(async () => {
+  resolveLoopbackSubdomains();
+  cloud = await CloudEmulator.start();
+  receiver = await new Recorder().start();
+  const endpoint = { protocol: 'http' as const, host: cloud.host, url: cloud.url };
+  user = createCloudClients(
+    { region: 'cn-hangzhou', endpoints: { kms: endpoint, cs: endpoint } },
+    cloud.user,
+  );
+  const env = {
+    SENTINEL_REGION: cloud.state.region,
+    SENTINEL_ACCOUNT_ID: cloud.state.accountId,
+    SENTINEL_CLUSTER_PROFILE: 'Edge',
+    ...Object.fromEntries(
+      ['KMS', 'CS', 'ACTIONTRAIL', 'FC', 'SLS'].map((s) => [`SENTINEL_ENDPOINT_${s}`, cloud.url]),
+    ),
+    SENTINEL_NOTIFY_CHANNELS: JSON.stringify([
+      { type: 'webhook', url: `${receiver.url}/hook`, secret: 'guard-rail-webhook-secret-0123' },
+    ]),
+    SENTINEL_LOG_LEVEL: 'error',
+  };
+  const quiet = { env, sink: () => undefined };
+  cloud.registerFunction({ name: WATCH, handler: rotationWatchHandler(quiet) });
+  cloud.registerFunction({ name: VERIFY, handler: trailVerifyHandler(quiet) });
+  cloud.subscribe({
+    filter: (e) => e.source === 'acs.kms' || e.source === 'acs.cs',
+    handler: (b) => cloud.functions.invoke(WATCH, b, { 'x-fc-invocation-type': 'Async' }),
+  });
+  cloud.subscribeTrail((b) => cloud.functions.invoke(VERIFY, b, { 'x-fc-invocation-type': 'Async' }));
+  // Set up before the first invocation: trail-verify keeps its watched set for a few minutes.
+  for (const clusterId of ['c-guard-off', 'c-guard-alias', 'c-guard-arn']) {
+    keys[clusterId] = cloud.createKey().keyId;
+    cloud.addCluster({ clusterId, kubeconfig: unreachable, encryptionKeyId: keys[clusterId] });
+  }
+});
+afterAll(async () => {
+  await cloud.stop();
+  await receiver.stop();
+});
+beforeEach(async () => {
+  await cloud.idle();
+  receiver.requests.length = 0;
+  cloud.functions.tasks.clear();
+});
+
+describe('guard-rail alerts in the real order of events', () => {
+  it('UpdateKMSEncryption turning encryption off: CS no longer reports encryption, both functions alert', async () => {
+    await user.cs.updateKMSEncryption(
+      'c-guard-off',
+      new $Cs.UpdateKMSEncryptionRequest({ disableEncryption: true }),
+    );
+    await cloud.idle();
+    expect(cloud.state.clusters.find((c) => c.clusterId === 'c-guard-off')?.disableEncryption).toBe(true);
+    const got = alerts();
+    expect(got.map((a) => a.title)).toEqual([
+      'UpdateKMSEncryption on c-guard-off',
+      'UpdateKMSEncryption on c-guard-off',
+    ]);
+    expect(got[0]?.text).toMatch(/Secret encryption at rest was turned off/);
+    expect(got.every((a) => a.details.clusters?.includes('c-guard-off'))).toBe(true);
+    expect(results(WATCH).map((r) => r.alerts)).toEqual([1]);
+    expect(results(VERIFY).map((r) => r.critical)).toEqual([1]);
+  });
+
+  it('DisableKey naming the key by alias: resolved through KMS, both functions alert', async () => {
+    const keyId = keys['c-guard-alias'] ?? '';
+    await user.kms.createAlias(new $Kms.CreateAliasRequest({ aliasName: 'alias/ack-guard', keyId }));
+    await user.kms.disableKey(new $Kms.DisableKeyRequest({ keyId: 'alias/ack-guard' }));
+    await cloud.idle();
+    const got = alerts();
+    expect(got).toHaveLength(2);
+    for (const a of got) {
+      expect(a.title).toBe(`DisableKey on ${keyId}`);
+      expect(a.details).toMatchObject({ keyId, keyRef: 'alias/ack-guard', clusters: ['c-guard-alias'] });
+    }
+  });
+
+  it('ScheduleKeyDeletion naming the key by ARN: both functions alert', async () => {
+    const key = cloud.state.keys.find((k) => k.keyId === keys['c-guard-arn']);
+    if (!key) throw new Error('no key');
+    await user.kms.scheduleKeyDeletion(
+      new $Kms.ScheduleKeyDeletionRequest({ keyId: key.arn, pendingWindowInDays: 7 }),
+    );
+    await cloud.idle();
+    const got = alerts();
+    expect(got.map((a) => a.title)).toEqual([
+      `ScheduleKeyDeletion on ${key.keyId}`,
+      `ScheduleKeyDeletion on ${key.keyId}`,
+    ]);
+    expect(got.every((a) => a.details.clusters?.join() === 'c-guard-arn')).toBe(true);
+  });
+
+  it('a key no target cluster uses, named by alias, does not alert', async () => {
+    const key = cloud.createKey();
+    await user.kms.createAlias(
+      new $Kms.CreateAliasRequest({ aliasName: 'alias/unrelated', keyId: key.keyId }),
+    );
+    await user.kms.disableKey(new $Kms.DisableKeyRequest({ keyId: 'alias/unrelated' }));
+    await cloud.idle();
+    expect(alerts()).toEqual([]);
+    expect(results(WATCH).map((r) => r.alerts)).toEqual([0, 0]);
+  });
+});
