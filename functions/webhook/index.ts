@@ -23,25 +23,33 @@ import { type Services, servicesFor } from '../../shared/runtime/services';
  *   POST /v1/audits                           start an audit
  *   GET  /v1/jobs/{jobId}                     a job's status
  *   GET  /v1/reports/latest                   the latest audit report (JSON)
- * Every request is signed: `x-sentinel-timestamp` (unix seconds, within 5 minutes) and
- * `x-sentinel-signature: v1=<hex HMAC-SHA256(secret, METHOD \n PATH \n TIMESTAMP \n BODY)>`, compared in
- * constant time. `Idempotency-Key` makes a retried POST answer the same without a second job (the job and
- * audit ids are FC task ids, which FC refuses to reuse). Never a stack trace, never a secret in a response.
+ * Every request is signed (v2): `x-sentinel-timestamp` (unix seconds, within 5 minutes) and
+ * `x-sentinel-signature: v2=<hex HMAC-SHA256(secret, canonical)>`, compared in constant time, where canonical
+ * is the lines `v2`, METHOD, PATH, TIMESTAMP, the `Idempotency-Key` (empty when none) and the body's SHA-256
+ * (hex): the key is covered, and no field can bleed into the next. Replays are refused without a store: an
+ * audit's id is derived from its Idempotency-Key (or, without one, from the signature), and FC refuses a
+ * second async task with the same id. Never a stack trace, never a secret in a response.
  */
 export const SIGNATURE_HEADER = 'x-sentinel-signature';
 export const TIMESTAMP_HEADER = 'x-sentinel-timestamp';
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
 export const MAX_BODY_BYTES = 64 * 1024;
 const WINDOW_SECONDS = 300;
 export const AUDIT_FUNCTION = 'ack-kms-sentinel-audit';
 
-export function signRequest(
-  secret: string,
-  method: string,
-  path: string,
-  timestamp: string,
-  body: string,
-): string {
-  return `v1=${createHmac('sha256', secret).update(`${method}\n${path}\n${timestamp}\n${body}`).digest('hex')}`;
+export interface SignedRequest {
+  method: string;
+  path: string;
+  timestamp: string;
+  body: string;
+  idempotencyKey?: string;
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+export function signRequest(secret: string, r: SignedRequest): string {
+  const canonical = ['v2', r.method, r.path, r.timestamp, r.idempotencyKey ?? '', sha256(r.body)].join('\n');
+  return `v2=${createHmac('sha256', secret).update(canonical).digest('hex')}`;
 }
 
 class HttpError extends Error {
@@ -84,19 +92,65 @@ function parseBody<T extends z.ZodType>(schema: T, raw: string): z.output<T> {
   return result.data;
 }
 
-function verify(event: HttpTriggerEvent, secret: string, body: string, nowSeconds: number): void {
+function verify(
+  event: HttpTriggerEvent,
+  secret: string,
+  r: Omit<SignedRequest, 'timestamp'>,
+  nowSeconds: number,
+) {
   const timestamp = event.headers[TIMESTAMP_HEADER];
   const signature = event.headers[SIGNATURE_HEADER];
   if (!timestamp || !signature) throw new HttpError(401, 'Unauthorized', 'the request is not signed');
   if (!/^\d{1,12}$/.test(timestamp) || Math.abs(nowSeconds - Number(timestamp)) > WINDOW_SECONDS) {
     throw new HttpError(401, 'Unauthorized', 'the request timestamp is outside the allowed window');
   }
-  const expected = Buffer.from(
-    signRequest(secret, event.requestContext.http.method, event.requestContext.http.path, timestamp, body),
-  );
+  if (!signature.startsWith('v2='))
+    throw new HttpError(401, 'Unauthorized', 'sign with scheme v2 (x-sentinel-signature: v2=<hex>)');
+  const expected = Buffer.from(signRequest(secret, { ...r, timestamp }));
   const given = Buffer.from(signature);
   if (expected.length !== given.length || !timingSafeEqual(expected, given))
     throw new HttpError(401, 'Unauthorized', 'the signature does not match');
+}
+
+/**
+ * An audit's id is `audit-<request>-<targets>-<body>`, each part a hash: the request part collides for a retry
+ * with the same Idempotency-Key and for a replay of the same signed request; the body part tells a key reused
+ * for another body (422); the targets part finds a running audit of the same clusters (409: one at a time).
+ */
+async function startAudit(
+  s: Services,
+  request: z.output<typeof auditBody>,
+  body: string,
+  requestKey: RouteContext['requestKey'],
+): Promise<HttpTriggerResponse> {
+  const h = (text: string, n: number) => sha256(text).slice(0, n);
+  const targets = h(JSON.stringify([...(request.clusterIds ?? ['*'])].sort()), 8);
+  const prefix = `audit-${h(requestKey.value, 16)}-`;
+  const auditId = `${prefix}${targets}-${h(body, 8)}`;
+  const seen = async (): Promise<HttpTriggerResponse | undefined> => {
+    const earlier = (await s.invoker.listTasks(AUDIT_FUNCTION, { prefix }))[0];
+    if (!earlier) return undefined;
+    if (earlier.taskId !== auditId)
+      throw new HttpError(422, 'IdempotencyKeyReused', 'this Idempotency-Key was used for another body');
+    if (!requestKey.fromHeader)
+      throw new HttpError(409, 'Replayed', `this signed request was already accepted as ${auditId}`);
+    return jsonResponse(202, { auditId, status: 'already-started' });
+  };
+  const answer = await seen();
+  if (answer) return answer;
+  const running = (await s.invoker.listTasks(AUDIT_FUNCTION, { prefix: 'audit-', status: 'Running' })).find(
+    (t) => t.taskId.split('-')[2] === targets,
+  );
+  if (running)
+    throw new HttpError(409, 'AuditRunning', `audit ${running.taskId} of the same clusters is still running`);
+  try {
+    await s.invoker.invokeAsync(AUDIT_FUNCTION, JSON.stringify({ auditId, ...request }), { taskId: auditId });
+  } catch (err) {
+    // Two copies in flight at once: FC let one through; answer as if the other came second.
+    if (normalizeError(err).statusCode !== 409) throw err;
+    return (await seen()) ?? jsonResponse(202, { auditId, status: 'already-started' });
+  }
+  return jsonResponse(202, { auditId, status: 'started' });
 }
 
 interface Route {
@@ -108,7 +162,8 @@ interface RouteContext {
   inv: Invocation;
   s: Services;
   body: string;
-  idempotencyKey?: string;
+  /** What makes a POST idempotent: the Idempotency-Key, or (without one) the signature, so a replay collides. */
+  requestKey: { value: string; fromHeader: boolean };
 }
 
 const ROUTES: Route[] = [
@@ -160,23 +215,8 @@ const ROUTES: Route[] = [
   {
     pattern: /^\/v1\/audits$/,
     methods: {
-      POST: async (_m, { s, body, idempotencyKey }) => {
-        const request = parseBody(auditBody, body);
-        const auditId = `audit-${createHash('sha256')
-          .update(idempotencyKey ?? `${Date.now()}-${Math.random()}`)
-          .digest('hex')
-          .slice(0, 16)}`;
-        let status = 'started';
-        try {
-          await s.invoker.invokeAsync(AUDIT_FUNCTION, JSON.stringify({ auditId, ...request }), {
-            taskId: auditId,
-          });
-        } catch (err) {
-          if (normalizeError(err).statusCode !== 409) throw err;
-          status = 'already-started';
-        }
-        return jsonResponse(202, { auditId, status });
-      },
+      POST: async (_m, { s, body, requestKey }) =>
+        startAudit(s, parseBody(auditBody, body), body, requestKey),
     },
   },
   {
@@ -246,9 +286,22 @@ export async function webhook(
       throw new HttpError(413, 'PayloadTooLarge', `the body is larger than ${MAX_BODY_BYTES} bytes`);
     const secret = inv.config.webhookSecret;
     if (!secret) throw new HttpError(503, 'NotConfigured', 'the webhook signing secret is not configured');
-    verify(request, secret, body.toString('utf8'), nowSeconds);
     const path = request.requestContext.http.path;
     const method = request.requestContext.http.method;
+    const idempotencyKey = request.headers[IDEMPOTENCY_HEADER];
+    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))
+      throw new HttpError(
+        400,
+        'InvalidIdempotencyKey',
+        'Idempotency-Key must be 1 to 255 printable characters',
+      );
+    const text = body.toString('utf8');
+    verify(
+      request,
+      secret,
+      { method, path, body: text, ...(idempotencyKey ? { idempotencyKey } : {}) },
+      nowSeconds,
+    );
     const route = ROUTES.find((r) => r.pattern.test(path));
     if (!route) throw new HttpError(404, 'NotFound', `no route ${path}`);
     const run = route.methods[method];
@@ -257,13 +310,14 @@ export async function webhook(
         allow: Object.keys(route.methods).join(', '),
       });
     const match = route.pattern.exec(path) as RegExpExecArray;
-    const idempotencyKey = request.headers['idempotency-key'];
     // Credentials and SDK clients only for a request that passed the signature check.
     return await run(match, {
       inv,
       s: services(),
-      body: body.toString('utf8'),
-      ...(idempotencyKey ? { idempotencyKey } : {}),
+      body: text,
+      requestKey: idempotencyKey
+        ? { value: `key:${idempotencyKey}`, fromHeader: true }
+        : { value: `signature:${request.headers[SIGNATURE_HEADER]}`, fromHeader: false },
     });
   } catch (err) {
     if (err instanceof HttpError) return error(err);

@@ -642,6 +642,23 @@ export class CloudEmulator {
       res.end(outcome.body);
       return;
     }
+    m = /^\/2023-03-30\/functions\/([^/]+)\/async-tasks$/.exec(raw.path);
+    if (m && raw.method === 'GET') {
+      const q = raw.query;
+      const limit = Number(q.limit ?? '20');
+      if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+        throw new ApiError(400, 'InvalidArgument', 'limit must be between 1 and 100');
+      const tasks = this.functions.list(decodeURIComponent(m[1] ?? ''), {
+        prefix: q.prefix ?? '',
+        ...(q.status ? { status: q.status } : {}),
+      });
+      if (q.sortOrderByTime !== 'asc') tasks.reverse();
+      return sendJson(res, 200, {
+        asyncTasks: tasks
+          .slice(0, limit)
+          .map((t) => ({ taskId: t.taskId, status: t.status, startedTime: t.startedTime })),
+      });
+    }
     m = /^\/2023-03-30\/functions\/([^/]+)\/async-tasks\/([^/]+)$/.exec(raw.path);
     if (m && raw.method === 'GET') {
       const task = this.functions.task(decodeURIComponent(m[1] ?? ''), decodeURIComponent(m[2] ?? ''));

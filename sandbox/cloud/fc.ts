@@ -158,6 +158,17 @@ export class FunctionService {
     return task;
   }
 
+  /** ListAsyncTasks: a function's tasks by id prefix (and status), oldest first. */
+  list(name: string, filter: { prefix: string; status?: string }): AsyncTask[] {
+    this.spec(name);
+    return [...this.tasks.values()].filter(
+      (t) =>
+        t.functionName === name &&
+        t.taskId.startsWith(filter.prefix) &&
+        (filter.status === undefined || t.status === filter.status),
+    );
+  }
+
   /** The timer trigger: FC invokes the function asynchronously with the timer event. */
   async fireTimer(name: string, triggerName: string, payload: string, at: Date): Promise<string> {
     const event = JSON.stringify({

@@ -12,6 +12,13 @@ export interface FunctionInvoker {
    */
   invokeAsync(functionName: string, payload: string, options?: { taskId?: string }): Promise<InvokeResult>;
   invokeSync(functionName: string, payload: string): Promise<InvokeResult & { body: unknown }>;
+  /** FC 3.0 ListAsyncTasks: the async tasks whose id starts with `prefix` (newest first), optionally by status. */
+  listTasks(functionName: string, filter: { prefix: string; status?: string }): Promise<AsyncTaskRef[]>;
+}
+
+export interface AsyncTaskRef {
+  taskId: string;
+  status: string;
 }
 
 export interface InvokeResult {
@@ -30,6 +37,22 @@ export function fc2Invoker(fc: FCClient): FunctionInvoker {
         return { requestId: res.headers['x-fc-request-id'], taskId: options.taskId };
       } catch (err) {
         throw normalizeError(err, { service: 'fc', operation: 'InvokeFunction' });
+      }
+    },
+    async listTasks(functionName, { prefix, status }) {
+      try {
+        const res = await fc.get(`/functions/${encodeURIComponent(functionName)}/async-tasks`, {
+          prefix,
+          limit: '100',
+          sortOrderByTime: 'desc',
+          ...(status ? { status } : {}),
+        });
+        const tasks = (res.data as { asyncTasks?: Array<{ taskId?: unknown; status?: unknown }> }).asyncTasks;
+        return (tasks ?? []).flatMap((t) =>
+          typeof t.taskId === 'string' ? [{ taskId: t.taskId, status: String(t.status ?? 'Unknown') }] : [],
+        );
+      } catch (err) {
+        throw normalizeError(err, { service: 'fc', operation: 'ListAsyncTasks' });
       }
     },
     async invokeSync(functionName, payload) {

@@ -15,6 +15,8 @@ export const RAM_ACTION_OF: Record<string, string> = {
   // invoker.invokeAsync / fc.get('.../async-tasks/...')
   'fc:InvokeFunction': 'fc:InvokeFunction',
   'fc:GetAsyncTask': 'fc:GetAsyncTask',
+  // invoker.listTasks
+  'fc:ListAsyncTasks': 'fc:ListAsyncTasks',
   // the SLS reader's PullLogs (RAM names it GetCursorOrData)
   'sls:PullLogs': 'log:GetCursorOrData',
   // the audit report store (ali-oss put / get)

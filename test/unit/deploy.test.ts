@@ -138,6 +138,7 @@ describe('least privilege', () => {
       for (const m of text.matchAll(/actionTrailRpc\('([A-Za-z]+)'/g)) called.add(`actiontrail:${m[1]}`);
       if (/\.invokeAsync\(/.test(text) && !file.endsWith('invoker.ts')) called.add('fc:InvokeFunction');
       if (/\/async-tasks\//.test(text)) called.add('fc:GetAsyncTask');
+      if (/\.listTasks\(/.test(text) && !file.endsWith('invoker.ts')) called.add('fc:ListAsyncTasks');
       if (/action: 'PullLogs'/.test(text)) called.add('sls:PullLogs');
       if (/client\.put\(/.test(text) && /new OSS\(/.test(text)) called.add('oss:PutObject');
       if (/client\.get\(/.test(text) && /new OSS\(/.test(text)) called.add('oss:GetObject');

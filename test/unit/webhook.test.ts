@@ -18,6 +18,8 @@ const SECRET = 'webhook-secret-0123456789abcdef0123456789';
 let cloud: CloudEmulator;
 let handler: ReturnType<typeof createHandler>;
 const started: string[] = [];
+/** Audits run until this resolves (open unless a test holds them). */
+let auditGate: Promise<void> = Promise.resolve();
 
 beforeAll(async () => {
   cloud = await CloudEmulator.start();
@@ -28,7 +30,13 @@ beforeAll(async () => {
     name: 'ack-kms-sentinel-reencrypt',
     handler: async (e) => started.push(e.toString()),
   });
-  cloud.registerFunction({ name: AUDIT_FUNCTION, handler: async (e) => started.push(e.toString()) });
+  cloud.registerFunction({
+    name: AUDIT_FUNCTION,
+    handler: async (e) => {
+      started.push(e.toString());
+      await auditGate;
+    },
+  });
   cloud.createBucket('reports-web');
   const env = {
     SENTINEL_REGION: cloud.state.region,
@@ -57,7 +65,14 @@ function request(
   const headers: Record<string, string> = { 'Content-Type': 'application/json', ...opts.headers };
   if (!opts.unsigned) {
     headers[TIMESTAMP_HEADER] = ts;
-    headers[SIGNATURE_HEADER] = signRequest(opts.secret ?? SECRET, method, path, ts, body);
+    const idempotencyKey = opts.headers?.['Idempotency-Key'];
+    headers[SIGNATURE_HEADER] = signRequest(opts.secret ?? SECRET, {
+      method,
+      path,
+      timestamp: ts,
+      body,
+      ...(idempotencyKey ? { idempotencyKey } : {}),
+    });
   }
   return {
     version: 'v1',
@@ -118,6 +133,64 @@ describe('the webhook API', () => {
       started.filter((s) => s.includes(String(a.json.auditId))),
       'the audit ran once',
     ).toHaveLength(1);
+  });
+
+  it('refuses replays of a captured signed audit request, and an Idempotency-Key changed without the secret', async () => {
+    const captured = request('POST', '/v1/audits', '{"clusterIds":["c-plain"]}');
+    const answers: Awaited<ReturnType<typeof call>>[] = [];
+    for (let i = 0; i < 6; i++) answers.push(await call(captured));
+    expect(answers.map((a) => a.statusCode)).toEqual([202, 409, 409, 409, 409, 409]);
+    expect(answers[1]?.json.error).toMatchObject({ code: 'Replayed' });
+    expect(answers[1]?.json.error?.message).toContain(String(answers[0]?.json.auditId));
+    const tampered = { ...captured, headers: { ...captured.headers, 'Idempotency-Key': 'attacker-1' } };
+    expect((await call(tampered)).statusCode).toBe(401);
+    await cloud.idle();
+    expect(started.filter((s) => s.includes(String(answers[0]?.json.auditId)))).toHaveLength(1);
+    expect(started.filter((s) => s.includes('"clusterIds":["c-plain"]'))).toHaveLength(1);
+  });
+
+  it('binds an Idempotency-Key to its body: the same key with another body answers 422', async () => {
+    const opts = { headers: { 'Idempotency-Key': 'bound-1' } };
+    const first = await call(request('POST', '/v1/audits', '{"clusterIds":["c-web"]}', opts));
+    expect(first.statusCode).toBe(202);
+    const other = await call(request('POST', '/v1/audits', '{"clusterIds":["c-plain","c-web"]}', opts));
+    expect(other.statusCode).toBe(422);
+    expect(other.json.error?.code).toBe('IdempotencyKeyReused');
+    await cloud.idle();
+    expect(started.filter((s) => s.includes('"clusterIds":["c-plain","c-web"]'))).toEqual([]);
+  });
+
+  it('runs one audit at a time per set of clusters', async () => {
+    let release = () => undefined as void;
+    auditGate = new Promise((r) => {
+      release = r;
+    });
+    try {
+      const web = (key: string) =>
+        call(
+          request('POST', '/v1/audits', '{"clusterIds":["c-web"]}', { headers: { 'Idempotency-Key': key } }),
+        );
+      expect((await web('one-at-a-time-1')).json).toMatchObject({ status: 'started' });
+      const second = await web('one-at-a-time-2');
+      expect(second.statusCode).toBe(409);
+      expect(second.json.error?.code).toBe('AuditRunning');
+      const all = await call(
+        request('POST', '/v1/audits', '{}', { headers: { 'Idempotency-Key': 'everything-1' } }),
+      );
+      expect(all.json).toMatchObject({ status: 'started' });
+      release();
+      await cloud.idle();
+      expect((await web('one-at-a-time-3')).json).toMatchObject({ status: 'started' });
+    } finally {
+      release();
+      auditGate = Promise.resolve();
+    }
+  });
+
+  it('refuses a malformed Idempotency-Key', async () => {
+    const res = await call(request('POST', '/v1/audits', '{}', { headers: { 'Idempotency-Key': 'a b' } }));
+    expect(res.statusCode).toBe(400);
+    expect(res.json.error?.code).toBe('InvalidIdempotencyKey');
   });
 
   it.each([
