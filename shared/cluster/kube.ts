@@ -52,6 +52,34 @@ export interface KubeConfigSource {
   context?: string;
 }
 
+/** What client-node says of a kubeconfig when the message names only fields and entry names, never values. */
+const FIELD_MESSAGES = [
+  /^(clusters|users|contexts)\[\d+\](\.[a-z-]+)* is missing$/,
+  /^Duplicate (cluster|user|context): [\w.:@/-]{1,253}$/,
+  /^No active cluster!$/,
+];
+
+/**
+ * Why a kubeconfig could not be read, without a word of its content. The YAML parser's message quotes a
+ * snippet of the file around the error (a `token:` line, or a cut-off part of `client-key-data`), so a
+ * parse error is reported by its reason and position only, as configuration files are.
+ */
+export function kubeconfigProblem(err: unknown): string {
+  const e = err as { name?: unknown; reason?: unknown; mark?: { line?: unknown; column?: unknown } } & Error;
+  if (e?.name === 'YAMLException') {
+    const line = typeof e.mark?.line === 'number' ? e.mark.line + 1 : undefined;
+    const column = typeof e.mark?.column === 'number' ? e.mark.column + 1 : undefined;
+    const reason =
+      typeof e.reason === 'string' && /^[\w\s,.;'()-]{1,100}$/.test(e.reason) ? e.reason : 'bad YAML';
+    return `not valid YAML: ${reason}${line ? ` at line ${line}, column ${column}` : ''}`;
+  }
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `cannot be read (${code})`;
+  const message = err instanceof Error ? err.message : '';
+  if (FIELD_MESSAGES.some((p) => p.test(message))) return message;
+  return 'not a kubeconfig (expected clusters, users and contexts)';
+}
+
 export function loadKubeConfig(source: KubeConfigSource): PooledKubeConfig {
   const kc = new PooledKubeConfig();
   try {
@@ -60,10 +88,8 @@ export function loadKubeConfig(source: KubeConfigSource): PooledKubeConfig {
     else kc.loadFromDefault();
   } catch (err) {
     throw new ConfigError(
-      `cannot read the kubeconfig${source.path ? ` ${source.path}` : ''}: ${(err as Error).message}`,
-      {
-        path: 'kubeconfig',
-      },
+      `cannot read the kubeconfig${source.path ? ` ${source.path}` : ''}: ${kubeconfigProblem(err)}`,
+      { path: 'kubeconfig' },
     );
   }
   if (source.context) {

@@ -53,10 +53,18 @@ const registered = new Set<string>();
 /** Values shorter than this are too likely to occur by chance to be masked inside other strings. */
 const MIN_REGISTERED_LENGTH = 6;
 
-/** Marks a runtime value (a setting, an STS token) as secret: it is masked wherever it appears. */
+/**
+ * Marks a runtime value (a setting, an STS token) as secret: it is masked wherever it appears, URL-encoded
+ * too (an SDK's signature error quotes the string it signed, with the token percent-encoded, once or twice).
+ */
 export function registerSecret(value: string | undefined | null): void {
-  if (typeof value === 'string' && value.length >= MIN_REGISTERED_LENGTH) registered.add(value);
+  if (typeof value !== 'string' || value.length < MIN_REGISTERED_LENGTH) return;
+  const once = encodeURIComponent(value);
+  for (const form of [value, once, encodeURIComponent(once), once.replace(/[!'()*]/g, percent)])
+    registered.add(form);
 }
+
+const percent = (c: string): string => `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
 
 /** For tests: forget registered values. */
 export function clearRegisteredSecrets(): void {
@@ -72,6 +80,11 @@ const PATTERNS: Array<[RegExp, string]> = [
   [/\b(Bearer|Basic|ACS3-HMAC-SHA256|FC|LOG|acs)\s+[A-Za-z0-9+/=._:,;-]{8,}/g, `$1 ${REDACTED}`],
   [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, REDACTED],
   [/\b(AccessKeySecret|SecurityToken|Signature|accessKeySecret|securityToken)=[^&\s]+/g, `$1=${REDACTED}`],
+  // The same inside a string-to-sign quoted by an SDK error: `SecurityToken%3D…%26`, maybe encoded twice.
+  [
+    /(?<![A-Za-z])(AccessKeySecret|SecurityToken|Signature)(%3D|%253D)(?:(?!%26|%2526)[^&\s])+/g,
+    `$1$2${REDACTED}`,
+  ],
 ];
 
 export function redactString(value: string): string {
