@@ -71,6 +71,8 @@ export async function runTrailBench(count = 10_000): Promise<TrailBenchRow[]> {
     const env = {
       SENTINEL_REGION: cloud.state.region,
       SENTINEL_CLUSTER_IDS: 'c-bench',
+      SENTINEL_TRAIL_PROJECT: TRAIL_PROJECT,
+      SENTINEL_TRAIL_LOGSTORE: TRAIL_LOGSTORE,
       SENTINEL_LOG_LEVEL: 'error',
       ...Object.fromEntries(
         ['KMS', 'CS', 'ACTIONTRAIL', 'FC', 'SLS'].map((s) => [`SENTINEL_ENDPOINT_${s}`, cloud.url]),

@@ -10,6 +10,7 @@ import { STATE_CONFIGMAP } from '../shared/cluster/state';
 import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
 import { isManagedSecurityRole } from '../shared/events';
 import type { FcContext } from '../shared/runtime/handler';
+import { TRAIL_LOGSTORE, TRAIL_PROJECT } from './cloud/emulator';
 import { startSandbox } from './index';
 
 /**
@@ -57,6 +58,8 @@ async function main(): Promise<void> {
       SENTINEL_STATE_NAMESPACE: info.stateNamespace,
       SENTINEL_REENCRYPT_ADOPTION_DELAY: '5m',
       SENTINEL_REENCRYPT_BUDGET_MARGIN: '5s',
+      SENTINEL_TRAIL_PROJECT: TRAIL_PROJECT,
+      SENTINEL_TRAIL_LOGSTORE: TRAIL_LOGSTORE,
       SENTINEL_LOG_LEVEL: 'warn',
       ...Object.fromEntries(
         ['KMS', 'CS', 'ACTIONTRAIL', 'FC', 'SLS'].map((s) => [`SENTINEL_ENDPOINT_${s}`, info.cloud.endpoint]),

@@ -6,6 +6,7 @@ import {
   parseTrailCloudEvent,
   parseTrailLogRecord,
   SLS_TRAIL_TOPICS,
+  type SlsTriggerEvent,
 } from '../../shared/events';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
 import { type Services, servicesFor } from '../../shared/runtime/services';
@@ -16,7 +17,12 @@ import {
   summarize,
   type Watched,
 } from '../../shared/trail/classify';
-import { rangeOf, readShardRange } from '../../shared/trail/sls-reader';
+import {
+  ForeignLogstoreError,
+  readShardRange,
+  type ShardRange,
+  trailRange,
+} from '../../shared/trail/sls-reader';
 import {
   affectedClusters,
   alertFor,
@@ -44,6 +50,23 @@ async function targetsFor(s: Services, inv: Invocation): Promise<WatchedTargets>
   return targetsCache.targets;
 }
 
+/** The configured trail's range; an event naming another logstore is poison, and alerted (who sent it?). */
+async function readableRange(trigger: SlsTriggerEvent, s: Services, inv: Invocation): Promise<ShardRange> {
+  try {
+    return trailRange(trigger, inv.config);
+  } catch (err) {
+    if (err instanceof ForeignLogstoreError) {
+      await s.notifier.notify({
+        severity: 'critical',
+        title: 'trail-verify was sent an event for another logstore',
+        text: `${err.message}. Nothing was read. Check who may invoke the function and the SLS trigger's configuration.`,
+        details: { project: trigger.source.projectName, logstore: trigger.source.logstoreName },
+      });
+    }
+    throw err;
+  }
+}
+
 /** Classifies a batch: the hot path measured by the benchmark. */
 export function classifyBatch(
   events: ActionTrailEvent[],
@@ -68,9 +91,9 @@ export async function trailVerify(
   if (typeof value === 'object' && value !== null && 'specversion' in value) {
     events.push(parseTrailCloudEvent(value).data);
   } else {
-    const trigger = parseSlsTriggerEvent(value);
+    const range = await readableRange(parseSlsTriggerEvent(value), s, inv);
     let index = 0;
-    for await (const batch of readShardRange(rangeOf(trigger), credentialsFromContext(inv.context))) {
+    for await (const batch of readShardRange(range, credentialsFromContext(inv.context))) {
       for (const log of batch) {
         index++;
         if (!SLS_TRAIL_TOPICS.includes(log.topic as (typeof SLS_TRAIL_TOPICS)[number])) continue;

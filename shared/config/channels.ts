@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bad, type Problem } from './settings';
+import { bad, isSafeUrl, type Problem } from './settings';
 
 /**
  * Notification channels (`SENTINEL_NOTIFY_CHANNELS`, a JSON array). Destinations come only from here, never
@@ -8,12 +8,9 @@ import { bad, type Problem } from './settings';
 export const SEVERITIES = ['critical', 'report', 'audit'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
 const channelUrl = z.string().refine((v) => {
   try {
-    const u = new URL(v);
-    return u.protocol === 'https:' || (u.protocol === 'http:' && LOOPBACK.has(u.hostname));
+    return isSafeUrl(new URL(v));
   } catch {
     return false;
   }

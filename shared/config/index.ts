@@ -68,6 +68,8 @@ export interface SentinelConfig {
     /** How far back ActionTrail evidence counts. */
     evidenceWindowMs: number;
   };
+  /** The ActionTrail trail's SLS project and logstore: the only place trail-verify reads (never the event's). */
+  trail: { project?: string; logstore?: string };
   endpoints: Partial<Record<ServiceName, EndpointOverride>>;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -229,6 +231,22 @@ const SETTINGS = {
         ? v
         : bad('must be an OSS bucket name (3-63 lower-case letters, digits, dashes)'),
   }),
+  trailProject: setting({
+    name: 'SENTINEL_TRAIL_PROJECT',
+    example: 'actiontrail-1234567890123456',
+    optional: true,
+    parse: (v) =>
+      /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(v) ? v : bad('must be an SLS project name (3-63 a-z, 0-9, -)'),
+  }),
+  trailLogstore: setting({
+    name: 'SENTINEL_TRAIL_LOGSTORE',
+    example: 'actiontrail_ack-kms-sentinel',
+    optional: true,
+    parse: (v) =>
+      /^[a-z0-9_][a-z0-9_-]{1,61}[a-z0-9_]$/.test(v)
+        ? v
+        : bad('must be an SLS logstore name (3-63 a-z, 0-9, _, -)'),
+  }),
   evidenceWindow: setting({
     name: 'SENTINEL_AUDIT_EVIDENCE_WINDOW',
     example: '168h',
@@ -324,6 +342,7 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
       reportBucket: read(SETTINGS.reportBucket),
       evidenceWindowMs: read(SETTINGS.evidenceWindow) ?? 0,
     },
+    trail: { project: read(SETTINGS.trailProject), logstore: read(SETTINGS.trailLogstore) },
     endpoints,
     logLevel: read(SETTINGS.logLevel) ?? 'info',
   } satisfies SentinelConfig;

@@ -80,6 +80,13 @@ export function durationMs(value: string): number | Problem {
   return Number(m[1]) * (UNITS[m[2] ?? 's'] ?? 1000);
 }
 
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** https, or plain http to this machine only (an emulator, a local proxy): never credentials in clear text. */
+export function isSafeUrl(url: URL): boolean {
+  return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname));
+}
+
 /** An endpoint override: a full http(s) URL with no path, e.g. `http://127.0.0.1:4566`. */
 export function endpointUrl(value: string): EndpointOverride | Problem {
   let url: URL;
@@ -89,6 +96,8 @@ export function endpointUrl(value: string): EndpointOverride | Problem {
     return bad('must be a URL such as http://127.0.0.1:4566');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return bad('must be an http:// or https:// URL');
+  if (!isSafeUrl(url))
+    return bad('must be an https:// URL (plain http only for loopback: 127.0.0.1, localhost, [::1])');
   if (url.pathname !== '/' || url.search || url.hash || url.username)
     return bad('must have no path, query or credentials');
   return {

@@ -2,7 +2,8 @@ import { $OpenApiUtil, OpenApiUtil } from '@alicloud/openapi-core';
 import Sls from '@alicloud/sls20201230';
 import * as $dara from '@darabonba/typescript';
 import type { CloudCredentials } from '../cloud/credentials';
-import { normalizeError } from '../errors';
+import type { SentinelConfig } from '../config';
+import { ConfigError, normalizeError, PoisonError } from '../errors';
 import type { SlsTriggerEvent } from '../events/sls-trigger';
 import { type DecodedLog, decodeLogGroupList } from './log-group';
 
@@ -22,14 +23,44 @@ export interface ShardRange {
   endCursor: string;
 }
 
-export const rangeOf = (event: SlsTriggerEvent): ShardRange => ({
-  endpoint: event.source.endpoint,
-  project: event.source.projectName,
-  logstore: event.source.logstoreName,
-  shardId: event.source.shardId,
-  beginCursor: event.source.beginCursor,
-  endCursor: event.source.endCursor,
-});
+/** An SLS trigger event that names another project or logstore than the configured trail. */
+export class ForeignLogstoreError extends PoisonError {
+  constructor(message: string) {
+    super(message, { code: 'ForeignLogstore', path: 'source' });
+    this.name = 'ForeignLogstoreError';
+  }
+}
+
+/**
+ * Where to read: the shard and cursors from the trigger event, but the project, logstore and endpoint only
+ * from configuration. The function signs PullLogs with its STS token; an event naming any endpoint (plain
+ * http included) would hand those credentials to whoever may invoke the function.
+ */
+export function trailRange(
+  event: SlsTriggerEvent,
+  config: Pick<SentinelConfig, 'trail' | 'endpoints' | 'region'>,
+): ShardRange {
+  const { project, logstore } = config.trail;
+  if (!project || !logstore) {
+    throw new ConfigError(
+      'SENTINEL_TRAIL_PROJECT and SENTINEL_TRAIL_LOGSTORE must name the trail logstore the SLS trigger reads',
+      { path: 'SENTINEL_TRAIL_PROJECT' },
+    );
+  }
+  if (event.source.projectName !== project || event.source.logstoreName !== logstore) {
+    throw new ForeignLogstoreError(
+      `the SLS trigger event names ${event.source.projectName}/${event.source.logstoreName}, not the configured trail ${project}/${logstore}`,
+    );
+  }
+  return {
+    endpoint: config.endpoints.sls?.url ?? `https://${config.region}.log.aliyuncs.com`,
+    project,
+    logstore,
+    shardId: event.source.shardId,
+    beginCursor: event.source.beginCursor,
+    endCursor: event.source.endCursor,
+  };
+}
 
 export interface SlsReaderOptions {
   /** LogGroups per request (1..1000). */

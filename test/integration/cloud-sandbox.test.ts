@@ -10,7 +10,7 @@ import {
   parseSlsTriggerEvent,
   parseTrailLogRecord,
 } from '../../shared/events';
-import { rangeOf, readShardRange } from '../../shared/trail/sls-reader';
+import { readShardRange, trailRange } from '../../shared/trail/sls-reader';
 import { coreApi, kubeConfig, rotateKey, sandboxInfo, waitForAdoption } from '../helpers/sandbox';
 import { kubeConfigText } from '../helpers/secrets';
 
@@ -103,7 +103,10 @@ describe('the sandbox cloud behind the control plane', () => {
       await (await fetch(`${sandboxInfo().control}/cloud/trail-trigger`, { method: 'POST' })).text(),
     );
     const fromTrail = [];
-    for await (const batch of readShardRange(rangeOf(trigger), cloud.user)) {
+    const trail = { project: trigger.source.projectName, logstore: trigger.source.logstoreName };
+    const sls = { protocol: 'http' as const, host: new URL(cloud.endpoint).host, url: cloud.endpoint };
+    const range = trailRange(trigger, { trail, endpoints: { sls }, region: cloud.region });
+    for await (const batch of readShardRange(range, cloud.user)) {
       for (const log of batch) fromTrail.push(parseTrailLogRecord(log.contents));
     }
     const names = fromTrail.map(

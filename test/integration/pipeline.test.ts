@@ -5,6 +5,7 @@ import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
 import { type Sandbox, startSandbox } from '../../sandbox';
+import { TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import type { FcHandler } from '../../sandbox/cloud/fc';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
 import { createCloudClients } from '../../shared/cloud/clients';
@@ -69,6 +70,8 @@ beforeAll(async () => {
     SENTINEL_NOTIFY_CHANNELS: JSON.stringify([
       { type: 'webhook', url: `${receiver.url}/hook`, secret: 'pipeline-webhook-secret-0123' },
     ]),
+    SENTINEL_TRAIL_PROJECT: TRAIL_PROJECT,
+    SENTINEL_TRAIL_LOGSTORE: TRAIL_LOGSTORE,
     SENTINEL_LOG_LEVEL: 'warn',
   };
   const quiet = () => undefined;

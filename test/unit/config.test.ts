@@ -197,6 +197,21 @@ describe('loadConfig', () => {
       /SENTINEL_ENDPOINT_SLS: must be an http:\/\/ or https:\/\/ URL|must be a URL/,
     ],
     [
+      'a plain-http endpoint off this machine',
+      { ...minimal, SENTINEL_ENDPOINT_KMS: 'http://kms.cn-hangzhou.aliyuncs.com' },
+      /SENTINEL_ENDPOINT_KMS: must be an https:\/\/ URL \(plain http only for loopback/,
+    ],
+    [
+      'a plain-http endpoint on a private address',
+      { ...minimal, SENTINEL_ENDPOINT_SLS: 'http://10.0.0.8:8080' },
+      /SENTINEL_ENDPOINT_SLS: must be an https:\/\/ URL/,
+    ],
+    [
+      'a bad trail project',
+      { ...minimal, SENTINEL_TRAIL_PROJECT: 'Not_A_Project' },
+      /SENTINEL_TRAIL_PROJECT: must be/,
+    ],
+    [
       'bad log level',
       { ...minimal, SENTINEL_LOG_LEVEL: 'trace' },
       /SENTINEL_LOG_LEVEL: must be debug, info, warn or error/,

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
-import { CloudEmulator } from '../../sandbox/cloud/emulator';
+import { CloudEmulator, TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
 import { Recorder } from '../helpers/recorder';
 
@@ -55,6 +55,8 @@ beforeAll(async () => {
     SENTINEL_NOTIFY_CHANNELS: JSON.stringify([
       { type: 'webhook', url: `${receiver.url}/hook`, secret: 'guard-rail-webhook-secret-0123' },
     ]),
+    SENTINEL_TRAIL_PROJECT: TRAIL_PROJECT,
+    SENTINEL_TRAIL_LOGSTORE: TRAIL_LOGSTORE,
     SENTINEL_LOG_LEVEL: 'error',
   };
   const quiet = { env, sink: () => undefined };
@@ -137,5 +139,63 @@ describe('guard-rail alerts in the real order of events', () => {
     await cloud.idle();
     expect(alerts()).toEqual([]);
     expect(results(WATCH).map((r) => r.alerts)).toEqual([0, 0]);
+  });
+});
+
+describe('trail-verify reads only the configured trail', () => {
+  const slsEvent = (endpoint: string, projectName = TRAIL_PROJECT, logstoreName = TRAIL_LOGSTORE) => ({
+    source: {
+      endpoint,
+      projectName,
+      logstoreName,
+      shardId: 0,
+      beginCursor: Buffer.from('0').toString('base64'),
+      endCursor: Buffer.from(String(cloud.trailRecords().length)).toString('base64'),
+    },
+    parameter: {},
+    jobName: 'forged',
+    taskId: 'forged',
+    cursorTime: 0,
+  });
+
+  it('never sends its signed PullLogs to the endpoint an event names', async () => {
+    const attacker = await new Recorder().start();
+    try {
+      const out = await cloud.functions.invoke(
+        VERIFY,
+        Buffer.from(JSON.stringify(slsEvent(attacker.url))),
+        {},
+      );
+      const result = JSON.parse(out.body) as { events?: number; poison?: boolean };
+      expect(result.poison).toBeUndefined();
+      expect(result.events).toBeGreaterThan(0);
+      expect(attacker.requests).toEqual([]);
+    } finally {
+      await attacker.stop();
+    }
+  });
+
+  it('refuses an event naming another project or logstore as poison, and alerts', async () => {
+    const attacker = await new Recorder().start();
+    try {
+      for (const event of [
+        slsEvent(attacker.url, 'attacker-project'),
+        slsEvent(attacker.url, TRAIL_PROJECT, 'other_logstore'),
+      ]) {
+        const out = await cloud.functions.invoke(VERIFY, Buffer.from(JSON.stringify(event)), {});
+        expect(JSON.parse(out.body)).toMatchObject({
+          ok: false,
+          poison: true,
+          error: { code: 'ForeignLogstore' },
+        });
+      }
+      expect(attacker.requests).toEqual([]);
+      expect(alerts().map((a) => a.title)).toEqual([
+        'trail-verify was sent an event for another logstore',
+        'trail-verify was sent an event for another logstore',
+      ]);
+    } finally {
+      await attacker.stop();
+    }
   });
 });
