@@ -136,12 +136,14 @@ export function createNotifier(channels: NotifyChannelConfig[], options: Notifie
                 method: 'POST',
                 headers: req.headers,
                 body: req.body,
+                // A redirect would re-send the signed POST to a host the configuration never named.
+                redirect: 'manual',
                 signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
               });
               status = res.status;
               await res.arrayBuffer();
               if (res.ok) return { channel: name, ok: true, status, attempts: attempt };
-              error = `HTTP ${res.status}`;
+              error = status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`;
               if (res.status !== 429 && res.status < 500) break;
             } catch (err) {
               error = (err as Error).name === 'TimeoutError' ? 'timeout' : 'connection failed';

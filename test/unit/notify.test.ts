@@ -117,6 +117,33 @@ describe('notification channels', () => {
     expect(bad).toMatchObject({ ok: false, status: 400, error: 'HTTP 400', attempts: 1 });
   });
 
+  it.each([301, 302, 307, 308])(
+    'never follows a %i: the signed POST stays with the configured host',
+    async (code) => {
+      const elsewhere = await new Recorder().start();
+      try {
+        receiver.requests.length = 0;
+        receiver.reply((_req, res) => {
+          res.writeHead(code, { location: `${elsewhere.url}/stolen` });
+          res.end();
+        });
+        const [result] = await createNotifier([channels()[0] as NotifyChannelConfig], {
+          baseDelayMs: 5,
+        }).notify({
+          severity: 'critical',
+          title: 't',
+          text: 'x',
+        });
+        expect(result).toMatchObject({ ok: false, status: code, attempts: 1 });
+        expect(result?.error).toMatch(/redirects are not followed/);
+        expect(receiver.requests).toHaveLength(1);
+        expect(elsewhere.requests).toEqual([]);
+      } finally {
+        await elsewhere.stop();
+      }
+    },
+  );
+
   it('redacts titles and texts too, and names an unnamed channel by its place in the configuration', async () => {
     receiver.requests.length = 0;
     const leaked = 'sts-token-that-must-not-leak-0123456789';
