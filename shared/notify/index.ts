@@ -143,7 +143,10 @@ export function createNotifier(channels: NotifyChannelConfig[], options: Notifie
               status = res.status;
               await res.arrayBuffer();
               if (res.ok) return { channel: name, ok: true, status, attempts: attempt };
-              error = status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`;
+              error =
+                status >= 300 && status < 400
+                  ? `HTTP ${status} (redirects are not followed)`
+                  : `HTTP ${status}`;
               if (res.status !== 429 && res.status < 500) break;
             } catch (err) {
               error = (err as Error).name === 'TimeoutError' ? 'timeout' : 'connection failed';
