@@ -41,6 +41,8 @@ export async function reencrypt(
 ): Promise<ReencryptResult> {
   const job = parseJobPayload(event);
   const log = inv.log.child({ jobId: job.jobId, clusterId: job.clusterId });
+  const accountId = inv.config.accountId ?? inv.context.accountId;
+  const account = accountId ? { accountId } : {};
   const { config } = inv;
   const deadline = inv.deadline - config.reencrypt.budgetMarginMs;
   const checkpoint: Checkpoint = job.checkpoint ?? {
@@ -121,6 +123,7 @@ export async function reencrypt(
         const evidence = await findManagedRoleEvents(s.clients, {
           keyId: job.keyId,
           keyVersionId: job.keyVersionId,
+          ...account,
           since: new Date(rotatedAt.getTime() - 60_000),
           maxPages: 2,
         });
@@ -174,6 +177,7 @@ export async function reencrypt(
     const evidence = await findManagedRoleEvents(s.clients, {
       keyId: job.keyId,
       keyVersionId: job.keyVersionId,
+      ...account,
       since,
       maxPages: 2,
     });

@@ -46,7 +46,10 @@ const WATCHED_TTL_MS = 5 * 60_000;
 
 async function targetsFor(s: Services, inv: Invocation): Promise<WatchedTargets> {
   if (targetsCache && inv.now() - targetsCache.at < WATCHED_TTL_MS) return targetsCache.targets;
-  targetsCache = { at: inv.now(), targets: await watchedTargets(s.clients, inv.config) };
+  targetsCache = {
+    at: inv.now(),
+    targets: await watchedTargets(s.clients, inv.config, inv.config.accountId ?? inv.context.accountId),
+  };
   return targetsCache.targets;
 }
 

@@ -180,10 +180,13 @@ export class CloudEmulator {
     return credential;
   }
 
-  /** STS credentials for `roleName` with `sessionName`, as AssumeRole would hand out. */
-  assumeRole(roleName: string, sessionName: string): Credential {
+  /**
+   * STS credentials for `roleName` with `sessionName`, as AssumeRole would hand out; a role of another
+   * account (`accountId`) when a key policy lets that account call our keys.
+   */
+  assumeRole(roleName: string, sessionName: string, accountId = this.state.accountId): Credential {
     const existing = [...this.credentials.values()].find(
-      (c) => c.identity.userName === `${roleName}:${sessionName}`,
+      (c) => c.identity.userName === `${roleName}:${sessionName}` && c.identity.accountId === accountId,
     );
     if (existing) return existing;
     return this.addCredential({
@@ -194,7 +197,7 @@ export class CloudEmulator {
         type: 'assumed-role',
         userName: `${roleName}:${sessionName}`,
         principalId: `300800351234567890:${sessionName}`,
-        accountId: this.state.accountId,
+        accountId,
       },
     });
   }

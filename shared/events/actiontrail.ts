@@ -69,6 +69,16 @@ export function isManagedSecurityRole(
 }
 
 /**
+ * A call by this account's ACK managed role: the role name alone is not evidence, since any account can
+ * create a role named `aliyuncsmanagedsecurityrole` and, where a key policy lets it, call our key. The
+ * identity's account must be ours: `accountId` when known, else the account whose trail recorded the event.
+ */
+export function isOwnManagedRoleCall(e: ActionTrailEvent, accountId?: string): boolean {
+  const owner = accountId ?? e.recipientAccountId;
+  return isManagedSecurityRole(e.userIdentity) && owner !== undefined && e.userIdentity.accountId === owner;
+}
+
+/**
  * The KMS key an event is about, as the caller named it: `requestParameters.KeyId` (a key id, a key ARN, an
  * alias or an alias ARN: KMS takes all four), the key named in `ProtectedResourceArn`, or a referenced key.
  * A key ARN (`acs:kms:<region>:<account>:key/<id>`) is reduced to its id here; an alias needs KMS to resolve

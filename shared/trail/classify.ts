@@ -2,7 +2,7 @@ import {
   type ActionTrailEvent,
   eventClusterId,
   eventKeyId,
-  isManagedSecurityRole,
+  isOwnManagedRoleCall,
 } from '../events/actiontrail';
 
 /**
@@ -31,6 +31,8 @@ export interface Watched {
   clusters: ReadonlySet<string>;
   /** Aliases named by events, resolved to key ids (`withResolvedAliases`). */
   aliases?: ReadonlyMap<string, string>;
+  /** This account (managed-role calls of other accounts are no evidence); else each event's recipient. */
+  accountId?: string;
 }
 
 const CRYPTO = new Set([
@@ -84,7 +86,7 @@ export function classify(e: ActionTrailEvent, watched: Watched): Finding | undef
   if (
     e.serviceName.toLowerCase() === 'kms' &&
     CRYPTO.has(e.eventName) &&
-    isManagedSecurityRole(e.userIdentity)
+    isOwnManagedRoleCall(e, watched.accountId)
   ) {
     if (keyId && watched.keys.size > 0 && !watched.keys.has(keyId)) return undefined;
     if (e.errorCode) {

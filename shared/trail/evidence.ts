@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CloudClients } from '../cloud/clients';
 import type { SentinelError } from '../errors';
-import { type ActionTrailEvent, isManagedSecurityRole, parseLookupEventsBody } from '../events/actiontrail';
+import { type ActionTrailEvent, isOwnManagedRoleCall, parseLookupEventsBody } from '../events/actiontrail';
 
 /**
  * Evidence in ActionTrail that the control plane uses a key (version): an `Encrypt` (or `GenerateDataKey`)
@@ -16,6 +16,8 @@ export interface EvidenceQuery {
   until?: Date;
   eventNames?: string[];
   maxPages?: number;
+  /** This account: managed-role calls of other accounts are no evidence (else each event's recipient). */
+  accountId?: string;
   /** Also return the calls KMS refused (they carry `errorCode`). */
   includeRefused?: boolean;
 }
@@ -62,7 +64,7 @@ export async function findManagedRoleEvents(
         }),
       );
       for (const e of body.events) {
-        if (!isManagedSecurityRole(e.userIdentity) || (e.errorCode && !q.includeRefused)) continue;
+        if (!isOwnManagedRoleCall(e, q.accountId) || (e.errorCode && !q.includeRefused)) continue;
         const version = e.responseElements?.KeyVersionId;
         if (q.keyVersionId && typeof version === 'string' && version !== q.keyVersionId) continue;
         found.push(e);

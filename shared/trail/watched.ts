@@ -26,6 +26,7 @@ export interface WatchedTargets {
 export async function watchedTargets(
   clients: Pick<CloudClients, 'csRoa' | 'kmsRpc'>,
   config: Pick<SentinelConfig, 'clusters' | 'clusterKeys' | 'keys'>,
+  accountId?: string,
 ): Promise<WatchedTargets> {
   const clusters = await discoverClusters(clients, config);
   const keyOf = (c: TargetCluster) => (c.keyId ? [c.keyId] : []);
@@ -46,6 +47,7 @@ export async function watchedTargets(
       keys: new Set([...rotationKeys, ...clusters.flatMap(keyOf)]),
       clusters: new Set(clusters.map((c) => c.clusterId)),
       aliases,
+      ...(accountId ? { accountId } : {}),
     },
   };
 }

@@ -3,9 +3,11 @@ import * as $Kms from '@alicloud/kms20160120';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
+import type { Credential } from '../../sandbox/cloud/api';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator, TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
+import { findManagedRoleEvents } from '../../shared/trail/evidence';
 import { Recorder } from '../helpers/recorder';
 
 /**
@@ -197,5 +199,27 @@ describe('trail-verify reads only the configured trail', () => {
     } finally {
       await attacker.stop();
     }
+  });
+});
+
+describe('managed-role evidence', () => {
+  it("counts only this account's aliyuncsmanagedsecurityrole, through LookupEvents", async () => {
+    const keyId = keys['c-guard-arn'] ?? '';
+    const key = cloud.state.keys.find((k) => k.keyId === keyId);
+    if (key) key.keyState = 'Enabled';
+    const endpoint = { protocol: 'http' as const, host: cloud.host, url: cloud.url };
+    const as = (c: Credential) =>
+      createCloudClients({ region: 'cn-hangzhou', endpoints: { kms: endpoint, actiontrail: endpoint } }, c);
+    const since = new Date(cloud.now() - 1_000);
+    const encrypt = (c: Credential) =>
+      as(c).kms.encrypt(new $Kms.EncryptRequest({ keyId, plaintext: Buffer.from('x').toString('base64') }));
+    await encrypt(cloud.assumeRole('aliyuncsmanagedsecurityrole', 'c-guard-arn', '9999999999999999'));
+    const query = { keyId, since, until: new Date(cloud.now() + 1_000) };
+    const reader = as(cloud.user);
+    expect(await findManagedRoleEvents(reader, query)).toEqual([]);
+    expect(await findManagedRoleEvents(reader, { ...query, accountId: cloud.state.accountId })).toEqual([]);
+    await encrypt(cloud.managedRole('c-guard-arn'));
+    const own = await findManagedRoleEvents(reader, { ...query, until: new Date(cloud.now() + 1_000) });
+    expect(own.map((e) => e.userIdentity.accountId)).toEqual([cloud.state.accountId]);
   });
 });

@@ -95,6 +95,19 @@ describe('classifying ActionTrail events', () => {
     ).toBeUndefined();
   });
 
+  it("counts only this account's managed role: a same-named role of another account is no evidence", () => {
+    const foreign = { ...base(), userIdentity: { ...base().userIdentity, accountId: '9999999999999999' } };
+    expect(classify(foreign, watched)).toBeUndefined();
+    expect(classify({ ...foreign, errorCode: 'Forbidden.NoPermission' }, watched)).toBeUndefined();
+    // With this account known, it decides, whatever the event's recipient says.
+    expect(classify(base(), { ...watched, accountId: '1234567890123456' })).toMatchObject({
+      kind: 'encryption-activity',
+    });
+    expect(classify(base(), { ...watched, accountId: '1111111111111111' })).toBeUndefined();
+    const { recipientAccountId: _r, ...unknownRecipient } = base();
+    expect(classify(unknownRecipient, watched), 'no account to compare with').toBeUndefined();
+  });
+
   it('summarises a batch per key', () => {
     const findings = [base(), base(), { ...base(), eventName: 'Decrypt', errorCode: 'Rejected.Disabled' }]
       .map((e) => classify(e, watched))
