@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { CoreV1Api } from '@kubernetes/client-node';
 import { clusterKubeconfig } from '../../shared/cluster/discovery';
 import { openCluster } from '../../shared/cluster/kube';
 import { configMapStateStore, type JobState } from '../../shared/cluster/state';
@@ -10,7 +11,7 @@ import {
   taskIdFor,
 } from '../../shared/events';
 import { describeKey } from '../../shared/kms/keys';
-import { kubernetesSecretStore, type SweepReport, sweep } from '../../shared/reencrypt';
+import { keyVersionCensus, kubernetesSecretStore, type SweepReport, sweep } from '../../shared/reencrypt';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
 import { type Services, servicesFor } from '../../shared/runtime/services';
 import { findManagedRoleEvents } from '../../shared/trail/evidence';
@@ -22,7 +23,7 @@ import { findManagedRoleEvents } from '../../shared/trail/evidence';
  * runs out it saves the checkpoint in the cluster's state ConfigMap and invokes itself again with it.
  * On completion it records the key version, verifies, and reports through the notification channels.
  */
-export type ReencryptStatus = 'already-complete' | 'superseded' | 'continued' | 'completed';
+export type ReencryptStatus = 'already-complete' | 'superseded' | 'continued' | 'completed' | 'unconfirmed';
 
 export interface ReencryptResult {
   status: ReencryptStatus;
@@ -55,9 +56,20 @@ export async function reencrypt(
   try {
     const state = configMapStateStore(kube.core, config.stateNamespace);
     const current = await state.load();
+    // The state ConfigMap says so, and (for annotate) every Secret that predates the job carries the mark.
+    const unmarked = () =>
+      config.reencrypt.strategy === 'annotate'
+        ? unmarkedSecrets(kube.core, job.keyVersionId, checkpoint.startedAt, config.reencrypt.pageSize)
+        : Promise.resolve(0);
     if (current.completedKeyVersion === job.keyVersionId) {
-      log.info('already complete for this key version');
-      return { status: 'already-complete', jobId: job.jobId, invocation: checkpoint.invocation };
+      const missing = await unmarked();
+      if (missing === 0) {
+        log.info('already complete for this key version');
+        return { status: 'already-complete', jobId: job.jobId, invocation: checkpoint.invocation };
+      }
+      log.warn('the state says complete, but Secrets lack the mark of this key version: sweeping', {
+        missing,
+      });
     }
     // FC retried an invocation that died after saving progress: resume from the saved checkpoint when it is
     // further along than the payload's (it is marked for a recheck, so nothing the dead attempt wrote is
@@ -182,13 +194,28 @@ export async function reencrypt(
       maxPages: 2,
     });
     const verified = evidence.length > 0;
+    const failed = report?.failed ?? checkpoint.sweep?.counters.failed ?? 0;
+    const missing = await unmarked();
+    if (missing > failed) {
+      // A forged or stale checkpoint skipped Secrets: fail the job without its checkpoint, so its next
+      // attempt (rotation-watch starts a failed job again) sweeps from the start.
+      const reason = `${missing} Secret(s) created before the job lack the mark of ${job.keyVersionId} though the sweep reported done (${failed} failed); the state ConfigMap may have been written by someone else`;
+      log.error('completion not confirmed by the census', { missing, failed });
+      await state.save({ ...current, job: jobState('failed', { report: { reason } }) });
+      await s.notifier.notify({
+        severity: 'critical',
+        title: `Re-encryption of ${job.clusterId} not confirmed`,
+        text: `${reason}. The job starts again from the beginning on the next rotation-watch tick.`,
+        details: { jobId: job.jobId, missing, failed },
+      });
+      return { status: 'unconfirmed', jobId: job.jobId, invocation: checkpoint.invocation };
+    }
     const done = new Date().toISOString();
     await state.save({
       completedKeyVersion: job.keyVersionId,
       completedAt: done,
       job: jobState('completed', { ...(report ? { report: summary(report) } : {}) }),
     });
-    const failed = report?.failed ?? 0;
     await s.notifier.notify({
       severity: 'report',
       title: `Secrets of ${job.clusterId} re-encrypted for key version ${job.keyVersionId}`,
@@ -206,6 +233,12 @@ export async function reencrypt(
   } finally {
     kube.close();
   }
+}
+
+/** Secrets created before `since` without the suite's mark of `keyVersionId`: metadata only, paged. */
+async function unmarkedSecrets(core: CoreV1Api, keyVersionId: string, since: Date, pageSize: number) {
+  const { total, byVersion } = await keyVersionCensus(kubernetesSecretStore(core), pageSize, since);
+  return total - (byVersion.get(keyVersionId) ?? 0);
 }
 
 /** The report without the failure list beyond a few entries: state ConfigMaps and notifications stay small. */

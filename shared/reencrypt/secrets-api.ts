@@ -21,6 +21,8 @@ export interface SecretRef {
    * of a Secret created by `kubectl apply` holds its whole `data`.
    */
   annotations?: { [KEY_VERSION_ANNOTATION]: string };
+  /** `metadata.creationTimestamp`, when the server sent it. */
+  createdAt?: Date;
 }
 
 export interface SecretPage {
@@ -59,6 +61,7 @@ const ref = (m: V1ObjectMeta | undefined): SecretRef => {
     name: m?.name ?? '',
     resourceVersion: m?.resourceVersion ?? '',
     ...(version === undefined ? {} : { annotations: { [KEY_VERSION_ANNOTATION]: version } }),
+    ...(m?.creationTimestamp ? { createdAt: new Date(m.creationTimestamp) } : {}),
   };
 };
 
@@ -69,6 +72,8 @@ const ref = (m: V1ObjectMeta | undefined): SecretRef => {
 export async function keyVersionCensus(
   store: SecretStore,
   pageSize = 500,
+  /** Count only Secrets created before this instant (those a job had to rewrite). */
+  createdBefore?: Date,
 ): Promise<{ total: number; byVersion: Map<string | undefined, number> }> {
   const byVersion = new Map<string | undefined, number>();
   let total = 0;
@@ -76,6 +81,7 @@ export async function keyVersionCensus(
   do {
     const page = await store.list({ limit: pageSize, ...(token ? { continueToken: token } : {}) });
     for (const s of page.items) {
+      if (createdBefore && s.createdAt && s.createdAt >= createdBefore) continue;
       total++;
       const v = s.annotations?.[KEY_VERSION_ANNOTATION];
       byVersion.set(v, (byVersion.get(v) ?? 0) + 1);

@@ -327,6 +327,72 @@ describe('the event-driven pipeline', () => {
     expect(inNamespace('pipe-c').filter((v) => v !== version)).toEqual([]);
   });
 
+  it('never trusts the state ConfigMap alone: a forged "complete" or checkpoint is caught by a census before completion', async () => {
+    const { cloud } = sandbox.info;
+    const admin = coreApi(sandbox.info.kubeconfig);
+    const version =
+      (await userClients().kms.describeKey(new $Kms.DescribeKeyRequest({ keyId: cloud.kmsKeyId })))
+        .keyMetadata?.primaryKeyVersion ?? '';
+    const jobId = jobIdFor(cloud.clusterId, cloud.kmsKeyId, version);
+    const payload = encodeJobPayload({
+      version: 1,
+      jobId,
+      clusterId: cloud.clusterId,
+      keyId: cloud.kmsKeyId,
+      keyVersionId: version,
+      requestedAt: new Date(),
+      reason: 'test',
+    });
+    const invoke = async () =>
+      JSON.parse((await sandbox.cloud.functions.invoke(REENCRYPT, Buffer.from(payload), {})).body);
+    const state = configMapStateStore(admin, sandbox.info.stateNamespace);
+    const unmarked = async (ns: string) =>
+      [...(await snapshot(admin, [ns])).values()].filter((s) => s.version !== version).length;
+
+    // Someone marks the version complete while Secrets were never rewritten for it.
+    await seedSecrets(admin, { namespaces: ['pipe-forged-a'], count: 12, prefix: 'f' });
+    await state.save({ ...(await state.load()), completedKeyVersion: version });
+    expect(await invoke()).toMatchObject({ status: 'completed' });
+    expect(await unmarked('pipe-forged-a')).toBe(0);
+
+    // Someone writes a checkpoint past every Secret: the sweep "finishes" at once, the census refuses it.
+    await seedSecrets(admin, { namespaces: ['pipe-forged-b'], count: 12, prefix: 'f' });
+    const zero = { total: 0, rewritten: 0, alreadyCurrent: 0, gone: 0, failed: 0 };
+    await state.load(); // the store writes over the version it last read
+    await state.save({
+      completedKeyVersion: 'v-before',
+      job: {
+        jobId,
+        keyId: cloud.kmsKeyId,
+        keyVersionId: version,
+        phase: 'sweeping',
+        invocation: 1,
+        updatedAt: new Date().toISOString(),
+        checkpoint: {
+          targetKeyVersionId: version,
+          strategy: 'annotate',
+          namespaceIndex: 0,
+          resumeAfter: 'zzzzzzzz/zzzzzzzz',
+          counters: { ...zero, total: 99_999, alreadyCurrent: 99_999 },
+        },
+      },
+    });
+    receiver.requests.length = 0;
+    expect(await invoke()).toMatchObject({ status: 'unconfirmed' });
+    expect(await unmarked('pipe-forged-b')).toBe(12);
+    expect(notifications('critical').map((n) => n.title)).toEqual([
+      `Re-encryption of ${cloud.clusterId} not confirmed`,
+    ]);
+    const failed = await state.load();
+    expect(failed.completedKeyVersion).toBe('v-before');
+    expect(failed.job).toMatchObject({ jobId, phase: 'failed' });
+    expect(failed.job?.checkpoint).toBeUndefined();
+    // Its next attempt starts from the beginning and completes.
+    expect(await invoke()).toMatchObject({ status: 'completed' });
+    expect(await unmarked('pipe-forged-b')).toBe(0);
+    expect((await state.load()).completedKeyVersion).toBe(version);
+  });
+
   it('alerts at once on DisableKey of a key in use; a cluster whose API server is down does not stop the others', async () => {
     const { cloud } = sandbox;
     const other = cloud.createKey('key-other-cluster');
