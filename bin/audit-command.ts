@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { auditCluster, type ClusterAudit } from '../shared/audit/checks';
 import { buildReport, renderHtml, summaryText } from '../shared/audit/report';
 import { createCloudClients } from '../shared/cloud/clients';
@@ -76,7 +76,11 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
       const [cluster] = await discoverClusters(clients, config);
       if (!cluster) throw new UsageError(`cluster ${flags.clusterId} not found`);
       audits = [
-        await auditCluster(clients, cluster, core, { evidenceWindowMs: config.audit.evidenceWindowMs }),
+        await auditCluster(clients, cluster, core, {
+          evidenceWindowMs: config.audit.evidenceWindowMs,
+          rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+          stateNamespace: config.stateNamespace,
+        }),
       ];
     } else {
       audits = [await kubeconfigOnly(core, kc.getCurrentContext() || 'kubeconfig')];

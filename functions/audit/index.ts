@@ -61,7 +61,12 @@ export async function audit(
       });
     }
     try {
-      audits.push(await auditCluster(s.clients, cluster, kube?.core, options));
+      audits.push(
+        await auditCluster(s.clients, cluster, kube?.core, {
+          ...options,
+          ...(kube ? { rbac: kube.rbac, stateNamespace: inv.config.stateNamespace } : {}),
+        }),
+      );
     } finally {
       kube?.close();
     }

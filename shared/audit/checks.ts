@@ -1,6 +1,7 @@
-import type { CoreV1Api } from '@kubernetes/client-node';
+import type { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import type { CloudClients } from '../cloud/clients';
 import type { TargetCluster } from '../cluster/discovery';
+import { stateWriters } from '../cluster/state-writers';
 import { normalizeError } from '../errors';
 import type { ActionTrailEvent } from '../events/actiontrail';
 import { describeKey, type KeyInfo } from '../kms/keys';
@@ -33,6 +34,9 @@ export interface ClusterAudit {
 }
 
 export interface AuditOptions {
+  /** For the check of who else can write the state ConfigMap. */
+  rbac?: RbacAuthorizationV1Api;
+  stateNamespace?: string;
   /** How far back ActionTrail evidence counts (default 7 days). */
   evidenceWindowMs?: number;
   /** How long after a rotation incomplete coverage is a failure rather than a warning (default 24 h). */
@@ -65,6 +69,33 @@ async function managedRoleActivity(
 async function coverage(core: CoreV1Api, keyVersionId: string): Promise<{ total: number; current: number }> {
   const { total, byVersion } = await keyVersionCensus(kubernetesSecretStore(core));
   return { total, current: byVersion.get(keyVersionId) ?? 0 };
+}
+
+/** Anyone else who can write the state ConfigMap can mark a version complete or forge a checkpoint. */
+async function stateWritersCheck(rbac: RbacAuthorizationV1Api, namespace: string): Promise<Check> {
+  const title = `Only the suite can write its state ConfigMap (namespace ${namespace})`;
+  try {
+    const writers = await stateWriters(rbac, namespace);
+    if (writers.length === 0)
+      return { id: 'state-writers', title, status: 'pass', evidence: 'no other RBAC subject may write it' };
+    const shown = writers.slice(0, 10).map((w) => `${w.subject} (${w.via})`);
+    return {
+      id: 'state-writers',
+      title,
+      status: 'warn',
+      evidence: `${writers.length} subject(s) may write it: ${shown.join('; ')}${writers.length > 10 ? '; …' : ''}`,
+      remedy: `Remove write access to configmaps in ${namespace} from these subjects: they could mark a key version re-encrypted or forge a job's checkpoint (the job's census would catch a forged one, the audit's coverage a forged completion).`,
+    };
+  } catch (err) {
+    return {
+      id: 'state-writers',
+      title,
+      status: 'warn',
+      evidence: `reading RBAC failed: ${normalizeError(err).message}`,
+      remedy:
+        "Give the suite's identity list on roles, rolebindings, clusterroles and clusterrolebindings (deploy/rbac.yaml).",
+    };
+  }
 }
 
 export async function auditCluster(
@@ -275,6 +306,8 @@ export async function auditCluster(
     }
   }
 
+  if (options.rbac && options.stateNamespace)
+    checks.push(await stateWritersCheck(options.rbac, options.stateNamespace));
   checks.push({
     id: 'ram-deny',
     title: 'RAM denies cs:UpdateKMSEncryption to everyone who should not change it',

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent, type RequestOptions } from 'node:https';
-import { CoreV1Api, KubeConfig, type RequestContext } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type RequestContext } from '@kubernetes/client-node';
 import { ConfigError } from '../errors';
 
 /**
@@ -114,7 +114,15 @@ export function loadKubeConfig(source: KubeConfigSource): PooledKubeConfig {
 }
 
 /** A Kubernetes client from a kubeconfig text (DescribeClusterUserKubeconfig); close it when done. */
-export function openCluster(kubeconfig: string): { core: CoreV1Api; close(): void } {
+export function openCluster(kubeconfig: string): {
+  core: CoreV1Api;
+  rbac: RbacAuthorizationV1Api;
+  close(): void;
+} {
   const kc = loadKubeConfig({ text: kubeconfig });
-  return { core: kc.makeApiClient(CoreV1Api), close: () => kc.close() };
+  return {
+    core: kc.makeApiClient(CoreV1Api),
+    rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+    close: () => kc.close(),
+  };
 }

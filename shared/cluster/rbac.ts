@@ -4,6 +4,8 @@
  * - Secrets, cluster-wide: `list` (paged sweep and audit coverage, metadata only), `get` (refetch on 409),
  *   `patch` (the annotation merge patch). Never `update`, `create` or `delete`: Secret data is never written.
  * - ConfigMaps, only in the suite's state namespace: `get`, `create`, `update` (job progress and checkpoint).
+ * - RBAC, read-only: `list` on cluster roles and bindings, and on roles and bindings of the state namespace,
+ *   so the audit can name every subject that could write the state ConfigMap (forge a job's progress).
  */
 export const SENTINEL_USER = 'ack-kms-sentinel';
 
@@ -13,11 +15,14 @@ export interface PolicyRule {
   verbs: string[];
 }
 
+const RBAC_GROUP = 'rbac.authorization.k8s.io';
 export const SECRET_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'patch'] },
+  { apiGroups: [RBAC_GROUP], resources: ['clusterroles', 'clusterrolebindings'], verbs: ['list'] },
 ];
 export const STATE_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update'] },
+  { apiGroups: [RBAC_GROUP], resources: ['roles', 'rolebindings'], verbs: ['list'] },
 ];
 
 export interface RbacObjects {

@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import OSS from 'ali-oss';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../functions/audit';
@@ -9,7 +10,7 @@ import type { AuditReport } from '../../shared/audit/report';
 import { ossReportStore } from '../../shared/audit/store';
 import { createCloudClients } from '../../shared/cloud/clients';
 import { runCli } from '../helpers/cli';
-import { sandboxInfo } from '../helpers/sandbox';
+import { kubeConfig, sandboxInfo } from '../helpers/sandbox';
 
 /** The audit against the sandbox: the real cluster, the emulated KMS, ActionTrail and OSS. */
 
@@ -26,6 +27,16 @@ function env(): Record<string, string> {
       ['KMS', 'CS', 'ACTIONTRAIL', 'FC', 'SLS', 'OSS'].map((s) => [`SENTINEL_ENDPOINT_${s}`, cloud.endpoint]),
     ),
   };
+}
+
+async function latestReport(): Promise<AuditReport> {
+  const { cloud } = sandboxInfo();
+  return (await ossReportStore({
+    bucket: cloud.reportBucket,
+    region: cloud.region,
+    credentials: cloud.user,
+    endpoint: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint },
+  }).latest()) as AuditReport;
 }
 
 describe('the audit', () => {
@@ -73,6 +84,7 @@ describe('the audit', () => {
       evidence: 'pass',
       'ram-deny': 'manual',
       network: 'manual',
+      'state-writers': 'pass',
     });
     expect(['pass', 'warn']).toContain(status.coverage);
     expect(cluster?.timeline.some((t) => t.who.startsWith('aliyuncsmanagedsecurityrole:'))).toBe(true);
@@ -141,5 +153,31 @@ describe('the audit', () => {
     );
     const usage = await run(['--kubeconfig', restrictedKubeconfig]);
     expect(usage.code).toBe(2);
+  });
+
+  it('names every other subject that can write the state ConfigMap (it could forge a job)', async () => {
+    const { cloud, stateNamespace } = sandboxInfo();
+    const rbac = kubeConfig(sandboxInfo().kubeconfig).makeApiClient(RbacAuthorizationV1Api);
+    const binding = {
+      metadata: { name: 'intruder-edit', namespace: stateNamespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+      subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: 'team-a' }],
+    };
+    await rbac.createNamespacedRoleBinding({ namespace: stateNamespace, body: binding });
+    try {
+      const handler = createHandler({ env: env(), sink: () => undefined });
+      await handler(
+        Buffer.from(JSON.stringify({ triggerTime: '2026-11-30T08:00:00Z', triggerName: 'daily' })),
+        { requestId: 'audit-writers', credentials: cloud.user },
+      );
+      const check = (await latestReport()).clusters[0]?.checks.find((c) => c.id === 'state-writers');
+      expect(check).toMatchObject({ status: 'warn' });
+      expect(check?.evidence).toContain(
+        `ServiceAccount team-a/deployer (RoleBinding intruder-edit → ClusterRole edit)`,
+      );
+      expect(check?.evidence).not.toMatch(/ack-kms-sentinel \(/);
+    } finally {
+      await rbac.deleteNamespacedRoleBinding({ name: 'intruder-edit', namespace: stateNamespace });
+    }
   });
 });

@@ -45,9 +45,16 @@ describe('the least-privileged kubeconfig', () => {
       cluster: (await rbac.readClusterRole({ name: nameOf(objects.clusterRole) })).rules,
       state: (await rbac.readNamespacedRole({ name: nameOf(objects.role), namespace: state })).rules,
     };
+    const rbacGroup = 'rbac.authorization.k8s.io';
     expect(granted).toEqual({
-      cluster: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'patch'] }],
-      state: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update'] }],
+      cluster: [
+        { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'patch'] },
+        { apiGroups: [rbacGroup], resources: ['clusterroles', 'clusterrolebindings'], verbs: ['list'] },
+      ],
+      state: [
+        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update'] },
+        { apiGroups: [rbacGroup], resources: ['roles', 'rolebindings'], verbs: ['list'] },
+      ],
     });
   });
 
