@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ossReportStore } from '../../shared/audit/store';
 import { credentialsFromContext } from '../../shared/cloud/credentials';
 import { discoverClusters } from '../../shared/cluster/discovery';
+import { acceptedValues, kmsSecret } from '../../shared/config/kms-secrets';
 import { normalizeError, PoisonError } from '../../shared/errors';
 import {
   encodeJobPayload,
@@ -92,12 +93,12 @@ function parseBody<T extends z.ZodType>(schema: T, raw: string): z.output<T> {
   return result.data;
 }
 
-function verify(
+/** Checks the signing headers, then answers whether the signature matches one of the secrets it is given. */
+function signatureCheck(
   event: HttpTriggerEvent,
-  secret: string,
   r: Omit<SignedRequest, 'timestamp'>,
   nowSeconds: number,
-) {
+): (secrets: string[]) => boolean {
   const timestamp = event.headers[TIMESTAMP_HEADER];
   const signature = event.headers[SIGNATURE_HEADER];
   if (!timestamp || !signature) throw new HttpError(401, 'Unauthorized', 'the request is not signed');
@@ -106,10 +107,25 @@ function verify(
   }
   if (!signature.startsWith('v2='))
     throw new HttpError(401, 'Unauthorized', 'sign with scheme v2 (x-sentinel-signature: v2=<hex>)');
-  const expected = Buffer.from(signRequest(secret, { ...r, timestamp }));
   const given = Buffer.from(signature);
-  if (expected.length !== given.length || !timingSafeEqual(expected, given))
-    throw new HttpError(401, 'Unauthorized', 'the signature does not match');
+  return (secrets) =>
+    secrets.some((secret) => {
+      const expected = Buffer.from(signRequest(secret, { ...r, timestamp }));
+      return expected.length === given.length && timingSafeEqual(expected, given);
+    });
+}
+
+/**
+ * The signing secrets accepted now: the configured one, or a KMS secret's current version and, within the
+ * grace period after its rotation, the previous one. `fresh` re-reads a KMS secret cached for more than 10 s
+ * (a signature that matches neither may have been made with a version rotated in since).
+ */
+async function signingSecrets(inv: Invocation, s: () => Services, fresh: boolean): Promise<string[]> {
+  if (inv.config.webhookSecret) return [inv.config.webhookSecret];
+  const name = inv.config.kmsSecrets.webhookSecret;
+  if (!name) throw new HttpError(503, 'NotConfigured', 'the webhook signing secret is not configured');
+  const versions = await kmsSecret(s().clients, name, inv.now(), fresh ? 10_000 : undefined);
+  return acceptedValues(versions, inv.now(), inv.config.secretGraceMs);
 }
 
 /**
@@ -284,8 +300,6 @@ export async function webhook(
     const body = httpBodyBytes(request);
     if (body.length > MAX_BODY_BYTES)
       throw new HttpError(413, 'PayloadTooLarge', `the body is larger than ${MAX_BODY_BYTES} bytes`);
-    const secret = inv.config.webhookSecret;
-    if (!secret) throw new HttpError(503, 'NotConfigured', 'the webhook signing secret is not configured');
     const path = request.requestContext.http.path;
     const method = request.requestContext.http.method;
     const idempotencyKey = request.headers[IDEMPOTENCY_HEADER];
@@ -296,12 +310,17 @@ export async function webhook(
         'Idempotency-Key must be 1 to 255 printable characters',
       );
     const text = body.toString('utf8');
-    verify(
-      request,
-      secret,
-      { method, path, body: text, ...(idempotencyKey ? { idempotencyKey } : {}) },
-      nowSeconds,
-    );
+    // SDK clients before the signature check only to read a signing secret kept in KMS.
+    let built: Services | undefined;
+    const s = () => {
+      built ??= services();
+      return built;
+    };
+    const signed = { method, path, body: text, ...(idempotencyKey ? { idempotencyKey } : {}) };
+    const check = signatureCheck(request, signed, nowSeconds);
+    const matches = async (fresh: boolean) => check(await signingSecrets(inv, s, fresh));
+    if (!(await matches(false)) && !(inv.config.kmsSecrets.webhookSecret && (await matches(true))))
+      throw new HttpError(401, 'Unauthorized', 'the signature does not match');
     const route = ROUTES.find((r) => r.pattern.test(path));
     if (!route) throw new HttpError(404, 'NotFound', `no route ${path}`);
     const run = route.methods[method];
@@ -310,10 +329,10 @@ export async function webhook(
         allow: Object.keys(route.methods).join(', '),
       });
     const match = route.pattern.exec(path) as RegExpExecArray;
-    // Credentials and SDK clients only for a request that passed the signature check.
+    // Credentials and SDK clients (unless the secret is in KMS) only for a request that passed the check.
     return await run(match, {
       inv,
-      s: services(),
+      s: s(),
       body: text,
       requestKey: idempotencyKey
         ? { value: `key:${idempotencyKey}`, fromHeader: true }

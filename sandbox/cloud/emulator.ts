@@ -610,6 +610,7 @@ export class CloudEmulator {
     const {
       Plaintext: _p,
       CiphertextBlob: _c,
+      SecretData: _d,
       Signature: _s,
       SecurityToken: _t,
       SignatureNonce: _n,

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import { ApiError, type CallContext } from './api';
-import type { KeyState } from './state';
+import type { KeyState, SecretState } from './state';
 
 /**
  * KMS 2016-01-20, the operations the suite and the control plane's KMS plugin use, with the real refusals
@@ -11,6 +11,8 @@ const WRITE_ACTIONS = new Set([
   'CreateKey',
   'CreateKeyVersion',
   'CreateAlias',
+  'CreateSecret',
+  'PutSecretValue',
   'UpdateRotationPolicy',
   'SetDeletionProtection',
   'DisableKey',
@@ -57,6 +59,13 @@ function findKey(ctx: CallContext, keyId = required(ctx, 'KeyId')): KeyState {
   const key = state.keys.find((k) => k.keyId === id || k.arn === id);
   if (!key) throw new ApiError(404, 'Forbidden.KeyNotFound', 'The specified Key is not found.');
   return key;
+}
+
+function findSecret(ctx: CallContext): SecretState {
+  const name = required(ctx, 'SecretName');
+  const secret = ctx.emulator.state.secrets.find((x) => x.secretName === name);
+  if (!secret) throw new ApiError(404, 'Forbidden.ResourceNotFound', 'The specified secret is not found.');
+  return secret;
 }
 
 function usable(key: KeyState): void {
@@ -235,6 +244,60 @@ export function kmsAction(ctx: CallContext): Record<string, unknown> {
     }
     case 'DescribeKey':
       return { KeyMetadata: metadata(findKey(ctx)) };
+    case 'CreateSecret': {
+      const secretName = required(ctx, 'SecretName');
+      if (emulator.state.secrets.some((x) => x.secretName === secretName))
+        throw new ApiError(409, 'Rejected.ResourceExist', 'The secret already exists.');
+      const versionId = required(ctx, 'VersionId');
+      emulator.state.secrets.push({
+        secretName,
+        versions: [
+          { versionId, data: required(ctx, 'SecretData'), createTime: iso(now), stages: ['ACSCurrent'] },
+        ],
+      });
+      return { SecretName: secretName, VersionId: versionId };
+    }
+    case 'PutSecretValue': {
+      // A new version becomes ACSCurrent; the old current becomes ACSPrevious (the one before loses it).
+      const secret = findSecret(ctx);
+      const versionId = required(ctx, 'VersionId');
+      if (secret.versions.some((v) => v.versionId === versionId))
+        throw new ApiError(409, 'Rejected.ResourceExist', 'The secret version already exists.');
+      for (const v of secret.versions) {
+        v.stages = v.stages.includes('ACSCurrent')
+          ? ['ACSPrevious']
+          : v.stages.filter((x) => x !== 'ACSPrevious');
+      }
+      secret.versions.push({
+        versionId,
+        data: required(ctx, 'SecretData'),
+        createTime: iso(now),
+        stages: ['ACSCurrent'],
+      });
+      return {
+        SecretName: secret.secretName,
+        VersionId: versionId,
+        VersionStages: { VersionStage: ['ACSCurrent'] },
+      };
+    }
+    case 'GetSecretValue': {
+      const secret = findSecret(ctx);
+      const stage = ctx.params.VersionStage || (ctx.params.VersionId ? undefined : 'ACSCurrent');
+      const v = secret.versions.find(
+        (x) =>
+          (!stage || x.stages.includes(stage)) &&
+          (!ctx.params.VersionId || x.versionId === ctx.params.VersionId),
+      );
+      if (!v) throw new ApiError(404, 'Forbidden.ResourceNotFound', 'The secret version is not found.');
+      return {
+        SecretName: secret.secretName,
+        VersionId: v.versionId,
+        CreateTime: v.createTime,
+        SecretData: v.data,
+        SecretDataType: 'text',
+        VersionStages: { VersionStage: v.stages },
+      };
+    }
     case 'CreateAlias': {
       const aliasName = required(ctx, 'AliasName');
       if (!/^alias\/[a-zA-Z0-9:/_-]{1,249}$/.test(aliasName))

@@ -28,6 +28,12 @@ export interface KeyState {
   deleteDate?: string;
 }
 
+/** A KMS Secrets Manager secret: versions with their stages (ACSCurrent, ACSPrevious). */
+export interface SecretState {
+  secretName: string;
+  versions: Array<{ versionId: string; data: string; createTime: string; stages: string[] }>;
+}
+
 export interface ClusterState {
   clusterId: string;
   name: string;
@@ -59,6 +65,7 @@ export interface EmulatorState {
   keys: KeyState[];
   /** KMS aliases: `alias/<name>` → key id. */
   aliases: Array<{ aliasName: string; keyId: string }>;
+  secrets: SecretState[];
   clusters: ClusterState[];
   events: ActionTrailEvent[];
   /** The ActionTrail trail's SLS logstore: shard → records. */
@@ -73,6 +80,7 @@ export const emptyState = (accountId: string, region: string): EmulatorState => 
   clockOffsetMs: 0,
   keys: [],
   aliases: [],
+  secrets: [],
   clusters: [],
   events: [],
   trailLogstore: [[]],
@@ -93,6 +101,7 @@ export function loadState(dir: string): EmulatorState | undefined {
     // Dates come back as strings; ActionTrail events keep eventTime as a Date in memory.
     raw.buckets ??= {};
     raw.aliases ??= [];
+    raw.secrets ??= [];
     raw.events = raw.events.map((e) => ({ ...e, eventTime: new Date(e.eventTime as unknown as string) }));
     return raw;
   } catch {

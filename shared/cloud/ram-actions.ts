@@ -6,6 +6,7 @@
 export const RAM_ACTION_OF: Record<string, string> = {
   // kmsRpc('<Action>')
   'kms:DescribeKey': 'kms:DescribeKey',
+  'kms:GetSecretValue': 'kms:GetSecretValue',
   // csRoa('<Action>')
   'cs:DescribeClustersV1': 'cs:DescribeClustersV1',
   'cs:DescribeClusterDetail': 'cs:DescribeClusterDetail',

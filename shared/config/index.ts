@@ -62,6 +62,13 @@ export interface SentinelConfig {
   };
   notify: NotifyChannelConfig[];
   webhookSecret?: string;
+  /**
+   * Settings whose value lives in KMS Secrets Manager (`kms-secret://<name>`): the secret's name, read at
+   * run time (`shared/config/kms-secrets.ts`), never kept in the function's configuration.
+   */
+  kmsSecrets: { webhookSecret?: string; notify?: string };
+  /** How long after a KMS secret's rotation its previous version is still accepted (webhook signatures). */
+  secretGraceMs: number;
   audit: {
     /** OSS bucket for audit reports (JSON and HTML). */
     reportBucket?: string;
@@ -210,17 +217,27 @@ const SETTINGS = {
   }),
   notify: setting({
     name: 'SENTINEL_NOTIFY_CHANNELS',
-    example: '[{"type":"webhook","url":"https://hooks.example.com/kms","secret":"<32+ chars>"}]',
+    example:
+      '[{"type":"webhook","url":"https://hooks.example.com/kms","secret":"<32+ chars>"}] or kms-secret://ack-kms-sentinel-channels',
     default: '[]',
     secret: true,
-    parse: parseNotifyChannels,
+    parse: (v) => kmsSecretName(v) ?? parseNotifyChannels(v),
   }),
   webhookSecret: setting({
     name: 'SENTINEL_WEBHOOK_SECRET',
-    example: '<a random string of at least 32 characters, e.g. from `openssl rand -hex 32`>',
+    example:
+      '<a random string of at least 32 characters, e.g. from `openssl rand -hex 32`> or kms-secret://ack-kms-sentinel-webhook',
     optional: true,
     secret: true,
-    parse: (v) => (v.length >= 32 ? v : bad(`must be at least 32 characters long (it has ${v.length})`)),
+    parse: (v) =>
+      kmsSecretName(v) ??
+      (v.length >= 32 ? v : bad(`must be at least 32 characters long (it has ${v.length})`)),
+  }),
+  secretGrace: setting({
+    name: 'SENTINEL_SECRET_GRACE',
+    example: '24h',
+    default: '24h',
+    parse: durationMs,
   }),
   reportBucket: setting({
     name: 'SENTINEL_REPORT_BUCKET',
@@ -263,6 +280,29 @@ const SETTINGS = {
         : bad('must be debug, info, warn or error'),
   }),
 } satisfies Record<string, Setting<unknown>>;
+
+const KMS_SECRET = 'kms-secret://';
+
+/**
+ * `kms-secret://<name>`: a KMS Secrets Manager secret. Names start with `ack-kms-sentinel-`, the only secrets
+ * the RAM policy lets the functions read.
+ */
+function kmsSecretName(v: string): { kmsSecret: string } | Problem | undefined {
+  if (!v.startsWith(KMS_SECRET)) return undefined;
+  const name = v.slice(KMS_SECRET.length);
+  return /^ack-kms-sentinel-[\w/+=.@-]{1,175}$/.test(name)
+    ? { kmsSecret: name }
+    : bad(
+        'must name a KMS secret whose name starts with ack-kms-sentinel- (kms-secret://ack-kms-sentinel-webhook)',
+      );
+}
+
+const literal = <T>(v: T | { kmsSecret: string } | undefined): T | undefined =>
+  typeof v === 'object' && v !== null && 'kmsSecret' in v ? undefined : v;
+const kmsName = (v: unknown): string | undefined =>
+  typeof v === 'object' && v !== null && 'kmsSecret' in v
+    ? (v as { kmsSecret: string }).kmsSecret
+    : undefined;
 
 function intIn(v: string, min: number, max: number): number | Problem {
   if (!/^\d+$/.test(v)) return bad(`must be a whole number between ${min} and ${max}`);
@@ -311,6 +351,8 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
     const e = read(endpointSetting(service));
     if (e) endpoints[service] = e;
   }
+  const notify = read(SETTINGS.notify);
+  const webhookSecret = read(SETTINGS.webhookSecret);
   const config = {
     region: region ?? '',
     accountId: read(SETTINGS.accountId),
@@ -336,8 +378,13 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
       staleAfterMs: read(SETTINGS.staleAfter) ?? 0,
       functionName: read(SETTINGS.reencryptFunction) ?? '',
     },
-    notify: read(SETTINGS.notify) ?? [],
-    webhookSecret: read(SETTINGS.webhookSecret),
+    notify: literal(notify) ?? [],
+    webhookSecret: literal(webhookSecret),
+    kmsSecrets: {
+      ...(kmsName(webhookSecret) ? { webhookSecret: kmsName(webhookSecret) } : {}),
+      ...(kmsName(notify) ? { notify: kmsName(notify) } : {}),
+    },
+    secretGraceMs: read(SETTINGS.secretGrace) ?? 0,
     audit: {
       reportBucket: read(SETTINGS.reportBucket),
       evidenceWindowMs: read(SETTINGS.evidenceWindow) ?? 0,

@@ -112,12 +112,22 @@ export function buildRequest(channel: NotifyChannelConfig, raw: Notification, no
   }
 }
 
-export function createNotifier(channels: NotifyChannelConfig[], options: NotifierOptions = {}): Notifier {
+/** Channels, or how to read them (from KMS Secrets Manager) when the first notification is sent. */
+export type ChannelSource = NotifyChannelConfig[] | (() => Promise<NotifyChannelConfig[]>);
+
+export function createNotifier(source: ChannelSource, options: NotifierOptions = {}): Notifier {
   const maxAttempts = options.maxAttempts ?? 4;
   const baseDelayMs = options.baseDelayMs ?? 500;
   const now = options.now ?? Date.now;
   return {
     async notify(n) {
+      let channels: NotifyChannelConfig[];
+      try {
+        channels = typeof source === 'function' ? await source() : source;
+      } catch (err) {
+        options.log?.error('notification channels could not be read', { error: (err as Error).message });
+        return [];
+      }
       // A channel's default name is its place in the configuration, whatever the severity.
       const targets = channels
         .map((channel, index) => ({ channel, index }))

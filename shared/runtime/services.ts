@@ -1,7 +1,12 @@
 import { type CloudClients, createCloudClients } from '../cloud/clients';
 import { credentialsFromContext } from '../cloud/credentials';
 import { type FunctionInvoker, fc2Invoker } from '../cloud/invoker';
-import { createNotifier, type Notifier } from '../notify';
+import { parseNotifyChannels } from '../config/channels';
+import { kmsSecret } from '../config/kms-secrets';
+import { Problem } from '../config/settings';
+import { ConfigError } from '../errors';
+import { registerSecret } from '../log';
+import { type ChannelSource, createNotifier, type Notifier } from '../notify';
 import type { Invocation } from './handler';
 
 /**
@@ -15,6 +20,21 @@ export interface Services {
   notifier: Notifier;
 }
 
+/** The configured channels, or those kept in a KMS secret (read when the first notification goes out). */
+function channelSource(inv: Invocation, clients: CloudClients): ChannelSource {
+  const name = inv.config.kmsSecrets.notify;
+  if (!name) return inv.config.notify;
+  return async () => {
+    const parsed = parseNotifyChannels((await kmsSecret(clients, name, inv.now())).current);
+    if (parsed instanceof Problem) throw new ConfigError(`KMS secret ${name}: ${parsed.message}`);
+    for (const channel of parsed) {
+      registerSecret(channel.url);
+      registerSecret(channel.secret);
+    }
+    return parsed;
+  };
+}
+
 export function servicesFor(inv: Invocation): Services {
   const credentials = credentialsFromContext(inv.context);
   const clients = createCloudClients(
@@ -25,6 +45,6 @@ export function servicesFor(inv: Invocation): Services {
   return {
     clients,
     invoker: fc2Invoker(clients.fc),
-    notifier: createNotifier(inv.config.notify, { log: inv.log }),
+    notifier: createNotifier(channelSource(inv, clients), { log: inv.log }),
   };
 }

@@ -1,0 +1,152 @@
+import * as $Kms from '@alicloud/kms20160120';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
+import {
+  SIGNATURE_HEADER,
+  signRequest,
+  TIMESTAMP_HEADER,
+  createHandler as webhookHandler,
+} from '../../functions/webhook';
+import { CloudEmulator } from '../../sandbox/cloud/emulator';
+import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
+import { loadConfig } from '../../shared/config';
+import { clearKmsSecretCache } from '../../shared/config/kms-secrets';
+import type { HttpTriggerResponse } from '../../shared/events';
+import { Recorder } from '../helpers/recorder';
+
+/**
+ * Secret-valued settings kept in KMS Secrets Manager (`kms-secret://<name>`): read at run time through the
+ * KMS SDK, a rotation picked up without redeploying, the previous version accepted for the grace period.
+ */
+const OLD = 'webhook-secret-version-one-0123456789abcdef';
+const NEW = 'webhook-secret-version-two-0123456789abcdef';
+let cloud: CloudEmulator;
+let user: CloudClients;
+let receiver: Recorder;
+let clock = Date.now();
+
+beforeAll(async () => {
+  cloud = await CloudEmulator.start();
+  receiver = await new Recorder().start();
+  const endpoint = { protocol: 'http' as const, host: cloud.host, url: cloud.url };
+  user = createCloudClients(
+    { region: 'cn-hangzhou', endpoints: { kms: endpoint, cs: endpoint } },
+    cloud.user,
+  );
+  await user.kmsRpc('CreateSecret', {
+    SecretName: 'ack-kms-sentinel-webhook',
+    SecretData: OLD,
+    VersionId: 'v1',
+  });
+});
+afterAll(async () => {
+  await cloud.stop();
+  await receiver.stop();
+});
+beforeEach(() => clearKmsSecretCache());
+
+const env = (extra: Record<string, string>) => ({
+  SENTINEL_REGION: cloud.state.region,
+  SENTINEL_ACCOUNT_ID: cloud.state.accountId,
+  SENTINEL_CLUSTER_PROFILE: 'Edge',
+  SENTINEL_LOG_LEVEL: 'error',
+  ...Object.fromEntries(['KMS', 'CS', 'ACTIONTRAIL', 'FC'].map((s) => [`SENTINEL_ENDPOINT_${s}`, cloud.url])),
+  ...extra,
+});
+
+describe('the webhook signing secret from KMS Secrets Manager', () => {
+  const handler = () =>
+    webhookHandler({
+      env: env({
+        SENTINEL_WEBHOOK_SECRET: 'kms-secret://ack-kms-sentinel-webhook',
+        SENTINEL_SECRET_GRACE: '1h',
+      }),
+      sink: () => undefined,
+      now: () => clock,
+    });
+  const get = async (h: ReturnType<typeof handler>, secret: string) => {
+    const ts = String(Math.floor(Date.now() / 1000));
+    const path = '/v1/jobs/rj-none-0000000000000000';
+    const event = {
+      version: 'v1',
+      rawPath: path,
+      body: '',
+      isBase64Encoded: false,
+      headers: {
+        [TIMESTAMP_HEADER]: ts,
+        [SIGNATURE_HEADER]: signRequest(secret, { method: 'GET', path, timestamp: ts, body: '' }),
+      },
+      queryParameters: {},
+      requestContext: {
+        requestId: 'r',
+        http: { method: 'GET', path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.1' },
+      },
+    };
+    const context = {
+      requestId: 'req',
+      credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
+      accountId: cloud.state.accountId,
+    };
+    return ((await h(Buffer.from(JSON.stringify(event)), context)) as HttpTriggerResponse).statusCode;
+  };
+
+  it('accepts the current version, picks up a rotation without a redeploy, and the previous version for the grace period only', async () => {
+    const h = handler();
+    // 404 JobNotFound: the signature passed; 401: it did not.
+    expect(await get(h, OLD)).toBe(404);
+    expect(await get(h, 'not-the-secret-0123456789abcdef0123456789')).toBe(401);
+    await user.kmsRpc('PutSecretValue', {
+      SecretName: 'ack-kms-sentinel-webhook',
+      SecretData: NEW,
+      VersionId: 'v2',
+    });
+    clock += 11_000; // the cached value is re-read when a signature matches neither version
+    expect(await get(h, NEW)).toBe(404);
+    expect(await get(h, OLD), 'the previous version, within the grace period').toBe(404);
+    clock += 2 * 3_600_000;
+    expect(await get(h, OLD), 'the previous version, after the grace period').toBe(401);
+    expect(await get(h, NEW)).toBe(404);
+  });
+
+  it('keeps secret values out of ActionTrail', () => {
+    const calls = cloud.state.events.filter((e) => /SecretValue|CreateSecret/.test(e.eventName));
+    expect(calls.map((e) => e.eventName)).toEqual(
+      expect.arrayContaining(['CreateSecret', 'PutSecretValue', 'GetSecretValue']),
+    );
+    expect(JSON.stringify(calls)).not.toMatch(/version-one|version-two/);
+  });
+});
+
+describe('notification channels from KMS Secrets Manager', () => {
+  it('sends alerts to the channels the secret holds', async () => {
+    const channels = [
+      { type: 'webhook', url: `${receiver.url}/kms-hook`, secret: 'channel-secret-0123456789' },
+    ];
+    await user.kmsRpc('CreateSecret', {
+      SecretName: 'ack-kms-sentinel-channels',
+      SecretData: JSON.stringify(channels),
+      VersionId: 'v1',
+    });
+    const key = cloud.createKey();
+    cloud.addCluster({ clusterId: 'c-kms-secret', kubeconfig: 'x', encryptionKeyId: key.keyId });
+    const watch = rotationWatchHandler({
+      env: env({ SENTINEL_NOTIFY_CHANNELS: 'kms-secret://ack-kms-sentinel-channels' }),
+      sink: () => undefined,
+    });
+    cloud.registerFunction({ name: 'ack-kms-sentinel-rotation-watch', handler: watch });
+    cloud.subscribe({
+      filter: (e) => e.source === 'acs.kms',
+      handler: (b) => cloud.functions.invoke('ack-kms-sentinel-rotation-watch', b, {}),
+    });
+    await user.kms.disableKey(new $Kms.DisableKeyRequest({ keyId: key.keyId }));
+    await cloud.idle();
+    const sent = receiver.requests.filter((r) => r.path === '/kms-hook').map((r) => JSON.parse(r.body));
+    expect(sent.map((n) => n.title)).toEqual([`DisableKey on ${key.keyId}`]);
+  });
+
+  it('refuses a secret name the RAM policy does not cover', () => {
+    expect(() => loadConfig(env({ SENTINEL_WEBHOOK_SECRET: 'kms-secret://prod-webhook' }))).toThrow(
+      /SENTINEL_WEBHOOK_SECRET: must name a KMS secret whose name starts with ack-kms-sentinel-/,
+    );
+  });
+});
