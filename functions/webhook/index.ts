@@ -258,10 +258,7 @@ const ROUTES: Route[] = [
       GET: async (m, { inv, s }) => {
         const jobId = m[1] ?? '';
         try {
-          const res = await s.clients.fc.get(
-            `/functions/${inv.config.reencrypt.functionName}/async-tasks/${jobId}`,
-          );
-          const task = res.data as { status?: string; startedTime?: number; endTime?: number };
+          const task = await s.invoker.getTask(inv.config.reencrypt.functionName, jobId);
           return jsonResponse(200, {
             jobId,
             status: task.status ?? 'Unknown',

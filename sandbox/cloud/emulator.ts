@@ -5,7 +5,7 @@ import { deflateSync } from 'node:zlib';
 import type { ActionTrailEvent, UserIdentity } from '../../shared/events/actiontrail';
 import { ApiError, type CallContext, type Credential, type RawRequest } from './api';
 import { csAction, csRoute } from './cs';
-import { FunctionService, type FunctionSpec } from './fc';
+import { type AsyncTask, FunctionService, type FunctionSpec } from './fc';
 import { createKeyState, isKmsWrite, kmsAction, rotateDueKeys } from './kms';
 import { signatureOf } from './signatures';
 import { decodeCursor, encodeCursor, encodeLogGroups, trailRecord } from './sls';
@@ -635,9 +635,21 @@ export class CloudEmulator {
     });
   }
 
+  /**
+   * FC 3.0 as `@alicloud/fc20230330` calls it: ACS3-signed, `x-acs-action` naming the operation, version
+   * 2023-03-30. Anything else (an FC 2.0 `FC ak:sig` signature, a missing or wrong action) is refused.
+   */
   private async dispatchFc(raw: RawRequest, res: ServerResponse): Promise<void> {
+    const action = String(raw.headers['x-acs-action'] ?? '');
+    const expect = (wanted: string) => {
+      if (!String(raw.headers.authorization ?? '').startsWith('ACS3-HMAC-SHA256 '))
+        throw new ApiError(400, 'InvalidArgument', 'FC 3.0 requests are signed with ACS3-HMAC-SHA256');
+      if (action !== wanted || raw.headers['x-acs-version'] !== '2023-03-30')
+        throw new ApiError(400, 'InvalidArgument', `expected x-acs-action ${wanted}, version 2023-03-30`);
+    };
     let m = /^\/2023-03-30\/functions\/([^/]+)\/invocations$/.exec(raw.path);
     if (m && raw.method === 'POST') {
+      expect('InvokeFunction');
       const headers = Object.fromEntries(
         Object.entries(raw.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]),
       );
@@ -648,6 +660,7 @@ export class CloudEmulator {
     }
     m = /^\/2023-03-30\/functions\/([^/]+)\/async-tasks$/.exec(raw.path);
     if (m && raw.method === 'GET') {
+      expect('ListAsyncTasks');
       const q = raw.query;
       const limit = Number(q.limit ?? '20');
       if (!Number.isInteger(limit) || limit < 1 || limit > 100)
@@ -657,27 +670,29 @@ export class CloudEmulator {
         ...(q.status ? { status: q.status } : {}),
       });
       if (q.sortOrderByTime !== 'asc') tasks.reverse();
-      return sendJson(res, 200, {
-        asyncTasks: tasks
-          .slice(0, limit)
-          .map((t) => ({ taskId: t.taskId, status: t.status, startedTime: t.startedTime })),
-      });
+      return sendJson(res, 200, { tasks: tasks.slice(0, limit).map((t) => this.asyncTask(t)) });
     }
     m = /^\/2023-03-30\/functions\/([^/]+)\/async-tasks\/([^/]+)$/.exec(raw.path);
     if (m && raw.method === 'GET') {
+      expect('GetAsyncTask');
       const task = this.functions.task(decodeURIComponent(m[1] ?? ''), decodeURIComponent(m[2] ?? ''));
-      return sendJson(res, 200, {
-        functionArn: `acs:fc:${this.state.region}:${this.state.accountId}:functions/${task.functionName}`,
-        taskId: task.taskId,
-        requestId: task.requestId,
-        status: task.status,
-        startedTime: task.startedTime,
-        ...(task.endTime ? { endTime: task.endTime, durationMs: task.endTime - task.startedTime } : {}),
-        ...(task.returnPayload ? { returnPayload: task.returnPayload } : {}),
-        ...(task.errorMessage ? { invocationErrorMessage: task.errorMessage } : {}),
-      });
+      return sendJson(res, 200, this.asyncTask(task));
     }
     throw new ApiError(404, 'PathNotSupported', `path ${raw.path} is not supported`);
+  }
+
+  /** FC 3.0's AsyncTask (the SDK's model: `taskErrorMessage`, `taskPayload`). */
+  private asyncTask(task: AsyncTask) {
+    return {
+      functionArn: `acs:fc:${this.state.region}:${this.state.accountId}:functions/${task.functionName}`,
+      taskId: task.taskId,
+      requestId: task.requestId,
+      status: task.status,
+      startedTime: task.startedTime,
+      ...(task.endTime ? { endTime: task.endTime, durationMs: task.endTime - task.startedTime } : {}),
+      ...(task.returnPayload ? { returnPayload: task.returnPayload } : {}),
+      ...(task.errorMessage ? { taskErrorMessage: task.errorMessage } : {}),
+    };
   }
 
   /** OSS: PutObject and GetObject on the buckets the sandbox created (`createBucket`). */
@@ -777,10 +792,11 @@ export class CloudEmulator {
   ): undefined {
     const headers = { ...e.headers, 'x-acs-request-id': requestId };
     if (service === 'fc')
+      // FC 3.0's error body, as @alicloud/fc20230330 reads it.
       return sendJson(
         res,
         e.status,
-        { ErrorCode: e.code, ErrorMessage: e.message },
+        { Code: e.code, Message: e.message, RequestId: requestId },
         { ...headers, 'x-fc-request-id': requestId },
       );
     if (service === 'sls')

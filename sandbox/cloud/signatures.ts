@@ -2,9 +2,9 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
 /**
- * Server-side checks of the four signature schemes the official SDKs send (reference/sdks.md §2.4,
+ * Server-side checks of the signature schemes the official SDKs send (reference/sdks.md §2.4,
  * fc-sls.md §2): RPC v1 (HMAC-SHA1 in the query; @alicloud/kms20160120 1.2.0), ACS3-HMAC-SHA256 (the
- * `Authorization` header; openapi-core/openapi-client), FC (`Authorization: FC ak:sig`; @alicloud/fc2) and
+ * `Authorization` header; openapi-core/openapi-client), and
  * LOG (`Authorization: LOG ak:sig`; @alicloud/sls20201230).
  */
 export interface SignedRequest {
@@ -16,7 +16,7 @@ export interface SignedRequest {
   body: Buffer;
 }
 
-export type SignatureScheme = 'rpc-v1' | 'acs3' | 'fc' | 'log' | 'oss';
+export type SignatureScheme = 'rpc-v1' | 'acs3' | 'log' | 'oss';
 
 export interface SignatureCheck {
   scheme: SignatureScheme;
@@ -92,25 +92,6 @@ function acs3(req: SignedRequest): SignatureCheck | undefined {
   };
 }
 
-function fc(req: SignedRequest): SignatureCheck | undefined {
-  const m = /^FC ([^:]+):(.+)$/.exec(header(req.headers, 'authorization'));
-  if (!m) return undefined;
-  const [, accessKeyId = '', signature = ''] = m;
-  return {
-    scheme: 'fc',
-    accessKeyId,
-    verify(secret) {
-      const fcHeaders = Object.keys(req.headers)
-        .filter((k) => k.startsWith('x-fc-'))
-        .sort()
-        .map((k) => `${k}:${header(req.headers, k)}\n`)
-        .join('');
-      const stringToSign = `${req.method}\n${header(req.headers, 'content-md5')}\n${header(req.headers, 'content-type')}\n${header(req.headers, 'date')}\n${fcHeaders}${req.path}`;
-      return equal(createHmac('sha256', secret).update(stringToSign).digest('base64'), signature);
-    },
-  };
-}
-
 function log(req: SignedRequest): SignatureCheck | undefined {
   const m = /^LOG ([^:]+):(.+)$/.exec(header(req.headers, 'authorization'));
   if (!m) return undefined;
@@ -165,5 +146,5 @@ function oss(req: SignedRequest & { bucket?: string }): SignatureCheck | undefin
 
 /** Finds the signature scheme of a request; undefined when it carries none. */
 export function signatureOf(req: SignedRequest & { bucket?: string }): SignatureCheck | undefined {
-  return rpcV1(req) ?? acs3(req) ?? fc(req) ?? log(req) ?? oss(req);
+  return rpcV1(req) ?? acs3(req) ?? log(req) ?? oss(req);
 }

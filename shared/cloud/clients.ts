@@ -1,5 +1,5 @@
 import Cs from '@alicloud/cs20151215';
-import FCClient from '@alicloud/fc2';
+import Fc from '@alicloud/fc20230330';
 import Kms from '@alicloud/kms20160120';
 import OpenApi, * as $OpenApi from '@alicloud/openapi-client';
 import { $OpenApiUtil } from '@alicloud/openapi-core';
@@ -19,8 +19,9 @@ import type { CloudCredentials } from './credentials';
  *   `@alicloud/openapi-client`'s generic `callApi` (`kmsRpc`), never a hand-signed request.
  * - ActionTrail: no SDK on our registry (alicloud.md §2.8), so `LookupEvents` also goes through `callApi`.
  * - CS: `@alicloud/cs20151215` 7.x; `csRoa` is its own `callApi`, for `meta_data` the models drop.
- * - FC: `@alicloud/fc2` with `version = '2023-03-30'` reaches the FC 3.0 invoke path, as the official `fc3`
- *   component does (fc-sls.md §1a).
+ * - FC: `@alicloud/fc20230330`, the FC 3.0 OpenAPI SDK (ACS3 signatures), which the official `fc3` component
+ *   itself invokes with (`invokeFunction` with `x-fc-invocation-type` and `x-fc-async-task-id`); it replaces
+ *   `@alicloud/fc2`, an FC 2.0 client whose requests FC 3.0 was never shown to accept (docs/decisions.md).
  */
 export interface Timeouts {
   connectTimeoutMs: number;
@@ -44,7 +45,7 @@ export interface CloudClients {
   cs: Cs;
   csRoa: RoaCaller;
   actionTrailRpc: RpcCaller;
-  fc: FCClient;
+  fc: Fc;
 }
 
 interface Resolved {
@@ -169,15 +170,9 @@ export function createCloudClients(
   };
 
   const fcEndpoint = resolveEndpoint('fc', region, endpoints, accountId);
-  const fc = new FCClient(accountId ?? 'unknown-account', {
-    accessKeyID: credentials.accessKeyId,
-    accessKeySecret: credentials.accessKeySecret,
-    ...(credentials.securityToken ? { securityToken: credentials.securityToken } : {}),
-    region,
-    endpoint: fcEndpoint.url,
-    timeout: timeouts.readTimeoutMs,
-  });
-  fc.version = '2023-03-30';
+  const fc = new Fc(
+    new $OpenApiUtil.Config({ ...common, endpoint: fcEndpoint.host, protocol: fcEndpoint.protocol }),
+  );
 
   return {
     region,

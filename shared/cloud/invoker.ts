@@ -1,9 +1,18 @@
-import type FCClient from '@alicloud/fc2';
-import { normalizeError } from '../errors';
+import { Readable } from 'node:stream';
+import type Fc from '@alicloud/fc20230330';
+import {
+  GetAsyncTaskRequest,
+  InvokeFunctionHeaders,
+  InvokeFunctionRequest,
+  ListAsyncTasksRequest,
+} from '@alicloud/fc20230330';
+import * as $dara from '@darabonba/typescript';
+import { normalizeError, SentinelError } from '../errors';
 
 /**
- * Starts functions. One small interface, so that moving from `@alicloud/fc2` (FC 3.0 paths through
- * `version = '2023-03-30'`) to `@alicloud/fc20230330` would touch this file only (DESIGN.md).
+ * Starts functions and reads their async tasks, through the FC 3.0 SDK (`@alicloud/fc20230330`), the way
+ * the official `fc3` component invokes: `InvokeFunction` with `x-fc-invocation-type` and
+ * `x-fc-async-task-id`. One small interface, so the rest of the code never sees the SDK.
  */
 export interface FunctionInvoker {
   /**
@@ -12,13 +21,13 @@ export interface FunctionInvoker {
    */
   invokeAsync(functionName: string, payload: string, options?: { taskId?: string }): Promise<InvokeResult>;
   invokeSync(functionName: string, payload: string): Promise<InvokeResult & { body: unknown }>;
-  /** FC 3.0 ListAsyncTasks: the async tasks whose id starts with `prefix` (newest first), optionally by status. */
+  /** ListAsyncTasks: the async tasks whose id starts with `prefix` (newest first), optionally by status. */
   listTasks(functionName: string, filter: { prefix: string; status?: string }): Promise<AsyncTaskRef[]>;
-}
-
-export interface AsyncTaskRef {
-  taskId: string;
-  status: string;
+  /** GetAsyncTask: one task's status and times. */
+  getTask(
+    functionName: string,
+    taskId: string,
+  ): Promise<AsyncTaskRef & { startedTime?: number; endTime?: number }>;
 }
 
 export interface InvokeResult {
@@ -26,53 +35,89 @@ export interface InvokeResult {
   taskId?: string;
 }
 
-export function fc2Invoker(fc: FCClient): FunctionInvoker {
-  const path = (fn: string) => `/functions/${encodeURIComponent(fn)}/invocations`;
+export interface AsyncTaskRef {
+  taskId: string;
+  status: string;
+}
+
+const runtime = () => new $dara.RuntimeOptions({ autoretry: false });
+
+async function readAll(body: Readable | undefined): Promise<string> {
+  if (!body) return '';
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(Buffer.from(c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function fcInvoker(fc: Fc): FunctionInvoker {
+  const invoke = (functionName: string, payload: string, headers: InvokeFunctionHeaders) =>
+    fc.invokeFunctionWithOptions(
+      functionName,
+      new InvokeFunctionRequest({ body: Readable.from([Buffer.from(payload)]) }),
+      headers,
+      runtime(),
+    );
+  const fail = (operation: string) => (err: unknown) => {
+    throw normalizeError(err, { service: 'fc', operation });
+  };
   return {
     async invokeAsync(functionName, payload, options = {}) {
-      const headers: Record<string, string> = { 'x-fc-invocation-type': 'Async' };
-      if (options.taskId) headers['x-fc-async-task-id'] = options.taskId;
-      try {
-        const res = await fc.post(path(functionName), payload, headers);
-        return { requestId: res.headers['x-fc-request-id'], taskId: options.taskId };
-      } catch (err) {
-        throw normalizeError(err, { service: 'fc', operation: 'InvokeFunction' });
-      }
-    },
-    async listTasks(functionName, { prefix, status }) {
-      try {
-        const res = await fc.get(`/functions/${encodeURIComponent(functionName)}/async-tasks`, {
-          prefix,
-          limit: '100',
-          sortOrderByTime: 'desc',
-          ...(status ? { status } : {}),
-        });
-        const tasks = (res.data as { asyncTasks?: Array<{ taskId?: unknown; status?: unknown }> }).asyncTasks;
-        return (tasks ?? []).flatMap((t) =>
-          typeof t.taskId === 'string' ? [{ taskId: t.taskId, status: String(t.status ?? 'Unknown') }] : [],
-        );
-      } catch (err) {
-        throw normalizeError(err, { service: 'fc', operation: 'ListAsyncTasks' });
-      }
+      const headers = new InvokeFunctionHeaders({
+        xFcInvocationType: 'Async',
+        ...(options.taskId ? { xFcAsyncTaskId: options.taskId } : {}),
+      });
+      const res = await invoke(functionName, payload, headers).catch(fail('InvokeFunction'));
+      await readAll(res.body);
+      return { requestId: res.headers?.['x-fc-request-id'], taskId: options.taskId };
     },
     async invokeSync(functionName, payload) {
-      try {
-        const res = await fc.post(path(functionName), payload, { 'x-fc-invocation-type': 'Sync' });
-        const errorType = res.headers['x-fc-error-type'];
-        if (errorType) {
-          throw normalizeError(
-            {
-              name: `FC${errorType}Error`,
-              code: errorType,
-              message: `function ${functionName} failed: ${errorType}`,
-            },
-            { service: 'fc', operation: 'InvokeFunction' },
-          );
-        }
-        return { requestId: res.headers['x-fc-request-id'], body: res.data };
-      } catch (err) {
-        throw normalizeError(err, { service: 'fc', operation: 'InvokeFunction' });
+      const res = await invoke(
+        functionName,
+        payload,
+        new InvokeFunctionHeaders({ xFcInvocationType: 'Sync' }),
+      ).catch(fail('InvokeFunction'));
+      const text = await readAll(res.body);
+      const errorType = res.headers?.['x-fc-error-type'];
+      if (errorType) {
+        // The function ran and failed (FC answers 200 with x-fc-error-type): not the SDK's error.
+        throw new SentinelError('permanent', `function ${functionName} failed: ${errorType}`, {
+          code: errorType,
+          service: 'fc',
+        });
       }
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        // a function may answer plain text
+      }
+      return { requestId: res.headers?.['x-fc-request-id'], body };
+    },
+    async listTasks(functionName, { prefix, status }) {
+      const request = new ListAsyncTasksRequest({
+        prefix,
+        limit: 100,
+        sortOrderByTime: 'desc',
+        ...(status ? { status } : {}),
+      });
+      const res = await fc
+        .listAsyncTasksWithOptions(functionName, request, {}, runtime())
+        .catch(fail('ListAsyncTasks'));
+      return (res.body?.tasks ?? []).flatMap((t) =>
+        t.taskId ? [{ taskId: t.taskId, status: t.status ?? 'Unknown' }] : [],
+      );
+    },
+    async getTask(functionName, taskId) {
+      const res = await fc
+        .getAsyncTaskWithOptions(functionName, taskId, new GetAsyncTaskRequest({}), {}, runtime())
+        .catch(fail('GetAsyncTask'));
+      const t = res.body;
+      return {
+        taskId,
+        status: t?.status ?? 'Unknown',
+        ...(t?.startedTime ? { startedTime: t.startedTime } : {}),
+        ...(t?.endTime ? { endTime: t.endTime } : {}),
+      };
     },
   };
 }

@@ -8,7 +8,6 @@ import { type ErrorKind, SentinelError } from './taxonomy';
  * - `@alicloud/openapi-client` generic `callApi`: a tea `ResponseError` with `code` and `data.statusCode`.
  * - `@alicloud/kms20160120` 1.2.0 (rpc-client): a plain `Error` whose `code` has `Error` appended
  *   (`Forbidden.KeyNotFoundError`); the real code is `data.Code`; the status appears only in the message.
- * - `@alicloud/fc2`: `name` `FC<ErrorCode>Error`, `code`, status only in the message (`failed with 404`).
  * - `@kubernetes/client-node` 1.x: `ApiException` with numeric `code`, raw text `body`, `headers['retry-after']`.
  * - Node and httpx transport errors: `ECONNRESET`, `ECONNREFUSED`, `RequestTimeoutError`, ...
  */
@@ -115,27 +114,6 @@ function fromKubernetes(raw: Raw, ctx: NormalizeContext): SentinelError | undefi
   );
 }
 
-function fromFc2(raw: Raw, ctx: NormalizeContext): SentinelError | undefined {
-  const name = str(raw.name);
-  const match = name ? /^FC(.+)Error$/.exec(name) : null;
-  if (!match) return undefined;
-  const message = String(raw.message ?? '');
-  const status = num(/failed with (\d{3})/.exec(message)?.[1]);
-  const code = str(raw.code) ?? match[1] ?? 'FCError';
-  const requestId = /requestid: ([^,\s]+)/.exec(message)?.[1];
-  return build(
-    kindForStatus(status, code),
-    code,
-    message,
-    { service: 'fc', ...ctx },
-    {
-      cause: raw,
-      statusCode: status,
-      requestId,
-    },
-  );
-}
-
 function fromAlibaba(raw: Raw, ctx: NormalizeContext): SentinelError | undefined {
   const data = record(raw.data);
   const code = str(data?.Code) ?? str(data?.code) ?? str(raw.code);
@@ -182,7 +160,6 @@ export function normalizeError(err: unknown, ctx: NormalizeContext = {}): Sentin
   const raw = (record(err) ?? { message: String(err) }) as Raw;
   return (
     fromKubernetes(raw, ctx) ??
-    fromFc2(raw, ctx) ??
     fromTransport(raw, ctx) ??
     fromAlibaba(raw, ctx) ??
     build('permanent', 'Unexpected', str(raw.message) ?? String(err), ctx, { cause: err })

@@ -1,6 +1,6 @@
 import { type CloudClients, createCloudClients } from '../cloud/clients';
 import { credentialsFromContext } from '../cloud/credentials';
-import { type FunctionInvoker, fc2Invoker } from '../cloud/invoker';
+import { type FunctionInvoker, fcInvoker } from '../cloud/invoker';
 import { parseNotifyChannels } from '../config/channels';
 import { kmsSecret } from '../config/kms-secrets';
 import { Problem } from '../config/settings';
@@ -44,7 +44,7 @@ export function servicesFor(inv: Invocation): Services {
   );
   return {
     clients,
-    invoker: fc2Invoker(clients.fc),
+    invoker: fcInvoker(clients.fc),
     notifier: createNotifier(channelSource(inv, clients), { log: inv.log }),
   };
 }

@@ -4,7 +4,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCloudClients, resolveEndpoint } from '../../shared/cloud/clients';
 import { credentialsFromContext, credentialsFromDefaultChain } from '../../shared/cloud/credentials';
-import { fc2Invoker } from '../../shared/cloud/invoker';
+import { fcInvoker } from '../../shared/cloud/invoker';
 import { ConfigError, normalizeError, type SentinelError } from '../../shared/errors';
 import { clearRegisteredSecrets, redactString } from '../../shared/log';
 import { failure as caught } from '../helpers/failures';
@@ -110,7 +110,7 @@ describe('the client factory reaches each service at the configured endpoint', (
       res.writeHead(202, { 'x-fc-request-id': 'fc-req-1' });
       res.end();
     });
-    const result = await fc2Invoker(clients().fc).invokeAsync('ack-kms-sentinel-reencrypt', '{"a":1}', {
+    const result = await fcInvoker(clients().fc).invokeAsync('ack-kms-sentinel-reencrypt', '{"a":1}', {
       taskId: 'rj-c1-0123',
     });
     expect(result).toEqual({ requestId: 'fc-req-1', taskId: 'rj-c1-0123' });
@@ -120,9 +120,11 @@ describe('the client factory reaches each service at the configured endpoint', (
     expect(req.headers).toMatchObject({
       'x-fc-invocation-type': 'Async',
       'x-fc-async-task-id': 'rj-c1-0123',
-      'x-fc-security-token': STS.securityToken,
+      'x-acs-action': 'InvokeFunction',
+      'x-acs-version': '2023-03-30',
+      'x-acs-security-token': STS.securityToken,
     });
-    expect(String(req.headers.authorization)).toMatch(/^FC STS\.NUexample:/);
+    expect(String(req.headers.authorization)).toMatch(/^ACS3-HMAC-SHA256 Credential=STS\.NUexample,/);
     expect(req.body).toBe('{"a":1}');
   });
 
@@ -131,7 +133,7 @@ describe('the client factory reaches each service at the configured endpoint', (
       replyJson(200, { ok: true }, { 'x-fc-request-id': 'fc-2' }),
       replyJson(200, { errorMessage: 'boom' }, { 'x-fc-error-type': 'UnhandledInvocationError' }),
     );
-    const invoker = fc2Invoker(clients().fc);
+    const invoker = fcInvoker(clients().fc);
     expect(await invoker.invokeSync('audit', '{}')).toEqual({ requestId: 'fc-2', body: { ok: true } });
     const err = await caught(invoker.invokeSync('audit', '{}'));
     expect(err.code).toBe('UnhandledInvocationError');
@@ -246,15 +248,15 @@ describe('one error taxonomy over every SDK', () => {
     });
   });
 
-  it('fc2: the error code and status from its message', async () => {
+  it('FC 3.0: the error code and status of an error answer', async () => {
     server.reply(
       replyJson(
         404,
-        { ErrorCode: 'FunctionNotFound', ErrorMessage: 'function not found' },
+        { Code: 'FunctionNotFound', Message: 'function not found', RequestId: 'fc-404' },
         { 'x-fc-request-id': 'fc-404' },
       ),
     );
-    const invoker = fc2Invoker(clients().fc);
+    const invoker = fcInvoker(clients().fc);
     expect(await caught(invoker.invokeAsync('nope', '{}'))).toMatchObject({
       kind: 'permanent',
       code: 'FunctionNotFound',

@@ -2,9 +2,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as $Cs from '@alicloud/cs20151215';
+import { ListAsyncTasksRequest } from '@alicloud/fc20230330';
 import * as $Kms from '@alicloud/kms20160120';
 import { $OpenApiUtil } from '@alicloud/openapi-core';
 import Sls, * as $Sls from '@alicloud/sls20201230';
+import * as $dara from '@darabonba/typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Credential } from '../../sandbox/cloud/api';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
@@ -12,7 +14,7 @@ import { CloudEmulator, TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/clou
 import { buildReport } from '../../shared/audit/report';
 import { ossReportStore } from '../../shared/audit/store';
 import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
-import { fc2Invoker } from '../../shared/cloud/invoker';
+import { fcInvoker } from '../../shared/cloud/invoker';
 import {
   isManagedSecurityRole,
   parseLookupEventsBody,
@@ -328,7 +330,7 @@ describe('signatures and unknown calls', () => {
     expect(await failure(wrong.cs.describeClusterDetail('c'))).toMatchObject({
       code: 'SignatureDoesNotMatch',
     });
-    expect(await failure(fc2Invoker(wrong.fc).invokeSync('f', '{}'))).toMatchObject({
+    expect(await failure(fcInvoker(wrong.fc).invokeSync('f', '{}'))).toMatchObject({
       code: 'SignatureNotMatch',
       statusCode: 403,
     });
@@ -497,7 +499,7 @@ describe('SLS: the trail logstore through @alicloud/sls20201230', () => {
   });
 });
 
-describe('Function Compute 3.0 through @alicloud/fc2 (version 2023-03-30)', () => {
+describe('Function Compute 3.0 through @alicloud/fc20230330', () => {
   it('invokes synchronously and asynchronously with a realistic context, and refuses a duplicate task id', async () => {
     const contexts: Array<{
       requestId: string;
@@ -514,7 +516,7 @@ describe('Function Compute 3.0 through @alicloud/fc2 (version 2023-03-30)', () =
         return { got: body };
       },
     });
-    const fc = fc2Invoker(user.fc);
+    const fc = fcInvoker(user.fc);
     expect((await fc.invokeSync('echo', '{"a":1}')).body).toEqual({ got: { a: 1 } });
     expect(await failure(fc.invokeSync('echo', '{"fail":true}'))).toMatchObject({
       code: 'UnhandledInvocationError',
@@ -525,14 +527,30 @@ describe('Function Compute 3.0 through @alicloud/fc2 (version 2023-03-30)', () =
       await failure(fc.invokeAsync('echo', '{"b":2}', { taskId: 'rj-c1-0000000000000001' })),
     ).toMatchObject({ code: 'AsyncTaskAlreadyExists', statusCode: 409 });
     await cloud.idle();
-    const status = await user.fc.get('/functions/echo/async-tasks/rj-c1-0000000000000001');
-    expect(status.data).toMatchObject({ status: 'Succeeded', returnPayload: '{"got":{"b":2}}' });
+    expect(await fc.getTask('echo', 'rj-c1-0000000000000001')).toMatchObject({ status: 'Succeeded' });
+    const listed = await user.fc.listAsyncTasksWithOptions(
+      'echo',
+      new ListAsyncTasksRequest({ prefix: 'rj-c1-', limit: 10 }),
+      {},
+      new $dara.RuntimeOptions({}),
+    );
+    expect(listed.body?.tasks?.map((t) => [t.taskId, t.status, t.returnPayload])).toEqual([
+      ['rj-c1-0000000000000001', 'Succeeded', '{"got":{"b":2}}'],
+    ]);
+    expect(await fc.listTasks('echo', { prefix: 'rj-c1-', status: 'Running' })).toEqual([]);
     expect(contexts[0]).toMatchObject({ function: { name: 'echo', timeout: 120 } });
     expect(contexts[0]?.credentials?.securityToken).toMatch(/^CAIS/);
     expect(await failure(fc.invokeSync('missing', '{}'))).toMatchObject({
       code: 'FunctionNotFound',
       statusCode: 404,
     });
+    // What the FC 2.0 client sends (an `FC ak:sig` signature, no x-acs-action) is refused.
+    const fc2Style = await fetch(`${cloud.url}/2023-03-30/functions/echo/invocations`, {
+      method: 'POST',
+      headers: { authorization: `FC ${cloud.user.accessKeyId}:x`, date: new Date().toUTCString() },
+      body: '{}',
+    });
+    expect(fc2Style.status).toBeGreaterThanOrEqual(400);
     const taskId = await cloud.functions.fireTimer('echo', 'poll', 'tick', new Date('2026-11-29T08:00:00Z'));
     await cloud.idle();
     expect(cloud.functions.task('echo', taskId).returnPayload).toContain('"triggerName":"poll"');
