@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Ajv from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parse, parseAllDocuments } from 'yaml';
+import { parseAllDocuments } from 'yaml';
+import { checkDeployment, checkResolved, parseSpec, type Resolved } from '../../deploy/check';
 import { RAM_ACTION_OF } from '../../shared/cloud/ram-actions';
 import { rbacObjects } from '../../shared/cluster/rbac';
 import { loadConfig } from '../../shared/config';
@@ -13,69 +13,205 @@ import { tsSources } from '../helpers/sources';
 const root = join(__dirname, '..', '..');
 const read = (p: string) => readFileSync(join(root, p), 'utf8');
 
-interface Props {
-  functionName: string;
-  code: string;
-  handler: string;
-  environmentVariables: string | Record<string, string>;
-  triggers?: Array<{ triggerType: string; triggerConfig: Record<string, unknown> }>;
-}
-interface SYaml {
-  vars: { environment: Record<string, string> };
-  resources: Record<string, { props: Props }>;
-}
-
-/** Resolves `${vars.x}` and `${env('X')}` the way Serverless Devs does, with example values for the env. */
-function render(s: SYaml, env: Record<string, string>): SYaml {
-  const walk = (v: unknown): unknown =>
-    typeof v === 'string'
-      ? v.replace(/\$\{env\('([A-Z_]+)'\)\}/g, (_, k: string) => env[k] ?? '')
-      : Array.isArray(v)
-        ? v.map(walk)
-        : v && typeof v === 'object'
-          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
-          : v;
-  const withEnv = walk(s) as SYaml;
-  for (const r of Object.values(withEnv.resources)) {
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: the Serverless Devs variable, verbatim
-    if (r.props.environmentVariables === '${vars.environment}')
-      r.props.environmentVariables = withEnv.vars.environment;
-  }
-  return withEnv;
-}
-
-const EXAMPLE_ENV = {
+const REQUIRED_ONLY = {
   SENTINEL_REGION: 'cn-hangzhou',
   SENTINEL_ACCOUNT_ID: '1234567890123456',
   SENTINEL_TRAIL_PROJECT: 'actiontrail-1234567890123456',
   SENTINEL_TRAIL_LOGSTORE: 'actiontrail_ack',
-  SENTINEL_NOTIFY_CHANNELS: '[{"type":"slack","url":"https://hooks.slack.com/services/T/B/X"}]',
-  SENTINEL_WEBHOOK_SECRET: 'w'.repeat(40),
+};
+const channel = (i: number) => ({
+  type: 'webhook',
+  name: `ops-${i}`,
+  url: `https://hooks.example.com/kms/${i}/0123456789abcdef`,
+  secret: 'channel-signing-secret-0123456789abcdef',
+});
+const ALL = {
+  ...REQUIRED_ONLY,
+  SENTINEL_LOG_PROJECT: 'ack-kms-sentinel-logs',
+  SENTINEL_LOG_LOGSTORE: 'functions',
+  SENTINEL_CLUSTER_PROFILE: 'Default',
+  SENTINEL_REPORT_BUCKET: 'acme-kms-reports',
+  SENTINEL_NOTIFY_CHANNELS: JSON.stringify([channel(1), channel(2)]),
+  SENTINEL_WEBHOOK_SECRET: 'w'.repeat(64),
 };
 
-describe('s.yaml', () => {
-  const s = parse(read('s.yaml')) as SYaml;
-
-  beforeAll(() => {
+describe('s.yaml, as Serverless Devs parses it and fc3 validates it', () => {
+  let requiredOnly: Resolved;
+  let all: Resolved;
+  beforeAll(async () => {
     execFileSync('bash', [join(root, 'deploy/build.sh')], { stdio: 'ignore' });
+    requiredOnly = await parseSpec({ ...REQUIRED_ONLY, SENTINEL_NOTIFY_CHANNELS: '' });
+    all = await parseSpec(ALL);
   }, 120_000);
+  const fn = (r: Resolved, name: string) => {
+    const found = r.functions.find((f) => f.name === name);
+    if (!found) throw new Error(`no ${name}`);
+    return found.props;
+  };
 
-  it('matches the schema of the parts we use, with each trigger config checked against its type', () => {
-    const ajv = new Ajv({ allErrors: true });
-    const validate = ajv.compile(JSON.parse(read('deploy/s.schema.json')));
-    expect(validate(s), ajv.errorsText(validate.errors)).toBe(true);
-    // The schema catches what the upstream one lets through: an eventbridge trigger without its filter.
-    const broken = structuredClone(s);
-    const trigger = broken.resources['rotation-watch']?.props.triggers?.[1];
-    if (trigger) delete trigger.triggerConfig.eventRuleFilterPattern;
-    expect(validate(broken)).toBe(false);
-    expect(ajv.errorsText(validate.errors)).toContain('eventRuleFilterPattern');
+  it('deploys as written with only the required variables (an empty optional one included), and with all', () => {
+    expect(checkResolved(requiredOnly, REQUIRED_ONLY)).toEqual([]);
+    expect(checkResolved(all, ALL)).toEqual([]);
+    expect(fn(requiredOnly, 'webhook').environmentVariables?.SENTINEL_NOTIFY_CHANNELS).toBe('[]');
+    expect(fn(all, 'audit').environmentVariables?.SENTINEL_REPORT_BUCKET).toBe('acme-kms-reports');
+  });
+
+  it('names a missing required variable, with an example, before parsing', async () => {
+    const { SENTINEL_TRAIL_LOGSTORE: _l, ...rest } = REQUIRED_ONLY;
+    expect(await checkDeployment(rest)).toEqual([
+      'SENTINEL_TRAIL_LOGSTORE is not set (example: export SENTINEL_TRAIL_LOGSTORE=actiontrail_ack-kms-sentinel)',
+    ]);
+  });
+
+  it.each([
+    [
+      "the trail logstore as a function's logConfig",
+      (r: Resolved) => {
+        fn(r, 'audit').logConfig = { project: 'p', logstore: REQUIRED_ONLY.SENTINEL_TRAIL_LOGSTORE };
+      },
+      /audit: logConfig must not be the trail logstore/,
+    ],
+    [
+      'no logConfig',
+      (r: Resolved) => {
+        delete fn(r, 'webhook').logConfig;
+      },
+      /webhook: logConfig must name a project and a logstore/,
+    ],
+    [
+      'an SLS trigger logging into the logstore it reads',
+      (r: Resolved) => {
+        const t = fn(r, 'trail-verify').triggers?.[0];
+        if (t) t.triggerConfig.logConfig = { project: 'p', logstore: REQUIRED_ONLY.SENTINEL_TRAIL_LOGSTORE };
+      },
+      /trigger trail: logConfig is where the trigger writes its own logs/,
+    ],
+    [
+      'memory not a multiple of 64 MB',
+      (r: Resolved) => {
+        fn(r, 'audit').memorySize = 1000;
+      },
+      /memorySize 1000 is not a multiple of 64/,
+    ],
+    [
+      'vCPU:GB beyond 1:4',
+      (r: Resolved) => {
+        Object.assign(fn(r, 'audit'), { cpu: 0.25, memorySize: 2048 });
+      },
+      /vCPU:GB must be between 1:1 and 1:4/,
+    ],
+    [
+      'no cpu',
+      (r: Resolved) => {
+        delete fn(r, 'reencrypt').cpu;
+      },
+      /reencrypt: memorySize and cpu must both be set/,
+    ],
+    [
+      'environment variables over 4 KB',
+      (r: Resolved) => {
+        const env = fn(r, 'webhook').environmentVariables ?? {};
+        env.SENTINEL_NOTIFY_CHANNELS = JSON.stringify(Array.from({ length: 40 }, (_, i) => channel(i)));
+      },
+      /webhook: environment variables take \d+ bytes, over FC's 4096/,
+    ],
+    [
+      'a bad trigger name',
+      (r: Resolved) => {
+        const t = fn(r, 'audit').triggers?.[0];
+        if (t) t.triggerName = '1-daily';
+      },
+      /trigger 1-daily: the name must match/,
+    ],
+    [
+      'a five-field cron expression',
+      (r: Resolved) => {
+        const t = fn(r, 'audit').triggers?.[0];
+        if (t) t.triggerConfig.cronExpression = '0 8 * * *';
+      },
+      /cronExpression must have six fields/,
+    ],
+    [
+      'EventBridge in RawData mode',
+      (r: Resolved) => {
+        const t = fn(r, 'rotation-watch').triggers?.[1];
+        if (t)
+          t.triggerConfig.eventSinkConfig = {
+            deliveryOption: { mode: 'event-driven', eventSchema: 'RawData' },
+          };
+      },
+      /trigger kms-events: eventSinkConfig.deliveryOption.eventSchema must be CloudEvents/,
+    ],
+    [
+      'EventBridge with batching',
+      (r: Resolved) => {
+        const t = fn(r, 'rotation-watch').triggers?.[2];
+        if (t)
+          t.triggerConfig.runOptions = {
+            mode: 'event-driven',
+            batchWindow: { CountBasedWindow: 10, TimeBasedWindow: 5 },
+          };
+      },
+      /trigger cs-events: batching delivers several events/,
+    ],
+    [
+      "an EventBridge trigger without its filter (fc3's own definition)",
+      (r: Resolved) => {
+        const t = fn(r, 'rotation-watch').triggers?.[1];
+        if (t) delete t.triggerConfig.eventRuleFilterPattern;
+      },
+      /trigger kms-events: fc3 schema: {2}must have required property 'eventRuleFilterPattern'/,
+    ],
+    [
+      'a timeout fc3 refuses',
+      (r: Resolved) => {
+        fn(r, 'reencrypt').timeout = 0;
+      },
+      /reencrypt: fc3 schema: \/timeout must be >= 1/,
+    ],
+    [
+      'no pre-deploy action',
+      (r: Resolved) => {
+        r.actions.length = 0;
+      },
+      /a pre-deploy action must run `npm run deploy:check && npm run build`/,
+    ],
+  ] as const)('refuses %s', (_name, breakIt, expected) => {
+    const broken = structuredClone(all);
+    breakIt(broken);
+    expect(checkResolved(broken, ALL).join('\n')).toMatch(expected);
+  });
+
+  it('says how many notification channels fit in the 4 KB of environment', () => {
+    const base = fn(all, 'webhook').environmentVariables ?? {};
+    const fits = (n: number) =>
+      checkResolved(
+        {
+          ...all,
+          functions: [
+            {
+              name: 'webhook',
+              props: {
+                ...fn(all, 'webhook'),
+                environmentVariables: {
+                  ...base,
+                  SENTINEL_NOTIFY_CHANNELS: JSON.stringify(Array.from({ length: n }, (_, i) => channel(i))),
+                },
+              },
+            },
+          ],
+        },
+        ALL,
+      ).length === 0;
+    let n = 0;
+    while (fits(n + 1)) n++;
+    // README: "about 20 webhook channels fit; keep more in KMS Secrets Manager (kms-secret://…)".
+    expect(n).toBeGreaterThanOrEqual(15);
+    expect(n).toBeLessThan(40);
   });
 
   it('deploys every function, each handler resolving to a built entry', () => {
-    const names = Object.values(s.resources)
-      .map((r) => r.props.functionName)
-      .sort();
+    const names = all.functions.map((f) => f.props.functionName).sort();
     expect(names).toEqual([
       'ack-kms-sentinel-audit',
       'ack-kms-sentinel-reencrypt',
@@ -83,9 +219,9 @@ describe('s.yaml', () => {
       'ack-kms-sentinel-trail-verify',
       'ack-kms-sentinel-webhook',
     ]);
-    for (const { props } of Object.values(s.resources)) {
-      const [file, exported] = props.handler.split('.');
-      const entry = join(root, props.code, `${file}.js`);
+    for (const { props } of all.functions) {
+      const [file, exported] = String(props.handler).split('.');
+      const entry = join(root, String(props.code), `${file}.js`);
       const loaded = execFileSync(process.execPath, [
         '-e',
         `process.stdout.write(typeof require(${JSON.stringify(entry)})[${JSON.stringify(exported)}])`,
@@ -95,19 +231,23 @@ describe('s.yaml', () => {
   });
 
   it('sets every required setting, and the settings load', () => {
-    const rendered = render(s, EXAMPLE_ENV);
-    for (const { props } of Object.values(rendered.resources)) {
-      const env = props.environmentVariables as Record<string, string>;
-      const config = loadConfig(env);
+    for (const { props } of all.functions) {
+      const config = loadConfig(props.environmentVariables ?? {});
       expect(config.region).toBe('cn-hangzhou');
       expect(config.webhookSecret).toBeDefined();
-      expect(env.SENTINEL_REENCRYPT_FUNCTION).toBe(rendered.resources.reencrypt?.props.functionName);
+      expect(config.trail).toEqual({
+        project: ALL.SENTINEL_TRAIL_PROJECT,
+        logstore: ALL.SENTINEL_TRAIL_LOGSTORE,
+      });
+      expect(props.environmentVariables?.SENTINEL_REENCRYPT_FUNCTION).toBe(fn(all, 'reencrypt').functionName);
     }
+    for (const { props } of requiredOnly.functions)
+      expect(() => loadConfig(props.environmentVariables ?? {})).not.toThrow();
   });
 
   it('filters EventBridge on the events the functions handle, as valid JSON patterns', () => {
-    const patterns = Object.values(s.resources).flatMap((r) =>
-      (r.props.triggers ?? [])
+    const patterns = all.functions.flatMap(({ props }) =>
+      (props.triggers ?? [])
         .filter((t) => t.triggerType === 'eventbridge')
         .map((t) => JSON.parse(String(t.triggerConfig.eventRuleFilterPattern))),
     );
