@@ -100,9 +100,10 @@ let validators: { props: ValidateFunction; trigger: Record<string, ValidateFunct
 function fc3Validators() {
   if (validators) return validators;
   const schema = JSON.parse(readFileSync(join(root, 'deploy/fc3/schema.json'), 'utf8')) as Fc3Schema;
-  const job = (schema.definitions.ILogTriggerConfig?.properties as Record<string, Record<string, unknown>>)
-    .jobConfig as { properties: Record<string, { type: unknown }> };
-  for (const p of Object.values(job.properties)) p.type = ['string', 'integer'];
+  const log = schema.definitions.ILogTriggerConfig as {
+    properties: { jobConfig: { properties: Record<string, { type: unknown }> } };
+  };
+  for (const p of Object.values(log.properties.jobConfig.properties)) p.type = ['string', 'integer'];
   const ajv = new Ajv({ allErrors: true, strict: false });
   const byType: Record<string, string> = {
     timer: 'ITimerTriggerConfig',
