@@ -4,6 +4,7 @@ import { type AuditFlags, auditCommand } from './audit-command';
 import { type InvokeFlags, invokeCommand } from './invoke-command';
 import { jsonLinesOutput, terminalOutput } from './output';
 import { describeError, type ReencryptFlags, reencryptCommand } from './reencrypt-command';
+import { type ServeFlags, serveCommand } from './serve-command';
 
 /**
  * `ack-kms-sentinel`: the suite's jobs from a laptop or CI, against any cluster you have a kubeconfig for.
@@ -63,12 +64,24 @@ export function buildProgram(run: (code: number) => void): Command {
     .description(
       'Run a function handler locally with a realistic Function Compute context, like `s local invoke`',
     )
-    .argument('<function>', 'rotation-watch, reencrypt or trail-verify')
+    .argument('<function>', 'rotation-watch, reencrypt, trail-verify, audit or webhook')
     .requiredOption('--event <file|->', 'the event, from a file or - for stdin (as FC hands it: bytes)')
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .option('--timeout <seconds>', 'the function timeout the handler budgets against', '60')
     .action(async (name: string, flags: InvokeFlags) => {
       run(await invokeCommand(name, flags));
+    });
+
+  program
+    .command('serve')
+    .description(
+      'Serve the webhook API locally: each request becomes an FC 3.0 HTTP trigger event, like `s local start`',
+    )
+    .option('--port <n>', 'port to listen on', '9000')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
+    .action(async (flags: ServeFlags) => {
+      run(await serveCommand(flags));
     });
 
   program

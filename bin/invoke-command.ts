@@ -4,6 +4,7 @@ import { createHandler as audit } from '../functions/audit';
 import { createHandler as reencrypt } from '../functions/reencrypt';
 import { createHandler as rotationWatch } from '../functions/rotation-watch';
 import { createHandler as trailVerify } from '../functions/trail-verify';
+import { createHandler as webhook } from '../functions/webhook';
 import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { readConfigFile } from '../shared/config';
 import type { FcContext, HandlerDeps, PoisonResult } from '../shared/runtime/handler';
@@ -20,6 +21,7 @@ export const FUNCTIONS: Record<string, Factory> = {
   reencrypt,
   'trail-verify': trailVerify,
   audit,
+  webhook,
 };
 
 export interface InvokeFlags {

@@ -26,7 +26,7 @@ import { type Services, servicesFor } from '../../shared/runtime/services';
  *   GET  /v1/reports/latest                   the latest audit report (JSON)
  * Every request is signed (v2): `x-sentinel-timestamp` (unix seconds, within 5 minutes) and
  * `x-sentinel-signature: v2=<hex HMAC-SHA256(secret, canonical)>`, compared in constant time, where canonical
- * is the lines `v2`, METHOD, PATH, TIMESTAMP, the `Idempotency-Key` (empty when none) and the body's SHA-256
+ * is the lines `v2`, METHOD, PATH (the raw path as sent, percent-encoded, without the query), TIMESTAMP, the `Idempotency-Key` (empty when none) and the body's SHA-256
  * (hex): the key is covered, and no field can bleed into the next. Replays are refused without a store: an
  * audit's id is derived from its Idempotency-Key (or, without one, from the signature), and FC refuses a
  * second async task with the same id. Never a stack trace, never a secret in a response.
@@ -297,7 +297,8 @@ export async function webhook(
     const body = httpBodyBytes(request);
     if (body.length > MAX_BODY_BYTES)
       throw new HttpError(413, 'PayloadTooLarge', `the body is larger than ${MAX_BODY_BYTES} bytes`);
-    const path = request.requestContext.http.path;
+    // The path as the client sent it (percent-encoded, no query): what it signed, and what routes.
+    const path = request.rawPath;
     const method = request.requestContext.http.method;
     const idempotencyKey = request.headers[IDEMPOTENCY_HEADER];
     if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))

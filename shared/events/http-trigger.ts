@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { nonEmpty } from './fields';
 import { type DecodeOptions, parseEvent } from './parse';
 
 /**
@@ -26,7 +25,8 @@ export const httpTriggerEventSchema = z.object({
       sourceIp: z.string().optional(),
       userAgent: z.string().optional(),
     }),
-    requestId: nonEmpty,
+    // `s local invoke`'s HTTP event template sends an empty one.
+    requestId: z.string().default(''),
     time: z.string().optional(),
     timeEpoch: z.string().regex(/^\d+$/, 'must be milliseconds since the epoch').optional(),
   }),

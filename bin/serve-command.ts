@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHandler as webhook } from '../functions/webhook';
+import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
+import { readConfigFile } from '../shared/config';
+import type { HttpTriggerResponse } from '../shared/events';
+import type { FcContext } from '../shared/runtime/handler';
+import { UsageError } from './output';
+
+/**
+ * `ack-kms-sentinel serve`: the webhook function behind a local HTTP server, like `s local start`. Each
+ * request becomes the FC 3.0 HTTP trigger event FC would hand the function, so the signed API can be tried
+ * with curl against the sandbox (or real cloud credentials).
+ */
+export interface ServeFlags {
+  port: string;
+  host: string;
+  config?: string;
+}
+
+const TEXT = /^(application\/(json|x-www-form-urlencoded|xml)|text\/)/;
+
+/** The FC 3.0 HTTP trigger event FC would build for this request. */
+export function httpTriggerEvent(req: IncomingMessage, body: Buffer, accountId?: string) {
+  const url = new URL(req.url ?? '/', 'http://local');
+  const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers))
+    if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
+  const queryParameters: Record<string, string> = {};
+  for (const k of new Set(url.searchParams.keys())) queryParameters[k] = url.searchParams.getAll(k).join(',');
+  const binary = body.length > 0 && !TEXT.test(String(req.headers['content-type'] ?? 'text/plain'));
+  const now = Date.now();
+  return {
+    version: 'v1',
+    rawPath,
+    body: binary ? body.toString('base64') : body.toString('utf8'),
+    isBase64Encoded: binary,
+    headers,
+    queryParameters,
+    requestContext: {
+      ...(accountId ? { accountId } : {}),
+      domainName: String(req.headers.host ?? 'localhost'),
+      requestId: randomUUID(),
+      time: new Date(now).toISOString(),
+      timeEpoch: String(now),
+      http: {
+        method: req.method ?? 'GET',
+        path: decodeURIComponent(url.pathname),
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: String(req.headers['user-agent'] ?? ''),
+      },
+    },
+  };
+}
+
+export async function startServer(
+  env: Record<string, string | undefined>,
+  options: { port: number; host: string; context: Omit<FcContext, 'requestId'> },
+): Promise<{ url: string; server: Server }> {
+  const handler = webhook({ env, sink: (line) => process.stderr.write(`${line}\n`) });
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const event = httpTriggerEvent(req, Buffer.concat(chunks), options.context.accountId);
+      const context = { ...options.context, requestId: event.requestContext.requestId };
+      const out = (await handler(Buffer.from(JSON.stringify(event)), context)) as HttpTriggerResponse;
+      res.writeHead(out.statusCode ?? 200, out.headers ?? {});
+      res.end(Buffer.from(out.body ?? '', out.isBase64Encoded ? 'base64' : 'utf8'));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://${options.host}:${port}`, server };
+}
+
+export async function serveCommand(flags: ServeFlags): Promise<number> {
+  if (!/^\d{1,5}$/.test(flags.port))
+    throw new UsageError(`--port must be a port number (got "${flags.port}")`);
+  const env = { ...(flags.config ? readConfigFile(flags.config) : {}), ...process.env };
+  const { url } = await startServer(env, {
+    port: Number(flags.port),
+    host: flags.host,
+    context: {
+      credentials: await credentialsFromDefaultChain(),
+      function: { name: 'ack-kms-sentinel-webhook', handler: 'index.handler', memory: 512, timeout: 30 },
+      region: env.SENTINEL_REGION ?? '',
+      ...(env.SENTINEL_ACCOUNT_ID ? { accountId: env.SENTINEL_ACCOUNT_ID } : {}),
+    },
+  });
+  process.stderr.write(`webhook listening on ${url} (Ctrl-C to stop)\n`);
+  await new Promise(() => undefined);
+  return 0;
+}

@@ -1,0 +1,143 @@
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../bin/cli';
+import { startServer } from '../../bin/serve-command';
+import {
+  AUDIT_FUNCTION,
+  createHandler,
+  SIGNATURE_HEADER,
+  signRequest,
+  TIMESTAMP_HEADER,
+} from '../../functions/webhook';
+import { CloudEmulator } from '../../sandbox/cloud/emulator';
+import type { HttpTriggerResponse } from '../../shared/events';
+import { fixture } from '../helpers/fixtures';
+
+/**
+ * The webhook as users try it before deploying: `ack-kms-sentinel serve` turns requests into FC 3.0 HTTP
+ * trigger events, the README's signed curl call works against it, and `invoke webhook` takes an event file,
+ * including the one `s local invoke` sends.
+ */
+const SECRET = 'serve-test-secret-0123456789abcdef0123456789';
+let cloud: CloudEmulator;
+let server: Server;
+let url = '';
+const audits: string[] = [];
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  cloud = await CloudEmulator.start();
+  cloud.registerFunction({ name: AUDIT_FUNCTION, handler: async (e) => audits.push(e.toString()) });
+  cloud.registerFunction({ name: 'ack-kms-sentinel-reencrypt', handler: async () => 'ok' });
+  env = {
+    SENTINEL_REGION: cloud.state.region,
+    SENTINEL_ACCOUNT_ID: cloud.state.accountId,
+    SENTINEL_WEBHOOK_SECRET: SECRET,
+    SENTINEL_LOG_LEVEL: 'error',
+    ...Object.fromEntries(
+      ['KMS', 'CS', 'ACTIONTRAIL', 'FC'].map((s) => [`SENTINEL_ENDPOINT_${s}`, cloud.url]),
+    ),
+  };
+  ({ server, url } = await startServer(env, {
+    port: 0,
+    host: '127.0.0.1',
+    context: {
+      credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
+      accountId: cloud.state.accountId,
+    },
+  }));
+});
+afterAll(async () => {
+  server.close();
+  await cloud.stop();
+});
+
+/** The README's signed curl example, verbatim. */
+function readmeExample(): string {
+  const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
+  const block = /```sh\n(ts=\$\(date \+%s\);[\s\S]*?)```/.exec(readme)?.[1];
+  if (!block) throw new Error('README has no signed curl example');
+  return block;
+}
+
+describe('ack-kms-sentinel serve', () => {
+  it("answers the README's signed curl call: an audit starts", async () => {
+    // Asynchronously: the server answering curl runs in this process.
+    const { stdout: out } = await promisify(execFile)('bash', ['-c', readmeExample()], {
+      env: { ...process.env, URL: url, SENTINEL_WEBHOOK_SECRET: SECRET },
+    });
+    expect(JSON.parse(out)).toMatchObject({ status: 'started', auditId: expect.stringMatching(/^audit-/) });
+    await cloud.idle();
+    expect(audits.filter((a) => a.includes('"clusterIds":["c-123"]'))).toHaveLength(1);
+  });
+
+  it('signs the raw path as sent, percent-encoding included', async () => {
+    const rawPath = '/v1/jobs/rj%2Dnone';
+    const ts = String(Math.floor(Date.now() / 1000));
+    const sign = (path: string) => signRequest(SECRET, { method: 'GET', path, timestamp: ts, body: '' });
+    const call = (signature: string) =>
+      fetch(`${url}${rawPath}`, { headers: { [TIMESTAMP_HEADER]: ts, [SIGNATURE_HEADER]: signature } });
+    expect((await call(sign('/v1/jobs/rj-none'))).status, 'signed over the decoded path').toBe(401);
+    const raw = await call(sign(rawPath));
+    expect(raw.status, 'signed over the raw path: past the check, no such route').toBe(404);
+    expect(((await raw.json()) as { error: { code: string } }).error.code).toBe('NotFound');
+  });
+});
+
+describe('ack-kms-sentinel invoke webhook', () => {
+  it('takes the HTTP event `s local invoke` sends (an empty requestId), and an event of ours', async () => {
+    const template = join(__dirname, '../fixtures/events/fc3-local-invoke-http.json');
+    const direct = (await createHandler({ env, sink: () => undefined })(readFileSync(template), {
+      requestId: '',
+    })) as HttpTriggerResponse;
+    expect(direct.statusCode, 'parsed, then refused as unsigned').toBe(401);
+
+    const ts = String(Math.floor(Date.now() / 1000));
+    const event = fixture<Record<string, unknown>>('fc3-local-invoke-http.json');
+    const signed = {
+      ...event,
+      rawPath: '/v1/reports/latest',
+      body: '',
+      headers: {
+        [TIMESTAMP_HEADER]: ts,
+        [SIGNATURE_HEADER]: signRequest(SECRET, {
+          method: 'GET',
+          path: '/v1/reports/latest',
+          timestamp: ts,
+          body: '',
+        }),
+      },
+      requestContext: {
+        ...(event.requestContext as object),
+        http: { method: 'GET', path: '/v1/reports/latest', protocol: 'HTTP/1.1' },
+      },
+    };
+    const file = join(tmpdir(), `webhook-event-${process.pid}.json`);
+    writeFileSync(file, JSON.stringify(signed));
+    let printed = '';
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => {
+      printed += String(c);
+      return true;
+    });
+    const saved = { ...process.env };
+    Object.assign(process.env, env, {
+      ALIBABA_CLOUD_ACCESS_KEY_ID: cloud.user.accessKeyId,
+      ALIBABA_CLOUD_ACCESS_KEY_SECRET: cloud.user.accessKeySecret,
+    });
+    try {
+      expect(await main(['invoke', 'webhook', '--event', file])).toBe(0);
+    } finally {
+      out.mockRestore();
+      process.env = saved;
+    }
+    const response = JSON.parse(printed) as HttpTriggerResponse;
+    // Signed and routed: no report bucket is configured here.
+    expect(response.statusCode).toBe(404);
+    expect(JSON.parse(response.body)).toMatchObject({ error: { code: 'NoReport' } });
+  });
+});
