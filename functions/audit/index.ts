@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { type AuditOptions, auditCluster, type ClusterAudit } from '../../shared/audit/checks';
 import { buildReport, summaryText } from '../../shared/audit/report';
-import { ossReportStore } from '../../shared/audit/store';
+import { ossReportWriter } from '../../shared/audit/report-writer';
 import { credentialsFromContext } from '../../shared/cloud/credentials';
-import { clusterKubeconfig, discoverClusters } from '../../shared/cluster/discovery';
+import { discoverClusters } from '../../shared/cluster/discovery';
 import { openCluster } from '../../shared/cluster/kube';
+import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
 import { normalizeError } from '../../shared/errors';
 import { decodeEventInput, parseTimerEvent, parseWith } from '../../shared/events';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
@@ -74,7 +75,7 @@ export async function audit(
   const report = buildReport(auditId, audits);
   let stored: AuditResult['stored'];
   if (inv.config.audit.reportBucket) {
-    stored = await ossReportStore({
+    stored = await ossReportWriter({
       bucket: inv.config.audit.reportBucket,
       region: inv.config.region,
       credentials: credentialsFromContext(inv.context),

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CoreV1Api } from '@kubernetes/client-node';
-import { clusterKubeconfig } from '../../shared/cluster/discovery';
 import { openCluster } from '../../shared/cluster/kube';
 import { configMapStateStore, type JobState } from '../../shared/cluster/state';
+import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
 import {
   type Checkpoint,
   encodeJobPayload,

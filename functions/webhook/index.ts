@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { ossReportStore } from '../../shared/audit/store';
+import { ossReportReader } from '../../shared/audit/report-reader';
 import { credentialsFromContext } from '../../shared/cloud/credentials';
 import { discoverClusters } from '../../shared/cluster/discovery';
 import { acceptedValues, kmsSecret } from '../../shared/config/kms-secrets';
@@ -241,7 +241,7 @@ const ROUTES: Route[] = [
       GET: async (_m, { inv }) => {
         const bucket = inv.config.audit.reportBucket;
         if (!bucket) throw new HttpError(404, 'NoReport', 'no report bucket is configured');
-        const report = await ossReportStore({
+        const report = await ossReportReader({
           bucket,
           region: inv.config.region,
           credentials: credentialsFromContext(inv.context),

@@ -1,5 +1,5 @@
 /**
- * How the code's cloud calls map to RAM actions. The RAM policy in deploy/ram-policy.json is checked against
+ * How the code's cloud calls map to RAM actions. Each function's RAM policy (deploy/ram/<function>.json) is checked against
  * the calls found in the source (test/unit/deploy.test.ts): nothing the code calls is missing, nothing else
  * is granted.
  */

@@ -96,22 +96,3 @@ export async function discoverClusters(
   }
   return out;
 }
-
-/** A short-lived kubeconfig for the suite's identity in the cluster. */
-export async function clusterKubeconfig(
-  clients: Pick<CloudClients, 'csRoa'>,
-  clusterId: string,
-  minutes = 60,
-): Promise<string> {
-  const body = (await clients.csRoa(
-    'DescribeClusterUserKubeconfig',
-    'GET',
-    `/k8s/${encodeURIComponent(clusterId)}/user_config`,
-    {
-      TemporaryDurationMinutes: String(minutes),
-    },
-  )) as { config?: string };
-  if (!body.config)
-    throw new Error(`DescribeClusterUserKubeconfig ${clusterId}: no kubeconfig in the answer`);
-  return body.config;
-}

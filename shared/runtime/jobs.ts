@@ -1,6 +1,7 @@
-import { clusterKubeconfig, type TargetCluster } from '../cluster/discovery';
+import type { TargetCluster } from '../cluster/discovery';
 import { openCluster } from '../cluster/kube';
 import { configMapStateStore } from '../cluster/state';
+import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
 import { normalizeError } from '../errors';
 import { encodeJobPayload, jobIdFor, taskIdFor } from '../events';

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../functions/audit';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import type { AuditReport } from '../../shared/audit/report';
-import { ossReportStore } from '../../shared/audit/store';
+import { ossReportStore } from '../../shared/audit/report-store';
 import { createCloudClients } from '../../shared/cloud/clients';
 import { runCli } from '../helpers/cli';
 import { kubeConfig, sandboxInfo } from '../helpers/sandbox';

@@ -1,7 +1,7 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
-import { ossReportStore } from '../../shared/audit/store';
+import { ossReportStore } from '../../shared/audit/report-store';
 import { discoverClusters } from '../../shared/cluster/discovery';
 import { configMapStateStore } from '../../shared/cluster/state';
 import { normalizeError } from '../../shared/errors';

@@ -4,10 +4,16 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { checkDeployment, checkResolved, parseSpec, type Resolved } from '../../deploy/check';
+import {
+  FUNCTIONS,
+  type FunctionName,
+  functionSources,
+  policyTemplate,
+  renderPolicy,
+} from '../../deploy/ram';
 import { RAM_ACTION_OF } from '../../shared/cloud/ram-actions';
 import { rbacObjects } from '../../shared/cluster/rbac';
 import { loadConfig } from '../../shared/config';
-import { tsSources } from '../helpers/sources';
 
 /** Offline validation of the deployment: s.yaml, the bundles it deploys, the RAM policy and the RBAC. */
 const root = join(__dirname, '..', '..');
@@ -210,6 +216,16 @@ describe('s.yaml, as Serverless Devs parses it and fc3 validates it', () => {
     expect(n).toBeLessThan(40);
   });
 
+  it('gives each function its own RAM role', () => {
+    expect(all.functions.map((f) => [f.name, f.props.role])).toEqual(
+      all.functions.map((f) => [
+        f.name,
+        `acs:ram::${ALL.SENTINEL_ACCOUNT_ID}:role/ack-kms-sentinel-${f.name}`,
+      ]),
+    );
+    expect(all.functions.map((f) => f.name).sort()).toEqual([...FUNCTIONS].sort());
+  });
+
   it('deploys every function, each handler resolving to a built entry', () => {
     const names = all.functions.map((f) => f.props.functionName).sort();
     expect(names).toEqual([
@@ -265,28 +281,65 @@ describe('s.yaml, as Serverless Devs parses it and fc3 validates it', () => {
 });
 
 describe('least privilege', () => {
-  it('the RAM policy grants exactly the actions the code calls', () => {
+  /** The RAM actions a set of source files calls (each SDK call pattern of the code, mapped by the registry). */
+  function calledActions(files: string[]): string[] {
     const called = new Set<string>();
-    for (const file of [
-      ...tsSources(join(root, 'shared')),
-      ...tsSources(join(root, 'functions')),
-      ...tsSources(join(root, 'bin')),
-    ]) {
-      const text = readFileSync(file, 'utf8');
+    for (const file of files) {
+      const text = readFileSync(join(root, file), 'utf8');
       for (const m of text.matchAll(/kmsRpc\('([A-Za-z]+)'/g)) called.add(`kms:${m[1]}`);
       for (const m of text.matchAll(/csRoa\(\s*'([A-Za-z0-9]+)'/g)) called.add(`cs:${m[1]}`);
       for (const m of text.matchAll(/actionTrailRpc\('([A-Za-z]+)'/g)) called.add(`actiontrail:${m[1]}`);
-      if (/\.invokeAsync\(/.test(text) && !file.endsWith('invoker.ts')) called.add('fc:InvokeFunction');
-      if (/\/async-tasks\//.test(text)) called.add('fc:GetAsyncTask');
-      if (/\.listTasks\(/.test(text) && !file.endsWith('invoker.ts')) called.add('fc:ListAsyncTasks');
+      if (file.endsWith('invoker.ts')) continue;
+      if (/\.invokeAsync\(|\.invokeSync\(/.test(text)) called.add('fc:InvokeFunction');
+      if (/\.getTask\(/.test(text)) called.add('fc:GetAsyncTask');
+      if (/\.listTasks\(/.test(text)) called.add('fc:ListAsyncTasks');
       if (/action: 'PullLogs'/.test(text)) called.add('sls:PullLogs');
-      if (/client\.put\(/.test(text) && /new OSS\(/.test(text)) called.add('oss:PutObject');
-      if (/client\.get\(/.test(text) && /new OSS\(/.test(text)) called.add('oss:GetObject');
+      if (/client\.put\(/.test(text)) called.add('oss:PutObject');
+      if (/client\.get\(/.test(text)) called.add('oss:GetObject');
     }
-    const needed = [...called].map((c) => RAM_ACTION_OF[c] ?? `unmapped ${c}`).sort();
-    const policy = JSON.parse(read('deploy/ram-policy.json')) as { Statement: Array<{ Action: string[] }> };
-    const granted = policy.Statement.flatMap((st) => st.Action).sort();
-    expect(granted).toEqual(needed);
+    return [...called].map((c) => RAM_ACTION_OF[c] ?? `unmapped ${c}`).sort();
+  }
+
+  it.each(FUNCTIONS)('the %s role grants exactly the actions its bundle calls', (fn) => {
+    const granted = policyTemplate(fn)
+      .Statement.flatMap((st) => st.Action)
+      .sort();
+    expect(granted).toEqual(calledActions(functionSources(fn)));
+  });
+
+  it('scopes what can be scoped: no kubeconfig for the webhook, the trail logstore, the report prefix, the clusters', () => {
+    const actions = (fn: FunctionName) => policyTemplate(fn).Statement.flatMap((st) => st.Action);
+    expect(actions('webhook')).not.toContain('cs:DescribeClusterUserKubeconfig');
+    expect(actions('trail-verify')).not.toContain('cs:DescribeClusterUserKubeconfig');
+    const resourcesOf = (fn: FunctionName, action: string) =>
+      policyTemplate(fn)
+        .Statement.filter((st) => st.Action.includes(action))
+        .flatMap((st) => st.Resource);
+    expect(resourcesOf('trail-verify', 'log:GetCursorOrData')).toEqual([
+      'acs:log:<region>:<account-id>:project/<trail-project>/logstore/<trail-logstore>',
+    ]);
+    expect(resourcesOf('audit', 'oss:PutObject')).toEqual(['acs:oss:*:*:<report-bucket>/audits/*']);
+    expect(resourcesOf('webhook', 'oss:GetObject')).toEqual(['acs:oss:*:*:<report-bucket>/audits/*']);
+    for (const fn of FUNCTIONS) {
+      for (const st of policyTemplate(fn).Statement) {
+        if (st.Action.includes('kms:GetSecretValue'))
+          expect(st.Resource).toEqual(['acs:kms:<region>:<account-id>:secret/ack-kms-sentinel-*']);
+        if (st.Action.includes('cs:DescribeClusterUserKubeconfig'))
+          expect(st.Resource).toEqual(['acs:cs:<region>:<account-id>:cluster/<cluster-ids>']);
+      }
+    }
+    const rendered = renderPolicy('reencrypt', {
+      SENTINEL_REGION: 'cn-hangzhou',
+      SENTINEL_ACCOUNT_ID: '1234567890123456',
+      SENTINEL_CLUSTER_IDS: 'c-one,c-two',
+    });
+    expect(
+      rendered.Statement.find((st) => st.Action.includes('cs:DescribeClusterUserKubeconfig'))?.Resource,
+    ).toEqual([
+      'acs:cs:cn-hangzhou:1234567890123456:cluster/c-one',
+      'acs:cs:cn-hangzhou:1234567890123456:cluster/c-two',
+    ]);
+    expect(JSON.stringify(rendered)).not.toMatch(/<[a-z-]+>/);
   });
 
   it('the RBAC manifest is the registry the sandbox applies', () => {

@@ -12,7 +12,7 @@ import type { Credential } from '../../sandbox/cloud/api';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator, TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import { buildReport } from '../../shared/audit/report';
-import { ossReportStore } from '../../shared/audit/store';
+import { ossReportStore } from '../../shared/audit/report-store';
 import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
 import { fcInvoker } from '../../shared/cloud/invoker';
 import {

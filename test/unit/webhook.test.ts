@@ -10,7 +10,7 @@ import {
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
 import { buildReport } from '../../shared/audit/report';
-import { ossReportStore } from '../../shared/audit/store';
+import { ossReportStore } from '../../shared/audit/report-store';
 import type { HttpTriggerResponse } from '../../shared/events';
 
 /** The signed HTTP API against the emulated cloud (CS, KMS, FC), through the FC 3.0 HTTP trigger format. */

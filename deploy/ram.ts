@@ -1,0 +1,73 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildSync } from 'esbuild';
+
+/**
+ * One RAM role per function, each with only what that function's code calls (deploy/ram/<function>.json).
+ * The policies are templates: `<region>`, `<account-id>`, `<cluster-ids>`, `<trail-project>`,
+ * `<trail-logstore>` and `<report-bucket>` are filled in by `npm run deploy:policies` from the same
+ * variables s.yaml reads; `<cluster-ids>` becomes one ARN per id of SENTINEL_CLUSTER_IDS (or `*`).
+ */
+const root = join(__dirname, '..');
+
+export const FUNCTIONS = ['rotation-watch', 'reencrypt', 'trail-verify', 'audit', 'webhook'] as const;
+export type FunctionName = (typeof FUNCTIONS)[number];
+
+export interface Statement {
+  Effect: 'Allow';
+  Action: string[];
+  Resource: string[];
+}
+export interface Policy {
+  Version: '1';
+  Statement: Statement[];
+}
+
+export const policyTemplate = (fn: FunctionName): Policy =>
+  JSON.parse(readFileSync(join(root, 'deploy/ram', `${fn}.json`), 'utf8')) as Policy;
+
+/** The project's source files in a function's bundle: what its role must cover, and nothing else. */
+export function functionSources(fn: FunctionName): string[] {
+  const result = buildSync({
+    entryPoints: [join(root, 'functions', fn, 'index.ts')],
+    absWorkingDir: root,
+    bundle: true,
+    platform: 'node',
+    write: false,
+    metafile: true,
+    outfile: 'out.js',
+    external: ['proxy-agent', 'lz4-napi'],
+    logLevel: 'silent',
+  });
+  return Object.keys(result.metafile?.inputs ?? {}).filter((f) => /^(shared|functions)\//.test(f));
+}
+
+export function renderPolicy(fn: FunctionName, env: Record<string, string | undefined>): Policy {
+  const clusters = (env.SENTINEL_CLUSTER_IDS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const fill = (r: string): string[] => {
+    const filled = r
+      .replaceAll('<region>', env.SENTINEL_REGION ?? '*')
+      .replaceAll('<account-id>', env.SENTINEL_ACCOUNT_ID ?? '*')
+      .replaceAll('<trail-project>', env.SENTINEL_TRAIL_PROJECT ?? '*')
+      .replaceAll('<trail-logstore>', env.SENTINEL_TRAIL_LOGSTORE ?? '*')
+      .replaceAll('<report-bucket>', env.SENTINEL_REPORT_BUCKET || 'ack-kms-sentinel-reports');
+    if (!filled.includes('<cluster-ids>')) return [filled];
+    return clusters.length === 0
+      ? [filled.replace('<cluster-ids>', '*')]
+      : clusters.map((id) => filled.replace('<cluster-ids>', id));
+  };
+  const t = policyTemplate(fn);
+  return { ...t, Statement: t.Statement.map((s) => ({ ...s, Resource: s.Resource.flatMap(fill) })) };
+}
+
+if (require.main === module) {
+  const out = join(root, 'dist/ram');
+  mkdirSync(out, { recursive: true });
+  for (const fn of FUNCTIONS) {
+    writeFileSync(join(out, `${fn}.json`), `${JSON.stringify(renderPolicy(fn, process.env), null, 2)}\n`);
+  }
+  process.stderr.write(`wrote ${FUNCTIONS.map((f) => `dist/ram/${f}.json`).join(', ')}\n`);
+}

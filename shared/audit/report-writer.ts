@@ -1,0 +1,28 @@
+import { normalizeError } from '../errors';
+import { type AuditReport, renderHtml } from './report';
+import { ossClient, type ReportStoreOptions } from './store';
+
+/** Stores a report in OSS: its JSON, its HTML, and the `audits/latest.json` pointer. */
+export function ossReportWriter(options: ReportStoreOptions) {
+  const client = ossClient(options);
+  const put = async (name: string, body: string, mime: string) => {
+    try {
+      await client.put(name, Buffer.from(body), { mime });
+    } catch (err) {
+      throw normalizeError(err, { service: 'oss', operation: 'PutObject' });
+    }
+  };
+  return {
+    async save(report: AuditReport): Promise<{ json: string; html: string }> {
+      const base = `audits/${report.auditId}`;
+      await put(`${base}/report.json`, JSON.stringify(report, null, 2), 'application/json');
+      await put(`${base}/report.html`, renderHtml(report), 'text/html');
+      await put(
+        'audits/latest.json',
+        JSON.stringify({ auditId: report.auditId, generatedAt: report.generatedAt }),
+        'application/json',
+      );
+      return { json: `${base}/report.json`, html: `${base}/report.html` };
+    },
+  };
+}

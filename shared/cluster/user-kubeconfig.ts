@@ -1,0 +1,24 @@
+import type { CloudClients } from '../cloud/clients';
+
+/**
+ * In a file of its own, so only the functions that reach a cluster carry `cs:DescribeClusterUserKubeconfig`
+ * (the per-function RAM policies are checked against the files each function's bundle holds).
+ */
+/** A short-lived kubeconfig for the suite's identity in the cluster. */
+export async function clusterKubeconfig(
+  clients: Pick<CloudClients, 'csRoa'>,
+  clusterId: string,
+  minutes = 60,
+): Promise<string> {
+  const body = (await clients.csRoa(
+    'DescribeClusterUserKubeconfig',
+    'GET',
+    `/k8s/${encodeURIComponent(clusterId)}/user_config`,
+    {
+      TemporaryDurationMinutes: String(minutes),
+    },
+  )) as { config?: string };
+  if (!body.config)
+    throw new Error(`DescribeClusterUserKubeconfig ${clusterId}: no kubeconfig in the answer`);
+  return body.config;
+}
