@@ -70,7 +70,14 @@ async function main(): Promise<void> {
       name: string,
       h: (e: unknown, c: FcContext) => Promise<unknown>,
       timeoutSeconds = 300,
-    ) => cloud.registerFunction({ name: `ack-kms-sentinel-${name}`, handler: h, timeoutSeconds });
+    ) =>
+      cloud.registerFunction({
+        name: `ack-kms-sentinel-${name}`,
+        handler: h,
+        timeoutSeconds,
+        // As s.yaml: FC retries a failed reencrypt invocation twice.
+        maxAsyncRetryAttempts: name === 'reencrypt' ? 2 : 0,
+      });
     register('rotation-watch', rotationWatch(quiet));
     register('reencrypt', reencrypt(quiet));
     register('trail-verify', trailVerify(quiet));

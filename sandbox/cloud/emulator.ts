@@ -262,7 +262,7 @@ export class CloudEmulator {
   }
 
   private functionsBusy(): boolean {
-    return [...this.functions.tasks.values()].some((t) => t.status === 'Running');
+    return [...this.functions.tasks.values()].some((t) => t.status === 'Running' || t.status === 'Retrying');
   }
 
   private deliver(event: CloudEventOut): void {
@@ -688,6 +688,7 @@ export class CloudEmulator {
       taskId: task.taskId,
       requestId: task.requestId,
       status: task.status,
+      alreadyRetriedTimes: task.alreadyRetriedTimes,
       startedTime: task.startedTime,
       ...(task.endTime ? { endTime: task.endTime, durationMs: task.endTime - task.startedTime } : {}),
       ...(task.returnPayload ? { returnPayload: task.returnPayload } : {}),

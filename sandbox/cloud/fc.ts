@@ -16,9 +16,11 @@ export interface FunctionSpec {
   handlerName?: string;
   timeoutSeconds?: number;
   memoryMB?: number;
+  /** As s.yaml's `asyncInvokeConfig`: how often FC invokes a failed or timed-out async task again (default 0). */
+  maxAsyncRetryAttempts?: number;
 }
 
-export type TaskStatus = 'Running' | 'Succeeded' | 'Failed';
+export type TaskStatus = 'Running' | 'Retrying' | 'Succeeded' | 'Failed';
 
 export interface AsyncTask {
   functionName: string;
@@ -30,6 +32,7 @@ export interface AsyncTask {
   returnPayload?: string;
   errorMessage?: string;
   payload: string;
+  alreadyRetriedTimes: number;
 }
 
 export interface InvokeOutcome {
@@ -37,6 +40,9 @@ export interface InvokeOutcome {
   headers: Record<string, string>;
   body: string;
 }
+
+/** The emulator's pause before an async retry (FC backs off too; tests need it short). */
+const RETRY_DELAY_MS = 50;
 
 export class FunctionService {
   private readonly functions = new Map<string, FunctionSpec>();
@@ -81,24 +87,72 @@ export class FunctionService {
     };
   }
 
-  /** Runs the handler as FC would: a thrown error becomes an unhandled invocation error, not a crash. */
+  /**
+   * Runs the handler as FC would: a thrown error becomes an unhandled invocation error, not a crash, and an
+   * invocation still running at the function's timeout is reported as FC reports it. (In one process the
+   * emulator cannot kill the handler: it stops waiting and ignores what the late invocation returns.)
+   */
   private async run(
     spec: FunctionSpec,
     payload: Buffer,
     requestId: string,
   ): Promise<{ ok: boolean; body: string }> {
+    const seconds = spec.timeoutSeconds ?? 60;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<{ ok: false; body: string }>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({
+            ok: false,
+            body: JSON.stringify({
+              errorMessage: `Function timed out after ${seconds} seconds`,
+              errorType: 'FunctionTimeout',
+            }),
+          }),
+        seconds * 1000,
+      );
+    });
+    const ran = (async () => {
+      try {
+        const result = await spec.handler(Buffer.from(payload), this.context(spec, requestId));
+        const body = Buffer.isBuffer(result)
+          ? result.toString('utf8')
+          : typeof result === 'string'
+            ? result
+            : JSON.stringify(result ?? null);
+        return { ok: true, body };
+      } catch (err) {
+        const e = err as Error;
+        return { ok: false, body: JSON.stringify({ errorMessage: e.message, errorType: e.name }) };
+      }
+    })();
     try {
-      const result = await spec.handler(Buffer.from(payload), this.context(spec, requestId));
-      const body = Buffer.isBuffer(result)
-        ? result.toString('utf8')
-        : typeof result === 'string'
-          ? result
-          : JSON.stringify(result ?? null);
-      return { ok: true, body };
-    } catch (err) {
-      const e = err as Error;
-      return { ok: false, body: JSON.stringify({ errorMessage: e.message, errorType: e.name }) };
+      return await Promise.race([ran, timedOut]);
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /** An async task: run, and on failure or timeout run again up to the function's retry attempts. */
+  private async runTask(spec: FunctionSpec, task: AsyncTask, payload: Buffer): Promise<void> {
+    const attempts = 1 + (spec.maxAsyncRetryAttempts ?? 0);
+    for (let attempt = 1; ; attempt++) {
+      const { ok, body } = await this.run(spec, payload, task.requestId);
+      if (ok) {
+        task.status = 'Succeeded';
+        task.returnPayload = body;
+        break;
+      }
+      task.errorMessage = body;
+      if (attempt >= attempts) {
+        task.status = 'Failed';
+        break;
+      }
+      task.status = 'Retrying';
+      task.alreadyRetriedTimes++;
+      await new Promise((r) => setTimeout(r, RETRY_DELAY_MS * 2 ** (attempt - 1)));
+    }
+    task.endTime = Date.now();
   }
 
   async invoke(
@@ -122,14 +176,10 @@ export class FunctionService {
         status: 'Running',
         startedTime: Date.now(),
         payload: payload.toString('utf8'),
+        alreadyRetriedTimes: 0,
       };
       this.tasks.set(key, task);
-      const done = this.run(spec, payload, requestId).then(({ ok, body }) => {
-        task.status = ok ? 'Succeeded' : 'Failed';
-        task.endTime = Date.now();
-        if (ok) task.returnPayload = body;
-        else task.errorMessage = body;
-      });
+      const done = this.runTask(spec, task, payload);
       this.running.add(done);
       done.finally(() => this.running.delete(done));
       // A 202 with no JSON content type: fc2 would try to parse an empty JSON body (sdks.md §3.1).

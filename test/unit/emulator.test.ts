@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as $Cs from '@alicloud/cs20151215';
-import { ListAsyncTasksRequest } from '@alicloud/fc20230330';
+import { GetAsyncTaskRequest, ListAsyncTasksRequest } from '@alicloud/fc20230330';
 import * as $Kms from '@alicloud/kms20160120';
 import { $OpenApiUtil } from '@alicloud/openapi-core';
 import Sls, * as $Sls from '@alicloud/sls20201230';
@@ -500,6 +500,54 @@ describe('SLS: the trail logstore through @alicloud/sls20201230', () => {
 });
 
 describe('Function Compute 3.0 through @alicloud/fc20230330', () => {
+  it("enforces the function's timeout as FC reports it, and retries a failed async task per its config", async () => {
+    const { setTimeout: sleep } = await import('node:timers/promises');
+    let calls = 0;
+    cloud.registerFunction({
+      name: 'slow',
+      timeoutSeconds: 1,
+      maxAsyncRetryAttempts: 2,
+      handler: async () => {
+        calls++;
+        await sleep(1_500);
+        return 'late';
+      },
+    });
+    let flaky = 0;
+    cloud.registerFunction({
+      name: 'flaky',
+      maxAsyncRetryAttempts: 2,
+      handler: async () => {
+        if (++flaky === 1) throw new Error('first attempt dies');
+        return 'ok';
+      },
+    });
+    const fc = fcInvoker(user.fc);
+    const timedOut = await failure(fc.invokeSync('slow', '{}'));
+    expect(timedOut).toMatchObject({ code: 'UnhandledInvocationError' });
+    calls = 0;
+    await fc.invokeAsync('slow', '{}', { taskId: 'slow-1' });
+    await cloud.idle();
+    const slow = (
+      await user.fc.getAsyncTaskWithOptions(
+        'slow',
+        'slow-1',
+        new GetAsyncTaskRequest({}),
+        {},
+        new $dara.RuntimeOptions({}),
+      )
+    ).body;
+    expect(slow).toMatchObject({ status: 'Failed', alreadyRetriedTimes: 2 });
+    expect(slow?.taskErrorMessage).toMatch(/Function timed out after 1 seconds/);
+    expect(calls, 'the first attempt and two retries').toBe(3);
+    await fc.invokeAsync('flaky', '{}', { taskId: 'flaky-1' });
+    await cloud.idle();
+    expect(cloud.functions.task('flaky', 'flaky-1')).toMatchObject({
+      status: 'Succeeded',
+      alreadyRetriedTimes: 1,
+    });
+  });
+
   it('invokes synchronously and asynchronously with a realistic context, and refuses a duplicate task id', async () => {
     const contexts: Array<{
       requestId: string;
