@@ -5,6 +5,7 @@ import { createHandler as webhook } from '../functions/webhook';
 import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { readConfigFile } from '../shared/config';
 import type { HttpTriggerResponse } from '../shared/events';
+import { redactString } from '../shared/log';
 import type { FcContext } from '../shared/runtime/handler';
 import { UsageError } from './output';
 
@@ -20,6 +21,14 @@ export interface ServeFlags {
 }
 
 const TEXT = /^(application\/(json|x-www-form-urlencoded|xml)|text\/)/;
+
+const decodedPath = (p: string): string => {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return p; // a malformed escape: the handler answers it (the signature covers the raw path)
+  }
+};
 
 /** The FC 3.0 HTTP trigger event FC would build for this request. */
 export function httpTriggerEvent(req: IncomingMessage, body: Buffer, accountId?: string) {
@@ -47,7 +56,7 @@ export function httpTriggerEvent(req: IncomingMessage, body: Buffer, accountId?:
       timeEpoch: String(now),
       http: {
         method: req.method ?? 'GET',
-        path: decodeURIComponent(url.pathname),
+        path: decodedPath(url.pathname),
         protocol: `HTTP/${req.httpVersion}`,
         sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
         userAgent: String(req.headers['user-agent'] ?? ''),
@@ -65,14 +74,29 @@ export async function startServer(
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', async () => {
-      const event = httpTriggerEvent(req, Buffer.concat(chunks), options.context.accountId);
-      const context = { ...options.context, requestId: event.requestContext.requestId };
-      const out = (await handler(Buffer.from(JSON.stringify(event)), context)) as HttpTriggerResponse;
-      res.writeHead(out.statusCode ?? 200, out.headers ?? {});
-      res.end(Buffer.from(out.body ?? '', out.isBase64Encoded ? 'base64' : 'utf8'));
+      try {
+        const event = httpTriggerEvent(req, Buffer.concat(chunks), options.context.accountId);
+        const context = { ...options.context, requestId: event.requestContext.requestId };
+        const out = (await handler(Buffer.from(JSON.stringify(event)), context)) as HttpTriggerResponse;
+        res.writeHead(out.statusCode ?? 200, out.headers ?? {});
+        res.end(Buffer.from(out.body ?? '', out.isBase64Encoded ? 'base64' : 'utf8'));
+      } catch (err) {
+        // What FC answers when a function throws: the server stays up for the next request.
+        process.stderr.write(`webhook invocation failed: ${redactString((err as Error).message)}\n`);
+        res.writeHead(502, {
+          'content-type': 'application/json',
+          'x-fc-error-type': 'UnhandledInvocationError',
+        });
+        res.end(JSON.stringify({ errorMessage: 'the function failed; see its log' }));
+      }
     });
   });
-  await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new UsageError(`cannot listen on ${options.host}:${options.port} (${err.code ?? err.message})`)),
+    );
+    server.listen(options.port, options.host, resolve);
+  });
   const { port } = server.address() as AddressInfo;
   return { url: `http://${options.host}:${port}`, server };
 }

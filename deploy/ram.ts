@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
+import { missingVariables } from './check';
 
 /**
  * One RAM role per function, each with only what that function's code calls (deploy/ram/<function>.json).
@@ -64,6 +65,12 @@ export function renderPolicy(fn: FunctionName, env: Record<string, string | unde
 }
 
 if (require.main === module) {
+  // Never a policy with a wildcard where the account or region was meant.
+  const missing = missingVariables(process.env);
+  if (missing.length > 0) {
+    process.stderr.write(`deploy:policies: ${missing.join('; ')}\n`);
+    process.exit(1);
+  }
   const out = join(root, 'dist/ram');
   mkdirSync(out, { recursive: true });
   for (const fn of FUNCTIONS) {

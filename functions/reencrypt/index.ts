@@ -34,6 +34,7 @@ export interface ReencryptResult {
 }
 
 const EVIDENCE_POLL_MS = 10_000;
+const zeroCounters = { total: 0, rewritten: 0, alreadyCurrent: 0, gone: 0, failed: 0 };
 
 export async function reencrypt(
   event: unknown,
@@ -57,12 +58,14 @@ export async function reencrypt(
     const state = configMapStateStore(kube.core, config.stateNamespace);
     const current = await state.load();
     // The state ConfigMap says so, and (for annotate) every Secret that predates the job carries the mark.
-    const unmarked = () =>
+    const unmarked = (createdBefore: Date) =>
       config.reencrypt.strategy === 'annotate'
-        ? unmarkedSecrets(kube.core, job.keyVersionId, checkpoint.startedAt, config.reencrypt.pageSize)
+        ? unmarkedSecrets(kube.core, job.keyVersionId, createdBefore, config.reencrypt.pageSize)
         : Promise.resolve(0);
     if (current.completedKeyVersion === job.keyVersionId) {
-      const missing = await unmarked();
+      // Secrets created after that completion were written under the version: only older ones must carry it.
+      const completedAt = current.completedAt ? new Date(current.completedAt) : checkpoint.startedAt;
+      const missing = await unmarked(completedAt);
       if (missing === 0) {
         log.info('already complete for this key version');
         return { status: 'already-complete', jobId: job.jobId, invocation: checkpoint.invocation };
@@ -195,13 +198,35 @@ export async function reencrypt(
     });
     const verified = evidence.length > 0;
     const failed = report?.failed ?? checkpoint.sweep?.counters.failed ?? 0;
-    const missing = await unmarked();
+    // The census lists every Secret: with the budget spent, it is the next invocation's first step.
+    if (deadline - inv.now() <= 0) {
+      const { total, rewritten, alreadyCurrent, gone, failed: f } = report ?? { ...zeroCounters, failed };
+      const counters = { total, rewritten, alreadyCurrent, gone, failed: f };
+      const sweep = {
+        targetKeyVersionId: job.keyVersionId,
+        strategy: config.reencrypt.strategy,
+        namespaceIndex: 0,
+        counters,
+      };
+      return handOver(
+        {
+          ...checkpoint,
+          phase: 'verifying',
+          sweep: checkpoint.sweep ? { ...checkpoint.sweep, counters } : sweep,
+        },
+        report,
+      );
+    }
+    const missing = await unmarked(checkpoint.startedAt);
     if (missing > failed) {
       // A forged or stale checkpoint skipped Secrets: fail the job without its checkpoint, so its next
       // attempt (rotation-watch starts a failed job again) sweeps from the start.
       const reason = `${missing} Secret(s) created before the job lack the mark of ${job.keyVersionId} though the sweep reported done (${failed} failed); the state ConfigMap may have been written by someone else`;
       log.error('completion not confirmed by the census', { missing, failed });
-      await state.save({ ...current, job: jobState('failed', { report: { reason } }) });
+      // Nor may a completion the state claimed for this version stand: rotation-watch would not restart it.
+      const { completedKeyVersion, completedAt, ...rest } = current;
+      const earlier = completedKeyVersion === job.keyVersionId ? {} : { completedKeyVersion, completedAt };
+      await state.save({ ...rest, ...earlier, job: jobState('failed', { report: { reason } }) });
       await s.notifier.notify({
         severity: 'critical',
         title: `Re-encryption of ${job.clusterId} not confirmed`,

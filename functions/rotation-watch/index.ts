@@ -65,7 +65,12 @@ export async function rotationWatch(
 ): Promise<WatchResult> {
   const value = decodeEventInput(event, { format: 'rotation-watch event' });
   const isTimer = typeof value === 'object' && value !== null && 'triggerTime' in value;
-  const targets = await watchedTargets(s.clients, inv.config, inv.config.accountId ?? inv.context.accountId);
+  const targets = await watchedTargets(
+    s.clients,
+    inv.config,
+    inv.config.accountId ?? inv.context.accountId,
+    inv.log,
+  );
   const keys = targets.rotationKeys;
   const result: WatchResult = { trigger: isTimer ? 'timer' : 'event', jobs: [], alerts: 0 };
   let toCheck: string[] = [];

@@ -48,7 +48,12 @@ async function targetsFor(s: Services, inv: Invocation): Promise<WatchedTargets>
   if (targetsCache && inv.now() - targetsCache.at < WATCHED_TTL_MS) return targetsCache.targets;
   targetsCache = {
     at: inv.now(),
-    targets: await watchedTargets(s.clients, inv.config, inv.config.accountId ?? inv.context.accountId),
+    targets: await watchedTargets(
+      s.clients,
+      inv.config,
+      inv.config.accountId ?? inv.context.accountId,
+      inv.log,
+    ),
   };
   return targetsCache.targets;
 }

@@ -37,6 +37,8 @@ export const IDEMPOTENCY_HEADER = 'idempotency-key';
 export const MAX_BODY_BYTES = 64 * 1024;
 const WINDOW_SECONDS = 300;
 export const AUDIT_FUNCTION = 'ack-kms-sentinel-audit';
+/** FC 3.0 async task states of a task that may still run. */
+const UNFINISHED = new Set(['Enqueued', 'Running', 'Retrying', 'Stopping', 'Suspended']);
 
 export interface SignedRequest {
   method: string;
@@ -154,8 +156,8 @@ async function startAudit(
   };
   const answer = await seen();
   if (answer) return answer;
-  const running = (await s.invoker.listTasks(AUDIT_FUNCTION, { prefix: 'audit-', status: 'Running' })).find(
-    (t) => t.taskId.split('-')[2] === targets,
+  const running = (await s.invoker.listTasks(AUDIT_FUNCTION, { prefix: 'audit-' })).find(
+    (t) => UNFINISHED.has(t.status) && t.taskId.split('-')[2] === targets,
   );
   if (running)
     throw new HttpError(409, 'AuditRunning', `audit ${running.taskId} of the same clusters is still running`);

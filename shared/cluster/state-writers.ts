@@ -10,9 +10,9 @@ import { STATE_CONFIGMAP } from './state';
 /**
  * Who can write the suite's state ConfigMap besides the suite: such a subject can mark a key version complete
  * or hand a job a forged checkpoint. Read from the RBAC objects (list only): the bindings in the state
- * namespace and the cluster-wide ones, each resolved to its role's rules. Kubernetes' own bindings
- * (`kubernetes.io/bootstrapping: rbac-defaults`: cluster-admin for system:masters, the controllers) are
- * left out: they are the control plane, not a tenant.
+ * namespace and the cluster-wide ones, each resolved to its role's rules. The control plane's own identities
+ * (`system:` users and groups such as system:masters, service accounts of kube-system) are left out: they
+ * are not tenants. Nothing is left out by label, which anyone who may bind can set.
  */
 export interface StateWriter {
   subject: string;
@@ -26,6 +26,13 @@ const writesStateConfigMap = (r: V1PolicyRule): boolean =>
   (r.resources ?? []).some((x) => x === 'configmaps' || x === '*') &&
   r.verbs.some((v) => WRITE_VERBS.has(v)) &&
   (!r.resourceNames?.length || r.resourceNames.includes(STATE_CONFIGMAP));
+
+const isControlPlane = (s: V1Subject): boolean =>
+  ((s.kind === 'User' || s.kind === 'Group') && s.name.startsWith('system:')) ||
+  (s.kind === 'ServiceAccount' && s.namespace === 'kube-system');
+
+/** The suite's own RoleBinding (deploy/rbac.yaml). */
+const own = { kind: 'RoleBinding', name: 'ack-kms-sentinel-state', role: 'ack-kms-sentinel-state' };
 
 const describeSubject = (s: V1Subject): string =>
   `${s.kind} ${s.namespace ? `${s.namespace}/` : ''}${s.name}`;
@@ -57,12 +64,21 @@ export async function stateWriters(
         Object.entries(sel.matchLabels ?? {}).every(([k, v]) => r.metadata?.labels?.[k] === v),
       ),
     );
-  const rulesOf = (ref: V1RoleRef): V1PolicyRule[] => {
-    if (ref.kind === 'Role') return roles.items.find((r) => r.metadata?.name === ref.name)?.rules ?? [];
-    const role = clusterRoles.items.find((r) => r.metadata?.name === ref.name);
+  // Aggregation nests (admin aggregates edit, which aggregates system:aggregate-to-edit): follow it down.
+  const clusterRoleRules = (name: string, seen = new Set<string>()): V1PolicyRule[] => {
+    if (seen.has(name)) return [];
+    seen.add(name);
+    const role = clusterRoles.items.find((r) => r.metadata?.name === name);
     const aggregated = selected(role?.aggregationRule?.clusterRoleSelectors ?? []);
-    return [...(role?.rules ?? []), ...aggregated.flatMap((r) => r.rules ?? [])];
+    return [
+      ...(role?.rules ?? []),
+      ...aggregated.flatMap((r) => clusterRoleRules(r.metadata?.name ?? '', seen)),
+    ];
   };
+  const rulesOf = (ref: V1RoleRef): V1PolicyRule[] =>
+    ref.kind === 'Role'
+      ? (roles.items.find((r) => r.metadata?.name === ref.name)?.rules ?? [])
+      : clusterRoleRules(ref.name);
   const all: Binding[] = [
     ...bindings.items.map((b) => ({ ...b, kind: 'RoleBinding' as const })),
     ...clusterBindings.items.map((b) => ({ ...b, kind: 'ClusterRoleBinding' as const })),
@@ -75,11 +91,12 @@ export async function stateWriters(
   }));
   const writers: StateWriter[] = [];
   for (const b of all) {
-    if (b.labels?.['kubernetes.io/bootstrapping'] === 'rbac-defaults') continue;
-    if (b.labels?.['app.kubernetes.io/name'] === 'ack-kms-sentinel') continue; // deploy/rbac.yaml's own
+    // deploy/rbac.yaml's own binding, recognised by what it is (labels can be copied by anyone who binds).
+    if (b.name === own.name && b.kind === own.kind && b.roleRef.name === own.role) continue;
     if (!rulesOf(b.roleRef).some(writesStateConfigMap)) continue;
     for (const subject of b.subjects ?? []) {
       if (subject.kind === 'User' && subject.name === suite) continue;
+      if (isControlPlane(subject)) continue;
       writers.push({
         subject: describeSubject(subject),
         via: `${b.kind} ${b.name} → ${b.roleRef.kind} ${b.roleRef.name}`,

@@ -221,7 +221,7 @@ const SETTINGS = {
       '[{"type":"webhook","url":"https://hooks.example.com/kms","secret":"<32+ chars>"}] or kms-secret://ack-kms-sentinel-channels',
     default: '[]',
     secret: true,
-    parse: (v) => kmsSecretName(v) ?? parseNotifyChannels(v),
+    parse: (v) => kmsSecretName(v, 'ack-kms-sentinel-channels') ?? parseNotifyChannels(v),
   }),
   webhookSecret: setting({
     name: 'SENTINEL_WEBHOOK_SECRET',
@@ -230,7 +230,7 @@ const SETTINGS = {
     optional: true,
     secret: true,
     parse: (v) =>
-      kmsSecretName(v) ??
+      kmsSecretName(v, 'ack-kms-sentinel-webhook') ??
       (v.length >= 32 ? v : bad(`must be at least 32 characters long (it has ${v.length})`)),
   }),
   secretGrace: setting({
@@ -284,17 +284,15 @@ const SETTINGS = {
 const KMS_SECRET = 'kms-secret://';
 
 /**
- * `kms-secret://<name>`: a KMS Secrets Manager secret. Names start with `ack-kms-sentinel-`, the only secrets
- * the RAM policy lets the functions read.
+ * `kms-secret://<name>`: a KMS Secrets Manager secret. Each setting has its name prefix, the only secrets
+ * the RAM policy lets the functions that need it read: the webhook's signing secret is for the webhook alone.
  */
-function kmsSecretName(v: string): { kmsSecret: string } | Problem | undefined {
+function kmsSecretName(v: string, prefix: string): { kmsSecret: string } | Problem | undefined {
   if (!v.startsWith(KMS_SECRET)) return undefined;
   const name = v.slice(KMS_SECRET.length);
-  return /^ack-kms-sentinel-[\w/+=.@-]{1,175}$/.test(name)
+  return name.startsWith(prefix) && /^[\w/+=.@-]{1,192}$/.test(name)
     ? { kmsSecret: name }
-    : bad(
-        'must name a KMS secret whose name starts with ack-kms-sentinel- (kms-secret://ack-kms-sentinel-webhook)',
-      );
+    : bad(`must name a KMS secret whose name starts with ${prefix} (kms-secret://${prefix})`);
 }
 
 const literal = <T>(v: T | { kmsSecret: string } | undefined): T | undefined =>

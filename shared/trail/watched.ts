@@ -27,18 +27,28 @@ export async function watchedTargets(
   clients: Pick<CloudClients, 'csRoa' | 'kmsRpc'>,
   config: Pick<SentinelConfig, 'clusters' | 'clusterKeys' | 'keys'>,
   accountId?: string,
+  log?: Logger,
 ): Promise<WatchedTargets> {
   const clusters = await discoverClusters(clients, config);
   const keyOf = (c: TargetCluster) => (c.keyId ? [c.keyId] : []);
   // An explicit key may be an alias (the configuration allows it); clusters and events name key ids.
   const aliases = new Map<string, string>();
   if (config.keys.mode === 'explicit') {
-    for (const ref of config.keys.keyIds.filter(isKeyAlias))
-      aliases.set(ref, (await describeKey(clients, ref)).keyId);
+    for (const ref of config.keys.keyIds.filter(isKeyAlias)) {
+      try {
+        aliases.set(ref, (await describeKey(clients, ref)).keyId);
+      } catch (err) {
+        // One alias KMS no longer resolves must not stop the alerts and jobs of every other key.
+        log?.warn('could not resolve a configured key alias', {
+          alias: ref,
+          error: normalizeError(err).toJSON(),
+        });
+      }
+    }
   }
   const rotationKeys =
     config.keys.mode === 'explicit'
-      ? [...new Set(config.keys.keyIds.map((k) => aliases.get(k) ?? k))]
+      ? [...new Set(config.keys.keyIds.flatMap((k) => (isKeyAlias(k) ? (aliases.get(k) ?? []) : [k])))]
       : [...new Set(clusters.filter((c) => c.encryptionEnabled).flatMap(keyOf))];
   return {
     clusters,

@@ -7,9 +7,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../functions/audit';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import type { AuditReport } from '../../shared/audit/report';
-import { ossReportStore } from '../../shared/audit/report-store';
 import { createCloudClients } from '../../shared/cloud/clients';
 import { runCli } from '../helpers/cli';
+import { ossReportStore } from '../helpers/report-store';
 import { kubeConfig, sandboxInfo } from '../helpers/sandbox';
 
 /** The audit against the sandbox: the real cluster, the emulated KMS, ActionTrail and OSS. */
@@ -163,7 +163,21 @@ describe('the audit', () => {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
       subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: 'team-a' }],
     };
+    // A label does not hide a binding: anyone who may bind can set it.
+    const disguised = {
+      metadata: {
+        name: 'looks-like-a-default',
+        namespace: stateNamespace,
+        labels: {
+          'kubernetes.io/bootstrapping': 'rbac-defaults',
+          'app.kubernetes.io/name': 'ack-kms-sentinel',
+        },
+      },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'admin' },
+      subjects: [{ kind: 'User', name: 'mallory' }],
+    };
     await rbac.createNamespacedRoleBinding({ namespace: stateNamespace, body: binding });
+    await rbac.createNamespacedRoleBinding({ namespace: stateNamespace, body: disguised });
     try {
       const handler = createHandler({ env: env(), sink: () => undefined });
       await handler(
@@ -175,9 +189,13 @@ describe('the audit', () => {
       expect(check?.evidence).toContain(
         `ServiceAccount team-a/deployer (RoleBinding intruder-edit → ClusterRole edit)`,
       );
-      expect(check?.evidence).not.toMatch(/ack-kms-sentinel \(/);
+      expect(check?.evidence).toContain(
+        'User mallory (RoleBinding looks-like-a-default → ClusterRole admin)',
+      );
+      expect(check?.evidence).not.toMatch(/User ack-kms-sentinel|system:/);
     } finally {
       await rbac.deleteNamespacedRoleBinding({ name: 'intruder-edit', namespace: stateNamespace });
+      await rbac.deleteNamespacedRoleBinding({ name: 'looks-like-a-default', namespace: stateNamespace });
     }
   });
 });

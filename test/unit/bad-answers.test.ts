@@ -1,13 +1,13 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
-import { ossReportStore } from '../../shared/audit/report-store';
 import { discoverClusters } from '../../shared/cluster/discovery';
 import { configMapStateStore } from '../../shared/cluster/state';
 import { normalizeError } from '../../shared/errors';
 import { describeKey } from '../../shared/kms/keys';
 import { findManagedRoleEvents } from '../../shared/trail/evidence';
 import { Recorder } from '../helpers/recorder';
+import { ossReportStore } from '../helpers/report-store';
 
 /** What the suite does when a cloud service or its own state answers something unexpected. */
 const caught = async (p: Promise<unknown>) => {

@@ -12,7 +12,6 @@ import type { Credential } from '../../sandbox/cloud/api';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator, TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import { buildReport } from '../../shared/audit/report';
-import { ossReportStore } from '../../shared/audit/report-store';
 import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
 import { fcInvoker } from '../../shared/cloud/invoker';
 import {
@@ -24,6 +23,7 @@ import {
 } from '../../shared/events';
 import { readShardRange } from '../../shared/trail/sls-reader';
 import { failure } from '../helpers/failures';
+import { ossReportStore } from '../helpers/report-store';
 
 /**
  * Contract tests: every emulated operation called through the real SDK client and parsed by it, including

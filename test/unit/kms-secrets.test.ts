@@ -108,12 +108,23 @@ describe('the webhook signing secret from KMS Secrets Manager', () => {
     expect(await get(h, NEW)).toBe(404);
   });
 
-  it('keeps secret values out of ActionTrail', () => {
-    const calls = cloud.state.events.filter((e) => /SecretValue|CreateSecret/.test(e.eventName));
-    expect(calls.map((e) => e.eventName)).toEqual(
-      expect.arrayContaining(['CreateSecret', 'PutSecretValue', 'GetSecretValue']),
+  it('keeps secret values out of ActionTrail (the emulator records calls as ActionTrail does)', async () => {
+    await user.kmsRpc('CreateSecret', {
+      SecretName: 'ack-kms-sentinel-webhook-trail',
+      SecretData: 'value-one-0123',
+      VersionId: 'v1',
+    });
+    await user.kmsRpc('PutSecretValue', {
+      SecretName: 'ack-kms-sentinel-webhook-trail',
+      SecretData: 'value-two-0123',
+      VersionId: 'v2',
+    });
+    await user.kmsRpc('GetSecretValue', { SecretName: 'ack-kms-sentinel-webhook-trail' });
+    const calls = cloud.state.events.filter(
+      (e) => e.requestParameters?.SecretName === 'ack-kms-sentinel-webhook-trail',
     );
-    expect(JSON.stringify(calls)).not.toMatch(/version-one|version-two/);
+    expect(calls.map((e) => e.eventName)).toEqual(['CreateSecret', 'PutSecretValue', 'GetSecretValue']);
+    expect(JSON.stringify(calls)).not.toMatch(/value-one|value-two/);
   });
 });
 
@@ -146,7 +157,13 @@ describe('notification channels from KMS Secrets Manager', () => {
 
   it('refuses a secret name the RAM policy does not cover', () => {
     expect(() => loadConfig(env({ SENTINEL_WEBHOOK_SECRET: 'kms-secret://prod-webhook' }))).toThrow(
-      /SENTINEL_WEBHOOK_SECRET: must name a KMS secret whose name starts with ack-kms-sentinel-/,
+      /SENTINEL_WEBHOOK_SECRET: must name a KMS secret whose name starts with ack-kms-sentinel-webhook/,
+    );
+    // The channels' secret cannot be the webhook's: only the webhook may read that one.
+    expect(() =>
+      loadConfig(env({ SENTINEL_NOTIFY_CHANNELS: 'kms-secret://ack-kms-sentinel-webhook' })),
+    ).toThrow(
+      /SENTINEL_NOTIFY_CHANNELS: must name a KMS secret whose name starts with ack-kms-sentinel-channels/,
     );
   });
 });

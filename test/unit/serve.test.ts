@@ -141,3 +141,20 @@ describe('ack-kms-sentinel invoke webhook', () => {
     expect(JSON.parse(response.body)).toMatchObject({ error: { code: 'NoReport' } });
   });
 });
+
+describe('ack-kms-sentinel serve under bad input', () => {
+  it('answers a malformed escape and stays up; refuses a port in use with a usage error', async () => {
+    const bad = await fetch(`${url}/v1/%E0%A4%A`);
+    expect(bad.status).toBe(401);
+    const after = await fetch(`${url}/v1/jobs/x`);
+    expect(after.status, 'still serving').toBe(401);
+    const port = Number(new URL(url).port);
+    await expect(
+      startServer(env, {
+        port,
+        host: '127.0.0.1',
+        context: { credentials: { accessKeyId: 'a', accessKeySecret: 'b' } },
+      }),
+    ).rejects.toThrow(/cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
+  });
+});

@@ -10,8 +10,8 @@ import {
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
 import { buildReport } from '../../shared/audit/report';
-import { ossReportStore } from '../../shared/audit/report-store';
 import type { HttpTriggerResponse } from '../../shared/events';
+import { ossReportStore } from '../helpers/report-store';
 
 /** The signed HTTP API against the emulated cloud (CS, KMS, FC), through the FC 3.0 HTTP trigger format. */
 const SECRET = 'webhook-secret-0123456789abcdef0123456789';

@@ -1,6 +1,6 @@
-import { ossReportReader } from './report-reader';
-import { ossReportWriter } from './report-writer';
-import type { ReportStore, ReportStoreOptions } from './store';
+import { ossReportReader } from '../../shared/audit/report-reader';
+import { ossReportWriter } from '../../shared/audit/report-writer';
+import type { ReportStore, ReportStoreOptions } from '../../shared/audit/store';
 
 /** Both halves, for tools and tests that write and read (the functions import only the half they use). */
 export const ossReportStore = (options: ReportStoreOptions): ReportStore => ({
