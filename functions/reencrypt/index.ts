@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { openCluster } from '../../shared/cluster/kube';
-import { configMapStateStore, type JobState } from '../../shared/cluster/state';
+import { configMapStateStore } from '../../shared/cluster/state';
 import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
 import {
   type Checkpoint,
@@ -10,6 +10,7 @@ import {
   parseJobPayload,
   taskIdFor,
 } from '../../shared/events';
+import { jobStore } from '../../shared/jobs/store';
 import { describeKey } from '../../shared/kms/keys';
 import { keyVersionCensus, kubernetesSecretStore, type SweepReport, sweep } from '../../shared/reencrypt';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
@@ -55,17 +56,21 @@ export async function reencrypt(
   };
   const kube = openCluster(await clusterKubeconfig(s.clients, job.clusterId, 60));
   try {
-    const state = configMapStateStore(kube.core, config.stateNamespace);
-    const current = await state.load();
+    const store = jobStore(
+      configMapStateStore(kube.core, config.stateNamespace),
+      { jobId: job.jobId, keyId: job.keyId, keyVersionId: job.keyVersionId, attempt: job.attempt ?? 1 },
+      { log },
+    );
+    const current = await store.get();
     // The state ConfigMap says so, and (for annotate) every Secret that predates the job carries the mark.
     const unmarked = (createdBefore: Date) =>
       config.reencrypt.strategy === 'annotate'
         ? unmarkedSecrets(kube.core, job.keyVersionId, createdBefore, config.reencrypt.pageSize)
         : Promise.resolve(0);
     if (current.completedKeyVersion === job.keyVersionId) {
-      // Secrets created after that completion were written under the version: only older ones must carry it.
-      const completedAt = current.completedAt ? new Date(current.completedAt) : checkpoint.startedAt;
-      const missing = await unmarked(completedAt);
+      // Counted up to now, not up to the stored `completedAt`: that time is as forgeable as the claim itself.
+      // (Secrets created since the completion lack the mark and are written once more: a few wasted writes.)
+      const missing = await unmarked(checkpoint.startedAt);
       if (missing === 0) {
         log.info('already complete for this key version');
         return { status: 'already-complete', jobId: job.jobId, invocation: checkpoint.invocation };
@@ -89,21 +94,8 @@ export async function reencrypt(
         visited: saved.counters.total,
       });
     }
-    const jobState = (phase: JobState['phase'], extra: Partial<JobState> = {}): JobState => ({
-      jobId: job.jobId,
-      keyId: job.keyId,
-      keyVersionId: job.keyVersionId,
-      phase,
-      attempt: job.attempt ?? 1,
-      invocation: checkpoint.invocation,
-      updatedAt: new Date().toISOString(),
-      ...extra,
-    });
     const handOver = async (next: Checkpoint, report?: SweepReport): Promise<ReencryptResult> => {
-      await state.save({
-        ...current,
-        job: jobState(next.phase, next.sweep ? { checkpoint: next.sweep } : {}),
-      });
+      await store.progress(next.phase, next.invocation, next.sweep);
       const payload: JobPayload = { ...job, checkpoint: { ...next, invocation: next.invocation + 1 } };
       await s.invoker.invokeAsync(config.reencrypt.functionName, encodeJobPayload(payload), {
         taskId: taskIdFor(job.jobId, job.attempt, next.invocation + 1),
@@ -125,10 +117,7 @@ export async function reencrypt(
     if (key.primaryKeyVersion !== job.keyVersionId) {
       // A newer rotation happened: its own job (rotation-watch starts it) rewrites everything once more.
       log.info('superseded by a newer key version', { primaryKeyVersion: key.primaryKeyVersion });
-      await state.save({
-        ...current,
-        job: jobState('failed', { report: { reason: `superseded by ${key.primaryKeyVersion}` } }),
-      });
+      await store.fail(checkpoint.invocation, `superseded by ${key.primaryKeyVersion}`);
       return { status: 'superseded', jobId: job.jobId, invocation: checkpoint.invocation };
     }
 
@@ -175,7 +164,7 @@ export async function reencrypt(
         deadline,
         clock: inv.now,
         onProgress: (p) => log.debug('sweep progress', { ...p.counters, pages: p.pages }),
-        onCheckpoint: async (c) => state.save({ ...current, job: jobState('sweeping', { checkpoint: c }) }),
+        onCheckpoint: (c) => store.progress('sweeping', checkpoint.invocation, c),
       });
       if (!report.complete)
         return handOver(
@@ -224,9 +213,7 @@ export async function reencrypt(
       const reason = `${missing} Secret(s) created before the job lack the mark of ${job.keyVersionId} though the sweep reported done (${failed} failed); the state ConfigMap may have been written by someone else`;
       log.error('completion not confirmed by the census', { missing, failed });
       // Nor may a completion the state claimed for this version stand: rotation-watch would not restart it.
-      const { completedKeyVersion, completedAt, ...rest } = current;
-      const earlier = completedKeyVersion === job.keyVersionId ? {} : { completedKeyVersion, completedAt };
-      await state.save({ ...rest, ...earlier, job: jobState('failed', { report: { reason } }) });
+      await store.fail(checkpoint.invocation, reason, { revokeCompletion: true });
       await s.notifier.notify({
         severity: 'critical',
         title: `Re-encryption of ${job.clusterId} not confirmed`,
@@ -235,12 +222,7 @@ export async function reencrypt(
       });
       return { status: 'unconfirmed', jobId: job.jobId, invocation: checkpoint.invocation };
     }
-    const done = new Date().toISOString();
-    await state.save({
-      completedKeyVersion: job.keyVersionId,
-      completedAt: done,
-      job: jobState('completed', { ...(report ? { report: summary(report) } : {}) }),
-    });
+    await store.complete(checkpoint.invocation, report ? summary(report) : undefined);
     await s.notifier.notify({
       severity: 'report',
       title: `Secrets of ${job.clusterId} re-encrypted for key version ${job.keyVersionId}`,

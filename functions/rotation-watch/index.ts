@@ -2,9 +2,9 @@ import type { TargetCluster } from '../../shared/cluster/discovery';
 import type { SentinelConfig } from '../../shared/config';
 import { normalizeError } from '../../shared/errors';
 import { decodeEventInput, eventKeyId, parseTimerEvent, parseTrailCloudEvent } from '../../shared/events';
+import { type JobStart, startReencryptJob } from '../../shared/jobs/starter';
 import { describeKey, type KeyInfo } from '../../shared/kms/keys';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
-import { type JobStart, startReencryptJob } from '../../shared/runtime/jobs';
 import { type Services, servicesFor } from '../../shared/runtime/services';
 import { classify } from '../../shared/trail/classify';
 import {

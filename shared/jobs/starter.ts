@@ -7,7 +7,7 @@ import { normalizeError } from '../errors';
 import { encodeJobPayload, jobIdFor, taskIdFor } from '../events';
 import type { KeyInfo } from '../kms/keys';
 import type { Logger } from '../log';
-import type { Services } from './services';
+import type { Services } from '../runtime/services';
 
 export type JobStart = 'started' | 'restarted' | 'already-started' | 'current';
 

@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import type { ClusterState, StateStore } from '../../shared/cluster/state';
+import { SentinelError } from '../../shared/errors';
+import { jobStore } from '../../shared/jobs/store';
+import { createLogger } from '../../shared/log';
+
+/** The job store's transitions against an in-memory state store that can lose a race to another writer. */
+function memoryState(initial: ClusterState = {}) {
+  let stored = structuredClone(initial);
+  let version = 0;
+  let loadedAt = -1;
+  const conflicts = { next: 0 };
+  const writes: ClusterState[] = [];
+  const store: StateStore = {
+    async load() {
+      loadedAt = version;
+      return structuredClone(stored);
+    },
+    async save(s) {
+      if (conflicts.next > 0) {
+        conflicts.next--;
+        version++; // another writer got there first
+        throw new SentinelError('permanent', 'Conflict', { code: 'Conflict', statusCode: 409 });
+      }
+      if (loadedAt !== version)
+        throw new SentinelError('permanent', 'stale', { code: 'Conflict', statusCode: 409 });
+      version++;
+      stored = structuredClone(s);
+      writes.push(stored);
+    },
+  };
+  return { store, conflicts, writes, get: () => stored };
+}
+
+const lines: string[] = [];
+const log = createLogger({ level: 'debug', sink: (l) => lines.push(l) });
+const ref = { jobId: 'rj-c1-0000000000000001', keyId: 'key-1', keyVersionId: 'v2', attempt: 1 };
+const checkpoint = {
+  targetKeyVersionId: 'v2',
+  strategy: 'annotate' as const,
+  namespaceIndex: 0,
+  counters: { total: 10, rewritten: 9, alreadyCurrent: 1, gone: 0, failed: 0 },
+};
+
+describe('the job store', () => {
+  it('records progress over what is stored now, keeping the completed version, and retries a conflict', async () => {
+    const m = memoryState({ completedKeyVersion: 'v1', completedAt: '2026-11-01T00:00:00.000Z' });
+    const store = jobStore(m.store, ref, { log, now: () => Date.parse('2026-12-01T00:00:00Z') });
+    m.conflicts.next = 2;
+    await store.progress('sweeping', 3, checkpoint);
+    expect(m.get()).toEqual({
+      completedKeyVersion: 'v1',
+      completedAt: '2026-11-01T00:00:00.000Z',
+      job: { ...ref, phase: 'sweeping', invocation: 3, updatedAt: '2026-12-01T00:00:00.000Z', checkpoint },
+    });
+  });
+
+  it('never throws from a progress save that keeps failing: it logs, and the sweep goes on', async () => {
+    const m = memoryState();
+    m.conflicts.next = 10;
+    lines.length = 0;
+    await expect(
+      jobStore(m.store, ref, { log }).progress('sweeping', 1, checkpoint),
+    ).resolves.toBeUndefined();
+    expect(m.writes).toEqual([]);
+    expect(lines.some((l) => l.includes('could not save progress'))).toBe(true);
+  });
+
+  it('completes with the version and the report; a completion that keeps conflicting is thrown', async () => {
+    const m = memoryState({ job: { ...ref, phase: 'sweeping', invocation: 2, updatedAt: 'x', checkpoint } });
+    await jobStore(m.store, ref, { log, now: () => 0 }).complete(2, { rewritten: 9 });
+    expect(m.get()).toMatchObject({
+      completedKeyVersion: 'v2',
+      job: { phase: 'completed', invocation: 2, report: { rewritten: 9 } },
+    });
+    expect(m.get().job?.checkpoint).toBeUndefined();
+    m.conflicts.next = 10;
+    await expect(jobStore(m.store, ref, { log }).complete(3)).rejects.toMatchObject({ statusCode: 409 });
+  });
+
+  it('fails without the checkpoint, and revokes a completion claimed for this version only when asked', async () => {
+    const claimed = {
+      completedKeyVersion: 'v2',
+      completedAt: 'then',
+      job: { ...ref, phase: 'sweeping' as const, invocation: 1, updatedAt: 'x', checkpoint },
+    };
+    const kept = memoryState(claimed);
+    await jobStore(kept.store, ref, { log }).fail(1, 'superseded by v3');
+    expect(kept.get()).toMatchObject({
+      completedKeyVersion: 'v2',
+      job: { phase: 'failed', report: { reason: 'superseded by v3' } },
+    });
+    expect(kept.get().job?.checkpoint).toBeUndefined();
+    const revoked = memoryState(claimed);
+    await jobStore(revoked.store, ref, { log }).fail(1, 'census', { revokeCompletion: true });
+    expect(revoked.get().completedKeyVersion).toBeUndefined();
+    const older = memoryState({ ...claimed, completedKeyVersion: 'v1' });
+    await jobStore(older.store, ref, { log }).fail(1, 'census', { revokeCompletion: true });
+    expect(older.get().completedKeyVersion, "another version's completion stands").toBe('v1');
+  });
+});
