@@ -1,7 +1,8 @@
 import type { TargetCluster } from '../../shared/cluster/discovery';
 import type { SentinelConfig } from '../../shared/config';
 import { normalizeError } from '../../shared/errors';
-import { decodeEventInput, eventKeyId, parseTimerEvent, parseTrailCloudEvent } from '../../shared/events';
+import { decodeEventInput, eventKeyId, parseRotationWatchEvent } from '../../shared/events';
+import { answerJobRequest, type StartAnswer, type StatusAnswer } from '../../shared/jobs/requests';
 import { type JobStart, startReencryptJob } from '../../shared/jobs/starter';
 import { describeKey, type KeyInfo } from '../../shared/kms/keys';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
@@ -62,9 +63,10 @@ export async function rotationWatch(
   event: unknown,
   inv: Invocation,
   s: Services = servicesFor(inv),
-): Promise<WatchResult> {
-  const value = decodeEventInput(event, { format: 'rotation-watch event' });
-  const isTimer = typeof value === 'object' && value !== null && 'triggerTime' in value;
+): Promise<WatchResult | StartAnswer | StatusAnswer> {
+  const request = parseRotationWatchEvent(decodeEventInput(event, { format: 'rotation-watch event' }));
+  if (request.kind === 'start-job' || request.kind === 'job-status')
+    return answerJobRequest(request, s, inv.config, inv.log);
   const targets = await watchedTargets(
     s.clients,
     inv.config,
@@ -72,15 +74,14 @@ export async function rotationWatch(
     inv.log,
   );
   const keys = targets.rotationKeys;
-  const result: WatchResult = { trigger: isTimer ? 'timer' : 'event', jobs: [], alerts: 0 };
+  const result: WatchResult = { trigger: request.kind === 'timer' ? 'timer' : 'event', jobs: [], alerts: 0 };
   let toCheck: string[] = [];
   let reason = 'rotation-watch:timer';
 
-  if (isTimer) {
-    parseTimerEvent(value);
+  if (request.kind === 'timer') {
     toCheck = keys;
   } else {
-    const trail = parseTrailCloudEvent(value).data;
+    const trail = request.event;
     const watched = await withResolvedAliases([trail], targets.watched, s.clients, inv.log);
     const finding = classify(trail, watched);
     if (finding?.severity === 'critical') {

@@ -2,19 +2,17 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { ossReportReader } from '../../shared/audit/report-reader';
 import { credentialsFromContext } from '../../shared/cloud/credentials';
-import { discoverClusters } from '../../shared/cluster/discovery';
 import { acceptedValues, kmsSecret } from '../../shared/config/kms-secrets';
 import { normalizeError, PoisonError } from '../../shared/errors';
 import {
-  encodeJobPayload,
   type HttpTriggerEvent,
   type HttpTriggerResponse,
   httpBodyBytes,
-  jobIdFor,
+  type JobRequest,
   jsonResponse,
   parseHttpTriggerEvent,
 } from '../../shared/events';
-import { describeKey } from '../../shared/kms/keys';
+import type { StartAnswer, StatusAnswer } from '../../shared/jobs/requests';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
 import { type Services, servicesFor } from '../../shared/runtime/services';
 
@@ -171,6 +169,17 @@ async function startAudit(
   return jsonResponse(202, { auditId, status: 'started' });
 }
 
+/**
+ * Jobs are started and read where the kubeconfigs are: rotation-watch, invoked synchronously. The webhook,
+ * the one internet-facing function, holds no kubeconfig and no cluster credentials.
+ */
+async function askRotationWatch(s: Services, inv: Invocation, request: JobRequest): Promise<unknown> {
+  const { body } = await s.invoker.invokeSync(inv.config.rotationWatchFunction, JSON.stringify(request));
+  const answer = body as { kind?: string; poison?: boolean };
+  if (answer?.kind !== request.kind) throw new Error(`rotation-watch answered ${request.kind} unexpectedly`);
+  return answer;
+}
+
 interface Route {
   pattern: RegExp;
   methods: Record<string, (m: RegExpExecArray, ctx: RouteContext) => Promise<HttpTriggerResponse>>;
@@ -191,42 +200,18 @@ const ROUTES: Route[] = [
       POST: async (m, { inv, s, body }) => {
         const { reason } = parseBody(reencryptBody, body);
         const clusterId = m[1] ?? '';
-        const cluster = (await discoverClusters(s.clients, inv.config)).find(
-          (c) => c.clusterId === clusterId,
-        );
-        if (!cluster)
+        const request: JobRequest = { kind: 'start-job', clusterId, ...(reason ? { reason } : {}) };
+        const answer = (await askRotationWatch(s, inv, request)) as StartAnswer;
+        if (answer.outcome === 'not-a-target')
           throw new HttpError(
             404,
             'ClusterNotFound',
             `cluster ${clusterId} is not a target of this deployment`,
           );
-        if (!cluster.encryptionEnabled || !cluster.keyId)
+        if (answer.outcome === 'encryption-off')
           throw new HttpError(409, 'EncryptionOff', `Secret encryption is off on ${clusterId}`);
-        const key = await describeKey(s.clients, cluster.keyId);
-        const jobId = jobIdFor(clusterId, key.keyId, key.primaryKeyVersion);
-        const payload = encodeJobPayload({
-          version: 1,
-          jobId,
-          clusterId,
-          keyId: key.keyId,
-          keyVersionId: key.primaryKeyVersion,
-          requestedAt: new Date(),
-          reason: `webhook${reason ? `: ${reason}` : ''}`,
-        });
-        let status = 'started';
-        try {
-          await s.invoker.invokeAsync(inv.config.reencrypt.functionName, payload, { taskId: jobId });
-        } catch (err) {
-          if (normalizeError(err).statusCode !== 409) throw err;
-          status = 'already-started';
-        }
-        return jsonResponse(202, {
-          jobId,
-          status,
-          clusterId,
-          keyId: key.keyId,
-          keyVersionId: key.primaryKeyVersion,
-        });
+        const { kind: _k, outcome, ...job } = answer;
+        return jsonResponse(202, { ...job, status: outcome });
       },
     },
   },
@@ -259,19 +244,9 @@ const ROUTES: Route[] = [
     methods: {
       GET: async (m, { inv, s }) => {
         const jobId = m[1] ?? '';
-        try {
-          const task = await s.invoker.getTask(inv.config.reencrypt.functionName, jobId);
-          return jsonResponse(200, {
-            jobId,
-            status: task.status ?? 'Unknown',
-            startedTime: task.startedTime,
-            endTime: task.endTime,
-          });
-        } catch (err) {
-          if (normalizeError(err).statusCode === 404)
-            throw new HttpError(404, 'JobNotFound', `job ${jobId} is not known`);
-          throw err;
-        }
+        const answer = (await askRotationWatch(s, inv, { kind: 'job-status', jobId })) as StatusAnswer;
+        if (!answer.found) throw new HttpError(404, 'JobNotFound', `job ${jobId} is not known`);
+        return jsonResponse(200, answer.status);
       },
     },
   },

@@ -1,7 +1,6 @@
 import { Readable } from 'node:stream';
 import type Fc from '@alicloud/fc20230330';
 import {
-  GetAsyncTaskRequest,
   InvokeFunctionHeaders,
   InvokeFunctionRequest,
   ListAsyncTasksRequest,
@@ -23,11 +22,6 @@ export interface FunctionInvoker {
   invokeSync(functionName: string, payload: string): Promise<InvokeResult & { body: unknown }>;
   /** ListAsyncTasks: the async tasks whose id starts with `prefix` (newest first), optionally by status. */
   listTasks(functionName: string, filter: { prefix: string; status?: string }): Promise<AsyncTaskRef[]>;
-  /** GetAsyncTask: one task's status and times. */
-  getTask(
-    functionName: string,
-    taskId: string,
-  ): Promise<AsyncTaskRef & { startedTime?: number; endTime?: number }>;
 }
 
 export interface InvokeResult {
@@ -106,18 +100,6 @@ export function fcInvoker(fc: Fc): FunctionInvoker {
       return (res.body?.tasks ?? []).flatMap((t) =>
         t.taskId ? [{ taskId: t.taskId, status: t.status ?? 'Unknown' }] : [],
       );
-    },
-    async getTask(functionName, taskId) {
-      const res = await fc
-        .getAsyncTaskWithOptions(functionName, taskId, new GetAsyncTaskRequest({}), {}, runtime())
-        .catch(fail('GetAsyncTask'));
-      const t = res.body;
-      return {
-        taskId,
-        status: t?.status ?? 'Unknown',
-        ...(t?.startedTime ? { startedTime: t.startedTime } : {}),
-        ...(t?.endTime ? { endTime: t.endTime } : {}),
-      };
     },
   };
 }

@@ -15,7 +15,6 @@ export const RAM_ACTION_OF: Record<string, string> = {
   'actiontrail:LookupEvents': 'actiontrail:LookupEvents',
   // invoker.invokeAsync / fc.get('.../async-tasks/...')
   'fc:InvokeFunction': 'fc:InvokeFunction',
-  'fc:GetAsyncTask': 'fc:GetAsyncTask',
   // invoker.listTasks
   'fc:ListAsyncTasks': 'fc:ListAsyncTasks',
   // the SLS reader's PullLogs (RAM names it GetCursorOrData)

@@ -17,6 +17,8 @@ const jobSchema = z.object({
   phase: z.enum(['queued', 'waiting-for-adoption', 'sweeping', 'verifying', 'completed', 'failed']),
   attempt: z.number().int().min(1).optional(),
   invocation: z.number().int().min(1),
+  /** When this attempt was claimed. */
+  startedAt: z.string().optional(),
   updatedAt: z.string(),
   checkpoint: sweepCheckpointSchema.optional(),
   report: z.record(z.string(), z.unknown()).optional(),

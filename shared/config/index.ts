@@ -60,6 +60,8 @@ export interface SentinelConfig {
     staleAfterMs: number;
     functionName: string;
   };
+  /** The webhook starts jobs and reads their status through this function (it holds the kubeconfigs). */
+  rotationWatchFunction: string;
   notify: NotifyChannelConfig[];
   webhookSecret?: string;
   /**
@@ -208,6 +210,12 @@ const SETTINGS = {
     example: '1h',
     default: '1h',
     parse: durationMs,
+  }),
+  rotationWatchFunction: setting({
+    name: 'SENTINEL_ROTATION_WATCH_FUNCTION',
+    example: 'ack-kms-sentinel-rotation-watch',
+    default: 'ack-kms-sentinel-rotation-watch',
+    parse: (v) => (/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(v) ? v : bad('must be an FC 3.0 function name')),
   }),
   reencryptFunction: setting({
     name: 'SENTINEL_REENCRYPT_FUNCTION',
@@ -376,6 +384,7 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
       staleAfterMs: read(SETTINGS.staleAfter) ?? 0,
       functionName: read(SETTINGS.reencryptFunction) ?? '',
     },
+    rotationWatchFunction: read(SETTINGS.rotationWatchFunction) ?? '',
     notify: literal(notify) ?? [],
     webhookSecret: literal(webhookSecret),
     kmsSecrets: {

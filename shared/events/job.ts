@@ -92,12 +92,15 @@ export function jobIdFor(clusterId: string, keyId: string, keyVersionId: string)
     .update(`${clusterId}\n${keyId}\n${keyVersionId}`)
     .digest('hex')
     .slice(0, 16);
-  const readable = clusterId
+  return `${jobIdPrefix(clusterId)}${digest}`;
+}
+
+/** What every job id of a cluster starts with: how a job's cluster is found from its id. */
+export const jobIdPrefix = (clusterId: string): string =>
+  `rj-${clusterId
     .toLowerCase()
     .replace(/[^a-z0-9-]/g, '-')
-    .slice(0, 40);
-  return `rj-${readable}-${digest}`;
-}
+    .slice(0, 40)}-`;
 
 /**
  * The FC async task id of one invocation of a job: the job id itself for the first invocation of the first

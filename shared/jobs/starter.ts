@@ -49,6 +49,7 @@ export async function startReencryptJob(
       phase: 'queued' as const,
       attempt,
       invocation: 1,
+      startedAt: new Date(now).toISOString(),
       updatedAt: new Date(now).toISOString(),
       ...(prior?.checkpoint ? { checkpoint: prior.checkpoint } : {}),
     };

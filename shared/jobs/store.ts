@@ -37,13 +37,21 @@ export function jobStore(
   options: { log: Logger; now?: () => number },
 ): JobStore {
   const now = options.now ?? Date.now;
-  const record = (phase: Phase, invocation: number, extra: Partial<JobState> = {}): JobState => ({
+  const record = (
+    current: ClusterState,
+    phase: Phase,
+    invocation: number,
+    extra: Partial<JobState> = {},
+  ): JobState => ({
     jobId: job.jobId,
     keyId: job.keyId,
     keyVersionId: job.keyVersionId,
     phase,
     attempt: job.attempt,
     invocation,
+    ...(current.job?.jobId === job.jobId && current.job.startedAt
+      ? { startedAt: current.job.startedAt }
+      : {}),
     updatedAt: new Date(now()).toISOString(),
     ...extra,
   });
@@ -66,7 +74,7 @@ export function jobStore(
       try {
         await update('progress', (s) => ({
           ...s,
-          job: record(phase, invocation, checkpoint ? { checkpoint } : {}),
+          job: record(s, phase, invocation, checkpoint ? { checkpoint } : {}),
         }));
       } catch (err) {
         options.log.warn('could not save progress; the sweep goes on', {
@@ -76,17 +84,20 @@ export function jobStore(
       }
     },
     complete: (invocation, report) =>
-      update('complete', () => ({
+      update('complete', (s) => ({
         completedKeyVersion: job.keyVersionId,
         completedAt: new Date(now()).toISOString(),
-        job: record('completed', invocation, report ? { report } : {}),
+        job: record(s, 'completed', invocation, report ? { report } : {}),
       })),
     fail: (invocation, reason, { revokeCompletion = false } = {}) =>
-      update('fail', ({ completedKeyVersion, completedAt, job: _job }) => ({
-        ...(completedKeyVersion && !(revokeCompletion && completedKeyVersion === job.keyVersionId)
-          ? { completedKeyVersion, ...(completedAt ? { completedAt } : {}) }
+      update('fail', (s) => ({
+        ...(s.completedKeyVersion && !(revokeCompletion && s.completedKeyVersion === job.keyVersionId)
+          ? {
+              completedKeyVersion: s.completedKeyVersion,
+              ...(s.completedAt ? { completedAt: s.completedAt } : {}),
+            }
           : {}),
-        job: record('failed', invocation, { report: { reason } }),
+        job: record(s, 'failed', invocation, { report: { reason } }),
       })),
   };
 }

@@ -5,12 +5,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
+import {
+  SIGNATURE_HEADER,
+  signRequest,
+  TIMESTAMP_HEADER,
+  createHandler as webhookHandler,
+} from '../../functions/webhook';
 import { type Sandbox, startSandbox } from '../../sandbox';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import type { FcHandler } from '../../sandbox/cloud/fc';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
 import { createCloudClients } from '../../shared/cloud/clients';
-import { configMapStateStore, STATE_CONFIGMAP } from '../../shared/cluster/state';
+import { type ClusterState, configMapStateStore, STATE_CONFIGMAP } from '../../shared/cluster/state';
 import { readSecretEvidence } from '../../shared/etcd/evidence';
 import { encodeJobPayload, jobIdFor } from '../../shared/events';
 import { annotationPatch } from '../../shared/reencrypt/annotations';
@@ -27,6 +33,7 @@ import { seedSecrets, snapshot } from '../helpers/secrets';
 const NAMESPACES = ['pipe-a', 'pipe-b', 'pipe-c'];
 const COUNT = 150;
 const REENCRYPT = 'ack-kms-sentinel-reencrypt';
+const WEBHOOK_SECRET = 'pipeline-webhook-signing-secret-0123456789abcdef';
 
 let sandbox: Sandbox;
 let receiver: Recorder;
@@ -422,6 +429,105 @@ describe('the event-driven pipeline', () => {
     expect(await invoke()).toMatchObject({ status: 'completed' });
     expect(await unmarked('pipe-forged-b')).toBe(0);
     expect((await state.load()).completedKeyVersion).toBe(version);
+  });
+
+  it('the webhook starts jobs through the one starter and answers their true status from the state', async () => {
+    const { cloud } = sandbox.info;
+    const version =
+      (await userClients().kms.describeKey(new $Kms.DescribeKeyRequest({ keyId: cloud.kmsKeyId })))
+        .keyMetadata?.primaryKeyVersion ?? '';
+    const jobId = jobIdFor(cloud.clusterId, cloud.kmsKeyId, version);
+    const webhook = webhookHandler({
+      env: { ...env, SENTINEL_WEBHOOK_SECRET: WEBHOOK_SECRET },
+      sink: () => undefined,
+    });
+    const call = async (method: 'GET' | 'POST', path: string) => {
+      const ts = String(Math.floor(Date.now() / 1000));
+      const event = {
+        version: 'v1',
+        rawPath: path,
+        body: '',
+        isBase64Encoded: false,
+        headers: {
+          [TIMESTAMP_HEADER]: ts,
+          [SIGNATURE_HEADER]: signRequest(WEBHOOK_SECRET, { method, path, timestamp: ts, body: '' }),
+        },
+        queryParameters: {},
+        requestContext: { requestId: 'r', http: { method, path } },
+      };
+      const res = (await webhook(Buffer.from(JSON.stringify(event)), {
+        requestId: 'webhook-test',
+        credentials: cloud.user,
+        accountId: cloud.accountId,
+      })) as { statusCode: number; body: string };
+      return { status: res.statusCode, json: JSON.parse(res.body) as Record<string, unknown> };
+    };
+    const state = configMapStateStore(coreApi(sandbox.info.kubeconfig), sandbox.info.stateNamespace);
+    const write = async (s: ClusterState) => {
+      await state.load();
+      await state.save(s);
+    };
+    const base = { jobId, keyId: cloud.kmsKeyId, keyVersionId: version, attempt: 1 };
+    const counters = { total: 42, rewritten: 40, alreadyCurrent: 2, gone: 0, failed: 0 };
+    const now = () => new Date().toISOString();
+
+    // Completed: the version is current.
+    await write({
+      completedKeyVersion: version,
+      completedAt: now(),
+      job: { ...base, phase: 'completed', invocation: 2, updatedAt: now(), report: counters },
+    });
+    expect(await call('GET', `/v1/jobs/${jobId}`)).toMatchObject({
+      status: 200,
+      json: { jobId, phase: 'completed', percent: 100, counters, invocation: 2 },
+    });
+    expect((await call('POST', `/v1/clusters/${cloud.clusterId}/reencrypt`)).json).toMatchObject({
+      jobId,
+      status: 'current',
+    });
+
+    // In its third invocation: its progress, and a second start finds it under way.
+    const checkpoint = {
+      targetKeyVersionId: version,
+      strategy: 'annotate' as const,
+      namespaceIndex: 0,
+      counters,
+    };
+    await write({
+      completedKeyVersion: 'v-before',
+      job: { ...base, phase: 'sweeping', invocation: 3, startedAt: now(), updatedAt: now(), checkpoint },
+    });
+    expect((await call('GET', `/v1/jobs/${jobId}`)).json).toMatchObject({
+      phase: 'sweeping',
+      invocation: 3,
+      attempt: 1,
+      counters,
+      startedAt: expect.any(String),
+    });
+    expect((await call('POST', `/v1/clusters/${cloud.clusterId}/reencrypt`)).json).toMatchObject({
+      status: 'already-started',
+    });
+
+    // Failed, then started again as its next attempt (the webhook's start used to answer already-started forever).
+    await write({
+      completedKeyVersion: 'v-before',
+      job: { ...base, phase: 'failed', invocation: 1, updatedAt: now(), report: { reason: 'boom' } },
+    });
+    expect((await call('GET', `/v1/jobs/${jobId}`)).json).toMatchObject({
+      phase: 'failed',
+      lastError: 'boom',
+    });
+    expect((await call('POST', `/v1/clusters/${cloud.clusterId}/reencrypt`)).json).toMatchObject({
+      status: 'restarted',
+      attempt: 2,
+    });
+    await sandbox.cloud.idle();
+    expect((await call('GET', `/v1/jobs/${jobId}`)).json).toMatchObject({ phase: 'completed', attempt: 2 });
+    expect(
+      await call('GET', `/v1/jobs/${jobIdFor(cloud.clusterId, cloud.kmsKeyId, 'v-unknown')}`),
+    ).toMatchObject({
+      status: 404,
+    });
   });
 
   it('alerts at once on DisableKey of a key in use; a cluster whose API server is down does not stop the others', async () => {

@@ -293,7 +293,6 @@ describe('least privilege', () => {
       for (const m of text.matchAll(/actionTrailRpc\('([A-Za-z]+)'/g)) called.add(`actiontrail:${m[1]}`);
       if (file.endsWith('invoker.ts')) continue;
       if (/\.invokeAsync\(|\.invokeSync\(/.test(text)) called.add('fc:InvokeFunction');
-      if (/\.getTask\(/.test(text)) called.add('fc:GetAsyncTask');
       if (/\.listTasks\(/.test(text)) called.add('fc:ListAsyncTasks');
       if (/action: 'PullLogs'/.test(text)) called.add('sls:PullLogs');
       if (/client\.put\(/.test(text)) called.add('oss:PutObject');

@@ -575,7 +575,7 @@ describe('Function Compute 3.0 through @alicloud/fc20230330', () => {
       await failure(fc.invokeAsync('echo', '{"b":2}', { taskId: 'rj-c1-0000000000000001' })),
     ).toMatchObject({ code: 'AsyncTaskAlreadyExists', statusCode: 409 });
     await cloud.idle();
-    expect(await fc.getTask('echo', 'rj-c1-0000000000000001')).toMatchObject({ status: 'Succeeded' });
+    expect(cloud.functions.task('echo', 'rj-c1-0000000000000001')).toMatchObject({ status: 'Succeeded' });
     const listed = await user.fc.listAsyncTasksWithOptions(
       'echo',
       new ListAsyncTasksRequest({ prefix: 'rj-c1-', limit: 10 }),

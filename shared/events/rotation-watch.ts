@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import type { ActionTrailEvent } from './actiontrail';
+import { parseTrailCloudEvent } from './eventbridge';
+import { parseWith } from './parse';
+import { parseTimerEvent, type TimerEvent } from './timer';
+
+/**
+ * What rotation-watch receives, as one discriminated union: the poll timer, an ActionTrail event through
+ * EventBridge, or a request from the webhook (which holds no kubeconfig and so asks rotation-watch, by
+ * synchronous invocation, to start a job through the one starter or to read a job's status from its
+ * cluster's state). The shapes are told apart here, once; the handler only routes.
+ */
+export const jobRequestSchema = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('start-job'),
+      clusterId: z.string().regex(/^[a-zA-Z0-9-]{1,64}$/, 'must be an ACK cluster id'),
+      reason: z.string().max(200).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('job-status'),
+      jobId: z.string().regex(/^rj-[a-z0-9-]{1,60}$/, 'must be a job id'),
+    })
+    .strict(),
+]);
+export type JobRequest = z.output<typeof jobRequestSchema>;
+
+export type RotationWatchEvent =
+  | { kind: 'timer'; timer: TimerEvent }
+  | { kind: 'trail'; event: ActionTrailEvent }
+  | JobRequest;
+
+export function parseRotationWatchEvent(value: unknown): RotationWatchEvent {
+  const has = (key: string) => typeof value === 'object' && value !== null && key in value;
+  if (has('kind')) return parseWith(jobRequestSchema, value, 'rotation-watch request');
+  if (has('triggerTime')) return { kind: 'timer', timer: parseTimerEvent(value) };
+  return { kind: 'trail', event: parseTrailCloudEvent(value).data };
+}

@@ -1,0 +1,124 @@
+import { openCluster } from '../cluster/kube';
+import { type ClusterState, configMapStateStore } from '../cluster/state';
+import { clusterKubeconfig } from '../cluster/user-kubeconfig';
+import type { SentinelConfig } from '../config';
+import { jobIdPrefix } from '../events/job';
+import type { JobRequest } from '../events/rotation-watch';
+import { describeKey } from '../kms/keys';
+import type { Logger } from '../log';
+import type { Services } from '../runtime/services';
+import { watchedTargets } from '../trail/watched';
+import { type JobStart, startReencryptJob } from './starter';
+
+/**
+ * The webhook's job requests, answered where the kubeconfigs are (rotation-watch): start a cluster's job for
+ * its key's current version through the one starter, or read a job's true status from its cluster's state.
+ */
+export type StartAnswer =
+  | {
+      kind: 'start-job';
+      outcome: JobStart;
+      jobId: string;
+      clusterId: string;
+      keyId: string;
+      keyVersionId: string;
+      attempt?: number;
+    }
+  | { kind: 'start-job'; outcome: 'not-a-target' | 'encryption-off'; clusterId: string };
+
+export interface JobStatus {
+  jobId: string;
+  clusterId: string;
+  phase: NonNullable<ClusterState['job']>['phase'];
+  attempt: number;
+  invocation: number;
+  counters?: { total: number; rewritten: number; alreadyCurrent: number; gone: number; failed: number };
+  /** 100 once completed; while sweeping the total is not known in advance, so none. */
+  percent?: number;
+  startedAt?: string;
+  updatedAt: string;
+  completedAt?: string;
+  lastError?: string;
+}
+
+export type StatusAnswer =
+  | { kind: 'job-status'; found: true; status: JobStatus }
+  | { kind: 'job-status'; found: false };
+
+type Deps = Pick<Services, 'clients' | 'invoker'>;
+type Config = Pick<SentinelConfig, 'clusters' | 'clusterKeys' | 'keys' | 'stateNamespace' | 'reencrypt'>;
+
+export async function answerJobRequest(
+  request: JobRequest,
+  s: Deps,
+  config: Config,
+  log: Logger,
+): Promise<StartAnswer | StatusAnswer> {
+  const { clusters } = await watchedTargets(s.clients, config, undefined, log);
+  if (request.kind === 'start-job') {
+    const cluster = clusters.find((c) => c.clusterId === request.clusterId);
+    if (!cluster) return { kind: 'start-job', outcome: 'not-a-target', clusterId: request.clusterId };
+    if (!cluster.encryptionEnabled || !cluster.keyId)
+      return { kind: 'start-job', outcome: 'encryption-off', clusterId: request.clusterId };
+    const key = await describeKey(s.clients, cluster.keyId);
+    const reason = `webhook${request.reason ? `: ${request.reason}` : ''}`;
+    const started = await startReencryptJob(s, config, cluster, key, reason, log);
+    return {
+      kind: 'start-job',
+      clusterId: cluster.clusterId,
+      keyId: key.keyId,
+      keyVersionId: key.primaryKeyVersion,
+      ...started,
+    };
+  }
+  for (const cluster of clusters.filter((c) => request.jobId.startsWith(jobIdPrefix(c.clusterId)))) {
+    const kube = openCluster(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
+    try {
+      const state = await configMapStateStore(kube.core, config.stateNamespace).load();
+      const status = statusOf(state, request.jobId, cluster.clusterId);
+      if (status) return { kind: 'job-status', found: true, status };
+    } finally {
+      kube.close();
+    }
+  }
+  return { kind: 'job-status', found: false };
+}
+
+const COUNTERS = ['total', 'rewritten', 'alreadyCurrent', 'gone', 'failed'] as const;
+
+/** The counters of the last checkpoint, or of the final report once the job is done. */
+function countersOf(job: NonNullable<ClusterState['job']>): Pick<JobStatus, 'counters'> {
+  if (job.checkpoint) return { counters: job.checkpoint.counters };
+  const r = job.report ?? {};
+  if (!COUNTERS.every((k) => typeof r[k] === 'number')) return {};
+  const n = (k: (typeof COUNTERS)[number]) => r[k] as number;
+  return {
+    counters: {
+      total: n('total'),
+      rewritten: n('rewritten'),
+      alreadyCurrent: n('alreadyCurrent'),
+      gone: n('gone'),
+      failed: n('failed'),
+    },
+  };
+}
+
+/** A job's status from its cluster's state: the one record every invocation of the job updates. */
+export function statusOf(state: ClusterState, jobId: string, clusterId: string): JobStatus | undefined {
+  const job = state.job;
+  if (job?.jobId !== jobId) return undefined;
+  const reason = job.report?.reason;
+  return {
+    jobId,
+    clusterId,
+    phase: job.phase,
+    attempt: job.attempt ?? 1,
+    invocation: job.invocation,
+    ...countersOf(job),
+    ...(job.phase === 'completed' ? { percent: 100 } : {}),
+    ...(job.startedAt ? { startedAt: job.startedAt } : {}),
+    updatedAt: job.updatedAt,
+    ...(job.phase === 'completed' && state.completedAt ? { completedAt: state.completedAt } : {}),
+    ...(job.phase === 'failed' && typeof reason === 'string' ? { lastError: reason } : {}),
+  };
+}
