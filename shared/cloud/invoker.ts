@@ -1,10 +1,6 @@
 import { Readable } from 'node:stream';
 import type Fc from '@alicloud/fc20230330';
-import {
-  InvokeFunctionHeaders,
-  InvokeFunctionRequest,
-  ListAsyncTasksRequest,
-} from '@alicloud/fc20230330';
+import { InvokeFunctionHeaders, InvokeFunctionRequest, ListAsyncTasksRequest } from '@alicloud/fc20230330';
 import * as $dara from '@darabonba/typescript';
 import { normalizeError, SentinelError } from '../errors';
 

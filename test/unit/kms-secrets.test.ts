@@ -66,7 +66,7 @@ describe('the webhook signing secret from KMS Secrets Manager', () => {
     });
   const get = async (h: ReturnType<typeof handler>, secret: string) => {
     const ts = String(Math.floor(Date.now() / 1000));
-    const path = '/v1/jobs/rj-none-0000000000000000';
+    const path = '/v1/reports/latest';
     const event = {
       version: 'v1',
       rawPath: path,
@@ -92,7 +92,7 @@ describe('the webhook signing secret from KMS Secrets Manager', () => {
 
   it('accepts the current version, picks up a rotation without a redeploy, and the previous version for the grace period only', async () => {
     const h = handler();
-    // 404 JobNotFound: the signature passed; 401: it did not.
+    // 404 NoReport (no bucket configured): the signature passed; 401: it did not.
     expect(await get(h, OLD)).toBe(404);
     expect(await get(h, 'not-the-secret-0123456789abcdef0123456789')).toBe(401);
     await user.kmsRpc('PutSecretValue', {
