@@ -2,9 +2,8 @@ import { credentialsFromContext } from '../../shared/cloud/credentials';
 import {
   type ActionTrailEvent,
   decodeEventInput,
-  parseSlsTriggerEvent,
-  parseTrailCloudEvent,
   parseTrailLogRecord,
+  parseTrailVerifyEvent,
   SLS_TRAIL_TOPICS,
   type SlsTriggerEvent,
 } from '../../shared/events';
@@ -75,6 +74,29 @@ async function readableRange(trigger: SlsTriggerEvent, s: Services, inv: Invocat
   }
 }
 
+/** The trail records of a shard range, parsed; one malformed record is counted and skipped, not fatal. */
+async function readTrail(
+  range: ShardRange,
+  inv: Invocation,
+): Promise<{ events: ActionTrailEvent[]; skipped: number }> {
+  const events: ActionTrailEvent[] = [];
+  let skipped = 0;
+  let index = 0;
+  for await (const batch of readShardRange(range, credentialsFromContext(inv.context))) {
+    for (const log of batch) {
+      index++;
+      if (!SLS_TRAIL_TOPICS.includes(log.topic as (typeof SLS_TRAIL_TOPICS)[number])) continue;
+      try {
+        events.push(parseTrailLogRecord(log.contents, index - 1));
+      } catch (err) {
+        skipped++;
+        inv.log.warn('skipped a malformed trail record', { error: (err as Error).message });
+      }
+    }
+  }
+  return { events, skipped };
+}
+
 /** Classifies a batch: the hot path measured by the benchmark. */
 export function classifyBatch(
   events: ActionTrailEvent[],
@@ -93,28 +115,11 @@ export async function trailVerify(
   inv: Invocation,
   s: Services = servicesFor(inv),
 ): Promise<VerifyResult> {
-  const value = decodeEventInput(event, { format: 'trail-verify event' });
-  const events: ActionTrailEvent[] = [];
-  let skipped = 0;
-  if (typeof value === 'object' && value !== null && 'specversion' in value) {
-    events.push(parseTrailCloudEvent(value).data);
-  } else {
-    const range = await readableRange(parseSlsTriggerEvent(value), s, inv);
-    let index = 0;
-    for await (const batch of readShardRange(range, credentialsFromContext(inv.context))) {
-      for (const log of batch) {
-        index++;
-        if (!SLS_TRAIL_TOPICS.includes(log.topic as (typeof SLS_TRAIL_TOPICS)[number])) continue;
-        try {
-          events.push(parseTrailLogRecord(log.contents, index - 1));
-        } catch (err) {
-          // One malformed record must not block the shard: counted and logged, the rest goes on.
-          skipped++;
-          inv.log.warn('skipped a malformed trail record', { error: (err as Error).message });
-        }
-      }
-    }
-  }
+  const request = parseTrailVerifyEvent(decodeEventInput(event, { format: 'trail-verify event' }));
+  const { events, skipped } =
+    request.kind === 'cloud-event'
+      ? { events: [request.event], skipped: 0 }
+      : await readTrail(await readableRange(request.trigger, s, inv), inv);
   const targets = await targetsFor(s, inv);
   const watched = await withResolvedAliases(events, targets.watched, s.clients, inv.log);
   const { findings, summary } = classifyBatch(events, watched);

@@ -13,10 +13,11 @@ export interface DecodeOptions {
   format: string;
 }
 
-const fail = (format: string, detail: string, path?: string): PoisonError =>
+const fail = (format: string, detail: string, path?: string, cause?: unknown): PoisonError =>
   new PoisonError(`Failed to parse ${format}: ${path ? `${path}: ` : ''}${detail}`, {
     code: 'InvalidEvent',
     ...(path ? { path } : {}),
+    ...(cause === undefined ? {} : { cause }),
   });
 
 function checkKeys(value: unknown, format: string, path: string[], depth: number): void {
@@ -64,7 +65,7 @@ export function decodeEventInput(input: unknown, options: DecodeOptions): unknow
     try {
       value = JSON.parse(text);
     } catch (err) {
-      throw fail(format, `the event is not JSON (${(err as Error).message})`);
+      throw fail(format, `the event is not JSON (${(err as Error).message})`, undefined, err);
     }
   }
   if (value === undefined || value === null) throw fail(format, 'the event is empty');
@@ -84,7 +85,7 @@ export function parseWith<S extends z.ZodType>(
   const issue = result.error.issues[0];
   const path = [...prefix, ...(issue?.path ?? []).map(String)].join('.');
   const more = result.error.issues.length > 1 ? ` (and ${result.error.issues.length - 1} more problems)` : '';
-  throw fail(format, `${issue?.message ?? 'invalid'}${more}`, path || undefined);
+  throw fail(format, `${issue?.message ?? 'invalid'}${more}`, path || undefined, result.error);
 }
 
 /** Decode and validate in one step: what every handler does with its raw event. */

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import type { ActionTrailEvent } from './actiontrail';
+import { parseTrailCloudEvent } from './eventbridge';
 import { jsonObject, nonEmpty, slsCursor } from './fields';
 import { type DecodeOptions, parseEvent } from './parse';
 
@@ -26,4 +28,16 @@ export const SLS_TRIGGER_FORMAT = 'SLS trigger event';
 
 export function parseSlsTriggerEvent(input: unknown, options: Partial<DecodeOptions> = {}): SlsTriggerEvent {
   return parseEvent(slsTriggerEventSchema, input, { format: SLS_TRIGGER_FORMAT, ...options });
+}
+
+/** What trail-verify receives: the SLS trigger on the trail logstore, or an ActionTrail event through EventBridge. */
+export type TrailVerifyEvent =
+  | { kind: 'sls-trigger'; trigger: SlsTriggerEvent }
+  | { kind: 'cloud-event'; event: ActionTrailEvent };
+
+export function parseTrailVerifyEvent(value: unknown): TrailVerifyEvent {
+  // A CloudEvent carries `specversion`; the SLS trigger event never does.
+  if (typeof value === 'object' && value !== null && 'specversion' in value)
+    return { kind: 'cloud-event', event: parseTrailCloudEvent(value).data };
+  return { kind: 'sls-trigger', trigger: parseSlsTriggerEvent(value) };
 }

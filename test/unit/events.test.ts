@@ -14,10 +14,12 @@ import {
   parseHttpTriggerEvent,
   parseJobPayload,
   parseLookupEventsBody,
+  parseRotationWatchEvent,
   parseSlsTriggerEvent,
   parseTimerEvent,
   parseTrailCloudEvent,
   parseTrailLogRecord,
+  parseTrailVerifyEvent,
 } from '../../shared/events';
 import { fixture, fixtureText } from '../helpers/fixtures';
 
@@ -239,5 +241,42 @@ describe('the re-encryption job payload', () => {
     expect(err).toBeInstanceOf(PoisonError);
     expect((err as PoisonError).path).toBe('version');
     expect((err as PoisonError).retryable).toBe(false);
+  });
+});
+
+describe('typed events per handler', () => {
+  it('a poison event carries what the parser said as its cause', () => {
+    const notJson = (() => {
+      try {
+        parseTimerEvent('{');
+      } catch (err) {
+        return err as PoisonError;
+      }
+    })();
+    expect(notJson).toBeInstanceOf(PoisonError);
+    expect(notJson?.cause).toBeInstanceOf(SyntaxError);
+    const wrong = (() => {
+      try {
+        parseTimerEvent({ triggerName: 'x' });
+      } catch (err) {
+        return err as PoisonError;
+      }
+    })();
+    expect((wrong?.cause as { issues?: unknown[] })?.issues?.length).toBeGreaterThan(0);
+  });
+
+  it('rotation-watch and trail-verify tell their sources apart in one place', () => {
+    expect(parseRotationWatchEvent(fixture('timer.json')).kind).toBe('timer');
+    expect(parseRotationWatchEvent(fixture('eventbridge-kms-disable-key.json')).kind).toBe('trail');
+    expect(parseRotationWatchEvent({ kind: 'start-job', clusterId: 'c-1' })).toEqual({
+      kind: 'start-job',
+      clusterId: 'c-1',
+    });
+    expect(() => parseRotationWatchEvent({ kind: 'start-job', clusterId: 'c 1' })).toThrow(/clusterId/);
+    expect(() => parseRotationWatchEvent({ kind: 'delete-everything' })).toThrow(PoisonError);
+    expect(parseTrailVerifyEvent(fixture('sls-trigger.json')).kind).toBe('sls-trigger');
+    expect(parseTrailVerifyEvent(fixture('eventbridge-cs-update-kms-encryption.json')).kind).toBe(
+      'cloud-event',
+    );
   });
 });
