@@ -182,7 +182,7 @@ export class FunctionService {
       const done = this.runTask(spec, task, payload);
       this.running.add(done);
       done.finally(() => this.running.delete(done));
-      // A 202 with no JSON content type: fc2 would try to parse an empty JSON body (sdks.md §3.1).
+      // FC 3.0 answers an async invocation 202 with an empty body and the task id in a header.
       return {
         status: 202,
         headers: { 'x-fc-request-id': requestId, 'x-fc-async-task-id': taskId },
