@@ -17,7 +17,7 @@ import {
 } from '../../shared/trail/watched';
 
 /**
- * rotation-watch: KMS publishes no "key rotated" event (alicloud.md §1), so a timer polls DescribeKey of every
+ * rotation-watch: KMS publishes no "key rotated" event (docs/cloud-facts.md#kms-rotation-events), so a timer polls DescribeKey of every
  * watched key and compares PrimaryKeyVersion with the version each cluster last completed; ActionTrail events
  * through EventBridge only make it faster. One re-encryption job per (cluster, key, version), started by FC
  * async invocation with the job id as task id, so duplicates and races never start a second job. Events

@@ -4,7 +4,7 @@ import type { ClusterState } from './state';
 /**
  * ACK / CS 2015-12-15 (ROA): cluster listing and detail (with `meta_data` carrying the Secret-encryption key,
  * as Terraform reads it), the user kubeconfig, and UpdateKMSEncryption with its 409 within 5 minutes of the
- * last change (reference/alicloud.md §5).
+ * last change (docs/cloud-facts.md#cs-secret-encryption).
  */
 const KMS_CHANGE_COOLDOWN_MS = 5 * 60_000;
 

@@ -1,7 +1,7 @@
 import dns from 'node:dns';
 
 /**
- * SLS SDKs put the project in the host name (`<project>.<endpoint>`: fc-sls.md §2), which nothing resolves
+ * SLS SDKs put the project in the host name (`<project>.<endpoint>`: docs/cloud-facts.md#sls-pulllogs), which nothing resolves
  * for a loopback endpoint. In the sandbox's own process (emulator, in-process handlers, tests) names ending
  * in `.127.0.0.1` resolve to 127.0.0.1. `@darabonba/typescript` ignores the SDK's `httpProxy` setting, so a
  * proxy is no way in. Production code is unchanged: on Alibaba Cloud the names resolve.

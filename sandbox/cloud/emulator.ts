@@ -354,7 +354,7 @@ export class CloudEmulator {
       trailRecord(event as unknown as Record<string, unknown> & { eventTime: Date }),
     );
     queueMicrotask(() => this.triggerTrail());
-    // EventBridge receives only write-type ActionTrail events (alicloud.md §1.1).
+    // EventBridge receives only write-type ActionTrail events (docs/cloud-facts.md#kms-rotation-events).
     if (e.eventRW === 'Write') {
       const service = e.serviceName === 'Kms' ? 'kms' : 'cs';
       const cloudEvent: CloudEventOut = {

@@ -4,7 +4,7 @@ import type { KeyState, SecretState } from './state';
 
 /**
  * KMS 2016-01-20, the operations the suite and the control plane's KMS plugin use, with the real refusals
- * (reference/alicloud.md §6). Ciphertexts are real AES-256-GCM under the key version, which they name, so old
+ * (docs/cloud-facts.md#kms-api). Ciphertexts are real AES-256-GCM under the key version, which they name, so old
  * versions keep decrypting after a rotation.
  */
 const WRITE_ACTIONS = new Set([

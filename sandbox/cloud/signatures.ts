@@ -2,8 +2,8 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
 /**
- * Server-side checks of the signature schemes the official SDKs send (reference/sdks.md §2.4,
- * fc-sls.md §2): RPC v1 (HMAC-SHA1 in the query; @alicloud/kms20160120 1.2.0), ACS3-HMAC-SHA256 (the
+ * Server-side checks of the signature schemes the official SDKs send (docs/cloud-facts.md#sdk-signatures-and-errors,
+ * docs/cloud-facts.md#sls-pulllogs): RPC v1 (HMAC-SHA1 in the query; @alicloud/kms20160120 1.2.0), ACS3-HMAC-SHA256 (the
  * `Authorization` header; openapi-core/openapi-client), and
  * LOG (`Authorization: LOG ak:sig`; @alicloud/sls20201230).
  */

@@ -2,7 +2,7 @@ import { LogGroupList } from '../../shared/trail/log-group';
 import type { LogRecord } from './state';
 
 /**
- * The ActionTrail trail's SLS logstore as `@alicloud/sls20201230` reads it (reference/fc-sls.md §2): cursors
+ * The ActionTrail trail's SLS logstore as `@alicloud/sls20201230` reads it (docs/cloud-facts.md#sls-pulllogs): cursors
  * are base64 of a decimal position, PullLogs answers a protobuf `LogGroupList` compressed as the client asks
  * (an lz4 block without size prefix, or zlib deflate) with `x-log-cursor` / `x-log-count`.
  */

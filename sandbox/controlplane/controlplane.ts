@@ -202,7 +202,7 @@ export class ControlPlane {
   /**
    * Waits until the API server encrypts with `keyId`. The API server polls the plugin's Status about once a
    * minute; `/healthz/kms-providers` runs the same check when 20 s have passed since the last one, so poking
-   * it every 2 s brings adoption down to ~20 s (reference/controlplane.md §3).
+   * it every 2 s brings adoption down to ~20 s (docs/cloud-facts.md#kms-v2-internals).
    */
   async waitForAdoption(keyId: string, timeoutMs = 120_000): Promise<void> {
     let done = false;

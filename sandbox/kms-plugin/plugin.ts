@@ -6,7 +6,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { redactString } from '../../shared/log';
 import type { KeyProvider } from './key-provider';
 
-/** Limits kube-apiserver enforces on a KMS v2 plugin (reference/controlplane.md §4). */
+/** Limits kube-apiserver enforces on a KMS v2 plugin (docs/cloud-facts.md#kms-v2-internals). */
 const KEY_ID_MAX_BYTES = 1024;
 const CIPHERTEXT_MAX_BYTES = 1024;
 const ANNOTATIONS_MAX_BYTES = 32 * 1024;

@@ -17,7 +17,7 @@ import type { CloudCredentials } from './credentials';
  * - KMS: `@alicloud/kms20160120` 1.2.0 (old generation, rpc-client, HMAC-SHA1). Operations it lacks
  *   (`SetDeletionProtection`) and fields its models drop (`DeletionProtection`) go through
  *   `@alicloud/openapi-client`'s generic `callApi` (`kmsRpc`), never a hand-signed request.
- * - ActionTrail: no SDK on our registry (alicloud.md §2.8), so `LookupEvents` also goes through `callApi`.
+ * - ActionTrail: no SDK on our registry (docs/cloud-facts.md#actiontrail-events), so `LookupEvents` also goes through `callApi`.
  * - CS: `@alicloud/cs20151215` 7.x; `csRoa` is its own `callApi`, for `meta_data` the models drop.
  * - FC: `@alicloud/fc20230330`, the FC 3.0 OpenAPI SDK (ACS3 signatures), which the official `fc3` component
  *   itself invokes with (`invokeFunction` with `x-fc-invocation-type` and `x-fc-async-task-id`); it replaces

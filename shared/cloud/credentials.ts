@@ -9,7 +9,7 @@ export interface CloudCredentials {
   securityToken?: string;
 }
 
-/** The part of the FC `context` that carries the function role's STS credentials (alicloud.md §3.2). */
+/** The part of the FC `context` that carries the function role's STS credentials (docs/cloud-facts.md#fc-events). */
 export interface FcContextCredentials {
   credentials?: { accessKeyId?: string; accessKeySecret?: string; securityToken?: string };
 }

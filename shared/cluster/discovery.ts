@@ -4,7 +4,7 @@ import type { SentinelConfig } from '../config';
 /**
  * The target clusters and the KMS key each encrypts its Secrets with. The key lives in
  * `meta_data.Capabilities.EncryptionKMSKeyId` (with `DisableEncryption`), which the CS SDK's models drop, so
- * this reads the raw answers (reference/alicloud.md §5.3). An explicit mapping in configuration wins.
+ * this reads the raw answers (docs/cloud-facts.md#cs-secret-encryption). An explicit mapping in configuration wins.
  */
 export interface TargetCluster {
   clusterId: string;

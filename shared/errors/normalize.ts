@@ -2,7 +2,7 @@ import { type ErrorKind, SentinelError } from './taxonomy';
 
 /**
  * The Alibaba Cloud SDKs and the Kubernetes client each surface failures differently
- * (`reference/sdks.md` §2–§4). This is the one place that reads their shapes:
+ * (docs/cloud-facts.md#sdk-signatures-and-errors). This is the one place that reads their shapes:
  * - `@alicloud/openapi-core` (CS 7.x): `ClientError` / `ServerError` / `ThrottlingError` with `statusCode`,
  *   `code`, `requestId`, `retryAfter` (from `x-acs-retry-after`).
  * - `@alicloud/openapi-client` generic `callApi`: a tea `ResponseError` with `code` and `data.statusCode`.

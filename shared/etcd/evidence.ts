@@ -1,7 +1,7 @@
 import protobuf from 'protobufjs';
 
 /**
- * Evidence from etcd: which KMS key id encrypted each Secret as stored (reference/controlplane.md §5).
+ * Evidence from etcd: which KMS key id encrypted each Secret as stored (docs/cloud-facts.md#kms-v2-internals).
  * Reads `/registry/secrets/` through etcd's gRPC gateway (`POST /v3/kv/range`, base64 keys), page by page,
  * and decodes each value: `k8s:enc:kms:v2:<provider>:` + the EncryptedObject protobuf (its keyID), or the
  * plaintext `k8s\0` protobuf envelope of the identity provider.
@@ -28,7 +28,7 @@ const PLAINTEXT_PREFIX = Buffer.from('k8s\u0000', 'latin1');
 
 /**
  * kube-apiserver's `EncryptedObject` (k8s.io/apiserver pkg/storage/value/encrypt/envelope/kmsv2/v2/api.proto,
- * controlplane.md §5), declared through protobufjs reflection so that bundles need no .proto file.
+ * docs/cloud-facts.md#kms-v2-internals), declared through protobufjs reflection so that bundles need no .proto file.
  */
 export const EncryptedObject = new protobuf.Type('EncryptedObject')
   .add(new protobuf.Field('encryptedData', 1, 'bytes'))

@@ -4,7 +4,7 @@ import { isoInstant, jsonObject, looseInt, nonEmpty } from './fields';
 import { parseWith } from './parse';
 
 /**
- * An ActionTrail management event (`reference/alicloud.md` §2.1–2.2). The same object arrives as the
+ * An ActionTrail management event (docs/cloud-facts.md#actiontrail-events). The same object arrives as the
  * EventBridge CloudEvent's `data`, as the JSON string in an SLS trail logstore's `event` field, and as an
  * element of LookupEvents' `Events`.
  */
@@ -51,7 +51,7 @@ export function parseActionTrailEvent(value: unknown, prefix: string[] = []): Ac
   return parseWith(actionTrailEventSchema, value, ACTIONTRAIL_FORMAT, prefix);
 }
 
-/** The ACK control plane's KMS plugin calls KMS as this RAM role (the vendor document; alicloud.md §2.3). */
+/** The ACK control plane's KMS plugin calls KMS as this RAM role (the vendor document; docs/cloud-facts.md#actiontrail-events). */
 export const MANAGED_SECURITY_ROLE = 'aliyuncsmanagedsecurityrole';
 
 /**
@@ -134,7 +134,7 @@ export function parseTrailLogRecord(record: Record<string, string | undefined>, 
   return parseActionTrailEvent(value, [...prefix, 'event']);
 }
 
-/** LookupEvents' response body: `{RequestId, NextToken, Events: [...]}` (alicloud.md §2.7). */
+/** LookupEvents' response body: `{RequestId, NextToken, Events: [...]}` (docs/cloud-facts.md#actiontrail-events). */
 export const lookupEventsBodySchema = z.object({
   RequestId: z.string().optional(),
   NextToken: z.string().optional(),

@@ -4,7 +4,7 @@ import { nonEmpty } from './fields';
 import { type DecodeOptions, parseEvent } from './parse';
 
 /**
- * The EventBridge CloudEvent envelope with Alibaba's extension fields (`reference/alicloud.md` §1.3), carrying
+ * The EventBridge CloudEvent envelope with Alibaba's extension fields (docs/cloud-facts.md#kms-rotation-events), carrying
  * an ActionTrail event of KMS or CS in `data` (§1.4). `time` and `aliyunpublishtime` are kept as strings:
  * Alibaba writes them in forms such as `2020-11-19T21:04:42.179PRC` that are not ISO 8601.
  */
@@ -60,5 +60,5 @@ export function parseTrailCloudEvent(input: unknown, options: Partial<DecodeOpti
 export const cloudEventService = (event: TrailCloudEvent): 'kms' | 'cs' =>
   event.type.startsWith('kms:') ? 'kms' : 'cs';
 
-/** EventBridge delivers at least once; `source` + `id` identifies an event (alicloud.md §1.3). */
+/** EventBridge delivers at least once; `source` + `id` identifies an event (docs/cloud-facts.md#kms-rotation-events). */
 export const cloudEventDedupKey = (event: TrailCloudEvent): string => `${event.source}/${event.id}`;

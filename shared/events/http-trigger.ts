@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { type DecodeOptions, parseEvent } from './parse';
 
 /**
- * The FC 3.0 HTTP trigger event for built-in runtimes (`reference/alicloud.md` §3.6). Multi-valued headers
+ * The FC 3.0 HTTP trigger event for built-in runtimes (docs/cloud-facts.md#fc-events). Multi-valued headers
  * and query parameters arrive joined with commas; a binary body arrives base64-encoded.
  */
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;

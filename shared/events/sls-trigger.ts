@@ -5,7 +5,7 @@ import { jsonObject, nonEmpty, slsCursor } from './fields';
 import { type DecodeOptions, parseEvent } from './parse';
 
 /**
- * The SLS trigger event (`reference/alicloud.md` §3.4): where to read, not what. The function pulls
+ * The SLS trigger event (docs/cloud-facts.md#fc-events): where to read, not what. The function pulls
  * `[beginCursor, endCursor)` of one shard itself.
  */
 export const slsTriggerEventSchema = z.object({

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { isoInstant, nonEmpty } from './fields';
 import { type DecodeOptions, parseEvent } from './parse';
 
-/** The FC timer trigger event (`reference/alicloud.md` §3.3): `payload` is the trigger's configured string. */
+/** The FC timer trigger event (docs/cloud-facts.md#fc-events): `payload` is the trigger's configured string. */
 export const timerEventSchema = z.object({
   triggerTime: isoInstant,
   triggerName: nonEmpty,

@@ -3,7 +3,7 @@ import { SentinelError } from '../errors';
 
 /**
  * A KMS key as the suite needs it. Read through the generic call: the 1.2.0 SDK's model drops
- * `DeletionProtection` (reference/sdks.md §2.2).
+ * `DeletionProtection` (docs/cloud-facts.md#kms-api).
  */
 export interface KeyInfo {
   keyId: string;

@@ -24,7 +24,7 @@ export function annotationPatch(
 
 /**
  * The `stale-only` strategy's patch: nothing but a resourceVersion precondition. A KMS v2 API server stores
- * such a no-op again only when the stored object is stale, i.e. under another key id (controlplane.md §3).
+ * such a no-op again only when the stored object is stale, i.e. under another key id (docs/cloud-facts.md#kms-v2-internals).
  */
 export const stalePatch = (resourceVersion: string) => ({ metadata: { resourceVersion } });
 

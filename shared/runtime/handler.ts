@@ -2,7 +2,7 @@ import { loadConfig, type SentinelConfig } from '../config';
 import { normalizeError, type SentinelError } from '../errors';
 import { createLogger, type Logger, type LogSink, redactString } from '../log';
 
-/** The Function Compute `context` a Node.js handler receives (`reference/alicloud.md` §3.2). */
+/** The Function Compute `context` a Node.js handler receives (docs/cloud-facts.md#fc-events). */
 export interface FcContext {
   requestId: string;
   credentials?: { accessKeyId?: string; accessKeySecret?: string; securityToken?: string };

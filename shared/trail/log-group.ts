@@ -1,7 +1,7 @@
 import protobuf from 'protobufjs';
 
 /**
- * SLS's `LogGroupList` wire format (reference/fc-sls.md §2, "Data encoding"), declared through protobufjs
+ * SLS's `LogGroupList` wire format (docs/cloud-facts.md#sls-pulllogs), declared through protobufjs
  * reflection so the function bundles need no .proto file.
  */
 const Content = new protobuf.Type('Content')

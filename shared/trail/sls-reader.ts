@@ -10,7 +10,7 @@ import { type DecodedLog, decodeLogGroupList } from './log-group';
 /**
  * Reads one shard between two cursors `[beginCursor, endCursor)`, as a function behind an SLS trigger must
  * (the trigger event says where, not what). `@alicloud/sls20201230`'s own `pullLogs` is broken (no project in
- * the host, JSON parsing of protobuf: fc-sls.md §2), so this uses the same client's `execute` with
+ * the host, JSON parsing of protobuf: docs/cloud-facts.md#sls-pulllogs), so this uses the same client's `execute` with
  * `bodyType: 'byte'`: the SDK still signs (LOG, HMAC-SHA256), adds STS and decompresses lz4/deflate; we decode
  * the protobuf `LogGroupList`.
  */
