@@ -1,17 +1,22 @@
 #!/usr/bin/env node
-// The CLI entry. In a checkout (dev dependencies installed) it runs the TypeScript sources, so it is never
-// stale; an installation without them runs the esbuild bundle that `npm run build` makes (dist/cli.js).
+// The CLI entry: runs the bundle, rebuilding it first in a checkout whose sources changed (bin/launch.js).
 const { join } = require('node:path');
+const { chooseEntry } = require('./launch');
 
-let entry;
+const root = join(__dirname, '..');
+let canBuild = true;
 try {
-  require.resolve('tsx/cjs');
-  require('tsx/cjs');
-  entry = './cli.ts';
+  require.resolve('esbuild');
 } catch {
-  entry = join(__dirname, '..', 'dist', 'cli.js');
+  canBuild = false;
 }
-const { main } = require(entry);
+const choice = chooseEntry(root, canBuild);
+if (choice === 'missing') {
+  process.stderr.write('ack-kms-sentinel: dist/cli.js is missing; run `npm run build:cli`\n');
+  process.exit(2);
+}
+if (choice === 'rebuild') require('./build-cli').buildCli(root);
+const { main } = require(join(root, 'dist', 'cli.js'));
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

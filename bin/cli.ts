@@ -1,10 +1,24 @@
 import { Command, CommanderError, Option } from 'commander';
-import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../shared/reencrypt';
-import { type AuditFlags, auditCommand } from './audit-command';
-import { type InvokeFlags, invokeCommand } from './invoke-command';
-import { jsonLinesOutput, terminalOutput } from './output';
-import { describeError, type ReencryptFlags, reencryptCommand } from './reencrypt-command';
-import { type ServeFlags, serveCommand } from './serve-command';
+import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../shared/reencrypt/defaults';
+import type * as AuditModule from './audit-command';
+import type { AuditFlags } from './audit-command';
+import type * as InvokeModule from './invoke-command';
+import type { InvokeFlags } from './invoke-command';
+import type * as OutputModule from './output';
+import type * as ReencryptModule from './reencrypt-command';
+import type { ReencryptFlags } from './reencrypt-command';
+import type * as ServeModule from './serve-command';
+import type { ServeFlags } from './serve-command';
+
+// Each command loads its modules when it runs (a bundle evaluates an imported module lazily): `--help` and
+// usage errors load nothing but commander. The `.js` names resolve to the TypeScript sources (tsc, esbuild, vitest).
+const lazy = {
+  audit: (): Promise<typeof AuditModule> => import('./audit-command.js'),
+  invoke: (): Promise<typeof InvokeModule> => import('./invoke-command.js'),
+  output: (): Promise<typeof OutputModule> => import('./output.js'),
+  reencrypt: (): Promise<typeof ReencryptModule> => import('./reencrypt-command.js'),
+  serve: (): Promise<typeof ServeModule> => import('./serve-command.js'),
+};
 
 /**
  * `ack-kms-sentinel`: the suite's jobs from a laptop or CI, against any cluster you have a kubeconfig for.
@@ -53,6 +67,8 @@ export function buildProgram(run: (code: number) => void): Command {
       'verify from etcd afterwards (self-managed control planes and the sandbox)',
     )
     .action(async (flags: ReencryptFlags) => {
+      const { jsonLinesOutput, terminalOutput } = await lazy.output();
+      const { reencryptCommand } = await lazy.reencrypt();
       const out = process.stdout.isTTY
         ? terminalOutput(process.stdout, process.stderr, flags.json === true)
         : jsonLinesOutput(process.stdout, flags.json === true);
@@ -69,6 +85,7 @@ export function buildProgram(run: (code: number) => void): Command {
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .option('--timeout <seconds>', 'the function timeout the handler budgets against', '60')
     .action(async (name: string, flags: InvokeFlags) => {
+      const { invokeCommand } = await lazy.invoke();
       run(await invokeCommand(name, flags));
     });
 
@@ -81,6 +98,7 @@ export function buildProgram(run: (code: number) => void): Command {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .action(async (flags: ServeFlags) => {
+      const { serveCommand } = await lazy.serve();
       run(await serveCommand(flags));
     });
 
@@ -96,6 +114,7 @@ export function buildProgram(run: (code: number) => void): Command {
     .option('--json', 'end stdout with the report as one JSON object')
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .action(async (flags: AuditFlags) => {
+      const { auditCommand } = await lazy.audit();
       run(await auditCommand(flags));
     });
 
@@ -115,6 +134,7 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version exit 0; every other commander error is a usage error.
       return err.exitCode === 0 ? 0 : 2;
     }
+    const { describeError } = await lazy.reencrypt();
     const { code: exit, message } = describeError(err);
     process.stderr.write(`ack-kms-sentinel: ${message}\n`);
     // For bug reports: the stack, only when asked (it can name internal paths, never data).

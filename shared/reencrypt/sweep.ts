@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SentinelError } from '../errors';
 import type { SweepCounters } from '../events/job';
 import { annotationPatch, isCurrent, stalePatch } from './annotations';
+import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
 import { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from './retry';
 import { expiredContinueToken, type SecretRef, type SecretStore } from './secrets-api';
 import { AdaptiveLimiter } from './throttle';
@@ -110,12 +111,8 @@ export interface SweepOptions {
   random?: () => number;
 }
 
-export const DEFAULT_PAGE_SIZE = 500;
-/**
- * From `npm run bench` (BENCHMARKS.md): on loopback 32 was the fastest (16 within 10%, 64 slower as the API
- * server saturates); an API server across a network needs more requests in flight to hide the latency.
- */
-export const DEFAULT_CONCURRENCY = 32;
+export { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
+
 const MAX_LISTED_FAILURES = 1000;
 const PROGRESS_INTERVAL_MS = 250;
 
