@@ -5,12 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
-import {
-  SIGNATURE_HEADER,
-  signRequest,
-  TIMESTAMP_HEADER,
-  createHandler as webhookHandler,
-} from '../../functions/webhook';
+import { createHandler as webhookHandler } from '../../functions/webhook';
 import { type Sandbox, startSandbox } from '../../sandbox';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import type { FcHandler } from '../../sandbox/cloud/fc';
@@ -23,6 +18,7 @@ import { annotationPatch } from '../../shared/reencrypt/annotations';
 import { Recorder } from '../helpers/recorder';
 import { coreApi } from '../helpers/sandbox';
 import { seedSecrets, snapshot } from '../helpers/secrets';
+import { signedEvent } from '../helpers/webhook';
 
 /**
  * The main job end to end, through the emulated triggers: a KMS rotation → EventBridge or the timer →
@@ -442,19 +438,7 @@ describe('the event-driven pipeline', () => {
       sink: () => undefined,
     });
     const call = async (method: 'GET' | 'POST', path: string) => {
-      const ts = String(Math.floor(Date.now() / 1000));
-      const event = {
-        version: 'v1',
-        rawPath: path,
-        body: '',
-        isBase64Encoded: false,
-        headers: {
-          [TIMESTAMP_HEADER]: ts,
-          [SIGNATURE_HEADER]: signRequest(WEBHOOK_SECRET, { method, path, timestamp: ts, body: '' }),
-        },
-        queryParameters: {},
-        requestContext: { requestId: 'r', http: { method, path } },
-      };
+      const event = signedEvent(WEBHOOK_SECRET, method, path);
       const res = (await webhook(Buffer.from(JSON.stringify(event)), {
         requestId: 'webhook-test',
         credentials: cloud.user,

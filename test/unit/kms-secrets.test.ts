@@ -13,6 +13,7 @@ import { loadConfig } from '../../shared/config';
 import { clearKmsSecretCache } from '../../shared/config/kms-secrets';
 import type { HttpTriggerResponse } from '../../shared/events';
 import { Recorder } from '../helpers/recorder';
+import { signedEvent } from '../helpers/webhook';
 
 /**
  * Secret-valued settings kept in KMS Secrets Manager (`kms-secret://<name>`): read at run time through the
@@ -65,23 +66,7 @@ describe('the webhook signing secret from KMS Secrets Manager', () => {
       now: () => clock,
     });
   const get = async (h: ReturnType<typeof handler>, secret: string) => {
-    const ts = String(Math.floor(Date.now() / 1000));
-    const path = '/v1/reports/latest';
-    const event = {
-      version: 'v1',
-      rawPath: path,
-      body: '',
-      isBase64Encoded: false,
-      headers: {
-        [TIMESTAMP_HEADER]: ts,
-        [SIGNATURE_HEADER]: signRequest(secret, { method: 'GET', path, timestamp: ts, body: '' }),
-      },
-      queryParameters: {},
-      requestContext: {
-        requestId: 'r',
-        http: { method: 'GET', path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.1' },
-      },
-    };
+    const event = signedEvent(secret, 'GET', '/v1/reports/latest');
     const context = {
       requestId: 'req',
       credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
