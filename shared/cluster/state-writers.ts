@@ -4,7 +4,7 @@ import type {
   V1RoleRef,
   RbacV1Subject as V1Subject,
 } from '@kubernetes/client-node';
-import { SENTINEL_USER } from './rbac';
+import { rbacObjects, SENTINEL_USER } from './rbac';
 import { STATE_CONFIGMAP } from './state';
 
 /**
@@ -31,8 +31,12 @@ const isControlPlane = (s: V1Subject): boolean =>
   ((s.kind === 'User' || s.kind === 'Group') && s.name.startsWith('system:')) ||
   (s.kind === 'ServiceAccount' && s.namespace === 'kube-system');
 
-/** The suite's own RoleBinding (deploy/rbac.yaml). */
-const own = { kind: 'RoleBinding', name: 'ack-kms-sentinel-state', role: 'ack-kms-sentinel-state' };
+/** The suite's own RoleBinding (deploy/rbac.yaml, from the one RBAC registry). */
+const ownBinding = (namespace: string) => {
+  const { roleBinding } = rbacObjects(namespace);
+  const meta = roleBinding.metadata as { name: string };
+  return { kind: 'RoleBinding', name: meta.name, role: (roleBinding.roleRef as { name: string }).name };
+};
 
 const describeSubject = (s: V1Subject): string =>
   `${s.kind} ${s.namespace ? `${s.namespace}/` : ''}${s.name}`;
@@ -89,6 +93,7 @@ export async function stateWriters(
     roleRef: b.roleRef,
     ...(b.subjects ? { subjects: b.subjects } : {}),
   }));
+  const own = ownBinding(namespace);
   const writers: StateWriter[] = [];
   for (const b of all) {
     // deploy/rbac.yaml's own binding, recognised by what it is (labels can be copied by anyone who binds).
