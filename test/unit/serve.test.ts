@@ -20,7 +20,7 @@ import { fixture } from '../helpers/fixtures';
 
 /**
  * The webhook as users try it before deploying: `ack-kms-sentinel serve` turns requests into FC 3.0 HTTP
- * trigger events, the documented signed curl call works against it, and `invoke webhook` takes an event file,
+ * trigger events, the README's signed curl call works against it, and `invoke webhook` takes an event file,
  * including the one `s local invoke` sends.
  */
 const SECRET = 'serve-test-secret-0123456789abcdef0123456789';
@@ -57,16 +57,16 @@ afterAll(async () => {
   await cloud.stop();
 });
 
-/** The documented signed curl example (docs/webhook.md), verbatim. */
+/** The README's signed curl example, verbatim. */
 function readmeExample(): string {
-  const readme = readFileSync(join(__dirname, '../../docs/webhook.md'), 'utf8');
+  const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
   const block = /```sh\n(ts=\$\(date \+%s\);[\s\S]*?)```/.exec(readme)?.[1];
-  if (!block) throw new Error('docs/webhook.md has no signed curl example');
+  if (!block) throw new Error('the README has no signed curl example');
   return block;
 }
 
 describe('ack-kms-sentinel serve', () => {
-  it('answers the documented signed curl call: an audit starts', async () => {
+  it("answers the README's signed curl call: an audit starts", async () => {
     // Asynchronously: the server answering curl runs in this process.
     const { stdout: out } = await promisify(execFile)('bash', ['-c', readmeExample()], {
       env: { ...process.env, URL: url, SENTINEL_WEBHOOK_SECRET: SECRET },
