@@ -1,9 +1,9 @@
-import Cs from '@alicloud/cs20151215';
+import type Cs from '@alicloud/cs20151215';
 import Fc from '@alicloud/fc20230330';
-import Kms from '@alicloud/kms20160120';
+import type Kms from '@alicloud/kms20160120';
 import OpenApi, * as $OpenApi from '@alicloud/openapi-client';
-import { $OpenApiUtil } from '@alicloud/openapi-core';
-import { Config as RpcConfig } from '@alicloud/rpc-client';
+import OpenApiCore, { $OpenApiUtil } from '@alicloud/openapi-core';
+import type { Config as RpcConfig } from '@alicloud/rpc-client';
 import * as $Util from '@alicloud/tea-util';
 import * as $dara from '@darabonba/typescript';
 import type { EndpointOverride, SentinelConfig, ServiceName } from '../config';
@@ -103,9 +103,6 @@ export function createCloudClients(
   };
 
   const kmsEndpoint = resolveEndpoint('kms', region, endpoints);
-  const kms = new Kms(
-    new RpcConfig({ ...common, endpoint: kmsEndpoint.host, protocol: kmsEndpoint.protocol }),
-  );
 
   const generic = (e: Resolved) =>
     new OpenApi(new $OpenApi.Config({ ...common, endpoint: e.host, protocol: e.protocol }));
@@ -138,9 +135,13 @@ export function createCloudClients(
     };
 
   const csEndpoint = resolveEndpoint('cs', region, endpoints);
-  const cs = new Cs(
-    new $OpenApiUtil.Config({ ...common, endpoint: csEndpoint.host, protocol: csEndpoint.protocol }),
-  );
+  const csConfig = new $OpenApiUtil.Config({
+    ...common,
+    endpoint: csEndpoint.host,
+    protocol: csEndpoint.protocol,
+  });
+  // The functions only make generic calls: the typed CS client (about 1 MB) is loaded only when asked for.
+  const csGeneric = new OpenApiCore(csConfig);
   const csRoa: RoaCaller = async (action, method, pathname, query = {}) => {
     const params = new $OpenApiUtil.Params({
       action,
@@ -154,7 +155,7 @@ export function createCloudClients(
       bodyType: 'json',
     });
     try {
-      const res = await cs.callApi(
+      const res = await csGeneric.callApi(
         params,
         new $OpenApiUtil.OpenApiRequest({ query }),
         new $dara.RuntimeOptions({
@@ -174,11 +175,27 @@ export function createCloudClients(
     new $OpenApiUtil.Config({ ...common, endpoint: fcEndpoint.host, protocol: fcEndpoint.protocol }),
   );
 
+  let kms: Kms | undefined;
+  let cs: Cs | undefined;
   return {
     region,
-    kms,
+    // The typed clients, for the console user's calls in tools and tests; production code makes generic
+    // calls. Required on first use, so a function's cold start never evaluates them.
+    get kms(): Kms {
+      if (!kms) {
+        const { Config } = require('@alicloud/rpc-client') as { Config: typeof RpcConfig };
+        const KmsClient = (require('@alicloud/kms20160120') as { default: typeof Kms }).default;
+        kms = new KmsClient(
+          new Config({ ...common, endpoint: kmsEndpoint.host, protocol: kmsEndpoint.protocol }),
+        );
+      }
+      return kms;
+    },
     kmsRpc: rpc(generic(kmsEndpoint), '2016-01-20', 'kms'),
-    cs,
+    get cs(): Cs {
+      if (!cs) cs = new (require('@alicloud/cs20151215') as { default: typeof Cs }).default(csConfig);
+      return cs;
+    },
     csRoa,
     actionTrailRpc: rpc(
       generic(resolveEndpoint('actiontrail', region, endpoints)),
