@@ -5,6 +5,8 @@ import { credentialsFromContext } from '../../shared/cloud/credentials';
 import { acceptedValues, kmsSecret } from '../../shared/config/kms-secrets';
 import { normalizeError, PoisonError } from '../../shared/errors';
 import {
+  CLUSTER_ID_CHARS,
+  clusterIdField,
   type HttpTriggerEvent,
   type HttpTriggerResponse,
   httpBodyBytes,
@@ -67,10 +69,7 @@ class HttpError extends Error {
 const reencryptBody = z.object({ reason: z.string().max(200).optional() }).strict();
 const auditBody = z
   .object({
-    clusterIds: z
-      .array(z.string().regex(/^[a-zA-Z0-9-]{1,64}$/))
-      .max(100)
-      .optional(),
+    clusterIds: z.array(clusterIdField).max(100).optional(),
   })
   .strict();
 
@@ -195,7 +194,7 @@ interface RouteContext {
 
 const ROUTES: Route[] = [
   {
-    pattern: /^\/v1\/clusters\/([a-zA-Z0-9-]{1,64})\/reencrypt$/,
+    pattern: new RegExp(`^/v1/clusters/(${CLUSTER_ID_CHARS})/reencrypt$`),
     methods: {
       POST: async (m, { inv, s, body }) => {
         const { reason } = parseBody(reencryptBody, body);

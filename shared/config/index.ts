@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors';
+import { CLUSTER_ID, KEY_ID, STRATEGIES, type Strategy } from '../events/fields';
 import { registerSecret } from '../log';
 import { type NotifyChannelConfig, parseNotifyChannels } from './channels';
 import { bad, durationMs, endpointUrl, list, type Problem, type Setting, setting } from './settings';
@@ -24,7 +25,7 @@ export type ClusterTargets =
 
 export type WatchedKeys = { mode: 'explicit'; keyIds: string[] } | { mode: 'from-clusters' };
 
-export type ReencryptStrategy = 'annotate' | 'stale-only';
+export type ReencryptStrategy = Strategy;
 
 export interface EndpointOverride {
   /** `http` or `https` */
@@ -87,8 +88,6 @@ export type Env = Record<string, string | undefined>;
 
 const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const REGION = /^[a-z]{2,}-[a-z0-9-]+$/;
-const CLUSTER_ID = /^[a-zA-Z0-9-]{1,64}$/;
-const KEY_ID = /^[A-Za-z0-9-_/:.]{1,256}$/;
 
 const SETTINGS = {
   region: setting({
@@ -173,7 +172,10 @@ const SETTINGS = {
     name: 'SENTINEL_REENCRYPT_STRATEGY',
     example: 'annotate',
     default: 'annotate',
-    parse: (v) => (v === 'annotate' || v === 'stale-only' ? v : bad('must be "annotate" or "stale-only"')),
+    parse: (v) =>
+      (STRATEGIES as readonly string[]).includes(v)
+        ? (v as Strategy)
+        : bad('must be "annotate" or "stale-only"'),
   }),
   concurrency: setting({
     name: 'SENTINEL_REENCRYPT_CONCURRENCY',

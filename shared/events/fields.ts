@@ -37,3 +37,27 @@ export const looseInt = z.union([
   z.number().int(),
   z.string().regex(/^\d+$/, 'must be an integer').transform(Number),
 ]);
+
+/**
+ * The identifiers every layer checks, defined once: configuration, event schemas, the job payload and the
+ * webhook's routes all use these.
+ */
+export const CLUSTER_ID_CHARS = '[a-zA-Z0-9-]{1,64}';
+export const CLUSTER_ID = new RegExp(`^${CLUSTER_ID_CHARS}$`);
+export const KEY_ID = /^[A-Za-z0-9-_/:.]{1,256}$/;
+export const KEY_VERSION_ID = /^[A-Za-z0-9-]{1,128}$/;
+
+export const clusterIdField = z
+  .string()
+  .regex(CLUSTER_ID, 'must be an ACK cluster id (letters, digits, dashes)');
+export const keyIdField = z.string().regex(KEY_ID, 'must be a KMS key id, alias or ARN');
+export const keyVersionIdField = z.string().regex(KEY_VERSION_ID, 'must be a KMS key version id');
+
+/**
+ * How a sweep decides what to write: `annotate` writes every Secret not yet marked with the target key
+ * version (the mark is the suite's record); `stale-only` asks the API server to store only what it reports
+ * stale (an empty patch on the resourceVersion), which needs no mark.
+ */
+export const STRATEGIES = ['annotate', 'stale-only'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+export const strategyField = z.enum(STRATEGIES);

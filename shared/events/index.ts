@@ -1,5 +1,16 @@
 export * from './actiontrail';
 export * from './eventbridge';
+export {
+  CLUSTER_ID,
+  CLUSTER_ID_CHARS,
+  clusterIdField,
+  KEY_ID,
+  keyIdField,
+  keyVersionIdField,
+  STRATEGIES,
+  type Strategy,
+  strategyField,
+} from './fields';
 export * from './http-trigger';
 export * from './job';
 export { decodeEventInput, parseEvent, parseWith } from './parse';

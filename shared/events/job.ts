@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { isoInstant, nonEmpty } from './fields';
+import { clusterIdField, isoInstant, keyIdField, keyVersionIdField, nonEmpty, strategyField } from './fields';
 import { type DecodeOptions, parseEvent } from './parse';
 
 /**
@@ -18,10 +18,10 @@ export const sweepCountersSchema = z.object({
   failed: z.number().int().min(0),
 });
 
-/** Where a sweep resumes (`shared/reencrypt/sweep.ts` SweepCheckpoint). */
+/** Where a sweep resumes: its cursor (`shared/reencrypt/cursor.ts`) and its counters so far. */
 export const sweepCheckpointSchema = z.object({
   targetKeyVersionId: nonEmpty,
-  strategy: z.enum(['annotate', 'stale-only']),
+  strategy: strategyField,
   namespaceIndex: z.number().int().min(0),
   /** Kubernetes list continue token of the page in progress; absent at a first page. */
   continueToken: z
@@ -50,11 +50,9 @@ export const jobPayloadSchema = z
       message: `must be ${JOB_PAYLOAD_VERSION} (the job payload version)`,
     }),
     jobId: z.string().regex(/^rj-[a-z0-9-]{1,40}-[0-9a-f]{16}$/, 'must be a job id made by jobIdFor()'),
-    clusterId: z
-      .string()
-      .regex(/^[a-zA-Z0-9-]{1,64}$/, 'must be an ACK cluster id (letters, digits, dashes)'),
-    keyId: z.string().regex(/^[A-Za-z0-9-_/:.]{1,256}$/, 'must be a KMS key id, alias or ARN'),
-    keyVersionId: z.string().regex(/^[A-Za-z0-9-]{1,128}$/, 'must be a KMS key version id'),
+    clusterId: clusterIdField,
+    keyId: keyIdField,
+    keyVersionId: keyVersionIdField,
     requestedAt: isoInstant,
     /** What asked for the job: `rotation-watch:event`, `rotation-watch:timer`, `webhook`, `cli`. */
     reason: nonEmpty.max(200),
@@ -76,6 +74,8 @@ export const jobPayloadSchema = z
 export type JobPayload = z.output<typeof jobPayloadSchema>;
 export type Checkpoint = z.output<typeof checkpointSchema>;
 export type SweepCounters = z.output<typeof sweepCountersSchema>;
+/** Where a sweep resumes: the sweep's cursor with its counters (`shared/reencrypt/cursor.ts`). */
+export type SweepCheckpoint = z.output<typeof sweepCheckpointSchema>;
 export const JOB_FORMAT = 're-encryption job payload';
 
 export function parseJobPayload(input: unknown, options: Partial<DecodeOptions> = {}): JobPayload {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ActionTrailEvent } from './actiontrail';
 import { parseTrailCloudEvent } from './eventbridge';
+import { clusterIdField } from './fields';
 import { parseWith } from './parse';
 import { parseTimerEvent, type TimerEvent } from './timer';
 
@@ -14,7 +15,7 @@ export const jobRequestSchema = z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('start-job'),
-      clusterId: z.string().regex(/^[a-zA-Z0-9-]{1,64}$/, 'must be an ACK cluster id'),
+      clusterId: clusterIdField,
       reason: z.string().max(200).optional(),
     })
     .strict(),

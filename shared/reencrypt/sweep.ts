@@ -1,10 +1,22 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SentinelError } from '../errors';
-import type { SweepCounters } from '../events/job';
+import type { Strategy } from '../events/fields';
+import type { SweepCheckpoint, SweepCounters } from '../events/job';
 import { annotationPatch, isCurrent, stalePatch } from './annotations';
+import {
+  type Cursor,
+  isDone,
+  keyOf,
+  pageDone,
+  relisted,
+  startCursor,
+  stoppedIn,
+  toCheckpoint,
+} from './cursor';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
 import { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from './retry';
-import { expiredContinueToken, type SecretRef, type SecretStore } from './secrets-api';
+import { expiredContinueToken, type SecretPage, type SecretRef, type SecretStore } from './secrets-api';
+import { type Failure, Tally } from './tally';
 import { AdaptiveLimiter } from './throttle';
 
 /**
@@ -19,37 +31,14 @@ import { AdaptiveLimiter } from './throttle';
  * a checkpoint is "the page's continue token + the last Secret started", and a resumed sweep skips nothing
  * and repeats nothing.
  */
-export type Strategy = 'annotate' | 'stale-only';
+export type { Strategy } from '../events/fields';
+export type { SweepCheckpoint } from '../events/job';
+export type { Failure } from './tally';
 
 export interface Selection {
   namespaces?: string[];
   excludeNamespaces?: string[];
   labelSelector?: string;
-}
-
-export interface SweepCheckpoint {
-  targetKeyVersionId: string;
-  strategy: Strategy;
-  /** With named namespaces: the index of the namespace in progress (sorted order). */
-  namespaceIndex: number;
-  /** The continue token that fetched the page in progress; absent for a first page. */
-  continueToken?: string;
-  /** `namespace/name` of the last Secret started in that page (or of the last page done, after a relist). */
-  resumeAfter?: string;
-  /**
-   * Set on the checkpoints saved after each page: the sweep may have gone on writing before it died. A
-   * continue token lists from the snapshot the sweep started with, so on resume the first page's Secrets are
-   * read again (metadata) before writing, and none is written twice.
-   */
-  recheck?: boolean;
-  counters: SweepCounters;
-}
-
-export interface Failure {
-  namespace: string;
-  name: string;
-  code: string;
-  reason: string;
 }
 
 export interface SweepProgress {
@@ -113,278 +102,266 @@ export interface SweepOptions {
 
 export { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
 
-const MAX_LISTED_FAILURES = 1000;
 const PROGRESS_INTERVAL_MS = 250;
+const MAX_RELISTS = 20;
 
-const keyOf = (s: Pick<SecretRef, 'namespace' | 'name'>): string => `${s.namespace}/${s.name}`;
-const zero = (): SweepCounters => ({ total: 0, rewritten: 0, alreadyCurrent: 0, gone: 0, failed: 0 });
+/** One sweep's fixed inputs and its running totals: what `listPage` and `rewriteOne` work with. */
+interface Run {
+  readonly options: SweepOptions;
+  readonly store: SecretStore;
+  readonly target: string;
+  readonly strategy: Strategy;
+  readonly policy: RetryPolicy;
+  readonly clock: () => number;
+  readonly started: number;
+  readonly limiter: AdaptiveLimiter;
+  readonly tally: Tally;
+  readonly listFilter: { labelSelector?: string; fieldSelector?: string };
+  /** Sorted named namespaces, or one scope for the whole cluster. */
+  readonly scopes: Array<string | undefined>;
+  /** Secrets started by this call (the deadline spares the first one: see `SweepOptions.deadline`). */
+  startedHere: number;
+  lastProgress: number;
+}
 
+/**
+ * The loop, like kube-storage-version-migrator's `Run()`: list a page, rewrite what it shows, move the cursor,
+ * save a checkpoint; until the scopes end or a stop is asked for.
+ */
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
-  const clock = options.clock ?? Date.now;
-  const strategy = options.strategy ?? options.checkpoint?.strategy ?? 'annotate';
-  const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
-  const policy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
-  const started = clock();
-  const limiter = new AdaptiveLimiter(options.concurrency ?? DEFAULT_CONCURRENCY, 20, clock);
-  const { store, targetKeyVersionId, selection = {} } = options;
+  const run = prepare(options);
+  let cursor = startCursor(options.checkpoint);
+  while (cursor.namespaceIndex < run.scopes.length) {
+    if (stopRequested(run)) return finish(run, cursor, false);
+    const listed = await listPage(run, cursor);
+    cursor = listed.cursor;
+    const outcome = await rewritePage(run, cursor, listed.page.items);
+    if (outcome.stopped) return finish(run, stoppedIn(cursor, outcome.lastStarted), false);
+    cursor = pageDone(cursor, listed.page);
+    if (cursor.continueToken)
+      await options.onCheckpoint?.(toCheckpoint(cursor, checkpointBase(run), { whileRunning: true }));
+  }
+  return finish(run, cursor, true);
+}
 
-  if (options.checkpoint && options.checkpoint.targetKeyVersionId !== targetKeyVersionId) {
+function prepare(options: SweepOptions): Run {
+  const clock = options.clock ?? Date.now;
+  const { checkpoint, selection = {} } = options;
+  if (checkpoint && checkpoint.targetKeyVersionId !== options.targetKeyVersionId) {
     throw new SentinelError(
       'poison',
-      `the checkpoint is for key version ${options.checkpoint.targetKeyVersionId}, not ${targetKeyVersionId}`,
-      {
-        code: 'CheckpointMismatch',
-        path: 'checkpoint.targetKeyVersionId',
-      },
+      `the checkpoint is for key version ${checkpoint.targetKeyVersionId}, not ${options.targetKeyVersionId}`,
+      { code: 'CheckpointMismatch', path: 'checkpoint.targetKeyVersionId' },
     );
   }
-
-  const counters = { ...(options.checkpoint?.counters ?? zero()) };
-  const failures: Failure[] = [];
-  let failuresNotListed = 0;
-  let pages = 0;
-  let retries = 0;
-  let relists = 0;
-  let wouldRewrite = 0;
-  let lastProgress = 0;
-
-  const namespaces = selection.namespaces?.length
+  const named = selection.namespaces?.length
     ? [...new Set(selection.namespaces)].filter((n) => !selection.excludeNamespaces?.includes(n)).sort()
     : undefined;
   const fieldSelector =
-    !namespaces && selection.excludeNamespaces?.length
+    !named && selection.excludeNamespaces?.length
       ? selection.excludeNamespaces.map((n) => `metadata.namespace!=${n}`).join(',')
       : undefined;
-
-  let namespaceIndex = options.checkpoint?.namespaceIndex ?? 0;
-  let continueToken = options.checkpoint?.continueToken;
-  /** Every Secret at or before this key (in list order) is done: skipped if a page shows it again. */
-  let skipThrough = options.checkpoint?.resumeAfter;
-  /** Secrets started by this call (the deadline spares the first one: see `deadline`). */
-  let startedHere = 0;
-  const stopRequested = () =>
-    options.signal?.aborted === true ||
-    (options.deadline !== undefined && startedHere > 0 && clock() >= options.deadline);
-  const elapsed = () => Math.max(1, clock() - started);
-  const progress = (force = false) => {
-    if (!options.onProgress) return;
-    const now = clock();
-    if (!force && now - lastProgress < PROGRESS_INTERVAL_MS) return;
-    lastProgress = now;
-    options.onProgress({
-      counters: { ...counters },
-      pages,
-      concurrency: limiter.concurrency,
-      inFlight: limiter.active,
-      elapsedMs: now - started,
-      ratePerSecond: (counters.total * 1000) / elapsed(),
-    });
+  return {
+    options,
+    store: options.store,
+    target: options.targetKeyVersionId,
+    strategy: options.strategy ?? checkpoint?.strategy ?? 'annotate',
+    policy: options.retryPolicy ?? DEFAULT_RETRY_POLICY,
+    clock,
+    started: clock(),
+    limiter: new AdaptiveLimiter(options.concurrency ?? DEFAULT_CONCURRENCY, 20, clock),
+    tally: new Tally(checkpoint?.counters),
+    listFilter: {
+      ...(selection.labelSelector ? { labelSelector: selection.labelSelector } : {}),
+      ...(fieldSelector ? { fieldSelector } : {}),
+    },
+    scopes: named ?? [undefined],
+    startedHere: 0,
+    lastProgress: 0,
   };
-  const fail = (s: SecretRef, code: string, reason: string) => {
-    counters.failed++;
-    if (failures.length < MAX_LISTED_FAILURES)
-      failures.push({ namespace: s.namespace, name: s.name, code, reason });
-    else failuresNotListed++;
-  };
+}
 
-  /** Waits out a retry decision, telling the limiter about throttling. */
-  async function pause(decision: Extract<Decision, { action: 'retry' }>): Promise<void> {
-    retries++;
-    if (decision.throttled) limiter.onThrottle(decision.delayMs);
-    await sleep(decision.delayMs);
+const stopRequested = (run: Run): boolean =>
+  run.options.signal?.aborted === true ||
+  (run.options.deadline !== undefined && run.startedHere > 0 && run.clock() >= run.options.deadline);
+
+const checkpointBase = (run: Run) => ({
+  targetKeyVersionId: run.target,
+  strategy: run.strategy,
+  counters: run.tally.counters,
+});
+
+/** Lists the cursor's page (metadata only), following an expired continue token; returns the cursor used. */
+async function listPage(run: Run, start: Cursor): Promise<{ page: SecretPage; cursor: Cursor }> {
+  let cursor = start;
+  const namespace = run.scopes[cursor.namespaceIndex];
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const page = await run.store.list({
+        limit: run.options.pageSize ?? DEFAULT_PAGE_SIZE,
+        ...(namespace ? { namespace } : {}),
+        ...(cursor.continueToken ? { continueToken: cursor.continueToken } : {}),
+        ...run.listFilter,
+      });
+      run.tally.pages++;
+      return { page, cursor };
+    } catch (err) {
+      const expired = expiredContinueToken(err);
+      if (expired.expired && run.tally.relists < MAX_RELISTS) {
+        run.tally.relists++;
+        cursor = relisted(cursor, expired.token);
+        continue;
+      }
+      const decision = decide(err, attempt, run.policy, run.options.random);
+      if (decision.action === 'retry') {
+        await pause(run, decision);
+        continue;
+      }
+      if (decision.action === 'fatal') throw decision.error;
+      throw new SentinelError(
+        'permanent',
+        `listing Secrets failed: ${decision.action === 'skip' ? decision.reason : decision.action}`,
+        { code: decision.action === 'skip' ? decision.code : 'ListFailed', cause: err },
+      );
+    }
   }
+}
 
-  let recheckPage = options.checkpoint?.recheck === true;
-
-  async function rewrite(secret: SecretRef, recheck: boolean): Promise<void> {
-    let current = secret;
-    if (strategy === 'annotate' && isCurrent(current.annotations, targetKeyVersionId)) {
-      counters.alreadyCurrent++;
-      return;
-    }
-    if (options.dryRun) {
-      wouldRewrite++;
-      return;
-    }
-    let refetch = recheck;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        if (refetch) {
-          // 409, or a page listed from an old snapshot: someone (maybe a sweep that died) wrote the Secret
-          // since. If that write carries the target version already, nothing is left to do.
-          current = await store.get(current.namespace, current.name);
-          refetch = false;
-          if (strategy === 'annotate' && isCurrent(current.annotations, targetKeyVersionId)) {
-            counters.alreadyCurrent++;
+/**
+ * Rewrites a page's Secrets not yet done, with bounded concurrency. p-limit starts them in order, so the
+ * Secrets started form a prefix of the page: a stop (deadline, abort, a fatal error) leaves an exact resume
+ * point. A fatal error is thrown once what is in flight has finished.
+ */
+async function rewritePage(
+  run: Run,
+  cursor: Cursor,
+  items: SecretRef[],
+): Promise<{ stopped: boolean; lastStarted?: string }> {
+  let lastStarted: string | undefined;
+  let stopped = false;
+  let fatal: { error: unknown } | undefined;
+  await Promise.all(
+    items
+      .filter((s) => !isDone(cursor, s))
+      .map((secret) =>
+        run.limiter.run(async () => {
+          if (stopped || stopRequested(run)) {
+            stopped = true;
             return;
           }
-        }
-        const patch =
-          strategy === 'annotate'
-            ? annotationPatch(targetKeyVersionId, new Date(clock()))
-            : stalePatch(current.resourceVersion);
-        const written = await store.patchMetadata(current.namespace, current.name, patch);
-        limiter.onSuccess();
-        // stale-only: the server stores the no-op only for a stale Secret, which moves its resourceVersion.
-        if (strategy === 'stale-only' && written.resourceVersion === current.resourceVersion)
-          counters.alreadyCurrent++;
-        else counters.rewritten++;
-        return;
-      } catch (err) {
-        const decision = decide(err, attempt, policy, options.random);
-        switch (decision.action) {
-          case 'retry':
-            await pause(decision);
-            continue;
-          case 'refetch':
-            retries++;
-            refetch = true;
-            continue;
-          case 'gone':
-            counters.gone++;
-            return;
-          case 'skip':
-            fail(current, decision.code, decision.reason);
-            return;
-          case 'fatal':
-            throw decision.error;
-        }
+          lastStarted = keyOf(secret);
+          run.startedHere++;
+          run.tally.visited();
+          try {
+            await rewriteOne(run, secret, cursor.recheck);
+          } catch (error) {
+            stopped = true;
+            fatal ??= { error };
+          }
+          reportProgress(run);
+        }),
+      ),
+  );
+  if (fatal) throw fatal.error;
+  reportProgress(run, true);
+  return { stopped, ...(lastStarted ? { lastStarted } : {}) };
+}
+
+/**
+ * Writes one Secret again (metadata only), so the API server stores it under the key version it encrypts
+ * with now; every outcome is tallied. A 409, or a page listed from an old snapshot (`recheck`), reads the
+ * Secret again first: if a later write already carries the target version, nothing is left to do.
+ */
+async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean): Promise<void> {
+  const { tally, strategy, target } = run;
+  const current = (s: SecretRef) => strategy === 'annotate' && isCurrent(s.annotations, target);
+  if (current(secret)) return tally.alreadyCurrent();
+  if (run.options.dryRun) {
+    tally.wouldRewrite++;
+    return;
+  }
+  let ref = secret;
+  let refetch = recheck;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (refetch) {
+        ref = await run.store.get(ref.namespace, ref.name);
+        refetch = false;
+        if (current(ref)) return tally.alreadyCurrent();
       }
+      const patch =
+        strategy === 'annotate'
+          ? annotationPatch(target, new Date(run.clock()))
+          : stalePatch(ref.resourceVersion);
+      const written = await run.store.patchMetadata(ref.namespace, ref.name, patch);
+      run.limiter.onSuccess();
+      // stale-only: the server stores the no-op only for a stale Secret, which moves its resourceVersion.
+      if (strategy === 'stale-only' && written.resourceVersion === ref.resourceVersion)
+        tally.alreadyCurrent();
+      else tally.rewritten();
+      return;
+    } catch (err) {
+      const decision = decide(err, attempt, run.policy, run.options.random);
+      if (decision.action === 'retry') await pause(run, decision);
+      else if (decision.action === 'refetch') {
+        tally.retries++;
+        refetch = true;
+      } else if (decision.action === 'gone') return tally.gone();
+      else if (decision.action === 'skip') return tally.failed(ref, decision.code, decision.reason);
+      else throw decision.error;
     }
   }
+}
 
-  const MAX_RELISTS = 20;
-  async function listPage(namespace: string | undefined) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await store.list({
-          limit: pageSize,
-          ...(namespace ? { namespace } : {}),
-          ...(continueToken ? { continueToken } : {}),
-          ...(selection.labelSelector ? { labelSelector: selection.labelSelector } : {}),
-          ...(fieldSelector ? { fieldSelector } : {}),
-        });
-      } catch (err) {
-        const expired = expiredContinueToken(err);
-        if (expired.expired && relists < MAX_RELISTS) {
-          // 410: go on with the server's inconsistent continue token, or list again from the start; either
-          // way `skipThrough` skips what is done (keys are ordered), so nothing is missed or counted twice.
-          relists++;
-          continueToken = expired.token;
-          continue;
-        }
-        const decision = decide(err, attempt, policy, options.random);
-        if (decision.action === 'retry') {
-          await pause(decision);
-          continue;
-        }
-        if (decision.action === 'fatal') throw decision.error;
-        throw new SentinelError(
-          'permanent',
-          `listing Secrets failed: ${decision.action === 'skip' ? decision.reason : decision.action}`,
-          { code: decision.action === 'skip' ? decision.code : 'ListFailed', cause: err },
-        );
-      }
-    }
-  }
+/** Waits out a retry decision, telling the limiter about throttling. */
+async function pause(run: Run, decision: Extract<Decision, { action: 'retry' }>): Promise<void> {
+  run.tally.retries++;
+  if (decision.throttled) run.limiter.onThrottle(decision.delayMs);
+  await sleep(decision.delayMs);
+}
 
-  const scopes = namespaces ?? [undefined];
-  let complete = true;
-  sweeping: for (; namespaceIndex < scopes.length; namespaceIndex++) {
-    const namespace = scopes[namespaceIndex];
-    for (;;) {
-      if (stopRequested()) {
-        complete = false;
-        break sweeping;
-      }
-      const pageToken = continueToken;
-      const page = await listPage(namespace);
-      pages++;
-      let lastStarted: string | undefined;
-      let stopped = false;
-      /** A fatal error (401, an unexpected one): the page's queued Secrets are not started, then it is thrown. */
-      let fatal: { error: unknown } | undefined;
-      const floor = skipThrough;
-      const recheck = recheckPage;
-      recheckPage = false;
-      await Promise.all(
-        page.items
-          .filter((s) => floor === undefined || keyOf(s) > floor)
-          .map((secret) =>
-            limiter.run(async () => {
-              // p-limit starts tasks in order, so the Secrets started form a prefix of the page.
-              if (stopped || stopRequested()) {
-                stopped = true;
-                return;
-              }
-              lastStarted = keyOf(secret);
-              startedHere++;
-              counters.total++;
-              try {
-                await rewrite(secret, recheck);
-              } catch (error) {
-                stopped = true;
-                fatal ??= { error };
-              }
-              progress();
-            }),
-          ),
-      );
-      if (fatal) throw fatal.error;
-      progress(true);
-      if (stopped) {
-        // Resume with the same page, after the last Secret started (every earlier one is done).
-        continueToken = pageToken;
-        skipThrough = lastStarted ?? skipThrough;
-        complete = false;
-        break sweeping;
-      }
-      // The floor only rises: after a relist from the start, pages below it are skipped, not done again.
-      const last = page.items.at(-1);
-      if (last && (skipThrough === undefined || keyOf(last) > skipThrough)) skipThrough = keyOf(last);
-      continueToken = page.continueToken;
-      if (!continueToken) break;
-      await options.onCheckpoint?.(checkpointNow(true));
-    }
-    continueToken = undefined;
-    skipThrough = undefined;
-  }
+function reportProgress(run: Run, force = false): void {
+  const { onProgress } = run.options;
+  if (!onProgress) return;
+  const now = run.clock();
+  if (!force && now - run.lastProgress < PROGRESS_INTERVAL_MS) return;
+  run.lastProgress = now;
+  const counters = run.tally.snapshot();
+  onProgress({
+    counters,
+    pages: run.tally.pages,
+    concurrency: run.limiter.concurrency,
+    inFlight: run.limiter.active,
+    elapsedMs: now - run.started,
+    ratePerSecond: (counters.total * 1000) / Math.max(1, now - run.started),
+  });
+}
 
-  function checkpointNow(recheck = false): SweepCheckpoint {
-    return {
-      targetKeyVersionId,
-      strategy,
-      namespaceIndex,
-      ...(continueToken ? { continueToken } : {}),
-      ...(skipThrough ? { resumeAfter: skipThrough } : {}),
-      ...(recheck ? { recheck } : {}),
-      counters: { ...counters },
-    };
-  }
-
-  const durationMs = clock() - started;
+function finish(run: Run, cursor: Cursor, complete: boolean): SweepReport {
+  const { tally, limiter } = run;
+  const durationMs = run.clock() - run.started;
   return {
     complete,
-    targetKeyVersionId,
-    strategy,
-    dryRun: options.dryRun === true,
-    ...counters,
-    failures,
-    failuresNotListed,
+    targetKeyVersionId: run.target,
+    strategy: run.strategy,
+    dryRun: run.options.dryRun === true,
+    ...tally.snapshot(),
+    failures: tally.failures,
+    failuresNotListed: tally.failuresNotListed,
     durationMs,
-    ratePerSecond: Math.round(((counters.total * 1000) / Math.max(1, durationMs)) * 10) / 10,
-    pages,
-    retries,
+    ratePerSecond: Math.round(((tally.counters.total * 1000) / Math.max(1, durationMs)) * 10) / 10,
+    pages: tally.pages,
+    retries: tally.retries,
     throttled: limiter.throttleEvents,
-    relists,
+    relists: tally.relists,
     concurrency: { max: limiter.max, final: limiter.concurrency },
-    ...(complete ? {} : { checkpoint: checkpointNow() }),
-    ...(options.dryRun
+    ...(complete ? {} : { checkpoint: toCheckpoint(cursor, checkpointBase(run)) }),
+    ...(run.options.dryRun
       ? {
-          wouldRewrite,
+          wouldRewrite: tally.wouldRewrite,
           // KMS v2 derives each write's DEK from a seed: one Encrypt per API server at adoption, not per
           // Secret. Under KMS v1 every write would be one Encrypt call.
-          estimatedKmsCalls: { kmsV2: 1, kmsV1: wouldRewrite },
+          estimatedKmsCalls: { kmsV2: 1, kmsV1: tally.wouldRewrite },
         }
       : {}),
   };

@@ -9,6 +9,7 @@ import {
   type SecretStore,
 } from '../../shared/reencrypt/secrets-api';
 import { sweep } from '../../shared/reencrypt/sweep';
+import { memoryStore } from '../helpers/memory-store';
 
 /**
  * The sweep's control flow against an in-memory store, for what a real API server cannot be made to do on
@@ -21,43 +22,6 @@ const status = (code: number, reason: string, extra: Record<string, unknown> = {
     JSON.stringify({ kind: 'Status', code, reason, ...extra }),
     {},
   );
-
-function memoryStore(count: number) {
-  const secrets: SecretRef[] = Array.from({ length: count }, (_, i) => ({
-    namespace: 'ns',
-    name: `s-${String(i).padStart(3, '0')}`,
-    resourceVersion: '1',
-  }));
-  const patched: string[] = [];
-  const hooks: {
-    beforePatch?: (name: string) => void;
-    beforeList?: (continueToken: string | undefined) => void;
-  } = {};
-  const store: SecretStore = {
-    async list({ limit, continueToken }) {
-      hooks.beforeList?.(continueToken);
-      const from = continueToken ? Number(continueToken) : 0;
-      const items = secrets.slice(from, from + limit).map((s) => ({ ...s }));
-      const next = from + limit;
-      return { items, ...(next < secrets.length ? { continueToken: String(next) } : {}) };
-    },
-    async get(_ns, name) {
-      return { ...(secrets.find((s) => s.name === name) as SecretRef) };
-    },
-    async patchMetadata(_ns, name, patch) {
-      hooks.beforePatch?.(name);
-      await sleep(1);
-      patched.push(name);
-      const s = secrets.find((x) => x.name === name) as SecretRef;
-      const version = (patch.metadata.annotations as Record<string, string> | undefined)?.[
-        KEY_VERSION_ANNOTATION
-      ];
-      if (version) s.annotations = { [KEY_VERSION_ANNOTATION]: version };
-      return { ...s };
-    },
-  };
-  return { store, patched, hooks };
-}
 
 describe('the sweep', () => {
   it('on a fatal error starts none of the queued Secrets, then throws', async () => {

@@ -1,0 +1,64 @@
+import type { SweepCounters } from '../events/job';
+import type { SecretRef } from './secrets-api';
+
+export interface Failure {
+  namespace: string;
+  name: string;
+  code: string;
+  reason: string;
+}
+
+const MAX_LISTED_FAILURES = 1000;
+
+export const zeroCounters = (): SweepCounters => ({
+  total: 0,
+  rewritten: 0,
+  alreadyCurrent: 0,
+  gone: 0,
+  failed: 0,
+});
+
+/**
+ * What a sweep counts, in one place: every Secret visited ends in exactly one of rewritten, already current,
+ * gone or failed (so `total` is their sum once the Secrets in flight finish), plus the work around it
+ * (pages, retries, relists). Counters carry over from a checkpoint, so a job's report covers all its
+ * invocations. Failures beyond the first 1,000 are counted, not listed.
+ */
+export class Tally {
+  readonly counters: SweepCounters;
+  readonly failures: Failure[] = [];
+  failuresNotListed = 0;
+  pages = 0;
+  retries = 0;
+  relists = 0;
+  /** Dry runs: Secrets that would be written. */
+  wouldRewrite = 0;
+
+  constructor(from?: SweepCounters) {
+    this.counters = { ...(from ?? zeroCounters()) };
+  }
+
+  visited(): void {
+    this.counters.total++;
+  }
+  rewritten(): void {
+    this.counters.rewritten++;
+  }
+  alreadyCurrent(): void {
+    this.counters.alreadyCurrent++;
+  }
+  gone(): void {
+    this.counters.gone++;
+  }
+  failed(secret: Pick<SecretRef, 'namespace' | 'name'>, code: string, reason: string): void {
+    this.counters.failed++;
+    if (this.failures.length < MAX_LISTED_FAILURES)
+      this.failures.push({ namespace: secret.namespace, name: secret.name, code, reason });
+    else this.failuresNotListed++;
+  }
+
+  /** The counters now, as a copy (for progress and checkpoints). */
+  snapshot(): SweepCounters {
+    return { ...this.counters };
+  }
+}

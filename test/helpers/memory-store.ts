@@ -1,0 +1,41 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KEY_VERSION_ANNOTATION } from '../../shared/reencrypt/annotations';
+import type { SecretRef, SecretStore } from '../../shared/reencrypt/secrets-api';
+
+/** Secrets in memory, listed in key order with numeric continue tokens; hooks inject faults on cue. */
+export function memoryStore(count: number) {
+  const secrets: SecretRef[] = Array.from({ length: count }, (_, i) => ({
+    namespace: 'ns',
+    name: `s-${String(i).padStart(3, '0')}`,
+    resourceVersion: '1',
+  }));
+  const patched: string[] = [];
+  const hooks: {
+    beforePatch?: (name: string) => void;
+    beforeList?: (continueToken: string | undefined) => void;
+  } = {};
+  const store: SecretStore = {
+    async list({ limit, continueToken }) {
+      hooks.beforeList?.(continueToken);
+      const from = continueToken ? Number(continueToken) : 0;
+      const items = secrets.slice(from, from + limit).map((s) => ({ ...s }));
+      const next = from + limit;
+      return { items, ...(next < secrets.length ? { continueToken: String(next) } : {}) };
+    },
+    async get(_ns, name) {
+      return { ...(secrets.find((s) => s.name === name) as SecretRef) };
+    },
+    async patchMetadata(_ns, name, patch) {
+      hooks.beforePatch?.(name);
+      await sleep(1);
+      patched.push(name);
+      const s = secrets.find((x) => x.name === name) as SecretRef;
+      const version = (patch.metadata.annotations as Record<string, string> | undefined)?.[
+        KEY_VERSION_ANNOTATION
+      ];
+      if (version) s.annotations = { [KEY_VERSION_ANNOTATION]: version };
+      return { ...s };
+    },
+  };
+  return { store, patched, hooks, secrets };
+}
