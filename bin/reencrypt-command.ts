@@ -3,7 +3,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../shared/cluster/kube';
 import { ConfigError, normalizeError } from '../shared/errors';
 import { etcdVerifier } from '../shared/etcd/verifier';
-import { sweepCheckpointSchema } from '../shared/events/job';
+import { sweepCheckpointSchema } from '../shared/jobs/payload';
 import { redactString } from '../shared/log';
 import {
   kubernetesSecretStore,

@@ -113,12 +113,15 @@ export function loadKubeConfig(source: KubeConfigSource): PooledKubeConfig {
   return kc;
 }
 
-/** A Kubernetes client from a kubeconfig text (DescribeClusterUserKubeconfig); close it when done. */
-export function openCluster(kubeconfig: string): {
+/** A cluster's Kubernetes clients; close it when done. */
+export interface Cluster {
   core: CoreV1Api;
   rbac: RbacAuthorizationV1Api;
   close(): void;
-} {
+}
+
+/** A Kubernetes client from a kubeconfig text (DescribeClusterUserKubeconfig); close it when done. */
+export function openCluster(kubeconfig: string): Cluster {
   const kc = loadKubeConfig({ text: kubeconfig });
   return {
     core: kc.makeApiClient(CoreV1Api),

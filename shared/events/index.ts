@@ -12,7 +12,6 @@ export {
   strategyField,
 } from './fields';
 export * from './http-trigger';
-export * from './job';
 export { decodeEventInput, parseEvent, parseWith } from './parse';
 export * from './rotation-watch';
 export * from './sls-trigger';

@@ -1,14 +1,14 @@
 import { openCluster } from '../cluster/kube';
-import { type ClusterState, configMapStateStore } from '../cluster/state';
 import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
-import { jobIdPrefix } from '../events/job';
 import type { JobRequest } from '../events/rotation-watch';
 import { describeKey } from '../kms/keys';
 import type { Logger } from '../log';
 import type { Services } from '../runtime/services';
 import { watchedTargets } from '../trail/watched';
+import { jobIdPrefix } from './payload';
 import { type JobStart, startReencryptJob } from './starter';
+import { type ClusterState, configMapStateStore } from './state';
 
 /**
  * The webhook's job requests, answered where the kubeconfigs are (rotation-watch): start a cluster's job for

@@ -1,13 +1,13 @@
 import type { TargetCluster } from '../cluster/discovery';
 import { openCluster } from '../cluster/kube';
-import { configMapStateStore } from '../cluster/state';
 import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
 import { normalizeError } from '../errors';
-import { encodeJobPayload, jobIdFor, taskIdFor } from '../events';
 import type { KeyInfo } from '../kms/keys';
 import type { Logger } from '../log';
 import type { Services } from '../runtime/services';
+import { encodeJobPayload, jobIdFor, taskIdFor } from './payload';
+import { configMapStateStore } from './state';
 
 export type JobStart = 'started' | 'restarted' | 'already-started' | 'current';
 

@@ -1,6 +1,6 @@
-import type { ClusterState, JobState, StateStore } from '../cluster/state';
 import { normalizeError } from '../errors';
 import type { Logger } from '../log';
+import type { ClusterState, JobState, StateStore } from './state';
 
 /**
  * A job's record in its cluster's state ConfigMap, in the shape of Powertools' idempotency persistence

@@ -1,5 +1,5 @@
 import type { Strategy } from '../events/fields';
-import type { SweepCheckpoint, SweepCounters } from '../events/job';
+import type { SweepCheckpoint, SweepCounters } from '../jobs/payload';
 import type { SecretRef } from './secrets-api';
 
 /**
@@ -80,7 +80,12 @@ export const stoppedIn = (c: Cursor, lastStarted: string | undefined): Cursor =>
  */
 export function toCheckpoint(
   c: Cursor,
-  job: { targetKeyVersionId: string; strategy: Strategy; counters: SweepCounters },
+  job: {
+    targetKeyVersionId: string;
+    strategy: Strategy;
+    counters: SweepCounters;
+    expected?: number | undefined;
+  },
   options: { whileRunning?: boolean } = {},
 ): SweepCheckpoint {
   return {
@@ -91,5 +96,6 @@ export function toCheckpoint(
     ...(c.resumeAfter ? { resumeAfter: c.resumeAfter } : {}),
     ...(options.whileRunning ? { recheck: true } : {}),
     counters: { ...job.counters },
+    ...(job.expected !== undefined ? { expected: job.expected } : {}),
   };
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SentinelError } from '../errors';
 import type { Strategy } from '../events/fields';
-import type { SweepCheckpoint, SweepCounters } from '../events/job';
+import type { SweepCheckpoint, SweepCounters } from '../jobs/payload';
 import { annotationPatch, isCurrent, stalePatch } from './annotations';
 import {
   type Cursor,
@@ -32,7 +32,7 @@ import { AdaptiveLimiter } from './throttle';
  * and repeats nothing.
  */
 export type { Strategy } from '../events/fields';
-export type { SweepCheckpoint } from '../events/job';
+export type { SweepCheckpoint } from '../jobs/payload';
 export type { Failure } from './tally';
 
 export interface Selection {
@@ -43,6 +43,8 @@ export interface Selection {
 
 export interface SweepProgress {
   counters: SweepCounters;
+  /** The Secrets expected in all, when the API server estimated it. */
+  expected?: number;
   pages: number;
   concurrency: number;
   inFlight: number;
@@ -170,7 +172,7 @@ function prepare(options: SweepOptions): Run {
     clock,
     started: clock(),
     limiter: new AdaptiveLimiter(options.concurrency ?? DEFAULT_CONCURRENCY, 20, clock),
-    tally: new Tally(checkpoint?.counters),
+    tally: new Tally(checkpoint?.counters, checkpoint?.expected),
     listFilter: {
       ...(selection.labelSelector ? { labelSelector: selection.labelSelector } : {}),
       ...(fieldSelector ? { fieldSelector } : {}),
@@ -189,6 +191,7 @@ const checkpointBase = (run: Run) => ({
   targetKeyVersionId: run.target,
   strategy: run.strategy,
   counters: run.tally.counters,
+  expected: run.tally.expected,
 });
 
 /** Lists the cursor's page (metadata only), following an expired continue token; returns the cursor used. */
@@ -204,6 +207,7 @@ async function listPage(run: Run, start: Cursor): Promise<{ page: SecretPage; cu
         ...run.listFilter,
       });
       run.tally.pages++;
+      if (run.scopes.length === 1 && !cursor.continueToken && !cursor.resumeAfter) run.tally.expectFrom(page);
       return { page, cursor };
     } catch (err) {
       const expired = expiredContinueToken(err);
@@ -329,6 +333,7 @@ function reportProgress(run: Run, force = false): void {
   const counters = run.tally.snapshot();
   onProgress({
     counters,
+    ...(run.tally.expected !== undefined ? { expected: run.tally.expected } : {}),
     pages: run.tally.pages,
     concurrency: run.limiter.concurrency,
     inFlight: run.limiter.active,

@@ -1,4 +1,4 @@
-import type { SweepCounters } from '../events/job';
+import type { SweepCounters } from '../jobs/payload';
 import type { SecretRef } from './secrets-api';
 
 export interface Failure {
@@ -33,9 +33,21 @@ export class Tally {
   relists = 0;
   /** Dry runs: Secrets that would be written. */
   wouldRewrite = 0;
+  /** How many Secrets the sweep expects in all, when the API server said (see `expectFrom`). */
+  expected: number | undefined;
 
-  constructor(from?: SweepCounters) {
+  constructor(from?: SweepCounters, expected?: number) {
     this.counters = { ...(from ?? zeroCounters()) };
+    this.expected = expected;
+  }
+
+  /**
+   * A sweep's very first page of the whole cluster carries the server's estimate of what follows
+   * (`remainingItemCount`): the expected total, for a percentage while sweeping. Never set from a later page.
+   */
+  expectFrom(page: { items: unknown[]; remainingItemCount?: number }): void {
+    if (this.expected === undefined && this.counters.total === 0 && page.remainingItemCount !== undefined)
+      this.expected = page.items.length + page.remainingItemCount;
   }
 
   visited(): void {

@@ -3,16 +3,13 @@ import { PoisonError } from '../../shared/errors';
 import {
   cloudEventDedupKey,
   cloudEventService,
-  encodeJobPayload,
   eventClusterId,
   eventKeyId,
   httpBodyBytes,
   isManagedSecurityRole,
-  jobIdFor,
   jsonResponse,
   parseActionTrailEvent,
   parseHttpTriggerEvent,
-  parseJobPayload,
   parseLookupEventsBody,
   parseRotationWatchEvent,
   parseSlsTriggerEvent,
@@ -21,6 +18,7 @@ import {
   parseTrailLogRecord,
   parseTrailVerifyEvent,
 } from '../../shared/events';
+import { encodeJobPayload, jobIdFor, parseJobPayload } from '../../shared/jobs/payload';
 import { fixture, fixtureText } from '../helpers/fixtures';
 
 describe('EventBridge CloudEvents carrying ActionTrail events', () => {

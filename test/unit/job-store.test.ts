@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ClusterState, StateStore } from '../../shared/cluster/state';
 import { SentinelError } from '../../shared/errors';
+import type { ClusterState, StateStore } from '../../shared/jobs/state';
 import { jobStore } from '../../shared/jobs/store';
 import { createLogger } from '../../shared/log';
 

@@ -1,12 +1,7 @@
 import * as $Kms from '@alicloud/kms20160120';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
-import {
-  SIGNATURE_HEADER,
-  signRequest,
-  TIMESTAMP_HEADER,
-  createHandler as webhookHandler,
-} from '../../functions/webhook';
+import { createHandler as webhookHandler } from '../../functions/webhook';
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
 import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
 import { loadConfig } from '../../shared/config';

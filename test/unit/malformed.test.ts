@@ -3,13 +3,13 @@ import { PoisonError } from '../../shared/errors';
 import {
   parseActionTrailEvent,
   parseHttpTriggerEvent,
-  parseJobPayload,
   parseLookupEventsBody,
   parseSlsTriggerEvent,
   parseTimerEvent,
   parseTrailCloudEvent,
 } from '../../shared/events';
 import { decodeEventInput } from '../../shared/events/parse';
+import { parseJobPayload } from '../../shared/jobs/payload';
 import { MALFORMED, type Parser } from '../fixtures/malformed';
 
 const PARSERS: Record<Parser, (input: unknown) => unknown> = {

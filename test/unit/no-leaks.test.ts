@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../bin/cli';
 import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
-import { encodeJobPayload, jobIdFor } from '../../shared/events';
+import { encodeJobPayload, jobIdFor } from '../../shared/jobs/payload';
 import { redactString, registerSecret } from '../../shared/log';
 
 /**

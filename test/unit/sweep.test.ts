@@ -2,12 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiException, type CoreV1Api } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { KEY_VERSION_ANNOTATION } from '../../shared/reencrypt/annotations';
-import {
-  keyVersionCensus,
-  kubernetesSecretStore,
-  type SecretRef,
-  type SecretStore,
-} from '../../shared/reencrypt/secrets-api';
+import { keyVersionCensus, kubernetesSecretStore } from '../../shared/reencrypt/secrets-api';
 import { sweep } from '../../shared/reencrypt/sweep';
 import { memoryStore } from '../helpers/memory-store';
 

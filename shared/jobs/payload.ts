@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { clusterIdField, isoInstant, keyIdField, keyVersionIdField, nonEmpty, strategyField } from './fields';
-import { type DecodeOptions, parseEvent } from './parse';
+import {
+  clusterIdField,
+  isoInstant,
+  keyIdField,
+  keyVersionIdField,
+  nonEmpty,
+  strategyField,
+} from '../events/fields';
+import { type DecodeOptions, parseEvent } from '../events/parse';
 
 /**
  * The suite's own re-encryption job payload, handed from rotation-watch / webhook / the CLI to `reencrypt`
@@ -31,9 +38,22 @@ export const sweepCheckpointSchema = z.object({
   resumeAfter: z.string().max(512).optional(),
   recheck: z.boolean().optional(),
   counters: sweepCountersSchema,
+  /** How many Secrets the sweep expects in all (the API server's estimate at its first page): for a percentage. */
+  expected: z.number().int().min(0).optional(),
 });
 
-export const checkpointSchema = z.object({
+/** What a job does, in order, within its invocations; the state adds `queued` before and the ends after. */
+export const RUN_PHASES = ['waiting-for-adoption', 'sweeping', 'verifying'] as const;
+export const JOB_PHASES = ['queued', ...RUN_PHASES, 'completed', 'failed'] as const;
+export type RunPhase = (typeof RUN_PHASES)[number];
+export type JobPhase = (typeof JOB_PHASES)[number];
+
+/**
+ * How a job goes on in its next invocation: its phase, how many invocations so far, when it started, and
+ * (while sweeping) the sweep's checkpoint. Carried in the payload's `checkpoint` field (the wire name of
+ * payload version 1); in code, "checkpoint" means only the sweep's resume point.
+ */
+export const continuationSchema = z.object({
   sweep: sweepCheckpointSchema.optional(),
   /** The key version this job rewrites Secrets for. */
   targetKeyVersionId: nonEmpty,
@@ -41,7 +61,7 @@ export const checkpointSchema = z.object({
   invocation: z.number().int().min(1),
   /** When the job's first invocation started: the rotation's evidence window starts here. */
   startedAt: isoInstant,
-  phase: z.enum(['waiting-for-adoption', 'sweeping', 'verifying']),
+  phase: z.enum(RUN_PHASES),
 });
 
 export const jobPayloadSchema = z
@@ -58,7 +78,7 @@ export const jobPayloadSchema = z
     reason: nonEmpty.max(200),
     /** Which start of this job the payload belongs to: a job presumed dead is started again as attempt 2, … */
     attempt: z.number().int().min(1).max(1000).optional(),
-    checkpoint: checkpointSchema.optional(),
+    checkpoint: continuationSchema.optional(),
   })
   .superRefine((job, ctx) => {
     const expected = jobIdFor(job.clusterId, job.keyId, job.keyVersionId);
@@ -72,7 +92,7 @@ export const jobPayloadSchema = z
   });
 
 export type JobPayload = z.output<typeof jobPayloadSchema>;
-export type Checkpoint = z.output<typeof checkpointSchema>;
+export type Continuation = z.output<typeof continuationSchema>;
 export type SweepCounters = z.output<typeof sweepCountersSchema>;
 /** Where a sweep resumes: the sweep's cursor with its counters (`shared/reencrypt/cursor.ts`). */
 export type SweepCheckpoint = z.output<typeof sweepCheckpointSchema>;

@@ -1,7 +1,7 @@
 import { ApiException, type CoreV1Api } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { normalizeError } from '../errors';
-import { sweepCheckpointSchema } from '../events/job';
+import { JOB_PHASES, sweepCheckpointSchema } from './payload';
 
 /**
  * Per-cluster state without a database: one ConfigMap in the suite's state namespace holds the last key
@@ -14,7 +14,7 @@ const jobSchema = z.object({
   jobId: z.string(),
   keyId: z.string(),
   keyVersionId: z.string(),
-  phase: z.enum(['queued', 'waiting-for-adoption', 'sweeping', 'verifying', 'completed', 'failed']),
+  phase: z.enum(JOB_PHASES),
   attempt: z.number().int().min(1).optional(),
   invocation: z.number().int().min(1),
   /** When this attempt was claimed. */
