@@ -32,14 +32,23 @@ const collect = (value: string, previous: string[]) => [
     .filter(Boolean),
 ];
 
-export function buildProgram(run: (code: number) => void): Command {
+type Exit = (code: number) => void;
+
+export function buildProgram(run: Exit): Command {
   const program = new Command('ack-kms-sentinel')
     .description(
       'Keep Kubernetes Secret encryption with Alibaba Cloud KMS effective and provable on ACK clusters',
     )
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  addReencrypt(program, run);
+  addInvoke(program, run);
+  addServe(program, run);
+  addAudit(program, run);
+  return program;
+}
 
+function addReencrypt(program: Command, run: Exit): void {
   program
     .command('reencrypt')
     .description('Write every Secret again so the API server stores it under the current KMS key version')
@@ -74,7 +83,9 @@ export function buildProgram(run: (code: number) => void): Command {
         : jsonLinesOutput(process.stdout, flags.json === true);
       run(await reencryptCommand(flags, out));
     });
+}
 
+function addInvoke(program: Command, run: Exit): void {
   program
     .command('invoke')
     .description(
@@ -88,7 +99,9 @@ export function buildProgram(run: (code: number) => void): Command {
       const { invokeCommand } = await lazy.invoke();
       run(await invokeCommand(name, flags));
     });
+}
 
+function addServe(program: Command, run: Exit): void {
   program
     .command('serve')
     .description(
@@ -101,7 +114,9 @@ export function buildProgram(run: (code: number) => void): Command {
       const { serveCommand } = await lazy.serve();
       run(await serveCommand(flags));
     });
+}
 
+function addAudit(program: Command, run: Exit): void {
   program
     .command('audit')
     .description(
@@ -117,8 +132,6 @@ export function buildProgram(run: (code: number) => void): Command {
       const { auditCommand } = await lazy.audit();
       run(await auditCommand(flags));
     });
-
-  return program;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -113,201 +113,248 @@ export async function auditCluster(
     timeline: [],
     status: 'pass',
   };
-
-  if (!cluster.encryptionEnabled || !cluster.keyId) {
-    checks.push({
-      id: 'encryption',
-      title: 'Secret encryption at rest is on',
-      status: 'fail',
-      evidence: 'DescribeClusterDetail meta_data: Secret encryption is off',
-      remedy:
-        "ACK console → the cluster → Basic Information → Security and Auditing → turn on Secret Encryption with a KMS key in the cluster's region (API: UpdateKMSEncryption).",
-    });
-  } else {
+  checks.push(encryptionCheck(cluster));
+  if (cluster.encryptionEnabled && cluster.keyId) {
     result.keyId = cluster.keyId;
-    checks.push({
-      id: 'encryption',
-      title: 'Secret encryption at rest is on',
-      status: 'pass',
-      evidence: `encrypted with KMS key ${cluster.keyId}`,
-    });
-    let key: KeyInfo | undefined;
-    try {
-      key = await describeKey(clients, cluster.keyId);
-    } catch (err) {
-      checks.push({
-        id: 'key-state',
-        title: 'The KMS key is usable',
-        status: 'fail',
-        evidence: `DescribeKey failed: ${normalizeError(err).message}`,
-        remedy: "Make sure the key exists and the auditor's role may call kms:DescribeKey.",
-      });
-    }
+    const key = await keyOrCheck(clients, cluster.keyId, checks);
     if (key) {
-      checks.push(
-        key.keyState === 'Enabled'
-          ? {
-              id: 'key-state',
-              title: 'The KMS key is Enabled',
-              status: 'pass',
-              evidence: `KeyState ${key.keyState}`,
-            }
-          : {
-              id: 'key-state',
-              title: 'The KMS key is Enabled',
-              status: 'fail',
-              evidence: `KeyState ${key.keyState}: the API server cannot encrypt or decrypt Secrets`,
-              remedy:
-                key.keyState === 'PendingDeletion'
-                  ? 'KMS console → the key → Cancel deletion (API: CancelKeyDeletion), then enable it.'
-                  : 'KMS console → the key → Enable (API: EnableKey).',
-            },
-      );
-      const keyRegion = /^acs:kms:([^:]+):/.exec(key.arn)?.[1];
-      checks.push(
-        !keyRegion || !cluster.regionId || keyRegion === cluster.regionId
-          ? {
-              id: 'key-region',
-              title: "The key is in the cluster's region",
-              status: 'pass',
-              evidence: `key region ${keyRegion ?? 'unknown'}, cluster region ${cluster.regionId || 'unknown'}`,
-            }
-          : {
-              id: 'key-region',
-              title: "The key is in the cluster's region",
-              status: 'fail',
-              evidence: `key in ${keyRegion}, cluster in ${cluster.regionId}`,
-              remedy: "Create a key in the cluster's region and switch Secret encryption to it.",
-            },
-      );
-      checks.push(
-        key.deletionProtection === 'Enabled'
-          ? {
-              id: 'deletion-protection',
-              title: 'Deletion protection is on',
-              status: 'pass',
-              evidence: 'DeletionProtection Enabled',
-            }
-          : {
-              id: 'deletion-protection',
-              title: 'Deletion protection is on',
-              status: 'warn',
-              evidence: `DeletionProtection ${key.deletionProtection ?? 'Disabled'}: deleting the key would make the API server unavailable`,
-              remedy: `KMS console → the key → enable deletion protection (API: SetDeletionProtection ProtectedResourceArn=${key.arn} EnableDeletionProtection=true).`,
-            },
-      );
-      checks.push(
-        key.automaticRotation === 'Enabled'
-          ? {
-              id: 'rotation',
-              title: 'Automatic rotation is configured',
-              status: 'pass',
-              evidence: `every ${key.rotationInterval ?? '?'}; next rotation ${key.nextRotationDate ?? 'unknown'}`,
-            }
-          : {
-              id: 'rotation',
-              title: 'Automatic rotation is configured',
-              status: 'warn',
-              evidence: `AutomaticRotation ${key.automaticRotation}`,
-              remedy: `KMS console → the key → Automatic rotation (API: UpdateRotationPolicy KeyId=${key.keyId} EnableAutomaticRotation=true RotationInterval=365d).`,
-            },
-      );
-
-      const window = options.evidenceWindowMs ?? 7 * 86_400_000;
-      try {
-        const events = await managedRoleActivity(clients, key.keyId, new Date(now - window), new Date(now));
-        result.timeline = events.slice(0, 50).map((e) => ({
-          time: e.eventTime.toISOString(),
-          eventName: e.eventName,
-          who: e.userIdentity.userName ?? e.userIdentity.type,
-          ...(e.errorCode ? { error: e.errorCode } : {}),
-        }));
-        const refused = events.filter((e) => e.errorCode);
-        const ok = events.filter((e) => !e.errorCode);
-        checks.push(
-          refused.length > 0
-            ? {
-                id: 'kms-refusals',
-                title: 'KMS does not refuse the control plane',
-                status: 'fail',
-                evidence: `${refused.length} refused call(s), latest ${refused[0]?.eventName} ${refused[0]?.errorCode} at ${refused[0]?.eventTime.toISOString()}`,
-                remedy:
-                  'Enable the key, and check the AliyunCSManagedSecurityRole authorization and the KMS key policy.',
-              }
-            : {
-                id: 'kms-refusals',
-                title: 'KMS does not refuse the control plane',
-                status: 'pass',
-                evidence: 'no refused call by aliyuncsmanagedsecurityrole in the window',
-              },
-        );
-        checks.push(
-          ok.length > 0
-            ? {
-                id: 'evidence',
-                title: 'ActionTrail shows the control plane using the key',
-                status: 'pass',
-                evidence: `${ok.length} Encrypt/Decrypt/GenerateDataKey call(s) by aliyuncsmanagedsecurityrole; latest ${ok[0]?.eventTime.toISOString()}`,
-              }
-            : {
-                id: 'evidence',
-                title: 'ActionTrail shows the control plane using the key',
-                status: 'warn',
-                evidence: `no call by aliyuncsmanagedsecurityrole in the last ${Math.round(window / 86_400_000)} day(s) (a KMS v2 API server calls KMS only at start-up, rotation and DEK cache misses)`,
-                remedy:
-                  'Check the ActionTrail console (Event Query, service Kms, user aliyuncsmanagedsecurityrole); write a Secret or rotate the key to produce fresh evidence.',
-              },
-        );
-      } catch (err) {
-        checks.push({
-          id: 'evidence',
-          title: 'ActionTrail shows the control plane using the key',
-          status: 'warn',
-          evidence: `LookupEvents failed: ${normalizeError(err).message}`,
-          remedy: "Allow actiontrail:LookupEvents to the auditor's role.",
-        });
-      }
-
-      if (core) {
-        try {
-          const c = await coverage(core, key.primaryKeyVersion);
-          const share = c.total === 0 ? 1 : c.current / c.total;
-          const since = key.lastRotationDate ? now - Date.parse(key.lastRotationDate) : undefined;
-          result.coverage = {
-            ...c,
-            share,
-            keyVersionId: key.primaryKeyVersion,
-            ...(key.lastRotationDate ? { sinceRotation: key.lastRotationDate } : {}),
-          };
-          const grace = options.coverageGraceMs ?? 86_400_000;
-          const status: Status =
-            share === 1 ? 'pass' : since !== undefined && since > grace ? 'fail' : 'warn';
-          checks.push({
-            id: 'coverage',
-            title: 'Secrets are re-encrypted for the current key version',
-            status,
-            evidence: `${c.current} of ${c.total} Secrets (${Math.floor(share * 1000) / 10}%) rewritten for ${key.primaryKeyVersion}${since !== undefined ? `; rotated ${Math.round(since / 3_600_000)} h ago` : ''}`,
-            ...(status === 'pass'
-              ? {}
-              : {
-                  remedy: `ack-kms-sentinel reencrypt --kubeconfig <cluster kubeconfig> --key-version ${key.primaryKeyVersion}`,
-                }),
-          });
-        } catch (err) {
-          checks.push({
-            id: 'coverage',
-            title: 'Secrets are re-encrypted for the current key version',
-            status: 'warn',
-            evidence: `listing Secrets failed: ${normalizeError(err).message}`,
-            remedy: "Give the suite's identity list on secrets (deploy/rbac.yaml).",
-          });
-        }
-      }
+      checks.push(...keyChecks(key, cluster));
+      checks.push(...(await evidenceChecks(clients, key, now, options, result)));
+      if (core) checks.push(await coverageCheck(core, key, now, options, result));
     }
   }
-
   if (options.rbac && options.stateNamespace)
     checks.push(await stateWritersCheck(options.rbac, options.stateNamespace));
+  checks.push(...manualChecks());
+  result.status = worst(checks.map((c) => c.status));
+  return result;
+}
+
+function encryptionCheck(cluster: TargetCluster): Check {
+  return !cluster.encryptionEnabled || !cluster.keyId
+    ? {
+        id: 'encryption',
+        title: 'Secret encryption at rest is on',
+        status: 'fail',
+        evidence: 'DescribeClusterDetail meta_data: Secret encryption is off',
+        remedy:
+          "ACK console → the cluster → Basic Information → Security and Auditing → turn on Secret Encryption with a KMS key in the cluster's region (API: UpdateKMSEncryption).",
+      }
+    : {
+        id: 'encryption',
+        title: 'Secret encryption at rest is on',
+        status: 'pass',
+        evidence: `encrypted with KMS key ${cluster.keyId}`,
+      };
+}
+
+/** The key, or a failed `key-state` check saying why it could not be read. */
+async function keyOrCheck(
+  clients: Pick<CloudClients, 'kmsRpc'>,
+  keyId: string,
+  checks: Check[],
+): Promise<KeyInfo | undefined> {
+  try {
+    return await describeKey(clients, keyId);
+  } catch (err) {
+    checks.push({
+      id: 'key-state',
+      title: 'The KMS key is usable',
+      status: 'fail',
+      evidence: `DescribeKey failed: ${normalizeError(err).message}`,
+      remedy: "Make sure the key exists and the auditor's role may call kms:DescribeKey.",
+    });
+    return undefined;
+  }
+}
+
+/** The key's state, region, deletion protection and rotation policy. */
+function keyChecks(key: KeyInfo, cluster: TargetCluster): Check[] {
+  const checks: Check[] = [];
+  checks.push(
+    key.keyState === 'Enabled'
+      ? {
+          id: 'key-state',
+          title: 'The KMS key is Enabled',
+          status: 'pass',
+          evidence: `KeyState ${key.keyState}`,
+        }
+      : {
+          id: 'key-state',
+          title: 'The KMS key is Enabled',
+          status: 'fail',
+          evidence: `KeyState ${key.keyState}: the API server cannot encrypt or decrypt Secrets`,
+          remedy:
+            key.keyState === 'PendingDeletion'
+              ? 'KMS console → the key → Cancel deletion (API: CancelKeyDeletion), then enable it.'
+              : 'KMS console → the key → Enable (API: EnableKey).',
+        },
+  );
+  const keyRegion = /^acs:kms:([^:]+):/.exec(key.arn)?.[1];
+  checks.push(
+    !keyRegion || !cluster.regionId || keyRegion === cluster.regionId
+      ? {
+          id: 'key-region',
+          title: "The key is in the cluster's region",
+          status: 'pass',
+          evidence: `key region ${keyRegion ?? 'unknown'}, cluster region ${cluster.regionId || 'unknown'}`,
+        }
+      : {
+          id: 'key-region',
+          title: "The key is in the cluster's region",
+          status: 'fail',
+          evidence: `key in ${keyRegion}, cluster in ${cluster.regionId}`,
+          remedy: "Create a key in the cluster's region and switch Secret encryption to it.",
+        },
+  );
+  checks.push(
+    key.deletionProtection === 'Enabled'
+      ? {
+          id: 'deletion-protection',
+          title: 'Deletion protection is on',
+          status: 'pass',
+          evidence: 'DeletionProtection Enabled',
+        }
+      : {
+          id: 'deletion-protection',
+          title: 'Deletion protection is on',
+          status: 'warn',
+          evidence: `DeletionProtection ${key.deletionProtection ?? 'Disabled'}: deleting the key would make the API server unavailable`,
+          remedy: `KMS console → the key → enable deletion protection (API: SetDeletionProtection ProtectedResourceArn=${key.arn} EnableDeletionProtection=true).`,
+        },
+  );
+  checks.push(
+    key.automaticRotation === 'Enabled'
+      ? {
+          id: 'rotation',
+          title: 'Automatic rotation is configured',
+          status: 'pass',
+          evidence: `every ${key.rotationInterval ?? '?'}; next rotation ${key.nextRotationDate ?? 'unknown'}`,
+        }
+      : {
+          id: 'rotation',
+          title: 'Automatic rotation is configured',
+          status: 'warn',
+          evidence: `AutomaticRotation ${key.automaticRotation}`,
+          remedy: `KMS console → the key → Automatic rotation (API: UpdateRotationPolicy KeyId=${key.keyId} EnableAutomaticRotation=true RotationInterval=365d).`,
+        },
+  );
+
+  return checks;
+}
+
+/** ActionTrail: refusals and use of the key by the managed role in the window; fills the timeline. */
+async function evidenceChecks(
+  clients: Pick<CloudClients, 'actionTrailRpc'>,
+  key: KeyInfo,
+  now: number,
+  options: AuditOptions,
+  result: ClusterAudit,
+): Promise<Check[]> {
+  const checks: Check[] = [];
+  const window = options.evidenceWindowMs ?? 7 * 86_400_000;
+  try {
+    const events = await managedRoleActivity(clients, key.keyId, new Date(now - window), new Date(now));
+    result.timeline = events.slice(0, 50).map((e) => ({
+      time: e.eventTime.toISOString(),
+      eventName: e.eventName,
+      who: e.userIdentity.userName ?? e.userIdentity.type,
+      ...(e.errorCode ? { error: e.errorCode } : {}),
+    }));
+    const refused = events.filter((e) => e.errorCode);
+    const ok = events.filter((e) => !e.errorCode);
+    checks.push(
+      refused.length > 0
+        ? {
+            id: 'kms-refusals',
+            title: 'KMS does not refuse the control plane',
+            status: 'fail',
+            evidence: `${refused.length} refused call(s), latest ${refused[0]?.eventName} ${refused[0]?.errorCode} at ${refused[0]?.eventTime.toISOString()}`,
+            remedy:
+              'Enable the key, and check the AliyunCSManagedSecurityRole authorization and the KMS key policy.',
+          }
+        : {
+            id: 'kms-refusals',
+            title: 'KMS does not refuse the control plane',
+            status: 'pass',
+            evidence: 'no refused call by aliyuncsmanagedsecurityrole in the window',
+          },
+    );
+    checks.push(
+      ok.length > 0
+        ? {
+            id: 'evidence',
+            title: 'ActionTrail shows the control plane using the key',
+            status: 'pass',
+            evidence: `${ok.length} Encrypt/Decrypt/GenerateDataKey call(s) by aliyuncsmanagedsecurityrole; latest ${ok[0]?.eventTime.toISOString()}`,
+          }
+        : {
+            id: 'evidence',
+            title: 'ActionTrail shows the control plane using the key',
+            status: 'warn',
+            evidence: `no call by aliyuncsmanagedsecurityrole in the last ${Math.round(window / 86_400_000)} day(s) (a KMS v2 API server calls KMS only at start-up, rotation and DEK cache misses)`,
+            remedy:
+              'Check the ActionTrail console (Event Query, service Kms, user aliyuncsmanagedsecurityrole); write a Secret or rotate the key to produce fresh evidence.',
+          },
+    );
+  } catch (err) {
+    checks.push({
+      id: 'evidence',
+      title: 'ActionTrail shows the control plane using the key',
+      status: 'warn',
+      evidence: `LookupEvents failed: ${normalizeError(err).message}`,
+      remedy: "Allow actiontrail:LookupEvents to the auditor's role.",
+    });
+  }
+
+  return checks;
+}
+
+/** Re-encryption coverage: the share of Secrets carrying the mark of the key's primary version. */
+async function coverageCheck(
+  core: CoreV1Api,
+  key: KeyInfo,
+  now: number,
+  options: AuditOptions,
+  result: ClusterAudit,
+): Promise<Check> {
+  try {
+    const c = await coverage(core, key.primaryKeyVersion);
+    const share = c.total === 0 ? 1 : c.current / c.total;
+    const since = key.lastRotationDate ? now - Date.parse(key.lastRotationDate) : undefined;
+    result.coverage = {
+      ...c,
+      share,
+      keyVersionId: key.primaryKeyVersion,
+      ...(key.lastRotationDate ? { sinceRotation: key.lastRotationDate } : {}),
+    };
+    const grace = options.coverageGraceMs ?? 86_400_000;
+    const status: Status = share === 1 ? 'pass' : since !== undefined && since > grace ? 'fail' : 'warn';
+    return {
+      id: 'coverage',
+      title: 'Secrets are re-encrypted for the current key version',
+      status,
+      evidence: `${c.current} of ${c.total} Secrets (${Math.floor(share * 1000) / 10}%) rewritten for ${key.primaryKeyVersion}${since !== undefined ? `; rotated ${Math.round(since / 3_600_000)} h ago` : ''}`,
+      ...(status === 'pass'
+        ? {}
+        : {
+            remedy: `ack-kms-sentinel reencrypt --kubeconfig <cluster kubeconfig> --key-version ${key.primaryKeyVersion}`,
+          }),
+    };
+  } catch (err) {
+    return {
+      id: 'coverage',
+      title: 'Secrets are re-encrypted for the current key version',
+      status: 'warn',
+      evidence: `listing Secrets failed: ${normalizeError(err).message}`,
+      remedy: "Give the suite's identity list on secrets (deploy/rbac.yaml).",
+    };
+  }
+}
+
+/** What the suite cannot read (least privilege) and a person must check. */
+function manualChecks(): Check[] {
+  const checks: Check[] = [];
   checks.push({
     id: 'ram-deny',
     title: 'RAM denies cs:UpdateKMSEncryption to everyone who should not change it',
@@ -324,6 +371,5 @@ export async function auditCluster(
     remedy:
       "Allow 100.64.0.0/10 in the security group's outbound rules and in the VPC network ACL inbound and outbound rules.",
   });
-  result.status = worst(checks.map((c) => c.status));
-  return result;
+  return checks;
 }

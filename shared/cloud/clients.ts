@@ -85,15 +85,11 @@ export interface ClientOptions {
   accountId?: string;
 }
 
-export function createCloudClients(
-  config: Pick<SentinelConfig, 'region' | 'endpoints' | 'accountId'>,
-  credentials: CloudCredentials,
-  options: ClientOptions = {},
-): CloudClients {
-  const { region, endpoints } = config;
-  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
-  const accountId = options.accountId ?? config.accountId;
-  const common = {
+type Common = ReturnType<typeof commonConfig>;
+
+/** What every client shares: the credentials, the region and the timeouts. */
+function commonConfig(region: string, credentials: CloudCredentials, timeouts: Timeouts) {
+  return {
     accessKeyId: credentials.accessKeyId,
     accessKeySecret: credentials.accessKeySecret,
     ...(credentials.securityToken ? { securityToken: credentials.securityToken } : {}),
@@ -101,48 +97,53 @@ export function createCloudClients(
     connectTimeout: timeouts.connectTimeoutMs,
     readTimeout: timeouts.readTimeoutMs,
   };
+}
 
-  const kmsEndpoint = resolveEndpoint('kms', region, endpoints);
+/** No SDK-level retries: the suite decides what to retry (shared/retry.ts), and FC retries invocations. */
+const runtimeOptions = (timeouts: Timeouts) => ({
+  connectTimeout: timeouts.connectTimeoutMs,
+  readTimeout: timeouts.readTimeoutMs,
+  autoretry: false,
+});
 
-  const generic = (e: Resolved) =>
-    new OpenApi(new $OpenApi.Config({ ...common, endpoint: e.host, protocol: e.protocol }));
-  const runtime = () =>
-    new $Util.RuntimeOptions({
-      connectTimeout: timeouts.connectTimeoutMs,
-      readTimeout: timeouts.readTimeoutMs,
-      autoretry: false,
+/** An RPC-style action caller through openapi-client's generic `callApi` (KMS, ActionTrail). */
+function rpcCaller(
+  common: Common,
+  e: Resolved,
+  timeouts: Timeouts,
+  version: string,
+  service: string,
+): RpcCaller {
+  const client = new OpenApi(new $OpenApi.Config({ ...common, endpoint: e.host, protocol: e.protocol }));
+  return async (action, query = {}) => {
+    const params = new $OpenApi.Params({
+      action,
+      version,
+      protocol: 'HTTPS',
+      pathname: '/',
+      method: 'POST',
+      authType: 'AK',
+      style: 'RPC',
+      reqBodyType: 'formData',
+      bodyType: 'json',
     });
-  const rpc =
-    (client: OpenApi, version: string, service: string): RpcCaller =>
-    async (action, query = {}) => {
-      const params = new $OpenApi.Params({
-        action,
-        version,
-        protocol: 'HTTPS',
-        pathname: '/',
-        method: 'POST',
-        authType: 'AK',
-        style: 'RPC',
-        reqBodyType: 'formData',
-        bodyType: 'json',
-      });
-      try {
-        const res = await client.callApi(params, new $OpenApi.OpenApiRequest({ query }), runtime());
-        return (res.body ?? {}) as Record<string, unknown>;
-      } catch (err) {
-        throw normalizeError(err, { service, operation: action });
-      }
-    };
+    try {
+      const request = new $OpenApi.OpenApiRequest({ query });
+      const res = await client.callApi(params, request, new $Util.RuntimeOptions(runtimeOptions(timeouts)));
+      return (res.body ?? {}) as Record<string, unknown>;
+    } catch (err) {
+      throw normalizeError(err, { service, operation: action });
+    }
+  };
+}
 
-  const csEndpoint = resolveEndpoint('cs', region, endpoints);
-  const csConfig = new $OpenApiUtil.Config({
-    ...common,
-    endpoint: csEndpoint.host,
-    protocol: csEndpoint.protocol,
-  });
-  // The functions only make generic calls: the typed CS client (about 1 MB) is loaded only when asked for.
-  const csGeneric = new OpenApiCore(csConfig);
-  const csRoa: RoaCaller = async (action, method, pathname, query = {}) => {
+/**
+ * A ROA-style CS caller through openapi-core's generic client: the functions only make generic calls, so the
+ * typed CS client (about 1 MB) is loaded only when asked for.
+ */
+function csRoaCaller(csConfig: $OpenApiUtil.Config, timeouts: Timeouts): RoaCaller {
+  const client = new OpenApiCore(csConfig);
+  return async (action, method, pathname, query = {}) => {
     const params = new $OpenApiUtil.Params({
       action,
       version: '2015-12-15',
@@ -155,26 +156,32 @@ export function createCloudClients(
       bodyType: 'json',
     });
     try {
-      const res = await csGeneric.callApi(
-        params,
-        new $OpenApiUtil.OpenApiRequest({ query }),
-        new $dara.RuntimeOptions({
-          connectTimeout: timeouts.connectTimeoutMs,
-          readTimeout: timeouts.readTimeoutMs,
-          autoretry: false,
-        }),
-      );
+      const request = new $OpenApiUtil.OpenApiRequest({ query });
+      const res = await client.callApi(params, request, new $dara.RuntimeOptions(runtimeOptions(timeouts)));
       return res.body;
     } catch (err) {
       throw normalizeError(err, { service: 'cs', operation: action });
     }
   };
+}
 
-  const fcEndpoint = resolveEndpoint('fc', region, endpoints, accountId);
-  const fc = new Fc(
-    new $OpenApiUtil.Config({ ...common, endpoint: fcEndpoint.host, protocol: fcEndpoint.protocol }),
-  );
-
+export function createCloudClients(
+  config: Pick<SentinelConfig, 'region' | 'endpoints' | 'accountId'>,
+  credentials: CloudCredentials,
+  options: ClientOptions = {},
+): CloudClients {
+  const { region, endpoints } = config;
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+  const common = commonConfig(region, credentials, timeouts);
+  const kmsEndpoint = resolveEndpoint('kms', region, endpoints);
+  const csEndpoint = resolveEndpoint('cs', region, endpoints);
+  const csConfig = new $OpenApiUtil.Config({
+    ...common,
+    endpoint: csEndpoint.host,
+    protocol: csEndpoint.protocol,
+  });
+  const fcEndpoint = resolveEndpoint('fc', region, endpoints, options.accountId ?? config.accountId);
+  const trailEndpoint = resolveEndpoint('actiontrail', region, endpoints);
   let kms: Kms | undefined;
   let cs: Cs | undefined;
   return {
@@ -191,17 +198,15 @@ export function createCloudClients(
       }
       return kms;
     },
-    kmsRpc: rpc(generic(kmsEndpoint), '2016-01-20', 'kms'),
+    kmsRpc: rpcCaller(common, kmsEndpoint, timeouts, '2016-01-20', 'kms'),
     get cs(): Cs {
       if (!cs) cs = new (require('@alicloud/cs20151215') as { default: typeof Cs }).default(csConfig);
       return cs;
     },
-    csRoa,
-    actionTrailRpc: rpc(
-      generic(resolveEndpoint('actiontrail', region, endpoints)),
-      '2020-07-06',
-      'actiontrail',
+    csRoa: csRoaCaller(csConfig, timeouts),
+    actionTrailRpc: rpcCaller(common, trailEndpoint, timeouts, '2020-07-06', 'actiontrail'),
+    fc: new Fc(
+      new $OpenApiUtil.Config({ ...common, endpoint: fcEndpoint.host, protocol: fcEndpoint.protocol }),
     ),
-    fc,
   };
 }

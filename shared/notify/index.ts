@@ -1,8 +1,8 @@
 import { createHmac } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { NotifyChannelConfig } from '../config';
 import type { Severity } from '../config/channels';
 import { type Logger, redact, redactString } from '../log';
+import { notifyBackoff, withRetries } from '../retry';
 
 /**
  * Outbound notifications: a generic signed webhook, DingTalk and Lark/Feishu robots (each with its signing
@@ -112,6 +112,43 @@ export function buildRequest(channel: NotifyChannelConfig, raw: Notification, no
   }
 }
 
+interface Attempt {
+  ok: boolean;
+  status?: number;
+  error?: string;
+  /** 429, 5xx, a timeout or a broken connection: worth another attempt. */
+  retryable?: boolean;
+}
+
+/** One POST of a notification; a redirect is a failure (never followed), as is any answer but 2xx. */
+async function deliverOnce(
+  req: { url: string; headers: Record<string, string>; body: string },
+  timeoutMs: number,
+): Promise<Attempt> {
+  try {
+    const res = await fetch(req.url, {
+      method: 'POST',
+      headers: req.headers,
+      body: req.body,
+      // A redirect would re-send the signed POST to a host the configuration never named.
+      redirect: 'manual',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const status = res.status;
+    await res.arrayBuffer();
+    if (res.ok) return { ok: true, status };
+    const error =
+      status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`;
+    return { ok: false, status, error, retryable: status === 429 || status >= 500 };
+  } catch (err) {
+    return {
+      ok: false,
+      error: (err as Error).name === 'TimeoutError' ? 'timeout' : 'connection failed',
+      retryable: true,
+    };
+  }
+}
+
 /** Channels, or how to read them (from KMS Secrets Manager) when the first notification is sent. */
 export type ChannelSource = NotifyChannelConfig[] | (() => Promise<NotifyChannelConfig[]>);
 
@@ -135,34 +172,24 @@ export function createNotifier(source: ChannelSource, options: NotifierOptions =
       return Promise.all(
         targets.map(async ({ channel, index }): Promise<DeliveryResult> => {
           const name = channel.name ?? `${channel.type}#${index}`;
-          let status: number | undefined;
-          let error: string | undefined;
+          let last: Attempt = { ok: false };
           let attempts = 0;
-          for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-            attempts = attempt;
-            const req = buildRequest(channel, n, now());
-            try {
-              const res = await fetch(req.url, {
-                method: 'POST',
-                headers: req.headers,
-                body: req.body,
-                // A redirect would re-send the signed POST to a host the configuration never named.
-                redirect: 'manual',
-                signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-              });
-              status = res.status;
-              await res.arrayBuffer();
-              if (res.ok) return { channel: name, ok: true, status, attempts: attempt };
-              error =
-                status >= 300 && status < 400
-                  ? `HTTP ${status} (redirects are not followed)`
-                  : `HTTP ${status}`;
-              if (res.status !== 429 && res.status < 500) break;
-            } catch (err) {
-              error = (err as Error).name === 'TimeoutError' ? 'timeout' : 'connection failed';
-            }
-            if (attempt < maxAttempts) await sleep(baseDelayMs * 2 ** (attempt - 1));
+          try {
+            last = await withRetries(
+              async () => {
+                attempts++;
+                last = await deliverOnce(buildRequest(channel, n, now()), options.timeoutMs ?? 10_000);
+                if (!last.ok && last.retryable) throw last;
+                return last;
+              },
+              notifyBackoff(maxAttempts, baseDelayMs),
+              (err) => err === last,
+            );
+          } catch {
+            // `last` is the final failed attempt.
           }
+          const { status, error } = last;
+          if (last.ok) return { channel: name, ok: true, status: status ?? 200, attempts };
           // Never the URL: robot URLs carry access tokens.
           options.log?.warn('notification not delivered', {
             channel: name,

@@ -1,5 +1,5 @@
+export { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from '../retry';
 export * from './annotations';
-export { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from './retry';
 export {
   expiredContinueToken,
   keyVersionCensus,

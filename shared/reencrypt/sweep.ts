@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SentinelError } from '../errors';
 import type { Strategy } from '../events/fields';
 import type { SweepCheckpoint, SweepCounters } from '../jobs/payload';
+import { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from '../retry';
 import { annotationPatch, isCurrent, stalePatch } from './annotations';
 import {
   type Cursor,
@@ -14,7 +15,6 @@ import {
   toCheckpoint,
 } from './cursor';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
-import { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from './retry';
 import { expiredContinueToken, type SecretPage, type SecretRef, type SecretStore } from './secrets-api';
 import { type Failure, Tally } from './tally';
 import { AdaptiveLimiter } from './throttle';

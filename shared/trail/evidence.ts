@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { CloudClients } from '../cloud/clients';
 import type { SentinelError } from '../errors';
 import { type ActionTrailEvent, isOwnManagedRoleCall, parseLookupEventsBody } from '../events/actiontrail';
+import { ACTIONTRAIL_BACKOFF, withRetries } from '../retry';
 
 /**
  * Evidence in ActionTrail that the control plane uses a key (version): an `Encrypt` (or `GenerateDataKey`)
@@ -30,14 +31,11 @@ async function lookup(
   clients: Pick<CloudClients, 'actionTrailRpc'>,
   query: Record<string, string>,
 ): Promise<Record<string, unknown>> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await clients.actionTrailRpc('LookupEvents', query);
-    } catch (err) {
-      if (attempt >= 4 || (err as SentinelError).kind !== 'retryable') throw err;
-      await sleep(1_000 * (attempt + 1));
-    }
-  }
+  return withRetries(
+    () => clients.actionTrailRpc('LookupEvents', query),
+    ACTIONTRAIL_BACKOFF,
+    (err) => (err as SentinelError).kind === 'retryable',
+  );
 }
 
 export async function findManagedRoleEvents(

@@ -7,8 +7,15 @@ import {
   ROTATION_TIME_ANNOTATION,
   stalePatch,
 } from '../../shared/reencrypt/annotations';
-import { backoffMs, DEFAULT_RETRY_POLICY, decide } from '../../shared/reencrypt/retry';
 import { AdaptiveLimiter } from '../../shared/reencrypt/throttle';
+import {
+  ACTIONTRAIL_BACKOFF,
+  backoffMs,
+  DEFAULT_RETRY_POLICY,
+  decide,
+  notifyBackoff,
+  withRetries,
+} from '../../shared/retry';
 
 const k8s = (code: number, reason: string, message = `${reason}!`, headers: Record<string, string> = {}) =>
   new ApiException(
@@ -153,5 +160,26 @@ describe('the patches', () => {
     expect(isCurrent({ [KEY_VERSION_ANNOTATION]: 'v2' }, 'v2')).toBe(true);
     expect(isCurrent({ [KEY_VERSION_ANNOTATION]: 'v1' }, 'v2')).toBe(false);
     expect(isCurrent(undefined, 'v2')).toBe(false);
+  });
+});
+
+describe('the plain bounded retry (ActionTrail, notifications)', () => {
+  it('retries only what is retryable, waits as the backoff says, and throws the last error', async () => {
+    const waits: number[] = [];
+    const wait = async (ms: number) => {
+      waits.push(ms);
+    };
+    let calls = 0;
+    const flaky = () => {
+      calls++;
+      return calls < 3 ? Promise.reject(new Error(`busy ${calls}`)) : Promise.resolve('ok');
+    };
+    await expect(withRetries(flaky, ACTIONTRAIL_BACKOFF, () => true, wait)).resolves.toBe('ok');
+    expect(waits).toEqual([1_000, 2_000]);
+    calls = 0;
+    await expect(withRetries(flaky, notifyBackoff(2, 10), () => true, wait)).rejects.toThrow('busy 2');
+    calls = 0;
+    await expect(withRetries(flaky, notifyBackoff(5, 10), () => false, wait)).rejects.toThrow('busy 1');
+    expect(calls).toBe(1);
   });
 });

@@ -1,4 +1,45 @@
-import { normalizeError, type SentinelError } from '../errors';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { normalizeError, type SentinelError } from './errors';
+
+/**
+ * The suite's retry policies, in one module: the Kubernetes decision table the sweep follows (below,
+ * `decide`), and the plain bounded retry (`withRetries`) that ActionTrail lookups and notification deliveries
+ * use, each with its named backoff. No SDK retries on its own (`autoretry: false`); FC retries invocations.
+ */
+export interface Backoff {
+  maxAttempts: number;
+  /** The wait after the `attempt`-th failure (0-based). */
+  delayMs: (attempt: number) => number;
+}
+
+/** ActionTrail LookupEvents allows 2 calls a second per account: a throttled call waits 1 s, 2 s, … */
+export const ACTIONTRAIL_BACKOFF: Backoff = { maxAttempts: 5, delayMs: (attempt) => 1_000 * (attempt + 1) };
+
+/** Notification deliveries: 429 and 5xx and network failures, exponentially. */
+export const notifyBackoff = (maxAttempts = 4, baseDelayMs = 500): Backoff => ({
+  maxAttempts,
+  delayMs: (attempt) => baseDelayMs * 2 ** attempt,
+});
+
+/**
+ * Calls `call` until it succeeds, `retryable` says no, or the attempts run out; the last error is thrown.
+ * `wait` is injectable for tests.
+ */
+export async function withRetries<T>(
+  call: (attempt: number) => Promise<T>,
+  backoff: Backoff,
+  retryable: (err: unknown) => boolean,
+  wait: (ms: number) => Promise<unknown> = sleep,
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call(attempt);
+    } catch (err) {
+      if (attempt + 1 >= backoff.maxAttempts || !retryable(err)) throw err;
+      await wait(backoff.delayMs(attempt));
+    }
+  }
+}
 
 /**
  * What the sweep does about a failed Kubernetes call: the whole retry policy in one place, the way
