@@ -33,7 +33,10 @@ export interface JobStatus {
   attempt: number;
   invocation: number;
   counters?: { total: number; rewritten: number; alreadyCurrent: number; gone: number; failed: number };
-  /** 100 once completed; while sweeping the total is not known in advance, so none. */
+  /**
+   * 100 once completed; while sweeping, Secrets visited of those the API server estimated at the sweep's
+   * first page (at most 99: Secrets created since are swept too).
+   */
   percent?: number;
   startedAt?: string;
   updatedAt: string;
@@ -103,6 +106,13 @@ function countersOf(job: NonNullable<ClusterState['job']>): Pick<JobStatus, 'cou
   };
 }
 
+function percentOf(job: NonNullable<ClusterState['job']>): Pick<JobStatus, 'percent'> {
+  if (job.phase === 'completed') return { percent: 100 };
+  const expected = job.checkpoint?.expected;
+  if (!job.checkpoint || !expected) return {};
+  return { percent: Math.min(99, Math.floor((job.checkpoint.counters.total * 100) / expected)) };
+}
+
 /** A job's status from its cluster's state: the one record every invocation of the job updates. */
 export function statusOf(state: ClusterState, jobId: string, clusterId: string): JobStatus | undefined {
   const job = state.job;
@@ -115,7 +125,7 @@ export function statusOf(state: ClusterState, jobId: string, clusterId: string):
     attempt: job.attempt ?? 1,
     invocation: job.invocation,
     ...countersOf(job),
-    ...(job.phase === 'completed' ? { percent: 100 } : {}),
+    ...percentOf(job),
     ...(job.startedAt ? { startedAt: job.startedAt } : {}),
     updatedAt: job.updatedAt,
     ...(job.phase === 'completed' && state.completedAt ? { completedAt: state.completedAt } : {}),

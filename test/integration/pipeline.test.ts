@@ -476,6 +476,7 @@ describe('the event-driven pipeline', () => {
       strategy: 'annotate' as const,
       namespaceIndex: 0,
       counters,
+      expected: 168,
     };
     await write({
       completedKeyVersion: 'v-before',
@@ -486,6 +487,7 @@ describe('the event-driven pipeline', () => {
       invocation: 3,
       attempt: 1,
       counters,
+      percent: 25,
       startedAt: expect.any(String),
     });
     expect((await call('POST', `/v1/clusters/${cloud.clusterId}/reencrypt`)).json).toMatchObject({
