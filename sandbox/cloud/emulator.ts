@@ -243,8 +243,14 @@ export class CloudEmulator {
     this.subscribers.push(subscriber);
   }
 
-  subscribeTrail(handler: (event: Buffer) => Promise<unknown>, fromStart = false): void {
-    this.trailTriggers.push({ handler, delivered: fromStart ? 0 : this.trailRecords().length });
+  /** An SLS trigger on the trail logstore; returns how to remove it. */
+  subscribeTrail(handler: (event: Buffer) => Promise<unknown>, fromStart = false): () => void {
+    const trigger = { handler, delivered: fromStart ? 0 : this.trailRecords().length };
+    this.trailTriggers.push(trigger);
+    return () => {
+      const i = this.trailTriggers.indexOf(trigger);
+      if (i >= 0) this.trailTriggers.splice(i, 1);
+    };
   }
 
   /** Delivers an event again to its subscribers (EventBridge retries and duplicates). */
