@@ -1,7 +1,16 @@
 import { defineConfig } from 'vitest/config';
 
+const OWN_SANDBOX = [
+  'test/integration/pipeline.test.ts',
+  'test/integration/demo.test.ts',
+  'test/integration/sandbox-command.test.ts',
+];
+
 export default defineConfig({
   test: {
+    // Vitest's default is one worker per core but one, which on a 2-core machine runs every file in turn;
+    // most integration time is spent waiting (an API server, a key adoption), so files overlap well.
+    maxWorkers: 4,
     testTimeout: 30_000,
     hookTimeout: 120_000,
     coverage: {
@@ -19,12 +28,26 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          exclude: OWN_SANDBOX,
           // One real control plane per run (etcd + kube-apiserver + KMS v2 plugin), shared by the files,
           // which therefore run one after another.
           globalSetup: ['test/setup/sandbox.ts'],
           fileParallelism: false,
           testTimeout: 240_000,
           // Set-ups seed thousands of Secrets and wait for a key adoption (itself bounded at 150 s).
+          hookTimeout: 300_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Files that start their own sandbox (the pipeline's emulator calls its handlers in-process; the
+          // demo and the sandbox command are run as users run them). Vitest runs the projects that allow
+          // file parallelism first, side by side, then the sequential ones: these overlap with the unit tests
+          // and with each other, and their waits for a key adoption with each other's work.
+          name: 'own-sandbox',
+          include: OWN_SANDBOX,
+          testTimeout: 240_000,
           hookTimeout: 300_000,
         },
       },

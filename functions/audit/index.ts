@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { type AuditOptions, auditCluster, type ClusterAudit } from '../../shared/audit/checks';
 import { buildReport, summaryText } from '../../shared/audit/report';
 import { ossReportWriter } from '../../shared/audit/report-writer';
@@ -7,7 +6,7 @@ import { discoverClusters } from '../../shared/cluster/discovery';
 import { openCluster } from '../../shared/cluster/kube';
 import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
 import { normalizeError } from '../../shared/errors';
-import { decodeEventInput, parseTimerEvent, parseWith } from '../../shared/events';
+import { parseAuditEvent, timerAuditId } from '../../shared/events/audit';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
 import { type Services, servicesFor } from '../../shared/runtime/services';
 
@@ -15,11 +14,6 @@ import { type Services, servicesFor } from '../../shared/runtime/services';
  * audit (timer, or started by the webhook): every target cluster's checks, a JSON and an HTML report stored
  * in OSS, and a summary through the notification channels.
  */
-const startedByWebhook = z.object({
-  auditId: z.string().regex(/^audit-[0-9a-f]{16}$/, 'must be an audit id made by the webhook'),
-  clusterIds: z.array(z.string()).optional(),
-});
-
 export interface AuditResult {
   auditId: string;
   status: string;
@@ -32,20 +26,9 @@ export async function audit(
   inv: Invocation,
   s: Services = servicesFor(inv),
 ): Promise<AuditResult> {
-  const value = decodeEventInput(event, { format: 'audit event' });
-  let auditId: string;
-  let only: string[] | undefined;
-  if (typeof value === 'object' && value !== null && 'triggerTime' in value) {
-    const timer = parseTimerEvent(value);
-    auditId = `audit-${timer.triggerTime
-      .toISOString()
-      .replace(/[^0-9]/g, '')
-      .slice(0, 14)}`;
-  } else {
-    const request = parseWith(startedByWebhook, value, 'audit request');
-    auditId = request.auditId;
-    only = request.clusterIds;
-  }
+  const request = parseAuditEvent(event);
+  const auditId = request.kind === 'timer' ? timerAuditId(request.timer) : request.auditId;
+  const only = request.kind === 'webhook' ? request.clusterIds : undefined;
   const options: AuditOptions = { evidenceWindowMs: inv.config.audit.evidenceWindowMs };
   const clusters = (await discoverClusters(s.clients, inv.config)).filter(
     (c) => !only || only.includes(c.clusterId),

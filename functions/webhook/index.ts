@@ -14,7 +14,7 @@ import {
   jsonResponse,
   parseHttpTriggerEvent,
 } from '../../shared/events';
-import type { StartAnswer, StatusAnswer } from '../../shared/jobs/requests';
+import { parseJobAnswer } from '../../shared/jobs/answers';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
 import { type Services, servicesFor } from '../../shared/runtime/services';
 
@@ -174,9 +174,7 @@ async function startAudit(
  */
 async function askRotationWatch(s: Services, inv: Invocation, request: JobRequest): Promise<unknown> {
   const { body } = await s.invoker.invokeSync(inv.config.rotationWatchFunction, JSON.stringify(request));
-  const answer = body as { kind?: string; poison?: boolean };
-  if (answer?.kind !== request.kind) throw new Error(`rotation-watch answered ${request.kind} unexpectedly`);
-  return answer;
+  return body;
 }
 
 interface Route {
@@ -200,7 +198,7 @@ const ROUTES: Route[] = [
         const { reason } = parseBody(reencryptBody, body);
         const clusterId = m[1] ?? '';
         const request: JobRequest = { kind: 'start-job', clusterId, ...(reason ? { reason } : {}) };
-        const answer = (await askRotationWatch(s, inv, request)) as StartAnswer;
+        const answer = parseJobAnswer('start-job', await askRotationWatch(s, inv, request));
         if (answer.outcome === 'not-a-target')
           throw new HttpError(
             404,
@@ -243,7 +241,10 @@ const ROUTES: Route[] = [
     methods: {
       GET: async (m, { inv, s }) => {
         const jobId = m[1] ?? '';
-        const answer = (await askRotationWatch(s, inv, { kind: 'job-status', jobId })) as StatusAnswer;
+        const answer = parseJobAnswer(
+          'job-status',
+          await askRotationWatch(s, inv, { kind: 'job-status', jobId }),
+        );
         if (!answer.found) throw new HttpError(404, 'JobNotFound', `job ${jobId} is not known`);
         return jsonResponse(200, answer.status);
       },
@@ -255,7 +256,7 @@ export async function webhook(
   event: unknown,
   inv: Invocation,
   services: () => Services = () => servicesFor(inv),
-  nowSeconds = Math.floor(Date.now() / 1000),
+  nowSeconds = Math.floor(inv.now() / 1000),
 ): Promise<HttpTriggerResponse> {
   const error = (e: HttpError) =>
     jsonResponse(e.status, { error: { code: e.code, message: e.message } }, e.headers);

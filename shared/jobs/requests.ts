@@ -6,6 +6,7 @@ import { describeKey } from '../kms/keys';
 import type { Logger } from '../log';
 import type { Services } from '../runtime/services';
 import { watchedTargets } from '../trail/watched';
+import type { JobStatus, StartAnswer, StatusAnswer } from './answers';
 import { jobIdPrefix } from './payload';
 import { type JobStart, startReencryptJob } from './starter';
 import { type ClusterState, configMapStateStore } from './state';
@@ -14,40 +15,6 @@ import { type ClusterState, configMapStateStore } from './state';
  * The webhook's job requests, answered where the kubeconfigs are (rotation-watch): start a cluster's job for
  * its key's current version through the one starter, or read a job's true status from its cluster's state.
  */
-export type StartAnswer =
-  | {
-      kind: 'start-job';
-      outcome: JobStart;
-      jobId: string;
-      clusterId: string;
-      keyId: string;
-      keyVersionId: string;
-      attempt?: number;
-    }
-  | { kind: 'start-job'; outcome: 'not-a-target' | 'encryption-off'; clusterId: string };
-
-export interface JobStatus {
-  jobId: string;
-  clusterId: string;
-  phase: NonNullable<ClusterState['job']>['phase'];
-  attempt: number;
-  invocation: number;
-  counters?: { total: number; rewritten: number; alreadyCurrent: number; gone: number; failed: number };
-  /**
-   * 100 once completed; while sweeping, Secrets visited of those the API server estimated at the sweep's
-   * first page (at most 99: Secrets created since are swept too).
-   */
-  percent?: number;
-  startedAt?: string;
-  updatedAt: string;
-  completedAt?: string;
-  lastError?: string;
-}
-
-export type StatusAnswer =
-  | { kind: 'job-status'; found: true; status: JobStatus }
-  | { kind: 'job-status'; found: false };
-
 type Deps = Pick<Services, 'clients' | 'invoker'>;
 type Config = Pick<SentinelConfig, 'clusters' | 'clusterKeys' | 'keys' | 'stateNamespace' | 'reencrypt'>;
 

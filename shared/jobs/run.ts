@@ -77,7 +77,7 @@ function begin(job: JobPayload, inv: Invocation, s: Services, cluster: Cluster):
   const at: Continuation = job.checkpoint ?? {
     targetKeyVersionId: job.keyVersionId,
     invocation: 1,
-    startedAt: new Date(),
+    startedAt: new Date(inv.now()),
     phase: 'waiting-for-adoption',
   };
   const ref = {

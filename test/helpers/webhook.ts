@@ -5,10 +5,10 @@ export function signedEvent(
   secret: string,
   method: 'GET' | 'POST',
   path: string,
-  options: { body?: string; idempotencyKey?: string } = {},
+  options: { body?: string; idempotencyKey?: string; at?: number } = {},
 ) {
   const body = options.body ?? '';
-  const timestamp = String(Math.floor(Date.now() / 1000));
+  const timestamp = String(Math.floor((options.at ?? Date.now()) / 1000));
   const key = options.idempotencyKey;
   return {
     version: 'v1',

@@ -61,7 +61,8 @@ describe('the webhook signing secret from KMS Secrets Manager', () => {
       now: () => clock,
     });
   const get = async (h: ReturnType<typeof handler>, secret: string) => {
-    const event = signedEvent(secret, 'GET', '/v1/reports/latest');
+    // Signed at the handler's clock: the one clock measures both the signature's age and the grace period.
+    const event = signedEvent(secret, 'GET', '/v1/reports/latest', { at: clock });
     const context = {
       requestId: 'req',
       credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },

@@ -12,6 +12,7 @@ import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
 import { buildReport } from '../../shared/audit/report';
 import type { HttpTriggerResponse } from '../../shared/events';
+import { parseAuditEvent } from '../../shared/events/audit';
 import { ossReportStore } from '../helpers/report-store';
 
 /** The signed HTTP API against the emulated cloud (CS, KMS, FC), through the FC 3.0 HTTP trigger format. */
@@ -126,6 +127,10 @@ describe('the webhook API', () => {
       started.filter((s) => s.includes(String(a.json.auditId))),
       'the audit ran once',
     ).toHaveLength(1);
+    // What the audit function receives from the webhook is an audit request it accepts (it used to refuse
+    // the webhook's audit ids as poison).
+    const payload = started.find((s) => s.includes(String(a.json.auditId))) ?? '';
+    expect(parseAuditEvent(Buffer.from(payload))).toMatchObject({ kind: 'webhook', auditId: a.json.auditId });
   });
 
   it('refuses replays of a captured signed audit request, and an Idempotency-Key changed without the secret', async () => {

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { parseWith } from '../events/parse';
+import type { JobRequest } from '../events/rotation-watch';
+import { JOB_PHASES, sweepCountersSchema } from './payload';
+import type { JobStart } from './starter';
+
+/**
+ * What rotation-watch answers the webhook's job requests (`requests.ts`), as schemas: the webhook checks every
+ * answer against them and never casts. Kept apart from `requests.ts` so the webhook's bundle holds no cluster
+ * access code (its RAM policy test proves it).
+ */
+const JOB_STARTS = [
+  'started',
+  'restarted',
+  'already-started',
+  'current',
+] as const satisfies readonly JobStart[];
+
+export const startAnswerSchema = z.union([
+  z.object({
+    kind: z.literal('start-job'),
+    outcome: z.enum(JOB_STARTS),
+    jobId: z.string(),
+    clusterId: z.string(),
+    keyId: z.string(),
+    keyVersionId: z.string(),
+    attempt: z.number().int().optional(),
+  }),
+  z.object({
+    kind: z.literal('start-job'),
+    outcome: z.enum(['not-a-target', 'encryption-off']),
+    clusterId: z.string(),
+  }),
+]);
+
+export const jobStatusSchema = z.object({
+  jobId: z.string(),
+  clusterId: z.string(),
+  phase: z.enum(JOB_PHASES),
+  attempt: z.number().int(),
+  invocation: z.number().int(),
+  counters: sweepCountersSchema.optional(),
+  /**
+   * 100 once completed; while sweeping, Secrets visited of those the API server estimated at the sweep's
+   * first page (at most 99: Secrets created since are swept too).
+   */
+  percent: z.number().optional(),
+  startedAt: z.string().optional(),
+  updatedAt: z.string(),
+  completedAt: z.string().optional(),
+  lastError: z.string().optional(),
+});
+
+export const statusAnswerSchema = z.union([
+  z.object({ kind: z.literal('job-status'), found: z.literal(true), status: jobStatusSchema }),
+  z.object({ kind: z.literal('job-status'), found: z.literal(false) }),
+]);
+
+export type StartAnswer = z.output<typeof startAnswerSchema>;
+export type JobStatus = z.output<typeof jobStatusSchema>;
+export type StatusAnswer = z.output<typeof statusAnswerSchema>;
+
+/** What rotation-watch answered the webhook, checked against the request's kind (never cast). */
+export function parseJobAnswer(kind: 'start-job', body: unknown): StartAnswer;
+export function parseJobAnswer(kind: 'job-status', body: unknown): StatusAnswer;
+export function parseJobAnswer(kind: JobRequest['kind'], body: unknown): StartAnswer | StatusAnswer {
+  const schema = kind === 'start-job' ? startAnswerSchema : statusAnswerSchema;
+  return parseWith(schema, body, `rotation-watch's ${kind} answer`);
+}
