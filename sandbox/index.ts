@@ -8,6 +8,7 @@ import { resolveLoopbackSubdomains } from './cloud/dns';
 import { CloudEmulator } from './cloud/emulator';
 import { encodeCursor } from './cloud/sls';
 import { ControlPlane, type ControlPlaneInfo } from './controlplane/controlplane';
+import { AckConstantKeyIdProvider } from './kms-plugin/ack-provider';
 import { AlibabaKmsKeyProvider } from './kms-plugin/alibaba-provider';
 import { composeKeyId } from './kms-plugin/key-provider';
 
@@ -30,9 +31,22 @@ export interface CloudInfo {
   reportBucket: string;
 }
 
+/**
+ * How the sandbox's KMS plugin names keys: `versioned` (the default) reports `<key>/<version>` as its key id,
+ * so the API server makes a new seed after each rotation; `constant-key-id` behaves like the open-source ACK
+ * plugin (the CMK id, constant; the version only in an annotation; an Encrypt + Decrypt health check in
+ * every Status), so a rotation changes nothing until the API server restarts.
+ */
+export type PluginMode = 'versioned' | 'constant-key-id';
+export const PLUGIN_MODES: readonly PluginMode[] = ['versioned', 'constant-key-id'];
+
 export interface SandboxInfo extends ControlPlaneInfo {
-  /** The control API: `GET /kms`, `POST /kms/rotate`, `POST /kms/wait-adoption`, `POST /cloud/trail-trigger`. */
+  /**
+   * The control API: `GET /kms`, `POST /kms/rotate`, `POST /kms/wait-adoption`, `POST /kms/wait-seal`,
+   * `POST /apiserver/restart`, `POST /cloud/trail-trigger`.
+   */
   control: string;
+  pluginMode: PluginMode;
   /** The KMS key the plugin encrypts with, and its current key id (`<key>/<version>`). */
   kmsKeyId: string;
   kmsKeyIdWithVersion: string;
@@ -56,7 +70,10 @@ const keys = (c: Credential) => ({
   ...(c.securityToken ? { securityToken: c.securityToken } : {}),
 });
 
-export async function startSandbox(options: { workDir?: string; stateDir?: string } = {}): Promise<Sandbox> {
+export async function startSandbox(
+  options: { workDir?: string; stateDir?: string; plugin?: PluginMode } = {},
+): Promise<Sandbox> {
+  const pluginMode = options.plugin ?? 'versioned';
   resolveLoopbackSubdomains();
   const cloud = await CloudEmulator.start(options.stateDir ? { stateDir: options.stateDir } : {});
   try {
@@ -74,7 +91,11 @@ export async function startSandbox(options: { workDir?: string; stateDir?: strin
     const config = { region: cloud.state.region, accountId: cloud.state.accountId, endpoints };
     const role = cloud.managedRole(SANDBOX_CLUSTER_ID);
     // The control plane's KMS plugin calls the emulated KMS through the official SDK, as the managed role.
-    const provider = new AlibabaKmsKeyProvider(createCloudClients(config, keys(role)).kms, key.keyId);
+    const kms = createCloudClients(config, keys(role)).kms;
+    const provider =
+      pluginMode === 'constant-key-id'
+        ? new AckConstantKeyIdProvider(kms, key.keyId)
+        : new AlibabaKmsKeyProvider(kms, key.keyId);
     const controlPlane = await ControlPlane.start({
       provider,
       ...(options.workDir ? { workDir: options.workDir } : {}),
@@ -96,6 +117,7 @@ export async function startSandbox(options: { workDir?: string; stateDir?: strin
     const info: SandboxInfo = {
       ...controlPlane.info,
       control: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      pluginMode,
       kmsKeyId: key.keyId,
       kmsKeyIdWithVersion: composeKeyId(key.keyId, key.primaryKeyVersion),
       cloud: {
@@ -151,8 +173,19 @@ function controlServer(cp: ControlPlane, cloud: CloudEmulator, rotate: () => Pro
           return reply(200, {
             keyId: currentKeyId(),
             adoptedKeyId: cp.plugin.adoptedKeyId,
+            sealedVersions: cp.plugin.sealedVersions,
             stats: cp.plugin.stats,
           });
+        }
+        if (route === 'POST /kms/wait-seal') {
+          const version = typeof body.version === 'string' ? body.version : (key()?.primaryKeyVersion ?? '');
+          const timeoutMs = typeof body.timeoutMs === 'number' ? body.timeoutMs : 120_000;
+          await cp.plugin.waitForSeal(version, timeoutMs);
+          return reply(200, { sealedVersions: cp.plugin.sealedVersions });
+        }
+        if (route === 'POST /apiserver/restart') {
+          await cp.restartApiServer();
+          return reply(200, { sealedVersions: cp.plugin.sealedVersions });
         }
         if (route === 'POST /kms/rotate') return reply(200, { keyId: await rotate() });
         if (route === 'POST /kms/wait-adoption') {

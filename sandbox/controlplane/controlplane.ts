@@ -46,6 +46,7 @@ export class ControlPlane {
     private readonly processes: Managed[],
     private readonly adminToken: string,
     private readonly ownsWorkDir: boolean,
+    private readonly launchApiServer: () => Promise<Managed>,
   ) {}
 
   static async start(options: ControlPlaneOptions): Promise<ControlPlane> {
@@ -129,37 +130,34 @@ export class ControlPlane {
       );
 
       const apiServer = `https://127.0.0.1:${securePort}`;
-      const apiserver = startProcess(
-        'kube-apiserver',
-        binaries.kubeApiserver,
-        [
-          `--etcd-servers=${etcdUrl}`,
-          `--secure-port=${securePort}`,
-          '--bind-address=127.0.0.1',
-          '--advertise-address=127.0.0.1',
-          `--cert-dir=${certDir}`,
-          '--authorization-mode=RBAC',
-          `--token-auth-file=${tokens}`,
-          `--service-account-issuer=${apiServer}/`,
-          `--service-account-key-file=${saKey}`,
-          `--service-account-signing-key-file=${saKey}`,
-          '--service-cluster-ip-range=10.0.0.0/24',
-          '--disable-admission-plugins=ServiceAccount',
-          '--allow-privileged=true',
-          `--encryption-provider-config=${encryptionConfig}`,
-          '--profiling=false',
-          '--v=1',
-        ],
-        join(workDir, 'kube-apiserver.log'),
-      );
-      processes.push(apiserver);
-      // The self-generated serving certificate file holds the certificate and its CA.
       const caFile = join(certDir, 'apiserver.crt');
-      await waitFor(
-        'kube-apiserver',
-        async () => (await httpsGet(apiServer, '/readyz', adminToken, caFile)).status === 200,
-        { timeoutMs, intervalMs: 250, abort: apiserver.exited },
-      );
+      const apiserverArgs = [
+        `--etcd-servers=${etcdUrl}`,
+        `--secure-port=${securePort}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--cert-dir=${certDir}`,
+        '--authorization-mode=RBAC',
+        `--token-auth-file=${tokens}`,
+        `--service-account-issuer=${apiServer}/`,
+        `--service-account-key-file=${saKey}`,
+        `--service-account-signing-key-file=${saKey}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--disable-admission-plugins=ServiceAccount',
+        '--allow-privileged=true',
+        `--encryption-provider-config=${encryptionConfig}`,
+        '--profiling=false',
+        '--v=1',
+      ];
+      const launch = () =>
+        launchApiServer(binaries.kubeApiserver, apiserverArgs, workDir, {
+          apiServer,
+          adminToken,
+          caFile,
+          timeoutMs,
+        });
+      const apiserver = await launch();
+      processes.push(apiserver);
 
       const kubeconfig = join(workDir, 'admin.kubeconfig');
       const restrictedKubeconfig = join(workDir, 'sentinel.kubeconfig');
@@ -183,6 +181,7 @@ export class ControlPlane {
         processes,
         adminToken,
         ownsWorkDir,
+        launch,
       );
       await cp.applyRbac();
       return cp;
@@ -190,6 +189,18 @@ export class ControlPlane {
       await cleanup();
       throw err;
     }
+  }
+
+  /**
+   * Restarts kube-apiserver, as a managed control plane does on an upgrade: the new process generates a new
+   * data-key seed (sealed by the plugin under the key's primary version then). Resolves once it is ready.
+   */
+  async restartApiServer(): Promise<void> {
+    const i = this.processes.findIndex((p) => p.name === 'kube-apiserver');
+    const old = this.processes[i];
+    if (!old) throw new Error('kube-apiserver is not running');
+    await old.stop();
+    this.processes[i] = await this.launchApiServer();
   }
 
   /** Stops everything this control plane started and removes its files. */
@@ -309,3 +320,24 @@ function httpsRequest(
 
 const httpsGet = (base: string, path: string, token: string, caFile: string) =>
   httpsRequest(base, 'GET', path, token, caFile);
+
+/** Starts kube-apiserver and waits until it is ready (the self-generated serving certificate holds its CA). */
+async function launchApiServer(
+  binary: string,
+  args: string[],
+  workDir: string,
+  o: { apiServer: string; adminToken: string; caFile: string; timeoutMs: number },
+): Promise<Managed> {
+  const apiserver = startProcess('kube-apiserver', binary, args, join(workDir, 'kube-apiserver.log'));
+  try {
+    await waitFor(
+      'kube-apiserver',
+      async () => (await httpsGet(o.apiServer, '/readyz', o.adminToken, o.caFile)).status === 200,
+      { timeoutMs: o.timeoutMs, intervalMs: 250, abort: apiserver.exited },
+    );
+  } catch (err) {
+    await apiserver.stop();
+    throw err;
+  }
+  return apiserver;
+}

@@ -6,8 +6,10 @@ import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:
  * derives new DEKs: that is what makes "re-encrypt under the new version" observable in etcd.
  */
 export interface KeyProvider {
-  /** The key id for Status: the key and its current primary version. */
+  /** The key id for Status (this provider's: the key and its current primary version). */
   currentKeyId(): Promise<string>;
+  /** Run on every Status call, when the provider does one (the ACK plugin encrypts and decrypts a string). */
+  healthCheck?(): Promise<void>;
   encrypt(plaintext: Buffer): Promise<EncryptResult>;
   decrypt(ciphertext: Buffer, keyId: string, annotations: Record<string, Buffer>): Promise<Buffer>;
 }

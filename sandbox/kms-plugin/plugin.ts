@@ -40,6 +40,8 @@ export class KmsV2Plugin extends EventEmitter {
   readonly stats: PluginStats = { status: 0, encrypt: 0, decrypt: 0, errors: 0 };
   adoptedKeyId?: string;
   lastStatusKeyId?: string;
+  /** The KMS key version of each seed the API server had sealed, in order. */
+  readonly sealedVersions: string[] = [];
   private server?: grpc.Server;
 
   constructor(
@@ -121,8 +123,31 @@ export class KmsV2Plugin extends EventEmitter {
     });
   }
 
+  /** Resolves once the API server has had a seed sealed under KMS key version `version`. */
+  waitForSeal(version: string, timeoutMs: number): Promise<void> {
+    if (this.sealedVersions.includes(version)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('sealed', listener);
+        reject(
+          new Error(
+            `no seed sealed under ${version} within ${timeoutMs} ms (${this.sealedVersions.join(', ')})`,
+          ),
+        );
+      }, timeoutMs);
+      const listener = (sealed: string) => {
+        if (sealed !== version) return;
+        clearTimeout(timer);
+        this.off('sealed', listener);
+        resolve();
+      };
+      this.on('sealed', listener);
+    });
+  }
+
   private async status(): Promise<StatusResponse> {
     this.stats.status++;
+    await this.provider.healthCheck?.();
     const keyId = await this.provider.currentKeyId();
     checkKeyId(keyId);
     this.lastStatusKeyId = keyId;
@@ -139,6 +164,13 @@ export class KmsV2Plugin extends EventEmitter {
       );
     }
     checkAnnotations(result.annotations);
+    // Every Encrypt from the API server seals a new seed: which KMS key version sealed it, when the provider
+    // says (its annotations), is what a constant key id hides.
+    const version = Object.values(result.annotations)[0]?.toString('utf8');
+    if (version) {
+      this.sealedVersions.push(version);
+      setImmediate(() => this.emit('sealed', version));
+    }
     if (this.adoptedKeyId !== result.keyId) {
       this.adoptedKeyId = result.keyId;
       // Let the response reach the API server before anyone acts on the signal.

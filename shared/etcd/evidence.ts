@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
 
 /**
@@ -13,6 +14,14 @@ export interface StoredSecret {
   storage: 'kms-v2' | 'identity' | 'other';
   providerName?: string;
   keyId?: string;
+  /**
+   * The KMS key version that sealed the seed this Secret's data key derives from: the version annotation the
+   * plugin stored with it (the ACK plugin's `x-acs-kms-key-version-id.ack.alibabacloud.com`, or the
+   * sandbox's), else the version at the end of a `<key>/<version>` key id.
+   */
+  sealedByVersion?: string;
+  /** A short digest of the sealed seed: Secrets with the same one share the seed (and its sealing). */
+  seedDigest?: string;
   modRevision: number;
 }
 
@@ -21,7 +30,15 @@ export interface EvidenceSummary {
   plaintext: number;
   /** key id → number of Secrets stored under it; `identity` for plaintext */
   byKeyId: Record<string, number>;
+  /** KMS key version that sealed the seed → number of Secrets; `unknown` when the value names none. */
+  bySealingVersion: Record<string, number>;
 }
+
+/** The annotations plugins store the sealing KMS key version under (the ACK plugin's, the sandbox's). */
+export const SEALING_VERSION_ANNOTATIONS = [
+  'x-acs-kms-key-version-id.ack.alibabacloud.com',
+  'key-version.ack-kms-sentinel.io',
+];
 
 const KMS_V2_PREFIX = 'k8s:enc:kms:v2:';
 const PLAINTEXT_PREFIX = Buffer.from('k8s\u0000', 'latin1');
@@ -37,17 +54,44 @@ export const EncryptedObject = new protobuf.Type('EncryptedObject')
   .add(new protobuf.MapField('annotations', 4, 'string', 'bytes'))
   .add(new protobuf.Field('encryptedDEKSourceType', 5, 'int32'));
 
-export function decodeStoredValue(value: Buffer): Pick<StoredSecret, 'storage' | 'providerName' | 'keyId'> {
+type Decoded = Pick<StoredSecret, 'storage' | 'providerName' | 'keyId' | 'sealedByVersion' | 'seedDigest'>;
+
+export function decodeStoredValue(value: Buffer): Decoded {
   if (value.subarray(0, PLAINTEXT_PREFIX.length).equals(PLAINTEXT_PREFIX)) return { storage: 'identity' };
   const head = value.subarray(0, 300).toString('latin1');
   if (head.startsWith(KMS_V2_PREFIX)) {
     const end = head.indexOf(':', KMS_V2_PREFIX.length);
     if (end < 0) return { storage: 'other' };
     const providerName = head.slice(KMS_V2_PREFIX.length, end);
-    const message = EncryptedObject.decode(value.subarray(end + 1)) as unknown as { keyID?: string };
-    return { storage: 'kms-v2', providerName, ...(message.keyID ? { keyId: message.keyID } : {}) };
+    const message = EncryptedObject.decode(value.subarray(end + 1)) as unknown as {
+      keyID?: string;
+      encryptedDEKSource?: Uint8Array;
+      annotations?: Record<string, Uint8Array>;
+    };
+    const version = sealingVersion(message.keyID, message.annotations ?? {});
+    return {
+      storage: 'kms-v2',
+      providerName,
+      ...(message.keyID ? { keyId: message.keyID } : {}),
+      ...(version ? { sealedByVersion: version } : {}),
+      ...(message.encryptedDEKSource?.length
+        ? { seedDigest: createHash('sha256').update(message.encryptedDEKSource).digest('hex').slice(0, 16) }
+        : {}),
+    };
   }
   return { storage: 'other' };
+}
+
+function sealingVersion(
+  keyId: string | undefined,
+  annotations: Record<string, Uint8Array>,
+): string | undefined {
+  for (const name of SEALING_VERSION_ANNOTATIONS) {
+    const value = annotations[name];
+    if (value?.length) return Buffer.from(value).toString('utf8');
+  }
+  const at = keyId?.lastIndexOf('/') ?? -1;
+  return keyId && at > 0 && at < keyId.length - 1 ? keyId.slice(at + 1) : undefined;
 }
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
@@ -100,12 +144,17 @@ export async function readSecretEvidence(
 
 export function summarize(secrets: StoredSecret[]): EvidenceSummary {
   const byKeyId: Record<string, number> = {};
+  const bySealingVersion: Record<string, number> = {};
   let plaintext = 0;
   for (const s of secrets) {
+    if (s.storage === 'kms-v2') {
+      const v = s.sealedByVersion ?? 'unknown';
+      bySealingVersion[v] = (bySealingVersion[v] ?? 0) + 1;
+    }
     const id =
       s.storage === 'identity' ? 'identity' : s.storage === 'other' ? 'other' : (s.keyId ?? 'unknown');
     if (s.storage === 'identity') plaintext++;
     byKeyId[id] = (byKeyId[id] ?? 0) + 1;
   }
-  return { total: secrets.length, plaintext, byKeyId };
+  return { total: secrets.length, plaintext, byKeyId, bySealingVersion };
 }

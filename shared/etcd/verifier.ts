@@ -2,8 +2,9 @@ import type { SweepVerifier, VerificationResult } from '../reencrypt/verify';
 import { readSecretEvidence, summarize } from './evidence';
 
 /**
- * Verifies a sweep from etcd: every stored Secret in the selection is encrypted by the KMS v2 provider under
- * a key id that names the target key version (`<keyId>/<keyVersionId>`), none is plaintext.
+ * Verifies a sweep from etcd: every stored Secret in the selection is encrypted by the KMS v2 provider with a
+ * seed sealed under the target key version (read from the version annotation the plugin stored, or from a
+ * `<keyId>/<keyVersionId>` key id), none is plaintext.
  */
 export function etcdVerifier(etcdUrl: string): SweepVerifier {
   return {
@@ -15,7 +16,7 @@ export function etcdVerifier(etcdUrl: string): SweepVerifier {
       );
       const summary = summarize(stored);
       const stale = stored.filter(
-        (s) => s.storage !== 'kms-v2' || !s.keyId?.endsWith(`/${targetKeyVersionId}`),
+        (s) => s.storage !== 'kms-v2' || s.sealedByVersion !== targetKeyVersionId,
       );
       const verified = stale.length === 0;
       return {
@@ -26,6 +27,7 @@ export function etcdVerifier(etcdUrl: string): SweepVerifier {
           : `${stale.length} of ${stored.length} Secrets in etcd are not under key version ${targetKeyVersionId}`,
         details: {
           byKeyId: summary.byKeyId,
+          bySealingVersion: summary.bySealingVersion,
           plaintext: summary.plaintext,
           notCurrent: stale.slice(0, 20).map((s) => `${s.namespace}/${s.name}`),
         },
