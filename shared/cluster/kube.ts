@@ -1,5 +1,5 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent, type RequestOptions } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type RequestContext } from '@kubernetes/client-node';
 import { ConfigError } from '../errors';
 
@@ -117,6 +117,11 @@ export function loadKubeConfig(source: KubeConfigSource): PooledKubeConfig {
 export interface Cluster {
   core: CoreV1Api;
   rbac: RbacAuthorizationV1Api;
+  /**
+   * A GET of a non-resource path (`/metrics`) on a new connection each time: behind a load balancer, each
+   * call may reach another API server.
+   */
+  getRaw(path: string): Promise<{ status: number; body: string }>;
   close(): void;
 }
 
@@ -126,6 +131,35 @@ export function openCluster(kubeconfig: string): Cluster {
   return {
     core: kc.makeApiClient(CoreV1Api),
     rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+    getRaw: (path) => getRaw(kc, path),
     close: () => kc.close(),
   };
+}
+
+const RAW_TIMEOUT_MS = 10_000;
+const RAW_MAX_BYTES = 32 * 1024 * 1024;
+
+async function getRaw(kc: KubeConfig, path: string): Promise<{ status: number; body: string }> {
+  const opts: RequestOptions = {};
+  await kc.applyToHTTPSOptions(opts);
+  const url = new URL(path, kc.getCurrentCluster()?.server);
+  const request = url.protocol === 'http:' ? httpRequest : httpsRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ...opts, method: 'GET', agent: false, timeout: RAW_TIMEOUT_MS }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > RAW_MAX_BYTES) req.destroy(new Error(`${path}: answer over ${RAW_MAX_BYTES} bytes`));
+        else chunks.push(c);
+      });
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+      );
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${path}: no answer within ${RAW_TIMEOUT_MS} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -1,0 +1,187 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * What the API servers themselves say about the seed they encrypt Secrets with, read from `/metrics`
+ * (docs/kms-v2-proof.md). KMS v2 seals one data-key seed with the plugin's Encrypt and derives every write's
+ * key from it; a new seed is made only when the API server starts, or when the plugin's Status returns a new
+ * key id (k8s.io/apiserver `pkg/server/options/encryptionconfig/config.go`, `rotateDEKOnKeyIDChange`). So after
+ * a KMS rotation a rewrite re-seals a Secret under the new key version only if, on every API server, either
+ *
+ *   (a) the plugin reported a new key id after the rotation (`new-key-id`), or
+ *   (b) the process started after the rotation (`restarted`).
+ *
+ * Otherwise (c) the seed is still the one sealed under the old version (`stale-seed`), and a rewrite changes
+ * nothing at the key-version level. Without readable metrics nothing is proven (`unproven`).
+ */
+export interface ApiServerSample {
+  /** `apiserver_id_hash`: which API server answered (behind one address there may be several). */
+  apiServerIdHash: string;
+  /** `process_start_time_seconds`: when this API server, and so its first seed, started. */
+  startedAt: Date;
+  /** `..._key_id_hash_status_last_timestamp_seconds`: each key id the plugin's Status returned, last seen. */
+  statusKeyIds: Array<{ keyIdHash: string; last: Date }>;
+  /** `..._key_id_hash_total{transformation_type="to_storage"}`: writes per key id hash since the start. */
+  writes: Record<string, number>;
+}
+
+export type ApiServerState = 'new-key-id' | 'restarted' | 'stale-seed';
+export type Verdict = 'effective' | 'not-effective' | 'unproven';
+
+export interface SealingEvidence {
+  verdict: Verdict;
+  /** One sentence: why, and for `not-effective` and `unproven` what to do. */
+  reason: string;
+  apiServers: Array<{
+    apiServerIdHash: string;
+    startedAt: string;
+    currentKeyIdHash?: string;
+    state: ApiServerState;
+  }>;
+  /** The plugin's key id is the CMK id itself (sha256 matches): it never changes with a rotation. */
+  constantKeyId?: boolean;
+  /**
+   * Names what a Secret rewritten now is sealed under (each API server, its start and current key id):
+   * stored with the suite's mark, so a mark is trusted only when it was written under proof.
+   */
+  token?: string;
+}
+
+const STATUS = 'apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds';
+const TOTAL = 'apiserver_envelope_encryption_key_id_hash_total';
+const START = 'process_start_time_seconds';
+/** A KMS v2 API server calls Status about once a minute: the old key id was still reported this recently. */
+const STATUS_INTERVAL_MS = 70_000;
+
+const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)/;
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+/** One API server's answer to `GET /metrics` (Prometheus text format); undefined without envelope metrics. */
+export function parseApiServerMetrics(text: string): ApiServerSample | undefined {
+  let startedAt: Date | undefined;
+  let apiServerIdHash: string | undefined;
+  const statusKeyIds: ApiServerSample['statusKeyIds'] = [];
+  const writes: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const [, name, rawLabels = '', raw] = m;
+    if (name !== STATUS && name !== TOTAL && name !== START) continue;
+    const value = Number(raw);
+    if (!Number.isFinite(value)) continue;
+    if (name === START) {
+      startedAt = new Date(value * 1000);
+      continue;
+    }
+    const labels = Object.fromEntries([...rawLabels.matchAll(LABEL)].map((l) => [l[1], l[2]]));
+    if (!labels.key_id_hash || !labels.apiserver_id_hash) continue;
+    apiServerIdHash = labels.apiserver_id_hash;
+    if (name === STATUS) statusKeyIds.push({ keyIdHash: labels.key_id_hash, last: new Date(value * 1000) });
+    else if (labels.transformation_type === 'to_storage')
+      writes[labels.key_id_hash] = (writes[labels.key_id_hash] ?? 0) + value;
+  }
+  if (!apiServerIdHash || !startedAt || statusKeyIds.length === 0) return undefined;
+  return { apiServerIdHash, startedAt, statusKeyIds, writes };
+}
+
+export interface SampleOptions {
+  /** Calls at most (default 12). */
+  maxSamples?: number;
+  /** Stop after this many calls in a row show no API server not seen before (default 5). */
+  quietAfter?: number;
+}
+
+/**
+ * Samples `/metrics` on new connections until every API server behind the address has likely answered
+ * (several calls in a row show none new); the latest answer per API server is kept. Throws what the GET
+ * throws; a non-200 answer (403 without `get` on `/metrics`) is thrown with its status.
+ */
+export async function sampleApiServers(
+  getRaw: (path: string) => Promise<{ status: number; body: string }>,
+  options: SampleOptions = {},
+): Promise<ApiServerSample[]> {
+  const seen = new Map<string, ApiServerSample>();
+  let quiet = 0;
+  for (let i = 0; i < (options.maxSamples ?? 12) && quiet < (options.quietAfter ?? 5); i++) {
+    const res = await getRaw('/metrics');
+    if (res.status !== 200) throw new MetricsUnreadable(res.status);
+    const sample = parseApiServerMetrics(res.body);
+    if (!sample) throw new MetricsUnreadable(200, 'the API server reports no KMS v2 envelope metrics');
+    quiet = seen.has(sample.apiServerIdHash) ? quiet + 1 : 0;
+    seen.set(sample.apiServerIdHash, sample);
+  }
+  return [...seen.values()];
+}
+
+export class MetricsUnreadable extends Error {
+  constructor(
+    readonly status: number,
+    detail = status === 403
+      ? "the suite's identity may not get /metrics (deploy/rbac.yaml grants it)"
+      : `GET /metrics answered HTTP ${status}`,
+  ) {
+    super(detail);
+    this.name = 'MetricsUnreadable';
+  }
+}
+
+export const keyIdHash = (keyId: string): string =>
+  `sha256:${createHash('sha256').update(keyId).digest('hex')}`;
+
+/** What each API server did since the rotation, and so whether a rewrite now seals under the new version. */
+export function judgeSealing(samples: ApiServerSample[], rotatedAt: Date, cmkId: string): SealingEvidence {
+  if (samples.length === 0) return unproven('no API server answered /metrics with KMS v2 envelope metrics');
+  const apiServers = samples.map((s) => {
+    const byLast = [...s.statusKeyIds].sort((a, b) => b.last.getTime() - a.last.getTime());
+    const current = byLast[0];
+    const changed = byLast
+      .slice(1)
+      .some(
+        (old) =>
+          old.keyIdHash !== current?.keyIdHash &&
+          old.last.getTime() >= rotatedAt.getTime() - STATUS_INTERVAL_MS,
+      );
+    const state: ApiServerState =
+      s.startedAt >= rotatedAt
+        ? 'restarted'
+        : changed && current && current.last >= rotatedAt
+          ? 'new-key-id'
+          : 'stale-seed';
+    return {
+      apiServerIdHash: s.apiServerIdHash,
+      startedAt: s.startedAt.toISOString(),
+      ...(current ? { currentKeyIdHash: current.keyIdHash } : {}),
+      state,
+    };
+  });
+  const constantKeyId = apiServers.every((a) => a.currentKeyIdHash === keyIdHash(cmkId));
+  const stale = apiServers.filter((a) => a.state === 'stale-seed');
+  if (stale.length > 0)
+    return {
+      verdict: 'not-effective',
+      reason: `${stale.length} of ${apiServers.length} API server(s) still encrypt with a seed sealed before the rotation (${constantKeyId ? 'the plugin reports the CMK id as its key id, so a rotation never changes it' : 'the plugin has not reported a new key id'}); a rewrite now changes nothing at the key-version level. The control plane must make a new seed: it does when its API servers restart (an upgrade or a restart of the control plane); the suite sweeps once it sees that.`,
+      apiServers,
+      constantKeyId,
+    };
+  const token = createHash('sha256')
+    .update(
+      JSON.stringify(apiServers.map((a) => [a.apiServerIdHash, a.startedAt, a.currentKeyIdHash]).sort()),
+    )
+    .digest('hex')
+    .slice(0, 12);
+  return {
+    verdict: 'effective',
+    reason: `every API server (${apiServers.length}) ${apiServers.every((a) => a.state === 'restarted') ? 'started after the rotation' : 'made a new seed after the rotation'}: a rewrite now seals under the new key version`,
+    apiServers,
+    constantKeyId,
+    token,
+  };
+}
+
+export function unproven(why: string): SealingEvidence {
+  return {
+    verdict: 'unproven',
+    reason: `${why}; without the API servers' own evidence a rewrite cannot be proven to re-seal under the new key version`,
+    apiServers: [],
+  };
+}

@@ -1,0 +1,148 @@
+import { describe, expect, it } from 'vitest';
+import {
+  judgeSealing,
+  keyIdHash,
+  MetricsUnreadable,
+  parseApiServerMetrics,
+  sampleApiServers,
+} from '../../shared/cluster/sealing';
+
+/** `/metrics` as kube-apiserver v1.36 writes it (lines captured from the sandbox, other metrics left out). */
+const CMK = 'key-sandbox-0001';
+const API_A = 'sha256:73095bbbe8f317654631b5a70d7c53951e472e19c3daa5b71a50958a5e82991b';
+const API_B = 'sha256:0b1f5e0c2d0c4f3e0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f';
+const t = (iso: string) => Date.parse(iso) / 1000;
+function metrics(o: {
+  api?: string;
+  start: string;
+  status: Array<[keyId: string, last: string]>;
+  writes?: Array<[keyId: string, n: number]>;
+}) {
+  const api = o.api ?? API_A;
+  return [
+    `# HELP ${'apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds'} [ALPHA] The last time in seconds when a keyID was returned by the Status RPC call.`,
+    ...o.status.map(
+      ([k, last]) =>
+        `apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds{apiserver_id_hash="${api}",key_id_hash="${keyIdHash(k)}",provider_name="ack-kms-sentinel"} ${t(last)}`,
+    ),
+    ...(o.writes ?? []).map(
+      ([k, n]) =>
+        `apiserver_envelope_encryption_key_id_hash_total{apiserver_id_hash="${api}",key_id_hash="${keyIdHash(k)}",provider_name="ack-kms-sentinel",transformation_type="to_storage"} ${n}`,
+    ),
+    `apiserver_envelope_encryption_key_id_hash_total{apiserver_id_hash="${api}",key_id_hash="${keyIdHash(o.status[0]?.[0] ?? '')}",provider_name="ack-kms-sentinel",transformation_type="from_storage"} 999`,
+    '# TYPE process_start_time_seconds gauge',
+    `process_start_time_seconds ${t(o.start)}`,
+    '',
+  ].join('\n');
+}
+const ROTATED = new Date('2026-12-01T10:00:00Z');
+
+describe('the API servers’ sealing evidence', () => {
+  it('parses what kube-apiserver publishes: its identity, start, Status key ids and writes per key id', () => {
+    const sample = parseApiServerMetrics(
+      metrics({
+        start: '2026-12-01T09:00:00Z',
+        status: [
+          [`${CMK}/v1`, '2026-12-01T09:59:30Z'],
+          [`${CMK}/v2`, '2026-12-01T10:00:40Z'],
+        ],
+        writes: [[`${CMK}/v2`, 42]],
+      }),
+    );
+    expect(sample).toEqual({
+      apiServerIdHash: API_A,
+      startedAt: new Date('2026-12-01T09:00:00Z'),
+      statusKeyIds: [
+        { keyIdHash: keyIdHash(`${CMK}/v1`), last: new Date('2026-12-01T09:59:30Z') },
+        { keyIdHash: keyIdHash(`${CMK}/v2`), last: new Date('2026-12-01T10:00:40Z') },
+      ],
+      writes: { [keyIdHash(`${CMK}/v2`)]: 42 },
+    });
+    expect(parseApiServerMetrics('process_start_time_seconds 1.7e9\n'), 'no KMS v2 metrics').toBeUndefined();
+  });
+
+  it('(a) a plugin that reports a new key id after the rotation: effective', () => {
+    const sample = parseApiServerMetrics(
+      metrics({
+        start: '2026-12-01T09:00:00Z',
+        status: [
+          [`${CMK}/v1`, '2026-12-01T09:59:30Z'],
+          [`${CMK}/v2`, '2026-12-01T10:00:40Z'],
+        ],
+      }),
+    );
+    const e = judgeSealing(sample ? [sample] : [], ROTATED, CMK);
+    expect(e).toMatchObject({
+      verdict: 'effective',
+      constantKeyId: false,
+      apiServers: [{ state: 'new-key-id' }],
+    });
+    expect(e.token).toMatch(/^[0-9a-f]{12}$/);
+  });
+
+  it('(c) the ACK plugin: the CMK id as key id, no restart since the rotation: not effective, and says why', () => {
+    const sample = parseApiServerMetrics(
+      metrics({ start: '2026-12-01T09:00:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] }),
+    );
+    const e = judgeSealing(sample ? [sample] : [], ROTATED, CMK);
+    expect(e).toMatchObject({
+      verdict: 'not-effective',
+      constantKeyId: true,
+      apiServers: [{ state: 'stale-seed' }],
+    });
+    expect(e.reason).toContain('CMK id');
+    expect(e.token).toBeUndefined();
+  });
+
+  it('(b) every API server started after the rotation: effective; one that did not is enough to say no', () => {
+    const a = parseApiServerMetrics(
+      metrics({ start: '2026-12-01T10:03:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] }),
+    );
+    const b = parseApiServerMetrics(
+      metrics({ api: API_B, start: '2026-12-01T08:00:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] }),
+    );
+    if (!a || !b) throw new Error('unparsed');
+    expect(judgeSealing([a], ROTATED, CMK)).toMatchObject({
+      verdict: 'effective',
+      apiServers: [{ state: 'restarted' }],
+    });
+    expect(judgeSealing([a, b], ROTATED, CMK)).toMatchObject({
+      verdict: 'not-effective',
+      apiServers: [{ state: 'restarted' }, { state: 'stale-seed' }],
+    });
+    expect(judgeSealing([a], ROTATED, CMK).token, 'a restart names new evidence').not.toBe(
+      judgeSealing([{ ...a, startedAt: new Date('2026-12-01T10:30:00Z') }], ROTATED, CMK).token,
+    );
+  });
+
+  it('a key id change long before this rotation is not this rotation’s adoption', () => {
+    const sample = parseApiServerMetrics(
+      metrics({
+        start: '2026-12-01T06:00:00Z',
+        status: [
+          [`${CMK}/v0`, '2026-12-01T07:00:00Z'],
+          [`${CMK}/v1`, '2026-12-01T10:05:00Z'],
+        ],
+      }),
+    );
+    expect(judgeSealing(sample ? [sample] : [], ROTATED, CMK).verdict).toBe('not-effective');
+  });
+
+  it('samples on new connections until no new API server answers; refuses what it cannot read', async () => {
+    const bodies = [API_A, API_B, API_A, API_B, API_A, API_A, API_B, API_A, API_B].map((api) =>
+      metrics({ api, start: '2026-12-01T09:00:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] }),
+    );
+    let calls = 0;
+    const samples = await sampleApiServers(async () => ({ status: 200, body: bodies[calls++] ?? '' }), {
+      quietAfter: 4,
+    });
+    expect(samples.map((s) => s.apiServerIdHash).sort()).toEqual([API_B, API_A].sort());
+    expect(calls).toBe(6);
+    await expect(sampleApiServers(async () => ({ status: 403, body: 'forbidden' }))).rejects.toBeInstanceOf(
+      MetricsUnreadable,
+    );
+    await expect(sampleApiServers(async () => ({ status: 200, body: '# nothing\n' }))).rejects.toThrow(
+      /no KMS v2 envelope metrics/,
+    );
+  });
+});
