@@ -6,19 +6,20 @@
  * - ConfigMaps, only in the suite's state namespace: `get`, `create`, `update` (job progress and checkpoint).
  * - RBAC, read-only: `list` on cluster roles and bindings, and on roles and bindings of the state namespace,
  *   so the audit can name every subject that could write the state ConfigMap (forge a job's progress).
+ * - `get` on the non-resource URL `/metrics`: the API servers' own evidence of the seed they encrypt with
+ *   (shared/cluster/sealing.ts). Without it the suite says "unproven", never "pass".
  */
 export const SENTINEL_USER = 'ack-kms-sentinel';
 
-export interface PolicyRule {
-  apiGroups: string[];
-  resources: string[];
-  verbs: string[];
-}
+export type PolicyRule =
+  | { apiGroups: string[]; resources: string[]; verbs: string[] }
+  | { nonResourceURLs: string[]; verbs: string[] };
 
 const RBAC_GROUP = 'rbac.authorization.k8s.io';
 export const SECRET_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'patch'] },
   { apiGroups: [RBAC_GROUP], resources: ['clusterroles', 'clusterrolebindings'], verbs: ['list'] },
+  { nonResourceURLs: ['/metrics'], verbs: ['get'] },
 ];
 export const STATE_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update'] },

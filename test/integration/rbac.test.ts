@@ -4,7 +4,9 @@ import {
   RbacAuthorizationV1Api,
   setHeaderOptions,
 } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { openCluster } from '../../shared/cluster/kube';
 import { rbacObjects } from '../../shared/cluster/rbac';
 import { coreApi, kubeConfig, sandboxInfo } from '../helpers/sandbox';
 
@@ -50,6 +52,7 @@ describe('the least-privileged kubeconfig', () => {
       cluster: [
         { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'patch'] },
         { apiGroups: [rbacGroup], resources: ['clusterroles', 'clusterrolebindings'], verbs: ['list'] },
+        { nonResourceURLs: ['/metrics'], verbs: ['get'] },
       ],
       state: [
         { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update'] },
@@ -83,6 +86,8 @@ describe('the least-privileged kubeconfig', () => {
         }),
       ),
     ).toBe(200);
+    const metrics = await openCluster(readFileSync(sandboxInfo().restrictedKubeconfig, 'utf8')).getRaw('/metrics');
+    expect(metrics.status, 'get /metrics: the API servers’ sealing evidence').toBe(200);
     const cm = await api.readNamespacedConfigMap({ namespace: state, name: 'job-1' });
     cm.data = { p: '2' };
     expect(await status(api.replaceNamespacedConfigMap({ namespace: state, name: 'job-1', body: cm }))).toBe(
@@ -111,6 +116,11 @@ describe('the least-privileged kubeconfig', () => {
       'delete a state ConfigMap': () => api.deleteNamespacedConfigMap({ namespace: state, name: 'job-1' }),
       'list namespaces': () => api.listNamespace(),
       'list pods': () => api.listPodForAllNamespaces(),
+      'get another non-resource URL than /metrics': async () => {
+        const cluster = openCluster(readFileSync(sandboxInfo().restrictedKubeconfig, 'utf8'));
+        const res = await cluster.getRaw('/metrics/slis');
+        if (res.status !== 200) throw new ApiException(res.status, 'refused', res.body, {});
+      },
     };
     for (const [what, call] of Object.entries(forbidden)) {
       expect(await status(call()), what).toBe(403);
