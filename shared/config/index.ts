@@ -51,8 +51,17 @@ export interface SentinelConfig {
     strategy: ReencryptStrategy;
     concurrency: number;
     pageSize: number;
-    /** Wait before sweeping when no ActionTrail evidence of the new key version shows up. */
+    /**
+     * With the API servers' evidence: how long after a rotation to wait for them to make a new seed before
+     * concluding they will not (case c). Without it: the wait before sweeping when ActionTrail shows no
+     * evidence of the new key version.
+     */
     adoptionDelayMs: number;
+    /**
+     * Where adoption is proven: `metrics` (the API servers' `/metrics` when readable, ActionTrail otherwise)
+     * or `actiontrail` (ActionTrail and the delay only: every result is then "unproven").
+     */
+    proof: 'metrics' | 'actiontrail';
     /** The longest a job waits for the control plane to adopt the new key version. */
     adoptionTimeoutMs: number;
     /** Margin kept free before the function timeout to save the checkpoint and hand over. */
@@ -194,6 +203,12 @@ const SETTINGS = {
     example: '3m',
     default: '3m',
     parse: durationMs,
+  }),
+  proof: setting({
+    name: 'SENTINEL_REENCRYPT_PROOF',
+    example: 'metrics',
+    default: 'metrics',
+    parse: (v) => (v === 'metrics' || v === 'actiontrail' ? v : bad('must be "metrics" or "actiontrail"')),
   }),
   adoptionTimeout: setting({
     name: 'SENTINEL_REENCRYPT_ADOPTION_TIMEOUT',
@@ -382,6 +397,7 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
       pageSize: read(SETTINGS.pageSize) ?? 0,
       adoptionDelayMs: read(SETTINGS.adoptionDelay) ?? 0,
       adoptionTimeoutMs: read(SETTINGS.adoptionTimeout) ?? 0,
+      proof: read(SETTINGS.proof) ?? 'metrics',
       budgetMarginMs: read(SETTINGS.budgetMargin) ?? 0,
       staleAfterMs: read(SETTINGS.staleAfter) ?? 0,
       functionName: read(SETTINGS.reencryptFunction) ?? '',

@@ -15,9 +15,7 @@ export function etcdVerifier(etcdUrl: string): SweepVerifier {
           !selection?.excludeNamespaces?.includes(s.namespace),
       );
       const summary = summarize(stored);
-      const stale = stored.filter(
-        (s) => s.storage !== 'kms-v2' || s.sealedByVersion !== targetKeyVersionId,
-      );
+      const stale = stored.filter((s) => s.storage !== 'kms-v2' || s.sealedByVersion !== targetKeyVersionId);
       const verified = stale.length === 0;
       return {
         verified,

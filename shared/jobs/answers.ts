@@ -2,19 +2,21 @@ import { z } from 'zod';
 import { parseWith } from '../events/parse';
 import type { JobRequest } from '../events/rotation-watch';
 import { JOB_PHASES, sweepCountersSchema } from './payload';
-import type { JobStart } from './starter';
 
 /**
  * What rotation-watch answers the webhook's job requests (`requests.ts`), as schemas: the webhook checks every
  * answer against them and never casts. Kept apart from `requests.ts` so the webhook's bundle holds no cluster
  * access code (its RAM policy test proves it).
  */
-const JOB_STARTS = [
+/** What a start of a job came to (`starter.ts`). */
+export const JOB_STARTS = [
   'started',
   'restarted',
   'already-started',
   'current',
-] as const satisfies readonly JobStart[];
+  'waiting-for-new-seed',
+] as const;
+export type JobStart = (typeof JOB_STARTS)[number];
 
 export const startAnswerSchema = z.union([
   z.object({

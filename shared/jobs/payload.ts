@@ -44,7 +44,11 @@ export const sweepCheckpointSchema = z.object({
 
 /** What a job does, in order, within its invocations; the state adds `queued` before and the ends after. */
 export const RUN_PHASES = ['waiting-for-adoption', 'sweeping', 'verifying'] as const;
-export const JOB_PHASES = ['queued', ...RUN_PHASES, 'completed', 'failed'] as const;
+/**
+ * `waiting-for-new-seed`: the API servers proved a rewrite now would change nothing (their seed was sealed
+ * before the rotation and no new one comes); the job sweeps once they have made a new one (a restart).
+ */
+export const JOB_PHASES = ['queued', ...RUN_PHASES, 'waiting-for-new-seed', 'completed', 'failed'] as const;
 export type RunPhase = (typeof RUN_PHASES)[number];
 export type JobPhase = (typeof JOB_PHASES)[number];
 

@@ -8,7 +8,7 @@ import type { Services } from '../runtime/services';
 import { watchedTargets } from '../trail/watched';
 import type { JobStatus, StartAnswer, StatusAnswer } from './answers';
 import { jobIdPrefix } from './payload';
-import { type JobStart, startReencryptJob } from './starter';
+import { startReencryptJob } from './starter';
 import { type ClusterState, configMapStateStore } from './state';
 
 /**

@@ -1,10 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { type Cluster, openCluster } from '../cluster/kube';
+import {
+  judgeSealing,
+  MetricsUnreadable,
+  type SealingEvidence,
+  sampleApiServers,
+  unproven,
+} from '../cluster/sealing';
 import { clusterKubeconfig } from '../cluster/user-kubeconfig';
+import { normalizeError } from '../errors';
+import type { Strategy } from '../events/fields';
 import { describeKey, type KeyInfo } from '../kms/keys';
 import type { Logger } from '../log';
-import { keyVersionCensus, kubernetesSecretStore, type SweepReport, sweep } from '../reencrypt';
+import { doneFor, keyVersionCensus, kubernetesSecretStore, type SweepReport, sweep } from '../reencrypt';
 import { zeroCounters } from '../reencrypt/tally';
 import type { Invocation } from '../runtime/handler';
 import type { Services } from '../runtime/services';
@@ -24,7 +33,13 @@ import { type JobStore, jobStore } from './store';
  * sweep → verify. A job spans invocations: when the budget is spent in any step, the job saves its progress
  * and hands over to the next invocation (`handOver`), which resumes in the same step.
  */
-export type RunStatus = 'already-complete' | 'superseded' | 'continued' | 'completed' | 'unconfirmed';
+export type RunStatus =
+  | 'already-complete'
+  | 'superseded'
+  | 'continued'
+  | 'completed'
+  | 'unconfirmed'
+  | 'waiting-for-new-seed';
 
 export interface RunResult {
   status: RunStatus;
@@ -32,6 +47,8 @@ export interface RunResult {
   invocation: number;
   report?: Partial<SweepReport>;
   verified?: boolean;
+  /** What the API servers proved about the seed a rewrite is sealed under (`shared/cluster/sealing.ts`). */
+  evidence?: SealingEvidence;
 }
 
 /** What the steps share: the job, where it is, and where it keeps its state. */
@@ -42,7 +59,10 @@ interface JobRun {
   s: Services;
   log: Logger;
   core: CoreV1Api;
+  cluster: Cluster;
   store: JobStore;
+  /** The API servers' evidence, read at the start of the invocation and again while waiting. */
+  evidence: SealingEvidence;
   /** Epoch ms after which no step starts new work (the invocation's deadline less the margin). */
   deadline: number;
   account: { accountId?: string };
@@ -54,12 +74,17 @@ export async function runJobInvocation(job: JobPayload, inv: Invocation, s: Serv
   const cluster = openCluster(await clusterKubeconfig(s.clients, job.clusterId, 60));
   try {
     const run = begin(job, inv, s, cluster);
+    const key = await describeKey(s.clients, job.keyId);
+    run.evidence = await sealingEvidence(run, key);
     const done = await alreadyComplete(run);
     if (done) return done;
     await resumeFromState(run);
-    const key = await describeKey(s.clients, job.keyId);
     if (key.primaryKeyVersion !== job.keyVersionId) return superseded(run, key);
-    if (run.at.phase === 'waiting-for-adoption' && !(await waitForAdoption(run, key))) return handOver(run);
+    if (run.at.phase === 'waiting-for-adoption') {
+      const adoption = await waitForAdoption(run, key);
+      if (adoption === 'budget-spent') return handOver(run);
+    }
+    if (run.evidence.verdict === 'not-effective') return awaitNewSeed(run);
     let report: SweepReport | undefined;
     if (run.at.phase === 'sweeping') {
       report = await sweepStep(run);
@@ -93,6 +118,8 @@ function begin(job: JobPayload, inv: Invocation, s: Services, cluster: Cluster):
     s,
     log,
     core: cluster.core,
+    cluster,
+    evidence: unproven('not read yet'),
     store: jobStore(configMapStateStore(cluster.core, inv.config.stateNamespace), ref, { log, now: inv.now }),
     deadline: inv.deadline - inv.config.reencrypt.budgetMarginMs,
     account: accountId ? { accountId } : {},
@@ -140,32 +167,101 @@ async function superseded(run: JobRun, key: KeyInfo): Promise<RunResult> {
   return { status: 'superseded', jobId: run.job.jobId, invocation: run.at.invocation };
 }
 
+type Adoption = 'adopted' | 'no-new-seed' | 'budget-spent';
+
+/** When the key was rotated to the job's version (the primary version's creation). */
+const rotatedAt = (run: JobRun, key: KeyInfo): Date =>
+  key.lastRotationDate ? new Date(key.lastRotationDate) : run.at.startedAt;
+
 /**
- * Step 1: wait until the control plane encrypts with the new version: ActionTrail evidence of the managed
- * role's Encrypt with it, or the configured delay (a KMS v2 API server polls its plugin about once a
- * minute), or the adoption timeout. False when the budget ran out first (the wait spans invocations).
+ * The API servers' own evidence (`/metrics`), unless the configuration says ActionTrail only, or they cannot
+ * be read (then nothing is proven, and the job falls back to ActionTrail). A failed read is thrown (FC
+ * retries the invocation): a guess here would be a mark without proof.
  */
-async function waitForAdoption(run: JobRun, key: KeyInfo): Promise<boolean> {
-  const { config } = run.inv;
-  const rotatedAt = key.lastRotationDate ? new Date(key.lastRotationDate) : run.at.startedAt;
-  for (;;) {
-    const evidence = await managedRoleEncrypts(run, new Date(rotatedAt.getTime() - 60_000));
-    const waited = run.inv.now() - rotatedAt.getTime();
-    if (evidence.length > 0) {
-      run.log.info('the control plane encrypts with the new key version', { evidence: evidence[0]?.eventId });
-    } else if (waited >= config.reencrypt.adoptionDelayMs) {
-      run.log.info('no ActionTrail evidence yet; the configured delay has passed', { waitedMs: waited });
-    } else if (run.inv.now() - run.at.startedAt.getTime() > config.reencrypt.adoptionTimeoutMs) {
-      run.log.warn('adoption timeout: sweeping without evidence');
-    } else {
-      const left = run.deadline - run.inv.now();
-      if (left <= 0) return false;
-      await sleep(Math.min(EVIDENCE_POLL_MS, config.reencrypt.adoptionDelayMs - waited, left));
-      continue;
-    }
-    run.at = { ...run.at, phase: 'sweeping' };
-    return true;
+async function sealingEvidence(run: JobRun, key: KeyInfo): Promise<SealingEvidence> {
+  if (run.inv.config.reencrypt.proof !== 'metrics')
+    return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
+  try {
+    return judgeSealing(await sampleApiServers(run.cluster.getRaw), rotatedAt(run, key), key.keyId);
+  } catch (err) {
+    if (err instanceof MetricsUnreadable) return unproven(err.message);
+    throw normalizeError(err, { service: 'kubernetes', operation: 'GET /metrics' });
   }
+}
+
+/**
+ * Step 1: wait until the control plane encrypts with the new version. With the API servers' evidence: until
+ * every one made a new seed (or started) after the rotation, for at most the adoption delay after it (they
+ * poll the plugin every minute; past that no new key id is coming). Without: ActionTrail's Encrypt by the
+ * managed role (health checks make it too, so it proves little), or the delay, or the timeout.
+ */
+async function waitForAdoption(run: JobRun, key: KeyInfo): Promise<Adoption> {
+  const { config } = run.inv;
+  const since = rotatedAt(run, key);
+  for (;;) {
+    const found =
+      run.evidence.verdict === 'unproven' ? await trailAdoption(run, since) : apiServerAdoption(run, since);
+    if (found !== 'waiting') {
+      if (found === 'adopted') run.at = { ...run.at, phase: 'sweeping' };
+      return found;
+    }
+    const left = run.deadline - run.inv.now();
+    if (left <= 0) return 'budget-spent';
+    await sleep(Math.min(EVIDENCE_POLL_MS, left));
+    if (run.evidence.verdict !== 'unproven') run.evidence = await sealingEvidence(run, key);
+    if (config.reencrypt.adoptionTimeoutMs < run.inv.now() - run.at.startedAt.getTime()) {
+      run.log.warn('adoption timeout');
+      return run.evidence.verdict === 'not-effective' ? 'no-new-seed' : 'adopted';
+    }
+  }
+}
+
+function apiServerAdoption(run: JobRun, since: Date): Adoption | 'waiting' {
+  if (run.evidence.verdict === 'effective') {
+    run.log.info('the API servers proved a new seed after the rotation', { reason: run.evidence.reason });
+    return 'adopted';
+  }
+  const waited = run.inv.now() - since.getTime();
+  return waited >= run.inv.config.reencrypt.adoptionDelayMs ? 'no-new-seed' : 'waiting';
+}
+
+async function trailAdoption(run: JobRun, since: Date): Promise<Adoption | 'waiting'> {
+  const evidence = await managedRoleEncrypts(run, new Date(since.getTime() - 60_000));
+  const waited = run.inv.now() - since.getTime();
+  if (evidence.length > 0) {
+    run.log.info('ActionTrail shows the managed role encrypting with the new version', {
+      evidence: evidence[0]?.eventId,
+    });
+    return 'adopted';
+  }
+  if (waited >= run.inv.config.reencrypt.adoptionDelayMs) {
+    run.log.info('no ActionTrail evidence yet; the configured delay has passed', { waitedMs: waited });
+    return 'adopted';
+  }
+  return 'waiting';
+}
+
+/**
+ * Case (c): the API servers proved a rewrite now would change nothing. The job does not sweep uselessly: it
+ * says so with the remedy, alerts once, and waits; rotation-watch starts it again once the API servers have
+ * made a new seed (a restart), which it checks on every tick.
+ */
+async function awaitNewSeed(run: JobRun): Promise<RunResult> {
+  const { job, evidence } = run;
+  const state = await run.store.get();
+  const alerted = state.job?.jobId === job.jobId && state.job.phase === 'waiting-for-new-seed';
+  await run.store.awaitNewSeed(run.at.invocation, { reason: evidence.reason, evidence });
+  run.log.warn('a rewrite now would not re-seal: waiting for the control plane to make a new seed', {
+    reason: evidence.reason,
+  });
+  if (!alerted)
+    await run.s.notifier.notify({
+      severity: 'critical',
+      title: `Re-encryption of ${job.clusterId} for ${job.keyVersionId} cannot take effect yet`,
+      text: `${evidence.reason} Until then Secrets stay sealed under the previous key version; do not disable or delete it.`,
+      details: { jobId: job.jobId, evidence },
+    });
+  return { status: 'waiting-for-new-seed', jobId: job.jobId, invocation: run.at.invocation, evidence };
 }
 
 /** Step 2: the sweep, from the checkpoint, within the budget; progress saved after every page. */
@@ -174,7 +270,7 @@ async function sweepStep(run: JobRun): Promise<SweepReport> {
   const report = await sweep({
     store: kubernetesSecretStore(run.core),
     targetKeyVersionId: run.job.keyVersionId,
-    strategy: reencrypt.strategy,
+    strategy: strategyFor(run),
     pageSize: reencrypt.pageSize,
     concurrency: reencrypt.concurrency,
     ...(run.at.sweep ? { checkpoint: run.at.sweep } : {}),
@@ -182,11 +278,26 @@ async function sweepStep(run: JobRun): Promise<SweepReport> {
     clock: run.inv.now,
     onProgress: (p) => run.log.debug('sweep progress', { ...p.counters, pages: p.pages }),
     onCheckpoint: (c) => run.store.progress('sweeping', run.at.invocation, c),
+    ...(run.evidence.token ? { sealedUnder: run.evidence.token } : {}),
+    requireProof: run.evidence.verdict !== 'unproven',
   });
   run.at = report.complete
     ? { ...run.at, phase: 'verifying', sweep: finalCheckpoint(run, report) }
     : { ...run.at, ...(report.checkpoint ? { sweep: report.checkpoint } : {}) };
   return report;
+}
+
+/**
+ * `stale-only` relies on the API server calling a Secret stale, which it does only for another key id
+ * (k8s.io/apiserver kmsv2 `envelope.go`); with a constant key id nothing is ever stale: annotate instead.
+ */
+function strategyFor(run: JobRun): Strategy {
+  const { strategy } = run.inv.config.reencrypt;
+  if (strategy === 'stale-only' && run.evidence.constantKeyId) {
+    run.log.warn('the plugin reports a constant key id, so nothing is ever stale: sweeping with annotate');
+    return 'annotate';
+  }
+  return strategy;
 }
 
 /** What a finished sweep leaves for verification in a later invocation: its counters. */
@@ -209,18 +320,23 @@ function finalCheckpoint(run: JobRun, report: SweepReport): SweepCheckpoint {
 async function verify(run: JobRun, key: KeyInfo, report?: SweepReport): Promise<RunResult> {
   const { job } = run;
   const since = key.lastRotationDate ? new Date(Date.parse(key.lastRotationDate) - 60_000) : run.at.startedAt;
-  const verified = (await managedRoleEncrypts(run, since)).length > 0;
+  const verified =
+    run.evidence.verdict === 'unproven'
+      ? (await managedRoleEncrypts(run, since)).length > 0
+      : run.evidence.verdict === 'effective';
   // The census lists every Secret: with the budget spent, it is the next invocation's first step.
   if (run.deadline - run.inv.now() <= 0) return handOver(run, report);
   const counters = run.at.sweep?.counters ?? zeroCounters();
   const missing = await unmarked(run);
   if (missing > counters.failed) return unconfirmed(run, missing, counters.failed);
-  await run.store.complete(run.at.invocation, report ? summary(report) : { ...counters });
+  const proof = run.evidence.verdict === 'effective' ? 'proven' : 'unproven';
+  const stored = { ...(report ? summary(report) : counters), evidence: run.evidence };
+  await run.store.complete(run.at.invocation, stored, proof);
   await run.s.notifier.notify({
     severity: 'report',
     title: `Secrets of ${job.clusterId} re-encrypted for key version ${job.keyVersionId}`,
-    text: `${counters.rewritten} rewritten, ${counters.alreadyCurrent} already current, ${counters.failed} failed, in ${run.at.invocation} invocation(s). ActionTrail ${verified ? 'shows' : 'does not yet show'} the control plane encrypting with this version.`,
-    details: { jobId: job.jobId, ...(report ? summary(report) : counters), verified },
+    text: `${counters.rewritten} rewritten, ${counters.alreadyCurrent} already current, ${counters.failed} failed, in ${run.at.invocation} invocation(s). ${proof === 'proven' ? `Proven by the API servers: ${run.evidence.reason}.` : `Unproven: ${run.evidence.reason}. ActionTrail ${verified ? 'shows' : 'does not yet show'} the control plane encrypting with this version.`}`,
+    details: { jobId: job.jobId, ...(report ? summary(report) : counters), verified, proof },
   });
   run.log.info('job complete', { verified, invocations: run.at.invocation });
   return {
@@ -229,6 +345,7 @@ async function verify(run: JobRun, key: KeyInfo, report?: SweepReport): Promise<
     invocation: run.at.invocation,
     ...(report ? { report: summary(report) } : {}),
     verified,
+    evidence: run.evidence,
   };
 }
 
@@ -276,13 +393,16 @@ const managedRoleEncrypts = (run: JobRun, since: Date) =>
     maxPages: 2,
   });
 
-/** Secrets created before the job without the suite's mark of its version (annotate): metadata only, paged. */
+/**
+ * Secrets created before the job without the suite's mark of its version (annotate; a mark written under the
+ * API servers' proof, when they can be read): metadata only, paged.
+ */
 async function unmarked(run: JobRun): Promise<number> {
   const { reencrypt } = run.inv.config;
-  if (reencrypt.strategy !== 'annotate') return 0;
+  if (strategyFor(run) !== 'annotate') return 0;
   const store = kubernetesSecretStore(run.core);
-  const { total, byVersion } = await keyVersionCensus(store, reencrypt.pageSize, run.at.startedAt);
-  return total - (byVersion.get(run.job.keyVersionId) ?? 0);
+  const census = await keyVersionCensus(store, reencrypt.pageSize, run.at.startedAt);
+  return census.total - doneFor(census, run.job.keyVersionId, run.evidence.verdict !== 'unproven');
 }
 
 /** The report without the failure list beyond a few entries: state ConfigMaps and notifications stay small. */

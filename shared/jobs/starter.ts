@@ -1,28 +1,40 @@
 import type { TargetCluster } from '../cluster/discovery';
-import { openCluster } from '../cluster/kube';
+import { type Cluster, openCluster } from '../cluster/kube';
+import {
+  judgeSealing,
+  MetricsUnreadable,
+  type SealingEvidence,
+  sampleApiServers,
+  unproven,
+} from '../cluster/sealing';
 import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
 import { normalizeError } from '../errors';
 import type { KeyInfo } from '../kms/keys';
 import type { Logger } from '../log';
 import type { Services } from '../runtime/services';
+import type { JobStart } from './answers';
 import { encodeJobPayload, jobIdFor, taskIdFor } from './payload';
-import { configMapStateStore } from './state';
+import { type ClusterState, configMapStateStore, type StateStore } from './state';
 
-export type JobStart = 'started' | 'restarted' | 'already-started' | 'current';
+export type { JobStart } from './answers';
+
+type Config = Pick<SentinelConfig, 'stateNamespace' | 'reencrypt'>;
+type Key = Pick<KeyInfo, 'keyId' | 'primaryKeyVersion' | 'lastRotationDate'>;
 
 /**
  * Starts the re-encryption job of a cluster for the key's current primary version, at most once: the cluster's
  * state ConfigMap says whether the version is done or a job is under way, and the FC async task id (derived
  * from cluster, key, version and attempt) makes concurrent starts collide. A job that ended without completing
  * (every invocation failed, or it stopped saving progress for `staleAfter`) is started again as the next
- * attempt, from the checkpoint it saved.
+ * attempt, from the checkpoint it saved; so is a job waiting for a new seed once the API servers have made
+ * one, and a version completed without proof once the API servers can prove a rewrite would take effect.
  */
 export async function startReencryptJob(
   s: Pick<Services, 'clients' | 'invoker'>,
-  config: Pick<SentinelConfig, 'stateNamespace' | 'reencrypt'>,
+  config: Config,
   cluster: Pick<TargetCluster, 'clusterId'>,
-  key: Pick<KeyInfo, 'keyId' | 'primaryKeyVersion'>,
+  key: Key,
   reason: string,
   log: Logger,
   now = Date.now(),
@@ -33,53 +45,19 @@ export async function startReencryptJob(
   try {
     const store = configMapStateStore(kube.core, config.stateNamespace);
     const state = await store.load();
-    if (state.completedKeyVersion === key.primaryKeyVersion) return { outcome: 'current', jobId };
-    const prior = state.job?.jobId === jobId ? state.job : undefined;
-    if (
-      prior &&
-      prior.phase !== 'failed' &&
-      now - Date.parse(prior.updatedAt) < config.reencrypt.staleAfterMs
-    )
-      return { outcome: 'already-started', jobId };
-    attempt = prior ? (prior.attempt ?? 1) + 1 : 1;
-    const claim = {
+    const job = { jobId, keyVersionId: key.primaryKeyVersion };
+    const decision = await decide(state, job, config, now, () => evidenceNow(kube, config, key, now));
+    if (typeof decision === 'string') return { outcome: decision, jobId };
+    attempt = decision.attempt;
+    const started = await claimAndInvoke(s, config, store, state, {
+      cluster,
+      key,
       jobId,
-      keyId: key.keyId,
-      keyVersionId: key.primaryKeyVersion,
-      phase: 'queued' as const,
       attempt,
-      invocation: 1,
-      startedAt: new Date(now).toISOString(),
-      updatedAt: new Date(now).toISOString(),
-      ...(prior?.checkpoint ? { checkpoint: prior.checkpoint } : {}),
-    };
-    try {
-      // Claimed in the state first (a concurrent starter's write conflicts), keeping a dead attempt's checkpoint.
-      await store.save({ ...state, job: claim });
-    } catch (err) {
-      if (normalizeError(err).statusCode === 409) return { outcome: 'already-started', jobId };
-      throw err;
-    }
-    const payload = encodeJobPayload({
-      version: 1,
-      jobId,
-      clusterId: cluster.clusterId,
-      keyId: key.keyId,
-      keyVersionId: key.primaryKeyVersion,
-      requestedAt: new Date(now),
       reason,
-      ...(attempt > 1 ? { attempt } : {}),
+      now,
     });
-    try {
-      await s.invoker.invokeAsync(config.reencrypt.functionName, payload, {
-        taskId: taskIdFor(jobId, attempt),
-      });
-    } catch (err) {
-      if (normalizeError(err).statusCode === 409) return { outcome: 'already-started', jobId, attempt };
-      // Nothing started: say so in the state, so the next tick tries again at once instead of waiting it out.
-      await store.save({ ...state, job: { ...claim, phase: 'failed' } }).catch(() => undefined);
-      throw err;
-    }
+    if (started !== 'started') return { outcome: started, jobId, attempt };
   } finally {
     kube.close();
   }
@@ -91,4 +69,103 @@ export async function startReencryptJob(
     keyVersionId: key.primaryKeyVersion,
   });
   return { outcome: attempt > 1 ? 'restarted' : 'started', jobId, attempt };
+}
+
+/** Whether to start the job now (as which attempt), or why not. */
+async function decide(
+  state: ClusterState,
+  job: { jobId: string; keyVersionId: string },
+  config: Config,
+  now: number,
+  evidence: () => Promise<SealingEvidence>,
+): Promise<JobStart | { attempt: number }> {
+  const prior = state.job?.jobId === job.jobId ? state.job : undefined;
+  const next = { attempt: prior ? (prior.attempt ?? 1) + 1 : 1 };
+  const underWay =
+    prior !== undefined &&
+    !['failed', 'completed', 'waiting-for-new-seed'].includes(prior.phase) &&
+    now - Date.parse(prior.updatedAt) < config.reencrypt.staleAfterMs;
+  if (state.completedKeyVersion === job.keyVersionId) {
+    if (state.completedProof === 'proven') return 'current';
+    // Completed without the API servers' proof (ActionTrail only, or before the suite read them).
+    const e = await evidence();
+    if (e.verdict === 'unproven') return 'current';
+    if (e.verdict === 'not-effective') return 'waiting-for-new-seed';
+    return underWay ? 'already-started' : next;
+  }
+  if (prior?.phase === 'waiting-for-new-seed')
+    return (await evidence()).verdict === 'not-effective' ? 'waiting-for-new-seed' : next;
+  return underWay ? 'already-started' : next;
+}
+
+/** The API servers' evidence for the key's current rotation, as the job reads it. */
+async function evidenceNow(kube: Cluster, config: Config, key: Key, now: number): Promise<SealingEvidence> {
+  if (config.reencrypt.proof !== 'metrics') return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
+  const rotatedAt = new Date(key.lastRotationDate ? Date.parse(key.lastRotationDate) : now);
+  try {
+    return judgeSealing(await sampleApiServers(kube.getRaw), rotatedAt, key.keyId);
+  } catch (err) {
+    if (err instanceof MetricsUnreadable) return unproven(err.message);
+    throw normalizeError(err, { service: 'kubernetes', operation: 'GET /metrics' });
+  }
+}
+
+interface Start {
+  cluster: Pick<TargetCluster, 'clusterId'>;
+  key: Key;
+  jobId: string;
+  attempt: number;
+  reason: string;
+  now: number;
+}
+
+/** Claims the job in the state (a concurrent starter's write conflicts), then invokes its first invocation. */
+async function claimAndInvoke(
+  s: Pick<Services, 'invoker'>,
+  config: Config,
+  store: StateStore,
+  state: ClusterState,
+  o: Start,
+): Promise<'started' | 'already-started'> {
+  const prior = state.job?.jobId === o.jobId ? state.job : undefined;
+  const at = new Date(o.now).toISOString();
+  const claim = {
+    jobId: o.jobId,
+    keyId: o.key.keyId,
+    keyVersionId: o.key.primaryKeyVersion,
+    phase: 'queued' as const,
+    attempt: o.attempt,
+    invocation: 1,
+    startedAt: at,
+    updatedAt: at,
+    // A dead attempt's checkpoint is kept (a job waiting for a new seed, or completed, has none).
+    ...(prior?.checkpoint ? { checkpoint: prior.checkpoint } : {}),
+  };
+  try {
+    await store.save({ ...state, job: claim });
+  } catch (err) {
+    if (normalizeError(err).statusCode === 409) return 'already-started';
+    throw err;
+  }
+  const payload = encodeJobPayload({
+    version: 1,
+    jobId: o.jobId,
+    clusterId: o.cluster.clusterId,
+    keyId: o.key.keyId,
+    keyVersionId: o.key.primaryKeyVersion,
+    requestedAt: new Date(o.now),
+    reason: o.reason,
+    ...(o.attempt > 1 ? { attempt: o.attempt } : {}),
+  });
+  try {
+    await s.invoker.invokeAsync(config.reencrypt.functionName, payload, {
+      taskId: taskIdFor(o.jobId, o.attempt),
+    });
+  } catch (err) {
+    if (normalizeError(err).statusCode === 409) return 'already-started';
+    // Nothing started: say so in the state, so the next tick tries again at once instead of waiting it out.
+    await store.save({ ...state, job: { ...claim, phase: 'failed' } }).catch(() => undefined);
+    throw err;
+  }
+  return 'started';
 }

@@ -27,6 +27,11 @@ const jobSchema = z.object({
 export const clusterStateSchema = z.object({
   completedKeyVersion: z.string().optional(),
   completedAt: z.string().optional(),
+  /**
+   * What the completion rests on: `proven` by the API servers' evidence, or `unproven` (ActionTrail only).
+   * Absent for a completion written before the suite read that evidence: treated as unproven.
+   */
+  completedProof: z.enum(['proven', 'unproven']).optional(),
   job: jobSchema.optional(),
 });
 

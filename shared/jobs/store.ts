@@ -24,7 +24,9 @@ export interface JobStore {
   /** The cluster's state as stored now. */
   get(): Promise<ClusterState>;
   progress(phase: Phase, invocation: number, checkpoint?: SweepCheckpoint): Promise<void>;
-  complete(invocation: number, report?: Record<string, unknown>): Promise<void>;
+  complete(invocation: number, report: Record<string, unknown>, proof: 'proven' | 'unproven'): Promise<void>;
+  /** Ends the attempt without sweeping: the API servers proved a rewrite now would change nothing. */
+  awaitNewSeed(invocation: number, report: Record<string, unknown>): Promise<void>;
   /** Ends the attempt without its checkpoint; `revokeCompletion` also drops a completion claimed for this version. */
   fail(invocation: number, reason: string, options?: { revokeCompletion?: boolean }): Promise<void>;
 }
@@ -83,11 +85,17 @@ export function jobStore(
         });
       }
     },
-    complete: (invocation, report) =>
+    complete: (invocation, report, proof) =>
       update('complete', (s) => ({
         completedKeyVersion: job.keyVersionId,
         completedAt: new Date(now()).toISOString(),
-        job: record(s, 'completed', invocation, report ? { report } : {}),
+        completedProof: proof,
+        job: record(s, 'completed', invocation, { report }),
+      })),
+    awaitNewSeed: (invocation, report) =>
+      update('await new seed', (s) => ({
+        ...s,
+        job: record(s, 'waiting-for-new-seed', invocation, { report }),
       })),
     fail: (invocation, reason, { revokeCompletion = false } = {}) =>
       update('fail', (s) => ({
@@ -95,6 +103,7 @@ export function jobStore(
           ? {
               completedKeyVersion: s.completedKeyVersion,
               ...(s.completedAt ? { completedAt: s.completedAt } : {}),
+              ...(s.completedProof ? { completedProof: s.completedProof } : {}),
             }
           : {}),
         job: record(s, 'failed', invocation, { report: { reason } }),

@@ -5,18 +5,30 @@ export const ROTATION_TIME_ANNOTATION = 'encryption-key-rotation-time';
 export const KEY_VERSION_ANNOTATION = 'ack-kms-sentinel.io/key-version';
 
 /**
+ * What the rewrite was sealed under, as the API servers proved it (`shared/cluster/sealing.ts`): the evidence
+ * token, or `forced` for a rewrite made while they proved it changed nothing. Absent when nothing was proven.
+ * A mark of the key version is trusted, where the API servers' evidence is readable, only with a token: so
+ * a rewrite made before the control plane re-sealed is done again.
+ */
+export const SEALED_UNDER_ANNOTATION = 'ack-kms-sentinel.io/sealed-under';
+export const FORCED = 'forced';
+
+/**
  * The merge patch of the `annotate` strategy: `metadata.annotations` only. It never carries `data`,
- * `stringData`, `type` or `immutable`, so immutable Secrets accept it and no Secret's data can change.
+ * `stringData`, `type` or `immutable`, so immutable Secrets accept it and no Secret's data can change. The
+ * evidence annotation is always set or removed (`null`), so an older proof never outlives its rewrite.
  */
 export function annotationPatch(
   keyVersionId: string,
   at: Date,
-): { metadata: { annotations: Record<string, string> } } {
+  sealedUnder?: string,
+): { metadata: { annotations: Record<string, string | null> } } {
   return {
     metadata: {
       annotations: {
         [ROTATION_TIME_ANNOTATION]: at.toISOString().replace(/\.\d{3}Z$/, 'Z'),
         [KEY_VERSION_ANNOTATION]: keyVersionId,
+        [SEALED_UNDER_ANNOTATION]: sealedUnder ?? null,
       },
     },
   };
@@ -28,5 +40,15 @@ export function annotationPatch(
  */
 export const stalePatch = (resourceVersion: string) => ({ metadata: { resourceVersion } });
 
-export const isCurrent = (annotations: Record<string, string> | undefined, keyVersionId: string): boolean =>
-  annotations?.[KEY_VERSION_ANNOTATION] === keyVersionId;
+/** The suite's marks on a Secret (the only annotations the sweep reads). */
+export type Marks = Partial<Record<typeof KEY_VERSION_ANNOTATION | typeof SEALED_UNDER_ANNOTATION, string>>;
+
+/** A mark written under the API servers' proof (not forced, not unproven). */
+export const isProven = (marks: Marks | undefined): boolean => {
+  const sealed = marks?.[SEALED_UNDER_ANNOTATION];
+  return sealed !== undefined && sealed !== FORCED;
+};
+
+/** Whether a Secret is done for `keyVersionId`: marked for it, and (when proof is required) under proof. */
+export const isCurrent = (marks: Marks | undefined, keyVersionId: string, requireProof = false): boolean =>
+  marks?.[KEY_VERSION_ANNOTATION] === keyVersionId && (!requireProof || isProven(marks));

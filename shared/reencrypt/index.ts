@@ -1,6 +1,8 @@
 export { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from '../retry';
 export * from './annotations';
 export {
+  type Census,
+  doneFor,
   expiredContinueToken,
   keyVersionCensus,
   kubernetesSecretStore,

@@ -5,7 +5,7 @@ import {
   setHeaderOptions,
   type V1ObjectMeta,
 } from '@kubernetes/client-node';
-import { KEY_VERSION_ANNOTATION } from './annotations';
+import { isProven, KEY_VERSION_ANNOTATION, type Marks, SEALED_UNDER_ANNOTATION } from './annotations';
 
 /**
  * The sweep's view of Secrets: metadata only. Lists and patch responses ask the API server for
@@ -20,7 +20,7 @@ export interface SecretRef {
    * The suite's own annotation only. Others are dropped on arrival: `kubectl.kubernetes.io/last-applied-configuration`
    * of a Secret created by `kubectl apply` holds its whole `data`.
    */
-  annotations?: { [KEY_VERSION_ANNOTATION]: string };
+  annotations?: Marks;
   /** `metadata.creationTimestamp`, when the server sent it. */
   createdAt?: Date;
 }
@@ -56,14 +56,33 @@ const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.
 
 const ref = (m: V1ObjectMeta | undefined): SecretRef => {
   const version = m?.annotations?.[KEY_VERSION_ANNOTATION];
+  const sealed = m?.annotations?.[SEALED_UNDER_ANNOTATION];
   return {
     namespace: m?.namespace ?? '',
     name: m?.name ?? '',
     resourceVersion: m?.resourceVersion ?? '',
-    ...(version === undefined ? {} : { annotations: { [KEY_VERSION_ANNOTATION]: version } }),
+    ...(version === undefined
+      ? {}
+      : {
+          annotations: {
+            [KEY_VERSION_ANNOTATION]: version,
+            ...(sealed === undefined ? {} : { [SEALED_UNDER_ANNOTATION]: sealed }),
+          },
+        }),
     ...(m?.creationTimestamp ? { createdAt: new Date(m.creationTimestamp) } : {}),
   };
 };
+
+export interface Census {
+  total: number;
+  byVersion: Map<string | undefined, number>;
+  /** Marks written under the API servers' proof (`isProven`), per key version. */
+  provenByVersion: Map<string, number>;
+}
+
+/** Secrets done for `keyVersionId` by the census: marked for it, and under proof when that is required. */
+export const doneFor = (census: Census, keyVersionId: string, requireProof: boolean): number =>
+  (requireProof ? census.provenByVersion : census.byVersion).get(keyVersionId) ?? 0;
 
 /**
  * How many of the Secrets (metadata only, paged) carry each key-version annotation of the suite; `undefined`
@@ -74,8 +93,9 @@ export async function keyVersionCensus(
   pageSize = 500,
   /** Count only Secrets created before this instant (those a job had to rewrite). */
   createdBefore?: Date,
-): Promise<{ total: number; byVersion: Map<string | undefined, number> }> {
+): Promise<Census> {
   const byVersion = new Map<string | undefined, number>();
+  const provenByVersion = new Map<string, number>();
   let total = 0;
   let token: string | undefined;
   do {
@@ -85,10 +105,12 @@ export async function keyVersionCensus(
       total++;
       const v = s.annotations?.[KEY_VERSION_ANNOTATION];
       byVersion.set(v, (byVersion.get(v) ?? 0) + 1);
+      if (v !== undefined && isProven(s.annotations))
+        provenByVersion.set(v, (provenByVersion.get(v) ?? 0) + 1);
     }
     token = page.continueToken;
   } while (token);
-  return { total, byVersion };
+  return { total, byVersion, provenByVersion };
 }
 
 export function kubernetesSecretStore(core: CoreV1Api): SecretStore {

@@ -94,6 +94,10 @@ export interface SweepOptions {
   signal?: AbortSignal;
   dryRun?: boolean;
   onProgress?: (progress: SweepProgress) => void;
+  /** annotate: what the API servers proved the rewrites are sealed under, written with each mark. */
+  sealedUnder?: string;
+  /** annotate: skip only Secrets whose mark was written under proof (the API servers' evidence is readable). */
+  requireProof?: boolean;
   /** Called after every page with the checkpoint to resume from. */
   onCheckpoint?: (checkpoint: SweepCheckpoint) => void | Promise<void>;
   retryPolicy?: RetryPolicy;
@@ -278,7 +282,8 @@ async function rewritePage(
  */
 async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean): Promise<void> {
   const { tally, strategy, target } = run;
-  const current = (s: SecretRef) => strategy === 'annotate' && isCurrent(s.annotations, target);
+  const current = (s: SecretRef) =>
+    strategy === 'annotate' && isCurrent(s.annotations, target, run.options.requireProof === true);
   if (current(secret)) return tally.alreadyCurrent();
   if (run.options.dryRun) {
     tally.wouldRewrite++;
@@ -295,7 +300,7 @@ async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean): Promis
       }
       const patch =
         strategy === 'annotate'
-          ? annotationPatch(target, new Date(run.clock()))
+          ? annotationPatch(target, new Date(run.clock()), run.options.sealedUnder)
           : stalePatch(ref.resourceVersion);
       const written = await run.store.patchMetadata(ref.namespace, ref.name, patch);
       run.limiter.onSuccess();

@@ -1,10 +1,10 @@
+import { readFileSync } from 'node:fs';
 import {
   ApiException,
   PatchStrategy,
   RbacAuthorizationV1Api,
   setHeaderOptions,
 } from '@kubernetes/client-node';
-import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openCluster } from '../../shared/cluster/kube';
 import { rbacObjects } from '../../shared/cluster/rbac';
@@ -86,7 +86,9 @@ describe('the least-privileged kubeconfig', () => {
         }),
       ),
     ).toBe(200);
-    const metrics = await openCluster(readFileSync(sandboxInfo().restrictedKubeconfig, 'utf8')).getRaw('/metrics');
+    const metrics = await openCluster(readFileSync(sandboxInfo().restrictedKubeconfig, 'utf8')).getRaw(
+      '/metrics',
+    );
     expect(metrics.status, 'get /metrics: the API servers’ sealing evidence').toBe(200);
     const cm = await api.readNamespacedConfigMap({ namespace: state, name: 'job-1' });
     cm.data = { p: '2' };

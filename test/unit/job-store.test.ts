@@ -68,14 +68,32 @@ describe('the job store', () => {
 
   it('completes with the version and the report; a completion that keeps conflicting is thrown', async () => {
     const m = memoryState({ job: { ...ref, phase: 'sweeping', invocation: 2, updatedAt: 'x', checkpoint } });
-    await jobStore(m.store, ref, { log, now: () => 0 }).complete(2, { rewritten: 9 });
+    await jobStore(m.store, ref, { log, now: () => 0 }).complete(2, { rewritten: 9 }, 'proven');
     expect(m.get()).toMatchObject({
       completedKeyVersion: 'v2',
+      completedProof: 'proven',
       job: { phase: 'completed', invocation: 2, report: { rewritten: 9 } },
     });
     expect(m.get().job?.checkpoint).toBeUndefined();
     m.conflicts.next = 10;
-    await expect(jobStore(m.store, ref, { log }).complete(3)).rejects.toMatchObject({ statusCode: 409 });
+    await expect(jobStore(m.store, ref, { log }).complete(3, {}, 'unproven')).rejects.toMatchObject({
+      statusCode: 409,
+    });
+  });
+
+  it('parks a job that cannot take effect yet, keeping the last completion and dropping the checkpoint', async () => {
+    const m = memoryState({
+      completedKeyVersion: 'v1',
+      completedProof: 'proven',
+      job: { ...ref, phase: 'waiting-for-adoption', invocation: 1, updatedAt: 'x', checkpoint },
+    });
+    await jobStore(m.store, ref, { log, now: () => 0 }).awaitNewSeed(2, { reason: 'stale seed' });
+    expect(m.get()).toMatchObject({
+      completedKeyVersion: 'v1',
+      completedProof: 'proven',
+      job: { phase: 'waiting-for-new-seed', invocation: 2, report: { reason: 'stale seed' } },
+    });
+    expect(m.get().job?.checkpoint).toBeUndefined();
   });
 
   it('fails without the checkpoint, and revokes a completion claimed for this version only when asked', async () => {

@@ -239,6 +239,20 @@ describe('etcd value decoding', () => {
       storage: 'kms-v2',
       providerName: 'ack-kms-sentinel',
       keyId: 'key-1/v2',
+      sealedByVersion: 'v2',
+      seedDigest: expect.stringMatching(/^[0-9a-f]{16}$/),
+    });
+    // The ACK plugin: a constant key id, the sealing version only in its annotation.
+    const ack = EncryptedObject.encode({
+      encryptedData: Buffer.alloc(40, 1),
+      keyID: 'key-1',
+      encryptedDEKSource: Buffer.alloc(60, 2),
+      annotations: { 'x-acs-kms-key-version-id.ack.alibabacloud.com': Buffer.from('v7') },
+      encryptedDEKSourceType: 1,
+    }).finish();
+    expect(decodeStoredValue(Buffer.concat([Buffer.from('k8s:enc:kms:v2:ack:'), ack]))).toMatchObject({
+      keyId: 'key-1',
+      sealedByVersion: 'v7',
     });
     expect(decodeStoredValue(Buffer.from('k8s\u0000\n\u000fv1\u0012\u0006Secret', 'latin1'))).toEqual({
       storage: 'identity',
@@ -250,11 +264,16 @@ describe('etcd value decoding', () => {
   it('summarises per key id', () => {
     expect(
       summarize([
-        { namespace: 'a', name: '1', storage: 'kms-v2', keyId: 'k/1', modRevision: 1 },
-        { namespace: 'a', name: '2', storage: 'kms-v2', keyId: 'k/2', modRevision: 2 },
-        { namespace: 'b', name: '3', storage: 'kms-v2', keyId: 'k/2', modRevision: 3 },
+        { namespace: 'a', name: '1', storage: 'kms-v2', keyId: 'k/1', sealedByVersion: '1', modRevision: 1 },
+        { namespace: 'a', name: '2', storage: 'kms-v2', keyId: 'k/2', sealedByVersion: '2', modRevision: 2 },
+        { namespace: 'b', name: '3', storage: 'kms-v2', keyId: 'k', modRevision: 3 },
         { namespace: 'b', name: '4', storage: 'identity', modRevision: 4 },
       ]),
-    ).toEqual({ total: 4, plaintext: 1, byKeyId: { 'k/1': 1, 'k/2': 2, identity: 1 } });
+    ).toEqual({
+      total: 4,
+      plaintext: 1,
+      byKeyId: { 'k/1': 1, 'k/2': 1, k: 1, identity: 1 },
+      bySealingVersion: { '1': 1, '2': 1, unknown: 1 },
+    });
   });
 });

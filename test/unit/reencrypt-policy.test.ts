@@ -2,9 +2,11 @@ import { ApiException } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import {
   annotationPatch,
+  FORCED,
   isCurrent,
   KEY_VERSION_ANNOTATION,
   ROTATION_TIME_ANNOTATION,
+  SEALED_UNDER_ANNOTATION,
   stalePatch,
 } from '../../shared/reencrypt/annotations';
 import { AdaptiveLimiter } from '../../shared/reencrypt/throttle';
@@ -152,14 +154,30 @@ describe('the patches', () => {
     const patch = annotationPatch('v2', new Date('2026-11-29T08:00:00.123Z'));
     expect(patch).toEqual({
       metadata: {
-        annotations: { [ROTATION_TIME_ANNOTATION]: '2026-11-29T08:00:00Z', [KEY_VERSION_ANNOTATION]: 'v2' },
+        annotations: {
+          [ROTATION_TIME_ANNOTATION]: '2026-11-29T08:00:00Z',
+          [KEY_VERSION_ANNOTATION]: 'v2',
+          // No proof: removed, so an older rewrite's proof never vouches for this one.
+          [SEALED_UNDER_ANNOTATION]: null,
+        },
       },
     });
+    expect(annotationPatch('v2', new Date(), 'a1b2c3').metadata.annotations[SEALED_UNDER_ANNOTATION]).toBe(
+      'a1b2c3',
+    );
     expect(JSON.stringify(patch)).not.toMatch(/"(data|stringData|type|immutable)"/);
     expect(stalePatch('123')).toEqual({ metadata: { resourceVersion: '123' } });
     expect(isCurrent({ [KEY_VERSION_ANNOTATION]: 'v2' }, 'v2')).toBe(true);
     expect(isCurrent({ [KEY_VERSION_ANNOTATION]: 'v1' }, 'v2')).toBe(false);
     expect(isCurrent(undefined, 'v2')).toBe(false);
+    // Where the API servers can prove it, only a mark written under proof counts.
+    expect(isCurrent({ [KEY_VERSION_ANNOTATION]: 'v2' }, 'v2', true)).toBe(false);
+    expect(isCurrent({ [KEY_VERSION_ANNOTATION]: 'v2', [SEALED_UNDER_ANNOTATION]: FORCED }, 'v2', true)).toBe(
+      false,
+    );
+    expect(
+      isCurrent({ [KEY_VERSION_ANNOTATION]: 'v2', [SEALED_UNDER_ANNOTATION]: 'a1b2c3' }, 'v2', true),
+    ).toBe(true);
   });
 });
 

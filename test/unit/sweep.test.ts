@@ -92,6 +92,7 @@ describe('the Secret store', () => {
         ['v1', 1],
         [undefined, 1],
       ]),
+      provenByVersion: new Map(),
     });
   });
 });
