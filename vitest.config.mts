@@ -4,6 +4,7 @@ const OWN_SANDBOX = [
   'test/integration/pipeline.test.ts',
   'test/integration/demo.test.ts',
   'test/integration/sandbox-command.test.ts',
+  'test/integration/sealing-proof.test.ts',
 ];
 
 export default defineConfig({

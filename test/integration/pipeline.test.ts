@@ -75,6 +75,7 @@ beforeAll(async () => {
     // The tests that prove the result in etcd wait for the control plane's adoption themselves; the others
     // check control flow, which needs no adoption wait (the suite's slowest step, ~20 s per rotation).
     SENTINEL_REENCRYPT_ADOPTION_DELAY: '0s',
+    SENTINEL_REENCRYPT_PROOF: 'actiontrail',
     SENTINEL_REENCRYPT_BUDGET_MARGIN: '5s',
     SENTINEL_NOTIFY_CHANNELS: JSON.stringify([
       { type: 'webhook', url: `${receiver.url}/hook`, secret: 'pipeline-webhook-secret-0123' },
@@ -164,8 +165,12 @@ describe('the event-driven pipeline', () => {
         trailResults.push(r.body);
       });
       cloud.duplicateDeliveries = true;
-      // This job waits for the control plane's adoption (ActionTrail evidence), as deployed.
-      const waiting = { ...env, SENTINEL_REENCRYPT_ADOPTION_DELAY: '5m' };
+      // This job waits for the control plane's adoption as deployed: proven by the API servers' /metrics.
+      const waiting = {
+        ...env,
+        SENTINEL_REENCRYPT_ADOPTION_DELAY: '5m',
+        SENTINEL_REENCRYPT_PROOF: 'metrics',
+      };
       register(REENCRYPT, adapt(reencryptHandler({ env: waiting, sink: () => undefined })), 120);
       try {
         const rotatedAt = new Date(Date.now() - 1_000).toISOString(); // trail times have whole seconds
@@ -198,7 +203,19 @@ describe('the event-driven pipeline', () => {
       expect(await completedVersion()).toBe(version);
       await expectAllUnder(keyId);
       const report = notifications('report').find((n) => n.title.includes(version));
-      expect(report?.details).toMatchObject({ rewritten: COUNT + 0, failed: 0, verified: true });
+      expect(report?.details).toMatchObject({
+        rewritten: COUNT + 0,
+        failed: 0,
+        verified: true,
+        proof: 'proven',
+      });
+      // Proven by the API server itself: the plugin reported a new key id after the rotation.
+      const done = JSON.parse(reencryptTasks('rj-').at(-1)?.returnPayload ?? '{}');
+      expect(done.evidence).toMatchObject({
+        verdict: 'effective',
+        constantKeyId: false,
+        apiServers: [{ state: 'new-key-id' }],
+      });
     });
 
     it('trail-verify reads the trail through the SLS trigger and sees the control plane encrypting', async () => {
