@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 const OWN_SANDBOX = [
   'test/integration/pipeline.test.ts',
   'test/integration/demo.test.ts',
+  'test/integration/demo-ack-plugin.test.ts',
+  'test/integration/demo-ack-restart.test.ts',
   'test/integration/sandbox-command.test.ts',
   'test/integration/sealing-proof.test.ts',
 ];

@@ -8,185 +8,241 @@ import { createCloudClients } from '../shared/cloud/clients';
 import { loadKubeConfig } from '../shared/cluster/kube';
 import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
 import { isManagedSecurityRole } from '../shared/events';
-import { STATE_CONFIGMAP } from '../shared/jobs/state';
+import { type ClusterState, STATE_CONFIGMAP } from '../shared/jobs/state';
 import type { FcContext } from '../shared/runtime/handler';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from './cloud/emulator';
-import { startSandbox } from './index';
+import { type Sandbox, startSandbox } from './index';
 
 /**
  * `npm run demo`: the main job on the embedded default. Starts the sandbox (control plane + local cloud),
  * seeds a cluster with Secrets, rotates its KMS key through the emulated KMS, and lets the pipeline do the
  * rest through the real handlers and the emulated EventBridge, FC and SLS: rotation detected, job started,
- * adoption awaited, sweep, verification. Ends with a summary; `--json` ends stdout with it as one object.
+ * adoption proven by the API server, sweep, verification. Ends with a summary; `--json` ends stdout with it
+ * as one object.
+ *
+ * `--constant-key-id` runs it on a control plane whose KMS plugin behaves like the open-source ACK plugin
+ * (its key id never changes): the suite must find that a rewrite would change nothing and claim nothing.
+ * `--restart-control-plane` then restarts kube-apiserver (a new seed, sealed under the new version), and
+ * the next rotation-watch tick sweeps.
  */
-const asJson = process.argv.includes('--json');
+const args = new Set(process.argv.slice(2));
+const asJson = args.has('--json');
+const constantKeyId = args.has('--constant-key-id');
+const restart = args.has('--restart-control-plane');
 const SECRETS = 300;
 const NAMESPACES = ['payments', 'orders', 'auth', 'helm-releases'];
 const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
+const inDemo = (s: { namespace: string }) => NAMESPACES.includes(s.namespace);
 
 async function main(): Promise<void> {
   const started = Date.now();
-  say('starting the sandbox: etcd, kube-apiserver, the KMS v2 plugin and the local Alibaba Cloud…');
-  const sandbox = await startSandbox();
-  const { info, cloud } = sandbox;
+  say(
+    `starting the sandbox: etcd, kube-apiserver, the KMS v2 plugin${constantKeyId ? ' (behaving like the ACK plugin: a constant key id)' : ''} and the local Alibaba Cloud…`,
+  );
+  const sandbox = await startSandbox({ plugin: constantKeyId ? 'constant-key-id' : 'versioned' });
+  const kc = loadKubeConfig({ path: sandbox.info.kubeconfig });
+  const core = kc.makeApiClient(CoreV1Api);
   try {
-    const kc = loadKubeConfig({ path: info.kubeconfig });
-    const core = kc.makeApiClient(CoreV1Api);
-    say(`seeding ${SECRETS} Secrets in ${NAMESPACES.length} namespaces of cluster ${info.cloud.clusterId}`);
-    for (const name of NAMESPACES) await core.createNamespace({ body: { metadata: { name } } });
-    const limit = pLimit(16);
-    await Promise.all(
-      Array.from({ length: SECRETS }, (_, i) =>
-        limit(() =>
-          core.createNamespacedSecret({
-            namespace: NAMESPACES[i % NAMESPACES.length] ?? 'default',
-            body: {
-              metadata: { name: `secret-${i}` },
-              stringData: { value: `demo-${i}-${Math.random().toString(36).slice(2)}` },
-            },
-          }),
-        ),
-      ),
-    );
-    const inDemo = (s: { namespace: string }) => NAMESPACES.includes(s.namespace);
-    const before = summarize((await readSecretEvidence(info.etcd)).filter(inDemo)).byKeyId;
-
-    const env = {
-      SENTINEL_REGION: info.cloud.region,
-      SENTINEL_ACCOUNT_ID: info.cloud.accountId,
-      SENTINEL_CLUSTER_PROFILE: 'Edge',
-      SENTINEL_STATE_NAMESPACE: info.stateNamespace,
-      SENTINEL_REENCRYPT_ADOPTION_DELAY: '5m',
-      SENTINEL_REENCRYPT_BUDGET_MARGIN: '5s',
-      SENTINEL_TRAIL_PROJECT: TRAIL_PROJECT,
-      SENTINEL_TRAIL_LOGSTORE: TRAIL_LOGSTORE,
-      SENTINEL_LOG_LEVEL: 'warn',
-      ...Object.fromEntries(
-        ['KMS', 'CS', 'ACTIONTRAIL', 'FC', 'SLS'].map((s) => [`SENTINEL_ENDPOINT_${s}`, info.cloud.endpoint]),
-      ),
-    };
-    const quiet = { env, sink: () => undefined };
-    const register = (
-      name: string,
-      h: (e: unknown, c: FcContext) => Promise<unknown>,
-      timeoutSeconds = 300,
-    ) =>
-      cloud.registerFunction({
-        name: `ack-kms-sentinel-${name}`,
-        handler: h,
-        timeoutSeconds,
-        // As s.yaml: FC retries a failed reencrypt invocation twice.
-        maxAsyncRetryAttempts: name === 'reencrypt' ? 2 : 0,
-      });
-    register('rotation-watch', rotationWatch(quiet));
-    register('reencrypt', reencrypt(quiet));
-    register('trail-verify', trailVerify(quiet));
-    cloud.subscribe({
-      filter: (e) => e.source === 'acs.kms' || e.source === 'acs.cs',
-      handler: (b) =>
-        cloud.functions.invoke('ack-kms-sentinel-rotation-watch', b, { 'x-fc-invocation-type': 'Async' }),
-    });
-    cloud.subscribeTrail((b) =>
-      cloud.functions.invoke('ack-kms-sentinel-trail-verify', b, { 'x-fc-invocation-type': 'Async' }),
-    );
-
-    say(`rotating KMS key ${info.cloud.kmsKeyId} (CreateKeyVersion through the SDK)…`);
-    const user = createCloudClients(
-      {
-        region: info.cloud.region,
-        endpoints: {
-          kms: { protocol: 'http', host: info.cloud.endpoint.slice(7), url: info.cloud.endpoint },
-        },
-      },
-      info.cloud.user,
-    );
-    const rotatedAt = new Date();
-    const version =
-      (await user.kms.createKeyVersion(new $Kms.CreateKeyVersionRequest({ keyId: info.cloud.kmsKeyId })))
-        .keyVersion?.keyVersionId ?? '';
-    const newKeyId = `${info.cloud.kmsKeyId}/${version}`;
-    say(
-      'EventBridge → rotation-watch → reencrypt job; waiting until the API server encrypts with the new version…',
-    );
-    const adoption = sandbox.controlPlane
-      .waitForAdoption(newKeyId, 180_000)
-      .then(() => say('the API server adopted the new key version'));
-    const ticker = setInterval(() => {
-      const tasks = [...cloud.functions.tasks.values()].filter((t) => t.functionName.endsWith('reencrypt'));
-      say(
-        `… ${tasks.length} reencrypt invocation(s), ${tasks.filter((t) => t.status === 'Running').length} running`,
-      );
-    }, 5_000);
-    await adoption;
-    let completed: Record<string, unknown> = {};
-    for (let i = 0; i < 240; i++) {
-      await cloud.idle();
-      const cm = await core
-        .readNamespacedConfigMap({ namespace: info.stateNamespace, name: STATE_CONFIGMAP })
-        .catch(() => undefined);
-      completed = JSON.parse(cm?.data?.state ?? '{}') as Record<string, unknown>;
-      if (completed.completedKeyVersion === version) break;
-      await new Promise((r) => setTimeout(r, 500));
+    await seed(core, sandbox.info.cloud.clusterId);
+    const evidence = async () => summarize((await readSecretEvidence(sandbox.info.etcd)).filter(inDemo));
+    const before = await evidence();
+    registerFunctions(sandbox);
+    const { version, rotatedAt } = await rotate(sandbox);
+    let state = await waitForJob(sandbox, core, version);
+    if (restart && state.completedKeyVersion !== version) {
+      say('restarting kube-apiserver, as a managed control plane does on an upgrade: a new seed…');
+      await sandbox.controlPlane.restartApiServer();
+      say('a rotation-watch tick (its timer)…');
+      await sandbox.cloud.functions.fireTimer('ack-kms-sentinel-rotation-watch', 'poll', '', new Date());
+      state = await waitForJob(sandbox, core, version, true);
     }
-    clearInterval(ticker);
-    if (completed.completedKeyVersion !== version) throw new Error('the re-encryption job did not complete');
-    const after = summarize((await readSecretEvidence(info.etcd)).filter(inDemo)).byKeyId;
-    const managedRoleEncrypts = cloud.state.events.filter(
-      (e) =>
-        e.eventName === 'Encrypt' &&
-        isManagedSecurityRole(e.userIdentity) &&
-        e.eventTime >= new Date(rotatedAt.getTime() - 1000),
-    );
-    const job = (completed.job ?? {}) as { report?: Record<string, unknown>; invocation?: number };
-    const summary = {
-      cluster: info.cloud.clusterId,
-      keyId: info.cloud.kmsKeyId,
-      newKeyVersion: version,
-      secrets: SECRETS,
-      rewritten: Number(job.report?.rewritten ?? 0),
-      alreadyCurrent: Number(job.report?.alreadyCurrent ?? 0),
-      failed: Number(job.report?.failed ?? 0),
-      etcdKeyVersionsBefore: before,
-      etcdKeyVersionsAfter: after,
-      managedRoleEncryptEvents: managedRoleEncrypts.length,
-      managedRole: managedRoleEncrypts[0]?.userIdentity.userName,
-      reencryptInvocations: [...cloud.functions.tasks.values()].filter((t) =>
-        t.functionName.endsWith('reencrypt'),
-      ).length,
-      durationMs: Date.now() - started,
-    };
-    kc.close();
-    const rows: Array<[string, string]> = [
-      ['cluster', `${summary.cluster} (ACK Edge Pro, local control plane)`],
-      ['KMS key', `${summary.keyId} → new version ${summary.newKeyVersion}`],
-      [
-        'etcd before',
-        Object.entries(before)
-          .map(([k, n]) => `${n} under ${k}`)
-          .join('; '),
-      ],
-      [
-        'etcd after',
-        Object.entries(after)
-          .map(([k, n]) => `${n} under ${k}`)
-          .join('; '),
-      ],
-      [
-        'job',
-        `${summary.rewritten} rewritten, ${summary.alreadyCurrent} already current, ${summary.failed} failed, ${summary.reencryptInvocations} invocation(s)`,
-      ],
-      [
-        'ActionTrail',
-        `${summary.managedRoleEncryptEvents} Encrypt call(s) by ${summary.managedRole ?? 'the managed role'} since the rotation`,
-      ],
-      ['time', `${(summary.durationMs / 1000).toFixed(1)} s`],
-    ];
-    const width = Math.max(...rows.map(([k]) => k.length));
-    process.stderr.write(`\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}\n\n`);
+    const after = await evidence();
+    const summary = summaryOf(sandbox, { version, rotatedAt, before, after, state, started });
+    printTable(summary);
     if (asJson) process.stdout.write(`${JSON.stringify(summary)}\n`);
+    if (!constantKeyId && !summary.claimedComplete) throw new Error('the re-encryption job did not complete');
   } finally {
+    kc.close();
     await sandbox.stop();
   }
+}
+
+async function seed(core: CoreV1Api, clusterId: string): Promise<void> {
+  say(`seeding ${SECRETS} Secrets in ${NAMESPACES.length} namespaces of cluster ${clusterId}`);
+  for (const name of NAMESPACES) await core.createNamespace({ body: { metadata: { name } } });
+  const limit = pLimit(16);
+  await Promise.all(
+    Array.from({ length: SECRETS }, (_, i) =>
+      limit(() =>
+        core.createNamespacedSecret({
+          namespace: NAMESPACES[i % NAMESPACES.length] ?? 'default',
+          body: {
+            metadata: { name: `secret-${i}` },
+            stringData: { value: `demo-${i}-${Math.random().toString(36).slice(2)}` },
+          },
+        }),
+      ),
+    ),
+  );
+}
+
+function registerFunctions({ info, cloud }: Sandbox): void {
+  const env = {
+    SENTINEL_REGION: info.cloud.region,
+    SENTINEL_ACCOUNT_ID: info.cloud.accountId,
+    SENTINEL_CLUSTER_PROFILE: 'Edge',
+    SENTINEL_STATE_NAMESPACE: info.stateNamespace,
+    // How long after a rotation to wait for the API server to make a new seed (it polls its plugin every
+    // minute, and in the sandbox it is poked every few seconds); with a constant key id none comes.
+    SENTINEL_REENCRYPT_ADOPTION_DELAY: constantKeyId ? '20s' : '5m',
+    SENTINEL_REENCRYPT_BUDGET_MARGIN: '5s',
+    SENTINEL_TRAIL_PROJECT: TRAIL_PROJECT,
+    SENTINEL_TRAIL_LOGSTORE: TRAIL_LOGSTORE,
+    SENTINEL_LOG_LEVEL: 'warn',
+    ...Object.fromEntries(
+      ['KMS', 'CS', 'ACTIONTRAIL', 'FC', 'SLS'].map((s) => [`SENTINEL_ENDPOINT_${s}`, info.cloud.endpoint]),
+    ),
+  };
+  const quiet = { env, sink: () => undefined };
+  const register = (name: string, h: (e: unknown, c: FcContext) => Promise<unknown>) =>
+    cloud.registerFunction({
+      name: `ack-kms-sentinel-${name}`,
+      handler: h,
+      timeoutSeconds: 300,
+      // As s.yaml: FC retries a failed reencrypt invocation twice.
+      maxAsyncRetryAttempts: name === 'reencrypt' ? 2 : 0,
+    });
+  register('rotation-watch', rotationWatch(quiet));
+  register('reencrypt', reencrypt(quiet));
+  register('trail-verify', trailVerify(quiet));
+  cloud.subscribe({
+    filter: (e) => e.source === 'acs.kms' || e.source === 'acs.cs',
+    handler: (b) =>
+      cloud.functions.invoke('ack-kms-sentinel-rotation-watch', b, { 'x-fc-invocation-type': 'Async' }),
+  });
+  cloud.subscribeTrail((b) =>
+    cloud.functions.invoke('ack-kms-sentinel-trail-verify', b, { 'x-fc-invocation-type': 'Async' }),
+  );
+}
+
+async function rotate({ info, controlPlane }: Sandbox): Promise<{ version: string; rotatedAt: Date }> {
+  say(`rotating KMS key ${info.cloud.kmsKeyId} (CreateKeyVersion through the SDK)…`);
+  const endpoint = {
+    protocol: 'http' as const,
+    host: info.cloud.endpoint.slice(7),
+    url: info.cloud.endpoint,
+  };
+  const user = createCloudClients(
+    { region: info.cloud.region, endpoints: { kms: endpoint } },
+    info.cloud.user,
+  );
+  const rotatedAt = new Date();
+  const request = new $Kms.CreateKeyVersionRequest({ keyId: info.cloud.kmsKeyId });
+  const version = (await user.kms.createKeyVersion(request)).keyVersion?.keyVersionId ?? '';
+  say('EventBridge → rotation-watch → reencrypt job, which waits for the API server’s own evidence…');
+  // The API server polls its plugin's Status about once a minute; poking its health check brings that down.
+  if (!constantKeyId)
+    void controlPlane
+      .waitForAdoption(`${info.cloud.kmsKeyId}/${version}`, 180_000)
+      .then(() => say('the API server made a new seed under the new key version'))
+      .catch(() => undefined);
+  else void controlPlane.adminRequest('GET', '/healthz/kms-providers').catch(() => undefined);
+  return { version, rotatedAt };
+}
+
+/** Waits until the job for `version` completed, or (unless `completion` is required) is waiting for a seed. */
+async function waitForJob(
+  { info, cloud }: Sandbox,
+  core: CoreV1Api,
+  version: string,
+  completion = false,
+): Promise<ClusterState> {
+  let state: ClusterState = {};
+  for (let i = 0; i < 600; i++) {
+    await cloud.idle();
+    const cm = await core
+      .readNamespacedConfigMap({ namespace: info.stateNamespace, name: STATE_CONFIGMAP })
+      .catch(() => undefined);
+    state = JSON.parse(cm?.data?.state ?? '{}') as ClusterState;
+    if (state.completedKeyVersion === version) return state;
+    if (!completion && state.job?.keyVersionId === version && state.job.phase === 'waiting-for-new-seed') {
+      say('the API server proved a rewrite now would change nothing: the job waits for a new seed');
+      return state;
+    }
+    if (i % 10 === 9) say(`… job ${state.job?.phase ?? 'not started yet'}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return state;
+}
+
+type Evidence = ReturnType<typeof summarize>;
+
+function summaryOf(
+  { info, cloud }: Sandbox,
+  o: {
+    version: string;
+    rotatedAt: Date;
+    before: Evidence;
+    after: Evidence;
+    state: ClusterState;
+    started: number;
+  },
+) {
+  const managedRoleEncrypts = cloud.state.events.filter(
+    (e) =>
+      e.eventName === 'Encrypt' &&
+      isManagedSecurityRole(e.userIdentity) &&
+      e.eventTime >= new Date(o.rotatedAt.getTime() - 1000),
+  );
+  const report = (o.state.job?.report ?? {}) as Record<string, unknown> & { evidence?: { verdict?: string } };
+  return {
+    cluster: info.cloud.clusterId,
+    keyId: info.cloud.kmsKeyId,
+    newKeyVersion: o.version,
+    plugin: info.pluginMode,
+    secrets: SECRETS,
+    claimedComplete: o.state.completedKeyVersion === o.version,
+    verdict: report.evidence?.verdict ?? 'unproven',
+    jobPhase: o.state.job?.phase,
+    rewritten: Number(report.rewritten ?? 0),
+    alreadyCurrent: Number(report.alreadyCurrent ?? 0),
+    failed: Number(report.failed ?? 0),
+    etcdKeyVersionsBefore: o.before.byKeyId,
+    etcdKeyVersionsAfter: o.after.byKeyId,
+    sealedByVersionBefore: o.before.bySealingVersion,
+    sealedByVersionAfter: o.after.bySealingVersion,
+    managedRoleEncryptEvents: managedRoleEncrypts.length,
+    managedRole: managedRoleEncrypts[0]?.userIdentity.userName,
+    reencryptInvocations: [...cloud.functions.tasks.values()].filter((t) =>
+      t.functionName.endsWith('reencrypt'),
+    ).length,
+    durationMs: Date.now() - o.started,
+  };
+}
+
+function printTable(s: ReturnType<typeof summaryOf>): void {
+  const list = (m: Record<string, number>) =>
+    Object.entries(m)
+      .map(([k, n]) => `${n} under ${k}`)
+      .join('; ');
+  const rows: Array<[string, string]> = [
+    ['cluster', `${s.cluster} (ACK Edge Pro, local control plane; plugin: ${s.plugin})`],
+    ['KMS key', `${s.keyId} → new version ${s.newKeyVersion}`],
+    ['etcd before', `seeds sealed: ${list(s.sealedByVersionBefore)}`],
+    ['etcd after', `seeds sealed: ${list(s.sealedByVersionAfter)}`],
+    ['proof', `${s.verdict} (the API server's /metrics)`],
+    [
+      'job',
+      `${s.claimedComplete ? 'complete' : `not complete (${s.jobPhase})`}: ${s.rewritten} rewritten, ${s.alreadyCurrent} already current, ${s.failed} failed, ${s.reencryptInvocations} invocation(s)`,
+    ],
+    [
+      'ActionTrail',
+      `${s.managedRoleEncryptEvents} Encrypt call(s) by ${s.managedRole ?? 'the managed role'} since the rotation`,
+    ],
+    ['time', `${(s.durationMs / 1000).toFixed(1)} s`],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  process.stderr.write(`\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}\n\n`);
 }
 
 main().catch((err: Error) => {
