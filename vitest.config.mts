@@ -13,7 +13,7 @@ export default defineConfig({
   test: {
     // Vitest's default is one worker per core but one, which on a 2-core machine runs every file in turn;
     // most integration time is spent waiting (an API server, a key adoption), so files overlap well.
-    maxWorkers: 4,
+    maxWorkers: 8,
     testTimeout: 30_000,
     hookTimeout: 120_000,
     coverage: {
