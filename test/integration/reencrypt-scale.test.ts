@@ -19,11 +19,13 @@ import { dataDigest, seedSecrets, snapshot } from '../helpers/secrets';
  */
 const NAMESPACES = Array.from({ length: 25 }, (_, i) => `scale-${String(i).padStart(2, '0')}`);
 const COUNT = 2000;
+const STALE_NAMESPACES = ['stale-a', 'stale-b'];
 
 describe('re-encryption at scale', () => {
   const admin = () => coreApi(sandboxInfo().kubeconfig);
   let created: Map<string, string>;
   let targetVersion = '';
+  let targetKeyId = '';
 
   beforeAll(async () => {
     created = await seedSecrets(admin(), {
@@ -33,8 +35,11 @@ describe('re-encryption at scale', () => {
       large: [10, 1010, 1990],
       size: 256,
     });
+    // The stale-only test's Secrets, written under the same old key (one rotation serves both tests).
+    await seedSecrets(admin(), { namespaces: STALE_NAMESPACES, count: 120, prefix: 'st' });
     const { keyId } = await rotateKey();
     await waitForAdoption(keyId);
+    targetKeyId = keyId;
     targetVersion = splitKeyId(keyId).keyVersionId;
   });
 
@@ -93,11 +98,9 @@ describe('re-encryption at scale', () => {
   });
 
   it('stale-only rewrites exactly the Secrets stored under an older key, as the API server decides', async () => {
-    const namespaces = ['stale-a', 'stale-b'];
-    await seedSecrets(admin(), { namespaces, count: 120, prefix: 'st' });
-    const { keyId } = await rotateKey();
-    await waitForAdoption(keyId);
-    const version = splitKeyId(keyId).keyVersionId;
+    const namespaces = STALE_NAMESPACES;
+    const keyId = targetKeyId;
+    const version = targetVersion;
     const store = kubernetesSecretStore(
       loadKubeConfig({ path: sandboxInfo().restrictedKubeconfig }).makeApiClient(CoreV1Api),
     );
