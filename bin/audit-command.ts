@@ -6,7 +6,7 @@ import { buildReport, renderHtml, summaryText } from '../shared/audit/report';
 import { createCloudClients } from '../shared/cloud/clients';
 import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
-import { loadKubeConfig } from '../shared/cluster/kube';
+import { getRaw, loadKubeConfig } from '../shared/cluster/kube';
 import { loadConfig } from '../shared/config';
 import { keyVersionCensus, kubernetesSecretStore } from '../shared/reencrypt/secrets-api';
 import { UsageError } from './output';
@@ -80,6 +80,7 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
           evidenceWindowMs: config.audit.evidenceWindowMs,
           rbac: kc.makeApiClient(RbacAuthorizationV1Api),
           stateNamespace: config.stateNamespace,
+          getRaw: (path) => getRaw(kc, path),
         }),
       ];
     } else {

@@ -75,6 +75,12 @@ function addReencrypt(program: Command, run: Exit): void {
       '--verify-etcd <url>',
       'verify from etcd afterwards (self-managed control planes and the sandbox)',
     )
+    .option(
+      '--cluster-id <id>',
+      "the ACK cluster id: read its key's primary version and prove the re-encryption from the API servers' /metrics (needs Alibaba Cloud credentials)",
+    )
+    .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
+    .option('--force', 'sweep even when the API servers prove a rewrite would not re-seal (the marks say so)')
     .action(async (flags: ReencryptFlags) => {
       const { jsonLinesOutput, terminalOutput } = await lazy.output();
       const { reencryptCommand } = await lazy.reencrypt();

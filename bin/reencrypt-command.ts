@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../shared/cluster/kube';
+import { unproven } from '../shared/cluster/sealing';
 import { ConfigError, normalizeError } from '../shared/errors';
 import { etcdVerifier } from '../shared/etcd/verifier';
 import { sweepCheckpointSchema } from '../shared/jobs/payload';
@@ -13,6 +14,7 @@ import {
   sweep,
 } from '../shared/reencrypt';
 import { type Output, UsageError } from './output';
+import type { CliProof } from './reencrypt-proof';
 
 export interface ReencryptFlags {
   kubeconfig?: string;
@@ -29,6 +31,9 @@ export interface ReencryptFlags {
   checkpoint?: string;
   timeBudget?: string;
   verifyEtcd?: string;
+  clusterId?: string;
+  config?: string;
+  force?: boolean;
 }
 
 function intFlag(name: string, value: string, min: number, max: number): number {
@@ -80,20 +85,30 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
   }
   const concurrency = intFlag('concurrency', flags.concurrency, 1, 256);
   const pageSize = intFlag('page-size', flags.pageSize, 1, 5000);
-  if (strategy === 'annotate' && !flags.keyVersion) {
+  if (strategy === 'annotate' && !flags.keyVersion && !flags.clusterId) {
     throw new UsageError(
       '--key-version is required with --strategy annotate: the KMS key version the Secrets are rewritten for ' +
-        '(DescribeKey → PrimaryKeyVersion), e.g. --key-version 2ab1a983-7072-4bbc-a582-584b5bd8e9d1',
+        '(DescribeKey → PrimaryKeyVersion), e.g. --key-version 2ab1a983-7072-4bbc-a582-584b5bd8e9d1, ' +
+        "or --cluster-id to read it from the cluster's key",
     );
   }
-  const keyVersion = flags.keyVersion ?? `stale-only-${new Date().toISOString()}`;
-  const budgetMs = flags.timeBudget ? durationFlag('time-budget', flags.timeBudget) : undefined;
-  const checkpoint = flags.checkpoint ? readCheckpoint(flags.checkpoint, keyVersion) : undefined;
-
   const kc = loadKubeConfig({
     ...(flags.kubeconfig ? { path: flags.kubeconfig } : {}),
     ...(flags.context ? { context: flags.context } : {}),
   });
+  // The cloud clients load only with --cluster-id: a kubeconfig-only run starts as fast as before.
+  const proof: CliProof = flags.clusterId
+    ? await (await import('./reencrypt-proof.js')).cliProof(flags, kc)
+    : { evidence: unproven('no --cluster-id: the key and its rotation are not known'), requireProof: false };
+  if (flags.keyVersion && proof.keyVersion && flags.keyVersion !== proof.keyVersion)
+    throw new UsageError(
+      `--key-version ${flags.keyVersion} is not the key's primary version (${proof.keyVersion})`,
+    );
+  const keyVersion = flags.keyVersion ?? proof.keyVersion ?? `stale-only-${new Date().toISOString()}`;
+  out.note(`proof: ${proof.evidence.verdict}: ${proof.evidence.reason}`);
+  const budgetMs = flags.timeBudget ? durationFlag('time-budget', flags.timeBudget) : undefined;
+  const checkpoint = flags.checkpoint ? readCheckpoint(flags.checkpoint, keyVersion) : undefined;
+
   const store = kubernetesSecretStore(kc.makeApiClient(CoreV1Api));
   const selection = {
     ...(flags.namespace.length ? { namespaces: flags.namespace } : {}),
@@ -136,6 +151,8 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
       ...(budgetMs === undefined ? {} : { deadline: Date.now() + budgetMs }),
       signal: abort.signal,
       dryRun: flags.dryRun === true,
+      ...(proof.sealedUnder ? { sealedUnder: proof.sealedUnder } : {}),
+      requireProof: proof.requireProof,
       onProgress: (p: SweepProgress) => out.progress(p, expectedTotal),
       onCheckpoint: (c) => {
         if (flags.checkpoint && !flags.dryRun) writeAtomically(flags.checkpoint, c);

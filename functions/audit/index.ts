@@ -48,7 +48,9 @@ export async function audit(
       audits.push(
         await auditCluster(s.clients, cluster, kube?.core, {
           ...options,
-          ...(kube ? { rbac: kube.rbac, stateNamespace: inv.config.stateNamespace } : {}),
+          ...(kube
+            ? { rbac: kube.rbac, stateNamespace: inv.config.stateNamespace, getRaw: kube.getRaw }
+            : {}),
         }),
       );
     } finally {

@@ -1,11 +1,18 @@
 import type { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import type { CloudClients } from '../cloud/clients';
 import type { TargetCluster } from '../cluster/discovery';
+import {
+  judgeSealing,
+  MetricsUnreadable,
+  type SealingEvidence,
+  sampleApiServers,
+  unproven,
+} from '../cluster/sealing';
 import { stateWriters } from '../cluster/state-writers';
 import { normalizeError } from '../errors';
 import type { ActionTrailEvent } from '../events/actiontrail';
 import { describeKey, type KeyInfo } from '../kms/keys';
-import { keyVersionCensus, kubernetesSecretStore } from '../reencrypt/secrets-api';
+import { doneFor, keyVersionCensus, kubernetesSecretStore } from '../reencrypt/secrets-api';
 import { findManagedRoleEvents } from '../trail/evidence';
 
 /**
@@ -28,12 +35,27 @@ export interface ClusterAudit {
   name: string;
   keyId?: string;
   checks: Check[];
-  coverage?: { total: number; current: number; share: number; keyVersionId: string; sinceRotation?: string };
+  coverage?: {
+    total: number;
+    current: number;
+    share: number;
+    keyVersionId: string;
+    sinceRotation?: string;
+    /**
+     * What the API servers prove (`shared/cluster/sealing.ts`): `proven` when they made a new seed after the
+     * rotation (only marks written under that proof count), `unproven` when their metrics cannot be read,
+     * `not-effective` when a rewrite now would not re-seal anything.
+     */
+    proof: 'proven' | 'unproven' | 'not-effective';
+    proofReason: string;
+  };
   timeline: Array<{ time: string; eventName: string; who: string; error?: string }>;
   status: Status;
 }
 
 export interface AuditOptions {
+  /** A GET of `/metrics` on the cluster (new connection each call): the API servers' sealing evidence. */
+  getRaw?: (path: string) => Promise<{ status: number; body: string }>;
   /** For the check of who else can write the state ConfigMap. */
   rbac?: RbacAuthorizationV1Api;
   stateNamespace?: string;
@@ -65,10 +87,26 @@ async function managedRoleActivity(
   return events.sort((a, b) => b.eventTime.getTime() - a.eventTime.getTime());
 }
 
-/** Share of the cluster's Secrets annotated for the key's current version: metadata only, paged. */
-async function coverage(core: CoreV1Api, keyVersionId: string): Promise<{ total: number; current: number }> {
-  const { total, byVersion } = await keyVersionCensus(kubernetesSecretStore(core));
-  return { total, current: byVersion.get(keyVersionId) ?? 0 };
+/**
+ * Share of the cluster's Secrets done for the key's current version (metadata only, paged): with the API
+ * servers' proof readable, only marks written under it count.
+ */
+async function coverage(core: CoreV1Api, keyVersionId: string, proven: boolean) {
+  const census = await keyVersionCensus(kubernetesSecretStore(core));
+  return { total: census.total, current: doneFor(census, keyVersionId, proven) };
+}
+
+/** The API servers' evidence for the key's last rotation, or why there is none. */
+async function sealing(key: KeyInfo, options: AuditOptions): Promise<SealingEvidence> {
+  if (!options.getRaw) return unproven("the audit was not given access to the API servers' /metrics");
+  const rotatedAt = new Date(key.lastRotationDate ? Date.parse(key.lastRotationDate) : 0);
+  try {
+    return judgeSealing(await sampleApiServers(options.getRaw), rotatedAt, key.keyId);
+  } catch (err) {
+    return unproven(
+      err instanceof MetricsUnreadable ? err.message : `GET /metrics failed: ${normalizeError(err).message}`,
+    );
+  }
 }
 
 /** Anyone else who can write the state ConfigMap can mark a version complete or forge a checkpoint. */
@@ -310,7 +348,11 @@ async function evidenceChecks(
   return checks;
 }
 
-/** Re-encryption coverage: the share of Secrets carrying the mark of the key's primary version. */
+/**
+ * Re-encryption coverage: the share of Secrets carrying the mark of the key's primary version, and whether
+ * the API servers prove that those rewrites re-sealed them. "proven" needs both; "unproven" when the metrics
+ * cannot be read; "not effective" when a rewrite now would not re-seal anything (case c).
+ */
 async function coverageCheck(
   core: CoreV1Api,
   key: KeyInfo,
@@ -318,8 +360,11 @@ async function coverageCheck(
   options: AuditOptions,
   result: ClusterAudit,
 ): Promise<Check> {
+  const title = 'Secrets are re-encrypted for the current key version';
   try {
-    const c = await coverage(core, key.primaryKeyVersion);
+    const evidence = await sealing(key, options);
+    const proof = evidence.verdict === 'effective' ? 'proven' : evidence.verdict;
+    const c = await coverage(core, key.primaryKeyVersion, proof !== 'unproven');
     const share = c.total === 0 ? 1 : c.current / c.total;
     const since = key.lastRotationDate ? now - Date.parse(key.lastRotationDate) : undefined;
     result.coverage = {
@@ -327,29 +372,46 @@ async function coverageCheck(
       share,
       keyVersionId: key.primaryKeyVersion,
       ...(key.lastRotationDate ? { sinceRotation: key.lastRotationDate } : {}),
+      proof,
+      proofReason: evidence.reason,
     };
-    const grace = options.coverageGraceMs ?? 86_400_000;
-    const status: Status = share === 1 ? 'pass' : since !== undefined && since > grace ? 'fail' : 'warn';
+    const late = since !== undefined && since > (options.coverageGraceMs ?? 86_400_000);
+    const status: Status =
+      proof === 'not-effective'
+        ? 'fail'
+        : share < 1
+          ? late
+            ? 'fail'
+            : 'warn'
+          : proof === 'proven'
+            ? 'pass'
+            : 'warn';
+    const counted = `${c.current} of ${c.total} Secrets (${Math.floor(share * 1000) / 10}%) rewritten for ${key.primaryKeyVersion}${proof === 'proven' ? " under the API servers' proof" : ''}${since !== undefined ? `; rotated ${Math.round(since / 3_600_000)} h ago` : ''}`;
     return {
       id: 'coverage',
-      title: 'Secrets are re-encrypted for the current key version',
+      title,
       status,
-      evidence: `${c.current} of ${c.total} Secrets (${Math.floor(share * 1000) / 10}%) rewritten for ${key.primaryKeyVersion}${since !== undefined ? `; rotated ${Math.round(since / 3_600_000)} h ago` : ''}`,
-      ...(status === 'pass'
-        ? {}
-        : {
-            remedy: `ack-kms-sentinel reencrypt --kubeconfig <cluster kubeconfig> --key-version ${key.primaryKeyVersion}`,
-          }),
+      evidence: `${proof === 'not-effective' ? 'not effective' : proof}: ${counted}. ${evidence.reason}`,
+      ...(status === 'pass' ? {} : { remedy: coverageRemedy(proof, key) }),
     };
   } catch (err) {
     return {
       id: 'coverage',
-      title: 'Secrets are re-encrypted for the current key version',
+      title,
       status: 'warn',
       evidence: `listing Secrets failed: ${normalizeError(err).message}`,
       remedy: "Give the suite's identity list on secrets (deploy/rbac.yaml).",
     };
   }
+}
+
+function coverageRemedy(proof: NonNullable<ClusterAudit['coverage']>['proof'], key: KeyInfo): string {
+  if (proof === 'not-effective')
+    return 'Have the control plane make a new data-key seed (a restart or upgrade of its API servers); the reencrypt job waits for it and then sweeps. Keep the previous key version enabled until then.';
+  const run = `ack-kms-sentinel reencrypt --kubeconfig <cluster kubeconfig> --cluster-id <id> --key-version ${key.primaryKeyVersion}`;
+  return proof === 'unproven'
+    ? `${run}; and let the suite's identity get /metrics (deploy/rbac.yaml) so the re-encryption can be proven.`
+    : run;
 }
 
 /** What the suite cannot read (least privilege) and a person must check. */

@@ -35,6 +35,25 @@ const COLOURS: Record<Status, string> = {
 };
 const badge = (s: Status) => `<span class="badge" style="background:${COLOURS[s]}">${s}</span>`;
 
+const PROOF = {
+  proven: { label: 'proven', colour: COLOURS.pass, says: "by the API servers' own evidence" },
+  unproven: { label: 'unproven', colour: COLOURS.warn, says: "the API servers' /metrics could not be read" },
+  'not-effective': {
+    label: 'not effective',
+    colour: COLOURS.fail,
+    says: 'a rewrite now would not re-seal anything',
+  },
+} as const;
+
+/** The coverage bar, and beside it what the API servers prove about it. */
+function coverageHtml(c: NonNullable<ClusterAudit['coverage']>, share: number): string {
+  const proof = PROOF[c.proof];
+  const colour = c.proof === 'not-effective' ? COLOURS.fail : share === 100 ? COLOURS.pass : COLOURS.warn;
+  return `<div class="coverage"><div class="bar"><div style="width:${share}%;background:${colour}"></div></div>
+    ${c.current} of ${c.total} Secrets rewritten for key version <code>${esc(c.keyVersionId)}</code> (${share}%)
+    <p><strong class="proof" style="color:${proof.colour}">${proof.label}</strong> ${proof.says}: ${esc(c.proofReason)}</p></div>`;
+}
+
 export function renderHtml(report: AuditReport): string {
   const clusters = report.clusters
     .map((c) => {
@@ -45,10 +64,7 @@ export function renderHtml(report: AuditReport): string {
         )
         .join('');
       const share = c.coverage ? Math.round(c.coverage.share * 1000) / 10 : undefined;
-      const coverage = c.coverage
-        ? `<div class="coverage"><div class="bar"><div style="width:${share}%;background:${share === 100 ? COLOURS.pass : COLOURS.warn}"></div></div>
-           ${c.coverage.current} of ${c.coverage.total} Secrets rewritten for key version <code>${esc(c.coverage.keyVersionId)}</code> (${share}%)</div>`
-        : '';
+      const coverage = c.coverage ? coverageHtml(c.coverage, share ?? 0) : '';
       const timeline = c.timeline.length
         ? `<ol class="timeline">${c.timeline
             .map(

@@ -136,10 +136,11 @@ export function openCluster(kubeconfig: string): Cluster {
   };
 }
 
+/** A GET of a non-resource path on a new connection (see `Cluster.getRaw`). */
 const RAW_TIMEOUT_MS = 10_000;
 const RAW_MAX_BYTES = 32 * 1024 * 1024;
 
-async function getRaw(kc: KubeConfig, path: string): Promise<{ status: number; body: string }> {
+export async function getRaw(kc: KubeConfig, path: string): Promise<{ status: number; body: string }> {
   const opts: RequestOptions = {};
   await kc.applyToHTTPSOptions(opts);
   const url = new URL(path, kc.getCurrentCluster()?.server);

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as $Kms from '@alicloud/kms20160120';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,11 +8,13 @@ import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { type Sandbox, startSandbox } from '../../sandbox';
 import type { FcHandler } from '../../sandbox/cloud/fc';
+import type { AuditReport } from '../../shared/audit/report';
 import { createCloudClients } from '../../shared/cloud/clients';
 import { readSecretEvidence, summarize } from '../../shared/etcd/evidence';
 import { jobIdFor } from '../../shared/jobs/payload';
 import { type ClusterState, configMapStateStore } from '../../shared/jobs/state';
-import { annotationPatch } from '../../shared/reencrypt/annotations';
+import { annotationPatch, FORCED, SEALED_UNDER_ANNOTATION } from '../../shared/reencrypt/annotations';
+import { runCli } from '../helpers/cli';
 import { Recorder } from '../helpers/recorder';
 import { coreApi } from '../helpers/sandbox';
 import { seedSecrets } from '../helpers/secrets';
@@ -111,6 +116,49 @@ const critical = () =>
     .map((r) => JSON.parse(r.body) as { severity: string; title: string })
     .filter((n) => n.severity === 'critical');
 
+/** The CLI as a user runs it with cloud credentials, against the suite's least-privileged kubeconfig. */
+function cli(args: string[]) {
+  const { cloud } = sandbox.info;
+  const dir = mkdtempSync(join(tmpdir(), 'sealing-'));
+  const config = join(dir, 'config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      SENTINEL_REGION: cloud.region,
+      SENTINEL_ACCOUNT_ID: cloud.accountId,
+      SENTINEL_STATE_NAMESPACE: sandbox.info.stateNamespace,
+      ...Object.fromEntries(
+        ['KMS', 'CS', 'ACTIONTRAIL'].map((x) => [`SENTINEL_ENDPOINT_${x}`, cloud.endpoint]),
+      ),
+    }),
+  );
+  return runCli(
+    [
+      ...args,
+      '--kubeconfig',
+      sandbox.info.restrictedKubeconfig,
+      '--cluster-id',
+      cloud.clusterId,
+      '--config',
+      config,
+    ],
+    {
+      ALIBABA_CLOUD_ACCESS_KEY_ID: cloud.user.accessKeyId,
+      ALIBABA_CLOUD_ACCESS_KEY_SECRET: cloud.user.accessKeySecret,
+    },
+  );
+}
+
+/** The audit's coverage check, through the CLI. */
+async function auditCoverage() {
+  const run = await cli(['audit', '--out', mkdtempSync(join(tmpdir(), 'sealing-audit-')), '--json']);
+  // Exit 1 when a check fails; the report is written either way.
+  expect([0, 1], run.stderr).toContain(run.code);
+  const report = JSON.parse(run.lines.at(-1) ?? '{}') as AuditReport;
+  const cluster = report.clusters[0];
+  return { check: cluster?.checks.find((c) => c.id === 'coverage'), coverage: cluster?.coverage };
+}
+
 describe('a control plane whose plugin keeps its key id across rotations (the ACK plugin)', () => {
   let v1 = '';
   let v2 = '';
@@ -136,6 +184,30 @@ describe('a control plane whose plugin keeps its key id across rotations (the AC
     expect(critical()).toHaveLength(1);
   });
 
+  it('the audit says "not effective"; the CLI refuses a useless sweep, and --force marks its rewrites as forced', async () => {
+    const audit = await auditCoverage();
+    expect(audit.coverage).toMatchObject({ proof: 'not-effective', current: 0 });
+    expect(audit.check).toMatchObject({
+      status: 'fail',
+      evidence: expect.stringMatching(/^not effective: /),
+    });
+
+    const refused = await cli(['reencrypt']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/not effective: .*CMK id.*--force/);
+    const forced = await cli(['reencrypt', '--force', '--json']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(JSON.parse(forced.lines.at(-1) ?? '{}').rewritten).toBeGreaterThanOrEqual(COUNT);
+    // Rewritten, and still sealed under the old version: that is why no one may trust these marks.
+    expect(await sealedByVersion()).toEqual({ [v1]: COUNT });
+    const secret = await coreApi(sandbox.info.kubeconfig).readNamespacedSecret({
+      namespace: NAMESPACES[0] ?? '',
+      name: 's-00000',
+    });
+    expect(secret.metadata?.annotations?.[SEALED_UNDER_ANNOTATION]).toBe(FORCED);
+    expect((await auditCoverage()).coverage, 'forced marks are not coverage').toMatchObject({ current: 0 });
+  });
+
   it('once kube-apiserver has restarted (a new seed under the new version), the next tick sweeps and proves it', async () => {
     await sandbox.controlPlane.restartApiServer();
     expect(await tick()).toBe('restarted');
@@ -147,6 +219,9 @@ describe('a control plane whose plugin keeps its key id across rotations (the AC
     });
     expect(await sealedByVersion()).toEqual({ [v2]: COUNT });
     expect(await tick()).toBe('current');
+    const audit = await auditCoverage();
+    expect(audit.coverage).toMatchObject({ proof: 'proven', share: 1 });
+    expect(audit.check).toMatchObject({ status: 'pass', evidence: expect.stringMatching(/^proven: /) });
   });
 
   it('never trusts a mark or a completion written without proof: after the restart everything is rewritten', async () => {

@@ -14,7 +14,14 @@ const cluster = (id: string, statuses: Array<'pass' | 'warn' | 'fail' | 'manual'
     evidence: `evidence with token: abcdefghijklmnop ${i}`,
     remedy: 'do <this>',
   })),
-  coverage: { total: 10, current: 7, share: 0.7, keyVersionId: 'v2' },
+  coverage: {
+    total: 10,
+    current: 7,
+    share: 0.7,
+    keyVersionId: 'v2',
+    proof: 'not-effective',
+    proofReason: 'the plugin reports the CMK id as its key id',
+  },
   timeline: [
     { time: '2026-11-29T08:00:00.000Z', eventName: 'Encrypt', who: 'aliyuncsmanagedsecurityrole:c1' },
   ],
@@ -39,6 +46,8 @@ describe('the audit report', () => {
     expect(html).toContain('&lt;b&gt;c1&lt;/b&gt;');
     expect(html).toContain('do &lt;this&gt;');
     expect(html).toContain('width:70%');
+    expect(html).toMatch(/<strong class="proof"[^>]*>not effective<\/strong>/);
+    expect(html).toContain('the plugin reports the CMK id as its key id');
     expect(html).toContain('aliyuncsmanagedsecurityrole:c1');
     expect(html).toContain('#9a6700');
     expect(html).not.toMatch(/<script|src=/);

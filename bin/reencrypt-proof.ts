@@ -1,0 +1,73 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import { createCloudClients } from '../shared/cloud/clients';
+import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
+import { discoverClusters } from '../shared/cluster/discovery';
+import { getRaw } from '../shared/cluster/kube';
+import {
+  judgeSealing,
+  MetricsUnreadable,
+  type SealingEvidence,
+  sampleApiServers,
+  unproven,
+} from '../shared/cluster/sealing';
+import { loadConfig } from '../shared/config';
+import { SentinelError } from '../shared/errors';
+import { describeKey } from '../shared/kms/keys';
+import { FORCED } from '../shared/reencrypt';
+import { UsageError } from './output';
+
+/** What the CLI's sweep writes with its marks and trusts in them, from the API servers' evidence. */
+export interface CliProof {
+  evidence: SealingEvidence;
+  /** The key's primary version (with `--cluster-id`). */
+  keyVersion?: string;
+  sealedUnder?: string;
+  requireProof: boolean;
+}
+
+/**
+ * With `--cluster-id` (and Alibaba Cloud credentials) the CLI knows the cluster's key and when it rotated,
+ * reads the API servers' `/metrics`, and refuses a sweep that would change nothing (case c) unless `--force`:
+ * then its marks say `forced`, and no later job trusts them. Without `--cluster-id` nothing is proven.
+ */
+export async function cliProof(
+  flags: { clusterId?: string; config?: string; force?: boolean },
+  kc: KubeConfig,
+): Promise<CliProof> {
+  if (!flags.clusterId)
+    return {
+      evidence: unproven('no --cluster-id: the key and its rotation are not known'),
+      requireProof: false,
+    };
+  const config = loadConfig(
+    { ...process.env, SENTINEL_CLUSTER_IDS: flags.clusterId },
+    flags.config ? { file: flags.config } : {},
+  );
+  const clients = createCloudClients(config, await credentialsFromDefaultChain());
+  const [cluster] = await discoverClusters(clients, config);
+  if (!cluster?.encryptionEnabled || !cluster.keyId)
+    throw new UsageError(`cluster ${flags.clusterId}: not found, or its Secret encryption is off`);
+  const key = await describeKey(clients, cluster.keyId);
+  const rotatedAt = new Date(key.lastRotationDate ? Date.parse(key.lastRotationDate) : 0);
+  let evidence: SealingEvidence;
+  try {
+    evidence = judgeSealing(await sampleApiServers((p) => getRaw(kc, p)), rotatedAt, key.keyId);
+  } catch (err) {
+    if (!(err instanceof MetricsUnreadable)) throw err;
+    evidence = unproven(err.message);
+  }
+  if (evidence.verdict === 'not-effective' && !flags.force)
+    throw new SentinelError('permanent', `not effective: ${evidence.reason} (--force sweeps anyway)`, {
+      code: 'NotEffective',
+    });
+  return {
+    evidence,
+    keyVersion: key.primaryKeyVersion,
+    ...(evidence.token
+      ? { sealedUnder: evidence.token }
+      : evidence.verdict === 'not-effective'
+        ? { sealedUnder: FORCED }
+        : {}),
+    requireProof: evidence.verdict === 'effective',
+  };
+}
