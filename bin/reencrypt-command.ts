@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../shared/cluster/kube';
 import { unproven } from '../shared/cluster/sealing';
 import { ConfigError, normalizeError } from '../shared/errors';
@@ -78,7 +78,8 @@ function writeAtomically(file: string, value: unknown): void {
 }
 
 /** `ack-kms-sentinel reencrypt`: the practical replacement of the vendor one-liner. */
-export async function reencryptCommand(flags: ReencryptFlags, out: Output): Promise<number> {
+/** The flags that need no cluster, checked before anything is read. */
+function checkFlags(flags: ReencryptFlags) {
   const strategy = flags.strategy;
   if (strategy !== 'annotate' && strategy !== 'stale-only') {
     throw new UsageError(`--strategy must be "annotate" or "stale-only" (got "${strategy}")`);
@@ -92,11 +93,15 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
         "or --cluster-id to read it from the cluster's key",
     );
   }
-  const kc = loadKubeConfig({
-    ...(flags.kubeconfig ? { path: flags.kubeconfig } : {}),
-    ...(flags.context ? { context: flags.context } : {}),
-  });
-  // The cloud clients load only with --cluster-id: a kubeconfig-only run starts as fast as before.
+  return { strategy, concurrency, pageSize } as const;
+}
+
+/** What the sweep may claim: proven from the API servers with --cluster-id (the cloud clients load only then). */
+async function proofFor(
+  flags: ReencryptFlags,
+  kc: KubeConfig,
+  out: Output,
+): Promise<CliProof & { keyVersion: string }> {
   const proof: CliProof = flags.clusterId
     ? await (await import('./reencrypt-proof.js')).cliProof(flags, kc)
     : { evidence: unproven('no --cluster-id: the key and its rotation are not known'), requireProof: false };
@@ -104,8 +109,22 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
     throw new UsageError(
       `--key-version ${flags.keyVersion} is not the key's primary version (${proof.keyVersion})`,
     );
-  const keyVersion = flags.keyVersion ?? proof.keyVersion ?? `stale-only-${new Date().toISOString()}`;
   out.note(`proof: ${proof.evidence.verdict}: ${proof.evidence.reason}`);
+  return {
+    ...proof,
+    keyVersion: flags.keyVersion ?? proof.keyVersion ?? `stale-only-${new Date().toISOString()}`,
+  };
+}
+
+/** `ack-kms-sentinel reencrypt`: the practical replacement of the vendor one-liner. */
+export async function reencryptCommand(flags: ReencryptFlags, out: Output): Promise<number> {
+  const { strategy, concurrency, pageSize } = checkFlags(flags);
+  const kc = loadKubeConfig({
+    ...(flags.kubeconfig ? { path: flags.kubeconfig } : {}),
+    ...(flags.context ? { context: flags.context } : {}),
+  });
+  const proof = await proofFor(flags, kc, out);
+  const { keyVersion } = proof;
   const budgetMs = flags.timeBudget ? durationFlag('time-budget', flags.timeBudget) : undefined;
   const checkpoint = flags.checkpoint ? readCheckpoint(flags.checkpoint, keyVersion) : undefined;
 
