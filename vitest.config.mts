@@ -30,12 +30,10 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
-          exclude: OWN_SANDBOX,
-          // One real control plane per run (etcd + kube-apiserver + KMS v2 plugin), shared by the files,
-          // which therefore run one after another.
+          // One real control plane per run (etcd + kube-apiserver + KMS v2 plugin), shared by the suites of
+          // shared-sandbox.test.ts, which runs them one after another; the other files start their own.
+          include: ['test/integration/shared-sandbox.test.ts'],
           globalSetup: ['test/setup/sandbox.ts'],
-          fileParallelism: false,
           testTimeout: 240_000,
           // Set-ups seed thousands of Secrets and wait for a key adoption (itself bounded at 150 s).
           hookTimeout: 300_000,
@@ -45,9 +43,8 @@ export default defineConfig({
         extends: true,
         test: {
           // Files that start their own sandbox (the pipeline's emulator calls its handlers in-process; the
-          // demo and the sandbox command are run as users run them). Vitest runs the projects that allow
-          // file parallelism first, side by side, then the sequential ones: these overlap with the unit tests
-          // and with each other, and their waits for a key adoption with each other's work.
+          // demos and the sandbox command are run as users run them): side by side with the unit tests and
+          // the shared sandbox's suites, so their waits for a key adoption overlap with other work.
           name: 'own-sandbox',
           include: OWN_SANDBOX,
           testTimeout: 240_000,

@@ -8,7 +8,7 @@ import { memoryStore } from '../helpers/memory-store';
 
 /**
  * The sweep's control flow against an in-memory store, for what a real API server cannot be made to do on
- * cue. (Its behaviour against the real one, faults included, is in test/integration/reencrypt-*.test.ts.)
+ * cue. (Its behaviour against the real one, faults included, is in test/integration/reencrypt-*.suite.ts.)
  */
 const status = (code: number, reason: string, extra: Record<string, unknown> = {}) =>
   new ApiException(
