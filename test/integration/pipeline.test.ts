@@ -640,6 +640,29 @@ describe('the event-driven pipeline', () => {
     }
   });
 
+  it('a kube-apiserver restart after the rotation is proof too (b): the job sweeps at once, and etcd agrees', async () => {
+    const proving = { ...env, SENTINEL_REENCRYPT_ADOPTION_DELAY: '5m', SENTINEL_REENCRYPT_PROOF: 'metrics' };
+    register(REENCRYPT, adapt(reencryptHandler({ env: proving, sink: () => undefined })), 120);
+    try {
+      const { keyId, version } = await rotate();
+      // No wait for the plugin's next Status: the restarted API server makes its seed under the new version.
+      await sandbox.controlPlane.restartApiServer();
+      await sandbox.cloud.functions.fireTimer('ack-kms-sentinel-rotation-watch', 'poll', '', new Date());
+      await sandbox.cloud.idle();
+      expect(await completedVersion()).toBe(version);
+      const done = reencryptTasks(
+        jobIdFor(sandbox.info.cloud.clusterId, sandbox.info.cloud.kmsKeyId, version),
+      );
+      expect(JSON.parse(done.at(-1)?.returnPayload ?? '{}')).toMatchObject({
+        status: 'completed',
+        evidence: { verdict: 'effective', apiServers: [{ state: 'restarted' }] },
+      });
+      await expectAllUnder(keyId);
+    } finally {
+      register(REENCRYPT, adapt(reencryptHandler({ env, sink: () => undefined })), 120);
+    }
+  });
+
   it('answers poison events with a non-retryable error instead of failing, so FC does not retry them', async () => {
     const watch = await sandbox.cloud.functions.invoke(
       'ack-kms-sentinel-rotation-watch',
