@@ -3,13 +3,7 @@ import { createCloudClients } from '../shared/cloud/clients';
 import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
 import { getRaw } from '../shared/cluster/kube';
-import {
-  judgeSealing,
-  MetricsUnreadable,
-  type SealingEvidence,
-  sampleApiServers,
-  unproven,
-} from '../shared/cluster/sealing';
+import { readSealingEvidence, type SealingEvidence } from '../shared/cluster/sealing';
 import { loadConfig } from '../shared/config';
 import { SentinelError } from '../shared/errors';
 import { describeKey } from '../shared/kms/keys';
@@ -34,11 +28,7 @@ export async function cliProof(
   flags: { clusterId?: string; config?: string; force?: boolean },
   kc: KubeConfig,
 ): Promise<CliProof> {
-  if (!flags.clusterId)
-    return {
-      evidence: unproven('no --cluster-id: the key and its rotation are not known'),
-      requireProof: false,
-    };
+  if (!flags.clusterId) throw new UsageError('--cluster-id is required to prove a re-encryption');
   const config = loadConfig(
     { ...process.env, SENTINEL_CLUSTER_IDS: flags.clusterId },
     flags.config ? { file: flags.config } : {},
@@ -48,14 +38,7 @@ export async function cliProof(
   if (!cluster?.encryptionEnabled || !cluster.keyId)
     throw new UsageError(`cluster ${flags.clusterId}: not found, or its Secret encryption is off`);
   const key = await describeKey(clients, cluster.keyId);
-  const rotatedAt = new Date(key.lastRotationDate ? Date.parse(key.lastRotationDate) : 0);
-  let evidence: SealingEvidence;
-  try {
-    evidence = judgeSealing(await sampleApiServers((p) => getRaw(kc, p)), rotatedAt, key.keyId);
-  } catch (err) {
-    if (!(err instanceof MetricsUnreadable)) throw err;
-    evidence = unproven(err.message);
-  }
+  const evidence = await readSealingEvidence((p) => getRaw(kc, p), key, new Date(0));
   if (evidence.verdict === 'not-effective' && !flags.force)
     throw new SentinelError('permanent', `not effective: ${evidence.reason} (--force sweeps anyway)`, {
       code: 'NotEffective',

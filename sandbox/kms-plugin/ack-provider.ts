@@ -1,7 +1,6 @@
 import type Kms from '@alicloud/kms20160120';
-import * as $Kms from '@alicloud/kms20160120';
-import { normalizeError } from '../../shared/errors';
-import type { EncryptResult, KeyProvider } from './key-provider';
+import { AlibabaKmsKeyProvider } from './alibaba-provider';
+import { type EncryptResult, KEY_VERSION_ANNOTATION } from './key-provider';
 
 /** Where the open-source ACK plugin stores the KMS key version with each sealed seed. */
 export const ACK_KEY_VERSION_ANNOTATION = 'x-acs-kms-key-version-id.ack.alibabacloud.com';
@@ -15,11 +14,10 @@ const HEALTH_CHECK = Buffer.from('healthcheck');
  * server acts on: it keeps its seed (sealed under the old version) until it restarts, while ActionTrail
  * shows the managed role encrypting with the new version every minute.
  */
-export class AckConstantKeyIdProvider implements KeyProvider {
-  constructor(
-    private readonly kms: Kms,
-    readonly keyId: string,
-  ) {}
+export class AckConstantKeyIdProvider extends AlibabaKmsKeyProvider {
+  constructor(kms: Kms, keyId: string) {
+    super(kms, keyId);
+  }
 
   async healthCheck(): Promise<void> {
     const sealed = await this.encrypt(HEALTH_CHECK);
@@ -28,36 +26,17 @@ export class AckConstantKeyIdProvider implements KeyProvider {
       throw new Error('the health check did not decrypt to what it encrypted');
   }
 
-  async currentKeyId(): Promise<string> {
+  override async currentKeyId(): Promise<string> {
     return this.keyId;
   }
 
-  async encrypt(plaintext: Buffer): Promise<EncryptResult> {
-    try {
-      const res = await this.kms.encrypt(
-        new $Kms.EncryptRequest({ keyId: this.keyId, plaintext: plaintext.toString('base64') }),
-      );
-      if (!res.ciphertextBlob || !res.keyVersionId)
-        throw new Error('KMS Encrypt returned no ciphertext or key version');
-      return {
-        ciphertext: Buffer.from(res.ciphertextBlob, 'utf8'),
-        keyId: this.keyId,
-        annotations: { [ACK_KEY_VERSION_ANNOTATION]: Buffer.from(res.keyVersionId) },
-      };
-    } catch (err) {
-      throw normalizeError(err, { service: 'kms', operation: 'Encrypt' });
-    }
-  }
-
-  async decrypt(ciphertext: Buffer): Promise<Buffer> {
-    try {
-      const res = await this.kms.decrypt(
-        new $Kms.DecryptRequest({ ciphertextBlob: ciphertext.toString('utf8') }),
-      );
-      if (res.plaintext === undefined) throw new Error('KMS Decrypt returned no plaintext');
-      return Buffer.from(res.plaintext, 'base64');
-    } catch (err) {
-      throw normalizeError(err, { service: 'kms', operation: 'Decrypt' });
-    }
+  override async encrypt(plaintext: Buffer): Promise<EncryptResult> {
+    const sealed = await super.encrypt(plaintext);
+    const version = sealed.annotations[KEY_VERSION_ANNOTATION] ?? Buffer.alloc(0);
+    return {
+      ciphertext: sealed.ciphertext,
+      keyId: this.keyId,
+      annotations: { [ACK_KEY_VERSION_ANNOTATION]: version },
+    };
   }
 }

@@ -1,13 +1,7 @@
 import type { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import type { CloudClients } from '../cloud/clients';
 import type { TargetCluster } from '../cluster/discovery';
-import {
-  judgeSealing,
-  MetricsUnreadable,
-  type SealingEvidence,
-  sampleApiServers,
-  unproven,
-} from '../cluster/sealing';
+import { readSealingEvidence, type SealingEvidence, unproven } from '../cluster/sealing';
 import { stateWriters } from '../cluster/state-writers';
 import { normalizeError } from '../errors';
 import type { ActionTrailEvent } from '../events/actiontrail';
@@ -99,14 +93,10 @@ async function coverage(core: CoreV1Api, keyVersionId: string, proven: boolean) 
 /** The API servers' evidence for the key's last rotation, or why there is none. */
 async function sealing(key: KeyInfo, options: AuditOptions): Promise<SealingEvidence> {
   if (!options.getRaw) return unproven("the audit was not given access to the API servers' /metrics");
-  const rotatedAt = new Date(key.lastRotationDate ? Date.parse(key.lastRotationDate) : 0);
-  try {
-    return judgeSealing(await sampleApiServers(options.getRaw), rotatedAt, key.keyId);
-  } catch (err) {
-    return unproven(
-      err instanceof MetricsUnreadable ? err.message : `GET /metrics failed: ${normalizeError(err).message}`,
-    );
-  }
+  // A key never rotated: any seed is sealed under its only version.
+  return readSealingEvidence(options.getRaw, key, new Date(0)).catch((err) =>
+    unproven(`GET /metrics failed: ${normalizeError(err).message}`),
+  );
 }
 
 /** Anyone else who can write the state ConfigMap can mark a version complete or forge a checkpoint. */

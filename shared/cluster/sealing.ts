@@ -185,3 +185,22 @@ export function unproven(why: string): SealingEvidence {
     apiServers: [],
   };
 }
+
+/**
+ * The API servers' evidence for a key's last rotation, as every caller reads it: sampled from `/metrics`
+ * and judged; `unproven` when they cannot be read (no RBAC, no KMS v2 metrics). Any other failure (a broken
+ * connection) is thrown: a guess would be a claim without proof.
+ */
+export async function readSealingEvidence(
+  getRaw: (path: string) => Promise<{ status: number; body: string }>,
+  key: { keyId: string; lastRotationDate?: string },
+  fallbackRotatedAt: Date,
+): Promise<SealingEvidence> {
+  const rotatedAt = key.lastRotationDate ? new Date(key.lastRotationDate) : fallbackRotatedAt;
+  try {
+    return judgeSealing(await sampleApiServers(getRaw), rotatedAt, key.keyId);
+  } catch (err) {
+    if (err instanceof MetricsUnreadable) return unproven(err.message);
+    throw err;
+  }
+}

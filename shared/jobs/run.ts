@@ -1,13 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { type Cluster, openCluster } from '../cluster/kube';
-import {
-  judgeSealing,
-  MetricsUnreadable,
-  type SealingEvidence,
-  sampleApiServers,
-  unproven,
-} from '../cluster/sealing';
+import { readSealingEvidence, type SealingEvidence, unproven } from '../cluster/sealing';
 import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import { normalizeError } from '../errors';
 import type { Strategy } from '../events/fields';
@@ -182,9 +176,8 @@ async function sealingEvidence(run: JobRun, key: KeyInfo): Promise<SealingEviden
   if (run.inv.config.reencrypt.proof !== 'metrics')
     return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
   try {
-    return judgeSealing(await sampleApiServers(run.cluster.getRaw), rotatedAt(run, key), key.keyId);
+    return await readSealingEvidence(run.cluster.getRaw, key, run.at.startedAt);
   } catch (err) {
-    if (err instanceof MetricsUnreadable) return unproven(err.message);
     throw normalizeError(err, { service: 'kubernetes', operation: 'GET /metrics' });
   }
 }

@@ -1,12 +1,6 @@
 import type { TargetCluster } from '../cluster/discovery';
 import { type Cluster, openCluster } from '../cluster/kube';
-import {
-  judgeSealing,
-  MetricsUnreadable,
-  type SealingEvidence,
-  sampleApiServers,
-  unproven,
-} from '../cluster/sealing';
+import { readSealingEvidence, type SealingEvidence, unproven } from '../cluster/sealing';
 import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
 import { normalizeError } from '../errors';
@@ -101,11 +95,9 @@ async function decide(
 /** The API servers' evidence for the key's current rotation, as the job reads it. */
 async function evidenceNow(kube: Cluster, config: Config, key: Key, now: number): Promise<SealingEvidence> {
   if (config.reencrypt.proof !== 'metrics') return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
-  const rotatedAt = new Date(key.lastRotationDate ? Date.parse(key.lastRotationDate) : now);
   try {
-    return judgeSealing(await sampleApiServers(kube.getRaw), rotatedAt, key.keyId);
+    return await readSealingEvidence(kube.getRaw, key, new Date(now));
   } catch (err) {
-    if (err instanceof MetricsUnreadable) return unproven(err.message);
     throw normalizeError(err, { service: 'kubernetes', operation: 'GET /metrics' });
   }
 }
