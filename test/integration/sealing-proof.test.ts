@@ -154,7 +154,9 @@ async function auditCoverage() {
   const run = await cli(['audit', '--out', mkdtempSync(join(tmpdir(), 'sealing-audit-')), '--json']);
   // Exit 1 when a check fails; the report is written either way.
   expect([0, 1], run.stderr).toContain(run.code);
-  const report = JSON.parse(run.lines.at(-1) ?? '{}') as AuditReport;
+  const last = run.lines.at(-1) ?? '';
+  expect(last.startsWith('{'), `no report on stdout; stderr: ${run.stderr.slice(-1500)}`).toBe(true);
+  const report = JSON.parse(last) as AuditReport;
   const cluster = report.clusters[0];
   return { check: cluster?.checks.find((c) => c.id === 'coverage'), coverage: cluster?.coverage };
 }
