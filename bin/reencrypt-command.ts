@@ -4,6 +4,7 @@ import { loadKubeConfig } from '../shared/cluster/kube';
 import { unproven } from '../shared/cluster/sealing';
 import { ConfigError, normalizeError } from '../shared/errors';
 import { etcdVerifier } from '../shared/etcd/verifier';
+import { STRATEGIES, type Strategy } from '../shared/events/fields';
 import { sweepCheckpointSchema } from '../shared/jobs/payload';
 import { redactString } from '../shared/log';
 import {
@@ -78,10 +79,12 @@ function writeAtomically(file: string, value: unknown): void {
 }
 
 /** `ack-kms-sentinel reencrypt`: the practical replacement of the vendor one-liner. */
+const isStrategy = (s: string): s is Strategy => (STRATEGIES as readonly string[]).includes(s);
+
 /** The flags that need no cluster, checked before anything is read. */
 function checkFlags(flags: ReencryptFlags) {
   const strategy = flags.strategy;
-  if (strategy !== 'annotate' && strategy !== 'stale-only') {
+  if (!isStrategy(strategy)) {
     throw new UsageError(`--strategy must be "annotate" or "stale-only" (got "${strategy}")`);
   }
   const concurrency = intFlag('concurrency', flags.concurrency, 1, 256);

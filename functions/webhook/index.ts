@@ -10,6 +10,7 @@ import {
   type HttpTriggerEvent,
   type HttpTriggerResponse,
   httpBodyBytes,
+  JOB_ID,
   type JobRequest,
   jsonResponse,
   parseHttpTriggerEvent,
@@ -237,7 +238,7 @@ const ROUTES: Route[] = [
     },
   },
   {
-    pattern: /^\/v1\/jobs\/([a-z0-9-]{1,80})$/,
+    pattern: new RegExp(`^/v1/jobs/(${JOB_ID.source.slice(1, -1)})$`),
     methods: {
       GET: async (m, { inv, s }) => {
         const jobId = m[1] ?? '';

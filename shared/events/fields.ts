@@ -46,6 +46,8 @@ export const CLUSTER_ID_CHARS = '[a-zA-Z0-9-]{1,64}';
 export const CLUSTER_ID = new RegExp(`^${CLUSTER_ID_CHARS}$`);
 export const KEY_ID = /^[A-Za-z0-9-_/:.]{1,256}$/;
 export const KEY_VERSION_ID = /^[A-Za-z0-9-]{1,128}$/;
+/** `rj-<cluster, lower-cased, ≤ 40>-<16 hex>`: a re-encryption job's id (`shared/jobs/payload.ts` jobIdFor). */
+export const JOB_ID = /^rj-[a-z0-9-]{1,40}-[0-9a-f]{16}$/;
 
 export const clusterIdField = z
   .string()

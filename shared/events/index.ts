@@ -4,6 +4,7 @@ export {
   CLUSTER_ID,
   CLUSTER_ID_CHARS,
   clusterIdField,
+  JOB_ID,
   KEY_ID,
   keyIdField,
   keyVersionIdField,

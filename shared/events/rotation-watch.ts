@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ActionTrailEvent } from './actiontrail';
 import { parseTrailCloudEvent } from './eventbridge';
-import { clusterIdField } from './fields';
+import { clusterIdField, JOB_ID } from './fields';
 import { parseWith } from './parse';
 import { parseTimerEvent, type TimerEvent } from './timer';
 
@@ -22,7 +22,7 @@ export const jobRequestSchema = z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('job-status'),
-      jobId: z.string().regex(/^rj-[a-z0-9-]{1,60}$/, 'must be a job id'),
+      jobId: z.string().regex(JOB_ID, 'must be a job id'),
     })
     .strict(),
 ]);

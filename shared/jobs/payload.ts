@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   clusterIdField,
   isoInstant,
+  JOB_ID,
   keyIdField,
   keyVersionIdField,
   nonEmpty,
@@ -73,7 +74,7 @@ export const jobPayloadSchema = z
     version: z.literal(JOB_PAYLOAD_VERSION, {
       message: `must be ${JOB_PAYLOAD_VERSION} (the job payload version)`,
     }),
-    jobId: z.string().regex(/^rj-[a-z0-9-]{1,40}-[0-9a-f]{16}$/, 'must be a job id made by jobIdFor()'),
+    jobId: z.string().regex(JOB_ID, 'must be a job id made by jobIdFor()'),
     clusterId: clusterIdField,
     keyId: keyIdField,
     keyVersionId: keyVersionIdField,

@@ -244,7 +244,7 @@ describe('the webhook API', () => {
   it('names the field of a bad body, and answers 405 with Allow', async () => {
     const bad = await call(request('POST', '/v1/clusters/c-web/reencrypt', '{"reason": 42}'));
     expect(bad.json.error?.message).toMatch(/^reason: /);
-    const wrong = await call(request('PUT', '/v1/jobs/abc'));
+    const wrong = await call(request('PUT', '/v1/jobs/rj-c1-0123456789abcdef'));
     expect(wrong.headers?.allow).toBe('GET');
   });
 
