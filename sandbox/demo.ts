@@ -158,7 +158,8 @@ async function waitForJob(
   completion = false,
 ): Promise<ClusterState> {
   let state: ClusterState = {};
-  for (let i = 0; i < 600; i++) {
+  const deadline = Date.now() + 180_000;
+  while (Date.now() < deadline) {
     await cloud.idle();
     const cm = await core
       .readNamespacedConfigMap({ namespace: info.stateNamespace, name: STATE_CONFIGMAP })
@@ -169,10 +170,18 @@ async function waitForJob(
       say('the API server proved a rewrite now would change nothing: the job waits for a new seed');
       return state;
     }
-    if (i % 10 === 9) say(`… job ${state.job?.phase ?? 'not started yet'}`);
-    await new Promise((r) => setTimeout(r, 500));
+    if (state.job?.keyVersionId === version && state.job.phase === 'failed')
+      throw new Error(`the re-encryption job failed: ${JSON.stringify(state.job.report ?? {})}`);
+    say(`… job ${state.job?.phase ?? 'not started yet'}`);
+    await new Promise((r) => setTimeout(r, 1_000));
   }
-  return state;
+  const tasks = [...cloud.functions.tasks.values()].map(
+    (t) =>
+      `${t.functionName} ${t.taskId} ${t.status}${t.errorMessage ? ` (${t.errorMessage.slice(0, 300)})` : ''}`,
+  );
+  throw new Error(
+    `the job did not get there in 180 s: ${JSON.stringify(state.job ?? {})}; tasks: ${tasks.join('; ')}`,
+  );
 }
 
 type Evidence = ReturnType<typeof summarize>;
