@@ -29,7 +29,11 @@ const args = new Set(process.argv.slice(2));
 const asJson = args.has('--json');
 const constantKeyId = args.has('--constant-key-id');
 const restart = args.has('--restart-control-plane');
-const SECRETS = 300;
+const secretsArg = process.argv.slice(2).find((a) => a.startsWith('--secrets='));
+/** How many Secrets to seed (`--secrets=<n>`, 1 to 5000; 300 by default). */
+const SECRETS = secretsArg ? Number(secretsArg.slice('--secrets='.length)) : 300;
+if (!Number.isInteger(SECRETS) || SECRETS < 1 || SECRETS > 5000)
+  throw new Error(`--secrets must be a whole number from 1 to 5000 (got ${secretsArg})`);
 const NAMESPACES = ['payments', 'orders', 'auth', 'helm-releases'];
 const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
 const inDemo = (s: { namespace: string }) => NAMESPACES.includes(s.namespace);

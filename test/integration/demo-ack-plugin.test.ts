@@ -8,19 +8,19 @@ import { runDemo } from '../helpers/demo';
  */
 describe('npm run demo -- --constant-key-id', () => {
   it('claims nothing: the API server proves a rewrite now would change nothing', async () => {
-    const { code, stderr, summary } = await runDemo(['--constant-key-id']);
+    const { code, stderr, summary } = await runDemo(['--constant-key-id', '--secrets=120']);
     expect(code, stderr.slice(-2000)).toBe(0);
     expect(summary).toMatchObject({
-      secrets: 300,
+      secrets: 120,
       claimedComplete: false,
       verdict: 'not-effective',
       rewritten: 0,
     });
     const [old] = Object.keys(summary.sealedByVersionBefore);
     expect(old).not.toBe(summary.newKeyVersion);
-    expect(summary.sealedByVersionBefore).toEqual({ [old ?? '']: 300 });
+    expect(summary.sealedByVersionBefore).toEqual({ [old ?? '']: 120 });
     expect(summary.sealedByVersionAfter, 'every Secret still sealed under the old version').toEqual({
-      [old ?? '']: 300,
+      [old ?? '']: 120,
     });
   });
 });
