@@ -27,8 +27,8 @@ export interface Policy {
 export const policyTemplate = (fn: FunctionName): Policy =>
   JSON.parse(readFileSync(join(root, 'deploy/ram', `${fn}.json`), 'utf8')) as Policy;
 
-/** The project's source files in a function's bundle: what its role must cover, and nothing else. */
-export function functionSources(fn: FunctionName): string[] {
+/** Every input of a function's bundle (project sources and node_modules), as esbuild bundles it. */
+export function bundleInputs(fn: FunctionName): string[] {
   const result = buildSync({
     entryPoints: [join(root, 'functions', fn, 'index.ts')],
     absWorkingDir: root,
@@ -40,8 +40,12 @@ export function functionSources(fn: FunctionName): string[] {
     external: ['proxy-agent', 'lz4-napi'],
     logLevel: 'silent',
   });
-  return Object.keys(result.metafile?.inputs ?? {}).filter((f) => /^(shared|functions)\//.test(f));
+  return Object.keys(result.metafile?.inputs ?? {});
 }
+
+/** The project's source files in a function's bundle: what its role must cover, and nothing else. */
+export const functionSources = (fn: FunctionName): string[] =>
+  bundleInputs(fn).filter((f) => /^(shared|functions)\//.test(f));
 
 export function renderPolicy(fn: FunctionName, env: Record<string, string | undefined>): Policy {
   const clusters = (env.SENTINEL_CLUSTER_IDS ?? '')

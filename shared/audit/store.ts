@@ -1,4 +1,4 @@
-import OSS from 'ali-oss';
+import type OSS from 'ali-oss';
 import type { CloudCredentials } from '../cloud/credentials';
 import type { EndpointOverride } from '../config';
 import type { AuditReport } from './report';
@@ -21,8 +21,10 @@ export interface ReportStore {
   latest(): Promise<AuditReport | undefined>;
 }
 
+/** The OSS client, loaded on first use (ali-oss and its encodings are large): a webhook call that reads no report pays nothing. */
 export function ossClient(options: ReportStoreOptions): OSS {
-  return new OSS({
+  const Client = require('ali-oss') as typeof OSS;
+  return new Client({
     accessKeyId: options.credentials.accessKeyId,
     accessKeySecret: options.credentials.accessKeySecret,
     ...(options.credentials.securityToken ? { stsToken: options.credentials.securityToken } : {}),

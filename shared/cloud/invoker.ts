@@ -1,6 +1,14 @@
 import { Readable } from 'node:stream';
 import type Fc from '@alicloud/fc20230330';
-import { InvokeFunctionHeaders, InvokeFunctionRequest, ListAsyncTasksRequest } from '@alicloud/fc20230330';
+import type { InvokeFunctionHeaders } from '@alicloud/fc20230330';
+
+/** The FC SDK's request models, loaded with the first call (the SDK is large): a cold start pays nothing. */
+const models = () =>
+  require('@alicloud/fc20230330') as Pick<
+    typeof import('@alicloud/fc20230330'),
+    'InvokeFunctionHeaders' | 'InvokeFunctionRequest' | 'ListAsyncTasksRequest'
+  >;
+
 import * as $dara from '@darabonba/typescript';
 import { normalizeError, SentinelError } from '../errors';
 
@@ -43,7 +51,7 @@ export function fcInvoker(fc: Fc): FunctionInvoker {
   const invoke = (functionName: string, payload: string, headers: InvokeFunctionHeaders) =>
     fc.invokeFunctionWithOptions(
       functionName,
-      new InvokeFunctionRequest({ body: Readable.from([Buffer.from(payload)]) }),
+      new (models().InvokeFunctionRequest)({ body: Readable.from([Buffer.from(payload)]) }),
       headers,
       runtime(),
     );
@@ -52,7 +60,7 @@ export function fcInvoker(fc: Fc): FunctionInvoker {
   };
   return {
     async invokeAsync(functionName, payload, options = {}) {
-      const headers = new InvokeFunctionHeaders({
+      const headers = new (models().InvokeFunctionHeaders)({
         xFcInvocationType: 'Async',
         ...(options.taskId ? { xFcAsyncTaskId: options.taskId } : {}),
       });
@@ -64,7 +72,7 @@ export function fcInvoker(fc: Fc): FunctionInvoker {
       const res = await invoke(
         functionName,
         payload,
-        new InvokeFunctionHeaders({ xFcInvocationType: 'Sync' }),
+        new (models().InvokeFunctionHeaders)({ xFcInvocationType: 'Sync' }),
       ).catch(fail('InvokeFunction'));
       const text = await readAll(res.body);
       const errorType = res.headers?.['x-fc-error-type'];
@@ -84,7 +92,7 @@ export function fcInvoker(fc: Fc): FunctionInvoker {
       return { requestId: res.headers?.['x-fc-request-id'], body };
     },
     async listTasks(functionName, { prefix, status }) {
-      const request = new ListAsyncTasksRequest({
+      const request = new (models().ListAsyncTasksRequest)({
         prefix,
         limit: 100,
         sortOrderByTime: 'desc',

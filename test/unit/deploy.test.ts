@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { checkDeployment, checkResolved, parseSpec, type Resolved } from '../../deploy/check';
 import {
+  bundleInputs,
   FUNCTIONS,
   type FunctionName,
   functionSources,
@@ -307,6 +308,25 @@ describe('least privilege', () => {
       .sort();
     expect(granted).toEqual(calledActions(functionSources(fn)));
   });
+
+  it.each(FUNCTIONS)(
+    'the %s bundle holds no typed KMS or CS client, and a Kubernetes client only where it reads a cluster',
+    (fn) => {
+      const modules = new Set(
+        bundleInputs(fn)
+          .filter((f) => f.startsWith('node_modules/'))
+          .map((f) =>
+            f
+              .split('/')
+              .slice(1, f.startsWith('node_modules/@') ? 3 : 2)
+              .join('/'),
+          ),
+      );
+      expect(modules.has('@alicloud/cs20151215'), 'the typed CS client (about 1 MB)').toBe(false);
+      expect(modules.has('@alicloud/kms20160120'), 'the typed KMS client').toBe(false);
+      expect(modules.has('@kubernetes/client-node')).toBe(!['webhook', 'trail-verify'].includes(fn));
+    },
+  );
 
   it('scopes what can be scoped: no kubeconfig for the webhook, the trail logstore, the report prefix, the clusters', () => {
     const actions = (fn: FunctionName) => policyTemplate(fn).Statement.flatMap((st) => st.Action);
