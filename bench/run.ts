@@ -9,7 +9,7 @@ import { startSandbox } from '../sandbox/index';
 import { ensureBinaries } from '../sandbox/k8s-bins';
 import { splitKeyId } from '../sandbox/kms-plugin/key-provider';
 import { readSecretEvidence } from '../shared/etcd/evidence';
-import { type BundleRow, measureBundles } from './bundles';
+import { measureBaselines, measureBundles, renderBundles } from './bundles';
 import { coreApiFor, pool } from './cluster';
 import { type Measurement, measure } from './measure';
 import { runTrailBench } from './trail';
@@ -84,8 +84,9 @@ async function main(): Promise<void> {
   if (args.includes('--bundles-only')) {
     spawnSync('bash', [join(__dirname, '..', 'deploy', 'build.sh')], { stdio: 'inherit' });
     const bundles = measureBundles();
-    process.stderr.write(`\n${renderBundles(bundles)}\n`);
-    if (asJson) process.stdout.write(`${JSON.stringify({ bundles })}\n`);
+    const baselines = measureBaselines();
+    process.stderr.write(`\n${renderBundles(bundles, baselines)}\n`);
+    if (asJson) process.stdout.write(`${JSON.stringify({ bundles, baselines })}\n`);
     return;
   }
   log('trail-verify: 10,000 ActionTrail events');
@@ -251,7 +252,7 @@ async function main(): Promise<void> {
     };
   });
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Kubernetes v${binaries.version}`;
-  const markdown = `${render(rows, summary, concurrencyRows, machine)}\n\n${renderBundles(measureBundles())}\n\ntrail-verify on a batch of 10,000 ActionTrail events:\n\n${[
+  const markdown = `${render(rows, summary, concurrencyRows, machine)}\n\n${renderBundles(measureBundles(), measureBaselines())}\n\ntrail-verify on a batch of 10,000 ActionTrail events:\n\n${[
     '| stage | events/s | time (ms) |',
     '|---|---|---|',
     ...trailRows.map((r) => `| ${r.stage} | ${r.perSecond} | ${r.ms} |`),
@@ -315,19 +316,6 @@ function render(
     table(
       ['--concurrency', 'Secrets/s', 'wall time (ms)'],
       concurrency.map((c) => [c.concurrency, c.perSecond, c.wallMs]),
-    ),
-  ].join('\n');
-}
-
-function renderBundles(rows: BundleRow[]): string {
-  return [
-    'Function bundles (`npm run build`, esbuild, minified CommonJS):',
-    '',
-    '| function | bundle | gzip | cold require (median of 5) |',
-    '|---|---|---|---|',
-    ...rows.map(
-      (r) =>
-        `| ${r.fn} | ${(r.bytes / 2 ** 20).toFixed(1)} MiB | ${(r.gzipBytes / 2 ** 20).toFixed(2)} MiB | ${r.coldRequireMs} ms |`,
     ),
   ].join('\n');
 }
