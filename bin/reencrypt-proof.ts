@@ -38,7 +38,7 @@ export async function cliProof(
   if (!cluster?.encryptionEnabled || !cluster.keyId)
     throw new UsageError(`cluster ${flags.clusterId}: not found, or its Secret encryption is off`);
   const key = await describeKey(clients, cluster.keyId);
-  const evidence = await readSealingEvidence((p) => getRaw(kc, p), key, new Date(0));
+  const evidence = await readSealingEvidence((p) => getRaw(kc, p), key);
   if (evidence.verdict === 'not-effective' && !flags.force)
     throw new SentinelError('permanent', `not effective: ${evidence.reason} (--force sweeps anyway)`, {
       code: 'NotEffective',

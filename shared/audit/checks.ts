@@ -94,7 +94,7 @@ async function coverage(core: CoreV1Api, keyVersionId: string, proven: boolean) 
 async function sealing(key: KeyInfo, options: AuditOptions): Promise<SealingEvidence> {
   if (!options.getRaw) return unproven("the audit was not given access to the API servers' /metrics");
   // A key never rotated: any seed is sealed under its only version.
-  return readSealingEvidence(options.getRaw, key, new Date(0)).catch((err) =>
+  return readSealingEvidence(options.getRaw, key).catch((err) =>
     unproven(`GET /metrics failed: ${normalizeError(err).message}`),
   );
 }

@@ -55,12 +55,16 @@ const STATUS_INTERVAL_MS = 70_000;
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 
-/** One API server's answer to `GET /metrics` (Prometheus text format); undefined without envelope metrics. */
+/**
+ * One API server's answer to `GET /metrics` (Prometheus text format); undefined without envelope metrics.
+ * Each KMS provider records its own Status key ids: only the provider that encrypts writes counts (the one
+ * with `to_storage` writes, or the only one); with several and no writes yet, none can be told apart.
+ */
 export function parseApiServerMetrics(text: string): ApiServerSample | undefined {
   let startedAt: Date | undefined;
   let apiServerIdHash: string | undefined;
-  const statusKeyIds: ApiServerSample['statusKeyIds'] = [];
-  const writes: Record<string, number> = {};
+  const status = new Map<string, ApiServerSample['statusKeyIds']>();
+  const writes = new Map<string, Record<string, number>>();
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
     const m = LINE.exec(line);
@@ -76,18 +80,39 @@ export function parseApiServerMetrics(text: string): ApiServerSample | undefined
     const labels = Object.fromEntries([...rawLabels.matchAll(LABEL)].map((l) => [l[1], l[2]]));
     if (!labels.key_id_hash || !labels.apiserver_id_hash) continue;
     apiServerIdHash = labels.apiserver_id_hash;
-    if (name === STATUS) statusKeyIds.push({ keyIdHash: labels.key_id_hash, last: new Date(value * 1000) });
-    else if (labels.transformation_type === 'to_storage')
-      writes[labels.key_id_hash] = (writes[labels.key_id_hash] ?? 0) + value;
+    const provider = labels.provider_name ?? '';
+    if (name === STATUS) {
+      const list = status.get(provider) ?? [];
+      list.push({ keyIdHash: labels.key_id_hash, last: new Date(value * 1000) });
+      status.set(provider, list);
+    } else if (labels.transformation_type === 'to_storage') {
+      const w = writes.get(provider) ?? {};
+      w[labels.key_id_hash] = (w[labels.key_id_hash] ?? 0) + value;
+      writes.set(provider, w);
+    }
   }
+  const provider = writingProvider(status, writes);
+  const statusKeyIds = provider === undefined ? [] : (status.get(provider) ?? []);
   if (!apiServerIdHash || !startedAt || statusKeyIds.length === 0) return undefined;
-  return { apiServerIdHash, startedAt, statusKeyIds, writes };
+  return { apiServerIdHash, startedAt, statusKeyIds, writes: (provider && writes.get(provider)) || {} };
+}
+
+/** The KMS provider that encrypts this API server's writes: the only one, or the one with writes. */
+function writingProvider(
+  status: Map<string, unknown>,
+  writes: Map<string, Record<string, number>>,
+): string | undefined {
+  const providers = [...status.keys()];
+  if (providers.length === 1) return providers[0];
+  const total = (p: string) => Object.values(writes.get(p) ?? {}).reduce((n, v) => n + v, 0);
+  const writing = providers.filter((p) => total(p) > 0);
+  return writing.length === 1 ? writing[0] : undefined;
 }
 
 export interface SampleOptions {
-  /** Calls at most (default 12). */
+  /** Calls at most (default 8). */
   maxSamples?: number;
-  /** Stop after this many calls in a row show no API server not seen before (default 5). */
+  /** Stop after this many calls in a row show no API server not seen before (default 3). */
   quietAfter?: number;
 }
 
@@ -102,9 +127,11 @@ export async function sampleApiServers(
 ): Promise<ApiServerSample[]> {
   const seen = new Map<string, ApiServerSample>();
   let quiet = 0;
-  for (let i = 0; i < (options.maxSamples ?? 12) && quiet < (options.quietAfter ?? 5); i++) {
+  for (let i = 0; i < (options.maxSamples ?? 8) && quiet < (options.quietAfter ?? 3); i++) {
     const res = await getRaw('/metrics');
-    if (res.status !== 200) throw new MetricsUnreadable(res.status);
+    // Not allowed, or not served: nothing can be proven. Anything else (5xx, 429, 401) is a failure to retry.
+    if (res.status === 403 || res.status === 404) throw new MetricsUnreadable(res.status);
+    if (res.status !== 200) throw new Error(`GET /metrics answered HTTP ${res.status}`);
     const sample = parseApiServerMetrics(res.body);
     if (!sample) throw new MetricsUnreadable(200, 'the API server reports no KMS v2 envelope metrics');
     quiet = seen.has(sample.apiServerIdHash) ? quiet + 1 : 0;
@@ -194,9 +221,11 @@ export function unproven(why: string): SealingEvidence {
 export async function readSealingEvidence(
   getRaw: (path: string) => Promise<{ status: number; body: string }>,
   key: { keyId: string; lastRotationDate?: string },
-  fallbackRotatedAt: Date,
 ): Promise<SealingEvidence> {
-  const rotatedAt = key.lastRotationDate ? new Date(key.lastRotationDate) : fallbackRotatedAt;
+  // A key never rotated has one version: every seed is sealed under it. An unreadable date proves nothing.
+  const rotatedAt = key.lastRotationDate ? new Date(key.lastRotationDate) : new Date(0);
+  if (Number.isNaN(rotatedAt.getTime()))
+    return unproven(`the key's LastRotationDate "${key.lastRotationDate}" is not a date`);
   try {
     return judgeSealing(await sampleApiServers(getRaw), rotatedAt, key.keyId);
   } catch (err) {

@@ -127,6 +127,9 @@ function begin(job: JobPayload, inv: Invocation, s: Services, cluster: Cluster):
 async function alreadyComplete(run: JobRun): Promise<RunResult | undefined> {
   const state = await run.store.get();
   if (state.completedKeyVersion !== run.job.keyVersionId) return undefined;
+  // A completion without proof, now that the API servers prove a rewrite re-seals: sweep (marks with proof
+  // are skipped) and complete with proof, so the starter stops restarting it.
+  if (state.completedProof !== 'proven' && run.evidence.verdict === 'effective') return undefined;
   const missing = await unmarked(run);
   if (missing === 0) {
     run.log.info('already complete for this key version');
@@ -176,7 +179,7 @@ async function sealingEvidence(run: JobRun, key: KeyInfo): Promise<SealingEviden
   if (run.inv.config.reencrypt.proof !== 'metrics')
     return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
   try {
-    return await readSealingEvidence(run.cluster.getRaw, key, run.at.startedAt);
+    return await readSealingEvidence(run.cluster.getRaw, key);
   } catch (err) {
     throw normalizeError(err, { service: 'kubernetes', operation: 'GET /metrics' });
   }

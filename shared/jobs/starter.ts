@@ -40,7 +40,7 @@ export async function startReencryptJob(
     const store = configMapStateStore(kube.core, config.stateNamespace);
     const state = await store.load();
     const job = { jobId, keyVersionId: key.primaryKeyVersion };
-    const decision = await decide(state, job, config, now, () => evidenceNow(kube, config, key, now));
+    const decision = await decide(state, job, config, now, () => evidenceNow(kube, config, key));
     if (typeof decision === 'string') return { outcome: decision, jobId };
     attempt = decision.attempt;
     const started = await claimAndInvoke(s, config, store, state, {
@@ -93,10 +93,10 @@ async function decide(
 }
 
 /** The API servers' evidence for the key's current rotation, as the job reads it. */
-async function evidenceNow(kube: Cluster, config: Config, key: Key, now: number): Promise<SealingEvidence> {
+async function evidenceNow(kube: Cluster, config: Config, key: Key): Promise<SealingEvidence> {
   if (config.reencrypt.proof !== 'metrics') return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
   try {
-    return await readSealingEvidence(kube.getRaw, key, new Date(now));
+    return await readSealingEvidence(kube.getRaw, key);
   } catch (err) {
     throw normalizeError(err, { service: 'kubernetes', operation: 'GET /metrics' });
   }

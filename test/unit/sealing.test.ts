@@ -4,6 +4,7 @@ import {
   keyIdHash,
   MetricsUnreadable,
   parseApiServerMetrics,
+  readSealingEvidence,
   sampleApiServers,
 } from '../../shared/cluster/sealing';
 
@@ -128,6 +129,35 @@ describe('the API servers’ sealing evidence', () => {
     expect(judgeSealing(sample ? [sample] : [], ROTATED, CMK).verdict).toBe('not-effective');
   });
 
+  it('with two KMS providers (a key migration), judges only the one that encrypts writes', () => {
+    const statusLine = (provider: string, keyId: string, last: string) =>
+      `apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds{apiserver_id_hash="${API_A}",key_id_hash="${keyIdHash(keyId)}",provider_name="${provider}"} ${t(last)}`;
+    const text = [
+      // The reading provider's key ids change every minute in this story; the writing one's never did.
+      statusLine('old', 'other-key/1', '2026-12-01T09:59:50Z'),
+      statusLine('old', 'other-key/2', '2026-12-01T10:05:00Z'),
+      statusLine('ack', CMK, '2026-12-01T10:05:00Z'),
+      `apiserver_envelope_encryption_key_id_hash_total{apiserver_id_hash="${API_A}",key_id_hash="${keyIdHash(CMK)}",provider_name="ack",transformation_type="to_storage"} 12`,
+      `process_start_time_seconds ${t('2026-12-01T09:00:00Z')}`,
+    ].join('\n');
+    const sample = parseApiServerMetrics(text);
+    expect(sample?.statusKeyIds).toEqual([
+      { keyIdHash: keyIdHash(CMK), last: new Date('2026-12-01T10:05:00Z') },
+    ]);
+    expect(judgeSealing(sample ? [sample] : [], ROTATED, CMK).verdict).toBe('not-effective');
+    // Without writes yet, two providers cannot be told apart: nothing is proven.
+    expect(parseApiServerMetrics(text.replace(/.*to_storage.*\n/, ''))).toBeUndefined();
+  });
+
+  it('a never-rotated key is sealed under its only version; an unreadable rotation date proves nothing', async () => {
+    const body = metrics({ start: '2026-12-01T09:00:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] });
+    const getRaw = async () => ({ status: 200, body });
+    expect((await readSealingEvidence(getRaw, { keyId: CMK })).verdict).toBe('effective');
+    expect((await readSealingEvidence(getRaw, { keyId: CMK, lastRotationDate: 'yesterday' })).verdict).toBe(
+      'unproven',
+    );
+  });
+
   it('samples on new connections until no new API server answers; refuses what it cannot read', async () => {
     const bodies = [API_A, API_B, API_A, API_B, API_A, API_A, API_B, API_A, API_B].map((api) =>
       metrics({ api, start: '2026-12-01T09:00:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] }),
@@ -141,6 +171,10 @@ describe('the API servers’ sealing evidence', () => {
     await expect(sampleApiServers(async () => ({ status: 403, body: 'forbidden' }))).rejects.toBeInstanceOf(
       MetricsUnreadable,
     );
+    // A failing API server is not "nothing to prove": it is thrown, and the invocation retried.
+    const failing = sampleApiServers(async () => ({ status: 503, body: 'unavailable' }));
+    await expect(failing).rejects.toThrow(/HTTP 503/);
+    await expect(failing).rejects.not.toBeInstanceOf(MetricsUnreadable);
     await expect(sampleApiServers(async () => ({ status: 200, body: '# nothing\n' }))).rejects.toThrow(
       /no KMS v2 envelope metrics/,
     );
