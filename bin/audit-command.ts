@@ -6,7 +6,7 @@ import { buildReport, renderHtml, summaryText } from '../shared/audit/report';
 import { createCloudClients } from '../shared/cloud/clients';
 import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
-import { getRaw, loadKubeConfig } from '../shared/cluster/kube';
+import { apiServerIdentities, getRaw, loadKubeConfig } from '../shared/cluster/kube';
 import { loadConfig } from '../shared/config';
 import { keyVersionCensus, kubernetesSecretStore } from '../shared/reencrypt/secrets-api';
 import { UsageError } from './output';
@@ -81,6 +81,7 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
           rbac: kc.makeApiClient(RbacAuthorizationV1Api),
           stateNamespace: config.stateNamespace,
           getRaw: (path) => getRaw(kc, path),
+          apiServerIdentities: () => apiServerIdentities(kc),
         }),
       ];
     } else {

@@ -2,7 +2,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { createCloudClients } from '../shared/cloud/clients';
 import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
-import { getRaw } from '../shared/cluster/kube';
+import { apiServerIdentities, getRaw } from '../shared/cluster/kube';
 import { readSealingEvidence, type SealingEvidence } from '../shared/cluster/sealing';
 import { loadConfig } from '../shared/config';
 import { SentinelError } from '../shared/errors';
@@ -38,7 +38,7 @@ export async function cliProof(
   if (!cluster?.encryptionEnabled || !cluster.keyId)
     throw new UsageError(`cluster ${flags.clusterId}: not found, or its Secret encryption is off`);
   const key = await describeKey(clients, cluster.keyId);
-  const evidence = await readSealingEvidence((p) => getRaw(kc, p), key);
+  const evidence = await readSealingEvidence((p) => getRaw(kc, p), key, await apiServerIdentities(kc));
   if (evidence.verdict === 'not-effective' && !flags.force)
     throw new SentinelError('permanent', `not effective: ${evidence.reason} (--force sweeps anyway)`, {
       code: 'NotEffective',

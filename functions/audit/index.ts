@@ -49,7 +49,12 @@ export async function audit(
         await auditCluster(s.clients, cluster, kube?.core, {
           ...options,
           ...(kube
-            ? { rbac: kube.rbac, stateNamespace: inv.config.stateNamespace, getRaw: kube.getRaw }
+            ? {
+                rbac: kube.rbac,
+                stateNamespace: inv.config.stateNamespace,
+                getRaw: kube.getRaw,
+                apiServerIdentities: kube.apiServerIdentities,
+              }
             : {}),
         }),
       );

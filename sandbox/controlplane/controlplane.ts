@@ -253,6 +253,8 @@ export class ControlPlane {
       ['/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', objects.clusterRoleBinding],
       [`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, objects.role],
       [`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, objects.roleBinding],
+      ['/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/roles', objects.identityRole],
+      ['/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings', objects.identityRoleBinding],
     ];
     for (const [path, body] of steps) {
       const res = await this.adminRequest('POST', path, body);

@@ -50,6 +50,8 @@ export interface ClusterAudit {
 export interface AuditOptions {
   /** A GET of `/metrics` on the cluster (new connection each call): the API servers' sealing evidence. */
   getRaw?: (path: string) => Promise<{ status: number; body: string }>;
+  /** The live API servers' identities (their leases), so the evidence is read from each. */
+  apiServerIdentities?: () => Promise<string[] | undefined>;
   /** For the check of who else can write the state ConfigMap. */
   rbac?: RbacAuthorizationV1Api;
   stateNamespace?: string;
@@ -92,10 +94,11 @@ async function coverage(core: CoreV1Api, keyVersionId: string, proven: boolean) 
 
 /** The API servers' evidence for the key's last rotation, or why there is none. */
 async function sealing(key: KeyInfo, options: AuditOptions): Promise<SealingEvidence> {
-  if (!options.getRaw) return unproven("the audit was not given access to the API servers' /metrics");
-  // A key never rotated: any seed is sealed under its only version.
-  return readSealingEvidence(options.getRaw, key).catch((err) =>
-    unproven(`GET /metrics failed: ${normalizeError(err).message}`),
+  const { getRaw } = options;
+  if (!getRaw) return unproven("the audit was not given access to the API servers' /metrics");
+  const read = async () => readSealingEvidence(getRaw, key, await options.apiServerIdentities?.());
+  return read().catch((err) =>
+    unproven(`reading the API servers' evidence failed: ${normalizeError(err).message}`),
   );
 }
 

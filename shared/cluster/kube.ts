@@ -1,6 +1,13 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
-import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type RequestContext } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoordinationV1Api,
+  CoreV1Api,
+  KubeConfig,
+  RbacAuthorizationV1Api,
+  type RequestContext,
+} from '@kubernetes/client-node';
 import { ConfigError } from '../errors';
 
 /**
@@ -122,6 +129,8 @@ export interface Cluster {
    * call may reach another API server.
    */
   getRaw(path: string): Promise<{ status: number; body: string }>;
+  /** The identities of the live API servers (their kube-system leases); undefined when not readable. */
+  apiServerIdentities(): Promise<string[] | undefined>;
   close(): void;
 }
 
@@ -132,8 +141,34 @@ export function openCluster(kubeconfig: string): Cluster {
     core: kc.makeApiClient(CoreV1Api),
     rbac: kc.makeApiClient(RbacAuthorizationV1Api),
     getRaw: (path) => getRaw(kc, path),
+    apiServerIdentities: () => apiServerIdentities(kc),
     close: () => kc.close(),
   };
+}
+
+/**
+ * Every API server keeps a lease named after its identity in kube-system (label
+ * `apiserver.kubernetes.io/identity=kube-apiserver`, k8s.io/apiserver `pkg/server/config.go`); the live ones
+ * (renewed within their duration) are the API servers behind the cluster's address. Undefined when the
+ * leases cannot be listed (no RBAC): the evidence is then sampled without knowing how many there are.
+ */
+export async function apiServerIdentities(kc: KubeConfig, now = Date.now()): Promise<string[] | undefined> {
+  try {
+    const leases = await kc.makeApiClient(CoordinationV1Api).listNamespacedLease({
+      namespace: 'kube-system',
+      labelSelector: 'apiserver.kubernetes.io/identity=kube-apiserver',
+    });
+    return leases.items
+      .filter((l) => {
+        const renewed = l.spec?.renewTime ? new Date(l.spec.renewTime).getTime() : 0;
+        return renewed + (l.spec?.leaseDurationSeconds ?? 3600) * 1000 > now;
+      })
+      .map((l) => l.metadata?.name ?? '')
+      .filter(Boolean);
+  } catch (err) {
+    if (err instanceof ApiException && (err.code === 403 || err.code === 404)) return undefined;
+    throw err;
+  }
 }
 
 /** A GET of a non-resource path on a new connection (see `Cluster.getRaw`). */

@@ -8,6 +8,8 @@
  *   so the audit can name every subject that could write the state ConfigMap (forge a job's progress).
  * - `get` on the non-resource URL `/metrics`: the API servers' own evidence of the seed they encrypt with
  *   (shared/cluster/sealing.ts). Without it the suite says "unproven", never "pass".
+ * - `list` on leases in `kube-system` only: each API server's identity lease, so the evidence is read from
+ *   every API server behind the cluster's address, not from those a few samples happened to reach.
  */
 export const SENTINEL_USER = 'ack-kms-sentinel';
 
@@ -21,6 +23,10 @@ export const SECRET_RULES: PolicyRule[] = [
   { apiGroups: [RBAC_GROUP], resources: ['clusterroles', 'clusterrolebindings'], verbs: ['list'] },
   { nonResourceURLs: ['/metrics'], verbs: ['get'] },
 ];
+export const IDENTITY_NAMESPACE = 'kube-system';
+export const IDENTITY_RULES: PolicyRule[] = [
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['list'] },
+];
 export const STATE_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update'] },
   { apiGroups: [RBAC_GROUP], resources: ['roles', 'rolebindings'], verbs: ['list'] },
@@ -31,6 +37,8 @@ export interface RbacObjects {
   clusterRoleBinding: Record<string, unknown>;
   role: Record<string, unknown>;
   roleBinding: Record<string, unknown>;
+  identityRole: Record<string, unknown>;
+  identityRoleBinding: Record<string, unknown>;
 }
 
 export function rbacObjects(
@@ -68,6 +76,23 @@ export function rbacObjects(
       kind: 'RoleBinding',
       metadata: { name: 'ack-kms-sentinel-state', namespace: stateNamespace, labels },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'ack-kms-sentinel-state' },
+      subjects,
+    },
+    identityRole: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'ack-kms-sentinel-apiserver-identity', namespace: IDENTITY_NAMESPACE, labels },
+      rules: IDENTITY_RULES,
+    },
+    identityRoleBinding: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'ack-kms-sentinel-apiserver-identity', namespace: IDENTITY_NAMESPACE, labels },
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'Role',
+        name: 'ack-kms-sentinel-apiserver-identity',
+      },
       subjects,
     },
   };

@@ -114,6 +114,11 @@ export interface SampleOptions {
   maxSamples?: number;
   /** Stop after this many calls in a row show no API server not seen before (default 3). */
   quietAfter?: number;
+  /**
+   * The `apiserver_id_hash` of every live API server (from their identity leases): sample until each has
+   * answered, up to 4 calls per API server; one that never answers leaves the evidence unproven.
+   */
+  expected?: string[];
 }
 
 /**
@@ -126,8 +131,12 @@ export async function sampleApiServers(
   options: SampleOptions = {},
 ): Promise<ApiServerSample[]> {
   const seen = new Map<string, ApiServerSample>();
+  const expected = options.expected?.length ? new Set(options.expected) : undefined;
+  const maxSamples = expected ? Math.max(8, 4 * expected.size) : (options.maxSamples ?? 8);
+  const done = (quiet: number) =>
+    expected ? [...expected].every((id) => seen.has(id)) : quiet >= (options.quietAfter ?? 3);
   let quiet = 0;
-  for (let i = 0; i < (options.maxSamples ?? 8) && quiet < (options.quietAfter ?? 3); i++) {
+  for (let i = 0; i < maxSamples && !done(quiet); i++) {
     const res = await getRaw('/metrics');
     // Not allowed, or not served: nothing can be proven. Anything else (5xx, 429, 401) is a failure to retry.
     if (res.status === 403 || res.status === 404) throw new MetricsUnreadable(res.status);
@@ -137,6 +146,12 @@ export async function sampleApiServers(
     quiet = seen.has(sample.apiServerIdHash) ? quiet + 1 : 0;
     seen.set(sample.apiServerIdHash, sample);
   }
+  const missing = expected ? [...expected].filter((id) => !seen.has(id)) : [];
+  if (missing.length > 0)
+    throw new MetricsUnreadable(
+      200,
+      `${missing.length} of ${expected?.size} API server(s) never answered /metrics in ${maxSamples} tries`,
+    );
   return [...seen.values()];
 }
 
@@ -152,6 +167,7 @@ export class MetricsUnreadable extends Error {
   }
 }
 
+/** What kube-apiserver's metrics call an id: `sha256:<hex>` (key ids and API server identities alike). */
 export const keyIdHash = (keyId: string): string =>
   `sha256:${createHash('sha256').update(keyId).digest('hex')}`;
 
@@ -221,13 +237,16 @@ export function unproven(why: string): SealingEvidence {
 export async function readSealingEvidence(
   getRaw: (path: string) => Promise<{ status: number; body: string }>,
   key: { keyId: string; lastRotationDate?: string },
+  /** The live API servers' identities (their leases), when they can be listed. */
+  identities?: string[],
 ): Promise<SealingEvidence> {
   // A key never rotated has one version: every seed is sealed under it. An unreadable date proves nothing.
   const rotatedAt = key.lastRotationDate ? new Date(key.lastRotationDate) : new Date(0);
   if (Number.isNaN(rotatedAt.getTime()))
     return unproven(`the key's LastRotationDate "${key.lastRotationDate}" is not a date`);
   try {
-    return judgeSealing(await sampleApiServers(getRaw), rotatedAt, key.keyId);
+    const expected = identities?.map(keyIdHash);
+    return judgeSealing(await sampleApiServers(getRaw, expected ? { expected } : {}), rotatedAt, key.keyId);
   } catch (err) {
     if (err instanceof MetricsUnreadable) return unproven(err.message);
     throw err;

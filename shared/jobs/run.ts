@@ -179,7 +179,7 @@ async function sealingEvidence(run: JobRun, key: KeyInfo): Promise<SealingEviden
   if (run.inv.config.reencrypt.proof !== 'metrics')
     return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
   try {
-    return await readSealingEvidence(run.cluster.getRaw, key);
+    return await readSealingEvidence(run.cluster.getRaw, key, await run.cluster.apiServerIdentities());
   } catch (err) {
     throw normalizeError(err, { service: 'kubernetes', operation: 'GET /metrics' });
   }

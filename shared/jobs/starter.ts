@@ -96,7 +96,7 @@ async function decide(
 async function evidenceNow(kube: Cluster, config: Config, key: Key): Promise<SealingEvidence> {
   if (config.reencrypt.proof !== 'metrics') return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
   try {
-    return await readSealingEvidence(kube.getRaw, key);
+    return await readSealingEvidence(kube.getRaw, key, await kube.apiServerIdentities());
   } catch (err) {
     throw normalizeError(err, { service: 'kubernetes', operation: 'GET /metrics' });
   }

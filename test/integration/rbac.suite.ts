@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import {
   ApiException,
+  CoordinationV1Api,
   PatchStrategy,
   RbacAuthorizationV1Api,
   setHeaderOptions,
@@ -8,6 +9,7 @@ import {
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openCluster } from '../../shared/cluster/kube';
 import { rbacObjects } from '../../shared/cluster/rbac';
+import { keyIdHash, parseApiServerMetrics } from '../../shared/cluster/sealing';
 import { coreApi, kubeConfig, sandboxInfo } from '../helpers/sandbox';
 
 const NS = 'rbac-check';
@@ -46,7 +48,11 @@ describe('the least-privileged kubeconfig', () => {
     const granted = {
       cluster: (await rbac.readClusterRole({ name: nameOf(objects.clusterRole) })).rules,
       state: (await rbac.readNamespacedRole({ name: nameOf(objects.role), namespace: state })).rules,
+      identity: (
+        await rbac.readNamespacedRole({ name: nameOf(objects.identityRole), namespace: 'kube-system' })
+      ).rules,
     };
+
     const rbacGroup = 'rbac.authorization.k8s.io';
     expect(granted).toEqual({
       cluster: [
@@ -58,6 +64,7 @@ describe('the least-privileged kubeconfig', () => {
         { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update'] },
         { apiGroups: [rbacGroup], resources: ['roles', 'rolebindings'], verbs: ['list'] },
       ],
+      identity: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['list'] }],
     });
   });
 
@@ -86,10 +93,13 @@ describe('the least-privileged kubeconfig', () => {
         }),
       ),
     ).toBe(200);
-    const metrics = await openCluster(readFileSync(sandboxInfo().restrictedKubeconfig, 'utf8')).getRaw(
-      '/metrics',
-    );
+    const cluster = openCluster(readFileSync(sandboxInfo().restrictedKubeconfig, 'utf8'));
+    const metrics = await cluster.getRaw('/metrics');
     expect(metrics.status, 'get /metrics: the API servers’ sealing evidence').toBe(200);
+    // The API servers' identity leases name exactly the API servers whose metrics answer.
+    const identities = await cluster.apiServerIdentities();
+    expect(identities).toHaveLength(1);
+    expect(parseApiServerMetrics(metrics.body)?.apiServerIdHash).toBe(keyIdHash(identities?.[0] ?? ''));
     const cm = await api.readNamespacedConfigMap({ namespace: state, name: 'job-1' });
     cm.data = { p: '2' };
     expect(await status(api.replaceNamespacedConfigMap({ namespace: state, name: 'job-1', body: cm }))).toBe(
@@ -118,6 +128,10 @@ describe('the least-privileged kubeconfig', () => {
       'delete a state ConfigMap': () => api.deleteNamespacedConfigMap({ namespace: state, name: 'job-1' }),
       'list namespaces': () => api.listNamespace(),
       'list pods': () => api.listPodForAllNamespaces(),
+      'list leases outside kube-system': async () => {
+        const kc = kubeConfig(sandboxInfo().restrictedKubeconfig);
+        await kc.makeApiClient(CoordinationV1Api).listNamespacedLease({ namespace: 'default' });
+      },
       'get another non-resource URL than /metrics': async () => {
         const cluster = openCluster(readFileSync(sandboxInfo().restrictedKubeconfig, 'utf8'));
         const res = await cluster.getRaw('/metrics/slis');

@@ -368,6 +368,13 @@ describe('least privilege', () => {
   it('the RBAC manifest is the registry the sandbox applies', () => {
     const docs = parseAllDocuments(read('deploy/rbac.yaml')).map((d) => d.toJSON());
     const o = rbacObjects('ack-kms-sentinel');
-    expect(docs.slice(1)).toEqual([o.clusterRole, o.clusterRoleBinding, o.role, o.roleBinding]);
+    expect(docs.slice(1)).toEqual([
+      o.clusterRole,
+      o.clusterRoleBinding,
+      o.role,
+      o.roleBinding,
+      o.identityRole,
+      o.identityRoleBinding,
+    ]);
   });
 });

@@ -171,6 +171,18 @@ describe('the API servers’ sealing evidence', () => {
     await expect(sampleApiServers(async () => ({ status: 403, body: 'forbidden' }))).rejects.toBeInstanceOf(
       MetricsUnreadable,
     );
+    // Knowing the API servers (their identity leases): sampled until each has answered; one that never does
+    // leaves nothing proven.
+    calls = 0;
+    const known = await sampleApiServers(async () => ({ status: 200, body: bodies[calls++] ?? '' }), {
+      expected: [API_A, API_B],
+    });
+    expect(known.map((s) => s.apiServerIdHash).sort()).toEqual([API_A, API_B].sort());
+    expect(calls, 'stops as soon as both answered').toBe(2);
+    const onlyA = metrics({ start: '2026-12-01T09:00:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] });
+    await expect(
+      sampleApiServers(async () => ({ status: 200, body: onlyA }), { expected: [API_A, API_B] }),
+    ).rejects.toThrow(/1 of 2 API server\(s\) never answered \/metrics in 8 tries/);
     // A failing API server is not "nothing to prove": it is thrown, and the invocation retried.
     const failing = sampleApiServers(async () => ({ status: 503, body: 'unavailable' }));
     await expect(failing).rejects.toThrow(/HTTP 503/);
