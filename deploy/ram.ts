@@ -27,8 +27,12 @@ export interface Policy {
 export const policyTemplate = (fn: FunctionName): Policy =>
   JSON.parse(readFileSync(join(root, 'deploy/ram', `${fn}.json`), 'utf8')) as Policy;
 
-/** Every input of a function's bundle (project sources and node_modules), as esbuild bundles it. */
+const inputsOf = new Map<FunctionName, string[]>();
+
+/** Every input of a function's bundle (project sources and node_modules), as esbuild bundles it (once). */
 export function bundleInputs(fn: FunctionName): string[] {
+  const known = inputsOf.get(fn);
+  if (known) return known;
   const result = buildSync({
     entryPoints: [join(root, 'functions', fn, 'index.ts')],
     absWorkingDir: root,
@@ -40,7 +44,9 @@ export function bundleInputs(fn: FunctionName): string[] {
     external: ['proxy-agent', 'lz4-napi'],
     logLevel: 'silent',
   });
-  return Object.keys(result.metafile?.inputs ?? {});
+  const inputs = Object.keys(result.metafile?.inputs ?? {});
+  inputsOf.set(fn, inputs);
+  return inputs;
 }
 
 /** The project's source files in a function's bundle: what its role must cover, and nothing else. */
