@@ -7,8 +7,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf dist
 common=(--bundle --platform=node --target=node20 --format=cjs --minify --external:proxy-agent --external:lz4-napi --log-level=warning)
+# SDKs a function loads only on first use ship beside its bundle, each as its own bundle in node_modules/:
+# a cold start parses only what every invocation runs (docs/decisions.md).
+vendored=(@alicloud/fc20230330 ali-oss @alicloud/sls20201230)
+vendor_of() {
+  case "$1" in
+    trail-verify) echo "@alicloud/fc20230330 @alicloud/sls20201230" ;;
+    webhook | audit) echo "@alicloud/fc20230330 ali-oss" ;;
+    *) echo "@alicloud/fc20230330" ;;
+  esac
+}
+externals=()
+for pkg in "${vendored[@]}"; do externals+=("--external:$pkg"); done
+mkdir -p dist/vendor
+for pkg in "${vendored[@]}"; do
+  out="dist/vendor/$pkg"
+  mkdir -p "$out"
+  echo "module.exports = require('$pkg');" > "$out/entry.js"
+  npx esbuild "$out/entry.js" "${common[@]}" --outfile="$out/index.js"
+  rm "$out/entry.js"
+  echo '{"main":"index.js"}' > "$out/package.json"
+done
 for fn in rotation-watch reencrypt trail-verify webhook audit; do
-  npx esbuild "functions/$fn/index.ts" "${common[@]}" --outfile="dist/functions/$fn/index.js"
+  npx esbuild "functions/$fn/index.ts" "${common[@]}" "${externals[@]}" --outfile="dist/functions/$fn/index.js"
+  for pkg in $(vendor_of "$fn"); do
+    mkdir -p "dist/functions/$fn/node_modules/$pkg"
+    cp "dist/vendor/$pkg/index.js" "dist/vendor/$pkg/package.json" "dist/functions/$fn/node_modules/$pkg/"
+  done
 done
 mkdir -p dist/functions/trail-verify/node_modules/@antoniomuso
 cp -R node_modules/lz4-napi dist/functions/trail-verify/node_modules/

@@ -47,9 +47,11 @@ async function readAll(body: Readable | undefined): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export function fcInvoker(fc: Fc): FunctionInvoker {
+/** `fc`: the client, or how to get it on the first call (the FC SDK then loads only when a function invokes). */
+export function fcInvoker(client: Fc | (() => Fc)): FunctionInvoker {
+  const fc = () => (typeof client === 'function' ? client() : client);
   const invoke = (functionName: string, payload: string, headers: InvokeFunctionHeaders) =>
-    fc.invokeFunctionWithOptions(
+    fc().invokeFunctionWithOptions(
       functionName,
       new (models().InvokeFunctionRequest)({ body: Readable.from([Buffer.from(payload)]) }),
       headers,
@@ -98,7 +100,7 @@ export function fcInvoker(fc: Fc): FunctionInvoker {
         sortOrderByTime: 'desc',
         ...(status ? { status } : {}),
       });
-      const res = await fc
+      const res = await fc()
         .listAsyncTasksWithOptions(functionName, request, {}, runtime())
         .catch(fail('ListAsyncTasks'));
       return (res.body?.tasks ?? []).flatMap((t) =>

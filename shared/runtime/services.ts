@@ -44,7 +44,7 @@ export function servicesFor(inv: Invocation): Services {
   );
   return {
     clients,
-    invoker: fcInvoker(clients.fc),
+    invoker: fcInvoker(() => clients.fc),
     notifier: createNotifier(channelSource(inv, clients), { log: inv.log }),
   };
 }

@@ -1,5 +1,5 @@
 import { $OpenApiUtil, OpenApiUtil } from '@alicloud/openapi-core';
-import Sls from '@alicloud/sls20201230';
+import type Sls from '@alicloud/sls20201230';
 import * as $dara from '@darabonba/typescript';
 import type { CloudCredentials } from '../cloud/credentials';
 import type { SentinelConfig } from '../config';
@@ -75,7 +75,8 @@ export async function* readShardRange(
 ): AsyncGenerator<DecodedLog[]> {
   // The trigger's endpoint carries a scheme; openapi-core wants host and protocol apart.
   const url = new URL(range.endpoint);
-  const client = new Sls(
+  const SlsClient = (require('@alicloud/sls20201230') as { default: typeof Sls }).default;
+  const client = new SlsClient(
     new $OpenApiUtil.Config({
       accessKeyId: credentials.accessKeyId,
       accessKeySecret: credentials.accessKeySecret,

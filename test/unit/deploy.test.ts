@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { checkDeployment, checkResolved, parseSpec, type Resolved } from '../../deploy/check';
@@ -15,6 +16,19 @@ import {
 import { RAM_ACTION_OF } from '../../shared/cloud/ram-actions';
 import { rbacObjects } from '../../shared/cluster/rbac';
 import { loadConfig } from '../../shared/config';
+
+/** The node_modules packages in a function's bundle (as esbuild bundles it from the sources). */
+const bundleModules = (fn: FunctionName): Set<string> =>
+  new Set(
+    bundleInputs(fn)
+      .filter((f) => f.startsWith('node_modules/'))
+      .map((f) =>
+        f
+          .split('/')
+          .slice(1, f.startsWith('node_modules/@') ? 3 : 2)
+          .join('/'),
+      ),
+  );
 
 /** Offline validation of the deployment: s.yaml, the bundles it deploys, the RAM policy and the RBAC. */
 const root = join(__dirname, '..', '..');
@@ -312,19 +326,36 @@ describe('least privilege', () => {
   it.each(FUNCTIONS)(
     'the %s bundle holds no typed KMS or CS client, and a Kubernetes client only where it reads a cluster',
     (fn) => {
-      const modules = new Set(
-        bundleInputs(fn)
-          .filter((f) => f.startsWith('node_modules/'))
-          .map((f) =>
-            f
-              .split('/')
-              .slice(1, f.startsWith('node_modules/@') ? 3 : 2)
-              .join('/'),
-          ),
-      );
+      const modules = bundleModules(fn);
       expect(modules.has('@alicloud/cs20151215'), 'the typed CS client (about 1 MB)').toBe(false);
       expect(modules.has('@alicloud/kms20160120'), 'the typed KMS client').toBe(false);
       expect(modules.has('@kubernetes/client-node')).toBe(!['webhook', 'trail-verify'].includes(fn));
+    },
+  );
+
+  it.each(FUNCTIONS)(
+    'the %s deployment stands alone: what its bundle loads on first use ships beside it',
+    (fn) => {
+      // As FC unpacks it: the function's folder alone, far from this checkout's node_modules.
+      const dir = mkdtempSync(join(tmpdir(), `deploy-${fn}-`));
+      cpSync(join(root, 'dist', 'functions', fn), dir, { recursive: true });
+      const vendorDir = join(root, 'dist', 'vendor');
+      const vendored = readdirSync(vendorDir, { recursive: true, withFileTypes: true })
+        .filter((e) => e.name === 'package.json')
+        .map((e) => relative(vendorDir, e.parentPath));
+      const needed = vendored.filter((p) => bundleModules(fn).has(p));
+      expect(needed, 'every function reaches FC through its SDK').toContain('@alicloud/fc20230330');
+      const out = execFileSync(
+        process.execPath,
+        [
+          '-e',
+          `if (typeof require('./index.js').handler !== 'function') process.exit(3);
+         for (const p of ${JSON.stringify(needed)}) { const m = require(p); if (typeof (m.default || m) !== 'function') process.exit(4); }
+         process.stdout.write('ok');`,
+        ],
+        { cwd: dir },
+      ).toString();
+      expect(out).toBe('ok');
     },
   );
 
