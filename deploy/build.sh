@@ -9,12 +9,13 @@ rm -rf dist
 common=(--bundle --platform=node --target=node20 --format=cjs --minify --external:proxy-agent --external:lz4-napi --log-level=warning)
 # SDKs a function loads only on first use ship beside its bundle, each as its own bundle in node_modules/:
 # a cold start parses only what every invocation runs (docs/decisions.md).
-vendored=(@alicloud/fc20230330 ali-oss @alicloud/sls20201230)
+vendored=(@alicloud/fc20230330 ali-oss @alicloud/sls20201230 @kubernetes/client-node)
 vendor_of() {
   case "$1" in
     trail-verify) echo "@alicloud/fc20230330 @alicloud/sls20201230" ;;
-    webhook | audit) echo "@alicloud/fc20230330 ali-oss" ;;
-    *) echo "@alicloud/fc20230330" ;;
+    webhook) echo "@alicloud/fc20230330 ali-oss" ;;
+    audit) echo "@alicloud/fc20230330 ali-oss @kubernetes/client-node" ;;
+    *) echo "@alicloud/fc20230330 @kubernetes/client-node" ;;
   esac
 }
 externals=()

@@ -11,7 +11,7 @@ import { isManagedSecurityRole } from '../shared/events';
 import { type ClusterState, STATE_CONFIGMAP } from '../shared/jobs/state';
 import type { FcContext } from '../shared/runtime/handler';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from './cloud/emulator';
-import { type Sandbox, startSandbox } from './index';
+import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from './index';
 
 /**
  * `npm run demo`: the main job on the embedded default. Starts the sandbox (control plane + local cloud),
@@ -139,6 +139,9 @@ async function rotate({ info, controlPlane }: Sandbox): Promise<{ version: strin
   const user = createCloudClients(
     { region: info.cloud.region, endpoints: { kms: endpoint } },
     info.cloud.user,
+    {
+      timeouts: SANDBOX_TIMEOUTS,
+    },
   );
   const rotatedAt = new Date();
   const request = new $Kms.CreateKeyVersionRequest({ keyId: info.cloud.kmsKeyId });

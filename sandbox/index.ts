@@ -61,6 +61,11 @@ export interface Sandbox {
 }
 
 export const SANDBOX_CLUSTER_ID = 'c-sandbox-edge-pro';
+/**
+ * The sandbox's own clients (the KMS plugin's, the user's) talk to a process on this machine, which may be
+ * busy running the whole test suite on two cores: generous timeouts, so load is not mistaken for failure.
+ */
+export const SANDBOX_TIMEOUTS = { connectTimeoutMs: 30_000, readTimeoutMs: 60_000 };
 export const SANDBOX_KEY_ID = 'key-sandbox-0001';
 export const SANDBOX_REPORT_BUCKET = 'ack-kms-sentinel-reports';
 
@@ -91,7 +96,7 @@ export async function startSandbox(
     const config = { region: cloud.state.region, accountId: cloud.state.accountId, endpoints };
     const role = cloud.managedRole(SANDBOX_CLUSTER_ID);
     // The control plane's KMS plugin calls the emulated KMS through the official SDK, as the managed role.
-    const kms = createCloudClients(config, keys(role)).kms;
+    const kms = createCloudClients(config, keys(role), { timeouts: SANDBOX_TIMEOUTS }).kms;
     const provider =
       pluginMode === 'constant-key-id'
         ? new AckConstantKeyIdProvider(kms, key.keyId)
@@ -108,7 +113,7 @@ export async function startSandbox(
       // What DescribeClusterUserKubeconfig hands out: the suite's least-privileged identity.
       kubeconfig: readFileSync(controlPlane.info.restrictedKubeconfig, 'utf8'),
     });
-    const user = createCloudClients(config, keys(cloud.user));
+    const user = createCloudClients(config, keys(cloud.user), { timeouts: SANDBOX_TIMEOUTS });
     const server = controlServer(controlPlane, cloud, async () => {
       const r = await user.kms.createKeyVersion(new $Kms.CreateKeyVersionRequest({ keyId: key.keyId }));
       return composeKeyId(key.keyId, r.keyVersion?.keyVersionId ?? '');

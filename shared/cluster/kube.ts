@@ -1,54 +1,58 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
-import {
-  ApiException,
-  CoordinationV1Api,
-  CoreV1Api,
-  KubeConfig,
-  RbacAuthorizationV1Api,
-  type RequestContext,
-} from '@kubernetes/client-node';
+import type { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, RequestContext } from '@kubernetes/client-node';
 import { ConfigError } from '../errors';
+import { isApiException, k8s } from './k8s';
+
+/** A KubeConfig whose API clients reuse connections (see `pooledKubeConfigClass`); close it when done. */
+export type PooledKubeConfig = KubeConfig & { close(): void };
+
+let pooledClass: (new () => PooledKubeConfig) | undefined;
 
 /**
  * A KubeConfig whose API clients reuse connections. `@kubernetes/client-node` 1.4.0 builds a new
  * `https.Agent` (keep-alive off) for every request, so every call pays a TCP and TLS handshake; at the
  * sweep's concurrency that halves throughput and churns sockets. This keeps one keep-alive agent with the
- * same TLS material (CA, client certificate, skip-verify) for the life of the KubeConfig.
+ * same TLS material (CA, client certificate, skip-verify) for the life of the KubeConfig. Defined on first
+ * use, so the Kubernetes client loads only when a cluster is read.
  */
-export class PooledKubeConfig extends KubeConfig {
-  private agent?: HttpAgent | HttpsAgent;
+function pooledKubeConfigClass(): new () => PooledKubeConfig {
+  if (pooledClass) return pooledClass;
+  pooledClass = class extends k8s().KubeConfig {
+    private agent?: HttpAgent | HttpsAgent;
 
-  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    if (this.getCurrentCluster()?.proxyUrl) return; // keep the library's proxy agent
-    context.setAgent(await this.pooledAgent());
-  }
+    override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+      await super.applySecurityAuthentication(context);
+      if (this.getCurrentCluster()?.proxyUrl) return; // keep the library's proxy agent
+      context.setAgent(await this.pooledAgent());
+    }
 
-  /** Closes pooled connections (the CLI calls this before exiting). */
-  close(): void {
-    this.agent?.destroy();
-    this.agent = undefined;
-  }
+    /** Closes pooled connections (the CLI calls this before exiting). */
+    close(): void {
+      this.agent?.destroy();
+      this.agent = undefined;
+    }
 
-  private async pooledAgent(): Promise<HttpAgent | HttpsAgent> {
-    if (this.agent) return this.agent;
-    const opts: RequestOptions = {};
-    await this.applyToHTTPSOptions(opts);
-    const server = this.getCurrentCluster()?.server ?? '';
-    const common = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64 };
-    this.agent = server.startsWith('http:')
-      ? new HttpAgent(common)
-      : new HttpsAgent({
-          ...common,
-          ca: opts.ca,
-          cert: opts.cert,
-          key: opts.key,
-          ...(opts.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: opts.rejectUnauthorized }),
-          ...(opts.servername ? { servername: opts.servername } : {}),
-        });
-    return this.agent;
-  }
+    private async pooledAgent(): Promise<HttpAgent | HttpsAgent> {
+      if (this.agent) return this.agent;
+      const opts: RequestOptions = {};
+      await this.applyToHTTPSOptions(opts);
+      const server = this.getCurrentCluster()?.server ?? '';
+      const common = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64 };
+      this.agent = server.startsWith('http:')
+        ? new HttpAgent(common)
+        : new HttpsAgent({
+            ...common,
+            ca: opts.ca,
+            cert: opts.cert,
+            key: opts.key,
+            ...(opts.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: opts.rejectUnauthorized }),
+            ...(opts.servername ? { servername: opts.servername } : {}),
+          });
+      return this.agent;
+    }
+  };
+  return pooledClass;
 }
 
 export interface KubeConfigSource {
@@ -88,7 +92,7 @@ export function kubeconfigProblem(err: unknown): string {
 }
 
 export function loadKubeConfig(source: KubeConfigSource): PooledKubeConfig {
-  const kc = new PooledKubeConfig();
+  const kc = new (pooledKubeConfigClass())();
   try {
     if (source.text !== undefined) kc.loadFromString(source.text);
     else if (source.path) kc.loadFromFile(source.path);
@@ -138,8 +142,8 @@ export interface Cluster {
 export function openCluster(kubeconfig: string): Cluster {
   const kc = loadKubeConfig({ text: kubeconfig });
   return {
-    core: kc.makeApiClient(CoreV1Api),
-    rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+    core: kc.makeApiClient(k8s().CoreV1Api),
+    rbac: kc.makeApiClient(k8s().RbacAuthorizationV1Api),
     getRaw: (path) => getRaw(kc, path),
     apiServerIdentities: () => apiServerIdentities(kc),
     close: () => kc.close(),
@@ -154,7 +158,7 @@ export function openCluster(kubeconfig: string): Cluster {
  */
 export async function apiServerIdentities(kc: KubeConfig, now = Date.now()): Promise<string[] | undefined> {
   try {
-    const leases = await kc.makeApiClient(CoordinationV1Api).listNamespacedLease({
+    const leases = await kc.makeApiClient(k8s().CoordinationV1Api).listNamespacedLease({
       namespace: 'kube-system',
       labelSelector: 'apiserver.kubernetes.io/identity=kube-apiserver',
     });
@@ -166,7 +170,7 @@ export async function apiServerIdentities(kc: KubeConfig, now = Date.now()): Pro
       .map((l) => l.metadata?.name ?? '')
       .filter(Boolean);
   } catch (err) {
-    if (err instanceof ApiException && (err.code === 403 || err.code === 404)) return undefined;
+    if (isApiException(err) && (err.code === 403 || err.code === 404)) return undefined;
     throw err;
   }
 }

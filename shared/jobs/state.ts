@@ -1,5 +1,6 @@
-import { ApiException, type CoreV1Api } from '@kubernetes/client-node';
+import type { CoreV1Api } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { isApiException } from '../cluster/k8s';
 import { normalizeError } from '../errors';
 import { JOB_PHASES, sweepCheckpointSchema } from './payload';
 
@@ -63,7 +64,7 @@ export function configMapStateStore(core: CoreV1Api, namespace: string, name = S
         const parsed = clusterStateSchema.safeParse(json);
         return parsed.success ? parsed.data : {};
       } catch (err) {
-        if (err instanceof ApiException && err.code === 404) {
+        if (isApiException(err) && err.code === 404) {
           resourceVersion = undefined;
           return {};
         }

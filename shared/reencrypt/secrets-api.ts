@@ -1,10 +1,5 @@
-import {
-  ApiException,
-  type CoreV1Api,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1ObjectMeta,
-} from '@kubernetes/client-node';
+import type { CoreV1Api, V1ObjectMeta } from '@kubernetes/client-node';
+import { isApiException, k8s } from '../cluster/k8s';
 import { isProven, KEY_VERSION_ANNOTATION, type Marks, SEALED_UNDER_ANNOTATION } from './annotations';
 
 /**
@@ -114,6 +109,7 @@ export async function keyVersionCensus(
 }
 
 export function kubernetesSecretStore(core: CoreV1Api): SecretStore {
+  const { PatchStrategy, setHeaderOptions } = k8s();
   const listHeaders = setHeaderOptions('Accept', METADATA_LIST);
   const getHeaders = setHeaderOptions('Accept', METADATA_ONLY);
   const patchHeaders = setHeaderOptions(
@@ -155,7 +151,7 @@ export function kubernetesSecretStore(core: CoreV1Api): SecretStore {
  * resumes after the same key, which is how kube-storage-version-migrator goes on without missing an object.
  */
 export function expiredContinueToken(err: unknown): { expired: boolean; token?: string } {
-  if (!(err instanceof ApiException) || err.code !== 410) return { expired: false };
+  if (!isApiException(err) || err.code !== 410) return { expired: false };
   try {
     const status = JSON.parse(String(err.body)) as { metadata?: { continue?: string } };
     return { expired: true, ...(status.metadata?.continue ? { token: status.metadata.continue } : {}) };

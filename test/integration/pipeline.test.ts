@@ -6,7 +6,7 @@ import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
 import { createHandler as webhookHandler } from '../../functions/webhook';
-import { type Sandbox, startSandbox } from '../../sandbox';
+import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from '../../sandbox';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import type { FcHandler } from '../../sandbox/cloud/fc';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
@@ -109,6 +109,7 @@ function userClients() {
       endpoints: { kms: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
     },
     cloud.user,
+    { timeouts: SANDBOX_TIMEOUTS },
   );
 }
 
@@ -649,7 +650,19 @@ describe('the event-driven pipeline', () => {
       await sandbox.controlPlane.restartApiServer();
       await sandbox.cloud.functions.fireTimer('ack-kms-sentinel-rotation-watch', 'poll', '', new Date());
       await sandbox.cloud.idle();
-      expect(await completedVersion()).toBe(version);
+      const jobTasks = reencryptTasks(
+        jobIdFor(sandbox.info.cloud.clusterId, sandbox.info.cloud.kmsKeyId, version),
+      );
+      const watchTasks = [...sandbox.cloud.functions.tasks.values()].filter(
+        (t) => t.functionName === 'ack-kms-sentinel-rotation-watch',
+      );
+      expect(
+        await completedVersion(),
+        JSON.stringify({
+          job: jobTasks.map((t) => [t.taskId, t.status, t.returnPayload ?? t.errorMessage]),
+          tick: watchTasks.at(-1)?.returnPayload,
+        }).slice(0, 3000),
+      ).toBe(version);
       const done = reencryptTasks(
         jobIdFor(sandbox.info.cloud.clusterId, sandbox.info.cloud.kmsKeyId, version),
       );

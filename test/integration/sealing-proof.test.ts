@@ -6,7 +6,7 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
-import { type Sandbox, startSandbox } from '../../sandbox';
+import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from '../../sandbox';
 import type { FcHandler } from '../../sandbox/cloud/fc';
 import type { AuditReport } from '../../shared/audit/report';
 import { createCloudClients } from '../../shared/cloud/clients';
@@ -82,6 +82,7 @@ async function rotate(): Promise<string> {
       endpoints: { kms: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
     },
     cloud.user,
+    { timeouts: SANDBOX_TIMEOUTS },
   );
   const r = await user.kms.createKeyVersion(new $Kms.CreateKeyVersionRequest({ keyId: cloud.kmsKeyId }));
   return r.keyVersion?.keyVersionId ?? '';
