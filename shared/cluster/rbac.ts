@@ -41,59 +41,47 @@ export interface RbacObjects {
   identityRoleBinding: Record<string, unknown>;
 }
 
+const RBAC_API = 'rbac.authorization.k8s.io/v1';
+const LABELS = { 'app.kubernetes.io/name': 'ack-kms-sentinel' };
+
+/** A role (a ClusterRole without a namespace) and the binding of the suite's subject to it. */
+function roleAndBinding(
+  name: string,
+  namespace: string | undefined,
+  rules: PolicyRule[],
+  subjects: unknown[],
+) {
+  const kind = namespace ? 'Role' : 'ClusterRole';
+  const metadata = { name, ...(namespace ? { namespace } : {}), labels: LABELS };
+  return [
+    { apiVersion: RBAC_API, kind, metadata, rules },
+    {
+      apiVersion: RBAC_API,
+      kind: `${kind}Binding`,
+      metadata,
+      roleRef: { apiGroup: RBAC_GROUP, kind, name },
+      subjects,
+    },
+  ] as const;
+}
+
 export function rbacObjects(
   stateNamespace: string,
   subject = { kind: 'User', name: SENTINEL_USER },
 ): RbacObjects {
-  const labels = { 'app.kubernetes.io/name': 'ack-kms-sentinel' };
-  const subjects = [{ ...subject, apiGroup: 'rbac.authorization.k8s.io' }];
-  return {
-    clusterRole: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: 'ack-kms-sentinel-secrets', labels },
-      rules: SECRET_RULES,
-    },
-    clusterRoleBinding: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: 'ack-kms-sentinel-secrets', labels },
-      roleRef: {
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind: 'ClusterRole',
-        name: 'ack-kms-sentinel-secrets',
-      },
-      subjects,
-    },
-    role: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: 'ack-kms-sentinel-state', namespace: stateNamespace, labels },
-      rules: STATE_RULES,
-    },
-    roleBinding: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'ack-kms-sentinel-state', namespace: stateNamespace, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'ack-kms-sentinel-state' },
-      subjects,
-    },
-    identityRole: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: 'ack-kms-sentinel-apiserver-identity', namespace: IDENTITY_NAMESPACE, labels },
-      rules: IDENTITY_RULES,
-    },
-    identityRoleBinding: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'ack-kms-sentinel-apiserver-identity', namespace: IDENTITY_NAMESPACE, labels },
-      roleRef: {
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind: 'Role',
-        name: 'ack-kms-sentinel-apiserver-identity',
-      },
-      subjects,
-    },
-  };
+  const subjects = [{ ...subject, apiGroup: RBAC_GROUP }];
+  const [clusterRole, clusterRoleBinding] = roleAndBinding(
+    'ack-kms-sentinel-secrets',
+    undefined,
+    SECRET_RULES,
+    subjects,
+  );
+  const [role, roleBinding] = roleAndBinding('ack-kms-sentinel-state', stateNamespace, STATE_RULES, subjects);
+  const [identityRole, identityRoleBinding] = roleAndBinding(
+    'ack-kms-sentinel-apiserver-identity',
+    IDENTITY_NAMESPACE,
+    IDENTITY_RULES,
+    subjects,
+  );
+  return { clusterRole, clusterRoleBinding, role, roleBinding, identityRole, identityRoleBinding };
 }
