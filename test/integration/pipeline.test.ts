@@ -12,7 +12,7 @@ import type { FcHandler } from '../../sandbox/cloud/fc';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
 import { createCloudClients } from '../../shared/cloud/clients';
 import { readSecretEvidence } from '../../shared/etcd/evidence';
-import { encodeJobPayload, jobIdFor } from '../../shared/jobs/payload';
+import { type Continuation, encodeJobPayload, jobIdFor } from '../../shared/jobs/payload';
 import { type ClusterState, configMapStateStore, STATE_CONFIGMAP } from '../../shared/jobs/state';
 import { annotationPatch } from '../../shared/reencrypt/annotations';
 import { Recorder } from '../helpers/recorder';
@@ -143,6 +143,21 @@ async function completedVersion(): Promise<string | undefined> {
     name: STATE_CONFIGMAP,
   });
   return JSON.parse(cm.data?.state ?? '{}').completedKeyVersion;
+}
+
+/** The sandbox cluster's job payload for `version`, as the starter hands it to reencrypt (optionally mid-job). */
+function jobPayload(version: string, checkpoint?: Continuation): string {
+  const { cloud } = sandbox.info;
+  return encodeJobPayload({
+    version: 1,
+    jobId: jobIdFor(cloud.clusterId, cloud.kmsKeyId, version),
+    clusterId: cloud.clusterId,
+    keyId: cloud.kmsKeyId,
+    keyVersionId: version,
+    requestedAt: new Date(),
+    reason: 'test',
+    ...(checkpoint ? { checkpoint } : {}),
+  });
 }
 
 const reencryptTasks = (prefix: string) =>
@@ -382,21 +397,12 @@ describe('the event-driven pipeline', () => {
       },
     });
     // FC retries invocation 2 with its payload: the hand-over checkpoint from before that progress.
-    const payload = encodeJobPayload({
-      version: 1,
-      jobId,
-      clusterId: cloud.clusterId,
-      keyId: cloud.kmsKeyId,
-      keyVersionId: version,
-      requestedAt: new Date(),
-      reason: 'test',
-      checkpoint: {
-        targetKeyVersionId: version,
-        invocation: 2,
-        startedAt: new Date(),
-        phase: 'sweeping',
-        sweep: { targetKeyVersionId: version, strategy: 'annotate', namespaceIndex: 0, counters: zero },
-      },
+    const payload = jobPayload(version, {
+      targetKeyVersionId: version,
+      invocation: 2,
+      startedAt: new Date(),
+      phase: 'sweeping',
+      sweep: { targetKeyVersionId: version, strategy: 'annotate', namespaceIndex: 0, counters: zero },
     });
     const result = JSON.parse(
       (await sandbox.cloud.functions.invoke(REENCRYPT, Buffer.from(payload), {})).body,
@@ -428,15 +434,7 @@ describe('the event-driven pipeline', () => {
       (await userClients().kms.describeKey(new $Kms.DescribeKeyRequest({ keyId: cloud.kmsKeyId })))
         .keyMetadata?.primaryKeyVersion ?? '';
     const jobId = jobIdFor(cloud.clusterId, cloud.kmsKeyId, version);
-    const payload = encodeJobPayload({
-      version: 1,
-      jobId,
-      clusterId: cloud.clusterId,
-      keyId: cloud.kmsKeyId,
-      keyVersionId: version,
-      requestedAt: new Date(),
-      reason: 'test',
-    });
+    const payload = jobPayload(version);
     const invoke = async () =>
       JSON.parse((await sandbox.cloud.functions.invoke(REENCRYPT, Buffer.from(payload), {})).body);
     const state = configMapStateStore(admin, sandbox.info.stateNamespace);

@@ -22,6 +22,7 @@ import {
   parseTrailLogRecord,
 } from '../../shared/events';
 import { readShardRange } from '../../shared/trail/sls-reader';
+import { emulatorClients } from '../helpers/emulator';
 import { failure } from '../helpers/failures';
 import { ossReportStore } from '../helpers/report-store';
 
@@ -31,22 +32,7 @@ import { ossReportStore } from '../helpers/report-store';
  */
 let cloud: CloudEmulator;
 let user: CloudClients;
-const as = (c: Credential): CloudClients => {
-  const endpoint = { protocol: 'http' as const, host: cloud.host, url: cloud.url };
-  return createCloudClients(
-    {
-      region: 'cn-hangzhou',
-      accountId: cloud.state.accountId,
-      endpoints: { kms: endpoint, cs: endpoint, actiontrail: endpoint, fc: endpoint, sls: endpoint },
-    },
-    {
-      accessKeyId: c.accessKeyId,
-      accessKeySecret: c.accessKeySecret,
-      ...(c.securityToken ? { securityToken: c.securityToken } : {}),
-    },
-    { timeouts: { connectTimeoutMs: 2_000, readTimeoutMs: 10_000 } },
-  );
-};
+const as = (c: Credential): CloudClients => emulatorClients(cloud, c);
 
 beforeAll(async () => {
   resolveLoopbackSubdomains();

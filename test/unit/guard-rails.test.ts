@@ -6,8 +6,9 @@ import { createHandler as trailVerifyHandler } from '../../functions/trail-verif
 import type { Credential } from '../../sandbox/cloud/api';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator, TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
-import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
+import type { CloudClients } from '../../shared/cloud/clients';
 import { findManagedRoleEvents } from '../../shared/trail/evidence';
+import { emulatorClients } from '../helpers/emulator';
 import { Recorder } from '../helpers/recorder';
 
 /**
@@ -42,11 +43,7 @@ beforeAll(async () => {
   resolveLoopbackSubdomains();
   cloud = await CloudEmulator.start();
   receiver = await new Recorder().start();
-  const endpoint = { protocol: 'http' as const, host: cloud.host, url: cloud.url };
-  user = createCloudClients(
-    { region: 'cn-hangzhou', endpoints: { kms: endpoint, cs: endpoint } },
-    cloud.user,
-  );
+  user = emulatorClients(cloud, cloud.user);
   const env = {
     SENTINEL_REGION: cloud.state.region,
     SENTINEL_ACCOUNT_ID: cloud.state.accountId,
@@ -207,9 +204,7 @@ describe('managed-role evidence', () => {
     const keyId = keys['c-guard-arn'] ?? '';
     const key = cloud.state.keys.find((k) => k.keyId === keyId);
     if (key) key.keyState = 'Enabled';
-    const endpoint = { protocol: 'http' as const, host: cloud.host, url: cloud.url };
-    const as = (c: Credential) =>
-      createCloudClients({ region: 'cn-hangzhou', endpoints: { kms: endpoint, actiontrail: endpoint } }, c);
+    const as = (c: Credential) => emulatorClients(cloud, c);
     const since = new Date(cloud.now() - 1_000);
     const encrypt = (c: Credential) =>
       as(c).kms.encrypt(new $Kms.EncryptRequest({ keyId, plaintext: Buffer.from('x').toString('base64') }));

@@ -3,10 +3,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as webhookHandler } from '../../functions/webhook';
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
-import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
+import type { CloudClients } from '../../shared/cloud/clients';
 import { loadConfig } from '../../shared/config';
 import { clearKmsSecretCache } from '../../shared/config/kms-secrets';
 import type { HttpTriggerResponse } from '../../shared/events';
+import { emulatorClients } from '../helpers/emulator';
 import { Recorder } from '../helpers/recorder';
 import { signedEvent } from '../helpers/webhook';
 
@@ -24,11 +25,7 @@ let clock = Date.now();
 beforeAll(async () => {
   cloud = await CloudEmulator.start();
   receiver = await new Recorder().start();
-  const endpoint = { protocol: 'http' as const, host: cloud.host, url: cloud.url };
-  user = createCloudClients(
-    { region: 'cn-hangzhou', endpoints: { kms: endpoint, cs: endpoint } },
-    cloud.user,
-  );
+  user = emulatorClients(cloud, cloud.user);
   await user.kmsRpc('CreateSecret', {
     SecretName: 'ack-kms-sentinel-webhook',
     SecretData: OLD,
