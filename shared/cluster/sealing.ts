@@ -20,8 +20,6 @@ export interface ApiServerSample {
   startedAt: Date;
   /** `..._key_id_hash_status_last_timestamp_seconds`: each key id the plugin's Status returned, last seen. */
   statusKeyIds: Array<{ keyIdHash: string; last: Date }>;
-  /** `..._key_id_hash_total{transformation_type="to_storage"}`: writes per key id hash since the start. */
-  writes: Record<string, number>;
 }
 
 export type ApiServerState = 'new-key-id' | 'restarted' | 'stale-seed';
@@ -64,7 +62,8 @@ export function parseApiServerMetrics(text: string): ApiServerSample | undefined
   let startedAt: Date | undefined;
   let apiServerIdHash: string | undefined;
   const status = new Map<string, ApiServerSample['statusKeyIds']>();
-  const writes = new Map<string, Record<string, number>>();
+  /** `..._key_id_hash_total{transformation_type="to_storage"}` per provider: which one encrypts writes. */
+  const writes = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
     const m = LINE.exec(line);
@@ -86,26 +85,20 @@ export function parseApiServerMetrics(text: string): ApiServerSample | undefined
       list.push({ keyIdHash: labels.key_id_hash, last: new Date(value * 1000) });
       status.set(provider, list);
     } else if (labels.transformation_type === 'to_storage') {
-      const w = writes.get(provider) ?? {};
-      w[labels.key_id_hash] = (w[labels.key_id_hash] ?? 0) + value;
-      writes.set(provider, w);
+      writes.set(provider, (writes.get(provider) ?? 0) + value);
     }
   }
   const provider = writingProvider(status, writes);
   const statusKeyIds = provider === undefined ? [] : (status.get(provider) ?? []);
   if (!apiServerIdHash || !startedAt || statusKeyIds.length === 0) return undefined;
-  return { apiServerIdHash, startedAt, statusKeyIds, writes: (provider && writes.get(provider)) || {} };
+  return { apiServerIdHash, startedAt, statusKeyIds };
 }
 
 /** The KMS provider that encrypts this API server's writes: the only one, or the one with writes. */
-function writingProvider(
-  status: Map<string, unknown>,
-  writes: Map<string, Record<string, number>>,
-): string | undefined {
+function writingProvider(status: Map<string, unknown>, writes: Map<string, number>): string | undefined {
   const providers = [...status.keys()];
   if (providers.length === 1) return providers[0];
-  const total = (p: string) => Object.values(writes.get(p) ?? {}).reduce((n, v) => n + v, 0);
-  const writing = providers.filter((p) => total(p) > 0);
+  const writing = providers.filter((p) => (writes.get(p) ?? 0) > 0);
   return writing.length === 1 ? writing[0] : undefined;
 }
 
