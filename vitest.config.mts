@@ -7,6 +7,7 @@ const OWN_SANDBOX = [
   'test/integration/demo-ack-restart.test.ts',
   'test/integration/sandbox-command.test.ts',
   'test/integration/sealing-proof.test.ts',
+  'test/integration/fleet.test.ts',
 ];
 
 export default defineConfig({

@@ -11,6 +11,7 @@ import { splitKeyId } from '../sandbox/kms-plugin/key-provider';
 import { readSecretEvidence } from '../shared/etcd/evidence';
 import { measureBaselines, measureBundles, renderBundles } from './bundles';
 import { coreApiFor, pool } from './cluster';
+import { renderFleet, runFleetBench } from './fleet';
 import { type Measurement, measure } from './measure';
 import { runTrailBench } from './trail';
 
@@ -87,6 +88,12 @@ async function main(): Promise<void> {
     const baselines = measureBaselines();
     process.stderr.write(`\n${renderBundles(bundles, baselines)}\n`);
     if (asJson) process.stdout.write(`${JSON.stringify({ bundles, baselines })}\n`);
+    return;
+  }
+  if (args.includes('--fleet')) {
+    const fleet = await runFleetBench(log);
+    process.stderr.write(`\n${renderFleet(fleet)}\n`);
+    if (asJson) process.stdout.write(`${JSON.stringify(fleet)}\n`);
     return;
   }
   log('trail-verify: 10,000 ActionTrail events');

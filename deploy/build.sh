@@ -14,6 +14,7 @@ vendor_of() {
   case "$1" in
     trail-verify) echo "@alicloud/fc20230330 @alicloud/sls20201230" ;;
     webhook) echo "@alicloud/fc20230330 ali-oss" ;;
+    rotation-watch) echo "@alicloud/fc20230330 ali-oss @kubernetes/client-node" ;;
     audit) echo "@alicloud/fc20230330 ali-oss @kubernetes/client-node" ;;
     *) echo "@alicloud/fc20230330 @kubernetes/client-node" ;;
   esac

@@ -1,8 +1,9 @@
-import { type AuditOptions, auditCluster, type ClusterAudit } from '../../shared/audit/checks';
+import pLimit from 'p-limit';
+import { type AuditOptions, auditCluster, type ClusterAudit, keyCache } from '../../shared/audit/checks';
 import { buildReport, summaryText } from '../../shared/audit/report';
 import { ossReportWriter } from '../../shared/audit/report-writer';
 import { credentialsFromContext } from '../../shared/cloud/credentials';
-import { discoverClusters } from '../../shared/cluster/discovery';
+import { discoverClusters, type TargetCluster } from '../../shared/cluster/discovery';
 import { openCluster } from '../../shared/cluster/kube';
 import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
 import { normalizeError } from '../../shared/errors';
@@ -21,6 +22,39 @@ export interface AuditResult {
   stored?: { json: string; html: string };
 }
 
+/** One cluster's checks, with the coverage check when its kubeconfig can be had. */
+async function auditOne(
+  cluster: TargetCluster,
+  options: AuditOptions,
+  s: Services,
+  inv: Invocation,
+): Promise<ClusterAudit> {
+  let kube: ReturnType<typeof openCluster> | undefined;
+  try {
+    kube = openCluster(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
+  } catch (err) {
+    inv.log.warn('no kubeconfig for the coverage check', {
+      clusterId: cluster.clusterId,
+      error: normalizeError(err).toJSON(),
+    });
+  }
+  try {
+    return await auditCluster(s.clients, cluster, kube?.core, {
+      ...options,
+      ...(kube
+        ? {
+            rbac: kube.rbac,
+            stateNamespace: inv.config.stateNamespace,
+            getRaw: kube.getRaw,
+            apiServerIdentities: kube.apiServerIdentities,
+          }
+        : {}),
+    });
+  } finally {
+    kube?.close();
+  }
+}
+
 export async function audit(
   event: unknown,
   inv: Invocation,
@@ -29,39 +63,15 @@ export async function audit(
   const request = parseAuditEvent(event);
   const auditId = request.kind === 'timer' ? timerAuditId(request.timer) : request.auditId;
   const only = request.kind === 'webhook' ? request.clusterIds : undefined;
-  const options: AuditOptions = { evidenceWindowMs: inv.config.audit.evidenceWindowMs };
+  const options: AuditOptions = { evidenceWindowMs: inv.config.audit.evidenceWindowMs, cache: keyCache() };
   const clusters = (await discoverClusters(s.clients, inv.config)).filter(
     (c) => !only || only.includes(c.clusterId),
   );
-  const audits: ClusterAudit[] = [];
-  for (const cluster of clusters) {
-    let kube: ReturnType<typeof openCluster> | undefined;
-    try {
-      kube = openCluster(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
-    } catch (err) {
-      inv.log.warn('no kubeconfig for the coverage check', {
-        clusterId: cluster.clusterId,
-        error: normalizeError(err).toJSON(),
-      });
-    }
-    try {
-      audits.push(
-        await auditCluster(s.clients, cluster, kube?.core, {
-          ...options,
-          ...(kube
-            ? {
-                rbac: kube.rbac,
-                stateNamespace: inv.config.stateNamespace,
-                getRaw: kube.getRaw,
-                apiServerIdentities: kube.apiServerIdentities,
-              }
-            : {}),
-        }),
-      );
-    } finally {
-      kube?.close();
-    }
-  }
+  // A bounded number of clusters at once: an audit of a hundred clusters fits the function's timeout.
+  const limit = pLimit(inv.config.fleet.concurrency);
+  const audits = await Promise.all(
+    clusters.map((cluster) => limit(() => auditOne(cluster, options, s, inv))),
+  );
   const report = buildReport(auditId, audits);
   let stored: AuditResult['stored'];
   if (inv.config.audit.reportBucket) {

@@ -1,8 +1,22 @@
+import pLimit from 'p-limit';
+import { credentialsFromContext } from '../../shared/cloud/credentials';
 import type { TargetCluster } from '../../shared/cluster/discovery';
 import type { SentinelConfig } from '../../shared/config';
 import { normalizeError } from '../../shared/errors';
 import { decodeEventInput, eventKeyId, parseRotationWatchEvent } from '../../shared/events';
+import type { JobRequest, RotationWatchEvent } from '../../shared/events/rotation-watch';
 import type { StartAnswer, StatusAnswer } from '../../shared/jobs/answers';
+import {
+  type DoneRecord,
+  type DoneRecordStore,
+  emptyRecord,
+  fullCheckDue,
+  isDone,
+  noDoneRecord,
+  onlyKeys,
+  ossDoneRecord,
+  withOutcomes,
+} from '../../shared/jobs/done-record';
 import { answerJobRequest } from '../../shared/jobs/requests';
 import { type JobStart, startReencryptJob } from '../../shared/jobs/starter';
 import { describeKey, type KeyInfo } from '../../shared/kms/keys';
@@ -13,6 +27,7 @@ import {
   affectedClusters,
   alertFor,
   clustersEncryptedBy,
+  type WatchedTargets,
   watchedTargets,
   withResolvedAliases,
 } from '../../shared/trail/watched';
@@ -38,6 +53,8 @@ export interface WatchResult {
     reason?: string;
   }>;
   alerts: number;
+  /** Clusters not read this tick: the done record vouched that they are done with their key's version. */
+  vouched: number;
 }
 
 async function ensureJob(
@@ -60,6 +77,123 @@ async function ensureJob(
   }
 }
 
+/** The keys a trigger asks to check, and the critical alert an ActionTrail event may carry. */
+async function keysToCheck(
+  request: Exclude<RotationWatchEvent, JobRequest>,
+  targets: WatchedTargets,
+  s: Services,
+  inv: Invocation,
+  result: WatchResult,
+): Promise<{ keyIds: string[]; reason: string }> {
+  if (request.kind === 'timer') return { keyIds: targets.rotationKeys, reason: 'rotation-watch:timer' };
+  const trail = request.event;
+  const watched = await withResolvedAliases([trail], targets.watched, s.clients, inv.log);
+  const finding = classify(trail, watched);
+  if (finding?.severity === 'critical') {
+    result.alerts++;
+    await s.notifier.notify(alertFor(finding, affectedClusters(targets, finding)));
+    inv.log.warn('critical change alerted', {
+      eventName: finding.eventName,
+      keyId: finding.keyId,
+      clusterId: finding.clusterId,
+    });
+  }
+  const ref = eventKeyId(trail);
+  const keyId = ref && (watched.aliases?.get(ref) ?? ref);
+  return ROTATION_EVENTS.has(trail.eventName) && keyId && targets.rotationKeys.includes(keyId)
+    ? { keyIds: [keyId], reason: 'rotation-watch:event' }
+    : { keyIds: [], reason: '' };
+}
+
+/** The record of clusters done with their key's version (shared/jobs/done-record.ts), or none without a bucket. */
+function doneRecordStore(inv: Invocation): DoneRecordStore {
+  const bucket = inv.config.audit.reportBucket;
+  if (!bucket) return noDoneRecord;
+  return ossDoneRecord(
+    {
+      bucket,
+      region: inv.config.region,
+      credentials: credentialsFromContext(inv.context),
+      ...(inv.config.endpoints.oss ? { endpoint: inv.config.endpoints.oss } : {}),
+    },
+    inv.log,
+  );
+}
+
+async function loadRecord(store: DoneRecordStore, log: Invocation['log']): Promise<DoneRecord> {
+  try {
+    return await store.load();
+  } catch (err) {
+    // Without the record the tick reads every cluster: slower, never wrong.
+    log.warn('could not read the done record; reading every cluster', {
+      where: store.where,
+      error: normalizeError(err).toJSON(),
+    });
+    return emptyRecord();
+  }
+}
+
+/**
+ * One key: DescribeKey (whatever an event said, the key's primary version is the truth, so out-of-order events
+ * start the job for the current version), then the job of each of its clusters the record cannot vouch for,
+ * a bounded number at once.
+ */
+async function checkKey(
+  keyId: string,
+  tick: { s: Services; inv: Invocation; targets: WatchedTargets; reason: string; full: boolean },
+  record: DoneRecord,
+  result: WatchResult,
+): Promise<DoneRecord> {
+  const { s, inv, targets } = tick;
+  const clusters = clustersEncryptedBy(targets, keyId);
+  let key: KeyInfo;
+  try {
+    key = await describeKey(s.clients, keyId);
+  } catch (err) {
+    // One key's trouble (deleted, not allowed to us) must not stop the other keys' jobs.
+    const e = normalizeError(err);
+    inv.log.warn('could not describe a watched key', { keyId, error: e.toJSON() });
+    for (const cluster of clusters)
+      result.jobs.push({ clusterId: cluster.clusterId, keyId, outcome: 'failed', reason: e.message });
+    return record;
+  }
+  if (key.keyState !== 'Enabled') return record;
+  const todo = tick.full
+    ? clusters
+    : clusters.filter((c) => !isDone(record, keyId, key.primaryKeyVersion, c.clusterId));
+  result.vouched += clusters.length - todo.length;
+  const limit = pLimit(inv.config.fleet.concurrency);
+  const jobs = await Promise.all(
+    todo.map((cluster) => limit(() => ensureJob(s, inv.config, cluster, key, tick.reason, inv))),
+  );
+  result.jobs.push(...jobs);
+  const ids = clusters.map((c) => c.clusterId);
+  return withOutcomes(record, keyId, key.primaryKeyVersion, ids, jobs);
+}
+
+/** The keys' clusters, through the done record: loaded before, saved after when it changed. */
+async function checkKeys(
+  keyIds: string[],
+  tick: { s: Services; inv: Invocation; targets: WatchedTargets; reason: string; timer: boolean },
+  result: WatchResult,
+): Promise<void> {
+  const { inv } = tick;
+  const store = doneRecordStore(inv);
+  const before = await loadRecord(store, inv.log);
+  const now = inv.now();
+  const full = tick.timer && fullCheckDue(before, now, inv.config.fleet.fullCheckMs);
+  let record = onlyKeys(before, tick.targets.rotationKeys);
+  for (const keyId of keyIds) record = await checkKey(keyId, { ...tick, full }, record, result);
+  if (full) record = { ...record, fullCheckAt: new Date(now).toISOString() };
+  if (JSON.stringify(record) === JSON.stringify(before)) return;
+  await store.save(record).catch((err: unknown) =>
+    inv.log.warn('could not save the done record; the next tick reads more clusters', {
+      where: store.where,
+      error: normalizeError(err).toJSON(),
+    }),
+  );
+}
+
 export async function rotationWatch(
   event: unknown,
   inv: Invocation,
@@ -74,55 +208,19 @@ export async function rotationWatch(
     inv.config.accountId ?? inv.context.accountId,
     inv.log,
   );
-  const keys = targets.rotationKeys;
-  const result: WatchResult = { trigger: request.kind === 'timer' ? 'timer' : 'event', jobs: [], alerts: 0 };
-  let toCheck: string[] = [];
-  let reason = 'rotation-watch:timer';
-
-  if (request.kind === 'timer') {
-    toCheck = keys;
-  } else {
-    const trail = request.event;
-    const watched = await withResolvedAliases([trail], targets.watched, s.clients, inv.log);
-    const finding = classify(trail, watched);
-    if (finding?.severity === 'critical') {
-      result.alerts++;
-      await s.notifier.notify(alertFor(finding, affectedClusters(targets, finding)));
-      inv.log.warn('critical change alerted', {
-        eventName: finding.eventName,
-        keyId: finding.keyId,
-        clusterId: finding.clusterId,
-      });
-    }
-    const ref = eventKeyId(trail);
-    const keyId = ref && (watched.aliases?.get(ref) ?? ref);
-    if (ROTATION_EVENTS.has(trail.eventName) && keyId && keys.includes(keyId)) {
-      toCheck = [keyId];
-      reason = 'rotation-watch:event';
-    }
-  }
-
-  for (const keyId of toCheck) {
-    // Whatever the event said, DescribeKey is the truth: out-of-order events start the job for the current version.
-    let key: KeyInfo;
-    try {
-      key = await describeKey(s.clients, keyId);
-    } catch (err) {
-      // One key's trouble (deleted, not allowed to us) must not stop the other keys' jobs.
-      const e = normalizeError(err);
-      inv.log.warn('could not describe a watched key', { keyId, error: e.toJSON() });
-      for (const cluster of clustersEncryptedBy(targets, keyId))
-        result.jobs.push({ clusterId: cluster.clusterId, keyId, outcome: 'failed', reason: e.message });
-      continue;
-    }
-    if (key.keyState !== 'Enabled') continue;
-    for (const cluster of clustersEncryptedBy(targets, keyId)) {
-      result.jobs.push(await ensureJob(s, inv.config, cluster, key, reason, inv));
-    }
-  }
+  const result: WatchResult = {
+    trigger: request.kind === 'timer' ? 'timer' : 'event',
+    jobs: [],
+    alerts: 0,
+    vouched: 0,
+  };
+  const { keyIds, reason } = await keysToCheck(request, targets, s, inv, result);
+  if (keyIds.length > 0)
+    await checkKeys(keyIds, { s, inv, targets, reason, timer: request.kind === 'timer' }, result);
   inv.log.info('rotation-watch done', {
     trigger: result.trigger,
     jobs: result.jobs.map((j) => `${j.clusterId}:${j.outcome}`),
+    vouched: result.vouched,
     alerts: result.alerts,
   });
   return result;

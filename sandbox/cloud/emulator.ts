@@ -81,6 +81,8 @@ export class CloudEmulator {
   private readonly deliveries = new Set<Promise<unknown>>();
   private server?: Server;
   private url_ = '';
+  private callCount = 0;
+  private callsByService: Record<string, number> = {};
   readonly user: Credential;
 
   private constructor(
@@ -125,6 +127,16 @@ export class CloudEmulator {
 
   get url(): string {
     return this.url_;
+  }
+
+  /** Every request the emulator answered since it started (or since `resetCalls`), in all and by service. */
+  get calls(): { total: number; byService: Record<string, number> } {
+    return { total: this.callCount, byService: { ...this.callsByService } };
+  }
+
+  resetCalls(): void {
+    this.callCount = 0;
+    this.callsByService = {};
   }
 
   get host(): string {
@@ -478,6 +490,9 @@ export class CloudEmulator {
     };
     const requestId = randomUUID().toUpperCase();
     const service = this.serviceOf(raw);
+    this.callCount++;
+    const counted = service ?? 'unknown';
+    this.callsByService[counted] = (this.callsByService[counted] ?? 0) + 1;
     try {
       this.rotateDue();
       if (!service)

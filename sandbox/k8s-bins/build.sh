@@ -18,6 +18,24 @@ cache=${ACK_KMS_SENTINEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ack-kms-sentinel
 out=$cache/k8s/v$K8S_VERSION
 bin=$out/bin
 
+# `build.sh kube-controller-manager`: also the controller manager, for the benchmark against the in-tree
+# storage version migrator only (no test needs it), built from the module the others were built from.
+if [[ ${1:-} == kube-controller-manager ]]; then
+  if [[ ! -f $out/.complete ]]; then bash "$0"; fi
+  if [[ -x $bin/kube-controller-manager ]]; then exit 0; fi
+  command -v go >/dev/null || { echo "k8s-bins: Go is required to build kube-controller-manager" >&2; exit 1; }
+  start=$(date +%s)
+  echo "k8s-bins: building kube-controller-manager v$K8S_VERSION into $bin (once, a few minutes)" >&2
+  cd "$out/mod"
+  export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor" \
+    -o "$bin/kube-controller-manager.tmp" k8s.io/kubernetes/cmd/kube-controller-manager
+  mv "$bin/kube-controller-manager.tmp" "$bin/kube-controller-manager"
+  echo "k8s-bins: kube-controller-manager built in $(( $(date +%s) - start ))s" >&2
+  exit 0
+fi
+
 if [[ -x $bin/kube-apiserver && -x $bin/etcd && -x $bin/kubectl && -f $out/.complete ]]; then
   echo "k8s-bins: v$K8S_VERSION cached in $bin" >&2
   exit 0
@@ -50,6 +68,7 @@ package tools
 import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO

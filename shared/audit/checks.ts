@@ -60,12 +60,35 @@ export interface AuditOptions {
   /** How long after a rotation incomplete coverage is a failure rather than a warning (default 24 h). */
   coverageGraceMs?: number;
   now?: () => number;
+  /** Shared by the clusters of one audit (`keyCache()`): each key is described and looked up once. */
+  cache?: KeyCache;
 }
 
 const worst = (statuses: Status[]): Status =>
   statuses.includes('fail') ? 'fail' : statuses.includes('warn') ? 'warn' : 'pass';
 
 /** Managed-role crypto calls of a key, refusals included, newest first. */
+/**
+ * What the clusters of one audit that share a key share: its DescribeKey and its ActionTrail activity.
+ * LookupEvents allows 2 calls a second for the whole account, so an audit of a hundred clusters over ten keys
+ * looks up ten keys, not a hundred clusters.
+ */
+export interface KeyCache {
+  keys: Map<string, Promise<KeyInfo>>;
+  activity: Map<string, Promise<ActionTrailEvent[]>>;
+}
+export const keyCache = (): KeyCache => ({ keys: new Map(), activity: new Map() });
+
+function once<T>(map: Map<string, Promise<T>> | undefined, id: string, load: () => Promise<T>): Promise<T> {
+  if (!map) return load();
+  let p = map.get(id);
+  if (!p) {
+    p = load();
+    map.set(id, p);
+  }
+  return p;
+}
+
 async function managedRoleActivity(
   clients: Pick<CloudClients, 'actionTrailRpc'>,
   keyId: string,
@@ -147,7 +170,7 @@ export async function auditCluster(
   checks.push(encryptionCheck(cluster));
   if (cluster.encryptionEnabled && cluster.keyId) {
     result.keyId = cluster.keyId;
-    const key = await keyOrCheck(clients, cluster.keyId, checks);
+    const key = await keyOrCheck(clients, cluster.keyId, checks, options.cache);
     if (key) {
       checks.push(...keyChecks(key, cluster));
       checks.push(...(await evidenceChecks(clients, key, now, options, result)));
@@ -184,9 +207,10 @@ async function keyOrCheck(
   clients: Pick<CloudClients, 'kmsRpc'>,
   keyId: string,
   checks: Check[],
+  cache?: KeyCache,
 ): Promise<KeyInfo | undefined> {
   try {
-    return await describeKey(clients, keyId);
+    return await once(cache?.keys, keyId, () => describeKey(clients, keyId));
   } catch (err) {
     checks.push({
       id: 'key-state',
@@ -285,7 +309,9 @@ async function evidenceChecks(
   const checks: Check[] = [];
   const window = options.evidenceWindowMs ?? 7 * 86_400_000;
   try {
-    const events = await managedRoleActivity(clients, key.keyId, new Date(now - window), new Date(now));
+    const events = await once(options.cache?.activity, key.keyId, () =>
+      managedRoleActivity(clients, key.keyId, new Date(now - window), new Date(now)),
+    );
     result.timeline = events.slice(0, 50).map((e) => ({
       time: e.eventTime.toISOString(),
       eventName: e.eventName,

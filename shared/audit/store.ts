@@ -27,7 +27,17 @@ export function ossClient(options: ReportStoreOptions): OSS {
   return new Client({
     accessKeyId: options.credentials.accessKeyId,
     accessKeySecret: options.credentials.accessKeySecret,
-    ...(options.credentials.securityToken ? { stsToken: options.credentials.securityToken } : {}),
+    ...(options.credentials.securityToken
+      ? {
+          stsToken: options.credentials.securityToken,
+          // FC's credentials outlive the invocation; handing them back keeps ali-oss from warning on every client.
+          refreshSTSToken: async () => ({
+            accessKeyId: options.credentials.accessKeyId,
+            accessKeySecret: options.credentials.accessKeySecret,
+            stsToken: options.credentials.securityToken ?? '',
+          }),
+        }
+      : {}),
     bucket: options.bucket,
     ...(options.endpoint
       ? { endpoint: options.endpoint.url, secure: options.endpoint.protocol === 'https' }

@@ -72,6 +72,15 @@ export interface SentinelConfig {
   };
   /** The webhook starts jobs and reads their status through this function (it holds the kubeconfigs). */
   rotationWatchFunction: string;
+  fleet: {
+    /** Clusters a tick (rotation-watch) or an audit works on at once. */
+    concurrency: number;
+    /**
+     * How often rotation-watch reads every target cluster's state even though no watched key moved (between
+     * such ticks, a cluster recorded as done for its key's primary version is not read at all).
+     */
+    fullCheckMs: number;
+  };
   notify: NotifyChannelConfig[];
   webhookSecret?: string;
   /**
@@ -82,7 +91,10 @@ export interface SentinelConfig {
   /** How long after a KMS secret's rotation its previous version is still accepted (webhook signatures). */
   secretGraceMs: number;
   audit: {
-    /** OSS bucket for audit reports (JSON and HTML). */
+    /**
+     * The suite's OSS bucket: audit reports (JSON and HTML) under `audits/`, and rotation-watch's record of
+     * the key versions each cluster is done with under `state/`.
+     */
     reportBucket?: string;
     /** How far back ActionTrail evidence counts. */
     evidenceWindowMs: number;
@@ -226,6 +238,18 @@ const SETTINGS = {
     name: 'SENTINEL_REENCRYPT_STALE_AFTER',
     example: '1h',
     default: '1h',
+    parse: durationMs,
+  }),
+  fleetConcurrency: setting({
+    name: 'SENTINEL_FLEET_CONCURRENCY',
+    example: '16',
+    default: '16',
+    parse: (v) => intIn(v, 1, 64),
+  }),
+  fullCheck: setting({
+    name: 'SENTINEL_FULL_CHECK_INTERVAL',
+    example: '24h',
+    default: '24h',
     parse: durationMs,
   }),
   rotationWatchFunction: setting({
@@ -403,6 +427,10 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
       functionName: read(SETTINGS.reencryptFunction) ?? '',
     },
     rotationWatchFunction: read(SETTINGS.rotationWatchFunction) ?? '',
+    fleet: {
+      concurrency: read(SETTINGS.fleetConcurrency) ?? 16,
+      fullCheckMs: read(SETTINGS.fullCheck) ?? 0,
+    },
     notify: literal(notify) ?? [],
     webhookSecret: literal(webhookSecret),
     kmsSecrets: {

@@ -372,6 +372,9 @@ describe('least privilege', () => {
     ]);
     expect(resourcesOf('audit', 'oss:PutObject')).toEqual(['acs:oss:*:*:<report-bucket>/audits/*']);
     expect(resourcesOf('webhook', 'oss:GetObject')).toEqual(['acs:oss:*:*:<report-bucket>/audits/*']);
+    // rotation-watch's done record only: never the reports.
+    expect(resourcesOf('rotation-watch', 'oss:GetObject')).toEqual(['acs:oss:*:*:<report-bucket>/state/*']);
+    expect(resourcesOf('rotation-watch', 'oss:PutObject')).toEqual(['acs:oss:*:*:<report-bucket>/state/*']);
     for (const fn of FUNCTIONS) {
       for (const st of policyTemplate(fn).Statement) {
         if (st.Action.includes('kms:GetSecretValue'))
