@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  emptyRecord,
-  fullCheckDue,
-  isDone,
-  onlyKeys,
-  withOutcomes,
-} from '../../shared/jobs/done-record';
+import { emptyRecord, fullCheckDue, isDone, onlyKeys, withOutcomes } from '../../shared/jobs/done-record';
 
 /**
  * rotation-watch's account-level record: a cluster is skipped only when the record names the key's current
