@@ -29,6 +29,7 @@ function sampleEvents(n: number, keyId: string) {
     eventRW: 'Read',
     serviceName: 'Kms',
     acsRegion: 'cn-hangzhou',
+    recipientAccountId: '1234567890123456',
     requestId: randomUUID(),
     userIdentity:
       i % 3 === 0

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { auditCluster, type ClusterAudit } from '../shared/audit/checks';
 import { buildReport, renderHtml, summaryText } from '../shared/audit/report';
 import { createCloudClients } from '../shared/cloud/clients';
@@ -8,7 +8,8 @@ import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
 import { apiServerIdentities, getRaw, loadKubeConfig } from '../shared/cluster/kube';
 import { loadConfig } from '../shared/config';
-import { keyVersionCensus, kubernetesSecretStore } from '../shared/reencrypt/secrets-api';
+import { httpSecretStore } from '../shared/reencrypt/http-store';
+import { keyVersionCensus, type SecretStore } from '../shared/reencrypt/secrets-api';
 import { UsageError } from './output';
 
 /**
@@ -26,8 +27,8 @@ export interface AuditFlags {
   config?: string;
 }
 
-async function kubeconfigOnly(core: CoreV1Api, name: string): Promise<ClusterAudit> {
-  const census = await keyVersionCensus(kubernetesSecretStore(core));
+async function kubeconfigOnly(secrets: SecretStore, name: string): Promise<ClusterAudit> {
+  const census = await keyVersionCensus(secrets);
   const { total } = census;
   const versions = Object.fromEntries(
     [...census.byVersion].map(([v, n]) => [v ?? '(never rewritten by the suite)', n]),
@@ -64,7 +65,7 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
     ...(flags.kubeconfig ? { path: flags.kubeconfig } : {}),
     ...(flags.context ? { context: flags.context } : {}),
   });
-  const core = kc.makeApiClient(CoreV1Api);
+  const secrets = httpSecretStore(kc);
   let audits: ClusterAudit[];
   try {
     if (flags.clusterId) {
@@ -76,7 +77,7 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
       const [cluster] = await discoverClusters(clients, config);
       if (!cluster) throw new UsageError(`cluster ${flags.clusterId} not found`);
       audits = [
-        await auditCluster(clients, cluster, core, {
+        await auditCluster(clients, cluster, secrets, {
           evidenceWindowMs: config.audit.evidenceWindowMs,
           rbac: kc.makeApiClient(RbacAuthorizationV1Api),
           stateNamespace: config.stateNamespace,
@@ -85,10 +86,11 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
         }),
       ];
     } else {
-      audits = [await kubeconfigOnly(core, kc.getCurrentContext() || 'kubeconfig')];
+      audits = [await kubeconfigOnly(secrets, kc.getCurrentContext() || 'kubeconfig')];
     }
   } finally {
     kc.close();
+    secrets.close();
   }
   const report = buildReport(
     `audit-${new Date()

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../shared/cluster/kube';
 import { unproven } from '../shared/cluster/sealing';
 import { ConfigError, normalizeError } from '../shared/errors';
@@ -7,13 +7,8 @@ import { etcdVerifier } from '../shared/etcd/verifier';
 import { STRATEGIES, type Strategy } from '../shared/events/fields';
 import { sweepCheckpointSchema } from '../shared/jobs/payload';
 import { redactString } from '../shared/log';
-import {
-  kubernetesSecretStore,
-  type SweepCheckpoint,
-  type SweepProgress,
-  type SweepReport,
-  sweep,
-} from '../shared/reencrypt';
+import { type SweepCheckpoint, type SweepProgress, type SweepReport, sweep } from '../shared/reencrypt';
+import { httpSecretStore } from '../shared/reencrypt/http-store';
 import { type Output, UsageError } from './output';
 import type { CliProof } from './reencrypt-proof';
 
@@ -131,7 +126,7 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
   const budgetMs = flags.timeBudget ? durationFlag('time-budget', flags.timeBudget) : undefined;
   const checkpoint = flags.checkpoint ? readCheckpoint(flags.checkpoint, keyVersion) : undefined;
 
-  const store = kubernetesSecretStore(kc.makeApiClient(CoreV1Api));
+  const store = httpSecretStore(kc);
   const selection = {
     ...(flags.namespace.length ? { namespaces: flags.namespace } : {}),
     ...(flags.excludeNamespace.length ? { excludeNamespaces: flags.excludeNamespace } : {}),
@@ -184,6 +179,7 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     kc.close();
+    store.close();
   }
 
   if (flags.checkpoint && !flags.dryRun) {

@@ -76,7 +76,13 @@ const keys = (c: Credential) => ({
 });
 
 export async function startSandbox(
-  options: { workDir?: string; stateDir?: string; plugin?: PluginMode } = {},
+  options: {
+    workDir?: string;
+    stateDir?: string;
+    plugin?: PluginMode;
+    /** More kube-apiserver flags (the benchmark turns on the in-tree storage version migrator's API). */
+    apiServerArgs?: string[];
+  } = {},
 ): Promise<Sandbox> {
   const pluginMode = options.plugin ?? 'versioned';
   resolveLoopbackSubdomains();
@@ -102,6 +108,7 @@ export async function startSandbox(
         ? new AckConstantKeyIdProvider(kms, key.keyId)
         : new AlibabaKmsKeyProvider(kms, key.keyId);
     const controlPlane = await ControlPlane.start({
+      ...(options.apiServerArgs ? { apiServerArgs: options.apiServerArgs } : {}),
       provider,
       ...(options.workDir ? { workDir: options.workDir } : {}),
     });

@@ -39,7 +39,7 @@ async function auditOne(
     });
   }
   try {
-    return await auditCluster(s.clients, cluster, kube?.core, {
+    return await auditCluster(s.clients, cluster, kube?.secrets, {
       ...options,
       ...(kube
         ? {

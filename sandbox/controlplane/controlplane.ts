@@ -37,6 +37,8 @@ export interface ControlPlaneOptions {
   /** Where certificates, kubeconfigs, logs and etcd data go; a fresh temporary directory by default. */
   workDir?: string;
   startTimeoutMs?: number;
+  /** More kube-apiserver flags. */
+  apiServerArgs?: string[];
 }
 
 export class ControlPlane {
@@ -148,6 +150,7 @@ export class ControlPlane {
         `--encryption-provider-config=${encryptionConfig}`,
         '--profiling=false',
         '--v=1',
+        ...(options.apiServerArgs ?? []),
       ];
       const launch = () =>
         launchApiServer(binaries.kubeApiserver, apiserverArgs, workDir, {

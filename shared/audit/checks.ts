@@ -1,4 +1,4 @@
-import type { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import type { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import type { CloudClients } from '../cloud/clients';
 import type { TargetCluster } from '../cluster/discovery';
 import { readSealingEvidence, type SealingEvidence, unproven } from '../cluster/sealing';
@@ -6,7 +6,7 @@ import { stateWriters } from '../cluster/state-writers';
 import { normalizeError } from '../errors';
 import type { ActionTrailEvent } from '../events/actiontrail';
 import { describeKey, type KeyInfo } from '../kms/keys';
-import { doneFor, keyVersionCensus, kubernetesSecretStore } from '../reencrypt/secrets-api';
+import { doneFor, keyVersionCensus, type SecretStore } from '../reencrypt/secrets-api';
 import { findManagedRoleEvents } from '../trail/evidence';
 
 /**
@@ -110,8 +110,8 @@ async function managedRoleActivity(
  * Share of the cluster's Secrets done for the key's current version (metadata only, paged): with the API
  * servers' proof readable, only marks written under it count.
  */
-async function coverage(core: CoreV1Api, keyVersionId: string, proven: boolean) {
-  const census = await keyVersionCensus(kubernetesSecretStore(core));
+async function coverage(secrets: SecretStore, keyVersionId: string, proven: boolean) {
+  const census = await keyVersionCensus(secrets);
   return { total: census.total, current: doneFor(census, keyVersionId, proven) };
 }
 
@@ -155,7 +155,7 @@ async function stateWritersCheck(rbac: RbacAuthorizationV1Api, namespace: string
 export async function auditCluster(
   clients: Pick<CloudClients, 'kmsRpc' | 'actionTrailRpc'>,
   cluster: TargetCluster,
-  core: CoreV1Api | undefined,
+  secrets: SecretStore | undefined,
   options: AuditOptions = {},
 ): Promise<ClusterAudit> {
   const now = options.now?.() ?? Date.now();
@@ -174,7 +174,7 @@ export async function auditCluster(
     if (key) {
       checks.push(...keyChecks(key, cluster));
       checks.push(...(await evidenceChecks(clients, key, now, options, result)));
-      if (core) checks.push(await coverageCheck(core, key, now, options, result));
+      if (secrets) checks.push(await coverageCheck(secrets, key, now, options, result));
     }
   }
   if (options.rbac && options.stateNamespace)
@@ -373,7 +373,7 @@ async function evidenceChecks(
  * cannot be read; "not effective" when a rewrite now would not re-seal anything (case c).
  */
 async function coverageCheck(
-  core: CoreV1Api,
+  secrets: SecretStore,
   key: KeyInfo,
   now: number,
   options: AuditOptions,
@@ -383,7 +383,7 @@ async function coverageCheck(
   try {
     const evidence = await sealing(key, options);
     const proof = evidence.verdict === 'effective' ? 'proven' : evidence.verdict;
-    const c = await coverage(core, key.primaryKeyVersion, proof !== 'unproven');
+    const c = await coverage(secrets, key.primaryKeyVersion, proof !== 'unproven');
     const share = c.total === 0 ? 1 : c.current / c.total;
     const since = key.lastRotationDate ? now - Date.parse(key.lastRotationDate) : undefined;
     result.coverage = {

@@ -2,6 +2,8 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import type { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, RequestContext } from '@kubernetes/client-node';
 import { ConfigError } from '../errors';
+import { httpSecretStore } from '../reencrypt/http-store';
+import type { SecretStore } from '../reencrypt/secrets-api';
 import { isApiException, k8s } from './k8s';
 
 /** A KubeConfig whose API clients reuse connections (see `pooledKubeConfigClass`); close it when done. */
@@ -135,18 +137,25 @@ export interface Cluster {
   getRaw(path: string): Promise<{ status: number; body: string }>;
   /** The identities of the live API servers (their kube-system leases); undefined when not readable. */
   apiServerIdentities(): Promise<string[] | undefined>;
+  /** Secrets as the sweep reads and marks them (metadata only, on Node's HTTP client). */
+  secrets: SecretStore;
   close(): void;
 }
 
 /** A Kubernetes client from a kubeconfig text (DescribeClusterUserKubeconfig); close it when done. */
 export function openCluster(kubeconfig: string): Cluster {
   const kc = loadKubeConfig({ text: kubeconfig });
+  const secrets = httpSecretStore(kc);
   return {
     core: kc.makeApiClient(k8s().CoreV1Api),
     rbac: kc.makeApiClient(k8s().RbacAuthorizationV1Api),
     getRaw: (path) => getRaw(kc, path),
     apiServerIdentities: () => apiServerIdentities(kc),
-    close: () => kc.close(),
+    secrets,
+    close: () => {
+      kc.close();
+      secrets.close();
+    },
   };
 }
 
@@ -182,7 +191,8 @@ const RAW_MAX_BYTES = 32 * 1024 * 1024;
 export async function getRaw(kc: KubeConfig, path: string): Promise<{ status: number; body: string }> {
   const opts: RequestOptions = {};
   await kc.applyToHTTPSOptions(opts);
-  const url = new URL(path, kc.getCurrentCluster()?.server);
+  // Appended, not resolved: a server URL may carry a path (a proxy's `/k8s/clusters/<id>`).
+  const url = new URL(`${(kc.getCurrentCluster()?.server ?? '').replace(/\/+$/, '')}${path}`);
   const request = url.protocol === 'http:' ? httpRequest : httpsRequest;
   return new Promise((resolve, reject) => {
     const req = request(url, { ...opts, method: 'GET', agent: false, timeout: RAW_TIMEOUT_MS }, (res) => {

@@ -7,7 +7,7 @@ import { normalizeError } from '../errors';
 import type { Strategy } from '../events/fields';
 import { describeKey, type KeyInfo } from '../kms/keys';
 import type { Logger } from '../log';
-import { doneFor, keyVersionCensus, kubernetesSecretStore, type SweepReport, sweep } from '../reencrypt';
+import { doneFor, keyVersionCensus, type SweepReport, sweep } from '../reencrypt';
 import { zeroCounters } from '../reencrypt/tally';
 import type { Invocation } from '../runtime/handler';
 import type { Services } from '../runtime/services';
@@ -264,7 +264,7 @@ async function awaitNewSeed(run: JobRun): Promise<RunResult> {
 async function sweepStep(run: JobRun): Promise<SweepReport> {
   const { reencrypt } = run.inv.config;
   const report = await sweep({
-    store: kubernetesSecretStore(run.core),
+    store: run.cluster.secrets,
     targetKeyVersionId: run.job.keyVersionId,
     strategy: strategyFor(run),
     pageSize: reencrypt.pageSize,
@@ -396,7 +396,7 @@ const managedRoleEncrypts = (run: JobRun, since: Date) =>
 async function unmarked(run: JobRun): Promise<number> {
   const { reencrypt } = run.inv.config;
   if (strategyFor(run) !== 'annotate') return 0;
-  const store = kubernetesSecretStore(run.core);
+  const store = run.cluster.secrets;
   const census = await keyVersionCensus(store, reencrypt.pageSize, run.at.startedAt);
   return census.total - doneFor(census, run.job.keyVersionId, run.evidence.verdict !== 'unproven');
 }

@@ -5,7 +5,6 @@ export {
   doneFor,
   expiredContinueToken,
   keyVersionCensus,
-  kubernetesSecretStore,
   type SecretRef,
   type SecretStore,
 } from './secrets-api';

@@ -1,5 +1,5 @@
-import type { CoreV1Api, V1ObjectMeta } from '@kubernetes/client-node';
-import { isApiException, k8s } from '../cluster/k8s';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { isApiException } from '../cluster/k8s';
 import { isProven, KEY_VERSION_ANNOTATION, type Marks, SEALED_UNDER_ANNOTATION } from './annotations';
 
 /**
@@ -46,10 +46,11 @@ export interface SecretStore {
   ): Promise<SecretRef>;
 }
 
-const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
-const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
+export const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+export const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 
-const ref = (m: V1ObjectMeta | undefined): SecretRef => {
+/** A Secret's metadata as the sweep keeps it (the suite's marks only). */
+export const secretRef = (m: V1ObjectMeta | undefined): SecretRef => {
   const version = m?.annotations?.[KEY_VERSION_ANNOTATION];
   const sealed = m?.annotations?.[SEALED_UNDER_ANNOTATION];
   return {
@@ -106,44 +107,6 @@ export async function keyVersionCensus(
     token = page.continueToken;
   } while (token);
   return { total, byVersion, provenByVersion };
-}
-
-export function kubernetesSecretStore(core: CoreV1Api): SecretStore {
-  const { PatchStrategy, setHeaderOptions } = k8s();
-  const listHeaders = setHeaderOptions('Accept', METADATA_LIST);
-  const getHeaders = setHeaderOptions('Accept', METADATA_ONLY);
-  const patchHeaders = setHeaderOptions(
-    'Accept',
-    METADATA_ONLY,
-    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-  );
-  return {
-    async list(o) {
-      const params = {
-        limit: o.limit,
-        ...(o.continueToken ? { _continue: o.continueToken } : {}),
-        ...(o.labelSelector ? { labelSelector: o.labelSelector } : {}),
-        ...(o.fieldSelector ? { fieldSelector: o.fieldSelector } : {}),
-      };
-      const list = o.namespace
-        ? await core.listNamespacedSecret({ namespace: o.namespace, ...params }, listHeaders)
-        : await core.listSecretForAllNamespaces(params, listHeaders);
-      return {
-        // An empty PartialObjectMetadataList comes back with `items: null`.
-        items: (list.items ?? []).map((s) => ref(s.metadata)),
-        ...(list.metadata?._continue ? { continueToken: list.metadata._continue } : {}),
-        ...(list.metadata?.remainingItemCount === undefined
-          ? {}
-          : { remainingItemCount: list.metadata.remainingItemCount }),
-      };
-    },
-    async get(namespace, name) {
-      return ref((await core.readNamespacedSecret({ namespace, name }, getHeaders)).metadata);
-    },
-    async patchMetadata(namespace, name, patch) {
-      return ref((await core.patchNamespacedSecret({ namespace, name, body: patch }, patchHeaders)).metadata);
-    },
-  };
 }
 
 /**

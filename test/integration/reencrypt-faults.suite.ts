@@ -1,11 +1,11 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy, type FaultRule } from '../../sandbox/controlplane/fault-proxy';
 import { loadKubeConfig } from '../../shared/cluster/kube';
-import { kubernetesSecretStore, type SecretStore, type SweepOptions, sweep } from '../../shared/reencrypt';
+import { type SecretStore, type SweepOptions, sweep } from '../../shared/reencrypt';
+import { httpSecretStore } from '../../shared/reencrypt/http-store';
 import { coreApi, sandboxInfo } from '../helpers/sandbox';
 import { seedSecrets, snapshot } from '../helpers/secrets';
 
@@ -29,7 +29,7 @@ describe('the sweep under faults', () => {
       info.restrictedKubeconfig,
       join(mkdtempSync(join(tmpdir(), 'rx-')), 'kubeconfig'),
     );
-    store = kubernetesSecretStore(loadKubeConfig({ path: kubeconfig }).makeApiClient(CoreV1Api));
+    store = httpSecretStore(loadKubeConfig({ path: kubeconfig }));
   });
   afterEach(() => {
     proxy.clear().resetStats();

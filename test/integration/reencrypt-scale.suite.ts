@@ -1,14 +1,14 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../../sandbox/controlplane/fault-proxy';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
 import { loadKubeConfig } from '../../shared/cluster/kube';
 import { readSecretEvidence, summarize } from '../../shared/etcd/evidence';
 import { etcdVerifier } from '../../shared/etcd/verifier';
-import { kubernetesSecretStore, sweep } from '../../shared/reencrypt';
+import { sweep } from '../../shared/reencrypt';
+import { httpSecretStore } from '../../shared/reencrypt/http-store';
 import { runCli } from '../helpers/cli';
 import { coreApi, pool, rotateKey, sandboxInfo, waitForAdoption } from '../helpers/sandbox';
 import { dataDigest, seedSecrets, snapshot } from '../helpers/secrets';
@@ -44,9 +44,7 @@ describe('re-encryption at scale', () => {
   });
 
   it('moves every surviving Secret to the new key version while Secrets come and go', async () => {
-    const store = kubernetesSecretStore(
-      loadKubeConfig({ path: sandboxInfo().restrictedKubeconfig }).makeApiClient(CoreV1Api),
-    );
+    const store = httpSecretStore(loadKubeConfig({ path: sandboxInfo().restrictedKubeconfig }));
     const deleted = [...created.keys()].filter((_, i) => i % 97 === 5);
     const churn = async () => {
       await pool(deleted, 4, async (key) => {
@@ -101,9 +99,7 @@ describe('re-encryption at scale', () => {
     const namespaces = STALE_NAMESPACES;
     const keyId = targetKeyId;
     const version = targetVersion;
-    const store = kubernetesSecretStore(
-      loadKubeConfig({ path: sandboxInfo().restrictedKubeconfig }).makeApiClient(CoreV1Api),
-    );
+    const store = httpSecretStore(loadKubeConfig({ path: sandboxInfo().restrictedKubeconfig }));
     const first = await sweep({
       store,
       targetKeyVersionId: version,

@@ -1,0 +1,161 @@
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import type { KubeConfig, V1ObjectMeta } from '@kubernetes/client-node';
+import { METADATA_LIST, METADATA_ONLY, type SecretStore, secretRef } from './secrets-api';
+
+/**
+ * The sweep's SecretStore on Node's own HTTP client: the sweep's hot path is thousands of tiny metadata
+ * patches, and on a small machine the client's CPU is the API server's CPU. `@kubernetes/client-node` spends
+ * most of a patch in its generated request pipeline (its object serializer, header handling, a promise chain
+ * per middleware); this sends the same requests (a JSON merge patch of `metadata`, answers as
+ * `PartialObjectMetadata`) over one keep-alive agent, with the kubeconfig's authentication and TLS as
+ * client-node applies them (`applyToHTTPSOptions`, renewed every minute for expiring tokens). Errors keep
+ * client-node's `ApiException` shape (numeric `code`, raw `body`, `headers`), so the retry table, the
+ * 410-continue handling and error normalisation treat both stores alike.
+ */
+export class KubeHttpError extends Error {
+  constructor(
+    readonly code: number,
+    readonly body: string,
+    readonly headers: Record<string, string | string[] | undefined>,
+    what: string,
+  ) {
+    super(`HTTP-Code: ${code} ${what}`);
+    this.name = 'KubeHttpError';
+  }
+}
+
+const AUTH_TTL_MS = 60_000;
+const REQUEST_TIMEOUT_MS = 60_000;
+
+/** One kubeconfig's API server over one keep-alive agent: JSON requests, errors in ApiException's shape. */
+class KubeHttp {
+  private readonly server: string;
+  private readonly plain: boolean;
+  private auth?: { headers: RequestOptions['headers']; at: number };
+  private agent?: HttpAgent | HttpsAgent;
+
+  constructor(private readonly kc: KubeConfig) {
+    this.server = (kc.getCurrentCluster()?.server ?? '').replace(/\/+$/, '');
+    this.plain = this.server.startsWith('http:');
+  }
+
+  private async options(): Promise<{ headers: RequestOptions['headers']; agent?: HttpAgent | HttpsAgent }> {
+    if (!this.auth || Date.now() - this.auth.at > AUTH_TTL_MS) {
+      const opts: RequestOptions = {};
+      await this.kc.applyToHTTPSOptions(opts);
+      this.auth = { headers: opts.headers ?? {}, at: Date.now() };
+      const common = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64 };
+      this.agent ??= this.plain
+        ? new HttpAgent(common)
+        : new HttpsAgent({
+            ...common,
+            ca: opts.ca,
+            cert: opts.cert,
+            key: opts.key,
+            ...(opts.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: opts.rejectUnauthorized }),
+            ...(opts.servername ? { servername: opts.servername } : {}),
+          });
+    }
+    return { headers: this.auth.headers, ...(this.agent ? { agent: this.agent } : {}) };
+  }
+
+  async call(method: string, path: string, accept: string, body?: string): Promise<unknown> {
+    const { headers, agent } = await this.options();
+    const send = this.plain ? httpRequest : httpsRequest;
+    const what = `${method} ${path.split('?')[0]}`;
+    return new Promise((resolve, reject) => {
+      const req = send(
+        `${this.server}${path}`,
+        {
+          method,
+          agent,
+          timeout: REQUEST_TIMEOUT_MS,
+          headers: {
+            ...headers,
+            accept,
+            ...(body === undefined
+              ? {}
+              : {
+                  'content-type': 'application/merge-patch+json',
+                  'content-length': Buffer.byteLength(body),
+                }),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const status = res.statusCode ?? 0;
+            if (status < 200 || status > 299)
+              return reject(new KubeHttpError(status, text, res.headers, what));
+            try {
+              resolve(JSON.parse(text));
+            } catch {
+              reject(new KubeHttpError(status, text, res.headers, `${what}: the answer is not JSON`));
+            }
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${what}: no answer within ${REQUEST_TIMEOUT_MS} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.agent?.destroy();
+    this.agent = undefined;
+  }
+}
+
+export function httpSecretStore(kc: KubeConfig): SecretStore & { close(): void } {
+  const http = new KubeHttp(kc);
+  const call = http.call.bind(http);
+  const secretPath = (namespace: string, name: string) =>
+    `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`;
+
+  return {
+    async list(o) {
+      const query = new URLSearchParams({ limit: String(o.limit) });
+      if (o.continueToken) query.set('continue', o.continueToken);
+      if (o.labelSelector) query.set('labelSelector', o.labelSelector);
+      if (o.fieldSelector) query.set('fieldSelector', o.fieldSelector);
+      const base = o.namespace
+        ? `/api/v1/namespaces/${encodeURIComponent(o.namespace)}/secrets`
+        : '/api/v1/secrets';
+      const list = (await call('GET', `${base}?${query}`, METADATA_LIST)) as {
+        items?: Array<{ metadata?: V1ObjectMeta }> | null;
+        metadata?: { continue?: string; remainingItemCount?: number };
+      };
+      return {
+        // An empty PartialObjectMetadataList comes back with `items: null`.
+        items: (list.items ?? []).map((s) => secretRef(s.metadata)),
+        ...(list.metadata?.continue ? { continueToken: list.metadata.continue } : {}),
+        ...(list.metadata?.remainingItemCount === undefined
+          ? {}
+          : { remainingItemCount: list.metadata.remainingItemCount }),
+      };
+    },
+    async get(namespace, name) {
+      const got = (await call('GET', secretPath(namespace, name), METADATA_ONLY)) as {
+        metadata?: V1ObjectMeta;
+      };
+      return secretRef(got.metadata);
+    },
+    async patchMetadata(namespace, name, patch) {
+      const got = (await call(
+        'PATCH',
+        secretPath(namespace, name),
+        METADATA_ONLY,
+        JSON.stringify(patch),
+      )) as {
+        metadata?: V1ObjectMeta;
+      };
+      return secretRef(got.metadata);
+    },
+    close: () => http.close(),
+  };
+}
