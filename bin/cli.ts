@@ -2,6 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../shared/reencrypt/defaults';
 import type * as AuditModule from './audit-command';
 import type { AuditFlags } from './audit-command';
+import type * as EnableModule from './enable-command';
+import type { EnableFlags } from './enable-command';
 import type * as InvokeModule from './invoke-command';
 import type { InvokeFlags } from './invoke-command';
 import type * as OutputModule from './output';
@@ -14,6 +16,7 @@ import type { ServeFlags } from './serve-command';
 // usage errors load nothing but commander. The `.js` names resolve to the TypeScript sources (tsc, esbuild, vitest).
 const lazy = {
   audit: (): Promise<typeof AuditModule> => import('./audit-command.js'),
+  enable: (): Promise<typeof EnableModule> => import('./enable-command.js'),
   invoke: (): Promise<typeof InvokeModule> => import('./invoke-command.js'),
   output: (): Promise<typeof OutputModule> => import('./output.js'),
   reencrypt: (): Promise<typeof ReencryptModule> => import('./reencrypt-command.js'),
@@ -45,6 +48,7 @@ export function buildProgram(run: Exit): Command {
   addInvoke(program, run);
   addServe(program, run);
   addAudit(program, run);
+  addEnable(program, run);
   return program;
 }
 
@@ -166,4 +170,30 @@ if (require.main === module) {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
+}
+
+function addEnable(program: Command, run: Exit): void {
+  program
+    .command('enable')
+    .description(
+      'Turn Secret encryption on for an ACK cluster: pre-flight checks, UpdateKMSEncryption, the wait, the evidence, a sweep of the existing Secrets, verification',
+    )
+    .requiredOption('--cluster-id <id>', 'the ACK cluster id')
+    .requiredOption('--key-id <key>', 'the KMS key (id or alias) in the cluster region')
+    .option('--dry-run', 'run the pre-flight checks only')
+    .option('--protect-key', "turn on the key's deletion protection if it is off")
+    .option(
+      '--kubeconfig <path>',
+      'reach the cluster with this kubeconfig (default: DescribeClusterUserKubeconfig)',
+    )
+    .option(
+      '--verify-etcd <url>',
+      'count plaintext Secrets in etcd afterwards (the sandbox, self-managed control planes)',
+    )
+    .option('--json', 'end stdout with the report as one JSON object')
+    .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
+    .action(async (flags: EnableFlags) => {
+      const { enableCommand } = await lazy.enable();
+      run(await enableCommand(flags));
+    });
 }

@@ -11,6 +11,7 @@ import { isManagedSecurityRole } from '../shared/events';
 import { type ClusterState, STATE_CONFIGMAP } from '../shared/jobs/state';
 import type { FcContext } from '../shared/runtime/handler';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from './cloud/emulator';
+import { runEnableDemo } from './demo-enable';
 import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from './index';
 
 /**
@@ -24,6 +25,10 @@ import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from './index';
  * (its key id never changes): the suite must find that a rewrite would change nothing and claim nothing.
  * `--restart-control-plane` then restarts kube-apiserver (a new seed, sealed under the new version), and
  * the next rotation-watch tick sweeps.
+ *
+ * `--enable` runs the vendor document's procedure instead, on a cluster that starts without encryption
+ * (sandbox/demo-enable.ts): its JSON has `secrets`, `plaintextBefore`, `plaintextAfter`,
+ * `etcdKeyVersionsAfter`, `durationMs`.
  */
 const args = new Set(process.argv.slice(2));
 const asJson = args.has('--json');
@@ -39,6 +44,13 @@ const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
 const inDemo = (s: { namespace: string }) => NAMESPACES.includes(s.namespace);
 
 async function main(): Promise<void> {
+  if (args.has('--enable')) {
+    const summary = await runEnableDemo(SECRETS, say);
+    if (asJson) process.stdout.write(`${JSON.stringify(summary)}\n`);
+    if (summary.outcome !== 'enabled' || summary.plaintextAfter > 0)
+      throw new Error(`enable ended ${summary.outcome} with ${summary.plaintextAfter} plaintext Secrets`);
+    return;
+  }
   const started = Date.now();
   say(
     `starting the sandbox: etcd, kube-apiserver, the KMS v2 plugin${constantKeyId ? ' (behaving like the ACK plugin: a constant key id)' : ''} and the local Alibaba Cloud…`,

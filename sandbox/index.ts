@@ -82,6 +82,11 @@ export async function startSandbox(
     plugin?: PluginMode;
     /** More kube-apiserver flags (the benchmark turns on the in-tree storage version migrator's API). */
     apiServerArgs?: string[];
+    /**
+     * `none`: the cluster starts without Secret encryption (CS reports it off, the API server writes
+     * plaintext) until UpdateKMSEncryption turns it on.
+     */
+    encryption?: 'kms' | 'none';
   } = {},
 ): Promise<Sandbox> {
   const pluginMode = options.plugin ?? 'versioned';
@@ -107,19 +112,25 @@ export async function startSandbox(
       pluginMode === 'constant-key-id'
         ? new AckConstantKeyIdProvider(kms, key.keyId)
         : new AlibabaKmsKeyProvider(kms, key.keyId);
+    const encrypted = options.encryption !== 'none';
     const controlPlane = await ControlPlane.start({
       ...(options.apiServerArgs ? { apiServerArgs: options.apiServerArgs } : {}),
+      encryption: encrypted ? 'kms' : 'identity',
       provider,
       ...(options.workDir ? { workDir: options.workDir } : {}),
     });
     cloud.addCluster({
       clusterId: SANDBOX_CLUSTER_ID,
       name: 'sandbox-edge-pro',
-      encryptionKeyId: key.keyId,
-      disableEncryption: false,
+      ...(encrypted ? { encryptionKeyId: key.keyId } : {}),
+      disableEncryption: !encrypted,
       // What DescribeClusterUserKubeconfig hands out: the suite's least-privileged identity.
       kubeconfig: readFileSync(controlPlane.info.restrictedKubeconfig, 'utf8'),
     });
+    // UpdateKMSEncryption on the sandbox cluster switches its control plane, as ACK's does (a restart).
+    cloud.encryptionSwitch = async (clusterId, enabled) => {
+      if (clusterId === SANDBOX_CLUSTER_ID) await controlPlane.setEncryption(enabled ? 'kms' : 'identity');
+    };
     const user = createCloudClients(config, keys(cloud.user), { timeouts: SANDBOX_TIMEOUTS });
     const server = controlServer(controlPlane, cloud, async () => {
       const r = await user.kms.createKeyVersion(new $Kms.CreateKeyVersionRequest({ keyId: key.keyId }));

@@ -121,10 +121,20 @@ export function csAction(ctx: CallContext, route: CsRoute): unknown {
           throw new ApiError(400, 'InvalidParameter', 'kms_key_id is required');
         const key = ctx.emulator.state.keys.find((k) => k.keyId === body.kms_key_id);
         if (!key) throw new ApiError(400, 'KmsKeyNotFound', `KMS key ${body.kms_key_id} not found`);
+        if (ctx.emulator.state.managedRoleAuthorized === false)
+          throw new ApiError(
+            403,
+            'MissingAuth.AliyuncsManagedSecurityRole',
+            'the account has not authorized the AliyunCSManagedSecurityRole system role',
+          );
+        if (key.keyState !== 'Enabled')
+          throw new ApiError(400, 'KmsKeyNotEnabled', `KMS key ${key.keyId} is ${key.keyState}`);
         cluster.encryptionKeyId = key.keyId;
       }
       cluster.disableEncryption = body.disable_encryption;
       cluster.lastKmsChange = new Date(now).toISOString();
+      // The control plane restarts with the new configuration: Updating, then Running again.
+      ctx.emulator.applyEncryptionChange(cluster);
       return undefined;
     }
     default:

@@ -245,6 +245,29 @@ export class CloudEmulator {
     return full;
   }
 
+  /**
+   * What turns a cluster's Secret encryption on or off behind UpdateKMSEncryption (the sandbox wires its
+   * control plane here); without one, the change is only recorded.
+   */
+  encryptionSwitch?: (clusterId: string, enabled: boolean) => Promise<void>;
+
+  /** UpdateKMSEncryption accepted: the cluster is `updating` until its control plane runs the new configuration. */
+  applyEncryptionChange(cluster: ClusterState): void {
+    const change = this.encryptionSwitch;
+    if (!change) return;
+    cluster.state = 'updating';
+    this.track(
+      change(cluster.clusterId, !cluster.disableEncryption).then(
+        () => {
+          cluster.state = 'running';
+        },
+        () => {
+          cluster.state = 'failed';
+        },
+      ),
+    );
+  }
+
   registerFunction(spec: FunctionSpec): void {
     this.functions.register(spec);
   }

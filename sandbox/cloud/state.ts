@@ -70,6 +70,8 @@ export interface EmulatorState {
   events: ActionTrailEvent[];
   /** The ActionTrail trail's SLS logstore: shard → records. */
   trailLogstore: LogRecord[][];
+  /** Whether the account authorized the AliyunCSManagedSecurityRole system role (absent: yes). */
+  managedRoleAuthorized?: boolean;
   /** OSS buckets: name → key → object (base64 body). */
   buckets: Record<string, Record<string, { body: string; contentType: string }>>;
 }

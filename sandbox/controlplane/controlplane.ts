@@ -30,6 +30,22 @@ export interface ControlPlaneInfo {
   workDir: string;
 }
 
+/** How kube-apiserver writes Secrets: through the KMS v2 plugin, or in plaintext. */
+export type EncryptionMode = 'kms' | 'identity';
+
+function writeEncryptionConfig(path: string, mode: EncryptionMode, name: string, endpoint: string): void {
+  const kms = { kms: { apiVersion: 'v2', name, endpoint, timeout: '3s' } };
+  const identity = { identity: {} };
+  writeFileSync(
+    path,
+    JSON.stringify({
+      apiVersion: 'apiserver.config.k8s.io/v1',
+      kind: 'EncryptionConfiguration',
+      resources: [{ resources: ['secrets'], providers: mode === 'kms' ? [kms, identity] : [identity, kms] }],
+    }),
+  );
+}
+
 export interface ControlPlaneOptions {
   provider: KeyProvider;
   kmsProviderName?: string;
@@ -39,6 +55,8 @@ export interface ControlPlaneOptions {
   startTimeoutMs?: number;
   /** More kube-apiserver flags. */
   apiServerArgs?: string[];
+  /** How Secrets are written at start: `kms` (default), or `identity` for a cluster without encryption. */
+  encryption?: EncryptionMode;
 }
 
 export class ControlPlane {
@@ -49,7 +67,27 @@ export class ControlPlane {
     private readonly adminToken: string,
     private readonly ownsWorkDir: boolean,
     private readonly launchApiServer: () => Promise<Managed>,
+    private readonly writeEncryption: (mode: EncryptionMode) => void,
+    private encryptionMode: EncryptionMode,
   ) {}
+
+  /** How kube-apiserver writes Secrets now: sealed by the KMS v2 plugin, or in plaintext (`identity`). */
+  get encryption(): EncryptionMode {
+    return this.encryptionMode;
+  }
+
+  /**
+   * Turns Secret encryption on or off as ACK's UpdateKMSEncryption does on a managed control plane: a new
+   * EncryptionConfiguration, then kube-apiserver restarted with it. Either way both providers stay listed (the
+   * writing one first), so Secrets written before stay readable: plaintext ones after `kms`, sealed ones after
+   * `identity`. Secrets already stored are not rewritten; that is the sweep's work.
+   */
+  async setEncryption(mode: EncryptionMode): Promise<void> {
+    if (mode === this.encryptionMode) return;
+    this.writeEncryption(mode);
+    await this.restartApiServer();
+    this.encryptionMode = mode;
+  }
 
   static async start(options: ControlPlaneOptions): Promise<ControlPlane> {
     const binaries = ensureBinaries();
@@ -112,24 +150,9 @@ export class ControlPlane {
         { mode: 0o600 },
       );
       const encryptionConfig = join(workDir, 'encryption-config.json');
-      writeFileSync(
-        encryptionConfig,
-        JSON.stringify({
-          apiVersion: 'apiserver.config.k8s.io/v1',
-          kind: 'EncryptionConfiguration',
-          resources: [
-            {
-              resources: ['secrets'],
-              providers: [
-                {
-                  kms: { apiVersion: 'v2', name: kmsProviderName, endpoint: plugin.endpoint, timeout: '3s' },
-                },
-                { identity: {} },
-              ],
-            },
-          ],
-        }),
-      );
+      const writeEncryption = (mode: EncryptionMode) =>
+        writeEncryptionConfig(encryptionConfig, mode, kmsProviderName, plugin.endpoint);
+      writeEncryption(options.encryption ?? 'kms');
 
       const apiServer = `https://127.0.0.1:${securePort}`;
       const caFile = join(certDir, 'apiserver.crt');
@@ -185,6 +208,8 @@ export class ControlPlane {
         adminToken,
         ownsWorkDir,
         launch,
+        writeEncryption,
+        options.encryption ?? 'kms',
       );
       await cp.applyRbac();
       return cp;

@@ -36,6 +36,8 @@ export type RoaCaller = (
   method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   pathname: string,
   query?: Record<string, string>,
+  /** A JSON body: the call is a write whose answer has no body (as the typed SDK's `bodyType: none`). */
+  body?: Record<string, unknown>,
 ) => Promise<unknown>;
 
 export interface CloudClients {
@@ -143,7 +145,7 @@ function rpcCaller(
  */
 function csRoaCaller(csConfig: $OpenApiUtil.Config, timeouts: Timeouts): RoaCaller {
   const client = new OpenApiCore(csConfig);
-  return async (action, method, pathname, query = {}) => {
+  return async (action, method, pathname, query = {}, body = undefined) => {
     const params = new $OpenApiUtil.Params({
       action,
       version: '2015-12-15',
@@ -153,10 +155,10 @@ function csRoaCaller(csConfig: $OpenApiUtil.Config, timeouts: Timeouts): RoaCall
       authType: 'AK',
       style: 'ROA',
       reqBodyType: 'json',
-      bodyType: 'json',
+      bodyType: body ? 'none' : 'json',
     });
     try {
-      const request = new $OpenApiUtil.OpenApiRequest({ query });
+      const request = new $OpenApiUtil.OpenApiRequest({ query, ...(body ? { body } : {}) });
       const res = await client.callApi(params, request, new $dara.RuntimeOptions(runtimeOptions(timeouts)));
       return res.body;
     } catch (err) {

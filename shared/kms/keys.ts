@@ -20,7 +20,11 @@ export interface KeyInfo {
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
 export async function describeKey(clients: Pick<CloudClients, 'kmsRpc'>, keyId: string): Promise<KeyInfo> {
-  const body = await clients.kmsRpc('DescribeKey', { KeyId: keyId });
+  return keyInfoOf(await clients.kmsRpc('DescribeKey', { KeyId: keyId }), keyId);
+}
+
+/** DescribeKey's answer as a KeyInfo. */
+export function keyInfoOf(body: Record<string, unknown>, keyId: string): KeyInfo {
   const m = (body.KeyMetadata ?? {}) as Record<string, unknown>;
   const primary = str(m.PrimaryKeyVersion);
   if (!str(m.KeyId) || !primary) {

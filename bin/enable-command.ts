@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs';
+import { createCloudClients } from '../shared/cloud/clients';
+import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
+import { openCluster } from '../shared/cluster/kube';
+import { clusterKubeconfig } from '../shared/cluster/user-kubeconfig';
+import { loadConfig } from '../shared/config';
+import { type EnableReport, type EnableStep, enableEncryption } from '../shared/encryption/enable';
+import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
+
+export interface EnableFlags {
+  clusterId: string;
+  keyId: string;
+  kubeconfig?: string;
+  config?: string;
+  dryRun?: boolean;
+  protectKey?: boolean;
+  json?: boolean;
+  verifyEtcd?: string;
+}
+
+const MARK = { done: '✓', skipped: '–', failed: '✗' } as const;
+const CHECK = { pass: '✓', warn: '!', fail: '✗', manual: '?' } as const;
+
+/**
+ * `ack-kms-sentinel enable --cluster-id <id> --key-id <key>`: the whole procedure (shared/encryption/enable.ts)
+ * with its steps on stderr as they happen and, with `--json`, the report as the last line of stdout. With
+ * `--verify-etcd` (the sandbox, self-managed control planes) etcd itself is read afterwards: how many Secrets
+ * are still plaintext. Exit 0 when enabled (or already, or a dry run whose checks pass), 1 otherwise.
+ */
+export async function enableCommand(flags: EnableFlags): Promise<number> {
+  const config = loadConfig(
+    { ...process.env, SENTINEL_CLUSTER_IDS: flags.clusterId },
+    flags.config ? { file: flags.config } : {},
+  );
+  const clients = createCloudClients(config, await credentialsFromDefaultChain());
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const started = Date.now();
+  const report: EnableReport & {
+    etcd?: { secrets: number; plaintext: number; byKeyVersion: Record<string, number> };
+  } = await enableEncryption(
+    {
+      clients,
+      openCluster: async () =>
+        openCluster(
+          flags.kubeconfig
+            ? readFileSync(flags.kubeconfig, 'utf8')
+            : await clusterKubeconfig(clients, flags.clusterId, 60),
+        ),
+      ...(config.accountId ? { accountId: config.accountId } : {}),
+      onStep: (s: EnableStep) =>
+        say(`${MARK[s.status]} ${s.step}: ${s.detail}${s.ms ? ` (${s.ms} ms)` : ''}`),
+    },
+    {
+      clusterId: flags.clusterId,
+      keyId: flags.keyId,
+      dryRun: flags.dryRun === true,
+      protectKey: flags.protectKey === true,
+    },
+  );
+  for (const c of report.checks)
+    say(
+      `  ${CHECK[c.status]} ${c.title}: ${c.evidence}${c.status !== 'pass' && c.remedy ? `\n      → ${c.remedy}` : ''}`,
+    );
+  if (flags.verifyEtcd && ['enabled', 'already-enabled'].includes(report.outcome)) {
+    const summary = summarize(await readSecretEvidence(flags.verifyEtcd));
+    report.etcd = { secrets: summary.total, plaintext: summary.plaintext, byKeyVersion: summary.byKeyId };
+    say(`etcd: ${summary.plaintext} of ${summary.total} Secrets still plaintext`);
+    if (summary.plaintext > 0) report.outcome = 'failed';
+  }
+  say(
+    `${report.outcome} in ${((Date.now() - started) / 1000).toFixed(1)} s${report.resume ? `; to resume: ${report.resume}` : ''}`,
+  );
+  if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  return ['enabled', 'already-enabled', 'dry-run'].includes(report.outcome) ? 0 : 1;
+}

@@ -1,0 +1,322 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CloudClients } from '../cloud/clients';
+import type { Cluster } from '../cluster/kube';
+import { readSealingEvidence, type SealingEvidence } from '../cluster/sealing';
+import { normalizeError } from '../errors';
+import type { KeyInfo } from '../kms/keys';
+import { doneFor, keyVersionCensus } from '../reencrypt/secrets-api';
+import { type SweepProgress, sweep } from '../reencrypt/sweep';
+import { findManagedRoleEvents } from '../trail/evidence';
+import {
+  type ClusterDetail,
+  clusterDetail,
+  clusterStateCheck,
+  clusterTypeCheck,
+  keyChecks,
+  MANUAL_CHECKS,
+  type PreflightCheck,
+} from './preflight';
+
+/**
+ * `enable`: the vendor document's procedure as one command. Pre-flight checks → (optionally) deletion
+ * protection on the key → UpdateKMSEncryption → wait until the cluster is Running again → the managed role's
+ * Encrypt in ActionTrail, and the API servers' own evidence of a new seed → a sweep, so the Secrets written
+ * before (plaintext in etcd until rewritten) are encrypted → a census that every Secret was rewritten. Every
+ * step is idempotent: running the command again after a failure resumes (a cluster already encrypted with
+ * the key skips the switch; the sweep skips Secrets already marked), and a second run on a finished cluster
+ * is a no-op report.
+ */
+export type EnableOutcome = 'enabled' | 'already-enabled' | 'dry-run' | 'checks-failed' | 'failed';
+
+export interface EnableStep {
+  step: 'preflight' | 'protect-key' | 'switch' | 'running' | 'evidence' | 'sweep' | 'verify';
+  status: 'done' | 'skipped' | 'failed';
+  detail: string;
+  ms?: number;
+}
+
+export interface EnableReport {
+  clusterId: string;
+  keyId: string;
+  keyVersionId?: string;
+  outcome: EnableOutcome;
+  checks: PreflightCheck[];
+  steps: EnableStep[];
+  sweep?: { total: number; rewritten: number; alreadyCurrent: number; failed: number; gone: number };
+  census?: { total: number; done: number };
+  /** The API servers' verdict after the switch (`effective`: a new seed under the key). */
+  proof?: SealingEvidence['verdict'];
+  /** How to go on after a failure. */
+  resume?: string;
+}
+
+export interface EnableRequest {
+  clusterId: string;
+  keyId: string;
+  dryRun?: boolean;
+  protectKey?: boolean;
+}
+
+export interface EnableDeps {
+  clients: Pick<CloudClients, 'csRoa' | 'kmsRpc' | 'actionTrailRpc'>;
+  /** The cluster's Kubernetes clients (from DescribeClusterUserKubeconfig, or a kubeconfig given). */
+  openCluster(): Promise<Cluster>;
+  onStep?(step: EnableStep): void;
+  onProgress?(progress: SweepProgress): void;
+  accountId?: string;
+  /** How long to wait for Running and for ActionTrail, and how often to look. */
+  waits?: { runningMs?: number; evidenceMs?: number; pollMs?: number };
+  now?: () => number;
+}
+
+class StepFailed extends Error {}
+
+export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Promise<EnableReport> {
+  const report: EnableReport = {
+    clusterId: req.clusterId,
+    keyId: req.keyId,
+    outcome: 'failed',
+    checks: [],
+    steps: [],
+  };
+  const record = (s: EnableStep) => {
+    report.steps.push(s);
+    deps.onStep?.(s);
+  };
+  try {
+    const { detail, key, already } = await preflightStep(deps, req, report, record);
+    if (!key || report.checks.some((c) => c.status === 'fail')) {
+      report.outcome = 'checks-failed';
+      return report;
+    }
+    report.keyId = key.keyId;
+    report.keyVersionId = key.primaryKeyVersion;
+    if (req.protectKey && key.deletionProtection !== 'Enabled') await protectKey(deps, key, record);
+    if (req.dryRun) {
+      report.outcome = 'dry-run';
+      return report;
+    }
+    const switchedAt = (deps.now ?? Date.now)();
+    if (already) record({ step: 'switch', status: 'skipped', detail: `already encrypted with ${key.keyId}` });
+    else await switchOn(deps, detail, key, record);
+    await waitRunning(deps, req.clusterId, record);
+    const cluster = await deps.openCluster();
+    try {
+      const evidence = await evidenceStep(deps, cluster, key, already ? undefined : switchedAt, record);
+      report.proof = evidence.verdict;
+      await sweepAndVerify(deps, cluster, key, evidence, report, record);
+    } finally {
+      cluster.close();
+    }
+    const rewrote = (report.sweep?.rewritten ?? 0) > 0;
+    report.outcome = already && !rewrote ? 'already-enabled' : 'enabled';
+  } catch (err) {
+    report.outcome = 'failed';
+    if (!(err instanceof StepFailed))
+      record({ step: 'preflight', status: 'failed', detail: normalizeError(err).message });
+    report.resume = `ack-kms-sentinel enable --cluster-id ${req.clusterId} --key-id ${req.keyId} (every step is idempotent: finished steps are skipped)`;
+  }
+  return report;
+}
+
+async function preflightStep(
+  deps: EnableDeps,
+  req: EnableRequest,
+  report: EnableReport,
+  record: (s: EnableStep) => void,
+): Promise<{ detail: ClusterDetail; key?: KeyInfo; already: boolean }> {
+  const t = Date.now();
+  const detail = await clusterDetail(deps.clients, req.clusterId);
+  const { checks: keyed, key } = await keyChecks(deps.clients, req.keyId, detail);
+  const already = detail.encryptionEnabled && key !== undefined && detail.keyId === key.keyId;
+  const checks = [
+    clusterTypeCheck(detail),
+    // Already on with this key: nothing will be switched, so the switch's own conditions do not apply.
+    ...clusterStateCheck(detail, (deps.now ?? Date.now)()).filter(
+      (c) => !already || c.id !== 'recent-change',
+    ),
+    ...keyed,
+    ...MANUAL_CHECKS,
+  ];
+  if (detail.encryptionEnabled && key && detail.keyId !== key.keyId)
+    checks.push({
+      id: 'other-key',
+      title: 'Secret encryption is not on with another key',
+      status: 'fail',
+      evidence: `the cluster encrypts with ${detail.keyId}`,
+      remedy: 'Changing the key of an encrypted cluster is not what enable does: rotate the key instead.',
+    });
+  report.checks = checks;
+  const failed = checks.filter((c) => c.status === 'fail');
+  record({
+    step: 'preflight',
+    status: failed.length ? 'failed' : 'done',
+    detail: failed.length ? `failed: ${failed.map((c) => c.id).join(', ')}` : `${checks.length} checks`,
+    ms: Date.now() - t,
+  });
+  return { detail, ...(key ? { key } : {}), already };
+}
+
+async function protectKey(deps: EnableDeps, key: KeyInfo, record: (s: EnableStep) => void): Promise<void> {
+  try {
+    await deps.clients.kmsRpc('SetDeletionProtection', {
+      ProtectedResourceArn: key.arn,
+      EnableDeletionProtection: 'true',
+      DeletionProtectionDescription: 'Secret encryption of ACK clusters (ack-kms-sentinel enable)',
+    });
+    record({ step: 'protect-key', status: 'done', detail: `deletion protection on for ${key.keyId}` });
+  } catch (err) {
+    record({ step: 'protect-key', status: 'failed', detail: normalizeError(err).message });
+    throw new StepFailed();
+  }
+}
+
+async function switchOn(
+  deps: EnableDeps,
+  detail: ClusterDetail,
+  key: KeyInfo,
+  record: (s: EnableStep) => void,
+): Promise<void> {
+  try {
+    await deps.clients.csRoa(
+      'UpdateKMSEncryption',
+      'PUT',
+      `/clusters/${encodeURIComponent(detail.clusterId)}/kms`,
+      {},
+      { disable_encryption: false, kms_key_id: key.keyId },
+    );
+    record({ step: 'switch', status: 'done', detail: `UpdateKMSEncryption with ${key.keyId}` });
+  } catch (err) {
+    const e = normalizeError(err);
+    const why =
+      e.code === 'MissingAuth.AliyuncsManagedSecurityRole'
+        ? 'the account has not authorized AliyunCSManagedSecurityRole (RAM console → Cloud Resource Access Authorization), which the control plane calls KMS as'
+        : e.code === 'ForbiddenUpdateKMSState'
+          ? 'the caller lacks RBAC administrator or O&M rights on the cluster'
+          : e.statusCode === 409
+            ? 'Secret encryption was changed less than 5 minutes ago'
+            : e.message;
+    record({ step: 'switch', status: 'failed', detail: `UpdateKMSEncryption refused: ${why}` });
+    throw new StepFailed();
+  }
+}
+
+async function poll<T>(
+  deps: EnableDeps,
+  limitMs: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T | undefined> {
+  const pollMs = deps.waits?.pollMs ?? 5_000;
+  const until = Date.now() + limitMs;
+  for (;;) {
+    const got = await probe();
+    if (got !== undefined || Date.now() >= until) return got;
+    await sleep(pollMs);
+  }
+}
+
+async function waitRunning(
+  deps: EnableDeps,
+  clusterId: string,
+  record: (s: EnableStep) => void,
+): Promise<void> {
+  const t = Date.now();
+  const limit = deps.waits?.runningMs ?? 20 * 60_000;
+  const running = await poll(deps, limit, async () => {
+    const d = await clusterDetail(deps.clients, clusterId);
+    return d.state === 'running' && d.encryptionEnabled ? d : undefined;
+  });
+  if (!running) {
+    record({
+      step: 'running',
+      status: 'failed',
+      detail: `the cluster was not Running with encryption on within ${limit / 60_000} min`,
+    });
+    throw new StepFailed();
+  }
+  record({
+    step: 'running',
+    status: 'done',
+    detail: 'Updating → Running, encryption on',
+    ms: Date.now() - t,
+  });
+}
+
+/** The vendor's check (the managed role's Encrypt since the switch) and the API servers' own evidence. */
+async function evidenceStep(
+  deps: EnableDeps,
+  cluster: Cluster,
+  key: KeyInfo,
+  since: number | undefined,
+  record: (s: EnableStep) => void,
+): Promise<SealingEvidence> {
+  const t = Date.now();
+  const from = new Date((since ?? Date.now() - 7 * 86_400_000) - 60_000);
+  const events = await poll(deps, deps.waits?.evidenceMs ?? 10 * 60_000, async () => {
+    const found = await findManagedRoleEvents(deps.clients, {
+      keyId: key.keyId,
+      since: from,
+      eventNames: ['Encrypt', 'GenerateDataKey'],
+      maxPages: 1,
+      ...(deps.accountId ? { accountId: deps.accountId } : {}),
+    });
+    return found.length > 0 ? found : undefined;
+  });
+  const evidence = await readSealingEvidence(cluster.getRaw, key, await cluster.apiServerIdentities());
+  const trail = events?.length
+    ? `ActionTrail: ${events.length} Encrypt by aliyuncsmanagedsecurityrole`
+    : 'ActionTrail: no Encrypt by aliyuncsmanagedsecurityrole yet (it can lag by minutes)';
+  const proven = evidence.verdict === 'effective';
+  record({
+    step: 'evidence',
+    status: proven || events?.length ? 'done' : 'failed',
+    detail: `${trail}; API servers: ${evidence.verdict} (${evidence.reason})`,
+    ms: Date.now() - t,
+  });
+  if (evidence.verdict === 'not-effective') throw new StepFailed();
+  return evidence;
+}
+
+async function sweepAndVerify(
+  deps: EnableDeps,
+  cluster: Cluster,
+  key: KeyInfo,
+  evidence: SealingEvidence,
+  report: EnableReport,
+  record: (s: EnableStep) => void,
+): Promise<void> {
+  const t = Date.now();
+  const requireProof = evidence.verdict === 'effective';
+  const swept = await sweep({
+    store: cluster.secrets,
+    targetKeyVersionId: key.primaryKeyVersion,
+    strategy: 'annotate',
+    requireProof,
+    ...(evidence.token ? { sealedUnder: evidence.token } : {}),
+    ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
+  });
+  report.sweep = {
+    total: swept.total,
+    rewritten: swept.rewritten,
+    alreadyCurrent: swept.alreadyCurrent,
+    failed: swept.failed,
+    gone: swept.gone,
+  };
+  record({
+    step: 'sweep',
+    status: swept.complete && swept.failed === 0 ? 'done' : 'failed',
+    detail: `${swept.rewritten} rewritten, ${swept.alreadyCurrent} already done, ${swept.failed} failed`,
+    ms: Date.now() - t,
+  });
+  if (!swept.complete || swept.failed > 0) throw new StepFailed();
+  const census = await keyVersionCensus(cluster.secrets);
+  const done = doneFor(census, key.primaryKeyVersion, requireProof);
+  report.census = { total: census.total, done };
+  const ok = done >= census.total;
+  record({
+    step: 'verify',
+    status: ok ? 'done' : 'failed',
+    detail: `${done} of ${census.total} Secrets rewritten under the key`,
+  });
+  if (!ok) throw new StepFailed();
+}
