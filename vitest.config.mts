@@ -8,6 +8,7 @@ const OWN_SANDBOX = [
   'test/integration/sandbox-command.test.ts',
   'test/integration/sealing-proof.test.ts',
   'test/integration/fleet.test.ts',
+  'test/integration/demo-enable.test.ts',
 ];
 
 export default defineConfig({
