@@ -2,6 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../shared/reencrypt/defaults';
 import type * as AuditModule from './audit-command';
 import type { AuditFlags } from './audit-command';
+import type * as DisableModule from './disable-command';
+import type { DisableFlags } from './disable-command';
 import type * as EnableModule from './enable-command';
 import type { EnableFlags } from './enable-command';
 import type * as InvokeModule from './invoke-command';
@@ -16,6 +18,7 @@ import type { ServeFlags } from './serve-command';
 // usage errors load nothing but commander. The `.js` names resolve to the TypeScript sources (tsc, esbuild, vitest).
 const lazy = {
   audit: (): Promise<typeof AuditModule> => import('./audit-command.js'),
+  disable: (): Promise<typeof DisableModule> => import('./disable-command.js'),
   enable: (): Promise<typeof EnableModule> => import('./enable-command.js'),
   invoke: (): Promise<typeof InvokeModule> => import('./invoke-command.js'),
   output: (): Promise<typeof OutputModule> => import('./output.js'),
@@ -49,6 +52,7 @@ export function buildProgram(run: Exit): Command {
   addServe(program, run);
   addAudit(program, run);
   addEnable(program, run);
+  addDisable(program, run);
   return program;
 }
 
@@ -195,5 +199,21 @@ function addEnable(program: Command, run: Exit): void {
     .action(async (flags: EnableFlags) => {
       const { enableCommand } = await lazy.enable();
       run(await enableCommand(flags));
+    });
+}
+
+function addDisable(program: Command, run: Exit): void {
+  program
+    .command('disable')
+    .description(
+      'Turn Secret encryption off (new Secrets are stored in plaintext; existing ones stay sealed under the key): needs --confirm-disable',
+    )
+    .requiredOption('--cluster-id <id>', 'the ACK cluster id')
+    .option('--confirm-disable', 'yes: store Secrets written from now on in plaintext')
+    .option('--json', 'end stdout with the report as one JSON object')
+    .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
+    .action(async (flags: DisableFlags) => {
+      const { disableCommand } = await lazy.disable();
+      run(await disableCommand(flags));
     });
 }

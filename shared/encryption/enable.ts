@@ -69,7 +69,7 @@ export interface EnableDeps {
   now?: () => number;
 }
 
-class StepFailed extends Error {}
+export class StepFailed extends Error {}
 
 export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Promise<EnableReport> {
   const report: EnableReport = {
@@ -201,8 +201,8 @@ async function switchOn(
   }
 }
 
-async function poll<T>(
-  deps: EnableDeps,
+export async function poll<T>(
+  deps: Pick<EnableDeps, 'waits'>,
   limitMs: number,
   probe: () => Promise<T | undefined>,
 ): Promise<T | undefined> {
@@ -215,29 +215,31 @@ async function poll<T>(
   }
 }
 
-async function waitRunning(
-  deps: EnableDeps,
+export async function waitRunning(
+  deps: Pick<EnableDeps, 'waits'> & { clients: Pick<CloudClients, 'csRoa'> },
   clusterId: string,
   record: (s: EnableStep) => void,
+  encrypted = true,
 ): Promise<void> {
   const t = Date.now();
   const limit = deps.waits?.runningMs ?? 20 * 60_000;
+  const want = encrypted ? 'on' : 'off';
   const running = await poll(deps, limit, async () => {
     const d = await clusterDetail(deps.clients, clusterId);
-    return d.state === 'running' && d.encryptionEnabled ? d : undefined;
+    return d.state === 'running' && d.encryptionEnabled === encrypted ? d : undefined;
   });
   if (!running) {
     record({
       step: 'running',
       status: 'failed',
-      detail: `the cluster was not Running with encryption on within ${limit / 60_000} min`,
+      detail: `the cluster was not Running with encryption ${want} within ${limit / 60_000} min`,
     });
     throw new StepFailed();
   }
   record({
     step: 'running',
     status: 'done',
-    detail: 'Updating → Running, encryption on',
+    detail: `Updating → Running, encryption ${want}`,
     ms: Date.now() - t,
   });
 }

@@ -118,4 +118,34 @@ describe('ack-kms-sentinel enable', () => {
     });
     expect(`${first.stdout}${first.stderr}`).not.toMatch(/value-\d/);
   });
+
+  it('disable needs its confirmation; then new Secrets are plaintext and the old stay sealed', async () => {
+    const { cloud } = sandbox.info;
+    const disable = (...extra: string[]) =>
+      runCli(['disable', '--cluster-id', cloud.clusterId, '--config', config, '--json', ...extra], {
+        ALIBABA_CLOUD_ACCESS_KEY_ID: cloud.user.accessKeyId,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET: cloud.user.accessKeySecret,
+      });
+    const refused = await disable();
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/do not disable or delete the key/);
+    expect(sandbox.cloud.state.clusters.find((c) => c.clusterId === cloud.clusterId)?.disableEncryption).toBe(
+      false,
+    );
+
+    sandbox.cloud.advanceClock(6 * 60_000); // CS refuses a second change within 5 minutes
+    const done = await disable('--confirm-disable');
+    expect(done.code, done.stderr.slice(-1500)).toBe(0);
+    expect(JSON.parse(done.lines.at(-1) ?? '{}')).toMatchObject({
+      outcome: 'disabled',
+      keyId: cloud.kmsKeyId,
+    });
+    await coreApi(sandbox.info.kubeconfig).createNamespacedSecret({
+      namespace: 'enable-cli',
+      body: { metadata: { name: 'after-disable' }, stringData: { token: 'plain' } },
+    });
+    const stored = (await readSecretEvidence(sandbox.info.etcd)).filter((s) => s.namespace === 'enable-cli');
+    expect(stored.find((s) => s.name === 'after-disable')?.storage).toBe('identity');
+    expect(stored.filter((s) => s.name !== 'after-disable').every((s) => s.storage === 'kms-v2')).toBe(true);
+  });
 });

@@ -1,0 +1,33 @@
+import { createCloudClients } from '../shared/cloud/clients';
+import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
+import { loadConfig } from '../shared/config';
+import { DISABLE_WARNING, disableEncryption } from '../shared/encryption/disable';
+
+export interface DisableFlags {
+  clusterId: string;
+  confirmDisable?: boolean;
+  config?: string;
+  json?: boolean;
+}
+
+/** `ack-kms-sentinel disable --cluster-id <id> --confirm-disable`: exit 0 when off, 1 otherwise, 2 unconfirmed. */
+export async function disableCommand(flags: DisableFlags): Promise<number> {
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  say(`warning: ${DISABLE_WARNING}`);
+  if (!flags.confirmDisable) {
+    say('nothing done: add --confirm-disable to turn Secret encryption off');
+    return 2;
+  }
+  const config = loadConfig(
+    { ...process.env, SENTINEL_CLUSTER_IDS: flags.clusterId },
+    flags.config ? { file: flags.config } : {},
+  );
+  const clients = createCloudClients(config, await credentialsFromDefaultChain());
+  const report = await disableEncryption(
+    { clients, onStep: (s) => say(`${s.status === 'done' ? '✓' : '✗'} ${s.step}: ${s.detail}`) },
+    { clusterId: flags.clusterId, confirmed: true },
+  );
+  say(report.outcome);
+  if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  return ['disabled', 'already-disabled'].includes(report.outcome) ? 0 : 1;
+}
