@@ -1,4 +1,5 @@
 import type { SweepProgress, SweepReport, VerificationResult } from '../shared/reencrypt';
+import type { Estimate } from '../shared/reencrypt/estimate';
 
 /** A usage or flag error: exit code 2. */
 export class UsageError extends Error {
@@ -123,6 +124,7 @@ export function terminalOutput(
           `KMS v2: ~${report.estimatedKmsCalls.kmsV2} Encrypt per API server; KMS v1: ${report.estimatedKmsCalls.kmsV1}`,
         ]);
       }
+      if (report.estimate) rows.push(...estimateRows(report.estimate));
       if (verification)
         rows.push(['verification', `${verification.verified ? 'OK' : 'FAILED'}: ${verification.summary}`]);
       const width = Math.max(...rows.map(([k]) => k.length));
@@ -134,4 +136,29 @@ export function terminalOutput(
       }
     },
   };
+}
+
+/** The dry run's estimate as summary rows. */
+function estimateRows(e: Estimate): Array<[string, string]> {
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  const namespaces = e.blastRadius.topNamespaces.map((n) => `${n.namespace} (${n.secrets})`).join(', ');
+  const types = Object.entries(e.blastRadius.byType)
+    .map(([t, n]) => `${t} ${n}`)
+    .join(', ');
+  return [
+    [
+      'estimate: to rewrite',
+      `${e.toRewrite} of ${e.secrets} Secrets, ${mib(e.bytesToRewrite)} of ${mib(e.bytes)}`,
+    ],
+    [
+      'estimate: duration',
+      `~${Math.ceil(e.expectedDurationMs / 1000)} s at ${e.rate.perSecond}/s (${e.rate.basis})`,
+    ],
+    ['estimate: KMS calls', `${e.kmsCalls.kmsV2} (KMS v2; ${e.kmsCalls.kmsV1} under KMS v1)`],
+    [
+      'estimate: blast radius',
+      `${e.blastRadius.watchEvents} watch events per Secret watcher; most in ${namespaces || '–'}; ${types}`,
+    ],
+    ['estimate: recommendation', `${e.recommendation.strategy}: ${e.recommendation.why}`],
+  ];
 }

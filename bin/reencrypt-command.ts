@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { loadKubeConfig } from '../shared/cluster/kube';
+import { apiServerIdentities, loadKubeConfig } from '../shared/cluster/kube';
 import { unproven } from '../shared/cluster/sealing';
 import { ConfigError, normalizeError } from '../shared/errors';
 import { etcdVerifier } from '../shared/etcd/verifier';
@@ -8,6 +8,7 @@ import { STRATEGIES, type Strategy } from '../shared/events/fields';
 import { sweepCheckpointSchema } from '../shared/jobs/payload';
 import { redactString } from '../shared/log';
 import { type SweepCheckpoint, type SweepProgress, type SweepReport, sweep } from '../shared/reencrypt';
+import { estimateSweep } from '../shared/reencrypt/estimate';
 import { httpSecretStore } from '../shared/reencrypt/http-store';
 import { type Output, UsageError } from './output';
 import type { CliProof } from './reencrypt-proof';
@@ -175,6 +176,17 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
         if (flags.checkpoint && !flags.dryRun) writeAtomically(flags.checkpoint, c);
       },
     });
+    if (flags.dryRun) {
+      const apiServers = (await apiServerIdentities(kc).catch(() => undefined))?.length;
+      report.estimate = await estimateSweep(store, {
+        targetKeyVersionId: keyVersion,
+        requireProof: proof.requireProof,
+        pageSize,
+        selection,
+        ...(proof.rotatedAt ? { rotatedAt: proof.rotatedAt } : {}),
+        ...(apiServers ? { apiServers } : {}),
+      });
+    }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

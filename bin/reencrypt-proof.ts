@@ -17,6 +17,8 @@ export interface CliProof {
   keyVersion?: string;
   sealedUnder?: string;
   requireProof: boolean;
+  /** The key's last rotation (with `--cluster-id`). */
+  rotatedAt?: Date;
 }
 
 /**
@@ -46,6 +48,7 @@ export async function cliProof(
   return {
     evidence,
     keyVersion: key.primaryKeyVersion,
+    ...(key.lastRotationDate ? { rotatedAt: new Date(key.lastRotationDate) } : {}),
     ...(evidence.token
       ? { sealedUnder: evidence.token }
       : evidence.verdict === 'not-effective'

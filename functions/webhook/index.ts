@@ -27,7 +27,7 @@ import { type Services, servicesFor } from '../../shared/runtime/services';
  *   GET  /v1/reports/latest                   the latest audit report (JSON)
  * Every request is signed (v2): `x-sentinel-timestamp` (unix seconds, within 5 minutes) and
  * `x-sentinel-signature: v2=<hex HMAC-SHA256(secret, canonical)>`, compared in constant time, where canonical
- * is the lines `v2`, METHOD, PATH (the raw path as sent, percent-encoded, without the query), TIMESTAMP, the `Idempotency-Key` (empty when none) and the body's SHA-256
+ * is the lines `v2`, METHOD, PATH (the raw path as sent, percent-encoded; with query parameters, then `?k=v&…` sorted by name), TIMESTAMP, the `Idempotency-Key` (empty when none) and the body's SHA-256
  * (hex): the key is covered, and no field can bleed into the next. Replays are refused without a store: an
  * audit's id is derived from its Idempotency-Key (or, without one, from the signature), and FC refuses a
  * second async task with the same id. Never a stack trace, never a secret in a response.
@@ -44,15 +44,32 @@ const UNFINISHED = new Set(['Enqueued', 'Running', 'Retrying', 'Stopping', 'Susp
 export interface SignedRequest {
   method: string;
   path: string;
+  /** Query parameters: signed as `?k=v&…` after the path, sorted by name (none: the path alone). */
+  query?: Record<string, string>;
   timestamp: string;
   body: string;
   idempotencyKey?: string;
 }
 
+/** The signed path line: the raw path, then the query sorted by name (so a dry run cannot be stripped to a start). */
+const signedPath = (path: string, query: Record<string, string> = {}): string => {
+  const pairs = Object.keys(query)
+    .sort()
+    .map((k) => `${k}=${query[k]}`);
+  return pairs.length ? `${path}?${pairs.join('&')}` : path;
+};
+
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 export function signRequest(secret: string, r: SignedRequest): string {
-  const canonical = ['v2', r.method, r.path, r.timestamp, r.idempotencyKey ?? '', sha256(r.body)].join('\n');
+  const canonical = [
+    'v2',
+    r.method,
+    signedPath(r.path, r.query),
+    r.timestamp,
+    r.idempotencyKey ?? '',
+    sha256(r.body),
+  ].join('\n');
   return `v2=${createHmac('sha256', secret).update(canonical).digest('hex')}`;
 }
 
@@ -178,6 +195,17 @@ async function askRotationWatch(s: Services, inv: Invocation, request: JobReques
   return body;
 }
 
+/** `?dryRun=true`: the estimate of the sweep, from rotation-watch (which holds the kubeconfigs); nothing starts. */
+async function estimateFor(clusterId: string, s: Services, inv: Invocation): Promise<HttpTriggerResponse> {
+  const answer = parseJobAnswer('estimate', await askRotationWatch(s, inv, { kind: 'estimate', clusterId }));
+  if (answer.outcome === 'not-a-target')
+    throw new HttpError(404, 'ClusterNotFound', `cluster ${clusterId} is not a target of this deployment`);
+  if (answer.outcome === 'encryption-off')
+    throw new HttpError(409, 'EncryptionOff', `Secret encryption is off on ${clusterId}`);
+  const { kind: _k, outcome: _o, ...rest } = answer;
+  return jsonResponse(200, { dryRun: true, ...rest });
+}
+
 interface Route {
   pattern: RegExp;
   methods: Record<string, (m: RegExpExecArray, ctx: RouteContext) => Promise<HttpTriggerResponse>>;
@@ -187,6 +215,8 @@ interface RouteContext {
   inv: Invocation;
   s: Services;
   body: string;
+  /** Signed with the path. */
+  query: Record<string, string>;
   /** What makes a POST idempotent: the Idempotency-Key, or (without one) the signature, so a replay collides. */
   requestKey: { value: string; fromHeader: boolean };
 }
@@ -195,9 +225,12 @@ const ROUTES: Route[] = [
   {
     pattern: new RegExp(`^/v1/clusters/(${CLUSTER_ID_CHARS})/reencrypt$`),
     methods: {
-      POST: async (m, { inv, s, body }) => {
+      POST: async (m, { inv, s, body, query }) => {
         const { reason } = parseBody(reencryptBody, body);
         const clusterId = m[1] ?? '';
+        if (query.dryRun !== undefined && query.dryRun !== 'true' && query.dryRun !== 'false')
+          throw new HttpError(400, 'InvalidRequest', 'dryRun must be true or false');
+        if (query.dryRun === 'true') return estimateFor(clusterId, s, inv);
         const request: JobRequest = { kind: 'start-job', clusterId, ...(reason ? { reason } : {}) };
         const answer = parseJobAnswer('start-job', await askRotationWatch(s, inv, request));
         if (answer.outcome === 'not-a-target')
@@ -292,7 +325,8 @@ export async function webhook(
       built ??= services();
       return built;
     };
-    const signed = { method, path, body: text, ...(idempotencyKey ? { idempotencyKey } : {}) };
+    const query = request.queryParameters;
+    const signed = { method, path, query, body: text, ...(idempotencyKey ? { idempotencyKey } : {}) };
     const check = signatureCheck(request, signed, nowSeconds);
     const matches = async (fresh: boolean) => check(await signingSecrets(inv, s, fresh));
     if (!(await matches(false)) && !(inv.config.kmsSecrets.webhookSecret && (await matches(true))))
@@ -310,6 +344,7 @@ export async function webhook(
       inv,
       s: s(),
       body: text,
+      query,
       requestKey: idempotencyKey
         ? { value: `key:${idempotencyKey}`, fromHeader: true }
         : { value: `signature:${request.headers[SIGNATURE_HEADER]}`, fromHeader: false },

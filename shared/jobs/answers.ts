@@ -58,6 +58,42 @@ export const statusAnswerSchema = z.union([
   z.object({ kind: z.literal('job-status'), found: z.literal(false) }),
 ]);
 
+const count = z.number().int().min(0);
+export const estimateSchema = z.object({
+  secrets: count,
+  toRewrite: count,
+  bytes: count,
+  bytesToRewrite: count,
+  pages: count,
+  kmsCalls: z.object({ kmsV2: count, kmsV1: count, why: z.string() }),
+  expectedDurationMs: count,
+  rate: z.object({ perSecond: z.number(), basis: z.string() }),
+  blastRadius: z.object({
+    watchEvents: count,
+    topNamespaces: z.array(z.object({ namespace: z.string(), secrets: count })),
+    byType: z.record(z.string(), count),
+  }),
+  writtenSinceRotation: count.optional(),
+  recommendation: z.object({ strategy: z.enum(['annotate', 'stale-only']), why: z.string() }),
+});
+
+export const estimateAnswerSchema = z.union([
+  z.object({
+    kind: z.literal('estimate'),
+    outcome: z.literal('estimated'),
+    clusterId: z.string(),
+    keyId: z.string(),
+    keyVersionId: z.string(),
+    estimate: estimateSchema,
+  }),
+  z.object({
+    kind: z.literal('estimate'),
+    outcome: z.enum(['not-a-target', 'encryption-off']),
+    clusterId: z.string(),
+  }),
+]);
+
+export type EstimateAnswer = z.output<typeof estimateAnswerSchema>;
 export type StartAnswer = z.output<typeof startAnswerSchema>;
 export type JobStatus = z.output<typeof jobStatusSchema>;
 export type StatusAnswer = z.output<typeof statusAnswerSchema>;
@@ -65,7 +101,16 @@ export type StatusAnswer = z.output<typeof statusAnswerSchema>;
 /** What rotation-watch answered the webhook, checked against the request's kind (never cast). */
 export function parseJobAnswer(kind: 'start-job', body: unknown): StartAnswer;
 export function parseJobAnswer(kind: 'job-status', body: unknown): StatusAnswer;
-export function parseJobAnswer(kind: JobRequest['kind'], body: unknown): StartAnswer | StatusAnswer {
-  const schema = kind === 'start-job' ? startAnswerSchema : statusAnswerSchema;
+export function parseJobAnswer(kind: 'estimate', body: unknown): EstimateAnswer;
+export function parseJobAnswer(
+  kind: JobRequest['kind'],
+  body: unknown,
+): StartAnswer | StatusAnswer | EstimateAnswer {
+  const schema =
+    kind === 'start-job'
+      ? startAnswerSchema
+      : kind === 'estimate'
+        ? estimateAnswerSchema
+        : statusAnswerSchema;
   return parseWith(schema, body, `rotation-watch's ${kind} answer`);
 }

@@ -1,12 +1,14 @@
+import type { TargetCluster } from '../cluster/discovery';
 import { openCluster } from '../cluster/kube';
 import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
 import type { JobRequest } from '../events/rotation-watch';
 import { describeKey } from '../kms/keys';
 import type { Logger } from '../log';
+import { estimateSweep } from '../reencrypt/estimate';
 import type { Services } from '../runtime/services';
 import { watchedTargets } from '../trail/watched';
-import type { JobStatus, StartAnswer, StatusAnswer } from './answers';
+import type { EstimateAnswer, JobStatus, StartAnswer, StatusAnswer } from './answers';
 import { jobIdPrefix } from './payload';
 import { startReencryptJob } from './starter';
 import { type ClusterState, configMapStateStore } from './state';
@@ -23,8 +25,9 @@ export async function answerJobRequest(
   s: Deps,
   config: Config,
   log: Logger,
-): Promise<StartAnswer | StatusAnswer> {
+): Promise<StartAnswer | StatusAnswer | EstimateAnswer> {
   const { clusters } = await watchedTargets(s.clients, config, undefined, log);
+  if (request.kind === 'estimate') return estimateFor(request.clusterId, clusters, s, config);
   if (request.kind === 'start-job') {
     const cluster = clusters.find((c) => c.clusterId === request.clusterId);
     if (!cluster) return { kind: 'start-job', outcome: 'not-a-target', clusterId: request.clusterId };
@@ -52,6 +55,40 @@ export async function answerJobRequest(
     }
   }
   return { kind: 'job-status', found: false };
+}
+
+/** The dry run of a cluster's sweep for its key's current version (shared/reencrypt/estimate.ts). */
+async function estimateFor(
+  clusterId: string,
+  clusters: TargetCluster[],
+  s: Deps,
+  config: Config,
+): Promise<EstimateAnswer> {
+  const cluster = clusters.find((c) => c.clusterId === clusterId);
+  if (!cluster) return { kind: 'estimate', outcome: 'not-a-target', clusterId };
+  if (!cluster.encryptionEnabled || !cluster.keyId)
+    return { kind: 'estimate', outcome: 'encryption-off', clusterId };
+  const key = await describeKey(s.clients, cluster.keyId);
+  const kube = openCluster(await clusterKubeconfig(s.clients, clusterId, 15));
+  try {
+    const apiServers = (await kube.apiServerIdentities())?.length;
+    const estimate = await estimateSweep(kube.secrets, {
+      targetKeyVersionId: key.primaryKeyVersion,
+      pageSize: config.reencrypt.pageSize,
+      ...(key.lastRotationDate ? { rotatedAt: new Date(key.lastRotationDate) } : {}),
+      ...(apiServers ? { apiServers } : {}),
+    });
+    return {
+      kind: 'estimate',
+      outcome: 'estimated',
+      clusterId,
+      keyId: key.keyId,
+      keyVersionId: key.primaryKeyVersion,
+      estimate,
+    };
+  } finally {
+    kube.close();
+  }
 }
 
 const COUNTERS = ['total', 'rewritten', 'alreadyCurrent', 'gone', 'failed'] as const;

@@ -1,7 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import type { KubeConfig, V1ObjectMeta } from '@kubernetes/client-node';
-import { METADATA_LIST, METADATA_ONLY, type SecretStore, secretRef } from './secrets-api';
+import { METADATA_LIST, METADATA_ONLY, type SecretStore, type SizedSecret, secretRef } from './secrets-api';
 
 /**
  * The sweep's SecretStore on Node's own HTTP client: the sweep's hot path is thousands of tiny metadata
@@ -111,6 +111,22 @@ class KubeHttp {
   }
 }
 
+/** A whole Secret reduced to what the estimate needs; its data does not outlive this call. */
+function sized(s: { metadata?: V1ObjectMeta; type?: string; data?: Record<string, string> }): SizedSecret {
+  let bytes = 0;
+  for (const v of Object.values(s.data ?? {}))
+    bytes += Math.floor((v.length * 3) / 4) - (v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0);
+  const times = (s.metadata?.managedFields ?? [])
+    .map((f) => (f.time ? new Date(f.time).getTime() : 0))
+    .filter((t) => t > 0);
+  return {
+    ...secretRef(s.metadata),
+    type: s.type ?? 'Opaque',
+    bytes,
+    ...(times.length ? { lastWrite: new Date(Math.max(...times)) } : {}),
+  };
+}
+
 export function httpSecretStore(kc: KubeConfig): SecretStore & { close(): void } {
   const http = new KubeHttp(kc);
   const call = http.call.bind(http);
@@ -137,6 +153,19 @@ export function httpSecretStore(kc: KubeConfig): SecretStore & { close(): void }
         ...(list.metadata?.remainingItemCount === undefined
           ? {}
           : { remainingItemCount: list.metadata.remainingItemCount }),
+      };
+    },
+    async listSizes(o) {
+      const query = new URLSearchParams({ limit: String(o.limit) });
+      if (o.continueToken) query.set('continue', o.continueToken);
+      if (o.labelSelector) query.set('labelSelector', o.labelSelector);
+      const list = (await call('GET', `/api/v1/secrets?${query}`, 'application/json')) as {
+        items?: Array<{ metadata?: V1ObjectMeta; type?: string; data?: Record<string, string> }> | null;
+        metadata?: { continue?: string };
+      };
+      return {
+        items: (list.items ?? []).map((s) => sized(s)),
+        ...(list.metadata?.continue ? { continueToken: list.metadata.continue } : {}),
       };
     },
     async get(namespace, name) {

@@ -35,8 +35,22 @@ export interface ListOptions {
   continueToken?: string;
 }
 
+/** A Secret as the estimate sees it: its size and type, never its data. */
+export interface SizedSecret extends SecretRef {
+  type: string;
+  /** Bytes of its data (decoded). */
+  bytes: number;
+  /** The last write any manager made (`metadata.managedFields[].time`). */
+  lastWrite?: Date;
+}
+
 export interface SecretStore {
   list(options: ListOptions): Promise<SecretPage>;
+  /**
+   * The estimate's list: whole Secrets from the server, kept only as sizes, types and last-write times (the
+   * data is dropped as each page is read, never logged or returned).
+   */
+  listSizes?(options: ListOptions): Promise<{ items: SizedSecret[]; continueToken?: string }>;
   get(namespace: string, name: string): Promise<SecretRef>;
   /** A JSON merge patch of `metadata` only. */
   patchMetadata(

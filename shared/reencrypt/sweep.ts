@@ -15,6 +15,7 @@ import {
   toCheckpoint,
 } from './cursor';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
+import type { Estimate } from './estimate';
 import { expiredContinueToken, type SecretPage, type SecretRef, type SecretStore } from './secrets-api';
 import { type Failure, Tally } from './tally';
 import { AdaptiveLimiter } from './throttle';
@@ -74,6 +75,8 @@ export interface SweepReport extends SweepCounters {
   /** Dry runs: Secrets that would be written, and what that costs in KMS calls. */
   wouldRewrite?: number;
   estimatedKmsCalls?: { kmsV2: number; kmsV1: number };
+  /** Dry runs of the CLI and the webhook: the estimate (shared/reencrypt/estimate.ts). */
+  estimate?: Estimate;
 }
 
 export interface SweepOptions {

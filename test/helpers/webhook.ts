@@ -5,7 +5,7 @@ export function signedEvent(
   secret: string,
   method: 'GET' | 'POST',
   path: string,
-  options: { body?: string; idempotencyKey?: string; at?: number } = {},
+  options: { body?: string; idempotencyKey?: string; at?: number; query?: Record<string, string> } = {},
 ) {
   const body = options.body ?? '';
   const timestamp = String(Math.floor((options.at ?? Date.now()) / 1000));
@@ -20,13 +20,14 @@ export function signedEvent(
       [SIGNATURE_HEADER]: signRequest(secret, {
         method,
         path,
+        ...(options.query ? { query: options.query } : {}),
         timestamp,
         body,
         ...(key ? { idempotencyKey: key } : {}),
       }),
       ...(key ? { 'idempotency-key': key } : {}),
     },
-    queryParameters: {},
+    queryParameters: options.query ?? {},
     requestContext: { requestId: 'r', http: { method, path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.1' } },
   };
 }

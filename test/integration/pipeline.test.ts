@@ -485,6 +485,45 @@ describe('the event-driven pipeline', () => {
     expect((await state.load()).completedKeyVersion).toBe(version);
   });
 
+  it('the webhook estimates a sweep with ?dryRun=true (signed with the query), and starts nothing', async () => {
+    const { cloud } = sandbox.info;
+    const webhook = webhookHandler({
+      env: { ...env, SENTINEL_WEBHOOK_SECRET: WEBHOOK_SECRET },
+      sink: () => undefined,
+    });
+    const send = async (event: ReturnType<typeof signedEvent>) => {
+      const res = (await webhook(Buffer.from(JSON.stringify(event)), {
+        requestId: 'webhook-estimate',
+        credentials: cloud.user,
+        accountId: cloud.accountId,
+      })) as { statusCode: number; body: string };
+      return { status: res.statusCode, json: JSON.parse(res.body) as Record<string, unknown> };
+    };
+    const path = `/v1/clusters/${cloud.clusterId}/reencrypt`;
+    const tasks = () =>
+      [...sandbox.cloud.functions.tasks.values()].filter((t) => t.functionName === REENCRYPT).length;
+    const before = tasks();
+    const dry = await send(signedEvent(WEBHOOK_SECRET, 'POST', path, { query: { dryRun: 'true' } }));
+    expect(dry.status).toBe(200);
+    const estimate = dry.json.estimate as Record<string, unknown> & {
+      blastRadius: { topNamespaces: Array<{ namespace: string }>; byType: Record<string, number> };
+    };
+    expect(dry.json).toMatchObject({ dryRun: true, clusterId: cloud.clusterId, keyId: cloud.kmsKeyId });
+    expect(estimate.secrets).toBeGreaterThanOrEqual(COUNT);
+    expect(estimate.blastRadius.topNamespaces.map((n) => n.namespace)).toEqual(
+      expect.arrayContaining(NAMESPACES),
+    );
+    expect(estimate.blastRadius.byType.Opaque).toBeGreaterThanOrEqual(COUNT);
+    expect(tasks(), 'a dry run starts nothing').toBe(before);
+    // The query is signed: the same signature without ?dryRun=true is refused, not turned into a start.
+    const stripped = {
+      ...signedEvent(WEBHOOK_SECRET, 'POST', path, { query: { dryRun: 'true' } }),
+      queryParameters: {},
+    };
+    expect((await send(stripped)).status).toBe(401);
+    expect(tasks()).toBe(before);
+  });
+
   it('the webhook starts jobs through the one starter and answers their true status from the state', async () => {
     const { cloud } = sandbox.info;
     const version =

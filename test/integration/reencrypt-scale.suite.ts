@@ -248,7 +248,22 @@ describe('the CLI', () => {
       wouldRewrite: 100,
       rewritten: 0,
       estimatedKmsCalls: { kmsV2: 1, kmsV1: 100 },
+      // The estimate: of the selected namespace only, the KMS calls explained, a duration, the blast radius.
+      estimate: {
+        secrets: 100,
+        toRewrite: 100,
+        kmsCalls: { kmsV2: 1, kmsV1: 100 },
+        blastRadius: { watchEvents: 100, topNamespaces: [{ namespace: 'cli-a', secrets: 100 }] },
+        recommendation: { strategy: 'annotate' },
+      },
     });
+    const { estimate } = JSON.parse(dry.lines.at(-1) ?? '{}');
+    expect(estimate.bytesToRewrite).toBeGreaterThan(0);
+    expect(estimate.expectedDurationMs).toBeGreaterThan(0);
+    expect(Object.values(estimate.blastRadius.byType).reduce((a: number, b) => a + (b as number), 0)).toBe(
+      100,
+    );
+    expect(estimate.kmsCalls.why).toMatch(/seed/);
     expect(proxy.stats.requests['patch secrets']).toBeUndefined();
   });
 });

@@ -1,0 +1,143 @@
+import { isCurrent } from './annotations';
+import type { SecretStore, SizedSecret } from './secrets-api';
+
+/**
+ * What a sweep will cost, before it runs (`reencrypt --dry-run`, the webhook's `dryRun=true`): Secrets and
+ * bytes to rewrite, pages, the KMS calls to expect, the duration at the rate measured for Secrets of this
+ * size, and the blast radius: every rewrite is a watch event for each controller watching Secrets, so the
+ * namespaces with the most Secrets and the kinds of Secret are listed, with a recommendation.
+ */
+export interface Estimate {
+  secrets: number;
+  /** Not yet marked for the target version: what `annotate` writes. */
+  toRewrite: number;
+  bytes: number;
+  bytesToRewrite: number;
+  /** List pages the sweep reads (metadata only). */
+  pages: number;
+  kmsCalls: { kmsV2: number; kmsV1: number; why: string };
+  expectedDurationMs: number;
+  /** Where the rate comes from. */
+  rate: { perSecond: number; basis: string };
+  blastRadius: {
+    /** Each rewrite is one watch event for every controller watching Secrets. */
+    watchEvents: number;
+    topNamespaces: Array<{ namespace: string; secrets: number }>;
+    byType: Record<string, number>;
+  };
+  /** Written since the key's last rotation (managedFields): most likely stored under the new version already. */
+  writtenSinceRotation?: number;
+  recommendation: { strategy: 'annotate' | 'stale-only'; why: string };
+}
+
+export interface EstimateOptions {
+  targetKeyVersionId: string;
+  requireProof?: boolean;
+  /** The key's last rotation, to tell which Secrets were written since (and so are current in etcd). */
+  rotatedAt?: Date;
+  /** Live API servers: each makes one seed (one KMS Encrypt) under the new version. */
+  apiServers?: number;
+  pageSize?: number;
+  /** The sweep's selection, so the estimate counts what the sweep would visit. */
+  selection?: { namespaces?: string[]; excludeNamespaces?: string[]; labelSelector?: string };
+}
+
+/**
+ * Secrets per second our sweep reached in BENCHMARKS.md on a 2-core machine, by average Secret size; a
+ * managed control plane has more CPU, so the duration is an upper bound.
+ */
+export function measuredRate(averageBytes: number): { perSecond: number; basis: string } {
+  const basis = 'npm run bench on 2 vCPUs (BENCHMARKS.md): 600/s for small Secrets, 120/s at ~100 KiB';
+  if (averageBytes <= 4 * 1024) return { perSecond: 600, basis };
+  if (averageBytes <= 32 * 1024) return { perSecond: 300, basis };
+  return { perSecond: 120, basis };
+}
+
+const TYPES: Record<string, string> = {
+  'helm.sh/release.v1': 'Helm releases',
+  'kubernetes.io/service-account-token': 'service-account tokens',
+  'kubernetes.io/tls': 'TLS',
+  'kubernetes.io/dockerconfigjson': 'image pull secrets',
+  Opaque: 'Opaque',
+};
+
+export async function estimateSweep(store: SecretStore, o: EstimateOptions): Promise<Estimate> {
+  if (!store.listSizes) throw new Error('this Secret store cannot list sizes');
+  const pageSize = o.pageSize ?? 500;
+  const all: Array<Pick<SizedSecret, 'namespace' | 'type' | 'bytes' | 'lastWrite'> & { current: boolean }> =
+    [];
+  let token: string | undefined;
+  do {
+    // Whole Secrets are larger than their metadata: smaller pages, the data dropped page by page.
+    const page = await store.listSizes({
+      limit: 100,
+      ...(token ? { continueToken: token } : {}),
+      ...(o.selection?.labelSelector ? { labelSelector: o.selection.labelSelector } : {}),
+    });
+    for (const s of page.items.filter((x) => selected(x.namespace, o.selection)))
+      all.push({
+        namespace: s.namespace,
+        type: s.type,
+        bytes: s.bytes,
+        ...(s.lastWrite ? { lastWrite: s.lastWrite } : {}),
+        current: isCurrent(s.annotations, o.targetKeyVersionId, o.requireProof === true),
+      });
+    token = page.continueToken;
+  } while (token);
+  return summarizeEstimate(all, { ...o, pageSize });
+}
+
+function selected(namespace: string, sel: EstimateOptions['selection']): boolean {
+  if (sel?.namespaces?.length && !sel.namespaces.includes(namespace)) return false;
+  return !sel?.excludeNamespaces?.includes(namespace);
+}
+
+function summarizeEstimate(
+  all: Array<Pick<SizedSecret, 'namespace' | 'type' | 'bytes' | 'lastWrite'> & { current: boolean }>,
+  o: EstimateOptions & { pageSize: number },
+): Estimate {
+  const todo = all.filter((s) => !s.current);
+  const bytes = all.reduce((n, s) => n + s.bytes, 0);
+  const bytesToRewrite = todo.reduce((n, s) => n + s.bytes, 0);
+  const rate = measuredRate(todo.length ? bytesToRewrite / todo.length : 0);
+  const count = (key: (s: (typeof all)[number]) => string) => {
+    const m = new Map<string, number>();
+    for (const s of todo) m.set(key(s), (m.get(key(s)) ?? 0) + 1);
+    return m;
+  };
+  const namespaces = [...count((s) => s.namespace)]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5)
+    .map(([namespace, secrets]) => ({ namespace, secrets }));
+  const byType = Object.fromEntries(count((s) => TYPES[s.type] ?? `other (${s.type})`));
+  const since = o.rotatedAt
+    ? todo.filter((s) => s.lastWrite && s.lastWrite >= (o.rotatedAt as Date)).length
+    : undefined;
+  const apiServers = o.apiServers ?? 1;
+  const stale = since !== undefined && todo.length > 0 && since / todo.length > 0.5;
+  return {
+    secrets: all.length,
+    toRewrite: todo.length,
+    bytes,
+    bytesToRewrite,
+    pages: Math.max(1, Math.ceil(all.length / o.pageSize)),
+    kmsCalls: {
+      kmsV2: apiServers,
+      kmsV1: todo.length,
+      why: `KMS v2 seals one seed per API server (${apiServers}) with a KMS Encrypt when it adopts the key version, and derives each write's data key from it locally: the sweep adds no KMS call per Secret (reading a Secret under an older seed costs one cached Decrypt per seed). Under KMS v1 every write would be one Encrypt.`,
+    },
+    expectedDurationMs: Math.round((todo.length / rate.perSecond) * 1000),
+    rate,
+    blastRadius: { watchEvents: todo.length, topNamespaces: namespaces, byType },
+    ...(since !== undefined ? { writtenSinceRotation: since } : {}),
+    recommendation: stale
+      ? {
+          strategy: 'stale-only',
+          why: `${since} of ${todo.length} Secrets were written since the rotation and are most likely stored under the new version already: stale-only lets the API server write only the others (fewer watch events)`,
+        }
+      : {
+          strategy: 'annotate',
+          why: 'most Secrets were written before the rotation: annotate rewrites each once and marks it, so a resumed or repeated sweep skips it',
+        },
+  };
+}
