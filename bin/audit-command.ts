@@ -2,6 +2,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { auditCluster, type ClusterAudit } from '../shared/audit/checks';
+import { parseFixes } from '../shared/audit/fixes';
+import { type Remediation, remediate } from '../shared/audit/remediate';
 import { buildReport, renderHtml, summaryText } from '../shared/audit/report';
 import { createCloudClients } from '../shared/cloud/clients';
 import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
@@ -25,6 +27,9 @@ export interface AuditFlags {
   out: string;
   json?: boolean;
   config?: string;
+  /** Opt-in fixes (`deletion-protection,rotation-policy`); needs --cluster-id. */
+  fix?: string;
+  rotationIntervalDays?: string;
 }
 
 async function kubeconfigOnly(secrets: SecretStore, name: string): Promise<ClusterAudit> {
@@ -66,6 +71,11 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
     ...(flags.context ? { context: flags.context } : {}),
   });
   const secrets = httpSecretStore(kc);
+  const fixes = flags.fix === undefined ? [] : parseFixes(flags.fix);
+  if (typeof fixes === 'string') throw new UsageError(`--fix: ${fixes}`);
+  if (fixes.length && !flags.clusterId)
+    throw new UsageError('--fix needs --cluster-id (it changes the KMS key)');
+  let remediations: Remediation[] | undefined;
   let audits: ClusterAudit[];
   try {
     if (flags.clusterId) {
@@ -85,6 +95,12 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
           apiServerIdentities: () => apiServerIdentities(kc),
         }),
       ];
+      if (fixes.length) {
+        const days = Number(flags.rotationIntervalDays ?? config.audit.rotationIntervalDays);
+        if (!Number.isInteger(days) || days < 7 || days > 2555)
+          throw new UsageError('--rotation-interval-days must be a whole number from 7 to 2555');
+        remediations = await remediate(clients, audits, fixes, days);
+      }
     } else {
       audits = [await kubeconfigOnly(secrets, kc.getCurrentContext() || 'kubeconfig')];
     }
@@ -99,6 +115,9 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
       .slice(0, 14)}`,
     audits,
   );
+  if (remediations) report.remediations = remediations;
+  for (const r of remediations ?? [])
+    process.stderr.write(`remediation: ${r.fix} on ${r.keyId}: ${r.outcome} (${r.detail})\n`);
   mkdirSync(flags.out, { recursive: true });
   writeFileSync(join(flags.out, 'audit.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(flags.out, 'audit.html'), renderHtml(report));

@@ -142,6 +142,11 @@ function addAudit(program: Command, run: Exit): void {
     .requiredOption('--out <dir>', 'where to write audit.json and audit.html')
     .option('--json', 'end stdout with the report as one JSON object')
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
+    .option(
+      '--fix <fixes>',
+      'opt-in: turn on deletion protection and/or set automatic rotation on the key if the audit finds them off (deletion-protection,rotation-policy; needs --cluster-id)',
+    )
+    .option('--rotation-interval-days <n>', 'the interval --fix rotation-policy sets (default 365)')
     .action(async (flags: AuditFlags) => {
       const { auditCommand } = await lazy.audit();
       run(await auditCommand(flags));

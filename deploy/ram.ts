@@ -27,14 +27,30 @@ export interface Policy {
 export const policyTemplate = (fn: FunctionName): Policy =>
   JSON.parse(readFileSync(join(root, 'deploy/ram', `${fn}.json`), 'utf8')) as Policy;
 
-const inputsOf = new Map<FunctionName, string[]>();
+/**
+ * Policies no function gets by default (deploy/ram/optional/<name>.json): `audit-remediate`, attached to the
+ * audit function's role when SENTINEL_AUDIT_REMEDIATE is set; `cli-encryption-admin`, for the person or
+ * pipeline running `enable`, `disable` and `audit --fix`.
+ */
+export const OPTIONAL_POLICIES = { 'audit-remediate': 'audit', 'cli-encryption-admin': 'cli' } as const;
+export type OptionalPolicy = keyof typeof OPTIONAL_POLICIES;
+
+export const optionalPolicy = (name: OptionalPolicy): Policy =>
+  JSON.parse(readFileSync(join(root, 'deploy/ram/optional', `${name}.json`), 'utf8')) as Policy;
+
+const inputsOf = new Map<string, string[]>();
 
 /** Every input of a function's bundle (project sources and node_modules), as esbuild bundles it (once). */
 export function bundleInputs(fn: FunctionName): string[] {
-  const known = inputsOf.get(fn);
+  return entryInputs(join('functions', fn, 'index.ts'));
+}
+
+/** Every input of what `entry` (relative to the checkout) bundles. */
+export function entryInputs(entry: string): string[] {
+  const known = inputsOf.get(entry);
   if (known) return known;
   const result = buildSync({
-    entryPoints: [join(root, 'functions', fn, 'index.ts')],
+    entryPoints: [join(root, entry)],
     absWorkingDir: root,
     bundle: true,
     platform: 'node',
@@ -45,7 +61,7 @@ export function bundleInputs(fn: FunctionName): string[] {
     logLevel: 'silent',
   });
   const inputs = Object.keys(result.metafile?.inputs ?? {});
-  inputsOf.set(fn, inputs);
+  inputsOf.set(entry, inputs);
   return inputs;
 }
 
@@ -53,7 +69,10 @@ export function bundleInputs(fn: FunctionName): string[] {
 export const functionSources = (fn: FunctionName): string[] =>
   bundleInputs(fn).filter((f) => /^(shared|functions)\//.test(f));
 
-export function renderPolicy(fn: FunctionName, env: Record<string, string | undefined>): Policy {
+export function renderPolicy(
+  fn: FunctionName | OptionalPolicy,
+  env: Record<string, string | undefined>,
+): Policy {
   const clusters = (env.SENTINEL_CLUSTER_IDS ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -70,7 +89,8 @@ export function renderPolicy(fn: FunctionName, env: Record<string, string | unde
       ? [filled.replace('<cluster-ids>', '*')]
       : clusters.map((id) => filled.replace('<cluster-ids>', id));
   };
-  const t = policyTemplate(fn);
+  const t =
+    fn in OPTIONAL_POLICIES ? optionalPolicy(fn as OptionalPolicy) : policyTemplate(fn as FunctionName);
   return { ...t, Statement: t.Statement.map((s) => ({ ...s, Resource: s.Resource.flatMap(fill) })) };
 }
 
@@ -86,5 +106,14 @@ if (require.main === module) {
   for (const fn of FUNCTIONS) {
     writeFileSync(join(out, `${fn}.json`), `${JSON.stringify(renderPolicy(fn, process.env), null, 2)}\n`);
   }
-  process.stderr.write(`wrote ${FUNCTIONS.map((f) => `dist/ram/${f}.json`).join(', ')}\n`);
+  mkdirSync(join(out, 'optional'), { recursive: true });
+  for (const name of Object.keys(OPTIONAL_POLICIES) as OptionalPolicy[]) {
+    writeFileSync(
+      join(out, 'optional', `${name}.json`),
+      `${JSON.stringify(renderPolicy(name, process.env), null, 2)}\n`,
+    );
+  }
+  process.stderr.write(
+    `wrote ${FUNCTIONS.map((f) => `dist/ram/${f}.json`).join(', ')} and the optional policies in dist/ram/optional/\n`,
+  );
 }

@@ -1,5 +1,6 @@
 import pLimit from 'p-limit';
 import { type AuditOptions, auditCluster, type ClusterAudit, keyCache } from '../../shared/audit/checks';
+import { remediate } from '../../shared/audit/remediate';
 import { buildReport, summaryText } from '../../shared/audit/report';
 import { ossReportWriter } from '../../shared/audit/report-writer';
 import { credentialsFromContext } from '../../shared/cloud/credentials';
@@ -73,6 +74,11 @@ export async function audit(
     clusters.map((cluster) => limit(() => auditOne(cluster, options, s, inv))),
   );
   const report = buildReport(auditId, audits);
+  const { remediate: fixes, rotationIntervalDays } = inv.config.audit;
+  if (fixes.length > 0) {
+    report.remediations = await remediate(s.clients, audits, fixes, rotationIntervalDays);
+    for (const r of report.remediations) inv.log.warn('audit remediation', { ...r });
+  }
   let stored: AuditResult['stored'];
   if (inv.config.audit.reportBucket) {
     stored = await ossReportWriter({
@@ -86,7 +92,11 @@ export async function audit(
     severity: report.status === 'fail' ? 'critical' : 'audit',
     title: `KMS Secret encryption audit: ${report.status}`,
     text: `${summaryText(report)}${stored ? ` Report: oss://${inv.config.audit.reportBucket}/${stored.html}` : ''}`,
-    details: { auditId, counts: report.counts },
+    details: {
+      auditId,
+      counts: report.counts,
+      ...(report.remediations ? { remediations: report.remediations } : {}),
+    },
   });
   inv.log.info('audit done', { auditId, status: report.status, counts: report.counts });
   return { auditId, status: report.status, counts: report.counts, ...(stored ? { stored } : {}) };

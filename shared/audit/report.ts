@@ -1,5 +1,6 @@
 import { redact } from '../log';
 import type { ClusterAudit, Status } from './checks';
+import type { Remediation } from './remediate';
 
 /** The audit report: JSON for machines, a self-contained HTML page for people. */
 export interface AuditReport {
@@ -8,6 +9,8 @@ export interface AuditReport {
   status: Status;
   clusters: ClusterAudit[];
   counts: Record<Status, number>;
+  /** Opt-in fixes made after the checks (the checks show what was found before them). */
+  remediations?: Remediation[];
 }
 
 export function buildReport(auditId: string, clusters: ClusterAudit[], at = new Date()): AuditReport {
@@ -90,13 +93,26 @@ table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #d0d7de;
 </style></head><body>
 <h1>${badge(report.status)} KMS Secret encryption audit</h1>
 <p>${esc(report.generatedAt)} · ${report.clusters.length} cluster(s) · ${report.counts.pass} pass · ${report.counts.warn} warn · ${report.counts.fail} fail · ${report.counts.manual} manual</p>
+${remediationsHtml(report.remediations)}
 ${clusters}
 </body></html>
 `;
 }
 
+function remediationsHtml(list: AuditReport['remediations']): string {
+  if (!list?.length) return '';
+  const rows = list
+    .map(
+      (r) =>
+        `<tr><td>${badge(r.outcome === 'done' ? 'pass' : 'fail')}</td><td>${esc(r.fix)}</td><td><code>${esc(r.keyId)}</code></td><td>${esc(r.detail)}</td><td>${esc(r.clusters.join(', '))}</td></tr>`,
+    )
+    .join('');
+  return `<h2>Remediation (opt-in)</h2><table><thead><tr><th>outcome</th><th>fix</th><th>key</th><th>what</th><th>clusters</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
 /** The summary line sent through the notification channels. */
 export function summaryText(report: AuditReport): string {
   const failing = report.clusters.filter((c) => c.status === 'fail').map((c) => c.clusterId);
-  return `${report.clusters.length} cluster(s): ${report.counts.pass} checks pass, ${report.counts.warn} warn, ${report.counts.fail} fail, ${report.counts.manual} to check by hand.${failing.length ? ` Failing: ${failing.join(', ')}.` : ''}`;
+  const fixed = (report.remediations ?? []).map((r) => `${r.fix} on ${r.keyId}: ${r.outcome}`);
+  return `${report.clusters.length} cluster(s): ${report.counts.pass} checks pass, ${report.counts.warn} warn, ${report.counts.fail} fail, ${report.counts.manual} to check by hand.${failing.length ? ` Failing: ${failing.join(', ')}.` : ''}${fixed.length ? ` Remediated: ${fixed.join('; ')}.` : ''}`;
 }

@@ -7,6 +7,10 @@ export const RAM_ACTION_OF: Record<string, string> = {
   // kmsRpc('<Action>')
   'kms:DescribeKey': 'kms:DescribeKey',
   'kms:GetSecretValue': 'kms:GetSecretValue',
+  // optional policies only (deploy/ram/optional/): remediation, enable and disable
+  'kms:SetDeletionProtection': 'kms:SetDeletionProtection',
+  'kms:UpdateRotationPolicy': 'kms:UpdateRotationPolicy',
+  'cs:UpdateKMSEncryption': 'cs:UpdateKMSEncryption',
   // csRoa('<Action>')
   'cs:DescribeClustersV1': 'cs:DescribeClustersV1',
   'cs:DescribeClusterDetail': 'cs:DescribeClusterDetail',

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { type Fix, parseFixes } from '../audit/fixes';
 import { ConfigError } from '../errors';
 import { CLUSTER_ID, KEY_ID, STRATEGIES, type Strategy } from '../events/fields';
 import { registerSecret } from '../log';
@@ -98,6 +99,10 @@ export interface SentinelConfig {
     reportBucket?: string;
     /** How far back ActionTrail evidence counts. */
     evidenceWindowMs: number;
+    /** Opt-in fixes on keys in use that lack them (`SENTINEL_AUDIT_REMEDIATE`); none by default. */
+    remediate: Fix[];
+    /** The automatic rotation interval the `rotation-policy` fix sets, in days. */
+    rotationIntervalDays: number;
   };
   /** The ActionTrail trail's SLS project and logstore: the only place trail-verify reads (never the event's). */
   trail: { project?: string; logstore?: string };
@@ -313,6 +318,21 @@ const SETTINGS = {
         ? v
         : bad('must be an SLS logstore name (3-63 a-z, 0-9, _, -)'),
   }),
+  remediate: setting({
+    name: 'SENTINEL_AUDIT_REMEDIATE',
+    example: 'deletion-protection,rotation-policy',
+    optional: true,
+    parse: (v) => {
+      const fixes = parseFixes(v);
+      return typeof fixes === 'string' ? bad(fixes) : fixes;
+    },
+  }),
+  rotationInterval: setting({
+    name: 'SENTINEL_AUDIT_ROTATION_INTERVAL_DAYS',
+    example: '365',
+    default: '365',
+    parse: (v) => intIn(v, 7, 2_555),
+  }),
   evidenceWindow: setting({
     name: 'SENTINEL_AUDIT_EVIDENCE_WINDOW',
     example: '168h',
@@ -441,6 +461,8 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
     audit: {
       reportBucket: read(SETTINGS.reportBucket),
       evidenceWindowMs: read(SETTINGS.evidenceWindow) ?? 0,
+      remediate: read(SETTINGS.remediate) ?? [],
+      rotationIntervalDays: read(SETTINGS.rotationInterval) ?? 365,
     },
     trail: { project: read(SETTINGS.trailProject), logstore: read(SETTINGS.trailLogstore) },
     endpoints,

@@ -119,6 +119,45 @@ describe('ack-kms-sentinel enable', () => {
     expect(`${first.stdout}${first.stderr}`).not.toMatch(/value-\d/);
   });
 
+  it('audit --fix turns on the key protections once, and records them in the report', async () => {
+    const { cloud } = sandbox.info;
+    const audit = () =>
+      runCli(
+        [
+          'audit',
+          '--cluster-id',
+          cloud.clusterId,
+          '--kubeconfig',
+          sandbox.info.restrictedKubeconfig,
+          '--config',
+          config,
+          '--out',
+          mkdtempSync(join(tmpdir(), 'fix-')),
+          '--fix',
+          'deletion-protection,rotation-policy',
+          '--json',
+        ],
+        {
+          ALIBABA_CLOUD_ACCESS_KEY_ID: cloud.user.accessKeyId,
+          ALIBABA_CLOUD_ACCESS_KEY_SECRET: cloud.user.accessKeySecret,
+        },
+      );
+    const first = await audit();
+    const report = JSON.parse(first.lines.at(-1) ?? '{}');
+    expect(report.remediations, first.stderr.slice(-1500)).toEqual([
+      expect.objectContaining({ fix: 'deletion-protection', outcome: 'done', keyId: cloud.kmsKeyId }),
+      expect.objectContaining({
+        fix: 'rotation-policy',
+        outcome: 'done',
+        detail: 'automatic rotation every 365 days',
+      }),
+    ]);
+    const key = sandbox.cloud.state.keys.find((k) => k.keyId === cloud.kmsKeyId);
+    expect(key).toMatchObject({ deletionProtection: 'Enabled', automaticRotation: 'Enabled' });
+    const second = JSON.parse((await audit()).lines.at(-1) ?? '{}');
+    expect(second.remediations).toEqual([]);
+  });
+
   it('disable needs its confirmation; then new Secrets are plaintext and the old stay sealed', async () => {
     const { cloud } = sandbox.info;
     const disable = (...extra: string[]) =>

@@ -7,9 +7,13 @@ import { parseAllDocuments } from 'yaml';
 import { checkDeployment, checkResolved, parseSpec, type Resolved } from '../../deploy/check';
 import {
   bundleInputs,
+  entryInputs,
   FUNCTIONS,
   type FunctionName,
   functionSources,
+  OPTIONAL_POLICIES,
+  type OptionalPolicy,
+  optionalPolicy,
   policyTemplate,
   renderPolicy,
 } from '../../deploy/ram';
@@ -316,11 +320,30 @@ describe('least privilege', () => {
     return [...called].map((c) => RAM_ACTION_OF[c] ?? `unmapped ${c}`).sort();
   }
 
-  it.each(FUNCTIONS)('the %s role grants exactly the actions its bundle calls', (fn) => {
-    const granted = policyTemplate(fn)
-      .Statement.flatMap((st) => st.Action)
-      .sort();
-    expect(granted).toEqual(calledActions(functionSources(fn)));
+  const actionsOf = (p: { Statement: Array<{ Action: string[] }> }) => p.Statement.flatMap((st) => st.Action);
+
+  it.each(FUNCTIONS)(
+    'the %s role grants exactly the actions its bundle calls (opt-in writes in its optional policy only)',
+    (fn) => {
+      const optional = (Object.entries(OPTIONAL_POLICIES) as Array<[OptionalPolicy, string]>)
+        .filter(([, owner]) => owner === fn)
+        .flatMap(([name]) => actionsOf(optionalPolicy(name)));
+      const granted = actionsOf(policyTemplate(fn));
+      expect(
+        granted.filter((a) => optional.includes(a)),
+        'opt-in actions stay out of the default role',
+      ).toEqual([]);
+      expect([...granted, ...optional].sort()).toEqual(calledActions(functionSources(fn)));
+    },
+  );
+
+  it('the optional policy for enable, disable and audit --fix grants exactly what those commands call', () => {
+    const sources = ['bin/enable-command.ts', 'bin/disable-command.ts', 'bin/audit-command.ts']
+      .flatMap((entry) => entryInputs(entry))
+      .filter((f) => /^(shared|bin)\//.test(f));
+    const called = calledActions([...new Set(sources)]).filter((a) => !a.startsWith('unmapped'));
+    expect(actionsOf(optionalPolicy('cli-encryption-admin')).sort()).toEqual(called);
+    expect(called).toEqual(expect.arrayContaining(['cs:UpdateKMSEncryption', 'kms:SetDeletionProtection']));
   });
 
   it.each(FUNCTIONS)(

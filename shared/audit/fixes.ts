@@ -1,0 +1,14 @@
+/** The opt-in fixes of the audit (shared/audit/remediate.ts), named here so configuration can parse them. */
+export const FIXES = ['deletion-protection', 'rotation-policy'] as const;
+export type Fix = (typeof FIXES)[number];
+
+/** `--fix a,b` / `SENTINEL_AUDIT_REMEDIATE`: the fixes named, or an error naming the unknown one. */
+export function parseFixes(value: string): Fix[] | string {
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const unknown = names.find((n) => !(FIXES as readonly string[]).includes(n));
+  if (unknown) return `"${unknown}" is not a fix (one of ${FIXES.join(', ')})`;
+  return [...new Set(names)] as Fix[];
+}
