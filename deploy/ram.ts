@@ -29,10 +29,16 @@ export const policyTemplate = (fn: FunctionName): Policy =>
 
 /**
  * Policies no function gets by default (deploy/ram/optional/<name>.json): `audit-remediate`, attached to the
- * audit function's role when SENTINEL_AUDIT_REMEDIATE is set; `cli-encryption-admin`, for the person or
+ * audit function's role when SENTINEL_AUDIT_REMEDIATE is set; `rotation-watch-enable`, attached to
+ * rotation-watch's role to let the webhook turn encryption on (`POST /v1/clusters/{id}/encryption`; without it
+ * CS refuses the switch and the webhook says so); `cli-encryption-admin`, for the person or
  * pipeline running `enable`, `disable` and `audit --fix`.
  */
-export const OPTIONAL_POLICIES = { 'audit-remediate': 'audit', 'cli-encryption-admin': 'cli' } as const;
+export const OPTIONAL_POLICIES = {
+  'audit-remediate': 'audit',
+  'rotation-watch-enable': 'rotation-watch',
+  'cli-encryption-admin': 'cli',
+} as const;
 export type OptionalPolicy = keyof typeof OPTIONAL_POLICIES;
 
 export const optionalPolicy = (name: OptionalPolicy): Policy =>

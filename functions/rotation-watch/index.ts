@@ -5,7 +5,7 @@ import type { SentinelConfig } from '../../shared/config';
 import { normalizeError } from '../../shared/errors';
 import { decodeEventInput, eventKeyId, parseRotationWatchEvent } from '../../shared/events';
 import type { JobRequest, RotationWatchEvent } from '../../shared/events/rotation-watch';
-import type { EstimateAnswer, StartAnswer, StatusAnswer } from '../../shared/jobs/answers';
+import type { EnableAnswer, EstimateAnswer, StartAnswer, StatusAnswer } from '../../shared/jobs/answers';
 import {
   type DoneRecord,
   type DoneRecordStore,
@@ -198,9 +198,9 @@ export async function rotationWatch(
   event: unknown,
   inv: Invocation,
   s: Services = servicesFor(inv),
-): Promise<WatchResult | StartAnswer | StatusAnswer | EstimateAnswer> {
+): Promise<WatchResult | StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer> {
   const request = parseRotationWatchEvent(decodeEventInput(event, { format: 'rotation-watch event' }));
-  if (request.kind === 'start-job' || request.kind === 'job-status' || request.kind === 'estimate')
+  if (request.kind !== 'timer' && request.kind !== 'trail')
     return answerJobRequest(request, s, inv.config, inv.log);
   const targets = await watchedTargets(
     s.clients,

@@ -13,6 +13,7 @@ import {
   JOB_ID,
   type JobRequest,
   jsonResponse,
+  keyIdField,
   parseHttpTriggerEvent,
 } from '../../shared/events';
 import { parseJobAnswer } from '../../shared/jobs/answers';
@@ -85,6 +86,9 @@ class HttpError extends Error {
 }
 
 const reencryptBody = z.object({ reason: z.string().max(200).optional() }).strict();
+const encryptionBody = z
+  .object({ keyId: keyIdField, dryRun: z.boolean().optional(), protectKey: z.boolean().optional() })
+  .strict();
 const auditBody = z
   .object({
     clusterIds: z.array(clusterIdField).max(100).optional(),
@@ -206,6 +210,29 @@ async function estimateFor(clusterId: string, s: Services, inv: Invocation): Pro
   return jsonResponse(200, { dryRun: true, ...rest });
 }
 
+/**
+ * Turn Secret encryption on: rotation-watch runs the pre-flight checks and, unless a dry run, UpdateKMSEncryption;
+ * its next tick starts the re-encryption job once the cluster is Running with encryption on.
+ */
+async function enableFor(
+  clusterId: string,
+  request: z.output<typeof encryptionBody>,
+  s: Services,
+  inv: Invocation,
+): Promise<HttpTriggerResponse> {
+  const answer = parseJobAnswer(
+    'enable-encryption',
+    await askRotationWatch(s, inv, { kind: 'enable-encryption', clusterId, ...request }),
+  );
+  if (answer.outcome === 'not-a-target')
+    throw new HttpError(404, 'ClusterNotFound', `cluster ${clusterId} is not a target of this deployment`);
+  const { kind: _k, ...rest } = answer;
+  const status = { switched: 202, 'already-enabled': 200, 'dry-run': 200, 'checks-failed': 422, failed: 409 }[
+    answer.outcome
+  ];
+  return jsonResponse(status, rest);
+}
+
 interface Route {
   pattern: RegExp;
   methods: Record<string, (m: RegExpExecArray, ctx: RouteContext) => Promise<HttpTriggerResponse>>;
@@ -244,6 +271,12 @@ const ROUTES: Route[] = [
         const { kind: _k, outcome, ...job } = answer;
         return jsonResponse(202, { ...job, status: outcome });
       },
+    },
+  },
+  {
+    pattern: new RegExp(`^/v1/clusters/(${CLUSTER_ID_CHARS})/encryption$`),
+    methods: {
+      POST: async (m, { inv, s, body }) => enableFor(m[1] ?? '', parseBody(encryptionBody, body), s, inv),
     },
   },
   {

@@ -26,7 +26,14 @@ import {
  * the key skips the switch; the sweep skips Secrets already marked), and a second run on a finished cluster
  * is a no-op report.
  */
-export type EnableOutcome = 'enabled' | 'already-enabled' | 'dry-run' | 'checks-failed' | 'failed';
+/** `switched`: stopped after UpdateKMSEncryption (`until: 'switch'`): the regular job does the rest. */
+export type EnableOutcome =
+  | 'enabled'
+  | 'switched'
+  | 'already-enabled'
+  | 'dry-run'
+  | 'checks-failed'
+  | 'failed';
 
 export interface EnableStep {
   step: 'preflight' | 'protect-key' | 'switch' | 'running' | 'evidence' | 'sweep' | 'verify';
@@ -55,6 +62,11 @@ export interface EnableRequest {
   keyId: string;
   dryRun?: boolean;
   protectKey?: boolean;
+  /**
+   * `switch`: stop once UpdateKMSEncryption is accepted (the webhook's path: rotation-watch's next tick finds
+   * the cluster encrypted with no version completed and starts the regular re-encryption job).
+   */
+  until?: 'switch';
 }
 
 export interface EnableDeps {
@@ -99,6 +111,10 @@ export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Pr
     const switchedAt = (deps.now ?? Date.now)();
     if (already) record({ step: 'switch', status: 'skipped', detail: `already encrypted with ${key.keyId}` });
     else await switchOn(deps, detail, key, record);
+    if (req.until === 'switch') {
+      report.outcome = already ? 'already-enabled' : 'switched';
+      return report;
+    }
     await waitRunning(deps, req.clusterId, record);
     const cluster = await deps.openCluster();
     try {

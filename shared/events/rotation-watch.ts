@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ActionTrailEvent } from './actiontrail';
 import { parseTrailCloudEvent } from './eventbridge';
-import { clusterIdField, JOB_ID } from './fields';
+import { clusterIdField, JOB_ID, keyIdField } from './fields';
 import { parseWith } from './parse';
 import { parseTimerEvent, type TimerEvent } from './timer';
 
@@ -17,6 +17,15 @@ export const jobRequestSchema = z.discriminatedUnion('kind', [
       kind: z.literal('start-job'),
       clusterId: clusterIdField,
       reason: z.string().max(200).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('enable-encryption'),
+      clusterId: clusterIdField,
+      keyId: keyIdField,
+      dryRun: z.boolean().optional(),
+      protectKey: z.boolean().optional(),
     })
     .strict(),
   z

@@ -94,6 +94,42 @@ export const estimateAnswerSchema = z.union([
 ]);
 
 export type EstimateAnswer = z.output<typeof estimateAnswerSchema>;
+
+/** What `enable-encryption` came to: the pre-flight checks, the steps, and the job that will do the rest. */
+export const enableAnswerSchema = z.union([
+  z.object({
+    kind: z.literal('enable-encryption'),
+    clusterId: z.string(),
+    keyId: z.string(),
+    keyVersionId: z.string().optional(),
+    outcome: z.enum(['switched', 'already-enabled', 'dry-run', 'checks-failed', 'failed']),
+    checks: z.array(
+      z.object({
+        id: z.string(),
+        title: z.string(),
+        status: z.enum(['pass', 'fail', 'warn', 'manual']),
+        evidence: z.string(),
+        remedy: z.string().optional(),
+      }),
+    ),
+    steps: z.array(
+      z.object({
+        step: z.string(),
+        status: z.enum(['done', 'skipped', 'failed']),
+        detail: z.string(),
+        ms: z.number().optional(),
+      }),
+    ),
+    /** The regular re-encryption job rotation-watch starts once the cluster is Running with encryption on. */
+    jobId: z.string().optional(),
+  }),
+  z.object({
+    kind: z.literal('enable-encryption'),
+    outcome: z.literal('not-a-target'),
+    clusterId: z.string(),
+  }),
+]);
+export type EnableAnswer = z.output<typeof enableAnswerSchema>;
 export type StartAnswer = z.output<typeof startAnswerSchema>;
 export type JobStatus = z.output<typeof jobStatusSchema>;
 export type StatusAnswer = z.output<typeof statusAnswerSchema>;
@@ -102,15 +138,17 @@ export type StatusAnswer = z.output<typeof statusAnswerSchema>;
 export function parseJobAnswer(kind: 'start-job', body: unknown): StartAnswer;
 export function parseJobAnswer(kind: 'job-status', body: unknown): StatusAnswer;
 export function parseJobAnswer(kind: 'estimate', body: unknown): EstimateAnswer;
+export function parseJobAnswer(kind: 'enable-encryption', body: unknown): EnableAnswer;
 export function parseJobAnswer(
   kind: JobRequest['kind'],
   body: unknown,
-): StartAnswer | StatusAnswer | EstimateAnswer {
-  const schema =
-    kind === 'start-job'
-      ? startAnswerSchema
-      : kind === 'estimate'
-        ? estimateAnswerSchema
-        : statusAnswerSchema;
+): StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer {
+  const schemas = {
+    'start-job': startAnswerSchema,
+    'job-status': statusAnswerSchema,
+    estimate: estimateAnswerSchema,
+    'enable-encryption': enableAnswerSchema,
+  } as const;
+  const schema = schemas[kind];
   return parseWith(schema, body, `rotation-watch's ${kind} answer`);
 }

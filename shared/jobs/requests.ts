@@ -2,14 +2,15 @@ import type { TargetCluster } from '../cluster/discovery';
 import { openCluster } from '../cluster/kube';
 import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
+import { enableEncryption } from '../encryption/enable';
 import type { JobRequest } from '../events/rotation-watch';
 import { describeKey } from '../kms/keys';
 import type { Logger } from '../log';
 import { estimateSweep } from '../reencrypt/estimate';
 import type { Services } from '../runtime/services';
 import { watchedTargets } from '../trail/watched';
-import type { EstimateAnswer, JobStatus, StartAnswer, StatusAnswer } from './answers';
-import { jobIdPrefix } from './payload';
+import type { EnableAnswer, EstimateAnswer, JobStatus, StartAnswer, StatusAnswer } from './answers';
+import { jobIdFor, jobIdPrefix } from './payload';
 import { startReencryptJob } from './starter';
 import { type ClusterState, configMapStateStore } from './state';
 
@@ -25,9 +26,10 @@ export async function answerJobRequest(
   s: Deps,
   config: Config,
   log: Logger,
-): Promise<StartAnswer | StatusAnswer | EstimateAnswer> {
+): Promise<StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer> {
   const { clusters } = await watchedTargets(s.clients, config, undefined, log);
   if (request.kind === 'estimate') return estimateFor(request.clusterId, clusters, s, config);
+  if (request.kind === 'enable-encryption') return enableFor(request, clusters, s);
   if (request.kind === 'start-job') {
     const cluster = clusters.find((c) => c.clusterId === request.clusterId);
     if (!cluster) return { kind: 'start-job', outcome: 'not-a-target', clusterId: request.clusterId };
@@ -55,6 +57,41 @@ export async function answerJobRequest(
     }
   }
   return { kind: 'job-status', found: false };
+}
+
+/**
+ * The webhook's enable: pre-flight checks and UpdateKMSEncryption (cs:UpdateKMSEncryption is in
+ * rotation-watch's optional policy only); the regular job, started by the next tick once the cluster runs
+ * with encryption on, sweeps and proves the rest.
+ */
+async function enableFor(
+  request: Extract<JobRequest, { kind: 'enable-encryption' }>,
+  clusters: TargetCluster[],
+  s: Deps,
+): Promise<EnableAnswer> {
+  const { clusterId } = request;
+  if (!clusters.some((c) => c.clusterId === clusterId))
+    return { kind: 'enable-encryption', outcome: 'not-a-target', clusterId };
+  const report = await enableEncryption(
+    { clients: s.clients, openCluster: () => Promise.reject(new Error('the switch reads no cluster')) },
+    {
+      clusterId,
+      keyId: request.keyId,
+      dryRun: request.dryRun === true,
+      protectKey: request.protectKey === true,
+      until: 'switch',
+    },
+  );
+  const outcome = report.outcome === 'enabled' ? 'switched' : report.outcome;
+  const { resume: _r, sweep: _s, census: _c, proof: _p, ...rest } = report;
+  return {
+    kind: 'enable-encryption',
+    ...rest,
+    outcome,
+    ...(report.keyVersionId && ['switched', 'already-enabled'].includes(outcome)
+      ? { jobId: jobIdFor(clusterId, report.keyId, report.keyVersionId) }
+      : {}),
+  };
 }
 
 /** The dry run of a cluster's sweep for its key's current version (shared/reencrypt/estimate.ts). */

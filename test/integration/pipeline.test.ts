@@ -485,6 +485,63 @@ describe('the event-driven pipeline', () => {
     expect((await state.load()).completedKeyVersion).toBe(version);
   });
 
+  it('the webhook turns encryption on: checks, the switch, and the job the next tick starts', async () => {
+    const { cloud } = sandbox.info;
+    const webhook = webhookHandler({
+      env: { ...env, SENTINEL_WEBHOOK_SECRET: WEBHOOK_SECRET },
+      sink: () => undefined,
+    });
+    const send = async (path: string, body: unknown) => {
+      const event = signedEvent(WEBHOOK_SECRET, 'POST', path, { body: JSON.stringify(body) });
+      const res = (await webhook(Buffer.from(JSON.stringify(event)), {
+        requestId: 'webhook-enable',
+        credentials: cloud.user,
+        accountId: cloud.accountId,
+      })) as { statusCode: number; body: string };
+      return { status: res.statusCode, json: JSON.parse(res.body) as Record<string, unknown> };
+    };
+    // A second Edge Pro cluster without encryption (no API server is reached on this path).
+    const created = new Date(Date.now() - 86_400_000).toISOString();
+    sandbox.cloud.addCluster({ clusterId: 'c-webhook-enable', kubeconfig: 'unused', created });
+    const basic = 'c-webhook-basic';
+    sandbox.cloud.addCluster({
+      clusterId: basic,
+      kubeconfig: 'unused',
+      created,
+      clusterSpec: 'ack.standard',
+    });
+    try {
+      const path = '/v1/clusters/c-webhook-enable/encryption';
+      const dry = await send(path, { keyId: cloud.kmsKeyId, dryRun: true });
+      expect(dry).toMatchObject({ status: 200, json: { outcome: 'dry-run' } });
+      const refused = await send(`/v1/clusters/${basic}/encryption`, { keyId: cloud.kmsKeyId });
+      expect(refused.status).toBe(422);
+      expect(refused.json.checks).toEqual(
+        expect.arrayContaining([expect.objectContaining({ id: 'cluster-type', status: 'fail' })]),
+      );
+      const on = await send(path, { keyId: cloud.kmsKeyId });
+      expect(on).toMatchObject({ status: 202, json: { outcome: 'switched', keyId: cloud.kmsKeyId } });
+      expect(on.json.jobId).toMatch(/^rj-c-webhook-enable-/);
+      await sandbox.cloud.idle();
+      const switched = sandbox.cloud.state.clusters.find((c) => c.clusterId === 'c-webhook-enable');
+      expect(switched).toMatchObject({
+        state: 'running',
+        encryptionKeyId: cloud.kmsKeyId,
+        disableEncryption: false,
+      });
+      // Idempotent: asked again, nothing is switched.
+      expect(await send(path, { keyId: cloud.kmsKeyId })).toMatchObject({
+        status: 200,
+        json: { outcome: 'already-enabled', jobId: on.json.jobId },
+      });
+      expect((await send(path, { keyId: 'not a key' })).status).toBe(400);
+    } finally {
+      sandbox.cloud.state.clusters = sandbox.cloud.state.clusters.filter(
+        (c) => !['c-webhook-enable', basic].includes(c.clusterId),
+      );
+    }
+  });
+
   it('the webhook estimates a sweep with ?dryRun=true (signed with the query), and starts nothing', async () => {
     const { cloud } = sandbox.info;
     const webhook = webhookHandler({
