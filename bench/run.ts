@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { FaultProxy } from '../sandbox/controlplane/fault-proxy';
@@ -121,6 +121,8 @@ async function main(): Promise<void> {
   log('bundling the CLI');
   const built = spawnSync('bash', [join(__dirname, '..', 'deploy', 'build.sh')], { stdio: 'inherit' });
   if (built.status !== 0) throw new Error('bundling the CLI failed');
+  // Outside dist/: a build during the run (a test, the CLI launcher) must not delete the contenders.
+  const toolDir = mkdtempSync(join(tmpdir(), 'ack-kms-sentinel-bench-'));
   for (const tool of ['saturate', 'migrate'])
     spawnSync(
       join(__dirname, '..', 'node_modules', '.bin', 'esbuild'),
@@ -129,7 +131,7 @@ async function main(): Promise<void> {
         '--bundle',
         '--platform=node',
         '--target=node20',
-        `--outfile=dist/${tool}.js`,
+        `--outfile=${join(toolDir, `${tool}.js`)}`,
         '--log-level=warning',
       ],
       { stdio: 'inherit', cwd: join(__dirname, '..') },
@@ -155,9 +157,11 @@ async function main(): Promise<void> {
   });
   const { info } = sandbox;
   const core = coreApiFor(info.kubeconfig);
-  const cli = join(__dirname, '..', 'dist', 'cli.js');
-  const saturate = join(__dirname, '..', 'dist', 'saturate.js');
-  const migrate = join(__dirname, '..', 'dist', 'migrate.js');
+  // The bundled CLI, copied beside the other contenders (deploy/build.sh starts by removing dist/).
+  const cli = join(toolDir, 'cli.js');
+  copyFileSync(join(__dirname, '..', 'dist', 'cli.js'), cli);
+  const saturate = join(toolDir, 'saturate.js');
+  const migrate = join(toolDir, 'migrate.js');
   const rows: Row[] = [];
   const concurrencyRows: Array<{ concurrency: number; perSecond: number; wallMs: number }> = [];
 
