@@ -40,11 +40,12 @@ class KubeHttp {
     this.plain = this.server.startsWith('http:');
   }
 
-  private async options(): Promise<{ headers: RequestOptions['headers']; agent?: HttpAgent | HttpsAgent }> {
-    if (!this.auth || Date.now() - this.auth.at > AUTH_TTL_MS) {
+  private async options(): Promise<{ headers: RequestOptions['headers']; agent: HttpAgent | HttpsAgent }> {
+    if (!this.auth || !this.agent || Date.now() - this.auth.at > AUTH_TTL_MS) {
       const opts: RequestOptions = {};
       await this.kc.applyToHTTPSOptions(opts);
       this.auth = { headers: opts.headers ?? {}, at: Date.now() };
+      // One agent for the store's life (made again only after close()): the TLS material never changes.
       const common = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64 };
       this.agent ??= this.plain
         ? new HttpAgent(common)
@@ -57,7 +58,7 @@ class KubeHttp {
             ...(opts.servername ? { servername: opts.servername } : {}),
           });
     }
-    return { headers: this.auth.headers, ...(this.agent ? { agent: this.agent } : {}) };
+    return { headers: this.auth.headers, agent: this.agent };
   }
 
   async call(method: string, path: string, accept: string, body?: string): Promise<unknown> {

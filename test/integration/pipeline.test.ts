@@ -559,26 +559,46 @@ describe('the event-driven pipeline', () => {
     const path = `/v1/clusters/${cloud.clusterId}/reencrypt`;
     const tasks = () =>
       [...sandbox.cloud.functions.tasks.values()].filter((t) => t.functionName === REENCRYPT).length;
-    const before = tasks();
-    const dry = await send(signedEvent(WEBHOOK_SECRET, 'POST', path, { query: { dryRun: 'true' } }));
-    expect(dry.status).toBe(200);
-    const estimate = dry.json.estimate as Record<string, unknown> & {
-      blastRadius: { topNamespaces: Array<{ namespace: string }>; byType: Record<string, number> };
-    };
-    expect(dry.json).toMatchObject({ dryRun: true, clusterId: cloud.clusterId, keyId: cloud.kmsKeyId });
-    expect(estimate.secrets).toBeGreaterThanOrEqual(COUNT);
-    expect(estimate.blastRadius.topNamespaces.map((n) => n.namespace)).toEqual(
-      expect.arrayContaining(NAMESPACES),
-    );
-    expect(estimate.blastRadius.byType.Opaque).toBeGreaterThanOrEqual(COUNT);
-    expect(tasks(), 'a dry run starts nothing').toBe(before);
-    // The query is signed: the same signature without ?dryRun=true is refused, not turned into a start.
-    const stripped = {
-      ...signedEvent(WEBHOOK_SECRET, 'POST', path, { query: { dryRun: 'true' } }),
-      queryParameters: {},
-    };
-    expect((await send(stripped)).status).toBe(401);
-    expect(tasks()).toBe(before);
+    // Secrets no job has rewritten yet (the earlier tests' jobs marked every other one).
+    const core = coreApi(sandbox.info.kubeconfig);
+    await core.createNamespace({ body: { metadata: { name: 'pipe-estimate' } } });
+    for (let i = 0; i < 7; i++)
+      await core.createNamespacedSecret({
+        namespace: 'pipe-estimate',
+        body: {
+          metadata: { name: `fresh-${i}` },
+          type: 'kubernetes.io/tls',
+          stringData: { 'tls.crt': 'x', 'tls.key': 'y' },
+        },
+      });
+    try {
+      const before = tasks();
+      const dry = await send(signedEvent(WEBHOOK_SECRET, 'POST', path, { query: { dryRun: 'true' } }));
+      expect(dry.status).toBe(200);
+      const estimate = dry.json.estimate as Record<string, unknown> & {
+        toRewrite: number;
+        blastRadius: {
+          topNamespaces: Array<{ namespace: string; secrets: number }>;
+          byType: Record<string, number>;
+        };
+      };
+      expect(dry.json).toMatchObject({ dryRun: true, clusterId: cloud.clusterId, keyId: cloud.kmsKeyId });
+      expect(estimate.secrets).toBeGreaterThanOrEqual(COUNT + 7);
+      expect(estimate.toRewrite).toBeGreaterThanOrEqual(7);
+      expect(estimate.blastRadius.topNamespaces).toContainEqual({ namespace: 'pipe-estimate', secrets: 7 });
+      expect(estimate.blastRadius.byType.TLS).toBe(7);
+      expect(Object.values(estimate.blastRadius.byType).reduce((a, b) => a + b, 0)).toBe(estimate.toRewrite);
+      expect(tasks(), 'a dry run starts nothing').toBe(before);
+      // The query is signed: the same signature without ?dryRun=true is refused, not turned into a start.
+      const stripped = {
+        ...signedEvent(WEBHOOK_SECRET, 'POST', path, { query: { dryRun: 'true' } }),
+        queryParameters: {},
+      };
+      expect((await send(stripped)).status).toBe(401);
+      expect(tasks()).toBe(before);
+    } finally {
+      await core.deleteCollectionNamespacedSecret({ namespace: 'pipe-estimate' });
+    }
   });
 
   it('the webhook starts jobs through the one starter and answers their true status from the state', async () => {
