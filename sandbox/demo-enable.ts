@@ -1,11 +1,10 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
-import { createCloudClients } from '../shared/cloud/clients';
 import { loadKubeConfig, openCluster } from '../shared/cluster/kube';
 import { clusterKubeconfig } from '../shared/cluster/user-kubeconfig';
 import { type EnableReport, enableEncryption } from '../shared/encryption/enable';
 import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
-import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from './index';
+import { type Sandbox, sandboxUserClients, startSandbox } from './index';
 
 /**
  * `npm run demo -- --enable`: the vendor document's whole procedure on a cluster that starts without Secret
@@ -83,16 +82,7 @@ async function seed(core: CoreV1Api, count: number, say: (line: string) => void)
 /** `enable` as the account's user runs it, against the local cloud; steps printed as they happen. */
 function enable(sandbox: Sandbox, say: (line: string) => void): Promise<EnableReport> {
   const { cloud } = sandbox.info;
-  const endpoint = {
-    protocol: 'http' as const,
-    host: cloud.endpoint.slice('http://'.length),
-    url: cloud.endpoint,
-  };
-  const clients = createCloudClients(
-    { region: cloud.region, endpoints: { kms: endpoint, cs: endpoint, actiontrail: endpoint } },
-    cloud.user,
-    { timeouts: SANDBOX_TIMEOUTS },
-  );
+  const clients = sandboxUserClients(sandbox.info);
   return enableEncryption(
     {
       clients,

@@ -4,14 +4,13 @@ import * as $Kms from '@alicloud/kms20160120';
 import pLimit from 'p-limit';
 import { createHandler as auditHandler } from '../functions/audit';
 import { createHandler as rotationWatchHandler } from '../functions/rotation-watch';
-import { createCloudClients } from '../shared/cloud/clients';
 import { openCluster } from '../shared/cluster/kube';
 import { DONE_RECORD_OBJECT } from '../shared/jobs/done-record';
 import { configMapStateStore } from '../shared/jobs/state';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from './cloud/emulator';
 import type { FcHandler } from './cloud/fc';
 import { TenantProxy } from './controlplane/tenants';
-import { SANDBOX_REPORT_BUCKET, SANDBOX_TIMEOUTS, type Sandbox } from './index';
+import { SANDBOX_REPORT_BUCKET, type Sandbox, sandboxUserClients } from './index';
 
 /**
  * A fleet of ACK clusters on the emulator, and the three things a fleet asks of the suite (issue: "a fleet
@@ -249,15 +248,7 @@ function registerFunctions(sandbox: Sandbox): void {
 
 /** Rotates the key, then two overlapping timer ticks and its ActionTrail event delivered twice, all at once. */
 async function rotateAndTick(sandbox: Sandbox, keyId: string): Promise<{ ms: number }> {
-  const { cloud } = sandbox.info;
-  const user = createCloudClients(
-    {
-      region: cloud.region,
-      endpoints: { kms: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
-    },
-    cloud.user,
-    { timeouts: SANDBOX_TIMEOUTS },
-  );
+  const user = sandboxUserClients(sandbox.info);
   await user.kms.createKeyVersion(new $Kms.CreateKeyVersionRequest({ keyId }));
   const event = sandbox.cloud.published.findLast(
     (e) => (e.data as { eventName?: string }).eventName === 'CreateKeyVersion',

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as $Kms from '@alicloud/kms20160120';
-import { createCloudClients } from '../shared/cloud/clients';
+import { type CloudClients, createCloudClients } from '../shared/cloud/clients';
 import type { Credential } from './cloud/api';
 import { resolveLoopbackSubdomains } from './cloud/dns';
 import { CloudEmulator } from './cloud/emulator';
@@ -74,6 +74,21 @@ const keys = (c: Credential) => ({
   accessKeySecret: c.accessKeySecret,
   ...(c.securityToken ? { securityToken: c.securityToken } : {}),
 });
+
+/** The sandbox account's user, as a person at the console acts: KMS, CS and ActionTrail on the local cloud. */
+export function sandboxUserClients(info: Pick<SandboxInfo, 'cloud'>): CloudClients {
+  const { cloud } = info;
+  const endpoint = {
+    protocol: 'http' as const,
+    host: cloud.endpoint.slice('http://'.length),
+    url: cloud.endpoint,
+  };
+  return createCloudClients(
+    { region: cloud.region, endpoints: { kms: endpoint, cs: endpoint, actiontrail: endpoint } },
+    cloud.user,
+    { timeouts: SANDBOX_TIMEOUTS },
+  );
+}
 
 export async function startSandbox(
   options: {

@@ -1,9 +1,10 @@
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { type Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { type Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import type { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, RequestContext } from '@kubernetes/client-node';
 import { ConfigError } from '../errors';
 import { httpSecretStore } from '../reencrypt/http-store';
 import type { SecretStore } from '../reencrypt/secrets-api';
+import { keepAliveAgent } from './agent';
 import { isApiException, k8s } from './k8s';
 
 /** A KubeConfig whose API clients reuse connections (see `pooledKubeConfigClass`); close it when done. */
@@ -39,18 +40,7 @@ function pooledKubeConfigClass(): new () => PooledKubeConfig {
       if (this.agent) return this.agent;
       const opts: RequestOptions = {};
       await this.applyToHTTPSOptions(opts);
-      const server = this.getCurrentCluster()?.server ?? '';
-      const common = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64 };
-      this.agent = server.startsWith('http:')
-        ? new HttpAgent(common)
-        : new HttpsAgent({
-            ...common,
-            ca: opts.ca,
-            cert: opts.cert,
-            key: opts.key,
-            ...(opts.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: opts.rejectUnauthorized }),
-            ...(opts.servername ? { servername: opts.servername } : {}),
-          });
+      this.agent = keepAliveAgent(this.getCurrentCluster()?.server ?? '', opts);
       return this.agent;
     }
   };

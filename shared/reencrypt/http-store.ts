@@ -1,6 +1,7 @@
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { type Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { type Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import type { KubeConfig, V1ObjectMeta } from '@kubernetes/client-node';
+import { keepAliveAgent } from '../cluster/agent';
 import { METADATA_LIST, METADATA_ONLY, type SecretStore, type SizedSecret, secretRef } from './secrets-api';
 
 /**
@@ -46,17 +47,7 @@ class KubeHttp {
       await this.kc.applyToHTTPSOptions(opts);
       this.auth = { headers: opts.headers ?? {}, at: Date.now() };
       // One agent for the store's life (made again only after close()): the TLS material never changes.
-      const common = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64 };
-      this.agent ??= this.plain
-        ? new HttpAgent(common)
-        : new HttpsAgent({
-            ...common,
-            ca: opts.ca,
-            cert: opts.cert,
-            key: opts.key,
-            ...(opts.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: opts.rejectUnauthorized }),
-            ...(opts.servername ? { servername: opts.servername } : {}),
-          });
+      this.agent ??= keepAliveAgent(this.server, opts);
     }
     return { headers: this.auth.headers, agent: this.agent };
   }

@@ -6,11 +6,10 @@ import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
 import { createHandler as webhookHandler } from '../../functions/webhook';
-import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from '../../sandbox';
+import { type Sandbox, sandboxUserClients, startSandbox } from '../../sandbox';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import type { FcHandler } from '../../sandbox/cloud/fc';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
-import { createCloudClients } from '../../shared/cloud/clients';
 import { readSecretEvidence } from '../../shared/etcd/evidence';
 import { type Continuation, encodeJobPayload, jobIdFor } from '../../shared/jobs/payload';
 import { type ClusterState, configMapStateStore, STATE_CONFIGMAP } from '../../shared/jobs/state';
@@ -101,17 +100,7 @@ afterAll(async () => {
 });
 
 /** The sandbox account's user, as a person at the console would act. */
-function userClients() {
-  const { cloud } = sandbox.info;
-  return createCloudClients(
-    {
-      region: cloud.region,
-      endpoints: { kms: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
-    },
-    cloud.user,
-    { timeouts: SANDBOX_TIMEOUTS },
-  );
-}
+const userClients = () => sandboxUserClients(sandbox.info);
 
 async function rotate(): Promise<{ keyId: string; version: string }> {
   const { cloud } = sandbox.info;

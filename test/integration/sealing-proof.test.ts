@@ -6,10 +6,9 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
-import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from '../../sandbox';
+import { type Sandbox, sandboxUserClients, startSandbox } from '../../sandbox';
 import type { FcHandler } from '../../sandbox/cloud/fc';
 import type { AuditReport } from '../../shared/audit/report';
-import { createCloudClients } from '../../shared/cloud/clients';
 import { readSecretEvidence, summarize } from '../../shared/etcd/evidence';
 import { jobIdFor } from '../../shared/jobs/payload';
 import { type ClusterState, configMapStateStore } from '../../shared/jobs/state';
@@ -76,14 +75,7 @@ afterAll(async () => {
 
 async function rotate(): Promise<string> {
   const { cloud } = sandbox.info;
-  const user = createCloudClients(
-    {
-      region: cloud.region,
-      endpoints: { kms: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
-    },
-    cloud.user,
-    { timeouts: SANDBOX_TIMEOUTS },
-  );
+  const user = sandboxUserClients(sandbox.info);
   const r = await user.kms.createKeyVersion(new $Kms.CreateKeyVersionRequest({ keyId: cloud.kmsKeyId }));
   return r.keyVersion?.keyVersionId ?? '';
 }
