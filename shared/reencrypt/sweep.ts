@@ -140,18 +140,33 @@ interface Run {
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const run = prepare(options);
   let cursor = startCursor(options.checkpoint);
-  while (cursor.namespaceIndex < run.scopes.length) {
-    if (stopRequested(run)) return finish(run, cursor, false);
-    const listed = await listPage(run, cursor);
+  if (cursor.namespaceIndex >= run.scopes.length) return finish(run, cursor, true);
+  if (stopRequested(run)) return finish(run, cursor, false);
+  let listed = await listPage(run, cursor);
+  for (;;) {
     cursor = listed.cursor;
+    const next = pageDone(cursor, listed.page);
+    // The next page is listed while this one is rewritten: no idle gap between pages.
+    const prefetch = next.namespaceIndex < run.scopes.length ? settle(listPage(run, next)) : undefined;
     const outcome = await rewritePage(run, cursor, listed.page.items);
     if (outcome.stopped) return finish(run, stoppedIn(cursor, outcome.lastStarted), false);
-    cursor = pageDone(cursor, listed.page);
+    cursor = next;
     if (cursor.continueToken)
       await options.onCheckpoint?.(toCheckpoint(cursor, checkpointBase(run), { whileRunning: true }));
+    if (!prefetch) return finish(run, cursor, true);
+    const got = await prefetch;
+    if ('error' in got) throw got.error;
+    if (stopRequested(run)) return finish(run, cursor, false);
+    listed = got.value;
   }
-  return finish(run, cursor, true);
 }
+
+/** A promise that never rejects (a prefetch nobody may wait for must not become an unhandled rejection). */
+const settle = <T>(p: Promise<T>): Promise<{ value: T } | { error: unknown }> =>
+  p.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
 
 function prepare(options: SweepOptions): Run {
   const clock = options.clock ?? Date.now;
