@@ -17,6 +17,10 @@ export interface EnableDemoSummary {
   secrets: number;
   plaintextBefore: number;
   plaintextAfter: number;
+  /** After the switch, before the sweep: the Secrets written before are still plaintext… */
+  plaintextAfterSwitch: number;
+  /** …while one written then is stored through KMS v2. */
+  newSecretAfterSwitch: string;
   /** KMS key version that sealed each Secret's seed → Secrets, after (`identity` entries would be plaintext). */
   etcdKeyVersionsAfter: Record<string, number>;
   durationMs: number;
@@ -41,13 +45,29 @@ export async function runEnableDemo(
     const etcd = async () => summarize((await readSecretEvidence(sandbox.info.etcd)).filter(inDemo));
     const before = await etcd();
     say(`etcd: ${before.plaintext} of ${before.total} Secrets plaintext; running enable…`);
-    const report = await enable(sandbox, say);
+    const between = { plaintext: -1, storage: 'unknown' };
+    const report = await enable(sandbox, say, async () => {
+      between.plaintext = (await etcd()).plaintext;
+      await kc.makeApiClient(CoreV1Api).createNamespacedSecret({
+        namespace: 'payments',
+        body: { metadata: { name: 'written-after-switch' }, stringData: { token: 'after-switch' } },
+      });
+      const stored = (await readSecretEvidence(sandbox.info.etcd)).find(
+        (x) => x.name === 'written-after-switch',
+      );
+      between.storage = stored?.storage ?? 'missing';
+      say(
+        `after the switch: ${between.plaintext} Secrets still plaintext; a new one is stored as ${between.storage}`,
+      );
+    });
     const after = await etcd();
     say(`etcd: ${after.plaintext} of ${after.total} Secrets plaintext after enable (${report.outcome})`);
     return {
       secrets: before.total,
       plaintextBefore: before.plaintext,
       plaintextAfter: after.plaintext,
+      plaintextAfterSwitch: between.plaintext,
+      newSecretAfterSwitch: between.storage,
       etcdKeyVersionsAfter: after.bySealingVersion,
       durationMs: Date.now() - started,
       outcome: report.outcome,
@@ -80,13 +100,21 @@ async function seed(core: CoreV1Api, count: number, say: (line: string) => void)
 }
 
 /** `enable` as the account's user runs it, against the local cloud; steps printed as they happen. */
-function enable(sandbox: Sandbox, say: (line: string) => void): Promise<EnableReport> {
+function enable(
+  sandbox: Sandbox,
+  say: (line: string) => void,
+  /** Runs once the cluster is Running with encryption on, before the sweep. */
+  afterSwitch: () => Promise<void>,
+): Promise<EnableReport> {
   const { cloud } = sandbox.info;
   const clients = sandboxUserClients(sandbox.info);
   return enableEncryption(
     {
       clients,
-      openCluster: async () => openCluster(await clusterKubeconfig(clients, cloud.clusterId, 60)),
+      openCluster: async () => {
+        await afterSwitch();
+        return openCluster(await clusterKubeconfig(clients, cloud.clusterId, 60));
+      },
       accountId: cloud.accountId,
       waits: { pollMs: 500, runningMs: 180_000, evidenceMs: 60_000 },
       onStep: (s) =>

@@ -146,7 +146,7 @@ async function preflightStep(
   const { checks: keyed, key } = await keyChecks(deps.clients, req.keyId, detail);
   const already = detail.encryptionEnabled && key !== undefined && detail.keyId === key.keyId;
   const checks = [
-    clusterTypeCheck(detail),
+    ...clusterTypeCheck(detail),
     // Already on with this key: nothing will be switched, so the switch's own conditions do not apply.
     ...clusterStateCheck(detail, (deps.now ?? Date.now)()).filter(
       (c) => !already || c.id !== 'recent-change',

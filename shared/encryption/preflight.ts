@@ -24,6 +24,8 @@ export interface ClusterDetail {
   clusterType: string;
   clusterSpec: string;
   profile: string;
+  /** Kubernetes version, e.g. `1.36.3-aliyun.1`. */
+  currentVersion: string;
   state: string;
   updated?: string;
   keyId?: string;
@@ -57,6 +59,7 @@ export async function clusterDetail(
     clusterType: str(raw.cluster_type),
     clusterSpec: str(raw.cluster_spec),
     profile: str(raw.profile),
+    currentVersion: str(raw.current_version),
     state: str(raw.state),
     ...(str(raw.updated) ? { updated: str(raw.updated) } : {}),
     ...(keyId ? { keyId } : {}),
@@ -65,17 +68,33 @@ export async function clusterDetail(
 }
 
 /** Secret encryption exists on ACK Pro (managed, Serverless and Edge): ManagedKubernetes with an `ack.pro.*` spec. */
-export function clusterTypeCheck(c: ClusterDetail): PreflightCheck {
+export function clusterTypeCheck(c: ClusterDetail): PreflightCheck[] {
   const pro = c.clusterType === 'ManagedKubernetes' && c.clusterSpec.startsWith('ack.pro');
-  return {
-    id: 'cluster-type',
-    title: 'The cluster supports Secret encryption (ACK Pro, ACK Edge Pro)',
-    status: pro ? 'pass' : 'fail',
-    evidence: `${c.clusterType} ${c.clusterSpec} (profile ${c.profile || 'Default'})`,
-    ...(pro
-      ? {}
-      : { remedy: 'Migrate the cluster to ACK Pro: Secret encryption is not offered on ACK Basic.' }),
-  };
+  const [major = 0, minor = 0] = (/^v?(\d+)\.(\d+)/.exec(c.currentVersion) ?? []).slice(1).map(Number);
+  const kmsV2 = major > 1 || (major === 1 && minor >= 29);
+  return [
+    {
+      id: 'cluster-type',
+      title: 'The cluster supports Secret encryption (ACK Pro, ACK Edge Pro)',
+      status: pro ? 'pass' : 'fail',
+      evidence: `${c.clusterType} ${c.clusterSpec} (profile ${c.profile || 'Default'})`,
+      ...(pro
+        ? {}
+        : { remedy: 'Migrate the cluster to ACK Pro: Secret encryption is not offered on ACK Basic.' }),
+    },
+    {
+      id: 'cluster-version',
+      title: 'Kubernetes 1.29 or later (KMS v2, whose re-encryption the suite can prove)',
+      status: kmsV2 ? 'pass' : 'warn',
+      evidence: `Kubernetes ${c.currentVersion || 'version unknown'}`,
+      ...(kmsV2
+        ? {}
+        : {
+            remedy:
+              'Upgrade the cluster: before 1.29 the API server uses KMS v1 (one KMS call per Secret write) and re-encryption stays unproven.',
+          }),
+    },
+  ];
 }
 
 export function clusterStateCheck(c: ClusterDetail, now: number): PreflightCheck[] {

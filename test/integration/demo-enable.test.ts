@@ -20,11 +20,14 @@ describe('npm run demo -- --enable', () => {
     expect(summary).toMatchObject({
       secrets: 120,
       plaintextBefore: 120,
+      // Turning encryption on rewrites nothing: the Secrets written before stay plaintext until the sweep.
+      plaintextAfterSwitch: 120,
+      newSecretAfterSwitch: 'kms-v2',
       plaintextAfter: 0,
       outcome: 'enabled',
       proof: 'effective',
     });
-    expect(Object.values(summary.etcdKeyVersionsAfter)).toEqual([120]);
+    expect(Object.values(summary.etcdKeyVersionsAfter)).toEqual([121]);
     expect(summary.durationMs).toBeGreaterThan(0);
     expect((summary.steps as Array<{ step: string }>).map((s) => s.step)).toEqual([
       'preflight',

@@ -69,6 +69,16 @@ describe('enable: pre-flight checks', () => {
     expect(report.steps.map((s) => s.step)).toEqual(['preflight']);
   });
 
+  it('warns, without failing, of a Kubernetes version before KMS v2', async () => {
+    const { request } = setup({ currentVersion: '1.28.9-aliyun.1' });
+    const report = await run({ ...request, dryRun: true });
+    expect(report.outcome).toBe('dry-run');
+    expect(report.checks.find((c) => c.id === 'cluster-version')).toMatchObject({
+      status: 'warn',
+      evidence: 'Kubernetes 1.28.9-aliyun.1',
+    });
+  });
+
   it('--protect-key turns the key deletion protection on', async () => {
     const { request, key } = setup();
     const report = await run({ ...request, dryRun: true, protectKey: true });
