@@ -145,6 +145,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   let listed = await listPage(run, cursor);
   for (;;) {
     cursor = listed.cursor;
+    run.tally.pages++;
     const next = pageDone(cursor, listed.page);
     // The next page is listed while this one is rewritten: no idle gap between pages.
     const prefetch = next.namespaceIndex < run.scopes.length ? settle(listPage(run, next)) : undefined;
@@ -228,7 +229,6 @@ async function listPage(run: Run, start: Cursor): Promise<{ page: SecretPage; cu
         ...(cursor.continueToken ? { continueToken: cursor.continueToken } : {}),
         ...run.listFilter,
       });
-      run.tally.pages++;
       if (run.scopes.length === 1 && !cursor.continueToken && !cursor.resumeAfter) run.tally.expectFrom(page);
       return { page, cursor };
     } catch (err) {
