@@ -75,6 +75,13 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
   if (typeof fixes === 'string') throw new UsageError(`--fix: ${fixes}`);
   if (fixes.length && !flags.clusterId)
     throw new UsageError('--fix needs --cluster-id (it changes the KMS key)');
+  const intervalDays =
+    flags.rotationIntervalDays === undefined ? undefined : Number(flags.rotationIntervalDays);
+  if (
+    intervalDays !== undefined &&
+    (!Number.isInteger(intervalDays) || intervalDays < 7 || intervalDays > 2555)
+  )
+    throw new UsageError('--rotation-interval-days must be a whole number from 7 to 2555');
   let remediations: Remediation[] | undefined;
   let audits: ClusterAudit[];
   try {
@@ -96,10 +103,12 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
         }),
       ];
       if (fixes.length) {
-        const days = Number(flags.rotationIntervalDays ?? config.audit.rotationIntervalDays);
-        if (!Number.isInteger(days) || days < 7 || days > 2555)
-          throw new UsageError('--rotation-interval-days must be a whole number from 7 to 2555');
-        remediations = await remediate(clients, audits, fixes, days);
+        remediations = await remediate(
+          clients,
+          audits,
+          fixes,
+          intervalDays ?? config.audit.rotationIntervalDays,
+        );
       }
     } else {
       audits = [await kubeconfigOnly(secrets, kc.getCurrentContext() || 'kubeconfig')];

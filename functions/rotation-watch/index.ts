@@ -50,6 +50,8 @@ export interface WatchResult {
     keyId: string;
     keyVersionId?: string;
     outcome: JobOutcome;
+    /** Nothing left to do or prove for this version: the done record may vouch for the cluster. */
+    settled?: boolean;
     reason?: string;
   }>;
   alerts: number;
@@ -67,8 +69,8 @@ async function ensureJob(
 ) {
   const base = { clusterId: cluster.clusterId, keyId: key.keyId, keyVersionId: key.primaryKeyVersion };
   try {
-    const { outcome } = await startReencryptJob(s, config, cluster, key, reason, inv.log);
-    return { ...base, outcome };
+    const { outcome, settled } = await startReencryptJob(s, config, cluster, key, reason, inv.log);
+    return { ...base, outcome, ...(settled ? { settled } : {}) };
   } catch (err) {
     // One cluster's trouble (its API server is down) must not stop the others' jobs.
     const e = normalizeError(err);

@@ -56,7 +56,8 @@ export interface SignedRequest {
 const signedPath = (path: string, query: Record<string, string> = {}): string => {
   const pairs = Object.keys(query)
     .sort()
-    .map((k) => `${k}=${query[k]}`);
+    // Each name and value percent-encoded, so `&` or `=` inside a value cannot forge another parameter.
+    .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(query[k] ?? '')}`);
   return pairs.length ? `${path}?${pairs.join('&')}` : path;
 };
 

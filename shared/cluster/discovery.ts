@@ -23,7 +23,8 @@ interface RawCluster {
   tags?: Array<{ key?: string; value?: string }>;
 }
 
-function capabilities(raw: RawCluster): { keyId?: string; disabled: boolean } {
+/** The Secret-encryption key and whether encryption is off, from `meta_data` (one reading for every caller). */
+export function capabilities(raw: { meta_data?: string }): { keyId?: string; disabled: boolean } {
   try {
     const caps = (
       JSON.parse(raw.meta_data ?? '{}') as {

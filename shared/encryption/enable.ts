@@ -91,6 +91,8 @@ export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Pr
     checks: [],
     steps: [],
   };
+  /** The step under way: an unexpected error is recorded against it, not against the checks. */
+  let stage: EnableStep['step'] = 'preflight';
   const record = (s: EnableStep) => {
     report.steps.push(s);
     deps.onStep?.(s);
@@ -103,11 +105,14 @@ export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Pr
     }
     report.keyId = key.keyId;
     report.keyVersionId = key.primaryKeyVersion;
-    if (req.protectKey && key.deletionProtection !== 'Enabled') await protectKey(deps, key, record);
+    stage = 'protect-key';
+    if (req.protectKey && key.deletionProtection !== 'Enabled')
+      await protectKey(deps, key, record, req.dryRun);
     if (req.dryRun) {
       report.outcome = 'dry-run';
       return report;
     }
+    stage = 'switch';
     const switchedAt = (deps.now ?? Date.now)();
     if (already) record({ step: 'switch', status: 'skipped', detail: `already encrypted with ${key.keyId}` });
     else await switchOn(deps, detail, key, record);
@@ -115,12 +120,17 @@ export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Pr
       report.outcome = already ? 'already-enabled' : 'switched';
       return report;
     }
+    stage = 'running';
     await waitRunning(deps, req.clusterId, record);
+    stage = 'evidence';
     const cluster = await deps.openCluster();
     try {
       const evidence = await evidenceStep(deps, cluster, key, already ? undefined : switchedAt, record);
       report.proof = evidence.verdict;
-      await sweepAndVerify(deps, cluster, key, evidence, report, record);
+      stage = 'sweep';
+      // A mark left from an earlier time with encryption on says nothing about a Secret written while it was
+      // off: only marks written under this seed's evidence count (or, with nothing proven, none after a switch).
+      await sweepAndVerify(deps, cluster, key, evidence, report, record, !already);
     } finally {
       cluster.close();
     }
@@ -129,7 +139,7 @@ export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Pr
   } catch (err) {
     report.outcome = 'failed';
     if (!(err instanceof StepFailed))
-      record({ step: 'preflight', status: 'failed', detail: normalizeError(err).message });
+      record({ step: stage, status: 'failed', detail: normalizeError(err).message });
     report.resume = `ack-kms-sentinel enable --cluster-id ${req.clusterId} --key-id ${req.keyId} (every step is idempotent: finished steps are skipped)`;
   }
   return report;
@@ -147,9 +157,10 @@ async function preflightStep(
   const already = detail.encryptionEnabled && key !== undefined && detail.keyId === key.keyId;
   const checks = [
     ...clusterTypeCheck(detail),
-    // Already on with this key: nothing will be switched, so the switch's own conditions do not apply.
+    // Already on with this key: nothing will be switched, so the switch's own conditions do not apply (a run
+    // that stopped while the cluster was Updating goes on to wait for Running).
     ...clusterStateCheck(detail, (deps.now ?? Date.now)()).filter(
-      (c) => !already || c.id !== 'recent-change',
+      (c) => !already || (c.id !== 'recent-change' && c.id !== 'cluster-state'),
     ),
     ...keyed,
     ...MANUAL_CHECKS,
@@ -173,7 +184,20 @@ async function preflightStep(
   return { detail, ...(key ? { key } : {}), already };
 }
 
-async function protectKey(deps: EnableDeps, key: KeyInfo, record: (s: EnableStep) => void): Promise<void> {
+async function protectKey(
+  deps: EnableDeps,
+  key: KeyInfo,
+  record: (s: EnableStep) => void,
+  dryRun = false,
+): Promise<void> {
+  if (dryRun) {
+    record({
+      step: 'protect-key',
+      status: 'skipped',
+      detail: `would turn deletion protection on for ${key.keyId}`,
+    });
+    return;
+  }
   try {
     await deps.clients.kmsRpc('SetDeletionProtection', {
       ProtectedResourceArn: key.arn,
@@ -302,10 +326,12 @@ async function sweepAndVerify(
   evidence: SealingEvidence,
   report: EnableReport,
   record: (s: EnableStep) => void,
+  rewriteAll: boolean,
 ): Promise<void> {
   const t = Date.now();
   const requireProof = evidence.verdict === 'effective';
   const swept = await sweep({
+    ...(evidence.token ? { sealedUnderOnly: evidence.token } : { rewriteAll }),
     store: cluster.secrets,
     targetKeyVersionId: key.primaryKeyVersion,
     strategy: 'annotate',

@@ -1,4 +1,5 @@
 import type { CloudClients } from '../cloud/clients';
+import { capabilities } from '../cluster/discovery';
 import { normalizeError } from '../errors';
 import { type KeyInfo, keyInfoOf } from '../kms/keys';
 
@@ -45,14 +46,7 @@ export async function clusterDetail(
     `/clusters/${encodeURIComponent(clusterId)}`,
   )) as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
-  let caps: { EncryptionKMSKeyId?: unknown; DisableEncryption?: unknown } = {};
-  try {
-    caps = (JSON.parse(str(raw.meta_data) || '{}') as { Capabilities?: typeof caps }).Capabilities ?? {};
-  } catch {
-    // an unreadable meta_data is an unknown encryption state: treated as off
-  }
-  const keyId = str(caps.EncryptionKMSKeyId) || undefined;
-  const disabled = caps.DisableEncryption === undefined ? !keyId : caps.DisableEncryption === true;
+  const { keyId, disabled } = capabilities({ meta_data: str(raw.meta_data) });
   return {
     clusterId,
     regionId: str(raw.region_id),

@@ -23,7 +23,7 @@ export const DONE_RECORD_OBJECT = 'state/done.json';
 
 const recordSchema = z.object({
   version: z.literal(1),
-  fullCheckAt: z.string().optional(),
+  fullCheckAt: z.iso.datetime().optional(),
   keys: z.record(z.string(), z.object({ primaryKeyVersion: z.string(), done: z.array(z.string()) })),
 });
 export type DoneRecord = z.output<typeof recordSchema>;
@@ -98,26 +98,29 @@ export const isDone = (
 };
 
 /** Whether this tick reads every cluster whatever the record says. */
-export const fullCheckDue = (record: DoneRecord, now: number, intervalMs: number): boolean =>
-  record.fullCheckAt === undefined || now - Date.parse(record.fullCheckAt) >= intervalMs;
+export function fullCheckDue(record: DoneRecord, now: number, intervalMs: number): boolean {
+  const at = record.fullCheckAt === undefined ? Number.NaN : Date.parse(record.fullCheckAt);
+  // A time that does not parse, or lies in the future, can never postpone a full check.
+  return Number.isNaN(at) || at > now || now - at >= intervalMs;
+}
 
 /**
- * The record after a key's clusters were read: the clusters found done (outcome `current`) join the key's
- * list for that version (a new primary version starts a new list); clusters that are not done, or no longer
- * use the key, leave it.
+ * The record after a key's clusters were read: the clusters found settled (outcome `current` with nothing left
+ * to prove) join the key's list for that version (a new primary version starts a new list); clusters that are
+ * not, or no longer use the key, leave it.
  */
 export function withOutcomes(
   record: DoneRecord,
   keyId: string,
   primaryKeyVersion: string,
   keyClusters: readonly string[],
-  outcomes: ReadonlyArray<{ clusterId: string; outcome: string }>,
+  outcomes: ReadonlyArray<{ clusterId: string; outcome: string; settled?: boolean }>,
 ): DoneRecord {
   const prior = record.keys[keyId];
   const kept = prior?.primaryKeyVersion === primaryKeyVersion ? prior.done : [];
   const done = new Set(kept.filter((id) => keyClusters.includes(id)));
   for (const o of outcomes) {
-    if (o.outcome === 'current') done.add(o.clusterId);
+    if (o.outcome === 'current' && o.settled === true) done.add(o.clusterId);
     else done.delete(o.clusterId);
   }
   return { ...record, keys: { ...record.keys, [keyId]: { primaryKeyVersion, done: [...done].sort() } } };

@@ -3,12 +3,14 @@ import { openCluster } from '../cluster/kube';
 import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
 import { enableEncryption } from '../encryption/enable';
+import type { PreflightCheck } from '../encryption/preflight';
+import { normalizeError } from '../errors';
 import type { JobRequest } from '../events/rotation-watch';
 import { describeKey } from '../kms/keys';
 import type { Logger } from '../log';
 import { estimateSweep } from '../reencrypt/estimate';
 import type { Services } from '../runtime/services';
-import { watchedTargets } from '../trail/watched';
+import { type WatchedTargets, watchedTargets } from '../trail/watched';
 import type { EnableAnswer, EstimateAnswer, JobStatus, StartAnswer, StatusAnswer } from './answers';
 import { jobIdFor, jobIdPrefix } from './payload';
 import { startReencryptJob } from './starter';
@@ -27,9 +29,10 @@ export async function answerJobRequest(
   config: Config,
   log: Logger,
 ): Promise<StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer> {
-  const { clusters } = await watchedTargets(s.clients, config, undefined, log);
+  const targets = await watchedTargets(s.clients, config, undefined, log);
+  const { clusters } = targets;
   if (request.kind === 'estimate') return estimateFor(request.clusterId, clusters, s, config);
-  if (request.kind === 'enable-encryption') return enableFor(request, clusters, s);
+  if (request.kind === 'enable-encryption') return enableFor(request, targets, s, config, log);
   if (request.kind === 'start-job') {
     const cluster = clusters.find((c) => c.clusterId === request.clusterId);
     if (!cluster) return { kind: 'start-job', outcome: 'not-a-target', clusterId: request.clusterId };
@@ -66,12 +69,24 @@ export async function answerJobRequest(
  */
 async function enableFor(
   request: Extract<JobRequest, { kind: 'enable-encryption' }>,
-  clusters: TargetCluster[],
+  targets: WatchedTargets,
   s: Deps,
+  config: Config,
+  log: Logger,
 ): Promise<EnableAnswer> {
   const { clusterId } = request;
-  if (!clusters.some((c) => c.clusterId === clusterId))
+  if (!targets.clusters.some((c) => c.clusterId === clusterId))
     return { kind: 'enable-encryption', outcome: 'not-a-target', clusterId };
+  const unwatched = await unwatchedKey(request.keyId, targets, s, config);
+  if (unwatched)
+    return {
+      kind: 'enable-encryption',
+      clusterId,
+      keyId: request.keyId,
+      outcome: 'checks-failed',
+      checks: [unwatched],
+      steps: [],
+    };
   const report = await enableEncryption(
     { clients: s.clients, openCluster: () => Promise.reject(new Error('the switch reads no cluster')) },
     {
@@ -83,6 +98,7 @@ async function enableFor(
     },
   );
   const outcome = report.outcome === 'enabled' ? 'switched' : report.outcome;
+  if (outcome === 'switched') await forgetCompletion(s, config, clusterId, log);
   const { resume: _r, sweep: _s, census: _c, proof: _p, ...rest } = report;
   return {
     kind: 'enable-encryption',
@@ -92,6 +108,51 @@ async function enableFor(
       ? { jobId: jobIdFor(clusterId, report.keyId, report.keyVersionId) }
       : {}),
   };
+}
+
+/** With explicit keys, a key no tick watches would get no job after the switch: refused before it. */
+async function unwatchedKey(
+  keyRef: string,
+  targets: WatchedTargets,
+  s: Deps,
+  config: Config,
+): Promise<PreflightCheck | undefined> {
+  if (config.keys.mode !== 'explicit') return undefined;
+  const keyId = await describeKey(s.clients, keyRef).then(
+    (k) => k.keyId,
+    () => keyRef,
+  );
+  if (targets.rotationKeys.includes(keyId)) return undefined;
+  return {
+    id: 'watched-key',
+    title: 'The key is one this deployment watches',
+    status: 'fail',
+    evidence: `${keyId} is not in SENTINEL_KMS_KEY_IDS: no rotation-watch tick would start its job`,
+    remedy: 'Add the key to SENTINEL_KMS_KEY_IDS (or use one listed there), then ask again.',
+  };
+}
+
+/**
+ * A completion recorded before encryption was turned off says nothing now (Secrets written since are
+ * plaintext): it is forgotten, so the next tick starts the job. Best effort: a cluster not reachable yet
+ * (it is restarting) is logged, and its job is then started by the next full check.
+ */
+async function forgetCompletion(s: Deps, config: Config, clusterId: string, log: Logger): Promise<void> {
+  try {
+    const kube = openCluster(await clusterKubeconfig(s.clients, clusterId, 15));
+    try {
+      const store = configMapStateStore(kube.core, config.stateNamespace);
+      const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, ...rest } = await store.load();
+      if (_v !== undefined) await store.save(rest);
+    } finally {
+      kube.close();
+    }
+  } catch (err) {
+    log.warn('could not clear the earlier completion after the switch', {
+      clusterId,
+      error: normalizeError(err).toJSON(),
+    });
+  }
 }
 
 /** The dry run of a cluster's sweep for its key's current version (shared/reencrypt/estimate.ts). */

@@ -32,7 +32,17 @@ export async function startReencryptJob(
   reason: string,
   log: Logger,
   now = Date.now(),
-): Promise<{ outcome: JobStart; jobId: string; attempt?: number }> {
+): Promise<{
+  outcome: JobStart;
+  jobId: string;
+  attempt?: number;
+  /**
+   * `current` and nothing left to prove: completed under the API servers' proof, or proof is not asked for
+   * (`SENTINEL_REENCRYPT_PROOF=actiontrail`). Only such a cluster may be vouched for by the done record; a
+   * completion without proof is read again each tick, so a later proof (or its refutation) is acted on.
+   */
+  settled?: boolean;
+}> {
   const jobId = jobIdFor(cluster.clusterId, key.keyId, key.primaryKeyVersion);
   const kube = openCluster(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
   let attempt: number;
@@ -41,7 +51,11 @@ export async function startReencryptJob(
     const state = await store.load();
     const job = { jobId, keyVersionId: key.primaryKeyVersion };
     const decision = await decide(state, job, config, now, () => evidenceNow(kube, config, key));
-    if (typeof decision === 'string') return { outcome: decision, jobId };
+    if (typeof decision === 'string') {
+      const settled =
+        decision === 'current' && (state.completedProof === 'proven' || config.reencrypt.proof !== 'metrics');
+      return { outcome: decision, jobId, ...(settled ? { settled } : {}) };
+    }
     attempt = decision.attempt;
     const started = await claimAndInvoke(s, config, store, state, {
       cluster,

@@ -66,24 +66,29 @@ export async function estimateSweep(store: SecretStore, o: EstimateOptions): Pro
   const pageSize = o.pageSize ?? 500;
   const all: Array<Pick<SizedSecret, 'namespace' | 'type' | 'bytes' | 'lastWrite'> & { current: boolean }> =
     [];
-  let token: string | undefined;
-  do {
-    // Whole Secrets are larger than their metadata: smaller pages, the data dropped page by page.
-    const page = await store.listSizes({
-      limit: 100,
-      ...(token ? { continueToken: token } : {}),
-      ...(o.selection?.labelSelector ? { labelSelector: o.selection.labelSelector } : {}),
-    });
-    for (const s of page.items.filter((x) => selected(x.namespace, o.selection)))
-      all.push({
-        namespace: s.namespace,
-        type: s.type,
-        bytes: s.bytes,
-        ...(s.lastWrite ? { lastWrite: s.lastWrite } : {}),
-        current: isCurrent(s.annotations, o.targetKeyVersionId, o.requireProof === true),
+  // Named namespaces are listed one by one (namespace-scoped RBAC, and no data read from others).
+  const scopes = o.selection?.namespaces?.length ? [...new Set(o.selection.namespaces)] : [undefined];
+  for (const namespace of scopes) {
+    let token: string | undefined;
+    do {
+      // Whole Secrets are larger than their metadata: small pages, the data dropped page by page.
+      const page = await store.listSizes({
+        limit: 50,
+        ...(namespace ? { namespace } : {}),
+        ...(token ? { continueToken: token } : {}),
+        ...(o.selection?.labelSelector ? { labelSelector: o.selection.labelSelector } : {}),
       });
-    token = page.continueToken;
-  } while (token);
+      for (const s of page.items.filter((x) => selected(x.namespace, o.selection)))
+        all.push({
+          namespace: s.namespace,
+          type: s.type,
+          bytes: s.bytes,
+          ...(s.lastWrite ? { lastWrite: s.lastWrite } : {}),
+          current: isCurrent(s.annotations, o.targetKeyVersionId, o.requireProof === true),
+        });
+      token = page.continueToken;
+    } while (token);
+  }
   return summarizeEstimate(all, { ...o, pageSize });
 }
 

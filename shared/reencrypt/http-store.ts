@@ -86,12 +86,20 @@ class KubeHttp {
             try {
               resolve(JSON.parse(text));
             } catch {
-              reject(new KubeHttpError(status, text, res.headers, `${what}: the answer is not JSON`));
+              // A broken answer is the server's trouble (retried), and its text (it may hold Secret data) is dropped.
+              reject(new KubeHttpError(502, '', {}, `${what}: the answer is not JSON`));
             }
           });
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`${what}: no answer within ${REQUEST_TIMEOUT_MS} ms`)));
+      req.on('timeout', () =>
+        // ETIMEDOUT: a transport error, retried with backoff like a reset (shared/retry.ts).
+        req.destroy(
+          Object.assign(new Error(`${what}: no answer within ${REQUEST_TIMEOUT_MS} ms`), {
+            code: 'ETIMEDOUT',
+          }),
+        ),
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -151,7 +159,10 @@ export function httpSecretStore(kc: KubeConfig): SecretStore & { close(): void }
       const query = new URLSearchParams({ limit: String(o.limit) });
       if (o.continueToken) query.set('continue', o.continueToken);
       if (o.labelSelector) query.set('labelSelector', o.labelSelector);
-      const list = (await call('GET', `/api/v1/secrets?${query}`, 'application/json')) as {
+      const base = o.namespace
+        ? `/api/v1/namespaces/${encodeURIComponent(o.namespace)}/secrets`
+        : '/api/v1/secrets';
+      const list = (await call('GET', `${base}?${query}`, 'application/json')) as {
         items?: Array<{ metadata?: V1ObjectMeta; type?: string; data?: Record<string, string> }> | null;
         metadata?: { continue?: string };
       };

@@ -3,7 +3,7 @@ import { SentinelError } from '../errors';
 import type { Strategy } from '../events/fields';
 import type { SweepCheckpoint, SweepCounters } from '../jobs/payload';
 import { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from '../retry';
-import { annotationPatch, isCurrent, stalePatch } from './annotations';
+import { annotationPatch, isCurrent, SEALED_UNDER_ANNOTATION, stalePatch } from './annotations';
 import {
   type Cursor,
   isDone,
@@ -101,6 +101,13 @@ export interface SweepOptions {
   sealedUnder?: string;
   /** annotate: skip only Secrets whose mark was written under proof (the API servers' evidence is readable). */
   requireProof?: boolean;
+  /**
+   * annotate: write every Secret whose mark was not written under exactly this evidence token (encryption was
+   * just turned on: a mark from an earlier time with encryption on says nothing about a Secret written while
+   * it was off); without a token (nothing proven), `rewriteAll` writes every Secret.
+   */
+  sealedUnderOnly?: string;
+  rewriteAll?: boolean;
   /** Called after every page with the checkpoint to resume from. */
   onCheckpoint?: (checkpoint: SweepCheckpoint) => void | Promise<void>;
   retryPolicy?: RetryPolicy;
@@ -155,9 +162,11 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     if (cursor.continueToken)
       await options.onCheckpoint?.(toCheckpoint(cursor, checkpointBase(run), { whileRunning: true }));
     if (!prefetch) return finish(run, cursor, true);
+    // A stop is honoured before waiting on the page listed ahead (it may be retrying): it is dropped, and
+    // the next call lists it again from the checkpoint.
+    if (stopRequested(run)) return finish(run, cursor, false);
     const got = await prefetch;
     if ('error' in got) throw got.error;
-    if (stopRequested(run)) return finish(run, cursor, false);
     listed = got.value;
   }
 }
@@ -301,7 +310,11 @@ async function rewritePage(
 async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean): Promise<void> {
   const { tally, strategy, target } = run;
   const current = (s: SecretRef) =>
-    strategy === 'annotate' && isCurrent(s.annotations, target, run.options.requireProof === true);
+    strategy === 'annotate' &&
+    run.options.rewriteAll !== true &&
+    isCurrent(s.annotations, target, run.options.requireProof === true) &&
+    (run.options.sealedUnderOnly === undefined ||
+      s.annotations?.[SEALED_UNDER_ANNOTATION] === run.options.sealedUnderOnly);
   if (current(secret)) return tally.alreadyCurrent();
   if (run.options.dryRun) {
     tally.wouldRewrite++;

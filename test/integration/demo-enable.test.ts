@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Sandbox, startSandbox } from '../../sandbox';
 import { readSecretEvidence, summarize } from '../../shared/etcd/evidence';
@@ -189,5 +190,21 @@ describe('ack-kms-sentinel enable', () => {
     const stored = (await readSecretEvidence(sandbox.info.etcd)).filter((s) => s.namespace === 'enable-cli');
     expect(stored.find((s) => s.name === 'after-disable')?.storage).toBe('identity');
     expect(stored.filter((s) => s.name !== 'after-disable').every((s) => s.storage === 'kms-v2')).toBe(true);
+
+    // A Secret updated while encryption is off keeps its old mark but is stored in plaintext: enabling again
+    // must not trust that mark.
+    await coreApi(sandbox.info.kubeconfig).patchNamespacedSecret(
+      { namespace: 'enable-cli', name: 's-0', body: { stringData: { token: 'changed-while-off' } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const changed = (await readSecretEvidence(sandbox.info.etcd)).find((s) => s.name === 's-0');
+    expect(changed?.storage).toBe('identity');
+    sandbox.cloud.advanceClock(6 * 60_000);
+    const again = await enable();
+    expect(again.code, again.stderr.slice(-1500)).toBe(0);
+    expect(JSON.parse(again.lines.at(-1) ?? '{}')).toMatchObject({
+      outcome: 'enabled',
+      etcd: { plaintext: 0 },
+    });
   });
 });

@@ -12,7 +12,7 @@ describe('the done record', () => {
 
   it('vouches only for clusters read as current with the same primary version', () => {
     const record = withOutcomes(emptyRecord(), 'key-1', v1, ids, [
-      { clusterId: 'c-a', outcome: 'current' },
+      { clusterId: 'c-a', outcome: 'current', settled: true },
       { clusterId: 'c-b', outcome: 'started' },
       { clusterId: 'c-c', outcome: 'waiting-for-new-seed' },
     ]);
@@ -23,9 +23,18 @@ describe('the done record', () => {
     expect(isDone(record, 'key-2', v1, 'c-a'), 'another key says nothing').toBe(false);
   });
 
+  it('never vouches for a completion left unproven: it is read again each tick', () => {
+    const record = withOutcomes(emptyRecord(), 'key-1', v1, ids, [{ clusterId: 'c-a', outcome: 'current' }]);
+    expect(isDone(record, 'key-1', v1, 'c-a')).toBe(false);
+  });
+
   it('keeps what it knew for the version, and forgets it on a new version', () => {
-    let record = withOutcomes(emptyRecord(), 'key-1', v1, ids, [{ clusterId: 'c-a', outcome: 'current' }]);
-    record = withOutcomes(record, 'key-1', v1, ids, [{ clusterId: 'c-b', outcome: 'current' }]);
+    let record = withOutcomes(emptyRecord(), 'key-1', v1, ids, [
+      { clusterId: 'c-a', outcome: 'current', settled: true },
+    ]);
+    record = withOutcomes(record, 'key-1', v1, ids, [
+      { clusterId: 'c-b', outcome: 'current', settled: true },
+    ]);
     expect(record.keys['key-1']?.done).toEqual(['c-a', 'c-b']);
     record = withOutcomes(record, 'key-1', v2, ids, [{ clusterId: 'c-c', outcome: 'started' }]);
     expect(record.keys['key-1']).toEqual({ primaryKeyVersion: v2, done: [] });
@@ -33,8 +42,8 @@ describe('the done record', () => {
 
   it('drops a cluster found not done any more, or no longer using the key', () => {
     let record = withOutcomes(emptyRecord(), 'key-1', v1, ids, [
-      { clusterId: 'c-a', outcome: 'current' },
-      { clusterId: 'c-b', outcome: 'current' },
+      { clusterId: 'c-a', outcome: 'current', settled: true },
+      { clusterId: 'c-b', outcome: 'current', settled: true },
     ]);
     // A full check finds c-a's job restarted (its completion was unproven and the API servers now disagree).
     record = withOutcomes(record, 'key-1', v1, ['c-a'], [{ clusterId: 'c-a', outcome: 'restarted' }]);
@@ -42,7 +51,9 @@ describe('the done record', () => {
   });
 
   it('forgets keys no longer watched', () => {
-    const record = withOutcomes(emptyRecord(), 'key-1', v1, ids, [{ clusterId: 'c-a', outcome: 'current' }]);
+    const record = withOutcomes(emptyRecord(), 'key-1', v1, ids, [
+      { clusterId: 'c-a', outcome: 'current', settled: true },
+    ]);
     expect(onlyKeys(record, ['key-2']).keys).toEqual({});
     expect(onlyKeys(record, ['key-1']).keys['key-1']?.done).toEqual(['c-a']);
   });
@@ -54,5 +65,6 @@ describe('the done record', () => {
     const checked = (at: number) => ({ ...emptyRecord(), fullCheckAt: new Date(at).toISOString() });
     expect(fullCheckDue(checked(now - day + 1), now, day)).toBe(false);
     expect(fullCheckDue(checked(now - day), now, day)).toBe(true);
+    expect(fullCheckDue(checked(now + day), now, day), 'a time in the future postpones nothing').toBe(true);
   });
 });

@@ -79,11 +79,33 @@ describe('enable: pre-flight checks', () => {
     });
   });
 
-  it('--protect-key turns the key deletion protection on', async () => {
+  it('--protect-key turns the key deletion protection on, and a dry run only says it would', async () => {
     const { request, key } = setup();
-    const report = await run({ ...request, dryRun: true, protectKey: true });
-    expect(report.steps.map((s) => `${s.step}:${s.status}`)).toEqual(['preflight:done', 'protect-key:done']);
+    const dry = await run({ ...request, dryRun: true, protectKey: true });
+    expect(dry.steps.map((s) => `${s.step}:${s.status}`)).toEqual(['preflight:done', 'protect-key:skipped']);
+    expect(cloud.state.keys.find((k) => k.keyId === key.keyId)?.deletionProtection).toBe('Disabled');
+    const on = await run({ ...request, protectKey: true, until: 'switch' });
+    expect(on.steps.map((s) => `${s.step}:${s.status}`)).toEqual([
+      'preflight:done',
+      'protect-key:done',
+      'switch:done',
+    ]);
+    expect(on.outcome).toBe('switched');
     expect(cloud.state.keys.find((k) => k.keyId === key.keyId)?.deletionProtection).toBe('Enabled');
+  });
+
+  it('a run that stopped while the cluster was Updating goes on to wait for Running, and names the failing step', async () => {
+    const { request, cluster, key } = setup({ state: 'updating' });
+    cluster.encryptionKeyId = key.keyId;
+    cluster.disableEncryption = false;
+    const report = await run(request);
+    expect(report.checks.find((c) => c.id === 'cluster-state')).toBeUndefined();
+    expect(report.steps.map((s) => `${s.step}:${s.status}`)).toEqual([
+      'preflight:done',
+      'switch:skipped',
+      'running:failed',
+    ]);
+    expect(report.resume).toMatch(/enable --cluster-id/);
   });
 
   it.each([
