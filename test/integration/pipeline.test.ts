@@ -102,6 +102,21 @@ afterAll(async () => {
 /** The sandbox account's user, as a person at the console would act. */
 const userClients = () => sandboxUserClients(sandbox.info);
 
+/** A signed event delivered to the webhook handler as FC would, with the sandbox user's credentials. */
+async function toWebhook(event: ReturnType<typeof signedEvent>) {
+  const { cloud } = sandbox.info;
+  const webhook = webhookHandler({
+    env: { ...env, SENTINEL_WEBHOOK_SECRET: WEBHOOK_SECRET },
+    sink: () => undefined,
+  });
+  const res = (await webhook(Buffer.from(JSON.stringify(event)), {
+    requestId: 'webhook-test',
+    credentials: cloud.user,
+    accountId: cloud.accountId,
+  })) as { statusCode: number; body: string };
+  return { status: res.statusCode, json: JSON.parse(res.body) as Record<string, unknown> };
+}
+
 async function rotate(): Promise<{ keyId: string; version: string }> {
   const { cloud } = sandbox.info;
   const r = await userClients().kms.createKeyVersion(
@@ -476,19 +491,8 @@ describe('the event-driven pipeline', () => {
 
   it('the webhook turns encryption on: checks, the switch, and the job the next tick starts', async () => {
     const { cloud } = sandbox.info;
-    const webhook = webhookHandler({
-      env: { ...env, SENTINEL_WEBHOOK_SECRET: WEBHOOK_SECRET },
-      sink: () => undefined,
-    });
-    const send = async (path: string, body: unknown) => {
-      const event = signedEvent(WEBHOOK_SECRET, 'POST', path, { body: JSON.stringify(body) });
-      const res = (await webhook(Buffer.from(JSON.stringify(event)), {
-        requestId: 'webhook-enable',
-        credentials: cloud.user,
-        accountId: cloud.accountId,
-      })) as { statusCode: number; body: string };
-      return { status: res.statusCode, json: JSON.parse(res.body) as Record<string, unknown> };
-    };
+    const send = (path: string, body: unknown) =>
+      toWebhook(signedEvent(WEBHOOK_SECRET, 'POST', path, { body: JSON.stringify(body) }));
     // A second Edge Pro cluster without encryption (no API server is reached on this path).
     const created = new Date(Date.now() - 86_400_000).toISOString();
     sandbox.cloud.addCluster({ clusterId: 'c-webhook-enable', kubeconfig: 'unused', created });
@@ -533,18 +537,7 @@ describe('the event-driven pipeline', () => {
 
   it('the webhook estimates a sweep with ?dryRun=true (signed with the query), and starts nothing', async () => {
     const { cloud } = sandbox.info;
-    const webhook = webhookHandler({
-      env: { ...env, SENTINEL_WEBHOOK_SECRET: WEBHOOK_SECRET },
-      sink: () => undefined,
-    });
-    const send = async (event: ReturnType<typeof signedEvent>) => {
-      const res = (await webhook(Buffer.from(JSON.stringify(event)), {
-        requestId: 'webhook-estimate',
-        credentials: cloud.user,
-        accountId: cloud.accountId,
-      })) as { statusCode: number; body: string };
-      return { status: res.statusCode, json: JSON.parse(res.body) as Record<string, unknown> };
-    };
+    const send = toWebhook;
     const path = `/v1/clusters/${cloud.clusterId}/reencrypt`;
     const tasks = () =>
       [...sandbox.cloud.functions.tasks.values()].filter((t) => t.functionName === REENCRYPT).length;
@@ -596,19 +589,8 @@ describe('the event-driven pipeline', () => {
       (await userClients().kms.describeKey(new $Kms.DescribeKeyRequest({ keyId: cloud.kmsKeyId })))
         .keyMetadata?.primaryKeyVersion ?? '';
     const jobId = jobIdFor(cloud.clusterId, cloud.kmsKeyId, version);
-    const webhook = webhookHandler({
-      env: { ...env, SENTINEL_WEBHOOK_SECRET: WEBHOOK_SECRET },
-      sink: () => undefined,
-    });
-    const call = async (method: 'GET' | 'POST', path: string) => {
-      const event = signedEvent(WEBHOOK_SECRET, method, path);
-      const res = (await webhook(Buffer.from(JSON.stringify(event)), {
-        requestId: 'webhook-test',
-        credentials: cloud.user,
-        accountId: cloud.accountId,
-      })) as { statusCode: number; body: string };
-      return { status: res.statusCode, json: JSON.parse(res.body) as Record<string, unknown> };
-    };
+    const call = (method: 'GET' | 'POST', path: string) =>
+      toWebhook(signedEvent(WEBHOOK_SECRET, method, path));
     const state = configMapStateStore(coreApi(sandbox.info.kubeconfig), sandbox.info.stateNamespace);
     const write = async (s: ClusterState) => {
       await state.load();
