@@ -1,5 +1,6 @@
 import type { TargetCluster } from '../cluster/discovery';
 import { openCluster } from '../cluster/kube';
+import { readSealingEvidence } from '../cluster/sealing';
 import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
 import { enableEncryption } from '../encryption/enable';
@@ -169,9 +170,15 @@ async function estimateFor(
   const key = await describeKey(s.clients, cluster.keyId);
   const kube = openCluster(await clusterKubeconfig(s.clients, clusterId, 15));
   try {
-    const apiServers = (await kube.apiServerIdentities())?.length;
+    const identities = await kube.apiServerIdentities();
+    const apiServers = identities?.length;
+    // As the job counts: where the API servers' evidence is readable, only marks written under proof are done.
+    const requireProof =
+      config.reencrypt.proof === 'metrics' &&
+      (await readSealingEvidence(kube.getRaw, key, identities)).verdict !== 'unproven';
     const estimate = await estimateSweep(kube.secrets, {
       targetKeyVersionId: key.primaryKeyVersion,
+      requireProof,
       pageSize: config.reencrypt.pageSize,
       ...(key.lastRotationDate ? { rotatedAt: new Date(key.lastRotationDate) } : {}),
       ...(apiServers ? { apiServers } : {}),
