@@ -1,9 +1,9 @@
 import { CoreV1Api } from '@kubernetes/client-node';
-import pLimit from 'p-limit';
 import { loadKubeConfig, openCluster } from '../shared/cluster/kube';
 import { clusterKubeconfig } from '../shared/cluster/user-kubeconfig';
 import { type EnableReport, enableEncryption } from '../shared/encryption/enable';
 import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
+import { inDemo, seedDemoSecrets } from './demo-seed';
 import { type Sandbox, sandboxUserClients, startSandbox } from './index';
 
 /**
@@ -29,8 +29,6 @@ export interface EnableDemoSummary {
   proof?: EnableReport['proof'];
 }
 
-const NAMESPACES = ['payments', 'orders', 'auth', 'helm-releases'];
-
 export async function runEnableDemo(
   secrets: number,
   say: (line: string) => void,
@@ -40,8 +38,7 @@ export async function runEnableDemo(
   const sandbox = await startSandbox({ encryption: 'none' });
   const kc = loadKubeConfig({ path: sandbox.info.kubeconfig });
   try {
-    await seed(kc.makeApiClient(CoreV1Api), secrets, say);
-    const inDemo = (s: { namespace: string }) => NAMESPACES.includes(s.namespace);
+    await seedDemoSecrets(kc.makeApiClient(CoreV1Api), secrets, say);
     const etcd = async () => summarize((await readSecretEvidence(sandbox.info.etcd)).filter(inDemo));
     const before = await etcd();
     say(`etcd: ${before.plaintext} of ${before.total} Secrets plaintext; running enable…`);
@@ -78,25 +75,6 @@ export async function runEnableDemo(
     kc.close();
     await sandbox.stop();
   }
-}
-
-async function seed(core: CoreV1Api, count: number, say: (line: string) => void): Promise<void> {
-  say(`seeding ${count} Secrets in ${NAMESPACES.length} namespaces`);
-  for (const name of NAMESPACES) await core.createNamespace({ body: { metadata: { name } } });
-  const limit = pLimit(16);
-  await Promise.all(
-    Array.from({ length: count }, (_, i) =>
-      limit(() =>
-        core.createNamespacedSecret({
-          namespace: NAMESPACES[i % NAMESPACES.length] ?? 'payments',
-          body: {
-            metadata: { name: `app-secret-${i}` },
-            stringData: { password: `demo-${i}-not-a-real-secret` },
-          },
-        }),
-      ),
-    ),
-  );
 }
 
 /** `enable` as the account's user runs it, against the local cloud; steps printed as they happen. */

@@ -1,6 +1,5 @@
 import * as $Kms from '@alicloud/kms20160120';
 import { CoreV1Api } from '@kubernetes/client-node';
-import pLimit from 'p-limit';
 import { createHandler as reencrypt } from '../functions/reencrypt';
 import { createHandler as rotationWatch } from '../functions/rotation-watch';
 import { createHandler as trailVerify } from '../functions/trail-verify';
@@ -12,6 +11,7 @@ import { type ClusterState, STATE_CONFIGMAP } from '../shared/jobs/state';
 import type { FcContext } from '../shared/runtime/handler';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from './cloud/emulator';
 import { runEnableDemo } from './demo-enable';
+import { inDemo, seedDemoSecrets } from './demo-seed';
 import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from './index';
 
 /**
@@ -39,9 +39,7 @@ const secretsArg = process.argv.slice(2).find((a) => a.startsWith('--secrets='))
 const SECRETS = secretsArg ? Number(secretsArg.slice('--secrets='.length)) : 300;
 if (!Number.isInteger(SECRETS) || SECRETS < 1 || SECRETS > 5000)
   throw new Error(`--secrets must be a whole number from 1 to 5000 (got ${secretsArg})`);
-const NAMESPACES = ['payments', 'orders', 'auth', 'helm-releases'];
 const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
-const inDemo = (s: { namespace: string }) => NAMESPACES.includes(s.namespace);
 
 async function main(): Promise<void> {
   if (args.has('--enable')) {
@@ -59,7 +57,7 @@ async function main(): Promise<void> {
   const kc = loadKubeConfig({ path: sandbox.info.kubeconfig });
   const core = kc.makeApiClient(CoreV1Api);
   try {
-    await seed(core, sandbox.info.cloud.clusterId);
+    await seedDemoSecrets(core, SECRETS, (line) => say(`${line} of cluster ${sandbox.info.cloud.clusterId}`));
     const evidence = async () => summarize((await readSecretEvidence(sandbox.info.etcd)).filter(inDemo));
     const before = await evidence();
     registerFunctions(sandbox);
@@ -81,25 +79,6 @@ async function main(): Promise<void> {
     kc.close();
     await sandbox.stop();
   }
-}
-
-async function seed(core: CoreV1Api, clusterId: string): Promise<void> {
-  say(`seeding ${SECRETS} Secrets in ${NAMESPACES.length} namespaces of cluster ${clusterId}`);
-  for (const name of NAMESPACES) await core.createNamespace({ body: { metadata: { name } } });
-  const limit = pLimit(16);
-  await Promise.all(
-    Array.from({ length: SECRETS }, (_, i) =>
-      limit(() =>
-        core.createNamespacedSecret({
-          namespace: NAMESPACES[i % NAMESPACES.length] ?? 'default',
-          body: {
-            metadata: { name: `secret-${i}` },
-            stringData: { value: `demo-${i}-${Math.random().toString(36).slice(2)}` },
-          },
-        }),
-      ),
-    ),
-  );
 }
 
 function registerFunctions({ info, cloud }: Sandbox): void {

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, request } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { type LoopbackServer, serveOnLoopback } from './loopback-server';
 
 /**
  * A proxy in front of the API server, for the clients under test, with scriptable faults per request kind:
@@ -98,31 +98,22 @@ export class FaultProxy {
   private rules: ActiveRule[] = [];
   /** kubectl (client-go) never sends a bearer token over plain http; the proxy adds the kubeconfig's. */
   private fallbackAuthorization?: string;
-  private readonly sockets = new Set<Socket>();
-  private url_ = '';
+  private http?: LoopbackServer;
 
   private constructor(
-    private readonly server: Server,
     private readonly target: URL,
     private readonly agent: Agent,
   ) {}
 
   static async start(apiServer: string, caFile: string): Promise<FaultProxy> {
     const agent = new Agent({ ca: readFileSync(caFile), keepAlive: true, maxSockets: 256 });
-    const server = createServer();
-    const proxy = new FaultProxy(server, new URL(apiServer), agent);
-    server.on('request', (req, res) => proxy.handle(req, res));
-    server.on('connection', (socket) => {
-      proxy.sockets.add(socket);
-      socket.on('close', () => proxy.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy.url_ = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const proxy = new FaultProxy(new URL(apiServer), agent);
+    proxy.http = await serveOnLoopback((req, res) => proxy.handle(req, res));
     return proxy;
   }
 
   get url(): string {
-    return this.url_;
+    return this.http?.url ?? '';
   }
 
   /** Adds a fault rule; rules are tried in the order they were added. */
@@ -159,8 +150,7 @@ export class FaultProxy {
   }
 
   async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.http?.stop();
     this.agent.destroy();
   }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, request } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { type LoopbackServer, serveOnLoopback } from './loopback-server';
 
 /**
  * Many clusters over one real API server, for a fleet of a thousand ACK clusters on one machine: each tenant
@@ -14,11 +14,9 @@ import type { AddressInfo, Socket } from 'node:net';
 export class TenantProxy {
   /** Requests received, by tenant. */
   readonly requests = new Map<string, number>();
-  private readonly sockets = new Set<Socket>();
-  private url_ = '';
+  private http?: LoopbackServer;
 
   private constructor(
-    private readonly server: Server,
     private readonly target: URL,
     private readonly agent: Agent,
     private readonly authorization: string,
@@ -31,20 +29,12 @@ export class TenantProxy {
       users: Array<{ user: { token: string } }>;
     };
     const agent = new Agent({ ca: readFileSync(caFile), keepAlive: true, maxSockets: 128 });
-    const server = createServer();
     const proxy = new TenantProxy(
-      server,
       new URL(config.clusters[0]?.cluster.server ?? ''),
       agent,
       `Bearer ${config.users[0]?.user.token ?? ''}`,
     );
-    server.on('request', (req, res) => proxy.handle(req, res));
-    server.on('connection', (socket) => {
-      proxy.sockets.add(socket);
-      socket.on('close', () => proxy.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy.url_ = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    proxy.http = await serveOnLoopback((req, res) => proxy.handle(req, res));
     return proxy;
   }
 
@@ -59,12 +49,16 @@ export class TenantProxy {
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [
-        { name: tenant, cluster: { server: `${this.url_}/t/${tenant}`, 'insecure-skip-tls-verify': true } },
+        { name: tenant, cluster: { server: `${this.url}/t/${tenant}`, 'insecure-skip-tls-verify': true } },
       ],
       users: [{ name: 'admin', user: { token: this.authorization.slice('Bearer '.length) } }],
       contexts: [{ name: tenant, context: { cluster: tenant, user: 'admin' } }],
       'current-context': tenant,
     });
+  }
+
+  get url(): string {
+    return this.http?.url ?? '';
   }
 
   /** Requests of all tenants. */
@@ -75,8 +69,7 @@ export class TenantProxy {
   }
 
   async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.http?.stop();
     this.agent.destroy();
   }
 

@@ -86,7 +86,8 @@ describe('the audit', () => {
       network: 'manual',
       'state-writers': 'pass',
     });
-    expect(['pass', 'warn']).toContain(status.coverage);
+    const coverage = cluster?.checks.find((c) => c.id === 'coverage');
+    expect(['pass', 'warn'], `coverage: ${coverage?.evidence}`).toContain(status.coverage);
     expect(cluster?.timeline.some((t) => t.who.startsWith('aliyuncsmanagedsecurityrole:'))).toBe(true);
     expect(cluster?.checks.find((c) => c.id === 'deletion-protection')?.remedy).toContain(
       'SetDeletionProtection',
