@@ -1,13 +1,18 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import OSS from 'ali-oss';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../functions/audit';
+import { sandboxUserClients } from '../../sandbox';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import type { AuditReport } from '../../shared/audit/report';
 import { createCloudClients } from '../../shared/cloud/clients';
+import { apiServerIdentities, getRaw } from '../../shared/cluster/kube';
+import { readSealingEvidence } from '../../shared/cluster/sealing';
+import { describeKey } from '../../shared/kms/keys';
 import { runCli } from '../helpers/cli';
 import { ossReportStore } from '../helpers/report-store';
 import { kubeConfig, sandboxInfo } from '../helpers/sandbox';
@@ -39,8 +44,27 @@ async function latestReport(): Promise<AuditReport> {
   }).latest()) as AuditReport;
 }
 
+/**
+ * The suites before this one rotate the key; the audit's coverage check reads the API server's own evidence
+ * of that rotation. Until a status poll after the rotation has been recorded, that evidence reads "not
+ * effective" (docs/kms-v2-proof.md): the audit is checked once it has settled (at most 2 minutes).
+ */
+async function untilSettled(): Promise<void> {
+  const { cloud, restrictedKubeconfig } = sandboxInfo();
+  const kc = kubeConfig(restrictedKubeconfig);
+  const key = await describeKey(sandboxUserClients({ cloud }), cloud.kmsKeyId);
+  for (let i = 0; i < 60; i++) {
+    const e = await readSealingEvidence((p) => getRaw(kc, p), key, await apiServerIdentities(kc));
+    if (e.verdict !== 'not-effective') return;
+    await sleep(2_000);
+  }
+}
+
 describe('the audit', () => {
-  beforeAll(() => resolveLoopbackSubdomains());
+  beforeAll(async () => {
+    resolveLoopbackSubdomains();
+    await untilSettled();
+  }, 150_000);
 
   it('checks the cluster end to end and stores JSON and HTML reports in OSS', async () => {
     const { cloud } = sandboxInfo();
