@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The CLI entry: runs the bundle, rebuilding it first in a checkout whose sources changed (bin/launch.js).
 const { join } = require('node:path');
-const { chooseEntry } = require('./launch');
+const { chooseEntry, loadBundle } = require('./launch');
 
 const root = join(__dirname, '..');
 let canBuild = true;
@@ -16,7 +16,7 @@ if (choice === 'missing') {
   process.exit(2);
 }
 if (choice === 'rebuild') require('./build-cli').buildCli(root);
-const { main } = require(join(root, 'dist', 'cli.js'));
+const { main } = loadBundle(join(root, 'dist', 'cli.js'));
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

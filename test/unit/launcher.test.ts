@@ -1,4 +1,15 @@
-import { mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -36,5 +47,66 @@ describe('the CLI launcher', () => {
   it('without esbuild (no dev dependencies) uses the bundle as it is, and says when there is none', () => {
     expect(chooseEntry(checkout(3_000, 2_000), false)).toBe('bundle');
     expect(chooseEntry(checkout(3_000), false)).toBe('missing');
+  });
+});
+
+describe('the bundle through V8 code cache', () => {
+  const launch = join(__dirname, '../../bin/launch.js');
+  /** Loads `bundle` in a fresh process, as the bin does, and returns what the bundle exported. */
+  const load = (bundle: string): string =>
+    execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `process.stdout.write(String(require(${JSON.stringify(launch)}).loadBundle(process.argv[1]).value))`,
+        bundle,
+      ],
+      { encoding: 'utf8' },
+    );
+  const bundleWith = (dir: string, value: string, at: number): string => {
+    const bundle = join(dir, 'cli.js');
+    writeFileSync(bundle, `exports.value = ${JSON.stringify(value)} + require('node:path').sep;\n`);
+    utimesSync(bundle, at, at);
+    return bundle;
+  };
+
+  it('writes the cache beside the bundle on the first start, reuses it after, and the bundle behaves the same', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'v8cache-'));
+    const bundle = bundleWith(dir, 'first', 1_000);
+    expect(load(bundle)).toBe('first/');
+    const cache = `${bundle}.v8cache`;
+    expect(existsSync(cache)).toBe(true);
+    const stamp = JSON.parse(readFileSync(cache, 'utf8').split('\n')[0] ?? '');
+    expect(stamp).toEqual({
+      bundleSize: statSync(bundle).size,
+      bundleMtimeMs: 1_000_000,
+      node: process.version,
+    });
+    const written = statSync(cache).mtimeMs;
+    expect(load(bundle)).toBe('first/');
+    expect(statSync(cache).mtimeMs).toBe(written);
+  });
+
+  it('never runs what an older bundle of the same length compiled to (V8 checks only the length)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'v8cache-'));
+    expect(load(bundleWith(dir, 'aaaa', 1_000))).toBe('aaaa/');
+    expect(load(bundleWith(dir, 'bbbb', 2_000))).toBe('bbbb/');
+    expect(readFileSync(join(dir, 'cli.js.v8cache'), 'utf8')).toContain('"bundleMtimeMs":2000000');
+  });
+
+  it('starts normally from a damaged cache (and replaces it), or where it cannot write one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'v8cache-'));
+    const bundle = bundleWith(dir, 'ok', 1_000);
+    load(bundle);
+    const cache = `${bundle}.v8cache`;
+    const [stamp] = readFileSync(cache, 'utf8').split('\n');
+    writeFileSync(cache, `${stamp}\nnot a code cache`);
+    expect(load(bundle)).toBe('ok/');
+    expect(statSync(cache).size).toBeGreaterThan(100);
+    // Where the cache cannot be written (here its name is taken by a directory), the start is a normal one.
+    rmSync(cache);
+    mkdirSync(cache);
+    expect(load(bundle)).toBe('ok/');
+    expect(readdirSync(dir).sort()).toEqual(['cli.js', 'cli.js.v8cache']);
   });
 });
