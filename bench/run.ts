@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } fro
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { CoreV1Api } from '@kubernetes/client-node';
-import { FaultProxy } from '../sandbox/controlplane/fault-proxy';
+import { DelayLine } from '../sandbox/controlplane/delay-line';
 import { startSandbox } from '../sandbox/index';
 import { binDir, ensureBinaries } from '../sandbox/k8s-bins';
 import { splitKeyId } from '../sandbox/kms-plugin/key-provider';
@@ -26,7 +26,7 @@ interface SecretSet {
   label: string;
   count: number;
   bytes: number;
-  /** Added latency per request (the fault proxy): an API server across a network, as ACK's is. */
+  /** The round trip added between every contender and the API server (a delay line): across a network, as ACK's is. */
   latencyMs?: number;
 }
 
@@ -181,9 +181,8 @@ async function main(): Promise<void> {
       const version = splitKeyId(rotated.keyId).keyVersionId;
       log(`${set.label}: key ${rotated.keyId} adopted`);
 
-      // Remote sets go through the fault proxy, which delays every request; all contenders alike.
-      const proxy = set.latencyMs ? await FaultProxy.start(info.apiServer, info.caFile) : undefined;
-      proxy?.inject({ match: {}, fault: { type: 'latency', ms: set.latencyMs ?? 0 } });
+      // Remote sets reach the API server through a delay line (a round trip of latencyMs more); all contenders alike.
+      const proxy = set.latencyMs ? await DelayLine.start(info.apiServer, set.latencyMs) : undefined;
       const kubeconfig = proxy
         ? proxy.kubeconfigFrom(info.kubeconfig, join(info.workDir, `bench-${set.id}.kubeconfig`))
         : info.kubeconfig;
