@@ -3,6 +3,7 @@ import { type Fix, parseFixes } from '../audit/fixes';
 import { ConfigError } from '../errors';
 import { CLUSTER_ID, KEY_ID, STRATEGIES, type Strategy } from '../events/fields';
 import { registerSecret } from '../log';
+import { DEFAULT_CONCURRENCY } from '../reencrypt/defaults';
 import { type NotifyChannelConfig, parseNotifyChannels } from './channels';
 import { bad, durationMs, endpointUrl, list, type Problem, type Setting, setting } from './settings';
 
@@ -205,8 +206,8 @@ const SETTINGS = {
   }),
   concurrency: setting({
     name: 'SENTINEL_REENCRYPT_CONCURRENCY',
-    example: '32',
-    default: '32',
+    example: '64',
+    default: String(DEFAULT_CONCURRENCY),
     parse: (v) => intIn(v, 1, 256),
   }),
   pageSize: setting({

@@ -1,7 +1,9 @@
 /** The sweep's defaults, in a module of their own so the CLI's `--help` loads nothing else. */
 export const DEFAULT_PAGE_SIZE = 500;
 /**
- * From `npm run bench` (BENCHMARKS.md): on loopback 32 was the fastest (16 within 10%, 64 slower as the API
- * server saturates); an API server across a network needs more requests in flight to hide the latency.
+ * Writes in flight. From `npm run bench` (BENCHMARKS.md): on loopback 32 and 64 are within noise of each other
+ * (the API server is saturated either way); with the API server 10 ms away, as a real one is across a network,
+ * 64 was faster in 5 of 6 paired runs (more requests in flight hide the round trip: Little's law). The sweep
+ * halves it on every 429 (AIMD, `throttle.ts`), so an API server that cannot take 64 says so and is obeyed.
  */
-export const DEFAULT_CONCURRENCY = 32;
+export const DEFAULT_CONCURRENCY = 64;

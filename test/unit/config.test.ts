@@ -31,7 +31,7 @@ describe('loadConfig', () => {
       stateNamespace: 'ack-kms-sentinel',
       reencrypt: {
         strategy: 'annotate',
-        concurrency: 32,
+        concurrency: 64,
         pageSize: 500,
         adoptionDelayMs: 180_000,
         budgetMarginMs: 30_000,
@@ -136,7 +136,7 @@ describe('loadConfig', () => {
     [
       'concurrency not a number',
       { ...minimal, SENTINEL_REENCRYPT_CONCURRENCY: 'lots' },
-      /SENTINEL_REENCRYPT_CONCURRENCY: must be a whole number between 1 and 256; got "lots" \(example: SENTINEL_REENCRYPT_CONCURRENCY=32\)/,
+      /SENTINEL_REENCRYPT_CONCURRENCY: must be a whole number between 1 and 256; got "lots" \(example: SENTINEL_REENCRYPT_CONCURRENCY=64\)/,
     ],
     [
       'concurrency out of range',
