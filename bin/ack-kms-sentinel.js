@@ -16,7 +16,9 @@ if (choice === 'missing') {
   process.exit(2);
 }
 if (choice === 'rebuild') require('./build-cli').buildCli(root);
-const { main } = loadBundle(join(root, 'dist', 'cli.js'));
+// The command names the code cache's contents (bin/launch.js): its first word that is not an option.
+const command = process.argv.slice(2).find((a) => !a.startsWith('-')) ?? '';
+const { main } = loadBundle(join(root, 'dist', 'cli.js'), command);
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -4,7 +4,8 @@
 // Without esbuild (an installation without dev dependencies) the bundle is used as it is.
 const { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
 const { dirname, join } = require('node:path');
-const { Script } = require('node:vm');
+const { Script, constants: vmConstants } = require('node:vm');
+const { crc32 } = require('node:zlib');
 const Module = require('node:module');
 
 const SOURCE_DIRS = ['bin', 'shared', 'functions'];
@@ -42,42 +43,55 @@ function chooseEntry(root, canBuild) {
 }
 
 /**
- * The cache's first line: what it was made from. V8 checks its own version and flags, but of the source only its
- * length, so the bundle's size and modification time (a build always changes the latter) and Node's version
- * are checked here before V8 is handed the rest.
- */
-function cacheStamp(bundle) {
-  const { size, mtimeMs } = statSync(bundle);
-  return `${JSON.stringify({ bundleSize: size, bundleMtimeMs: mtimeMs, node: process.version })}\n`;
-}
-
-/**
  * Loads the bundle (CommonJS) through V8's code cache, kept beside it as `<bundle>.v8cache`. Most of a start is
  * V8 compiling the 7 MB bundle's module code; with the cache it deserializes what an earlier run compiled
  * instead (Node 22's `module.enableCompileCache()` does the same; Node 20, which the suite supports, lacks it).
- * A missing, stale or rejected cache is written again when the process exits, with every function compiled
- * by then (the command's own code too), and only beside the bundle: a directory only whoever installed the
- * bundle can write, never a shared temporary one (V8 trusts what it deserializes). Any failure to read or
- * write the cache leaves a normal start.
+ *
+ * The cache's first line says what it was made from: the bundle's CRC-32 and size, and Node's version. V8
+ * checks its own version and flags, but of the source only its length, so a changed bundle of the same length
+ * would otherwise run the old code (npm gives every file of a package the same mtime, so times cannot tell).
+ * It also lists the commands whose runs it holds: a missing, stale or rejected cache, or a command it has not
+ * seen (a cache written by `--help` lacks what `reencrypt` compiles), is written again when the process exits,
+ * with every function compiled by then. Only beside the bundle: a directory only whoever installed the bundle
+ * can write, never a shared temporary one (V8 trusts what it deserializes). Any failure to read or write the
+ * cache leaves a normal start.
  */
-function loadBundle(bundle) {
+function loadBundle(bundle, command = '') {
   const cacheFile = `${bundle}.v8cache`;
-  const stamp = cacheStamp(bundle);
+  const bytes = readFileSync(bundle);
+  const made = { bundle: `${bytes.length}-${crc32(bytes)}`, node: process.version };
   let cachedData;
+  let seen = [];
   try {
     const cache = readFileSync(cacheFile);
     const newline = cache.indexOf(10);
-    if (newline > 0 && cache.subarray(0, newline + 1).toString() === stamp)
+    const stamp = JSON.parse(cache.subarray(0, newline).toString());
+    if (stamp.bundle === made.bundle && stamp.node === made.node) {
       cachedData = cache.subarray(newline + 1);
+      seen = Array.isArray(stamp.commands) ? stamp.commands : [];
+    }
   } catch {
-    // no cache yet
+    // no cache yet, or not one of ours
   }
-  const script = new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData });
-  if (!cachedData || script.cachedDataRejected) {
+  const script = new Script(Module.wrap(bytes.toString('utf8')), {
+    filename: bundle,
+    cachedData,
+    // `import()` in the bundle resolves as in any CommonJS module (where Node has the constant).
+    ...(vmConstants?.USE_MAIN_CONTEXT_DEFAULT_LOADER
+      ? { importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER }
+      : {}),
+  });
+  if (!cachedData || script.cachedDataRejected || !seen.includes(command)) {
+    // At most a few commands are listed (an unknown word starts a short list again).
+    const kept = script.cachedDataRejected || seen.length >= 16 ? [] : seen;
+    const stamp = { ...made, commands: [...kept, command] };
     process.once('exit', () => {
       const tmp = `${cacheFile}.${process.pid}.tmp`;
       try {
-        writeFileSync(tmp, Buffer.concat([Buffer.from(stamp), script.createCachedData()]));
+        writeFileSync(
+          tmp,
+          Buffer.concat([Buffer.from(`${JSON.stringify(stamp)}\n`), script.createCachedData()]),
+        );
         renameSync(tmp, cacheFile);
       } catch {
         // a read-only installation: every start compiles, as without a cache

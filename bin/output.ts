@@ -10,7 +10,6 @@ export interface StartInfo {
   strategy: string;
   keyVersion: string;
   dryRun: boolean;
-  expectedTotal?: number;
   resumed: boolean;
 }
 
@@ -62,8 +61,7 @@ export function terminalOutput(
     start(info) {
       write(
         stderr,
-        `${info.dryRun ? 'Dry run: counting' : 'Re-encrypting'} Secrets for key version ${info.keyVersion} (${info.strategy}${info.resumed ? ', resuming from checkpoint' : ''})` +
-          (info.expectedTotal === undefined ? '' : `, about ${info.expectedTotal} Secrets`),
+        `${info.dryRun ? 'Dry run: counting' : 'Re-encrypting'} Secrets for key version ${info.keyVersion} (${info.strategy}${info.resumed ? ', resuming from checkpoint' : ''})`,
       );
     },
     progress(p, expectedTotal) {

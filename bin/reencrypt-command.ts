@@ -134,13 +134,6 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
     ...(flags.selector ? { labelSelector: flags.selector } : {}),
   };
 
-  // The server's count of Secrets, for the progress bar (one metadata item; no count with selectors).
-  let expectedTotal: number | undefined;
-  if (!flags.namespace.length && !flags.selector && !flags.excludeNamespace.length) {
-    const probe = await store.list({ limit: 1 }).catch(() => undefined);
-    if (probe) expectedTotal = probe.items.length + (probe.remainingItemCount ?? 0);
-  }
-
   const abort = new AbortController();
   const onSignal = () => {
     out.note('interrupted: finishing the writes in flight, then saving the checkpoint…');
@@ -152,7 +145,6 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
     strategy,
     keyVersion,
     dryRun: flags.dryRun === true,
-    expectedTotal,
     resumed: checkpoint !== undefined,
   });
 
@@ -171,7 +163,9 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
       dryRun: flags.dryRun === true,
       ...(proof.sealedUnder ? { sealedUnder: proof.sealedUnder } : {}),
       requireProof: proof.requireProof,
-      onProgress: (p: SweepProgress) => out.progress(p, expectedTotal),
+      // The progress bar's total: the server's count from the first page (`remainingItemCount`), kept in a
+      // checkpoint; the API server gives none with selectors.
+      onProgress: (p: SweepProgress) => out.progress(p, p.expected),
       onCheckpoint: (c) => {
         if (flags.checkpoint && !flags.dryRun) writeAtomically(flags.checkpoint, c);
       },

@@ -4,7 +4,8 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 /**
  * A network between the clients and the API server: a TCP relay on loopback that holds every chunk of bytes
  * `oneWayMs` before passing it on, in both directions, so a request and its answer take one round trip of
- * 2 × `oneWayMs` more, and so do connection set-up and the TLS handshake, as across a real network. TLS stays
+ * 2 × `oneWayMs` more, and so does each round trip of a TLS handshake, as across a real network (the TCP
+ * handshake itself is the one thing not delayed: the kernel completes it with the relay). TLS stays
  * end to end (the relay never decrypts), so the relay costs next to no CPU: on a small machine a TLS-terminating
  * proxy takes its share from the API server and the clients it is meant to measure. (The fault proxy, which
  * must read requests to fault them, is for the fault-injection suites.)
@@ -86,6 +87,10 @@ export class DelayLine {
         if (!to.writableEnded) to.destroy();
       }),
     );
+    // A peer gone while this side waits for it to drain: nothing will drain, so this side goes too.
+    to.on('close', () => {
+      if (from.isPaused()) from.destroy();
+    });
     from.on('error', () => {});
   }
 }

@@ -1,0 +1,66 @@
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * How long the CLI takes to start as users start it: wall time of `--help` (and of `reencrypt` up to its first
+ * flag check, which loads what a sweep loads), median of RUNS fresh processes, beside npx's own cost for a
+ * bin it finds at once (`npx tsc --version`), measured the same way in the same run.
+ */
+export interface CliStartRow {
+  what: string;
+  medianMs: number;
+}
+
+const RUNS = 10;
+
+function medianWallMs(command: string, args: string[], cwd: string, before?: () => void): number {
+  const times: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    before?.();
+    const started = performance.now();
+    spawnSync(command, args, { cwd, stdio: 'ignore' });
+    times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  return Math.round(((times[RUNS / 2 - 1] ?? 0) + (times[RUNS / 2] ?? 0)) / 2);
+}
+
+/** `root`: a checkout after `npm ci` (its bundle built by `prepare`). */
+export function measureCliStart(root = join(__dirname, '..')): CliStartRow[] {
+  const bin = join(root, 'bin', 'ack-kms-sentinel.js');
+  const cache = join(root, 'dist', 'cli.js.v8cache');
+  const node = process.execPath;
+  // `reencrypt` without --key-version stops at its first check, after loading everything a sweep loads.
+  const reencrypt = [bin, 'reencrypt', '--kubeconfig', '/nonexistent'];
+  const rows: CliStartRow[] = [
+    { what: '`ack-kms-sentinel --help` (the bin, no code cache: a first start)', medianMs: 0 },
+    { what: '`ack-kms-sentinel --help` (the bin)', medianMs: 0 },
+    { what: '`ack-kms-sentinel reencrypt` up to its first flag check (the bin)', medianMs: 0 },
+    { what: '`npx ack-kms-sentinel --help` in the checkout', medianMs: 0 },
+    { what: 'baseline: `npx tsc --version` (npx and a bin it finds at once)', medianMs: 0 },
+    { what: 'baseline: `node -e 0`', medianMs: 0 },
+  ];
+  const drop = () => rmSync(cache, { force: true });
+  const set = (i: number, ms: number) => {
+    (rows[i] as CliStartRow).medianMs = ms;
+  };
+  set(0, medianWallMs(node, [bin, '--help'], root, drop));
+  spawnSync(node, [bin, '--help'], { cwd: root, stdio: 'ignore' }); // writes the cache again
+  set(1, medianWallMs(node, [bin, '--help'], root));
+  set(2, medianWallMs(node, reencrypt, root));
+  set(3, medianWallMs('npx', ['ack-kms-sentinel', '--help'], root));
+  set(4, medianWallMs('npx', ['tsc', '--version'], root));
+  set(5, medianWallMs(node, ['-e', '0'], root));
+  return rows;
+}
+
+export function renderCliStart(rows: CliStartRow[]): string {
+  return [
+    'CLI start (wall time, median of 10 fresh processes):',
+    '',
+    '| start | median (ms) |',
+    '|---|---|',
+    ...rows.map((r) => `| ${r.what} | ${r.medianMs} |`),
+  ].join('\n');
+}
