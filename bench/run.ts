@@ -9,7 +9,7 @@ import { startSandbox } from '../sandbox/index';
 import { binDir, ensureBinaries } from '../sandbox/k8s-bins';
 import { splitKeyId } from '../sandbox/kms-plugin/key-provider';
 import { readSecretEvidence } from '../shared/etcd/evidence';
-import { measureBaselines, measureBundles, renderBundles } from './bundles';
+import { measureColdStarts, renderBundles } from './bundles';
 import { measureCliStart, renderCliStart } from './cli-start';
 import { coreApiFor, pool } from './cluster';
 import { renderFleet, runFleetBench } from './fleet';
@@ -101,8 +101,7 @@ async function rotateAndAdopt(control: string): Promise<{ keyId: string }> {
 async function main(): Promise<void> {
   if (args.includes('--bundles-only')) {
     spawnSync('bash', [join(__dirname, '..', 'deploy', 'build.sh')], { stdio: 'inherit' });
-    const bundles = measureBundles();
-    const baselines = measureBaselines();
+    const { bundles, baselines } = measureColdStarts();
     process.stderr.write(`\n${renderBundles(bundles, baselines)}\n`);
     if (asJson) process.stdout.write(`${JSON.stringify({ bundles, baselines })}\n`);
     return;
@@ -359,8 +358,9 @@ async function main(): Promise<void> {
   });
   // After the sandbox is gone: starts measured on a quieter machine, in the checkout as `npm ci` left it.
   const cliStart = measureCliStart();
+  const coldStarts = measureColdStarts();
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Kubernetes v${binaries.version}`;
-  const markdown = `${render(rows, summary, concurrencyRows, machine)}\n\n${renderBundles(measureBundles(), measureBaselines())}\n\n${renderCliStart(cliStart)}\n\ntrail-verify on a batch of 10,000 ActionTrail events:\n\n${[
+  const markdown = `${render(rows, summary, concurrencyRows, machine)}\n\n${renderBundles(coldStarts.bundles, coldStarts.baselines)}\n\n${renderCliStart(cliStart)}\n\ntrail-verify on a batch of 10,000 ActionTrail events:\n\n${[
     '| stage | events/s | time (ms) |',
     '|---|---|---|',
     ...trailRows.map((r) => `| ${r.stage} | ${r.perSecond} | ${r.ms} |`),
