@@ -20,6 +20,11 @@ export interface Cursor {
    * lists from the snapshot the sweep began with): read each one again before writing it.
    */
   readonly recheck: boolean;
+  /**
+   * The page after it too: pages overlap by one (the next page's writes start before this one's last write
+   * finished, `sweep.ts`), so a sweep that died after a checkpoint may have written Secrets of both.
+   */
+  readonly recheckNext?: boolean;
 }
 
 export const keyOf = (s: Pick<SecretRef, 'namespace' | 'name'>): string => `${s.namespace}/${s.name}`;
@@ -31,6 +36,7 @@ export function startCursor(checkpoint?: SweepCheckpoint): Cursor {
     ...(checkpoint?.continueToken ? { continueToken: checkpoint.continueToken } : {}),
     ...(checkpoint?.resumeAfter ? { resumeAfter: checkpoint.resumeAfter } : {}),
     recheck: checkpoint?.recheck === true,
+    ...(checkpoint?.recheck === true ? { recheckNext: true } : {}),
   };
 }
 
@@ -52,6 +58,7 @@ export const relisted = (c: Cursor, token: string | undefined): Cursor => {
  * below it are skipped, not done again), and the cursor moves to the next page, or to the next scope.
  */
 export function pageDone(c: Cursor, page: { items: SecretRef[]; continueToken?: string }): Cursor {
+  // A scope's first page is a new list, which shows every write before it: nothing to read again.
   if (!page.continueToken) return { namespaceIndex: c.namespaceIndex + 1, recheck: false };
   const last = page.items.at(-1);
   const floor =
@@ -60,7 +67,8 @@ export function pageDone(c: Cursor, page: { items: SecretRef[]; continueToken?: 
     namespaceIndex: c.namespaceIndex,
     continueToken: page.continueToken,
     ...(floor ? { resumeAfter: floor } : {}),
-    recheck: false,
+    // The next page is listed from the same snapshot (its continue token): read again if it may hold writes.
+    recheck: c.recheckNext === true,
   };
 }
 
@@ -68,15 +76,15 @@ export function pageDone(c: Cursor, page: { items: SecretRef[]; continueToken?: 
  * The sweep stopped (deadline, abort, fatal error) inside the page this cursor lists: resume with the same
  * page after the last Secret started (every one started before it is done: they start in order and finish).
  */
-export const stoppedIn = (c: Cursor, lastStarted: string | undefined): Cursor => ({
-  ...c,
-  ...(lastStarted ? { resumeAfter: lastStarted } : {}),
-  recheck: false,
-});
+export const stoppedIn = (c: Cursor, lastStarted: string | undefined): Cursor => {
+  const { recheckNext: _settled, ...rest } = c;
+  return { ...rest, ...(lastStarted ? { resumeAfter: lastStarted } : {}), recheck: false };
+};
 
 /**
  * What is saved to resume from. Saved while the sweep goes on, `recheck` is set: the sweep may write more
- * Secrets of the next page before it dies, and the resumed one must not write them again.
+ * Secrets of the next two pages (the one saved and the one after it, pages overlap by one) before it dies,
+ * and the resumed one must not write them again.
  */
 export function toCheckpoint(
   c: Cursor,

@@ -17,7 +17,7 @@ import {
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
 import type { Estimate } from './estimate';
 import { expiredContinueToken, type SecretPage, type SecretRef, type SecretStore } from './secrets-api';
-import { type Failure, Tally } from './tally';
+import { type Failure, type Outcome, Tally, zeroCounters } from './tally';
 import { AdaptiveLimiter } from './throttle';
 
 /**
@@ -138,11 +138,19 @@ interface Run {
   /** Secrets started by this call (the deadline spares the first one: see `SweepOptions.deadline`). */
   startedHere: number;
   lastProgress: number;
+  /** A fatal error ended the sweep: no Secret starts any more, on any page. */
+  halted: boolean;
 }
 
 /**
  * The loop, like kube-storage-version-migrator's `Run()`: list a page, rewrite what it shows, move the cursor,
  * save a checkpoint; until the scopes end or a stop is asked for.
+ *
+ * Pages overlap by their tails: once every Secret of a page has started, the next page (listed ahead) is
+ * queued behind them, so the writes in flight do not drain to none at every page boundary. The limiter's
+ * queue is first in, first out, so the Secrets started still form a prefix of the pages in order, and a stop
+ * leaves an exact resume point. A page's checkpoint is saved when its last write has finished (the next page
+ * is under way by then: the checkpoint asks for a recheck, so a resumed sweep reads those Secrets again first).
  */
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const run = prepare(options);
@@ -150,24 +158,54 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   if (cursor.namespaceIndex >= run.scopes.length) return finish(run, cursor, true);
   if (stopRequested(run)) return finish(run, cursor, false);
   let listed = await listPage(run, cursor);
+  /** The page before this one, its last writes possibly still in flight, and the cursor after it. */
+  let previous: { page: PageRun; next: Cursor } | undefined;
   for (;;) {
     cursor = listed.cursor;
     run.tally.pages++;
     const next = pageDone(cursor, listed.page);
     // The next page is listed while this one is rewritten: no idle gap between pages.
     const prefetch = next.namespaceIndex < run.scopes.length ? settle(listPage(run, next)) : undefined;
-    const outcome = await rewritePage(run, cursor, listed.page.items);
-    if (outcome.stopped) return finish(run, stoppedIn(cursor, outcome.lastStarted), false);
-    cursor = next;
-    if (cursor.continueToken)
-      await options.onCheckpoint?.(toCheckpoint(cursor, checkpointBase(run), { whileRunning: true }));
-    if (!prefetch) return finish(run, cursor, true);
+    const page = rewritePage(run, cursor, listed.page.items);
+    if (previous) {
+      const before = await previous.page.done;
+      if (before.fatal) {
+        await page.done;
+        throw before.fatal.error;
+      }
+      // The counters of the pages before this one: a resumed sweep visits this page again.
+      if (previous.next.continueToken)
+        await options.onCheckpoint?.(
+          toCheckpoint(
+            previous.next,
+            { ...checkpointBase(run), counters: run.tally.without(page.counts) },
+            { whileRunning: true },
+          ),
+        );
+    }
+    await page.started;
+    if (page.stopped()) {
+      const outcome = await page.done;
+      if (outcome.fatal) throw outcome.fatal.error;
+      return finish(run, stoppedIn(cursor, outcome.lastStarted), false);
+    }
     // A stop is honoured before waiting on the page listed ahead (it may be retrying): it is dropped, and
     // the next call lists it again from the checkpoint.
-    if (stopRequested(run)) return finish(run, cursor, false);
+    if (!prefetch || stopRequested(run)) {
+      const outcome = await page.done;
+      if (outcome.fatal) throw outcome.fatal.error;
+      if (!prefetch) return finish(run, next, true);
+      if (next.continueToken)
+        await options.onCheckpoint?.(toCheckpoint(next, checkpointBase(run), { whileRunning: true }));
+      return finish(run, next, false);
+    }
     const got = await prefetch;
-    if ('error' in got) throw got.error;
+    if ('error' in got) {
+      await page.done;
+      throw got.error;
+    }
     listed = got.value;
+    previous = { page, next };
   }
 }
 
@@ -212,6 +250,7 @@ function prepare(options: SweepOptions): Run {
     scopes: named ?? [undefined],
     startedHere: 0,
     lastProgress: 0,
+    halted: false,
   };
 }
 
@@ -262,44 +301,66 @@ async function listPage(run: Run, start: Cursor): Promise<{ page: SecretPage; cu
   }
 }
 
+/** A page being rewritten: `started` once each of its Secrets has started (or was passed by a stop). */
+interface PageRun {
+  started: Promise<void>;
+  /** Once its writes have all finished; a fatal error is reported here, once what was in flight has finished. */
+  done: Promise<{ lastStarted?: string; fatal?: { error: unknown } }>;
+  /** Whether a stop (deadline, abort, a fatal error) passed over any of its Secrets. */
+  stopped(): boolean;
+  /** What its Secrets added to the tally so far. */
+  counts: SweepCounters;
+}
+
 /**
- * Rewrites a page's Secrets not yet done, with bounded concurrency. p-limit starts them in order, so the
- * Secrets started form a prefix of the page: a stop (deadline, abort, a fatal error) leaves an exact resume
- * point. A fatal error is thrown once what is in flight has finished.
+ * Queues a page's Secrets not yet done behind whatever is queued already, with bounded concurrency. p-limit
+ * starts them in order, so the Secrets started form a prefix of the page: a stop (deadline, abort, a fatal
+ * error, which halts the whole sweep) leaves an exact resume point.
  */
-async function rewritePage(
-  run: Run,
-  cursor: Cursor,
-  items: SecretRef[],
-): Promise<{ stopped: boolean; lastStarted?: string }> {
+function rewritePage(run: Run, cursor: Cursor, items: SecretRef[]): PageRun {
   let lastStarted: string | undefined;
   let stopped = false;
   let fatal: { error: unknown } | undefined;
-  await Promise.all(
-    items
-      .filter((s) => !isDone(cursor, s))
-      .map((secret) =>
-        run.limiter.run(async () => {
-          if (stopped || stopRequested(run)) {
-            stopped = true;
-            return;
-          }
-          lastStarted = keyOf(secret);
-          run.startedHere++;
-          run.tally.visited();
-          try {
-            await rewriteOne(run, secret, cursor.recheck);
-          } catch (error) {
-            stopped = true;
-            fatal ??= { error };
-          }
-          reportProgress(run);
-        }),
-      ),
-  );
-  if (fatal) throw fatal.error;
-  reportProgress(run, true);
-  return { stopped, ...(lastStarted ? { lastStarted } : {}) };
+  const todo = items.filter((s) => !isDone(cursor, s));
+  const counts = zeroCounters();
+  let dequeued = 0;
+  let allStarted: () => void = () => {};
+  const started = new Promise<void>((resolve) => {
+    allStarted = resolve;
+  });
+  const dequeue = () => {
+    if (++dequeued === todo.length) allStarted();
+  };
+  if (!todo.length) allStarted();
+  const done = Promise.all(
+    todo.map((secret) =>
+      run.limiter.run(async () => {
+        if (run.halted || stopRequested(run)) {
+          stopped = true;
+          dequeue();
+          return;
+        }
+        lastStarted = keyOf(secret);
+        run.startedHere++;
+        run.tally.visited();
+        counts.total++;
+        dequeue();
+        try {
+          const outcome = await rewriteOne(run, secret, cursor.recheck);
+          if (outcome) counts[outcome]++;
+        } catch (error) {
+          stopped = true;
+          run.halted = true;
+          fatal ??= { error };
+        }
+        reportProgress(run);
+      }),
+    ),
+  ).then(() => {
+    reportProgress(run, true);
+    return { ...(lastStarted ? { lastStarted } : {}), ...(fatal ? { fatal } : {}) };
+  });
+  return { started, done, stopped: () => stopped, counts };
 }
 
 /**
@@ -307,7 +368,7 @@ async function rewritePage(
  * with now; every outcome is tallied. A 409, or a page listed from an old snapshot (`recheck`), reads the
  * Secret again first: if a later write already carries the target version, nothing is left to do.
  */
-async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean): Promise<void> {
+async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean): Promise<Outcome | undefined> {
   const { tally, strategy, target } = run;
   const current = (s: SecretRef) =>
     strategy === 'annotate' &&
@@ -318,7 +379,7 @@ async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean): Promis
   if (current(secret)) return tally.alreadyCurrent();
   if (run.options.dryRun) {
     tally.wouldRewrite++;
-    return;
+    return undefined;
   }
   let ref = secret;
   let refetch = recheck;
@@ -336,10 +397,9 @@ async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean): Promis
       const written = await run.store.patchMetadata(ref.namespace, ref.name, patch);
       run.limiter.onSuccess();
       // stale-only: the server stores the no-op only for a stale Secret, which moves its resourceVersion.
-      if (strategy === 'stale-only' && written.resourceVersion === ref.resourceVersion)
-        tally.alreadyCurrent();
-      else tally.rewritten();
-      return;
+      return strategy === 'stale-only' && written.resourceVersion === ref.resourceVersion
+        ? tally.alreadyCurrent()
+        : tally.rewritten();
     } catch (err) {
       const decision = decide(err, attempt, run.policy, run.options.random);
       if (decision.action === 'retry') await pause(run, decision);

@@ -10,6 +10,9 @@ export interface Failure {
 
 const MAX_LISTED_FAILURES = 1000;
 
+/** Where a visited Secret ended. */
+export type Outcome = Exclude<keyof SweepCounters, 'total'>;
+
 export const zeroCounters = (): SweepCounters => ({
   total: 0,
   rewritten: 0,
@@ -53,20 +56,38 @@ export class Tally {
   visited(): void {
     this.counters.total++;
   }
-  rewritten(): void {
+  // Each outcome returns its name, so the caller can count a page's share too (a checkpoint saved while the
+  // next page is under way holds the counters of the pages before it only).
+  rewritten(): Outcome {
     this.counters.rewritten++;
+    return 'rewritten';
   }
-  alreadyCurrent(): void {
+  alreadyCurrent(): Outcome {
     this.counters.alreadyCurrent++;
+    return 'alreadyCurrent';
   }
-  gone(): void {
+  gone(): Outcome {
     this.counters.gone++;
+    return 'gone';
   }
-  failed(secret: Pick<SecretRef, 'namespace' | 'name'>, code: string, reason: string): void {
+  failed(secret: Pick<SecretRef, 'namespace' | 'name'>, code: string, reason: string): Outcome {
     this.counters.failed++;
     if (this.failures.length < MAX_LISTED_FAILURES)
       this.failures.push({ namespace: secret.namespace, name: secret.name, code, reason });
     else this.failuresNotListed++;
+    return 'failed';
+  }
+
+  /** The counters now without `part` (what one page in progress added), as a copy. */
+  without(part: SweepCounters): SweepCounters {
+    const c = this.counters;
+    return {
+      total: c.total - part.total,
+      rewritten: c.rewritten - part.rewritten,
+      alreadyCurrent: c.alreadyCurrent - part.alreadyCurrent,
+      gone: c.gone - part.gone,
+      failed: c.failed - part.failed,
+    };
   }
 
   /** The counters now, as a copy (for progress and checkpoints). */

@@ -21,8 +21,20 @@ describe('the sweep cursor', () => {
   it('starts at the beginning, or exactly where a checkpoint says', () => {
     expect(startCursor()).toEqual({ namespaceIndex: 0, recheck: false });
     const c: Cursor = { namespaceIndex: 2, continueToken: 't', resumeAfter: 'ns/b', recheck: true };
-    expect(startCursor(toCheckpoint(c, base, { whileRunning: true }))).toEqual(c);
+    expect(startCursor(toCheckpoint(c, base, { whileRunning: true }))).toEqual({ ...c, recheckNext: true });
     expect(startCursor(toCheckpoint(c, base))).toEqual({ ...c, recheck: false });
+  });
+
+  it('resumed from a checkpoint saved while running, the page after it is read again too (pages overlap by one), then no more', () => {
+    const c: Cursor = { namespaceIndex: 0, continueToken: 't', recheck: true };
+    const resumed = startCursor(toCheckpoint(c, base, { whileRunning: true }));
+    const second = pageDone(resumed, { items: [ref('a')], continueToken: 't2' });
+    expect(second).toMatchObject({ continueToken: 't2', recheck: true });
+    expect(second.recheckNext).toBeUndefined();
+    expect(pageDone(second, { items: [ref('b')], continueToken: 't3' })).toMatchObject({ recheck: false });
+    // A new scope starts with a new list, which shows every earlier write.
+    expect(pageDone(resumed, { items: [ref('a')] })).toEqual({ namespaceIndex: 1, recheck: false });
+    expect(stoppedIn(resumed, 'ns/a').recheckNext).toBeUndefined();
   });
 
   it('after a page: the floor rises to its last Secret, the token moves on; at the end, the next scope', () => {

@@ -36,6 +36,75 @@ describe('the sweep', () => {
     expect(atRejection).toBeLessThanOrEqual(3);
   });
 
+  it("queues the next page behind the last Secrets of this one (no drain at page boundaries), and saves a page's checkpoint once its last write finished", async () => {
+    const { store, patched } = memoryStore(10);
+    const events: string[] = [];
+    const saved: Array<Record<string, number>> = [];
+    const slow: typeof store = {
+      ...store,
+      async patchMetadata(ns, name, patch) {
+        events.push(`start ${name}`);
+        // The last Secret of the first page is slow: the second page must not wait for it.
+        if (name === 's-004') await sleep(60);
+        const got = await store.patchMetadata(ns, name, patch);
+        events.push(`end ${name}`);
+        return got;
+      },
+    };
+    const report = await sweep({
+      store: slow,
+      targetKeyVersionId: 'v2',
+      pageSize: 5,
+      concurrency: 3,
+      onCheckpoint: (c) => {
+        events.push(`checkpoint ${c.continueToken}`);
+        saved.push(c.counters);
+      },
+    });
+    // The first page's counters only, though the second page's Secrets were under way (a resumed sweep
+    // visits that page again, and must not count them twice).
+    expect(saved[0]).toEqual({ total: 5, rewritten: 5, alreadyCurrent: 0, gone: 0, failed: 0 });
+    expect(report).toMatchObject({ complete: true, total: 10, rewritten: 10 });
+    expect(new Set(patched).size).toBe(10);
+    expect(events.indexOf('end s-005')).toBeLessThan(events.indexOf('end s-004'));
+    // The first page's checkpoint (resume at the second page) only after its last write, s-004, finished.
+    expect(events.indexOf('checkpoint 5')).toBeGreaterThan(events.indexOf('end s-004'));
+    // First in, first out: every Secret started in key order.
+    const starts = events.filter((e) => e.startsWith('start ')).map((e) => e.slice(6));
+    expect(starts).toEqual([...starts].sort());
+  });
+
+  it('a fatal error on one page starts nothing more on the next, and is thrown once both pages are quiet', async () => {
+    const { store, patched, hooks } = memoryStore(20);
+    let inFlight = 0;
+    const counted: typeof store = {
+      ...store,
+      async patchMetadata(ns, name, patch) {
+        inFlight++;
+        try {
+          if (name === 's-003') await sleep(30);
+          return await store.patchMetadata(ns, name, patch);
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    hooks.beforePatch = (name) => {
+      if (name === 's-003') throw status(401, 'Unauthorized');
+    };
+    await expect(
+      sweep({ store: counted, targetKeyVersionId: 'v2', pageSize: 4, concurrency: 3 }),
+    ).rejects.toThrow(/Unauthorized/);
+    expect(inFlight, 'nothing in flight when it throws').toBe(0);
+    const atRejection = patched.length;
+    await sleep(50);
+    expect(patched.length, 'nothing runs on in the background').toBe(atRejection);
+    expect(
+      patched.every((n) => n < 's-008'),
+      'nothing of the third page',
+    ).toBe(true);
+  });
+
   it('after a 410 with no token to go on, relists from the start and visits each Secret once', async () => {
     const { store, patched, hooks } = memoryStore(100);
     let expired = false;
