@@ -75,11 +75,13 @@ export function pageDone(c: Cursor, page: { items: SecretRef[]; continueToken?: 
 /**
  * The sweep stopped (deadline, abort, fatal error) inside the page this cursor lists: resume with the same
  * page after the last Secret started (every one started before it is done: they start in order and finish).
+ * A recheck the page owes (a dead sweep's writes) is still owed: the rest of the page and the next are read
+ * again first.
  */
-export const stoppedIn = (c: Cursor, lastStarted: string | undefined): Cursor => {
-  const { recheckNext: _settled, ...rest } = c;
-  return { ...rest, ...(lastStarted ? { resumeAfter: lastStarted } : {}), recheck: false };
-};
+export const stoppedIn = (c: Cursor, lastStarted: string | undefined): Cursor => ({
+  ...c,
+  ...(lastStarted ? { resumeAfter: lastStarted } : {}),
+});
 
 /**
  * What is saved to resume from. Saved while the sweep goes on, `recheck` is set: the sweep may write more
@@ -102,7 +104,8 @@ export function toCheckpoint(
     namespaceIndex: c.namespaceIndex,
     ...(c.continueToken ? { continueToken: c.continueToken } : {}),
     ...(c.resumeAfter ? { resumeAfter: c.resumeAfter } : {}),
-    ...(options.whileRunning ? { recheck: true } : {}),
+    // A recheck still owed (to the writes of a sweep that died before this one) is kept.
+    ...(options.whileRunning || c.recheck || c.recheckNext ? { recheck: true } : {}),
     counters: { ...job.counters },
     ...(job.expected !== undefined ? { expected: job.expected } : {}),
   };

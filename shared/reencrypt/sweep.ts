@@ -17,7 +17,7 @@ import {
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
 import type { Estimate } from './estimate';
 import { expiredContinueToken, type SecretPage, type SecretRef, type SecretStore } from './secrets-api';
-import { type Failure, type Outcome, Tally, zeroCounters } from './tally';
+import { type Failure, Tally, zeroCounters } from './tally';
 import { AdaptiveLimiter } from './throttle';
 
 /**
@@ -154,25 +154,44 @@ interface Run {
  */
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const run = prepare(options);
-  let cursor = startCursor(options.checkpoint);
+  const cursor = startCursor(options.checkpoint);
   if (cursor.namespaceIndex >= run.scopes.length) return finish(run, cursor, true);
   if (stopRequested(run)) return finish(run, cursor, false);
-  let listed = await listPage(run, cursor);
+  const listed = await listPage(run, cursor);
+  /** Pages whose writes may still be in flight. */
+  const open = new Set<PageRun>();
+  try {
+    return await sweepPages(run, listed, open);
+  } catch (err) {
+    // Whatever ended the sweep (a fatal write, a list, a checkpoint that could not be saved), nothing starts
+    // any more, and it is thrown once nothing is in flight.
+    run.halted = true;
+    await Promise.allSettled([...open].map((p) => p.done));
+    throw err;
+  }
+}
+
+async function sweepPages(
+  run: Run,
+  first: { page: SecretPage; cursor: Cursor },
+  open: Set<PageRun>,
+): Promise<SweepReport> {
+  const { options } = run;
+  let listed = first;
   /** The page before this one, its last writes possibly still in flight, and the cursor after it. */
   let previous: { page: PageRun; next: Cursor } | undefined;
   for (;;) {
-    cursor = listed.cursor;
+    const cursor = listed.cursor;
     run.tally.pages++;
     const next = pageDone(cursor, listed.page);
     // The next page is listed while this one is rewritten: no idle gap between pages.
     const prefetch = next.namespaceIndex < run.scopes.length ? settle(listPage(run, next)) : undefined;
     const page = rewritePage(run, cursor, listed.page.items);
+    open.add(page);
     if (previous) {
       const before = await previous.page.done;
-      if (before.fatal) {
-        await page.done;
-        throw before.fatal.error;
-      }
+      open.delete(previous.page);
+      if (before.fatal) throw before.fatal.error;
       // The counters of the pages before this one: a resumed sweep visits this page again.
       if (previous.next.continueToken)
         await options.onCheckpoint?.(
@@ -184,25 +203,23 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
         );
     }
     await page.started;
-    if (page.stopped()) {
-      const outcome = await page.done;
-      if (outcome.fatal) throw outcome.fatal.error;
-      return finish(run, stoppedIn(cursor, outcome.lastStarted), false);
-    }
     // A stop is honoured before waiting on the page listed ahead (it may be retrying): it is dropped, and
     // the next call lists it again from the checkpoint.
-    if (!prefetch || stopRequested(run)) {
+    if (page.stopped() || !prefetch || stopRequested(run)) {
       const outcome = await page.done;
+      open.delete(page);
       if (outcome.fatal) throw outcome.fatal.error;
+      if (page.stopped()) return finish(run, stoppedIn(cursor, outcome.lastStarted), false);
       if (!prefetch) return finish(run, next, true);
-      if (next.continueToken)
-        await options.onCheckpoint?.(toCheckpoint(next, checkpointBase(run), { whileRunning: true }));
+      // Nothing is in flight: the checkpoint is exact (it keeps a recheck still owed to a dead sweep's writes).
+      if (next.continueToken) await options.onCheckpoint?.(toCheckpoint(next, checkpointBase(run)));
       return finish(run, next, false);
     }
     const got = await prefetch;
     if ('error' in got) {
-      await page.done;
-      throw got.error;
+      // A fatal write on this page says more than the list that failed after it.
+      const outcome = await page.done;
+      throw outcome.fatal ? outcome.fatal.error : got.error;
     }
     listed = got.value;
     previous = { page, next };
@@ -346,8 +363,7 @@ function rewritePage(run: Run, cursor: Cursor, items: SecretRef[]): PageRun {
         counts.total++;
         dequeue();
         try {
-          const outcome = await rewriteOne(run, secret, cursor.recheck);
-          if (outcome) counts[outcome]++;
+          await rewriteOne(run, secret, cursor.recheck, counts);
         } catch (error) {
           stopped = true;
           run.halted = true;
@@ -368,8 +384,21 @@ function rewritePage(run: Run, cursor: Cursor, items: SecretRef[]): PageRun {
  * with now; every outcome is tallied. A 409, or a page listed from an old snapshot (`recheck`), reads the
  * Secret again first: if a later write already carries the target version, nothing is left to do.
  */
-async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean): Promise<Outcome | undefined> {
-  const { tally, strategy, target } = run;
+async function rewriteOne(
+  run: Run,
+  secret: SecretRef,
+  recheck: boolean,
+  counts: SweepCounters,
+): Promise<void> {
+  const { strategy, target } = run;
+  // The page's share is counted in the same step as the run's (a checkpoint may read both in between).
+  const tally = {
+    alreadyCurrent: () => void counts[run.tally.alreadyCurrent()]++,
+    rewritten: () => void counts[run.tally.rewritten()]++,
+    gone: () => void counts[run.tally.gone()]++,
+    failed: (ref: SecretRef, code: string, reason: string) =>
+      void counts[run.tally.failed(ref, code, reason)]++,
+  };
   const current = (s: SecretRef) =>
     strategy === 'annotate' &&
     run.options.rewriteAll !== true &&
@@ -378,8 +407,8 @@ async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean): Promis
       s.annotations?.[SEALED_UNDER_ANNOTATION] === run.options.sealedUnderOnly);
   if (current(secret)) return tally.alreadyCurrent();
   if (run.options.dryRun) {
-    tally.wouldRewrite++;
-    return undefined;
+    run.tally.wouldRewrite++;
+    return;
   }
   let ref = secret;
   let refetch = recheck;
@@ -404,7 +433,7 @@ async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean): Promis
       const decision = decide(err, attempt, run.policy, run.options.random);
       if (decision.action === 'retry') await pause(run, decision);
       else if (decision.action === 'refetch') {
-        tally.retries++;
+        run.tally.retries++;
         refetch = true;
       } else if (decision.action === 'gone') return tally.gone();
       else if (decision.action === 'skip') return tally.failed(ref, decision.code, decision.reason);

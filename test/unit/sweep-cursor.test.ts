@@ -22,7 +22,10 @@ describe('the sweep cursor', () => {
     expect(startCursor()).toEqual({ namespaceIndex: 0, recheck: false });
     const c: Cursor = { namespaceIndex: 2, continueToken: 't', resumeAfter: 'ns/b', recheck: true };
     expect(startCursor(toCheckpoint(c, base, { whileRunning: true }))).toEqual({ ...c, recheckNext: true });
-    expect(startCursor(toCheckpoint(c, base))).toEqual({ ...c, recheck: false });
+    const settled: Cursor = { ...c, recheck: false };
+    expect(startCursor(toCheckpoint(settled, base))).toEqual(settled);
+    // Saved after the sweep ended, a recheck still owed to a dead sweep's writes is kept.
+    expect(startCursor(toCheckpoint(c, base))).toEqual({ ...c, recheckNext: true });
   });
 
   it('resumed from a checkpoint saved while running, the page after it is read again too (pages overlap by one), then no more', () => {
@@ -34,7 +37,12 @@ describe('the sweep cursor', () => {
     expect(pageDone(second, { items: [ref('b')], continueToken: 't3' })).toMatchObject({ recheck: false });
     // A new scope starts with a new list, which shows every earlier write.
     expect(pageDone(resumed, { items: [ref('a')] })).toEqual({ namespaceIndex: 1, recheck: false });
-    expect(stoppedIn(resumed, 'ns/a').recheckNext).toBeUndefined();
+    // Stopped inside the page, the recheck it owes is still owed, and so is the next page's.
+    expect(stoppedIn(resumed, 'ns/a')).toMatchObject({
+      recheck: true,
+      recheckNext: true,
+      resumeAfter: 'ns/a',
+    });
   });
 
   it('after a page: the floor rises to its last Secret, the token moves on; at the end, the next scope', () => {
@@ -64,9 +72,9 @@ describe('the sweep cursor', () => {
       namespaceIndex: 0,
       continueToken: 't3',
       resumeAfter: 'ns/h',
-      recheck: false,
+      recheck: true,
     });
-    expect(stoppedIn(c, undefined)).toEqual({ ...c, recheck: false });
+    expect(stoppedIn(c, undefined)).toEqual(c);
   });
 });
 

@@ -105,6 +105,34 @@ describe('the sweep', () => {
     ).toBe(true);
   });
 
+  it('a checkpoint that cannot be saved ends the sweep with nothing left writing in the background', async () => {
+    const { store, patched } = memoryStore(20);
+    const slow: typeof store = {
+      ...store,
+      async patchMetadata(ns, name, patch) {
+        // Each write takes a while, the first page's last one longest: the second page is under way when
+        // the first page's checkpoint fails.
+        await sleep(name === 's-004' ? 40 : 10);
+        return store.patchMetadata(ns, name, patch);
+      },
+    };
+    await expect(
+      sweep({
+        store: slow,
+        targetKeyVersionId: 'v2',
+        pageSize: 5,
+        concurrency: 2,
+        onCheckpoint: () => {
+          throw new Error('the state store is down');
+        },
+      }),
+    ).rejects.toThrow(/state store is down/);
+    const atRejection = patched.length;
+    await sleep(80);
+    expect(patched.length, 'nothing runs on in the background').toBe(atRejection);
+    expect(atRejection).toBeLessThan(20);
+  });
+
   it('after a 410 with no token to go on, relists from the start and visits each Secret once', async () => {
     const { store, patched, hooks } = memoryStore(100);
     let expired = false;
