@@ -16,8 +16,10 @@ if (choice === 'missing') {
   process.exit(2);
 }
 if (choice === 'rebuild') require('./build-cli').buildCli(root);
-// The command names the code cache's contents (bin/launch.js): its first word that is not an option.
-const command = process.argv.slice(2).find((a) => !a.startsWith('-')) ?? '';
+// The command names the code cache's contents (bin/launch.js). Only a known command's name is kept there: the
+// first other word of a command line may be an option's value, which is none of the cache's business.
+const COMMANDS = ['reencrypt', 'invoke', 'serve', 'audit', 'enable', 'disable'];
+const command = process.argv.slice(2).find((a) => COMMANDS.includes(a)) ?? '';
 const { main } = loadBundle(join(root, 'dist', 'cli.js'), command);
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;

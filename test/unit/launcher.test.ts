@@ -126,3 +126,15 @@ describe('the bundle through V8 code cache', () => {
     expect(readdirSync(dir).sort()).toEqual(['cli.js', 'cli.js.v8cache']);
   });
 });
+
+describe('the bin', () => {
+  it('names in the code cache only the commands the CLI has (the list beside the bin stays in step with it)', () => {
+    const bin = readFileSync(join(__dirname, '../../bin/ack-kms-sentinel.js'), 'utf8');
+    const cli = readFileSync(join(__dirname, '../../bin/cli.ts'), 'utf8');
+    const listed = JSON.parse(
+      (/const COMMANDS = (\[[^\]]*\]);/.exec(bin)?.[1] ?? '[]').replace(/'/g, '"'),
+    ) as string[];
+    const commands = [...cli.matchAll(/\.command\('([a-z-]+)'\)/g)].map((m) => m[1]);
+    expect(listed.sort()).toEqual(commands.sort());
+  });
+});
