@@ -33,25 +33,27 @@ export function measureCliStart(root = join(__dirname, '..')): CliStartRow[] {
   const node = process.execPath;
   // `reencrypt` without --key-version stops at its first check, after loading everything a sweep loads.
   const reencrypt = [bin, 'reencrypt', '--kubeconfig', '/nonexistent'];
-  const rows: CliStartRow[] = [
-    { what: '`ack-kms-sentinel --help` (the bin, no code cache: a first start)', medianMs: 0 },
-    { what: '`ack-kms-sentinel --help` (the bin)', medianMs: 0 },
-    { what: '`ack-kms-sentinel reencrypt` up to its first flag check (the bin)', medianMs: 0 },
-    { what: '`npx ack-kms-sentinel --help` in the checkout', medianMs: 0 },
-    { what: 'baseline: `npx tsc --version` (npx and a bin it finds at once)', medianMs: 0 },
-    { what: 'baseline: `node -e 0`', medianMs: 0 },
-  ];
   const drop = () => rmSync(cache, { force: true });
-  const set = (i: number, ms: number) => {
-    (rows[i] as CliStartRow).medianMs = ms;
-  };
-  set(0, medianWallMs(node, [bin, '--help'], root, drop));
+  const measured = (what: string, command: string, args: string[], before?: () => void): CliStartRow => ({
+    what,
+    medianMs: medianWallMs(command, args, root, before),
+  });
+  const rows = [
+    measured(
+      '`ack-kms-sentinel --help` (the bin, no code cache: a first start)',
+      node,
+      [bin, '--help'],
+      drop,
+    ),
+  ];
   spawnSync(node, [bin, '--help'], { cwd: root, stdio: 'ignore' }); // writes the cache again
-  set(1, medianWallMs(node, [bin, '--help'], root));
-  set(2, medianWallMs(node, reencrypt, root));
-  set(3, medianWallMs('npx', ['ack-kms-sentinel', '--help'], root));
-  set(4, medianWallMs('npx', ['tsc', '--version'], root));
-  set(5, medianWallMs(node, ['-e', '0'], root));
+  rows.push(
+    measured('`ack-kms-sentinel --help` (the bin)', node, [bin, '--help']),
+    measured('`ack-kms-sentinel reencrypt` up to its first flag check (the bin)', node, reencrypt),
+    measured('`npx ack-kms-sentinel --help` in the checkout', 'npx', ['ack-kms-sentinel', '--help']),
+    measured('baseline: `npx tsc --version` (npx and a bin it finds at once)', 'npx', ['tsc', '--version']),
+    measured('baseline: `node -e 0`', node, ['-e', '0']),
+  );
   return rows;
 }
 

@@ -340,6 +340,7 @@ function rewritePage(run: Run, cursor: Cursor, items: SecretRef[]): PageRun {
   let fatal: { error: unknown } | undefined;
   const todo = items.filter((s) => !isDone(cursor, s));
   const counts = zeroCounters();
+  const tally = pageTally(run.tally, counts);
   let dequeued = 0;
   let allStarted: () => void = () => {};
   const started = new Promise<void>((resolve) => {
@@ -363,7 +364,7 @@ function rewritePage(run: Run, cursor: Cursor, items: SecretRef[]): PageRun {
         counts.total++;
         dequeue();
         try {
-          await rewriteOne(run, secret, cursor.recheck, counts);
+          await rewriteOne(run, secret, cursor.recheck, tally);
         } catch (error) {
           stopped = true;
           run.halted = true;
@@ -379,26 +380,25 @@ function rewritePage(run: Run, cursor: Cursor, items: SecretRef[]): PageRun {
   return { started, done, stopped: () => stopped, counts };
 }
 
+/** A page's outcomes, counted in the run's tally and in the page's share in one step (a checkpoint reads both). */
+type PageTally = ReturnType<typeof pageTally>;
+
+function pageTally(tally: Tally, counts: SweepCounters) {
+  return {
+    alreadyCurrent: () => void counts[tally.alreadyCurrent()]++,
+    rewritten: () => void counts[tally.rewritten()]++,
+    gone: () => void counts[tally.gone()]++,
+    failed: (ref: SecretRef, code: string, reason: string) => void counts[tally.failed(ref, code, reason)]++,
+  };
+}
+
 /**
  * Writes one Secret again (metadata only), so the API server stores it under the key version it encrypts
  * with now; every outcome is tallied. A 409, or a page listed from an old snapshot (`recheck`), reads the
  * Secret again first: if a later write already carries the target version, nothing is left to do.
  */
-async function rewriteOne(
-  run: Run,
-  secret: SecretRef,
-  recheck: boolean,
-  counts: SweepCounters,
-): Promise<void> {
+async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean, tally: PageTally): Promise<void> {
   const { strategy, target } = run;
-  // The page's share is counted in the same step as the run's (a checkpoint may read both in between).
-  const tally = {
-    alreadyCurrent: () => void counts[run.tally.alreadyCurrent()]++,
-    rewritten: () => void counts[run.tally.rewritten()]++,
-    gone: () => void counts[run.tally.gone()]++,
-    failed: (ref: SecretRef, code: string, reason: string) =>
-      void counts[run.tally.failed(ref, code, reason)]++,
-  };
   const current = (s: SecretRef) =>
     strategy === 'annotate' &&
     run.options.rewriteAll !== true &&
