@@ -3,13 +3,11 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { apiServerIdentities, loadKubeConfig } from '../shared/cluster/kube';
 import { unproven } from '../shared/cluster/sealing';
 import { ConfigError, normalizeError } from '../shared/errors';
-import { etcdVerifier } from '../shared/etcd/verifier';
-import { STRATEGIES, type Strategy } from '../shared/events/fields';
-import { sweepCheckpointSchema } from '../shared/jobs/payload';
 import { redactString } from '../shared/log';
 import { type SweepCheckpoint, type SweepProgress, type SweepReport, sweep } from '../shared/reencrypt';
-import { estimateSweep } from '../shared/reencrypt/estimate';
+import { STRATEGIES, type Strategy } from '../shared/reencrypt/defaults';
 import { httpSecretStore } from '../shared/reencrypt/http-store';
+import type { VerificationResult } from '../shared/reencrypt/verify';
 import { type Output, UsageError } from './output';
 import type { CliProof } from './reencrypt-proof';
 
@@ -48,8 +46,11 @@ function durationFlag(name: string, value: string): number {
   );
 }
 
-function readCheckpoint(file: string, keyVersion: string): SweepCheckpoint | undefined {
+// What only some flags use loads only with them (the schemas, the etcd client, the estimate): a sweep's start
+// is part of its time, and on a small set a large part.
+async function readCheckpoint(file: string, keyVersion: string): Promise<SweepCheckpoint | undefined> {
   if (!existsSync(file)) return undefined;
+  const { sweepCheckpointSchema } = await import('../shared/jobs/payload.js');
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
@@ -125,7 +126,7 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
   const proof = await proofFor(flags, kc, out);
   const { keyVersion } = proof;
   const budgetMs = flags.timeBudget ? durationFlag('time-budget', flags.timeBudget) : undefined;
-  const checkpoint = flags.checkpoint ? readCheckpoint(flags.checkpoint, keyVersion) : undefined;
+  const checkpoint = flags.checkpoint ? await readCheckpoint(flags.checkpoint, keyVersion) : undefined;
 
   const store = httpSecretStore(kc);
   const selection = {
@@ -172,6 +173,7 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
     });
     if (flags.dryRun) {
       const apiServers = (await apiServerIdentities(kc).catch(() => undefined))?.length;
+      const { estimateSweep } = await import('../shared/reencrypt/estimate.js');
       report.estimate = await estimateSweep(store, {
         targetKeyVersionId: keyVersion,
         requireProof: proof.requireProof,
@@ -193,8 +195,9 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
     if (report.checkpoint) writeAtomically(flags.checkpoint, report.checkpoint);
     else rmSync(flags.checkpoint, { force: true });
   }
-  let verification: Awaited<ReturnType<ReturnType<typeof etcdVerifier>['verify']>> | undefined;
+  let verification: VerificationResult | undefined;
   if (flags.verifyEtcd && report.complete && !flags.dryRun) {
+    const { etcdVerifier } = await import('../shared/etcd/verifier.js');
     verification = await etcdVerifier(flags.verifyEtcd).verify({
       targetKeyVersionId: keyVersion,
       selection,

@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { STRATEGIES } from '../reencrypt/defaults';
+
+export { STRATEGIES, type Strategy } from '../reencrypt/defaults';
 
 /** A non-empty string with no surrounding whitespace. */
 export const nonEmpty = z.string().trim().min(1, 'must not be empty');
@@ -55,11 +58,4 @@ export const clusterIdField = z
 export const keyIdField = z.string().regex(KEY_ID, 'must be a KMS key id, alias or ARN');
 export const keyVersionIdField = z.string().regex(KEY_VERSION_ID, 'must be a KMS key version id');
 
-/**
- * How a sweep decides what to write: `annotate` writes every Secret not yet marked with the target key
- * version (the mark is the suite's record); `stale-only` asks the API server to store only what it reports
- * stale (an empty patch on the resourceVersion), which needs no mark.
- */
-export const STRATEGIES = ['annotate', 'stale-only'] as const;
-export type Strategy = (typeof STRATEGIES)[number];
 export const strategyField = z.enum(STRATEGIES);

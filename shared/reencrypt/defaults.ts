@@ -1,4 +1,4 @@
-/** The sweep's defaults, in a module of their own so the CLI's `--help` loads nothing else. */
+/** The sweep's defaults and vocabulary, in a module of their own so the CLI loads nothing else for them. */
 export const DEFAULT_PAGE_SIZE = 500;
 /**
  * Writes in flight. From `npm run bench` (BENCHMARKS.md): on loopback 32 and 64 are within noise of each other
@@ -7,3 +7,10 @@ export const DEFAULT_PAGE_SIZE = 500;
  * halves it on every 429 (AIMD, `throttle.ts`), so an API server that cannot take 64 says so and is obeyed.
  */
 export const DEFAULT_CONCURRENCY = 64;
+/**
+ * How a sweep decides what to write: `annotate` writes every Secret not yet marked with the target key
+ * version (the mark is the suite's record); `stale-only` asks the API server to store only what it reports
+ * stale (an empty patch on the resourceVersion), which needs no mark.
+ */
+export const STRATEGIES = ['annotate', 'stale-only'] as const;
+export type Strategy = (typeof STRATEGIES)[number];

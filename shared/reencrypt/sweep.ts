@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SentinelError } from '../errors';
-import type { Strategy } from '../events/fields';
 import type { SweepCheckpoint, SweepCounters } from '../jobs/payload';
 import { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from '../retry';
 import { annotationPatch, isCurrent, SEALED_UNDER_ANNOTATION, stalePatch } from './annotations';
@@ -14,12 +13,14 @@ import {
   stoppedIn,
   toCheckpoint,
 } from './cursor';
+import type { Strategy } from './defaults';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
 import type { Estimate } from './estimate';
 import { expiredContinueToken, type SecretPage, type SecretRef, type SecretStore } from './secrets-api';
 import { type Failure, Tally, zeroCounters } from './tally';
 import { AdaptiveLimiter } from './throttle';
 
+export type { SweepCheckpoint } from '../jobs/payload';
 /**
  * The re-encryption sweep: every Secret of a cluster (or a selection) is written again, so the API server
  * stores it under the key version it encrypts with now. It reads like the algorithm:
@@ -32,8 +33,7 @@ import { AdaptiveLimiter } from './throttle';
  * a checkpoint is "the page's continue token + the last Secret started", and a resumed sweep skips nothing
  * and repeats nothing.
  */
-export type { Strategy } from '../events/fields';
-export type { SweepCheckpoint } from '../jobs/payload';
+export type { Strategy } from './defaults';
 export type { Failure } from './tally';
 
 export interface Selection {

@@ -4,6 +4,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   statSync,
   utimesSync,
@@ -136,5 +137,27 @@ describe('the bin', () => {
     ) as string[];
     const commands = [...cli.matchAll(/\.command\('([a-z-]+)'\)/g)].map((m) => m[1]);
     expect(listed.sort()).toEqual(commands.sort());
+  });
+
+  it('is what `npx ack-kms-sentinel` in the checkout runs, found in node_modules/.bin with nothing installed', () => {
+    const root = join(__dirname, '../..');
+    // npm ci links the bin workspace's command into node_modules/.bin. The root package names no bin of its own:
+    // npm 11's npx would take one for a package to install into its cache, loading the whole tree first.
+    expect(realpathSync(join(root, 'node_modules', '.bin', 'ack-kms-sentinel'))).toBe(
+      realpathSync(join(root, 'bin', 'ack-kms-sentinel.js')),
+    );
+    const cache = mkdtempSync(join(tmpdir(), 'npx-cache-'));
+    try {
+      const help = execFileSync('npx', ['--offline', 'ack-kms-sentinel', '--help'], {
+        cwd: root,
+        encoding: 'utf8',
+        env: { ...process.env, npm_config_cache: cache, npm_config_update_notifier: 'false' },
+      });
+      expect(help).toContain('Usage: ack-kms-sentinel');
+      // npx installed nothing into its cache to run it (its self-install path would leave _npx/<hash> there).
+      expect(readdirSync(cache)).not.toContain('_npx');
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
   });
 });
