@@ -16,8 +16,8 @@ if (choice === 'missing') {
   process.exit(2);
 }
 if (choice === 'rebuild') require('./build-cli').buildCli(root);
-// The command names the code cache's contents (bin/launch.js). Only a known command's name is kept there: the
-// first other word of a command line may be an option's value, which is none of the cache's business.
+// The command picks the code cache (bin/launch.js keeps one per command). Only a known command names one: the
+// first other word of a command line may be an option's value, which has no business in a file name.
 const COMMANDS = ['reencrypt', 'invoke', 'serve', 'audit', 'enable', 'disable'];
 const command = process.argv.slice(2).find((a) => COMMANDS.includes(a)) ?? '';
 const { main } = loadBundle(join(root, 'dist', 'cli.js'), command);

@@ -43,32 +43,32 @@ function chooseEntry(root, canBuild) {
 }
 
 /**
- * Loads the bundle (CommonJS) through V8's code cache, kept beside it as `<bundle>.v8cache`. Most of a start is
- * V8 compiling the 7 MB bundle's module code; with the cache it deserializes what an earlier run compiled
- * instead (Node 22's `module.enableCompileCache()` does the same; Node 20, which the suite supports, lacks it).
+ * Loads the bundle (CommonJS) through V8's code cache. Most of a start is V8 compiling the 7 MB bundle's module
+ * code; with the cache it deserializes what an earlier run compiled instead (Node 22's
+ * `module.enableCompileCache()` does the same; Node 20, which the suite supports, lacks it).
  *
- * The cache's first line says what it was made from: the bundle's CRC-32 and size, and Node's version. V8
- * checks its own version and flags, but of the source only its length, so a changed bundle of the same length
- * would otherwise run the old code (npm gives every file of a package the same mtime, so times cannot tell).
- * It also lists the commands whose runs it holds: a missing, stale or rejected cache, or a command it has not
- * seen (a cache written by `--help` lacks what `reencrypt` compiles), is written again when the process exits,
- * with every function compiled by then. Only beside the bundle: a directory only whoever installed the bundle
- * can write, never a shared temporary one (V8 trusts what it deserializes). Any failure to read or write the
- * cache leaves a normal start.
+ * One cache per command, beside the bundle: `<bundle>.v8cache` for `--help` and usage errors,
+ * `<bundle>.<command>.v8cache` for each command, each with what that command compiled and nothing more
+ * (deserializing is most of a cached start, and `--help` needs a fifth of what `reencrypt` compiles). A cache's
+ * first line says what it was made from: the bundle's CRC-32 and size, and Node's version. V8 checks its own
+ * version and flags, but of the source only its length, so a changed bundle of the same length would otherwise
+ * run the old code (npm gives every file of a package the same mtime, so times cannot tell). A missing, stale or
+ * rejected cache is written again when the process exits, with every function compiled by then. Only beside the
+ * bundle: a directory only whoever installed the bundle can write, never a shared temporary one (V8 trusts what
+ * it deserializes). Any failure to read or write a cache leaves a normal start.
  */
 function loadBundle(bundle, command = '') {
-  const cacheFile = `${bundle}.v8cache`;
+  const name = /^[a-z][a-z-]{0,30}$/.test(command) ? command : '';
+  const cacheFile = name ? `${bundle}.${name}.v8cache` : `${bundle}.v8cache`;
   const bytes = readFileSync(bundle);
-  const made = { bundle: `${bytes.length}-${crc32(bytes)}`, node: process.version };
+  const made = { bundle: `${bytes.length}-${crc32(bytes)}`, node: process.version, command: name };
   let cachedData;
-  let seen = [];
   try {
     const cache = readFileSync(cacheFile);
     const newline = cache.indexOf(10);
     const stamp = JSON.parse(cache.subarray(0, newline).toString());
-    if (stamp.bundle === made.bundle && stamp.node === made.node) {
+    if (stamp.bundle === made.bundle && stamp.node === made.node && stamp.command === name) {
       cachedData = cache.subarray(newline + 1);
-      seen = Array.isArray(stamp.commands) ? stamp.commands : [];
     }
   } catch {
     // no cache yet, or not one of ours
@@ -81,16 +81,13 @@ function loadBundle(bundle, command = '') {
       ? { importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER }
       : {}),
   });
-  if (!cachedData || script.cachedDataRejected || !seen.includes(command)) {
-    // At most a few commands are listed (an unknown word starts a short list again).
-    const kept = script.cachedDataRejected || seen.length >= 16 ? [] : seen;
-    const stamp = { ...made, commands: [...kept, command] };
+  if (!cachedData || script.cachedDataRejected) {
     process.once('exit', () => {
       const tmp = `${cacheFile}.${process.pid}.tmp`;
       try {
         writeFileSync(
           tmp,
-          Buffer.concat([Buffer.from(`${JSON.stringify(stamp)}\n`), script.createCachedData()]),
+          Buffer.concat([Buffer.from(`${JSON.stringify(made)}\n`), script.createCachedData()]),
         );
         renameSync(tmp, cacheFile);
       } catch {

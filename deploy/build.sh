@@ -40,4 +40,4 @@ done
 mkdir -p dist/functions/trail-verify/node_modules/@antoniomuso
 cp -R node_modules/lz4-napi dist/functions/trail-verify/node_modules/
 cp -R node_modules/@antoniomuso/lz4-napi-linux-x64-gnu dist/functions/trail-verify/node_modules/@antoniomuso/
-npx esbuild bin/cli.ts "${common[@]}" --outfile=dist/cli.js
+node bin/build-cli.js
