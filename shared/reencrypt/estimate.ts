@@ -1,5 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SentinelError } from '../errors';
+import { decide } from '../retry';
 import { isCurrent } from './annotations';
-import type { SecretStore, SizedSecret } from './secrets-api';
+import { expiredContinueToken, type SecretStore, type SizedSecret } from './secrets-api';
 
 /**
  * What a sweep will cost, before it runs (`reencrypt --dry-run`, the webhook's `dryRun=true`): Secrets and
@@ -61,35 +64,80 @@ const TYPES: Record<string, string> = {
   Opaque: 'Opaque',
 };
 
+/** Expired continue tokens followed per estimate before giving up (the sweep allows as many per run). */
+const MAX_RELISTS = 20;
+
+type Counted = Pick<SizedSecret, 'namespace' | 'type' | 'bytes' | 'lastWrite'> & { current: boolean };
+
 export async function estimateSweep(store: SecretStore, o: EstimateOptions): Promise<Estimate> {
   if (!store.listSizes) throw new Error('this Secret store cannot list sizes');
+  const listSizes = store.listSizes.bind(store);
   const pageSize = o.pageSize ?? 500;
-  const all: Array<Pick<SizedSecret, 'namespace' | 'type' | 'bytes' | 'lastWrite'> & { current: boolean }> =
-    [];
+  const all: Counted[] = [];
+  const budget = { relists: 0 };
   // Named namespaces are listed one by one (namespace-scoped RBAC, and no data read from others).
   const scopes = o.selection?.namespaces?.length ? [...new Set(o.selection.namespaces)] : [undefined];
-  for (const namespace of scopes) {
-    let token: string | undefined;
-    do {
+  for (const namespace of scopes) all.push(...(await countScope(listSizes, namespace, o, budget)));
+  return summarizeEstimate(all, { ...o, pageSize });
+}
+
+/**
+ * One scope's Secrets, page by page, as the sweep lists them: what the retry table retries is retried (429 with
+ * its Retry-After, 5xx, resets), and an expired continue token is followed. With the token the API server gives
+ * in its 410, listing goes on from there (a Secret changed meanwhile may be counted twice or not at all, which
+ * an estimate can bear); without one, the scope is counted again from its start.
+ */
+async function countScope(
+  listSizes: NonNullable<SecretStore['listSizes']>,
+  namespace: string | undefined,
+  o: EstimateOptions,
+  budget: { relists: number },
+): Promise<Counted[]> {
+  let counted: Counted[] = [];
+  let token: string | undefined;
+  for (let attempt = 0; ; ) {
+    let page: Awaited<ReturnType<typeof listSizes>>;
+    try {
       // Whole Secrets are larger than their metadata: small pages, the data dropped page by page.
-      const page = await store.listSizes({
+      page = await listSizes({
         limit: 50,
         ...(namespace ? { namespace } : {}),
         ...(token ? { continueToken: token } : {}),
         ...(o.selection?.labelSelector ? { labelSelector: o.selection.labelSelector } : {}),
       });
-      for (const s of page.items.filter((x) => selected(x.namespace, o.selection)))
-        all.push({
-          namespace: s.namespace,
-          type: s.type,
-          bytes: s.bytes,
-          ...(s.lastWrite ? { lastWrite: s.lastWrite } : {}),
-          current: isCurrent(s.annotations, o.targetKeyVersionId, o.requireProof === true),
-        });
-      token = page.continueToken;
-    } while (token);
+    } catch (err) {
+      const expired = expiredContinueToken(err);
+      if (expired.expired && token && budget.relists < MAX_RELISTS) {
+        budget.relists++;
+        token = expired.token;
+        if (!token) counted = [];
+        continue;
+      }
+      const decision = decide(err, attempt++);
+      if (decision.action === 'retry') {
+        await sleep(decision.delayMs);
+        continue;
+      }
+      throw decision.action === 'fatal'
+        ? decision.error
+        : new SentinelError(
+            'permanent',
+            `listing Secrets for the estimate failed: ${decision.action === 'skip' ? decision.reason : decision.action}`,
+            { code: decision.action === 'skip' ? decision.code : 'ListFailed', cause: err },
+          );
+    }
+    attempt = 0;
+    for (const s of page.items.filter((x) => selected(x.namespace, o.selection)))
+      counted.push({
+        namespace: s.namespace,
+        type: s.type,
+        bytes: s.bytes,
+        ...(s.lastWrite ? { lastWrite: s.lastWrite } : {}),
+        current: isCurrent(s.annotations, o.targetKeyVersionId, o.requireProof === true),
+      });
+    token = page.continueToken;
+    if (!token) return counted;
   }
-  return summarizeEstimate(all, { ...o, pageSize });
 }
 
 function selected(namespace: string, sel: EstimateOptions['selection']): boolean {
@@ -97,10 +145,7 @@ function selected(namespace: string, sel: EstimateOptions['selection']): boolean
   return !sel?.excludeNamespaces?.includes(namespace);
 }
 
-function summarizeEstimate(
-  all: Array<Pick<SizedSecret, 'namespace' | 'type' | 'bytes' | 'lastWrite'> & { current: boolean }>,
-  o: EstimateOptions & { pageSize: number },
-): Estimate {
+function summarizeEstimate(all: Counted[], o: EstimateOptions & { pageSize: number }): Estimate {
   const todo = all.filter((s) => !s.current);
   const bytes = all.reduce((n, s) => n + s.bytes, 0);
   const bytesToRewrite = todo.reduce((n, s) => n + s.bytes, 0);

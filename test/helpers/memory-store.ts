@@ -22,6 +22,11 @@ export function memoryStore(count: number) {
       const next = from + limit;
       return { items, ...(next < secrets.length ? { continueToken: String(next) } : {}) };
     },
+    /** As `list`, with each Secret's size (100 bytes each; the estimate's listing). */
+    async listSizes(options) {
+      const page = await store.list(options);
+      return { ...page, items: page.items.map((s) => ({ ...s, type: 'Opaque', bytes: 100 })) };
+    },
     async get(_ns, name) {
       return { ...(secrets.find((s) => s.name === name) as SecretRef) };
     },

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { KEY_VERSION_ANNOTATION } from '../../shared/reencrypt/annotations';
+import { estimateSweep } from '../../shared/reencrypt/estimate';
 import { httpSecretStore } from '../../shared/reencrypt/http-store';
 import { keyVersionCensus } from '../../shared/reencrypt/secrets-api';
 import { sweep } from '../../shared/reencrypt/sweep';
@@ -153,6 +154,43 @@ describe('the sweep', () => {
     });
     expect(new Set(patched).size).toBe(100);
     expect(patched).toHaveLength(100);
+  });
+});
+
+describe("the dry run's estimate", () => {
+  it('follows an expired continue token: with the token the 410 gives it goes on, without one it counts again', async () => {
+    for (const token of ['60', undefined]) {
+      const { store, hooks } = memoryStore(120);
+      let expired = 0;
+      hooks.beforeList = (asked) => {
+        if (asked === '100' && expired === 0) {
+          expired++;
+          throw status(410, 'Expired', token ? { metadata: { continue: token } } : {});
+        }
+      };
+      const estimate = await estimateSweep(store, { targetKeyVersionId: 'v2' });
+      expect(expired).toBe(1);
+      // From token 60 the pages 60–99 are listed again (an inconsistent continuation may repeat what changed;
+      // here the store gives the same pages); without a token the count starts over and holds each once.
+      expect(estimate.secrets).toBe(token ? 160 : 120);
+      expect(estimate.bytes).toBe(estimate.secrets * 100);
+    }
+  });
+
+  it('retries what the retry table retries (a 429, a 503), and stops with a clear error on a denial', async () => {
+    const { store, hooks } = memoryStore(120);
+    const faults = [status(429, 'TooManyRequests'), status(503, 'ServiceUnavailable')];
+    hooks.beforeList = (asked) => {
+      if (asked === '50' && faults.length) throw faults.shift();
+    };
+    expect((await estimateSweep(store, { targetKeyVersionId: 'v2' })).secrets).toBe(120);
+    expect(faults).toHaveLength(0);
+    hooks.beforeList = () => {
+      throw status(403, 'Forbidden', { message: 'secrets is forbidden: cannot list resource "secrets"' });
+    };
+    await expect(estimateSweep(store, { targetKeyVersionId: 'v2' })).rejects.toThrow(
+      /listing Secrets for the estimate failed: .*forbidden/i,
+    );
   });
 });
 
