@@ -12,15 +12,26 @@ try {
 }
 const choice = chooseEntry(root, canBuild);
 if (choice === 'missing') {
-  process.stderr.write('ack-kms-sentinel: dist/cli.js is missing; run `npm run build:cli`\n');
+  process.stderr.write(
+    'ack-kms-sentinel: dist/cli.js or dist/commands.js is missing; run `npm run build:cli`\n',
+  );
   process.exit(2);
 }
-if (choice === 'rebuild') require('./build-cli').buildCli(root);
 // The command picks the code cache (bin/launch.js keeps one per command). Only a known command names one: the
 // first other word of a command line may be an option's value, which has no business in a file name.
 const COMMANDS = ['reencrypt', 'invoke', 'serve', 'audit', 'enable', 'disable'];
 const command = process.argv.slice(2).find((a) => COMMANDS.includes(a)) ?? '';
-const { main } = loadBundle(join(root, 'dist', 'cli.js'), command);
-main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});
+const start = () =>
+  loadBundle(join(root, 'dist', 'cli.js'), command)
+    .main(process.argv.slice(2))
+    .then((code) => {
+      process.exitCode = code;
+    });
+if (choice === 'rebuild')
+  require('./build-cli')
+    .buildCli(root)
+    .then(start, () => {
+      process.stderr.write('ack-kms-sentinel: rebuilding dist/ failed (above); run `npm run build:cli`\n');
+      process.exitCode = 2;
+    });
+else start();

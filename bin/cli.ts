@@ -1,30 +1,19 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../shared/reencrypt/defaults';
-import type * as AuditModule from './audit-command';
 import type { AuditFlags } from './audit-command';
-import type * as DisableModule from './disable-command';
+import type { commands } from './commands';
 import type { DisableFlags } from './disable-command';
-import type * as EnableModule from './enable-command';
 import type { EnableFlags } from './enable-command';
-import type * as InvokeModule from './invoke-command';
 import type { InvokeFlags } from './invoke-command';
-import type * as OutputModule from './output';
-import type * as ReencryptModule from './reencrypt-command';
 import type { ReencryptFlags } from './reencrypt-command';
-import type * as ServeModule from './serve-command';
 import type { ServeFlags } from './serve-command';
 
-// Each command loads its modules when it runs (a bundle evaluates an imported module lazily): `--help` and
-// usage errors load nothing but commander. The `.js` names resolve to the TypeScript sources (tsc, esbuild, vitest).
-const lazy = {
-  audit: (): Promise<typeof AuditModule> => import('./audit-command.js'),
-  disable: (): Promise<typeof DisableModule> => import('./disable-command.js'),
-  enable: (): Promise<typeof EnableModule> => import('./enable-command.js'),
-  invoke: (): Promise<typeof InvokeModule> => import('./invoke-command.js'),
-  output: (): Promise<typeof OutputModule> => import('./output.js'),
-  reencrypt: (): Promise<typeof ReencryptModule> => import('./reencrypt-command.js'),
-  serve: (): Promise<typeof ServeModule> => import('./serve-command.js'),
-};
+// Each command loads its modules when it runs: `--help` and usage errors load nothing but commander. The CLI's
+// build makes `./commands` a bundle of its own (dist/commands.js, bin/build-cli.js), which this one loads only
+// then. The `.js` names resolve to the TypeScript sources (tsc, esbuild, vitest).
+type Commands = typeof commands;
+const load = async <K extends keyof Commands>(name: K): Promise<Awaited<ReturnType<Commands[K]>>> =>
+  (await import('./commands.js')).commands[name]() as Promise<Awaited<ReturnType<Commands[K]>>>;
 
 /**
  * `ack-kms-sentinel`: the suite's jobs from a laptop or CI, against any cluster you have a kubeconfig for.
@@ -90,8 +79,8 @@ function addReencrypt(program: Command, run: Exit): void {
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .option('--force', 'sweep even when the API servers prove a rewrite would not re-seal (the marks say so)')
     .action(async (flags: ReencryptFlags) => {
-      const { jsonLinesOutput, terminalOutput } = await lazy.output();
-      const { reencryptCommand } = await lazy.reencrypt();
+      const { jsonLinesOutput, terminalOutput } = await load('output');
+      const { reencryptCommand } = await load('reencrypt');
       const out = process.stdout.isTTY
         ? terminalOutput(process.stdout, process.stderr, flags.json === true)
         : jsonLinesOutput(process.stdout, flags.json === true);
@@ -110,7 +99,7 @@ function addInvoke(program: Command, run: Exit): void {
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .option('--timeout <seconds>', 'the function timeout the handler budgets against', '60')
     .action(async (name: string, flags: InvokeFlags) => {
-      const { invokeCommand } = await lazy.invoke();
+      const { invokeCommand } = await load('invoke');
       run(await invokeCommand(name, flags));
     });
 }
@@ -125,7 +114,7 @@ function addServe(program: Command, run: Exit): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .action(async (flags: ServeFlags) => {
-      const { serveCommand } = await lazy.serve();
+      const { serveCommand } = await load('serve');
       run(await serveCommand(flags));
     });
 }
@@ -148,7 +137,7 @@ function addAudit(program: Command, run: Exit): void {
     )
     .option('--rotation-interval-days <n>', 'the interval --fix rotation-policy sets (default 365)')
     .action(async (flags: AuditFlags) => {
-      const { auditCommand } = await lazy.audit();
+      const { auditCommand } = await load('audit');
       run(await auditCommand(flags));
     });
 }
@@ -166,7 +155,7 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version exit 0; every other commander error is a usage error.
       return err.exitCode === 0 ? 0 : 2;
     }
-    const { describeError } = await lazy.reencrypt();
+    const { describeError } = await load('reencrypt');
     const { code: exit, message } = describeError(err);
     process.stderr.write(`ack-kms-sentinel: ${message}\n`);
     // For bug reports: the stack, only when asked (it can name internal paths, never data).
@@ -202,7 +191,7 @@ function addEnable(program: Command, run: Exit): void {
     .option('--json', 'end stdout with the report as one JSON object')
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .action(async (flags: EnableFlags) => {
-      const { enableCommand } = await lazy.enable();
+      const { enableCommand } = await load('enable');
       run(await enableCommand(flags));
     });
 }
@@ -218,7 +207,7 @@ function addDisable(program: Command, run: Exit): void {
     .option('--json', 'end stdout with the report as one JSON object')
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .action(async (flags: DisableFlags) => {
-      const { disableCommand } = await lazy.disable();
+      const { disableCommand } = await load('disable');
       run(await disableCommand(flags));
     });
 }

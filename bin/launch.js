@@ -1,7 +1,7 @@
-// How the CLI starts: the esbuild bundle (dist/cli.js, made by `npm run build:cli`, which `npm ci` runs through
-// `prepare`) when it is at least as new as every source file it is built from; in a checkout whose sources
-// changed since, the bundle is rebuilt first (esbuild, about a second), so a checkout never runs stale code.
-// Without esbuild (an installation without dev dependencies) the bundle is used as it is.
+// How the CLI starts: the esbuild bundles (dist/cli.js and dist/commands.js, made by `npm run build:cli`, which
+// `npm ci` runs through `prepare`) when they are at least as new as every source file they are built from; in a
+// checkout whose sources changed since, they are rebuilt first (esbuild, about a second), so a checkout never runs
+// stale code. Without esbuild (an installation without dev dependencies) the bundles are used as they are.
 const { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
 const { dirname, join } = require('node:path');
 const { Script, constants: vmConstants } = require('node:vm');
@@ -30,11 +30,14 @@ function newestSource(root) {
   return newest;
 }
 
+/** The CLI's bundles in dist/ (bin/build-cli.js makes them together). */
+const BUNDLES = ['cli.js', 'commands.js'];
+
 /** 'bundle' (fresh, or no sources to compare with), 'rebuild' (stale or missing, esbuild at hand) or 'missing'. */
 function chooseEntry(root, canBuild) {
   let bundleTime;
   try {
-    bundleTime = statSync(join(root, 'dist', 'cli.js')).mtimeMs;
+    bundleTime = Math.min(...BUNDLES.map((b) => statSync(join(root, 'dist', b)).mtimeMs));
   } catch {
     return canBuild ? 'rebuild' : 'missing';
   }
@@ -42,14 +45,18 @@ function chooseEntry(root, canBuild) {
   return newestSource(root) > bundleTime ? 'rebuild' : 'bundle';
 }
 
+/** Bundles loaded in this process, by path: each runs once, as a module does. */
+const loaded = new Map();
+
 /**
- * Loads the bundle (CommonJS) through V8's code cache. Most of a start is V8 compiling the 7 MB bundle's module
+ * Loads a bundle (CommonJS) through V8's code cache, and the bundles it `require`s beside it the same way
+ * (dist/cli.js loads dist/commands.js only when a command runs). Most of a start was V8 compiling the 7 MB of commands'
  * code; with the cache it deserializes what an earlier run compiled instead (Node 22's
  * `module.enableCompileCache()` does the same; Node 20, which the suite supports, lacks it).
  *
  * One cache per command, beside the bundle: `<bundle>.v8cache` for `--help` and usage errors,
  * `<bundle>.<command>.v8cache` for each command, each with what that command compiled and nothing more
- * (deserializing is most of a cached start, and `--help` needs a fifth of what `reencrypt` compiles). A cache's
+ * (deserializing is most of a cached start: one shared cache made every command deserialize what all had compiled). A cache's
  * first line says what it was made from: the bundle's CRC-32 and size, and Node's version. V8 checks its own
  * version and flags, but of the source only its length, so a changed bundle of the same length would otherwise
  * run the old code (npm gives every file of a package the same mtime, so times cannot tell). A missing, stale or
@@ -58,6 +65,8 @@ function chooseEntry(root, canBuild) {
  * it deserializes). Any failure to read or write a cache leaves a normal start.
  */
 function loadBundle(bundle, command = '') {
+  const known = loaded.get(bundle);
+  if (known) return known.exports;
   const name = /^[a-z][a-z-]{0,30}$/.test(command) ? command : '';
   const cacheFile = name ? `${bundle}.${name}.v8cache` : `${bundle}.v8cache`;
   const bytes = readFileSync(bundle);
@@ -99,9 +108,17 @@ function loadBundle(bundle, command = '') {
   const module = new Module(bundle, require.main);
   module.filename = bundle;
   module.paths = Module._nodeModulePaths(dirname(bundle));
-  script.runInThisContext()(module.exports, Module.createRequire(bundle), module, bundle, dirname(bundle));
+  loaded.set(bundle, module);
+  // A bundle's `require` of another bundle beside it (dist/cli.js of dist/commands.js) goes through its cache too.
+  const plain = Module.createRequire(bundle);
+  const siblings = (id) => (/^\.\/[\w-]+\.js$/.test(id) ? join(dirname(bundle), id) : undefined);
+  const bundleRequire = Object.assign(
+    (id) => (siblings(id) ? loadBundle(siblings(id), command) : plain(id)),
+    plain,
+  );
+  script.runInThisContext()(module.exports, bundleRequire, module, bundle, dirname(bundle));
   module.loaded = true;
   return module.exports;
 }
 
-module.exports = { chooseEntry, newestSource, loadBundle };
+module.exports = { BUNDLES, chooseEntry, newestSource, loadBundle };

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm run build`: one minified CommonJS bundle per function (dist/functions/<name>/index.js, the code s.yaml
-# deploys) and one for the CLI (dist/cli.js). Each bundle holds only what its entry imports.
+# deploys) and the CLI's two (dist/cli.js, dist/commands.js). Each bundle holds only what its entry imports.
 # lz4-napi (SLS decompression, a native addon) cannot be bundled: trail-verify ships it beside its bundle,
 # with the linux-x64-gnu prebuilt that the FC nodejs20 runtime loads.
 set -euo pipefail

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   mkdirSync,
   mkdtempSync,
@@ -19,9 +19,12 @@ import { describe, expect, it } from 'vitest';
 const { chooseEntry } = require('../../bin/launch.js') as {
   chooseEntry: (root: string, canBuild: boolean) => 'bundle' | 'rebuild' | 'missing';
 };
+const { buildCli } = require('../../bin/build-cli.js') as {
+  buildCli: (root: string, outdir: string) => Promise<void>;
+};
 
-/** A checkout with one source file and, optionally, a bundle, with the given modification times (s). */
-function checkout(sourceAt: number, bundleAt?: number): string {
+/** A checkout with one source file and, optionally, the bundles, with the given modification times (s). */
+function checkout(sourceAt: number, bundleAt?: number, bundles = ['cli.js', 'commands.js']): string {
   const root = mkdtempSync(join(tmpdir(), 'launch-'));
   mkdirSync(join(root, 'shared', 'log'), { recursive: true });
   const source = join(root, 'shared', 'log', 'index.ts');
@@ -29,8 +32,10 @@ function checkout(sourceAt: number, bundleAt?: number): string {
   utimesSync(source, sourceAt, sourceAt);
   if (bundleAt !== undefined) {
     mkdirSync(join(root, 'dist'));
-    writeFileSync(join(root, 'dist', 'cli.js'), '');
-    utimesSync(join(root, 'dist', 'cli.js'), bundleAt, bundleAt);
+    for (const b of bundles) {
+      writeFileSync(join(root, 'dist', b), '');
+      utimesSync(join(root, 'dist', b), bundleAt, bundleAt);
+    }
   }
   return root;
 }
@@ -43,11 +48,14 @@ describe('the CLI launcher', () => {
   it('rebuilds when a source changed since the bundle, or the bundle is missing: a checkout never runs stale code', () => {
     expect(chooseEntry(checkout(3_000, 2_000), true)).toBe('rebuild');
     expect(chooseEntry(checkout(3_000), true)).toBe('rebuild');
+    // The two bundles are made together: one missing is a build to make again.
+    expect(chooseEntry(checkout(1_000, 2_000, ['cli.js']), true)).toBe('rebuild');
   });
 
   it('without esbuild (no dev dependencies) uses the bundle as it is, and says when there is none', () => {
     expect(chooseEntry(checkout(3_000, 2_000), false)).toBe('bundle');
     expect(chooseEntry(checkout(3_000), false)).toBe('missing');
+    expect(chooseEntry(checkout(1_000, 2_000, ['cli.js']), false)).toBe('missing');
   });
 });
 
@@ -128,6 +136,65 @@ describe('the bundle through V8 code cache', () => {
     mkdirSync(cache);
     expect(load(bundle)).toBe('ok/');
     expect(readdirSync(dir).sort()).toEqual(['cli.js', 'cli.js.reencrypt.v8cache']);
+  });
+});
+
+describe("the CLI's two bundles", () => {
+  const launch = join(__dirname, '../../bin/launch.js');
+
+  it('loads a bundle beside it once, through its own code cache', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bundles-'));
+    writeFileSync(
+      join(dir, 'commands.js'),
+      'globalThis.loads = (globalThis.loads ?? 0) + 1; exports.value = String(globalThis.loads);\n',
+    );
+    writeFileSync(
+      join(dir, 'cli.js'),
+      "exports.value = require('./commands.js').value + require('./commands.js').value + require('node:path').sep;\n",
+    );
+    const run = () =>
+      execFileSync(
+        process.execPath,
+        [
+          '-e',
+          `process.stdout.write(require(${JSON.stringify(launch)}).loadBundle(process.argv[1], 'reencrypt').value)`,
+          join(dir, 'cli.js'),
+        ],
+        { encoding: 'utf8' },
+      );
+    expect(run()).toBe('11/');
+    expect(readdirSync(dir).sort()).toEqual([
+      'cli.js',
+      'cli.js.reencrypt.v8cache',
+      'commands.js',
+      'commands.js.reencrypt.v8cache',
+    ]);
+    expect(run()).toBe('11/');
+  });
+
+  it('answers --help from dist/cli.js alone; a command needs dist/commands.js', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'cli-build-'));
+    await buildCli(join(__dirname, '../..'), out);
+    expect(statSync(join(out, 'cli.js')).size).toBeLessThan(200 * 1024);
+    rmSync(join(out, 'commands.js'));
+    const main = (args: string[]) =>
+      spawnSync(
+        process.execPath,
+        [
+          '-e',
+          `require(${JSON.stringify(launch)}).loadBundle(process.argv[1], '').main(process.argv.slice(2)).then((c) => { process.exitCode = c; })`,
+          join(out, 'cli.js'),
+          ...args,
+        ],
+        { encoding: 'utf8' },
+      );
+    const help = main(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('Usage: ack-kms-sentinel');
+    expect(main(['reencrypt', '--help']).stdout).toContain('--key-version');
+    const run = main(['reencrypt', '--kubeconfig', '/nonexistent', '--key-version', 'v1']);
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/commands\.js/);
   });
 });
 
