@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // The CLI entry: runs the bundle, rebuilding it first in a checkout whose sources changed (bin/launch.js).
+const { realpathSync } = require('node:fs');
 const { join } = require('node:path');
 const { chooseEntry, loadBundle } = require('./launch');
 
-const root = join(__dirname, '..');
+// The checkout, however the bin was reached (npm links it: node_modules/.bin, a global install of ./bin).
+const root = join(realpathSync(__dirname), '..');
 let canBuild = true;
 try {
   require.resolve('esbuild');
@@ -21,17 +23,25 @@ if (choice === 'missing') {
 // first other word of a command line may be an option's value, which has no business in a file name.
 const COMMANDS = ['reencrypt', 'invoke', 'serve', 'audit', 'enable', 'disable'];
 const command = process.argv.slice(2).find((a) => COMMANDS.includes(a)) ?? '';
-const start = () =>
-  loadBundle(join(root, 'dist', 'cli.js'), command)
-    .main(process.argv.slice(2))
-    .then((code) => {
-      process.exitCode = code;
-    });
-if (choice === 'rebuild')
-  require('./build-cli')
-    .buildCli(root)
-    .then(start, () => {
-      process.stderr.write('ack-kms-sentinel: rebuilding dist/ failed (above); run `npm run build:cli`\n');
-      process.exitCode = 2;
-    });
-else start();
+const start = () => {
+  let main;
+  try {
+    ({ main } = loadBundle(join(root, 'dist', 'cli.js'), command));
+  } catch (err) {
+    process.stderr.write(`ack-kms-sentinel: cannot load dist/cli.js (${err?.message}); run \`npm run build:cli\`\n`);
+    process.exitCode = 2;
+    return;
+  }
+  return main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+};
+if (choice === 'rebuild') {
+  const { buildCli, buildFailure } = require('./build-cli');
+  buildCli(root).then(start, (err) => {
+    process.stderr.write(
+      `${buildFailure(err)}ack-kms-sentinel: rebuilding dist/ failed (above); run \`npm run build:cli\`\n`,
+    );
+    process.exitCode = 2;
+  });
+} else start();

@@ -1,31 +1,39 @@
 // `npm run build:cli` (and `prepare`, so `npm ci` runs it): the CLI as two esbuild bundles. dist/cli.js parses the
 // command line (commander and the commands' options: all `--help` and a usage error need); dist/commands.js holds
 // the commands themselves (bin/commands.ts and everything they load), read only when a command runs.
-const { join } = require('node:path');
+const { mkdirSync, renameSync, rmSync, writeFileSync } = require('node:fs');
+const { basename, join } = require('node:path');
 
-// In dist/cli.js, `import('./commands.js')` (bin/cli.ts) becomes a `require` of the other bundle: the launcher's
-// `require`, which loads it through its code cache as it loads dist/cli.js (an `import()` of an external file
-// would go past it to Node's ESM loader).
-const commandsApart = {
+/**
+ * In dist/cli.js, bin/cli.ts's `import('./commands.js')` becomes a `require` of the other bundle: the launcher's
+ * `require`, which loads it through its code cache as it loads dist/cli.js (an `import()` of an external file
+ * would go past it to Node's ESM loader).
+ */
+const commandsApart = (cli) => ({
   name: 'commands-apart',
   setup(build) {
-    build.onResolve({ filter: /^\.\/commands\.js$/ }, (args) =>
-      args.namespace === 'commands-apart'
-        ? { path: './commands.js', external: true }
-        : { path: 'commands', namespace: 'commands-apart' },
-    );
+    build.onResolve({ filter: /^\.\/commands\.js$/ }, (args) => {
+      if (args.namespace === 'commands-apart') return { path: './commands.js', external: true };
+      return args.importer === cli ? { path: 'commands', namespace: 'commands-apart' } : undefined;
+    });
     build.onLoad({ filter: /.*/, namespace: 'commands-apart' }, () => ({
       contents: "module.exports = require('./commands.js');",
       loader: 'js',
     }));
   },
-};
+});
 
-/** Resolves once both bundles are written (esbuild runs plugins in its asynchronous API only). */
+/**
+ * Resolves once both bundles are written (esbuild runs plugins in its asynchronous API only). Each is written
+ * to a temporary name and renamed, dist/commands.js first: a CLI starting while another rebuilds reads either
+ * the old bundles or the new ones, never a half-written file.
+ */
 async function buildCli(root = join(__dirname, '..'), outdir = join(root, 'dist')) {
-  await require('esbuild').build({
-    entryPoints: { cli: join(root, 'bin', 'cli.ts'), commands: join(root, 'bin', 'commands.ts') },
+  const cli = join(root, 'bin', 'cli.ts');
+  const { outputFiles } = await require('esbuild').build({
+    entryPoints: { cli, commands: join(root, 'bin', 'commands.ts') },
     outdir,
+    write: false,
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -33,13 +41,30 @@ async function buildCli(root = join(__dirname, '..'), outdir = join(root, 'dist'
     minify: true,
     // lz4-napi is a native addon; proxy-agent is optional in @kubernetes/client-node.
     external: ['proxy-agent', 'lz4-napi'],
-    plugins: [commandsApart],
+    plugins: [commandsApart(cli)],
     logLevel: 'warning',
   });
+  mkdirSync(outdir, { recursive: true });
+  const order = (f) => (basename(f.path) === 'cli.js' ? 1 : 0);
+  for (const file of [...outputFiles].sort((a, b) => order(a) - order(b))) {
+    const tmp = `${file.path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    try {
+      writeFileSync(tmp, file.contents);
+      renameSync(tmp, file.path);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
 }
 
-module.exports = { buildCli };
+/** Why a build failed, for stderr: esbuild has printed a build's own errors already; anything else has not. */
+function buildFailure(err) {
+  return Array.isArray(err?.errors) && err.errors.length ? '' : `${err?.stack ?? err}\n`;
+}
+
+module.exports = { buildCli, buildFailure };
 if (require.main === module)
-  buildCli().catch(() => {
-    process.exitCode = 1; // esbuild has printed why
+  buildCli().catch((err) => {
+    process.stderr.write(buildFailure(err));
+    process.exitCode = 1;
   });

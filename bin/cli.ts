@@ -155,8 +155,17 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version exit 0; every other commander error is a usage error.
       return err.exitCode === 0 ? 0 : 2;
     }
-    const { describeError } = await load('reencrypt');
-    const { code: exit, message } = describeError(err);
+    let described: { code: number; message: string };
+    try {
+      described = (await load('reencrypt')).describeError(err);
+    } catch (loadErr) {
+      // The commands themselves cannot be loaded (dist/commands.js missing or broken): say so, not what failed next.
+      described = {
+        code: 2,
+        message: `the commands cannot be loaded (${(loadErr as Error).message}); run \`npm run build:cli\``,
+      };
+    }
+    const { code: exit, message } = described;
     process.stderr.write(`ack-kms-sentinel: ${message}\n`);
     // For bug reports: the stack, only when asked (it can name internal paths, never data).
     if (process.env.ACK_KMS_SENTINEL_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);

@@ -56,11 +56,13 @@ const loaded = new Map();
  *
  * One cache per command, beside the bundle: `<bundle>.v8cache` for `--help` and usage errors,
  * `<bundle>.<command>.v8cache` for each command, each with what that command compiled and nothing more
- * (deserializing is most of a cached start: one shared cache made every command deserialize what all had compiled). A cache's
- * first line says what it was made from: the bundle's CRC-32 and size, and Node's version. V8 checks its own
- * version and flags, but of the source only its length, so a changed bundle of the same length would otherwise
- * run the old code (npm gives every file of a package the same mtime, so times cannot tell). A missing, stale or
- * rejected cache is written again when the process exits, with every function compiled by then. Only beside the
+ * (deserializing is most of a cached start: one shared cache made every command deserialize what all had
+ * compiled). A cache's first line says what it was made from: the bundle's CRC-32 and size, Node's version, and
+ * whether that run succeeded. V8 checks its own version and flags, but of the source only its length, so a changed
+ * bundle of the same length would otherwise run the old code (npm gives every file of a package the same mtime,
+ * so times cannot tell). A missing, stale or rejected cache is written again when the process exits, with every
+ * function compiled by then; so is one written by a failed run (a usage error compiles little of a command),
+ * the first time the command succeeds. Only beside the
  * bundle: a directory only whoever installed the bundle can write, never a shared temporary one (V8 trusts what
  * it deserializes). Any failure to read or write a cache leaves a normal start.
  */
@@ -72,12 +74,14 @@ function loadBundle(bundle, command = '') {
   const bytes = readFileSync(bundle);
   const made = { bundle: `${bytes.length}-${crc32(bytes)}`, node: process.version, command: name };
   let cachedData;
+  let fromFailedRun = false;
   try {
     const cache = readFileSync(cacheFile);
     const newline = cache.indexOf(10);
     const stamp = JSON.parse(cache.subarray(0, newline).toString());
     if (stamp.bundle === made.bundle && stamp.node === made.node && stamp.command === name) {
       cachedData = cache.subarray(newline + 1);
+      fromFailedRun = stamp.ok !== true;
     }
   } catch {
     // no cache yet, or not one of ours
@@ -90,13 +94,18 @@ function loadBundle(bundle, command = '') {
       ? { importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER }
       : {}),
   });
-  if (!cachedData || script.cachedDataRejected) {
-    process.once('exit', () => {
-      const tmp = `${cacheFile}.${process.pid}.tmp`;
+  const stale = !cachedData || script.cachedDataRejected;
+  if (stale || fromFailedRun) {
+    process.once('exit', (code) => {
+      if (!stale && code !== 0) return; // a failed run's cache is replaced only by a run that gets further
+      const tmp = `${cacheFile}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
       try {
         writeFileSync(
           tmp,
-          Buffer.concat([Buffer.from(`${JSON.stringify(made)}\n`), script.createCachedData()]),
+          Buffer.concat([
+            Buffer.from(`${JSON.stringify({ ...made, ok: code === 0 })}\n`),
+            script.createCachedData(),
+          ]),
         );
         renameSync(tmp, cacheFile);
       } catch {
@@ -108,15 +117,20 @@ function loadBundle(bundle, command = '') {
   const module = new Module(bundle, require.main);
   module.filename = bundle;
   module.paths = Module._nodeModulePaths(dirname(bundle));
-  loaded.set(bundle, module);
-  // A bundle's `require` of another bundle beside it (dist/cli.js of dist/commands.js) goes through its cache too.
+  // A bundle's `require` of another of the CLI's bundles (dist/cli.js of dist/commands.js) goes through its cache too.
   const plain = Module.createRequire(bundle);
-  const siblings = (id) => (/^\.\/[\w-]+\.js$/.test(id) ? join(dirname(bundle), id) : undefined);
+  const sibling = (id) => id.startsWith('./') && BUNDLES.includes(id.slice(2));
   const bundleRequire = Object.assign(
-    (id) => (siblings(id) ? loadBundle(siblings(id), command) : plain(id)),
+    (id) => (sibling(id) ? loadBundle(join(dirname(bundle), id.slice(2)), command) : plain(id)),
     plain,
   );
-  script.runInThisContext()(module.exports, bundleRequire, module, bundle, dirname(bundle));
+  loaded.set(bundle, module);
+  try {
+    script.runInThisContext()(module.exports, bundleRequire, module, bundle, dirname(bundle));
+  } catch (err) {
+    loaded.delete(bundle); // as Node's loader forgets a module that threw: a later require tries again
+    throw err;
+  }
   module.loaded = true;
   return module.exports;
 }

@@ -149,6 +149,7 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
     resumed: checkpoint !== undefined,
   });
 
+  const deadline = budgetMs === undefined ? undefined : Date.now() + budgetMs;
   let report: SweepReport;
   try {
     report = await sweep({
@@ -159,7 +160,7 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
       pageSize,
       concurrency,
       ...(checkpoint ? { checkpoint } : {}),
-      ...(budgetMs === undefined ? {} : { deadline: Date.now() + budgetMs }),
+      ...(deadline === undefined ? {} : { deadline }),
       signal: abort.signal,
       dryRun: flags.dryRun === true,
       ...(proof.sealedUnder ? { sealedUnder: proof.sealedUnder } : {}),
@@ -181,6 +182,8 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
         selection,
         ...(proof.rotatedAt ? { rotatedAt: proof.rotatedAt } : {}),
         ...(apiServers ? { apiServers } : {}),
+        ...(deadline === undefined ? {} : { deadline }),
+        signal: abort.signal,
       });
     }
   } finally {

@@ -203,7 +203,13 @@ export async function rotationWatch(
 ): Promise<WatchResult | StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer> {
   const request = parseRotationWatchEvent(decodeEventInput(event, { format: 'rotation-watch event' }));
   if (request.kind !== 'timer' && request.kind !== 'trail')
-    return answerJobRequest(request, s, inv.config, inv.log);
+    return answerJobRequest(
+      request,
+      s,
+      inv.config,
+      inv.log,
+      inv.deadline - inv.config.reencrypt.budgetMarginMs,
+    );
   const targets = await watchedTargets(
     s.clients,
     inv.config,

@@ -29,10 +29,12 @@ export async function answerJobRequest(
   s: Deps,
   config: Config,
   log: Logger,
+  /** Epoch ms: an estimate's listing waits for no retry past it (the invocation's deadline less its margin). */
+  deadline?: number,
 ): Promise<StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer> {
   const targets = await watchedTargets(s.clients, config, undefined, log);
   const { clusters } = targets;
-  if (request.kind === 'estimate') return estimateFor(request.clusterId, clusters, s, config);
+  if (request.kind === 'estimate') return estimateFor(request.clusterId, clusters, s, config, deadline);
   if (request.kind === 'enable-encryption') return enableFor(request, targets, s, config, log);
   if (request.kind === 'start-job') {
     const cluster = clusters.find((c) => c.clusterId === request.clusterId);
@@ -162,6 +164,7 @@ async function estimateFor(
   clusters: TargetCluster[],
   s: Deps,
   config: Config,
+  deadline: number | undefined,
 ): Promise<EstimateAnswer> {
   const cluster = clusters.find((c) => c.clusterId === clusterId);
   if (!cluster) return { kind: 'estimate', outcome: 'not-a-target', clusterId };
@@ -182,6 +185,7 @@ async function estimateFor(
       pageSize: config.reencrypt.pageSize,
       ...(key.lastRotationDate ? { rotatedAt: new Date(key.lastRotationDate) } : {}),
       ...(apiServers ? { apiServers } : {}),
+      ...(deadline === undefined ? {} : { deadline }),
     });
     return {
       kind: 'estimate',

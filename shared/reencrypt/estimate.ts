@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SentinelError } from '../errors';
+import { normalizeError, SentinelError } from '../errors';
 import { decide } from '../retry';
 import { isCurrent } from './annotations';
 import { expiredContinueToken, type SecretStore, type SizedSecret } from './secrets-api';
@@ -43,6 +43,10 @@ export interface EstimateOptions {
   pageSize?: number;
   /** The sweep's selection, so the estimate counts what the sweep would visit. */
   selection?: { namespaces?: string[]; excludeNamespaces?: string[]; labelSelector?: string };
+  /** Epoch ms: no retry waits past it (the invocation's deadline, the CLI's --time-budget). */
+  deadline?: number;
+  /** Stops the listing (the CLI's Ctrl-C), between pages and during a retry's wait. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -63,6 +67,9 @@ const TYPES: Record<string, string> = {
   'kubernetes.io/dockerconfigjson': 'image pull secrets',
   Opaque: 'Opaque',
 };
+
+const interrupted = () =>
+  new SentinelError('permanent', 'the estimate was interrupted', { code: 'Interrupted' });
 
 /** Expired continue tokens followed per estimate before giving up (the sweep allows as many per run). */
 const MAX_RELISTS = 20;
@@ -96,6 +103,7 @@ async function countScope(
   let counted: Counted[] = [];
   let token: string | undefined;
   for (let attempt = 0; ; ) {
+    if (o.signal?.aborted) throw interrupted();
     let page: Awaited<ReturnType<typeof listSizes>>;
     try {
       // Whole Secrets are larger than their metadata: small pages, the data dropped page by page.
@@ -109,22 +117,25 @@ async function countScope(
       const expired = expiredContinueToken(err);
       if (expired.expired && token && budget.relists < MAX_RELISTS) {
         budget.relists++;
+        attempt = 0;
         token = expired.token;
         if (!token) counted = [];
         continue;
       }
       const decision = decide(err, attempt++);
-      if (decision.action === 'retry') {
-        await sleep(decision.delayMs);
+      if (decision.action === 'retry' && !(o.deadline && Date.now() + decision.delayMs > o.deadline)) {
+        await sleep(decision.delayMs, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {
+          throw interrupted();
+        });
         continue;
       }
-      throw decision.action === 'fatal'
-        ? decision.error
-        : new SentinelError(
-            'permanent',
-            `listing Secrets for the estimate failed: ${decision.action === 'skip' ? decision.reason : decision.action}`,
-            { code: decision.action === 'skip' ? decision.code : 'ListFailed', cause: err },
-          );
+      if (decision.action === 'fatal') throw decision.error;
+      const why = decision.action === 'skip' ? decision.reason : normalizeError(err).message;
+      throw new SentinelError(
+        decision.action === 'retry' ? 'retryable' : 'permanent',
+        `listing Secrets for the estimate failed: ${why}${decision.action === 'retry' ? ' (no time left to retry)' : ''}`,
+        { code: decision.action === 'skip' ? decision.code : 'ListFailed', cause: err },
+      );
     }
     attempt = 0;
     for (const s of page.items.filter((x) => selected(x.namespace, o.selection)))

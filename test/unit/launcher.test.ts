@@ -90,6 +90,7 @@ describe('the bundle through V8 code cache', () => {
       bundle: `${statSync(bundle).size}-${crc32(readFileSync(bundle))}`,
       node: process.version,
       command: 'reencrypt',
+      ok: true,
     });
     const written = statSync(cache).mtimeMs;
     expect(load(bundle)).toBe('first/');
@@ -117,6 +118,30 @@ describe('the bundle through V8 code cache', () => {
     // A word that is no command name (the bin passes only known ones) names no file: it shares the default.
     load(bundle, '../../x');
     expect(readdirSync(dir).sort()).toEqual(['cli.js', 'cli.js.reencrypt.v8cache', 'cli.js.v8cache']);
+  });
+
+  it("replaces a failed run's cache once a run of the command succeeds (a usage error compiles little)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'v8cache-'));
+    const bundle = join(dir, 'cli.js');
+    writeFileSync(bundle, "exports.value = 'ok'; if (process.env.FAIL) process.exitCode = 2;\n");
+    const cache = `${bundle}.reencrypt.v8cache`;
+    const run = (fail: boolean) =>
+      spawnSync(
+        process.execPath,
+        ['-e', `require(${JSON.stringify(launch)}).loadBundle(process.argv[1], 'reencrypt')`, bundle],
+        { env: { ...process.env, ...(fail ? { FAIL: '1' } : {}) } },
+      ).status;
+    expect(run(true)).toBe(2);
+    expect(stampOf(cache).ok).toBe(false);
+    const failed = statSync(cache).mtimeMs;
+    expect(run(true)).toBe(2); // another failure keeps it
+    expect(statSync(cache).mtimeMs).toBe(failed);
+    expect(run(false)).toBe(0);
+    expect(stampOf(cache).ok).toBe(true);
+    const succeeded = statSync(cache).mtimeMs;
+    expect(run(true)).toBe(2); // and a failure after a success leaves the success's cache
+    expect(run(false)).toBe(0);
+    expect(statSync(cache).mtimeMs).toBe(succeeded);
   });
 
   it('starts normally from a damaged cache (and replaces it), or where it cannot write one', () => {
@@ -193,8 +218,8 @@ describe("the CLI's two bundles", () => {
     expect(help.stdout).toContain('Usage: ack-kms-sentinel');
     expect(main(['reencrypt', '--help']).stdout).toContain('--key-version');
     const run = main(['reencrypt', '--kubeconfig', '/nonexistent', '--key-version', 'v1']);
-    expect(run.status).not.toBe(0);
-    expect(run.stderr).toMatch(/commands\.js/);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/^ack-kms-sentinel: the commands cannot be loaded \(.*commands\.js.*\); run `npm run build:cli`$/m);
   });
 });
 

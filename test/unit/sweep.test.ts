@@ -192,6 +192,32 @@ describe("the dry run's estimate", () => {
       /listing Secrets for the estimate failed: .*forbidden/i,
     );
   });
+
+  it('waits for no retry past its deadline, and stops when asked to, even while it waits', async () => {
+    const { store, hooks } = memoryStore(120);
+    const throttled = new ApiException(
+      429,
+      'HTTP-Code: 429',
+      JSON.stringify({ kind: 'Status', code: 429, reason: 'TooManyRequests' }),
+      { 'retry-after': '30' },
+    );
+    hooks.beforeList = (asked) => {
+      if (asked === '50') throw throttled;
+    };
+    const started = Date.now();
+    await expect(
+      estimateSweep(store, { targetKeyVersionId: 'v2', deadline: Date.now() + 1_000 }),
+    ).rejects.toThrow(/listing Secrets for the estimate failed: .*\(no time left to retry\)/);
+    expect(Date.now() - started, 'a Retry-After of 30 s past the deadline is not waited for').toBeLessThan(
+      5_000,
+    );
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 50);
+    await expect(
+      estimateSweep(store, { targetKeyVersionId: 'v2', signal: abort.signal }),
+    ).rejects.toThrow(/the estimate was interrupted/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
 });
 
 describe('the Secret store', () => {
