@@ -28,7 +28,9 @@ const start = () => {
   try {
     ({ main } = loadBundle(join(root, 'dist', 'cli.js'), command));
   } catch (err) {
-    process.stderr.write(`ack-kms-sentinel: cannot load dist/cli.js (${err?.message}); run \`npm run build:cli\`\n`);
+    process.stderr.write(
+      `ack-kms-sentinel: cannot load dist/cli.js (${err?.message}); run \`npm run build:cli\`\n`,
+    );
     process.exitCode = 2;
     return;
   }

@@ -47,8 +47,13 @@ export interface SealingEvidence {
 const STATUS = 'apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds';
 const TOTAL = 'apiserver_envelope_encryption_key_id_hash_total';
 const START = 'process_start_time_seconds';
-/** A KMS v2 API server calls Status about once a minute: the old key id was still reported this recently. */
-const STATUS_INTERVAL_MS = 70_000;
+/**
+ * How recently before a rotation the old key id was still reported. kube-apiserver's KMS v2 loop polls Status
+ * every 60 s, but a tick that finds a health probe's answer younger than 20 s (its positive TTL) skips the call
+ * (k8s.io/apiserver `encryptionconfig`: `kmsv2PluginHealthzPositiveInterval`, `kmsPluginHealthzPositiveTTL`):
+ * two Status calls can be up to 80 s apart. 10 s more for a late tick on a busy control plane.
+ */
+const STATUS_INTERVAL_MS = 90_000;
 
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;

@@ -53,11 +53,14 @@ async function untilSettled(): Promise<void> {
   const { cloud, restrictedKubeconfig } = sandboxInfo();
   const kc = kubeConfig(restrictedKubeconfig);
   const key = await describeKey(sandboxUserClients({ cloud }), cloud.kmsKeyId);
+  let reason = '';
   for (let i = 0; i < 60; i++) {
     const e = await readSealingEvidence((p) => getRaw(kc, p), key, await apiServerIdentities(kc));
     if (e.verdict !== 'not-effective') return;
+    reason = e.reason;
     await sleep(2_000);
   }
+  throw new Error(`the sealing evidence did not settle in 2 minutes: ${reason}`);
 }
 
 describe('the audit', () => {

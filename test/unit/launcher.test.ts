@@ -219,7 +219,9 @@ describe("the CLI's two bundles", () => {
     expect(main(['reencrypt', '--help']).stdout).toContain('--key-version');
     const run = main(['reencrypt', '--kubeconfig', '/nonexistent', '--key-version', 'v1']);
     expect(run.status).toBe(2);
-    expect(run.stderr).toMatch(/^ack-kms-sentinel: the commands cannot be loaded \(.*commands\.js.*\); run `npm run build:cli`$/m);
+    expect(run.stderr).toMatch(
+      /^ack-kms-sentinel: the commands cannot be loaded \(.*commands\.js.*\); run `npm run build:cli`$/m,
+    );
   });
 });
 

@@ -80,6 +80,26 @@ describe('the API servers’ sealing evidence', () => {
     expect(e.token).toMatch(/^[0-9a-f]{12}$/);
   });
 
+  it("(a) also when the old key id's last Status was a skipped poll tick before the rotation (up to 80 s)", () => {
+    // kube-apiserver polls Status every 60 s, but a tick finding a health probe's answer younger than 20 s
+    // skips the call: the old key id can have been reported last 79 s before the rotation.
+    const judged = (oldLast: string) => {
+      const sample = parseApiServerMetrics(
+        metrics({
+          start: '2026-12-01T09:00:00Z',
+          status: [
+            [`${CMK}/v1`, oldLast],
+            [`${CMK}/v2`, '2026-12-01T10:00:40Z'],
+          ],
+        }),
+      );
+      return judgeSealing(sample ? [sample] : [], ROTATED, CMK).apiServers[0]?.state;
+    };
+    expect(judged('2026-12-01T09:58:41Z')).toBe('new-key-id');
+    // A key id last reported long before the rotation is another, older change: no evidence for this one.
+    expect(judged('2026-12-01T09:57:00Z')).toBe('stale-seed');
+  });
+
   it('(c) the ACK plugin: the CMK id as key id, no restart since the rotation: not effective, and says why', () => {
     const sample = parseApiServerMetrics(
       metrics({ start: '2026-12-01T09:00:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] }),

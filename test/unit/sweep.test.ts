@@ -213,9 +213,9 @@ describe("the dry run's estimate", () => {
     );
     const abort = new AbortController();
     setTimeout(() => abort.abort(), 50);
-    await expect(
-      estimateSweep(store, { targetKeyVersionId: 'v2', signal: abort.signal }),
-    ).rejects.toThrow(/the estimate was interrupted/);
+    await expect(estimateSweep(store, { targetKeyVersionId: 'v2', signal: abort.signal })).rejects.toThrow(
+      /the estimate was interrupted/,
+    );
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
