@@ -8,8 +8,18 @@ import { createSecureContext } from 'node:tls';
  * bundle and the key each time), which for the sweep's 64 connections opened at once was ~0.1 s of CPU at the
  * start of every run (BENCHMARKS.md).
  */
-export function keepAliveAgent(server: string, opts: RequestOptions): HttpAgent | HttpsAgent {
-  const common = { keepAlive: true, maxSockets: 256, maxFreeSockets: 256 };
+export function keepAliveAgent(
+  server: string,
+  opts: RequestOptions,
+  /** Inactivity after which a connection times out (its request, if one is in flight, emits 'timeout'). */
+  socketTimeoutMs?: number,
+): HttpAgent | HttpsAgent {
+  const common = {
+    keepAlive: true,
+    maxSockets: 256,
+    maxFreeSockets: 256,
+    ...(socketTimeoutMs ? { timeout: socketTimeoutMs } : {}),
+  };
   if (server.startsWith('http:')) return new HttpAgent(common);
   return new HttpsAgent({
     ...common,

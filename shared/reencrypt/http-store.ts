@@ -33,12 +33,23 @@ const REQUEST_TIMEOUT_MS = 60_000;
 class KubeHttp {
   private readonly server: string;
   private readonly plain: boolean;
+  /** The server's address, parsed once: each request names it as options, not as a URL to parse again. */
+  private readonly target: { host: string; port: string; base: string };
   private auth?: { headers: RequestOptions['headers']; at: number };
   private agent?: HttpAgent | HttpsAgent;
 
-  constructor(private readonly kc: KubeConfig) {
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly timeoutMs: number,
+  ) {
     this.server = (kc.getCurrentCluster()?.server ?? '').replace(/\/+$/, '');
     this.plain = this.server.startsWith('http:');
+    const url = new URL(this.server);
+    this.target = {
+      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port || (this.plain ? '80' : '443'),
+      base: url.pathname.replace(/\/+$/, ''),
+    };
   }
 
   private async options(): Promise<{ headers: RequestOptions['headers']; agent: HttpAgent | HttpsAgent }> {
@@ -46,23 +57,26 @@ class KubeHttp {
       const opts: RequestOptions = {};
       await this.kc.applyToHTTPSOptions(opts);
       this.auth = { headers: opts.headers ?? {}, at: Date.now() };
-      // One agent for the store's life (made again only after close()): the TLS material never changes.
-      this.agent ??= keepAliveAgent(this.server, opts);
+      // One agent for the store's life (made again only after close()): the TLS material never changes. Its
+      // sockets carry the request timeout (set once per connection, not per request).
+      this.agent ??= keepAliveAgent(this.server, opts, this.timeoutMs);
     }
     return { headers: this.auth.headers, agent: this.agent };
   }
 
-  async call(method: string, path: string, accept: string, body?: string): Promise<unknown> {
+  /** `answer: false`: a success's body is drained unread (resolves undefined); errors are read as always. */
+  async call(method: string, path: string, accept: string, body?: string, answer = true): Promise<unknown> {
     const { headers, agent } = await this.options();
     const send = this.plain ? httpRequest : httpsRequest;
     const what = `${method} ${path.split('?')[0]}`;
     return new Promise((resolve, reject) => {
       const req = send(
-        `${this.server}${path}`,
         {
+          host: this.target.host,
+          port: this.target.port,
+          path: `${this.target.base}${path}`,
           method,
           agent,
-          timeout: REQUEST_TIMEOUT_MS,
           headers: {
             ...headers,
             accept,
@@ -75,12 +89,18 @@ class KubeHttp {
           },
         },
         (res) => {
+          const status = res.statusCode ?? 0;
+          if (!answer && status >= 200 && status <= 299) {
+            res.on('error', reject);
+            res.on('end', () => resolve(undefined));
+            res.resume();
+            return;
+          }
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('error', reject);
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
-            const status = res.statusCode ?? 0;
             if (status < 200 || status > 299)
               return reject(new KubeHttpError(status, text, res.headers, what));
             try {
@@ -95,7 +115,7 @@ class KubeHttp {
       req.on('timeout', () =>
         // ETIMEDOUT: a transport error, retried with backoff like a reset (shared/retry.ts).
         req.destroy(
-          Object.assign(new Error(`${what}: no answer within ${REQUEST_TIMEOUT_MS} ms`), {
+          Object.assign(new Error(`${what}: no answer within ${this.timeoutMs} ms`), {
             code: 'ETIMEDOUT',
           }),
         ),
@@ -127,8 +147,12 @@ function sized(s: { metadata?: V1ObjectMeta; type?: string; data?: Record<string
   };
 }
 
-export function httpSecretStore(kc: KubeConfig): SecretStore & { close(): void } {
-  const http = new KubeHttp(kc);
+export function httpSecretStore(
+  kc: KubeConfig,
+  /** A request with no byte from the server for this long fails as ETIMEDOUT (retried as a reset is). */
+  requestTimeoutMs = REQUEST_TIMEOUT_MS,
+): SecretStore & { close(): void } {
+  const http = new KubeHttp(kc, requestTimeoutMs);
   const call = http.call.bind(http);
   const secretPath = (namespace: string, name: string) =>
     `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`;
@@ -187,6 +211,9 @@ export function httpSecretStore(kc: KubeConfig): SecretStore & { close(): void }
         metadata?: V1ObjectMeta;
       };
       return secretRef(got.metadata);
+    },
+    async writeMetadata(namespace, name, patch) {
+      await call('PATCH', secretPath(namespace, name), METADATA_ONLY, JSON.stringify(patch), false);
     },
     close: () => http.close(),
   };

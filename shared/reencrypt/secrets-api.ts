@@ -58,6 +58,15 @@ export interface SecretStore {
     name: string,
     patch: { metadata: Record<string, unknown> },
   ): Promise<SecretRef>;
+  /**
+   * The same patch, for a caller that needs no answer (the `annotate` sweep): the store may leave the
+   * server's answer unread. Without it, the sweep uses `patchMetadata`.
+   */
+  writeMetadata?(
+    namespace: string,
+    name: string,
+    patch: { metadata: Record<string, unknown> },
+  ): Promise<void>;
 }
 
 export const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';

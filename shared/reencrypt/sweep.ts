@@ -419,16 +419,18 @@ async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean, tally: 
         refetch = false;
         if (current(ref)) return tally.alreadyCurrent();
       }
-      const patch =
-        strategy === 'annotate'
-          ? annotationPatch(target, new Date(run.clock()), run.options.sealedUnder)
-          : stalePatch(ref.resourceVersion);
-      const written = await run.store.patchMetadata(ref.namespace, ref.name, patch);
+      if (strategy === 'annotate') {
+        const patch = annotationPatch(target, new Date(run.clock()), run.options.sealedUnder);
+        // The mark is all a rewrite needs to know of: the server's answer is not read.
+        if (run.store.writeMetadata) await run.store.writeMetadata(ref.namespace, ref.name, patch);
+        else await run.store.patchMetadata(ref.namespace, ref.name, patch);
+        run.limiter.onSuccess();
+        return tally.rewritten();
+      }
+      const written = await run.store.patchMetadata(ref.namespace, ref.name, stalePatch(ref.resourceVersion));
       run.limiter.onSuccess();
       // stale-only: the server stores the no-op only for a stale Secret, which moves its resourceVersion.
-      return strategy === 'stale-only' && written.resourceVersion === ref.resourceVersion
-        ? tally.alreadyCurrent()
-        : tally.rewritten();
+      return written.resourceVersion === ref.resourceVersion ? tally.alreadyCurrent() : tally.rewritten();
     } catch (err) {
       const decision = decide(err, attempt, run.policy, run.options.random);
       if (decision.action === 'retry') await pause(run, decision);

@@ -294,4 +294,81 @@ describe('the Secret store', () => {
       await api.close();
     }
   });
+
+  it('fails a request the server leaves unanswered as ETIMEDOUT (the connection carries the timeout)', async () => {
+    const held: Array<import('node:http').ServerResponse> = [];
+    const srv = createServer((req, res) => {
+      req.resume();
+      held.push(res); // never answered
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [
+        { name: 'c', server: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, skipTLSVerify: true },
+      ],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const store = httpSecretStore(kc, 200);
+    try {
+      await expect(store.list({ limit: 1 })).rejects.toMatchObject({
+        code: 'ETIMEDOUT',
+        message: expect.stringMatching(/GET \/api\/v1\/secrets: no answer within 200 ms/),
+      });
+      // A second request on a new connection times out the same way.
+      await expect(store.get('app', 'db')).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    } finally {
+      store.close();
+      for (const res of held) res.destroy();
+      await new Promise((r) => srv.close(r));
+    }
+  });
+
+  it("writes a mark without reading the server's answer, and still reads an error's", async () => {
+    const asked: string[] = [];
+    const srv = createServer((req, res) => {
+      asked.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
+      req.resume();
+      if (req.url?.endsWith('/denied')) {
+        res.writeHead(403, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ kind: 'Status', code: 403, reason: 'Forbidden', message: 'denied by policy' }),
+        );
+        return;
+      }
+      // Not JSON: whoever reads this answer fails.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('not json {');
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [
+        {
+          name: 'c',
+          server: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/prefix/`,
+          skipTLSVerify: true,
+        },
+      ],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const store = httpSecretStore(kc);
+    const patch = { metadata: { annotations: { [KEY_VERSION_ANNOTATION]: 'v2' } } };
+    try {
+      await expect(store.writeMetadata?.('app', 'db', patch)).resolves.toBeUndefined();
+      await expect(store.patchMetadata('app', 'db', patch)).rejects.toMatchObject({ code: 502 });
+      await expect(store.writeMetadata?.('app', 'denied', patch)).rejects.toMatchObject({
+        code: 403,
+        body: expect.stringContaining('denied by policy'),
+      });
+      expect(asked[0]).toBe('PATCH /prefix/api/v1/namespaces/app/secrets/db application/merge-patch+json');
+    } finally {
+      store.close();
+      await new Promise((r) => srv.close(r));
+    }
+  });
 });
