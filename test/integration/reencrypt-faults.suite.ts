@@ -235,11 +235,19 @@ describe('the sweep under faults', () => {
     const target = `v-${++version}`;
     const abort = new AbortController();
     let patches = 0;
+    const count = () => {
+      if (++patches === 33) abort.abort();
+    };
+    // Both ways to write (the annotate sweep writes its marks with writeMetadata).
     const counting: SecretStore = {
       ...store,
       patchMetadata: async (ns, name, patch) => {
-        if (++patches === 33) abort.abort();
+        count();
         return store.patchMetadata(ns, name, patch);
+      },
+      writeMetadata: async (ns, name, patch) => {
+        count();
+        return store.writeMetadata?.(ns, name, patch);
       },
     };
     const first = await sweep({
