@@ -2,6 +2,7 @@ import { type Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { type Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import type { KubeConfig, V1ObjectMeta } from '@kubernetes/client-node';
 import { keepAliveAgent } from '../cluster/agent';
+import { ConfigError } from '../errors';
 import { METADATA_LIST, METADATA_ONLY, type SecretStore, type SizedSecret, secretRef } from './secrets-api';
 
 /**
@@ -44,7 +45,14 @@ class KubeHttp {
   ) {
     this.server = (kc.getCurrentCluster()?.server ?? '').replace(/\/+$/, '');
     this.plain = this.server.startsWith('http:');
-    const url = new URL(this.server);
+    let url: URL;
+    try {
+      url = new URL(this.server);
+    } catch {
+      throw new ConfigError(`the kubeconfig's cluster server is not a URL ("${this.server}")`, {
+        path: 'kubeconfig',
+      });
+    }
     this.target = {
       host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
       port: url.port || (this.plain ? '80' : '443'),

@@ -295,6 +295,17 @@ describe('the Secret store', () => {
     }
   });
 
+  it("says so when the kubeconfig's server is not a URL", () => {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: 'not a url', skipTLSVerify: true }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    expect(() => httpSecretStore(kc)).toThrow(/the kubeconfig's cluster server is not a URL \("not a url"\)/);
+  });
+
   it('fails a request the server leaves unanswered as ETIMEDOUT (the connection carries the timeout)', async () => {
     const held: Array<import('node:http').ServerResponse> = [];
     const srv = createServer((req, res) => {
