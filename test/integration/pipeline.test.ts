@@ -47,6 +47,16 @@ const notifications = (severity: string) =>
     )
     .filter((n) => n.severity === severity);
 
+/**
+ * The functions' warnings and errors (the logger has redacted them), for a failing step to show: the
+ * functions run inside the emulator, whose answer to a failed invocation says only that it failed.
+ */
+const logged: string[] = [];
+const keep = (line: string) => {
+  logged.push(line);
+};
+const recentLogs = () => `functions logged:\n${logged.slice(-8).join('\n')}`;
+
 /** Each function as s.yaml deploys it: FC stops an invocation at its timeout; reencrypt retries twice. */
 function register(name: string, handler: FcHandler, timeoutSeconds = 60) {
   const maxAsyncRetryAttempts = name === REENCRYPT ? 2 : 0;
@@ -83,10 +93,9 @@ beforeAll(async () => {
     SENTINEL_TRAIL_LOGSTORE: TRAIL_LOGSTORE,
     SENTINEL_LOG_LEVEL: 'warn',
   };
-  const quiet = () => undefined;
-  register('ack-kms-sentinel-rotation-watch', adapt(rotationWatchHandler({ env, sink: quiet })));
-  register(REENCRYPT, adapt(reencryptHandler({ env, sink: quiet })), 120);
-  register('ack-kms-sentinel-trail-verify', adapt(trailVerifyHandler({ env, sink: quiet })));
+  register('ack-kms-sentinel-rotation-watch', adapt(rotationWatchHandler({ env, sink: keep })));
+  register(REENCRYPT, adapt(reencryptHandler({ env, sink: keep })), 120);
+  register('ack-kms-sentinel-trail-verify', adapt(trailVerifyHandler({ env, sink: keep })));
   await seedSecrets(coreApi(sandbox.info.kubeconfig), {
     namespaces: NAMESPACES,
     count: COUNT,
@@ -107,7 +116,7 @@ async function toWebhook(event: ReturnType<typeof signedEvent>) {
   const { cloud } = sandbox.info;
   const webhook = webhookHandler({
     env: { ...env, SENTINEL_WEBHOOK_SECRET: WEBHOOK_SECRET },
-    sink: () => undefined,
+    sink: keep,
   });
   const res = (await webhook(Buffer.from(JSON.stringify(event)), {
     requestId: 'webhook-test',
@@ -506,7 +515,7 @@ describe('the event-driven pipeline', () => {
     try {
       const path = '/v1/clusters/c-webhook-enable/encryption';
       const dry = await send(path, { keyId: cloud.kmsKeyId, dryRun: true });
-      expect(dry).toMatchObject({ status: 200, json: { outcome: 'dry-run' } });
+      expect(dry, recentLogs()).toMatchObject({ status: 200, json: { outcome: 'dry-run' } });
       const refused = await send(`/v1/clusters/${basic}/encryption`, { keyId: cloud.kmsKeyId });
       expect(refused.status).toBe(422);
       expect(refused.json.checks).toEqual(
