@@ -1,8 +1,9 @@
 // `npm run build:cli` (and `prepare`, so `npm ci` runs it): the CLI as two esbuild bundles. dist/cli.js parses the
 // command line (commander and the commands' options: all `--help` and a usage error need); dist/commands.js holds
 // the commands themselves (bin/commands.ts and everything they load), read only when a command runs.
-const { mkdirSync, renameSync, rmSync, writeFileSync } = require('node:fs');
+const { mkdirSync } = require('node:fs');
 const { basename, join } = require('node:path');
+const { replaceFile } = require('./launch');
 
 /**
  * In dist/cli.js, bin/cli.ts's `import('./commands.js')` becomes a `require` of the other bundle: the launcher's
@@ -46,15 +47,8 @@ async function buildCli(root = join(__dirname, '..'), outdir = join(root, 'dist'
   });
   mkdirSync(outdir, { recursive: true });
   const order = (f) => (basename(f.path) === 'cli.js' ? 1 : 0);
-  for (const file of [...outputFiles].sort((a, b) => order(a) - order(b))) {
-    const tmp = `${file.path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    try {
-      writeFileSync(tmp, file.contents);
-      renameSync(tmp, file.path);
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-  }
+  for (const file of [...outputFiles].sort((a, b) => order(a) - order(b)))
+    replaceFile(file.path, file.contents);
 }
 
 /** Why a build failed, for stderr: esbuild has printed a build's own errors already; anything else has not. */

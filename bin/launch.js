@@ -45,26 +45,40 @@ function chooseEntry(root, canBuild) {
   return newestSource(root) > bundleTime ? 'rebuild' : 'bundle';
 }
 
+/**
+ * Writes `data` to `file` through a temporary name beside it and a rename: a reader sees the old file or the new
+ * one, never half of one. The temporary file is removed if anything fails; the error is thrown.
+ */
+function replaceFile(file, data) {
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
 /** Bundles loaded in this process, by path: each runs once, as a module does. */
 const loaded = new Map();
 
 /**
  * Loads a bundle (CommonJS) through V8's code cache, and the bundles it `require`s beside it the same way
- * (dist/cli.js loads dist/commands.js only when a command runs). Most of a start was V8 compiling the 7 MB of commands'
- * code; with the cache it deserializes what an earlier run compiled instead (Node 22's
+ * (dist/cli.js loads dist/commands.js only when a command runs). Most of a start was V8 compiling the 7 MB of
+ * the commands' code; with the cache it deserializes what an earlier run compiled instead (Node 22's
  * `module.enableCompileCache()` does the same; Node 20, which the suite supports, lacks it).
  *
  * One cache per command, beside the bundle: `<bundle>.v8cache` for `--help` and usage errors,
  * `<bundle>.<command>.v8cache` for each command, each with what that command compiled and nothing more
  * (deserializing is most of a cached start: one shared cache made every command deserialize what all had
  * compiled). A cache's first line says what it was made from: the bundle's CRC-32 and size, Node's version, and
- * whether that run succeeded. V8 checks its own version and flags, but of the source only its length, so a changed
- * bundle of the same length would otherwise run the old code (npm gives every file of a package the same mtime,
- * so times cannot tell). A missing, stale or rejected cache is written again when the process exits, with every
- * function compiled by then; so is one written by a failed run (a usage error compiles little of a command),
- * the first time the command succeeds. Only beside the
- * bundle: a directory only whoever installed the bundle can write, never a shared temporary one (V8 trusts what
- * it deserializes). Any failure to read or write a cache leaves a normal start.
+ * whether that run succeeded. V8 checks its own version and flags, but of the source only its length, so a
+ * changed bundle of the same length would otherwise run the old code (npm gives every file of a package the same
+ * mtime, so times cannot tell). A missing, stale or rejected cache is written again when the process exits, with
+ * every function compiled by then; so is one written by a failed run (a usage error compiles little of a
+ * command), the first time the command succeeds. Only beside the bundle: a directory only whoever installed the
+ * bundle can write, never a shared temporary one (V8 trusts what it deserializes). Any failure to read or write a
+ * cache leaves a normal start.
  */
 function loadBundle(bundle, command = '') {
   const known = loaded.get(bundle);
@@ -98,19 +112,16 @@ function loadBundle(bundle, command = '') {
   if (stale || fromFailedRun) {
     process.once('exit', (code) => {
       if (!stale && code !== 0) return; // a failed run's cache is replaced only by a run that gets further
-      const tmp = `${cacheFile}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
       try {
-        writeFileSync(
-          tmp,
+        replaceFile(
+          cacheFile,
           Buffer.concat([
             Buffer.from(`${JSON.stringify({ ...made, ok: code === 0 })}\n`),
             script.createCachedData(),
           ]),
         );
-        renameSync(tmp, cacheFile);
       } catch {
         // a read-only installation: every start compiles, as without a cache
-        rmSync(tmp, { force: true });
       }
     });
   }
@@ -135,4 +146,4 @@ function loadBundle(bundle, command = '') {
   return module.exports;
 }
 
-module.exports = { BUNDLES, chooseEntry, newestSource, loadBundle };
+module.exports = { chooseEntry, newestSource, loadBundle, replaceFile };

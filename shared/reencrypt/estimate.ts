@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { normalizeError, SentinelError } from '../errors';
 import { decide } from '../retry';
 import { isCurrent } from './annotations';
-import { expiredContinueToken, type SecretStore, type SizedSecret } from './secrets-api';
+import { expiredContinueToken, MAX_RELISTS, type SecretStore, type SizedSecret } from './secrets-api';
 
 /**
  * What a sweep will cost, before it runs (`reencrypt --dry-run`, the webhook's `dryRun=true`): Secrets and
@@ -70,9 +70,6 @@ const TYPES: Record<string, string> = {
 
 const interrupted = () =>
   new SentinelError('permanent', 'the estimate was interrupted', { code: 'Interrupted' });
-
-/** Expired continue tokens followed per estimate before giving up (the sweep allows as many per run). */
-const MAX_RELISTS = 20;
 
 type Counted = Pick<SizedSecret, 'namespace' | 'type' | 'bytes' | 'lastWrite'> & { current: boolean };
 

@@ -132,6 +132,9 @@ export async function keyVersionCensus(
   return { total, byVersion, provenByVersion };
 }
 
+/** Expired continue tokens a listing (a sweep, an estimate) follows before it gives up. */
+export const MAX_RELISTS = 20;
+
 /**
  * A 410 on a continue token: the server's Status may carry a continue token for an inconsistent list that
  * resumes after the same key, which is how kube-storage-version-migrator goes on without missing an object.

@@ -16,7 +16,13 @@ import {
 import type { Strategy } from './defaults';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
 import type { Estimate } from './estimate';
-import { expiredContinueToken, type SecretPage, type SecretRef, type SecretStore } from './secrets-api';
+import {
+  expiredContinueToken,
+  MAX_RELISTS,
+  type SecretPage,
+  type SecretRef,
+  type SecretStore,
+} from './secrets-api';
 import { type Failure, Tally, zeroCounters } from './tally';
 import { AdaptiveLimiter } from './throttle';
 
@@ -119,7 +125,6 @@ export interface SweepOptions {
 export { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
 
 const PROGRESS_INTERVAL_MS = 250;
-const MAX_RELISTS = 20;
 
 /** One sweep's fixed inputs and its running totals: what `listPage` and `rewriteOne` work with. */
 interface Run {
