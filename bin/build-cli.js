@@ -2,7 +2,7 @@
 // command line (commander and the commands' options: all `--help` and a usage error need); dist/commands.js holds
 // the commands themselves (bin/commands.ts and everything they load), read only when a command runs.
 const { mkdirSync } = require('node:fs');
-const { basename, join } = require('node:path');
+const { basename, dirname, join } = require('node:path');
 const { replaceFile } = require('./launch');
 
 /**
@@ -25,13 +25,39 @@ const commandsApart = (cli) => ({
 });
 
 /**
- * Resolves once both bundles are written (esbuild runs plugins in its asynchronous API only). Each is written
+ * client-node's `dist/config.js` (the `KubeConfig` class) imports `createConfiguration` and `ServerConfiguration`
+ * from `gen/index.js`, which re-exports every generated API and model: in a bundle, initialising `KubeConfig`
+ * would initialise all ~700 of those modules (~25 ms before a sweep's first request). Here that one import reads
+ * the two modules that define them, so a sweep that loads `KubeConfig` alone (`kubeConfigClass`) loads only
+ * those; the commands that use the typed API still load the whole package, with the same `KubeConfig`.
+ */
+const kubeConfigAlone = () => ({
+  name: 'kubeconfig-alone',
+  setup(build) {
+    const config = /[\\/]@kubernetes[\\/]client-node[\\/]dist[\\/]config\.js$/;
+    build.onResolve({ filter: /^\.\/gen\/index\.js$/ }, (args) =>
+      config.test(args.importer)
+        ? { path: join(dirname(args.importer), 'gen', 'index.js'), namespace: 'kubeconfig-alone' }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'kubeconfig-alone' }, (args) => ({
+      contents:
+        "export { createConfiguration } from './configuration.js';\n" +
+        "export { ServerConfiguration } from './servers.js';\n",
+      resolveDir: dirname(args.path),
+      loader: 'js',
+    }));
+  },
+});
+
+/**
+ * Resolves once both bundles are written, with the build's metafile (esbuild runs plugins in its asynchronous API only). Each is written
  * to a temporary name and renamed, dist/commands.js first: a CLI starting while another rebuilds reads either
  * the old bundles or the new ones, never a half-written file.
  */
 async function buildCli(root = join(__dirname, '..'), outdir = join(root, 'dist')) {
   const cli = join(root, 'bin', 'cli.ts');
-  const { outputFiles } = await require('esbuild').build({
+  const { outputFiles, metafile } = await require('esbuild').build({
     entryPoints: { cli, commands: join(root, 'bin', 'commands.ts') },
     outdir,
     write: false,
@@ -42,13 +68,15 @@ async function buildCli(root = join(__dirname, '..'), outdir = join(root, 'dist'
     minify: true,
     // lz4-napi is a native addon; proxy-agent is optional in @kubernetes/client-node.
     external: ['proxy-agent', 'lz4-napi'],
-    plugins: [commandsApart(cli)],
+    plugins: [commandsApart(cli), kubeConfigAlone()],
     logLevel: 'warning',
+    metafile: true,
   });
   mkdirSync(outdir, { recursive: true });
   const order = (f) => (basename(f.path) === 'cli.js' ? 1 : 0);
   for (const file of [...outputFiles].sort((a, b) => order(a) - order(b)))
     replaceFile(file.path, file.contents);
+  return { metafile };
 }
 
 /** Why a build failed, for stderr: esbuild has printed a build's own errors already; anything else has not. */

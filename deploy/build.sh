@@ -30,11 +30,15 @@ for pkg in "${vendored[@]}"; do
   rm "$out/entry.js"
   echo '{"main":"index.js"}' > "$out/package.json"
 done
+# The one deep path our code reads (shared/cluster/k8s.ts: client-node's KubeConfig alone, all the CLI's sweep
+# loads): a function that reads a cluster loads the whole package anyway, so there it is the vendored bundle.
+mkdir -p dist/vendor/@kubernetes/client-node/dist
+echo "module.exports = require('../index.js');" > dist/vendor/@kubernetes/client-node/dist/config.js
 for fn in rotation-watch reencrypt trail-verify webhook audit; do
   npx esbuild "functions/$fn/index.ts" "${common[@]}" "${externals[@]}" --outfile="dist/functions/$fn/index.js"
   for pkg in $(vendor_of "$fn"); do
     mkdir -p "dist/functions/$fn/node_modules/$pkg"
-    cp "dist/vendor/$pkg/index.js" "dist/vendor/$pkg/package.json" "dist/functions/$fn/node_modules/$pkg/"
+    cp -R "dist/vendor/$pkg/." "dist/functions/$fn/node_modules/$pkg/"
   done
 done
 mkdir -p dist/functions/trail-verify/node_modules/@antoniomuso

@@ -9,6 +9,16 @@ export const k8s = (): K8s => {
   return loaded;
 };
 
+/**
+ * client-node's `KubeConfig` class, without the rest of the package when it is not loaded yet: reading a
+ * kubeconfig and its credentials needs only `dist/config.js`. The CLI's sweep needs nothing more, and its bundle
+ * keeps that module apart from the ~700 generated API and model modules (bin/build-cli.js), so a sweep starts
+ * without initialising them. Once the whole package is loaded, the class is the same one.
+ */
+export const kubeConfigClass = (): K8s['KubeConfig'] =>
+  loaded?.KubeConfig ??
+  (require('@kubernetes/client-node/dist/config.js') as Pick<K8s, 'KubeConfig'>).KubeConfig;
+
 /** client-node's `ApiException` (a status code and the raw body), recognised by shape, not by class. */
 export function isApiException(err: unknown): err is Error & { code: number; body: unknown } {
   return err instanceof Error && typeof (err as { code?: unknown }).code === 'number' && 'body' in err;

@@ -5,7 +5,7 @@ import { ConfigError } from '../errors';
 import { httpSecretStore } from '../reencrypt/http-store';
 import type { SecretStore } from '../reencrypt/secrets-api';
 import { keepAliveAgent } from './agent';
-import { isApiException, k8s } from './k8s';
+import { isApiException, k8s, kubeConfigClass } from './k8s';
 
 /** A KubeConfig whose API clients reuse connections (see `pooledKubeConfigClass`); close it when done. */
 export type PooledKubeConfig = KubeConfig & { close(): void };
@@ -21,7 +21,7 @@ let pooledClass: (new () => PooledKubeConfig) | undefined;
  */
 function pooledKubeConfigClass(): new () => PooledKubeConfig {
   if (pooledClass) return pooledClass;
-  pooledClass = class extends k8s().KubeConfig {
+  pooledClass = class extends kubeConfigClass() {
     private agent?: HttpAgent | HttpsAgent;
 
     override async applySecurityAuthentication(context: RequestContext): Promise<void> {

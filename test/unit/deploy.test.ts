@@ -368,12 +368,19 @@ describe('least privilege', () => {
         .map((e) => relative(vendorDir, e.parentPath));
       const needed = vendored.filter((p) => bundleModules(fn).has(p));
       expect(needed, 'every function reaches FC through its SDK').toContain('@alicloud/fc20230330');
+      // And every path into them the bundle requires (a deep one, such as client-node's dist/config.js).
+      const bundle = readFileSync(join(dir, 'index.js'), 'utf8');
+      const paths = [...bundle.matchAll(/require\("(@[^"/]+\/[^"/]+|[^"@./][^"/]*)(\/[^"]+)?"\)/g)]
+        .filter((m) => vendored.includes(m[1] ?? '') && m[2])
+        .map((m) => `${m[1]}${m[2]}`);
+      if (bundleModules(fn).has('@kubernetes/client-node'))
+        expect(paths).toContain('@kubernetes/client-node/dist/config.js');
       const out = execFileSync(
         process.execPath,
         [
           '-e',
           `if (typeof require('./index.js').handler !== 'function') process.exit(3);
-         for (const p of ${JSON.stringify(needed)}) { const m = require(p); if (!m || Object.keys(m).length === 0) process.exit(4); }
+         for (const p of ${JSON.stringify([...needed, ...paths])}) { const m = require(p); if (!m || Object.keys(m).length === 0) process.exit(4); }
          process.stdout.write('ok');`,
         ],
         { cwd: dir },

@@ -20,7 +20,7 @@ const { chooseEntry } = require('../../bin/launch.js') as {
   chooseEntry: (root: string, canBuild: boolean) => 'bundle' | 'rebuild' | 'missing';
 };
 const { buildCli } = require('../../bin/build-cli.js') as {
-  buildCli: (root: string, outdir: string) => Promise<void>;
+  buildCli: (root: string, outdir: string) => Promise<{ metafile: { inputs: Record<string, unknown> } }>;
 };
 
 /** A checkout with one source file and, optionally, the bundles, with the given modification times (s). */
@@ -199,8 +199,18 @@ describe("the CLI's two bundles", () => {
 
   it('answers --help from dist/cli.js alone; a command needs dist/commands.js', async () => {
     const out = mkdtempSync(join(tmpdir(), 'cli-build-'));
-    await buildCli(join(__dirname, '../..'), out);
+    const { metafile } = await buildCli(join(__dirname, '../..'), out);
     expect(statSync(join(out, 'cli.js')).size).toBeLessThan(200 * 1024);
+    // client-node's KubeConfig (all a sweep loads) reaches only the two generated modules it uses, not the
+    // ~700 the package's gen/index.js re-exports.
+    const inputs = metafile.inputs as Record<string, { imports: Array<{ path: string; original?: string }> }>;
+    const config = Object.entries(inputs).find(([k]) => k.endsWith('@kubernetes/client-node/dist/config.js'));
+    const gen = config?.[1].imports.find((i) => i.original === './gen/index.js')?.path ?? '';
+    expect(gen).toMatch(/^kubeconfig-alone:/);
+    expect(inputs[gen]?.imports.map((i) => i.path.split('/').slice(-2).join('/'))).toEqual([
+      'gen/configuration.js',
+      'gen/servers.js',
+    ]);
     rmSync(join(out, 'commands.js'));
     const main = (args: string[]) =>
       spawnSync(
