@@ -174,7 +174,8 @@ async function main(): Promise<void> {
   // The CLI as `npx ack-kms-sentinel` starts it (the bin, its launcher and the bundle, laid out as installed),
   // copied beside the other contenders (deploy/build.sh starts by removing dist/).
   const cli = join(toolDir, 'bin', 'ack-kms-sentinel.js');
-  for (const file of ['bin/ack-kms-sentinel.js', 'bin/launch.js', 'dist/cli.js', 'dist/commands.js']) {
+  const { BUNDLES } = require('../bin/launch.js') as { BUNDLES: string[] };
+  for (const file of ['bin/ack-kms-sentinel.js', 'bin/launch.js', ...BUNDLES.map((b) => `dist/${b}`)]) {
     mkdirSync(join(toolDir, dirname(file)), { recursive: true });
     copyFileSync(join(__dirname, '..', file), join(toolDir, file));
   }

@@ -15,7 +15,7 @@ try {
 const choice = chooseEntry(root, canBuild);
 if (choice === 'missing') {
   process.stderr.write(
-    'ack-kms-sentinel: dist/cli.js or dist/commands.js is missing; run `npm run build:cli`\n',
+    'ack-kms-sentinel: a bundle in dist/ (cli.js, commands.js or a package apart) is missing; run `npm run build:cli`\n',
   );
   process.exit(2);
 }

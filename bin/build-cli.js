@@ -3,7 +3,7 @@
 // the commands themselves (bin/commands.ts and everything they load), read only when a command runs.
 const { mkdirSync } = require('node:fs');
 const { basename, dirname, join } = require('node:path');
-const { replaceFile } = require('./launch');
+const { APART, replaceFile } = require('./launch');
 
 /**
  * In dist/cli.js, bin/cli.ts's `import('./commands.js')` becomes a `require` of the other bundle: the launcher's
@@ -51,6 +51,32 @@ const kubeConfigAlone = () => ({
 });
 
 /**
+ * The packages in `APART` (bin/launch.js) are bundles of their own beside the commands' (dist/client-node.js, …),
+ * which the launcher loads, through their code caches, when a command first `require`s one: a sweep reads and
+ * deserializes only the commands' bundle (~1 MB), where all in one was ~7 MB, most of it the typed Kubernetes API
+ * and the cloud SDKs, which a sweep never calls. A deep path (client-node's `dist/config.js`) stays in the
+ * commands' bundle. Each package is in one bundle only, so it has one instance, as in `node_modules`.
+ */
+const packagesApart = () => ({
+  name: 'packages-apart',
+  setup(build) {
+    const names = Object.keys(APART).map((id) => id.replace(/[/.]/g, '\\$&'));
+    build.onResolve({ filter: new RegExp(`^(${names.join('|')})$`) }, (args) =>
+      args.namespace === 'packages-apart' ? undefined : { path: args.path, external: true },
+    );
+    build.onResolve({ filter: /^apart:/ }, (args) => ({
+      path: args.path.slice('apart:'.length),
+      namespace: 'packages-apart',
+    }));
+    build.onLoad({ filter: /.*/, namespace: 'packages-apart' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      resolveDir: __dirname,
+      loader: 'js',
+    }));
+  },
+});
+
+/**
  * Resolves once both bundles are written, with the build's metafile (esbuild runs plugins in its asynchronous API only). Each is written
  * to a temporary name and renamed, dist/commands.js first: a CLI starting while another rebuilds reads either
  * the old bundles or the new ones, never a half-written file.
@@ -58,7 +84,13 @@ const kubeConfigAlone = () => ({
 async function buildCli(root = join(__dirname, '..'), outdir = join(root, 'dist')) {
   const cli = join(root, 'bin', 'cli.ts');
   const { outputFiles, metafile } = await require('esbuild').build({
-    entryPoints: { cli, commands: join(root, 'bin', 'commands.ts') },
+    entryPoints: {
+      cli,
+      commands: join(root, 'bin', 'commands.ts'),
+      ...Object.fromEntries(
+        Object.entries(APART).map(([id, file]) => [file.replace(/\.js$/, ''), `apart:${id}`]),
+      ),
+    },
     outdir,
     write: false,
     bundle: true,
@@ -68,7 +100,7 @@ async function buildCli(root = join(__dirname, '..'), outdir = join(root, 'dist'
     minify: true,
     // lz4-napi is a native addon; proxy-agent is optional in @kubernetes/client-node.
     external: ['proxy-agent', 'lz4-napi'],
-    plugins: [commandsApart(cli), kubeConfigAlone()],
+    plugins: [commandsApart(cli), kubeConfigAlone(), packagesApart()],
     logLevel: 'warning',
     metafile: true,
   });

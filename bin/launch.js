@@ -30,8 +30,17 @@ function newestSource(root) {
   return newest;
 }
 
-/** The CLI's bundles in dist/ (bin/build-cli.js makes them together). */
-const BUNDLES = ['cli.js', 'commands.js'];
+/** Packages the commands load only on some paths, each a bundle of its own in dist/ (bin/build-cli.js). */
+const APART = {
+  '@kubernetes/client-node': 'client-node.js',
+  '@alicloud/fc20230330': 'fc20230330.js',
+  '@alicloud/sls20201230': 'sls20201230.js',
+  'ali-oss': 'ali-oss.js',
+  zod: 'zod.js',
+};
+/** The CLI's bundles in dist/ (bin/build-cli.js makes them together), by the module id their code requires. */
+const BUNDLED = { './commands.js': 'commands.js', ...APART };
+const BUNDLES = ['cli.js', ...Object.values(BUNDLED)];
 
 /** 'bundle' (fresh, or no sources to compare with), 'rebuild' (stale or missing, esbuild at hand) or 'missing'. */
 function chooseEntry(root, canBuild) {
@@ -128,11 +137,12 @@ function loadBundle(bundle, command = '') {
   const module = new Module(bundle, require.main);
   module.filename = bundle;
   module.paths = Module._nodeModulePaths(dirname(bundle));
-  // A bundle's `require` of another of the CLI's bundles (dist/cli.js of dist/commands.js) goes through its cache too.
+  // A bundle's `require` of another of the CLI's bundles (dist/cli.js of dist/commands.js, dist/commands.js of the
+  // packages apart) goes through its cache too.
   const plain = Module.createRequire(bundle);
-  const sibling = (id) => id.startsWith('./') && BUNDLES.includes(id.slice(2));
   const bundleRequire = Object.assign(
-    (id) => (sibling(id) ? loadBundle(join(dirname(bundle), id.slice(2)), command) : plain(id)),
+    (id) =>
+      Object.hasOwn(BUNDLED, id) ? loadBundle(join(dirname(bundle), BUNDLED[id]), command) : plain(id),
     plain,
   );
   loaded.set(bundle, module);
@@ -146,4 +156,4 @@ function loadBundle(bundle, command = '') {
   return module.exports;
 }
 
-module.exports = { chooseEntry, newestSource, loadBundle, replaceFile };
+module.exports = { APART, BUNDLES, chooseEntry, newestSource, loadBundle, replaceFile };

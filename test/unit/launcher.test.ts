@@ -1,5 +1,6 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import {
+  cpSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -10,21 +11,29 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 // The launcher is plain CommonJS (it must start before anything is built).
-const { chooseEntry } = require('../../bin/launch.js') as {
+const { APART, BUNDLES, chooseEntry } = require('../../bin/launch.js') as {
+  APART: Record<string, string>;
+  BUNDLES: string[];
   chooseEntry: (root: string, canBuild: boolean) => 'bundle' | 'rebuild' | 'missing';
 };
+interface Metafile {
+  inputs: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+}
 const { buildCli } = require('../../bin/build-cli.js') as {
-  buildCli: (root: string, outdir: string) => Promise<{ metafile: { inputs: Record<string, unknown> } }>;
+  buildCli: (root: string, outdir: string) => Promise<{ metafile: Metafile }>;
 };
 
 /** A checkout with one source file and, optionally, the bundles, with the given modification times (s). */
-function checkout(sourceAt: number, bundleAt?: number, bundles = ['cli.js', 'commands.js']): string {
+function checkout(sourceAt: number, bundleAt?: number, bundles = BUNDLES): string {
   const root = mkdtempSync(join(tmpdir(), 'launch-'));
   mkdirSync(join(root, 'shared', 'log'), { recursive: true });
   const source = join(root, 'shared', 'log', 'index.ts');
@@ -48,7 +57,7 @@ describe('the CLI launcher', () => {
   it('rebuilds when a source changed since the bundle, or the bundle is missing: a checkout never runs stale code', () => {
     expect(chooseEntry(checkout(3_000, 2_000), true)).toBe('rebuild');
     expect(chooseEntry(checkout(3_000), true)).toBe('rebuild');
-    // The two bundles are made together: one missing is a build to make again.
+    // The bundles are made together: one missing is a build to make again.
     expect(chooseEntry(checkout(1_000, 2_000, ['cli.js']), true)).toBe('rebuild');
   });
 
@@ -164,15 +173,17 @@ describe('the bundle through V8 code cache', () => {
   });
 });
 
-describe("the CLI's two bundles", () => {
+describe("the CLI's bundles", () => {
   const launch = join(__dirname, '../../bin/launch.js');
 
   it('loads a bundle beside it once, through its own code cache', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bundles-'));
     writeFileSync(
       join(dir, 'commands.js'),
-      'globalThis.loads = (globalThis.loads ?? 0) + 1; exports.value = String(globalThis.loads);\n',
+      "globalThis.loads = (globalThis.loads ?? 0) + 1; exports.value = String(globalThis.loads) + require('zod').z;\n",
     );
+    // A package apart (bin/launch.js APART): its bundle, not node_modules, answers `require('zod')`.
+    writeFileSync(join(dir, 'zod.js'), "exports.z = 'z';\n");
     writeFileSync(
       join(dir, 'cli.js'),
       "exports.value = require('./commands.js').value + require('./commands.js').value + require('node:path').sep;\n",
@@ -187,51 +198,140 @@ describe("the CLI's two bundles", () => {
         ],
         { encoding: 'utf8' },
       );
-    expect(run()).toBe('11/');
+    expect(run()).toBe('1z1z/');
     expect(readdirSync(dir).sort()).toEqual([
       'cli.js',
       'cli.js.reencrypt.v8cache',
       'commands.js',
       'commands.js.reencrypt.v8cache',
+      'zod.js',
+      'zod.js.reencrypt.v8cache',
     ]);
-    expect(run()).toBe('11/');
+    expect(run()).toBe('1z1z/');
   });
 
-  it('answers --help from dist/cli.js alone; a command needs dist/commands.js', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'cli-build-'));
-    const { metafile } = await buildCli(join(__dirname, '../..'), out);
-    expect(statSync(join(out, 'cli.js')).size).toBeLessThan(200 * 1024);
-    // client-node's KubeConfig (all a sweep loads) reaches only the two generated modules it uses, not the
-    // ~700 the package's gen/index.js re-exports.
-    const inputs = metafile.inputs as Record<string, { imports: Array<{ path: string; original?: string }> }>;
-    const config = Object.entries(inputs).find(([k]) => k.endsWith('@kubernetes/client-node/dist/config.js'));
-    const gen = config?.[1].imports.find((i) => i.original === './gen/index.js')?.path ?? '';
-    expect(gen).toMatch(/^kubeconfig-alone:/);
-    expect(inputs[gen]?.imports.map((i) => i.path.split('/').slice(-2).join('/'))).toEqual([
-      'gen/configuration.js',
-      'gen/servers.js',
-    ]);
-    rmSync(join(out, 'commands.js'));
-    const main = (args: string[]) =>
-      spawnSync(
-        process.execPath,
-        [
-          '-e',
-          `require(${JSON.stringify(launch)}).loadBundle(process.argv[1], '').main(process.argv.slice(2)).then((c) => { process.exitCode = c; })`,
-          join(out, 'cli.js'),
-          ...args,
-        ],
-        { encoding: 'utf8' },
+  describe('as built', () => {
+    let out = '';
+    let metafile: Metafile;
+    beforeAll(async () => {
+      out = mkdtempSync(join(tmpdir(), 'cli-build-'));
+      ({ metafile } = await buildCli(join(__dirname, '../..'), out));
+    }, 60_000);
+    /** Runs the built CLI through the launcher, as the bin does (asynchronously: a test server may answer it). */
+    const main = (dir: string, args: string[]) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [
+            '-e',
+            `const [bundle, command, ...args] = process.argv.slice(1); require(${JSON.stringify(launch)}).loadBundle(bundle, command).main(args).then((c) => { process.exitCode = c; })`,
+            join(dir, 'cli.js'),
+            args.find((a) => !a.startsWith('-')) ?? '',
+            ...args,
+          ],
+          { encoding: 'utf8' },
+          (err, stdout, stderr) =>
+            resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+
+    it('keeps apart what a sweep does not call: the typed Kubernetes API, the cloud SDKs, zod', () => {
+      const outputs = metafile.outputs as Record<string, { inputs: Record<string, unknown> }>;
+      const inputsOf = (file: string) =>
+        Object.keys(Object.entries(outputs).find(([k]) => k.endsWith(`/${file}`))?.[1].inputs ?? {});
+      const commands = inputsOf('commands.js');
+      expect(commands.length).toBeGreaterThan(100);
+      for (const [id, file] of Object.entries(APART)) {
+        expect(inputsOf(file).some((i) => i.includes(`node_modules/${id}/`))).toBe(true);
+        if (id !== '@kubernetes/client-node')
+          expect(commands.filter((i) => i.includes(`node_modules/${id}/`))).toEqual([]);
+      }
+      // Of client-node, the commands' bundle holds KubeConfig (all a sweep loads), which reaches only the two
+      // generated modules it uses, not the ~700 the package's gen/index.js re-exports.
+      expect(commands.filter((i) => /client-node\/dist\/gen\/(models|apis|types)\//.test(i))).toEqual([]);
+      const inputs = metafile.inputs as Record<
+        string,
+        { imports: Array<{ path: string; original?: string }> }
+      >;
+      const config = Object.entries(inputs).find(([k]) =>
+        k.endsWith('@kubernetes/client-node/dist/config.js'),
       );
-    const help = main(['--help']);
-    expect(help.status).toBe(0);
-    expect(help.stdout).toContain('Usage: ack-kms-sentinel');
-    expect(main(['reencrypt', '--help']).stdout).toContain('--key-version');
-    const run = main(['reencrypt', '--kubeconfig', '/nonexistent', '--key-version', 'v1']);
-    expect(run.status).toBe(2);
-    expect(run.stderr).toMatch(
-      /^ack-kms-sentinel: the commands cannot be loaded \(.*commands\.js.*\); run `npm run build:cli`$/m,
-    );
+      const gen = config?.[1].imports.find((i) => i.original === './gen/index.js')?.path ?? '';
+      expect(gen).toMatch(/^kubeconfig-alone:/);
+      expect(inputs[gen]?.imports.map((i) => i.path.split('/').slice(-2).join('/'))).toEqual([
+        'gen/configuration.js',
+        'gen/servers.js',
+      ]);
+    });
+
+    it('runs a sweep on dist/cli.js and dist/commands.js alone; a package apart loads when a command needs it', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cli-run-'));
+      cpSync(out, dir, { recursive: true });
+      // An API server with no Secrets (and no leases: the dry run's count of API servers is then unknown).
+      const server = createServer((req, res) => {
+        res.writeHead(req.url?.includes('/secrets') ? 200 : 404, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            kind: 'PartialObjectMetadataList',
+            metadata: { resourceVersion: '1' },
+            items: [],
+          }),
+        );
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const kubeconfig = join(dir, 'kubeconfig');
+      writeFileSync(
+        kubeconfig,
+        `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "http://127.0.0.1:${(server.address() as AddressInfo).port}", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`,
+      );
+      try {
+        const sweep = await main(dir, [
+          'reencrypt',
+          '--kubeconfig',
+          kubeconfig,
+          '--key-version',
+          'v1',
+          '--json',
+        ]);
+        expect(sweep.stderr).toBe('');
+        expect(sweep.status).toBe(0);
+        const caches = () => readdirSync(dir).filter((f) => f.endsWith('.v8cache'));
+        expect(caches().sort()).toEqual(['cli.js.reencrypt.v8cache', 'commands.js.reencrypt.v8cache']);
+        const dryRun = await main(dir, [
+          'reencrypt',
+          '--kubeconfig',
+          kubeconfig,
+          '--key-version',
+          'v1',
+          '--dry-run',
+        ]);
+        expect(dryRun.status).toBe(0);
+        expect(caches()).toContain('client-node.js.reencrypt.v8cache');
+      } finally {
+        server.close();
+      }
+    });
+
+    it('answers --help from dist/cli.js alone; a command needs dist/commands.js', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cli-only-'));
+      cpSync(join(out, 'cli.js'), join(dir, 'cli.js'));
+      expect(statSync(join(dir, 'cli.js')).size).toBeLessThan(200 * 1024);
+      const help = await main(dir, ['--help']);
+      expect(help.status).toBe(0);
+      expect(help.stdout).toContain('Usage: ack-kms-sentinel');
+      expect((await main(dir, ['reencrypt', '--help'])).stdout).toContain('--key-version');
+      const run = await main(dir, ['reencrypt', '--kubeconfig', '/nonexistent', '--key-version', 'v1']);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toMatch(
+        /^ack-kms-sentinel: the commands cannot be loaded \(.*commands\.js.*\); run `npm run build:cli`$/m,
+      );
+    });
   });
 });
 
