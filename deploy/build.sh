@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # `npm run build`: one minified CommonJS bundle per function (dist/functions/<name>/index.js, the code s.yaml
-# deploys) and the CLI's two (dist/cli.js, dist/commands.js). Each bundle holds only what its entry imports.
+# deploys) and the CLI's (bin/build-cli.js). Each bundle holds only what its entry imports.
 # lz4-napi (SLS decompression, a native addon) cannot be bundled: trail-verify ships it beside its bundle,
 # with the linux-x64-gnu prebuilt that the FC nodejs20 runtime loads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rm -rf dist
+# Only what this script builds is removed first. The CLI's bundles are replaced in place (bin/build-cli.js writes
+# each through a temporary name and a rename): a CLI running meanwhile reads the old bundles or the new ones, and
+# its code caches beside them stay valid or are rewritten; removing dist/ under it made it rebuild into the
+# folder being removed.
+rm -rf dist/functions dist/vendor
 common=(--bundle --platform=node --target=node20 --format=cjs --minify --external:proxy-agent --external:lz4-napi --log-level=warning)
 # SDKs a function loads only on first use ship beside its bundle, each as its own bundle in node_modules/:
 # a cold start parses only what every invocation runs (docs/decisions.md).

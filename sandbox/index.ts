@@ -43,7 +43,9 @@ export const PLUGIN_MODES: readonly PluginMode[] = ['versioned', 'constant-key-i
 export interface SandboxInfo extends ControlPlaneInfo {
   /**
    * The control API: `GET /kms`, `POST /kms/rotate`, `POST /kms/wait-adoption`, `POST /kms/wait-seal`,
-   * `POST /apiserver/restart`, `POST /cloud/trail-trigger`.
+   * `POST /kms/refuse-encrypt` (`{refuse}`: the plugin fails every Encrypt while true), `POST /apiserver/probe-kms`
+   * (one KMS health probe: a Status call when the last answer is old enough), `POST /apiserver/restart`,
+   * `POST /cloud/trail-trigger`.
    */
   control: string;
   pluginMode: PluginMode;
@@ -220,6 +222,14 @@ function controlServer(cp: ControlPlane, cloud: CloudEmulator, rotate: () => Pro
           const timeoutMs = typeof body.timeoutMs === 'number' ? body.timeoutMs : 120_000;
           await cp.plugin.waitForSeal(version, timeoutMs);
           return reply(200, { sealedVersions: cp.plugin.sealedVersions });
+        }
+        if (route === 'POST /kms/refuse-encrypt') {
+          cp.plugin.refuseEncrypt = body.refuse === true;
+          return reply(200, { refuseEncrypt: cp.plugin.refuseEncrypt, stats: cp.plugin.stats });
+        }
+        if (route === 'POST /apiserver/probe-kms') {
+          const probe = await cp.adminRequest('GET', '/healthz/kms-providers');
+          return reply(200, { status: probe.status, stats: cp.plugin.stats });
         }
         if (route === 'POST /apiserver/restart') {
           await cp.restartApiServer();

@@ -42,6 +42,11 @@ export class KmsV2Plugin extends EventEmitter {
   lastStatusKeyId?: string;
   /** The KMS key version of each seed the API server had sealed, in order. */
   readonly sealedVersions: string[] = [];
+  /**
+   * While true, every Encrypt fails (as KMS throttling or an outage would): the API server that asks for a new
+   * seed keeps its old one, though its Status already reported the new key id. Status and Decrypt still work.
+   */
+  refuseEncrypt = false;
   private server?: grpc.Server;
 
   constructor(
@@ -156,6 +161,8 @@ export class KmsV2Plugin extends EventEmitter {
 
   private async encrypt(plaintext: Buffer) {
     this.stats.encrypt++;
+    if (this.refuseEncrypt)
+      throw new Error('Encrypt refused: the sandbox was told to refuse it (refuseEncrypt)');
     const result = await this.provider.encrypt(plaintext);
     checkKeyId(result.keyId);
     if (result.ciphertext.length === 0 || result.ciphertext.length > CIPHERTEXT_MAX_BYTES) {

@@ -7,11 +7,14 @@ import { createHash } from 'node:crypto';
  * key id (k8s.io/apiserver `pkg/server/options/encryptionconfig/config.go`, `rotateDEKOnKeyIDChange`). So after
  * a KMS rotation a rewrite re-seals a Secret under the new key version only if, on every API server, either
  *
- *   (a) the plugin reported a new key id after the rotation (`new-key-id`), or
+ *   (a) the plugin reported a new key id after the rotation, and the API server sealed a seed for it
+ *       (`new-key-id`), or
  *   (b) the process started after the rotation (`restarted`).
  *
  * Otherwise (c) the seed is still the one sealed under the old version (`stale-seed`), and a rewrite changes
- * nothing at the key-version level. Without readable metrics nothing is proven (`unproven`).
+ * nothing at the key-version level. A new key id alone is not (a): the API server records it before it asks
+ * the plugin to seal a new seed, and when that Encrypt fails it keeps the old seed until a later Status call
+ * tries again (`seed-pending`). Without readable metrics nothing is proven (`unproven`).
  */
 export interface ApiServerSample {
   /** `apiserver_id_hash`: which API server answered (behind one address there may be several). */
@@ -20,9 +23,14 @@ export interface ApiServerSample {
   startedAt: Date;
   /** `..._key_id_hash_status_last_timestamp_seconds`: each key id the plugin's Status returned, last seen. */
   statusKeyIds: Array<{ keyIdHash: string; last: Date }>;
+  /**
+   * `..._kms_operations_latency_seconds_count{method_name=".../Encrypt", grpc_status_code="OK"}`: the seeds the
+   * plugin sealed for this API server (KMS v2 calls Encrypt only to seal a new seed); absent when not published.
+   */
+  seedsSealed?: number;
 }
 
-export type ApiServerState = 'new-key-id' | 'restarted' | 'stale-seed';
+export type ApiServerState = 'new-key-id' | 'restarted' | 'stale-seed' | 'seed-pending';
 export type Verdict = 'effective' | 'not-effective' | 'unproven';
 
 export interface SealingEvidence {
@@ -47,6 +55,7 @@ export interface SealingEvidence {
 const STATUS = 'apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds';
 const TOTAL = 'apiserver_envelope_encryption_key_id_hash_total';
 const START = 'process_start_time_seconds';
+const KMS_CALLS = 'apiserver_envelope_encryption_kms_operations_latency_seconds_count';
 /**
  * How recently before a rotation the old key id was still reported. kube-apiserver's KMS v2 loop polls Status
  * every 60 s, but a tick that finds a health probe's answer younger than 20 s (its positive TTL) skips the call
@@ -69,12 +78,14 @@ export function parseApiServerMetrics(text: string): ApiServerSample | undefined
   const status = new Map<string, ApiServerSample['statusKeyIds']>();
   /** `..._key_id_hash_total{transformation_type="to_storage"}` per provider: which one encrypts writes. */
   const writes = new Map<string, number>();
+  /** Encrypt calls that succeeded, per provider: each sealed a seed. */
+  const sealed = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
     const m = LINE.exec(line);
     if (!m) continue;
     const [, name, rawLabels = '', raw] = m;
-    if (name !== STATUS && name !== TOTAL && name !== START) continue;
+    if (name !== STATUS && name !== TOTAL && name !== START && name !== KMS_CALLS) continue;
     const value = Number(raw);
     if (!Number.isFinite(value)) continue;
     if (name === START) {
@@ -82,6 +93,12 @@ export function parseApiServerMetrics(text: string): ApiServerSample | undefined
       continue;
     }
     const labels = Object.fromEntries([...rawLabels.matchAll(LABEL)].map((l) => [l[1], l[2]]));
+    if (name === KMS_CALLS) {
+      // The gRPC method's full name (`/v2.KeyManagementService/Encrypt`); the provider's own label.
+      if (labels.method_name?.endsWith('/Encrypt') && labels.grpc_status_code === 'OK')
+        sealed.set(labels.provider_name ?? '', (sealed.get(labels.provider_name ?? '') ?? 0) + value);
+      continue;
+    }
     if (!labels.key_id_hash || !labels.apiserver_id_hash) continue;
     apiServerIdHash = labels.apiserver_id_hash;
     const provider = labels.provider_name ?? '';
@@ -96,7 +113,8 @@ export function parseApiServerMetrics(text: string): ApiServerSample | undefined
   const provider = writingProvider(status, writes);
   const statusKeyIds = provider === undefined ? [] : (status.get(provider) ?? []);
   if (!apiServerIdHash || !startedAt || statusKeyIds.length === 0) return undefined;
-  return { apiServerIdHash, startedAt, statusKeyIds };
+  const seedsSealed = provider === undefined ? undefined : sealed.get(provider);
+  return { apiServerIdHash, startedAt, statusKeyIds, ...(seedsSealed === undefined ? {} : { seedsSealed }) };
 }
 
 /** The KMS provider that encrypts this API server's writes: the only one, or the one with writes. */
@@ -182,11 +200,16 @@ export function judgeSealing(samples: ApiServerSample[], rotatedAt: Date, cmkId:
           old.keyIdHash !== current?.keyIdHash &&
           old.last.getTime() >= rotatedAt.getTime() - STATUS_INTERVAL_MS,
       );
+    // Each key id the plugin reported needs a seed sealed for it (the first one at start): fewer seeds than key
+    // ids means the last change's Encrypt failed, and the API server still writes with the seed before it.
+    const sealedForEach = s.seedsSealed === undefined || s.seedsSealed >= s.statusKeyIds.length;
     const state: ApiServerState =
       s.startedAt >= rotatedAt
         ? 'restarted'
         : changed && current && current.last >= rotatedAt
-          ? 'new-key-id'
+          ? sealedForEach
+            ? 'new-key-id'
+            : 'seed-pending'
           : 'stale-seed';
     return {
       apiServerIdHash: s.apiServerIdHash,
@@ -201,6 +224,15 @@ export function judgeSealing(samples: ApiServerSample[], rotatedAt: Date, cmkId:
     return {
       verdict: 'not-effective',
       reason: `${stale.length} of ${apiServers.length} API server(s) still encrypt with a seed sealed before the rotation (${constantKeyId ? 'the plugin reports the CMK id as its key id, so a rotation never changes it' : 'the plugin has not reported a new key id'}); a rewrite now changes nothing at the key-version level. The control plane must make a new seed: it does when its API servers restart (an upgrade or a restart of the control plane); the suite sweeps once it sees that.`,
+      apiServers,
+      constantKeyId,
+    };
+  // Only seeds still to come (no restart needed): the API servers try again on their own.
+  const pending = apiServers.filter((a) => a.state === 'seed-pending');
+  if (pending.length > 0)
+    return {
+      verdict: 'not-effective',
+      reason: `${pending.length} of ${apiServers.length} API server(s) reported the new key id but have not sealed a seed for it (the plugin's Encrypt of the new seed failed), so they still encrypt with the seed sealed before the rotation; kube-apiserver tries again at its next Status call (about a minute), and the suite waits for it`,
       apiServers,
       constantKeyId,
     };

@@ -27,6 +27,10 @@ async function control<T>(method: string, path: string, body?: unknown): Promise
 
 export const kmsState = () => control<{ keyId: string; adoptedKeyId?: string }>('GET', '/kms');
 export const rotateKey = () => control<{ keyId: string }>('POST', '/kms/rotate');
+export const refuseEncrypt = (refuse: boolean) =>
+  control<{ refuseEncrypt: boolean }>('POST', '/kms/refuse-encrypt', { refuse });
+export const probeKms = () =>
+  control<{ status: number; stats: { encrypt: number; errors: number } }>('POST', '/apiserver/probe-kms');
 export const waitForAdoption = (keyId: string, timeoutMs = 150_000) =>
   control<{ adoptedKeyId: string }>('POST', '/kms/wait-adoption', { keyId, timeoutMs });
 

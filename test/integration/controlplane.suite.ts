@@ -1,7 +1,19 @@
+import { readFileSync } from 'node:fs';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { openCluster } from '../../shared/cluster/kube';
+import { readSealingEvidence } from '../../shared/cluster/sealing';
 import { readSecretEvidence, type StoredSecret, summarize } from '../../shared/etcd/evidence';
-import { coreApi, kmsState, pool, rotateKey, sandboxInfo, waitForAdoption } from '../helpers/sandbox';
+import {
+  coreApi,
+  kmsState,
+  pool,
+  probeKms,
+  refuseEncrypt,
+  rotateKey,
+  sandboxInfo,
+  waitForAdoption,
+} from '../helpers/sandbox';
 import { seedSecrets, snapshot } from '../helpers/secrets';
 
 /**
@@ -43,10 +55,55 @@ describe('the local control plane with KMS v2 envelope encryption', () => {
     revisionsBefore = new Map(stored.map((s) => [`${s.namespace}/${s.name}`, s.modRevision]));
   });
 
-  it('after a rotation and its adoption, a rewrite moves every Secret to the new version, data unchanged', async () => {
-    const { keyId: keyV2 } = await rotateKey();
-    expect(keyV2).not.toBe(keyV1);
-    await waitForAdoption(keyV2);
+  it('after a rotation, a rewrite moves every Secret to the new version once a new seed is sealed (a new key id alone is not enough), data unchanged', async () => {
+    const { kubeconfig, etcd, kmsKeyId } = sandboxInfo();
+    const cluster = openCluster(readFileSync(kubeconfig, 'utf8'));
+    const evidence = (rotatedAt: Date) =>
+      readSealingEvidence(cluster.getRaw, { keyId: kmsKeyId, lastRotationDate: rotatedAt.toISOString() });
+    const [first = ''] = [...expected.keys()];
+    const [firstNamespace = '', firstName = ''] = first.split('/');
+    const writeFirst = async (value: string) => {
+      await core().patchNamespacedSecret(
+        {
+          namespace: firstNamespace,
+          name: firstName,
+          body: { metadata: { annotations: { 'cp-write': value } } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      return (await readSecretEvidence(etcd)).find(
+        (s) => s.namespace === firstNamespace && s.name === firstName,
+      )?.keyId;
+    };
+    let keyV2 = '';
+    try {
+      // The plugin refuses Encrypt (KMS throttled, say) when the API server asks it to seal a seed for the new
+      // key id: the API server has recorded the new key id from Status, and keeps writing with its old seed.
+      const errors = (await probeKms()).stats.errors;
+      await refuseEncrypt(true);
+      const rotatedAt = new Date();
+      ({ keyId: keyV2 } = await rotateKey());
+      expect(keyV2).not.toBe(keyV1);
+      // A probe calls Status once the last answer is 20 s old.
+      for (let i = 0; i < 60 && (await probeKms()).stats.errors === errors; i++)
+        await new Promise((r) => setTimeout(r, 1_000));
+      const pending = await evidence(rotatedAt);
+      expect(pending.verdict, pending.reason).toBe('not-effective');
+      expect(pending.apiServers.map((a) => a.state)).toEqual(['seed-pending']);
+      expect(pending.reason).toMatch(/reported the new key id but have not sealed a seed for it/);
+      expect(await writeFirst('before the new seed'), 'a rewrite now stays under the old version').toBe(
+        keyV1,
+      );
+      await refuseEncrypt(false);
+      // kube-apiserver seals the seed at its next Status call.
+      await waitForAdoption(keyV2);
+      const sealed = await evidence(rotatedAt);
+      expect(sealed.verdict, sealed.reason).toBe('effective');
+      expect(sealed.apiServers.map((a) => a.state)).toEqual(['new-key-id']);
+    } finally {
+      await refuseEncrypt(false);
+      cluster.close();
+    }
 
     const api = core();
     const rotatedAt = new Date().toISOString();

@@ -18,6 +18,8 @@ function metrics(o: {
   start: string;
   status: Array<[keyId: string, last: string]>;
   writes?: Array<[keyId: string, n: number]>;
+  /** Encrypt calls the API server made to the plugin, by gRPC status code (each one that succeeded sealed a seed). */
+  encrypts?: Array<[code: string, n: number]>;
 }) {
   const api = o.api ?? API_A;
   return [
@@ -31,6 +33,13 @@ function metrics(o: {
         `apiserver_envelope_encryption_key_id_hash_total{apiserver_id_hash="${api}",key_id_hash="${keyIdHash(k)}",provider_name="ack-kms-sentinel",transformation_type="to_storage"} ${n}`,
     ),
     `apiserver_envelope_encryption_key_id_hash_total{apiserver_id_hash="${api}",key_id_hash="${keyIdHash(o.status[0]?.[0] ?? '')}",provider_name="ack-kms-sentinel",transformation_type="from_storage"} 999`,
+    ...(o.encrypts ?? []).flatMap(([code, n]) => [
+      `apiserver_envelope_encryption_kms_operations_latency_seconds_bucket{grpc_status_code="${code}",method_name="/v2.KeyManagementService/Encrypt",provider_name="ack-kms-sentinel",le="+Inf"} ${n}`,
+      `apiserver_envelope_encryption_kms_operations_latency_seconds_count{grpc_status_code="${code}",method_name="/v2.KeyManagementService/Encrypt",provider_name="ack-kms-sentinel"} ${n}`,
+    ]),
+    // Status and Decrypt calls are not seeds.
+    `apiserver_envelope_encryption_kms_operations_latency_seconds_count{grpc_status_code="OK",method_name="/v2.KeyManagementService/Status",provider_name="ack-kms-sentinel"} 77`,
+    `apiserver_envelope_encryption_kms_operations_latency_seconds_count{grpc_status_code="OK",method_name="/v2.KeyManagementService/Decrypt",provider_name="ack-kms-sentinel"} 5`,
     '# TYPE process_start_time_seconds gauge',
     `process_start_time_seconds ${t(o.start)}`,
     '',
@@ -78,6 +87,60 @@ describe('the API servers’ sealing evidence', () => {
       apiServers: [{ state: 'new-key-id' }],
     });
     expect(e.token).toMatch(/^[0-9a-f]{12}$/);
+  });
+
+  it('a new key id whose seed the plugin has not sealed (its Encrypt failed) is no adoption yet: not effective, and says why', () => {
+    // kube-apiserver records Status's key id, then asks the plugin to seal a new seed; when that Encrypt fails
+    // it keeps writing with the old seed until a later Status call tries again.
+    const judged = (encrypts: Array<[string, number]>) => {
+      const sample = parseApiServerMetrics(
+        metrics({
+          start: '2026-12-01T09:00:00Z',
+          status: [
+            [`${CMK}/v1`, '2026-12-01T09:59:30Z'],
+            [`${CMK}/v2`, '2026-12-01T10:00:40Z'],
+          ],
+          encrypts,
+        }),
+      );
+      return judgeSealing(sample ? [sample] : [], ROTATED, CMK);
+    };
+    // One seed at start (v1), and the one for v2 refused.
+    const pending = judged([
+      ['OK', 1],
+      ['Internal', 1],
+    ]);
+    expect(pending).toMatchObject({ verdict: 'not-effective', apiServers: [{ state: 'seed-pending' }] });
+    expect(pending.reason).toContain('have not sealed a seed for it');
+    expect(pending.token).toBeUndefined();
+    // The next Status call's retry sealed it: two seeds for two key ids.
+    expect(
+      judged([
+        ['OK', 2],
+        ['Internal', 1],
+      ]),
+    ).toMatchObject({ verdict: 'effective', apiServers: [{ state: 'new-key-id' }] });
+    // An API server that does not publish its KMS calls is judged on Status alone, as before.
+    expect(judged([]).verdict).toBe('effective');
+  });
+
+  it('counts the seeds sealed by the provider that encrypts writes, from its successful Encrypt calls only', () => {
+    const sample = parseApiServerMetrics(
+      metrics({
+        start: '2026-12-01T09:00:00Z',
+        status: [[`${CMK}/v1`, '2026-12-01T09:59:30Z']],
+        encrypts: [
+          ['OK', 3],
+          ['DeadlineExceeded', 2],
+        ],
+      }),
+    );
+    expect(sample?.seedsSealed).toBe(3);
+    expect(
+      parseApiServerMetrics(
+        metrics({ start: '2026-12-01T09:00:00Z', status: [[CMK, '2026-12-01T09:59:30Z']] }),
+      ),
+    ).not.toHaveProperty('seedsSealed');
   });
 
   it("(a) also when the old key id's last Status was a skipped poll tick before the rotation (up to 80 s)", () => {
