@@ -119,6 +119,11 @@ export class CloudEmulator {
         res.end();
       }),
     );
+    // Node closes an idle keep-alive connection after 5 s, and a client that sends on it just then gets
+    // ECONNRESET ("socket hang up"; seen in a loaded CI run). The cloud's gateways keep idle connections
+    // open far longer than the SDKs' idle pools.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
     await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
     emulator.server = server;
     emulator.url_ = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -7,7 +7,7 @@ import { rbacObjects, SENTINEL_USER } from '../../shared/cluster/rbac';
 import { ensureBinaries } from '../k8s-bins';
 import type { KeyProvider } from '../kms-plugin/key-provider';
 import { KmsV2Plugin } from '../kms-plugin/plugin';
-import { freePort, type Managed, startProcess, waitFor } from './processes';
+import { ExitedEarly, freePort, type Managed, startProcess, tailOf, waitFor } from './processes';
 
 /**
  * A real Kubernetes control plane for tests and the demo, the way controller-runtime's envtest runs one:
@@ -90,6 +90,23 @@ export class ControlPlane {
   }
 
   static async start(options: ControlPlaneOptions): Promise<ControlPlane> {
+    // Ports are free when picked and taken when bound: another sandbox starting on the same machine can take
+    // one in between (etcd or kube-apiserver then exits at once, "address already in use"). A control plane in
+    // a directory of its own starts again on new ports.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ControlPlane.startOnce(options);
+      } catch (err) {
+        const clash = err instanceof ExitedEarly && /address already in use/.test(err.message);
+        if (!clash || options.workDir || attempt === 3) throw err;
+        process.stderr.write(
+          `sandbox: a port was taken meanwhile, starting again on others (${err.message})\n`,
+        );
+      }
+    }
+  }
+
+  private static async startOnce(options: ControlPlaneOptions): Promise<ControlPlane> {
     const binaries = ensureBinaries();
     const ownsWorkDir = !options.workDir;
     const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'ack-kms-sentinel-cp-'));
@@ -133,7 +150,7 @@ export class ControlPlane {
         'etcd',
         async () =>
           ((await (await fetch(`${etcdUrl}/health`)).json()) as { health?: string }).health === 'true',
-        { timeoutMs, abort: etcd.exited },
+        { timeoutMs, abort: etcd.exited, logTail: () => tailOf(join(workDir, 'etcd.log')) },
       );
 
       const adminToken = randomBytes(24).toString('hex');
@@ -358,16 +375,25 @@ async function launchApiServer(
   workDir: string,
   o: { apiServer: string; adminToken: string; caFile: string; timeoutMs: number },
 ): Promise<Managed> {
-  const apiserver = startProcess('kube-apiserver', binary, args, join(workDir, 'kube-apiserver.log'));
-  try {
-    await waitFor(
-      'kube-apiserver',
-      async () => (await httpsGet(o.apiServer, '/readyz', o.adminToken, o.caFile)).status === 200,
-      { timeoutMs: o.timeoutMs, intervalMs: 250, abort: apiserver.exited },
-    );
-  } catch (err) {
-    await apiserver.stop();
-    throw err;
+  const log = join(workDir, 'kube-apiserver.log');
+  // On a loaded machine kube-apiserver has exited during start-up (seen once in CI, its log gone with the
+  // sandbox): it gets three tries, and the error carries the end of its log.
+  for (let attempt = 1; ; attempt++) {
+    const apiserver = startProcess('kube-apiserver', binary, args, log);
+    try {
+      await waitFor(
+        'kube-apiserver',
+        async () => (await httpsGet(o.apiServer, '/readyz', o.adminToken, o.caFile)).status === 200,
+        { timeoutMs: o.timeoutMs, intervalMs: 250, abort: apiserver.exited, logTail: () => tailOf(log) },
+      );
+      return apiserver;
+    } catch (err) {
+      await apiserver.stop();
+      if (!(err instanceof ExitedEarly) || /address already in use/.test(err.message) || attempt === 3)
+        throw err;
+      process.stderr.write(
+        `sandbox: kube-apiserver exited during start-up, starting it again (${err.message})\n`,
+      );
+    }
   }
-  return apiserver;
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /**
@@ -75,11 +75,29 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** A process that exited before it was ready; its message ends with the last lines of its log. */
+export class ExitedEarly extends Error {}
+
+/** The last lines of a log file (empty when it cannot be read). */
+export function tailOf(file: string, lines = 5): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join(' | ');
+  } catch {
+    return '';
+  }
+}
+
 /** Polls `probe` until it returns true; fails with `what` and the last error after `timeoutMs`. */
 export async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
-  options: { timeoutMs: number; intervalMs?: number; abort?: Promise<unknown> },
+  options: {
+    timeoutMs: number;
+    intervalMs?: number;
+    abort?: Promise<unknown>;
+    /** What the process said last, for the error when it exits first. */
+    logTail?: () => string;
+  },
 ): Promise<void> {
   const deadline = Date.now() + options.timeoutMs;
   let aborted = false;
@@ -88,7 +106,10 @@ export async function waitFor(
     aborted = true;
   });
   while (Date.now() < deadline) {
-    if (aborted) throw new Error(`${what}: the process exited before it was ready`);
+    if (aborted)
+      throw new ExitedEarly(
+        `${what}: the process exited before it was ready${options.logTail ? `: ${options.logTail()}` : ''}`,
+      );
     try {
       if (await probe()) return;
     } catch (err) {
