@@ -55,7 +55,10 @@ const kubeConfigAlone = () => ({
  * which the launcher loads, through their code caches, when a command first `require`s one: a sweep reads and
  * deserializes only the commands' bundle (~1 MB), where all in one was ~7 MB, most of it the typed Kubernetes API
  * and the cloud SDKs, which a sweep never calls. A deep path (client-node's `dist/config.js`) stays in the
- * commands' bundle. Each package is in one bundle only, so it has one instance, as in `node_modules`.
+ * commands' bundle, so client-node's `KubeConfig` has a second copy there (`kubeConfigClass` says why that is
+ * safe). Otherwise each package is in one bundle only, so it has one instance, as in `node_modules`; the cloud
+ * SDKs' bundles each carry their own copy of the SDK core (@darabonba/typescript, @alicloud/openapi-core), as the
+ * function deployments' do, and their models are read by shape.
  */
 const packagesApart = () => ({
   name: 'packages-apart',

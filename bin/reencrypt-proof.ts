@@ -3,7 +3,7 @@ import { createCloudClients } from '../shared/cloud/clients';
 import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
 import { apiServerIdentities, getRaw } from '../shared/cluster/kube';
-import { readSealingEvidence, type SealingEvidence } from '../shared/cluster/sealing';
+import { readSealingEvidence, type SealingEvidence, seedPending } from '../shared/cluster/sealing';
 import { loadConfig } from '../shared/config';
 import { SentinelError } from '../shared/errors';
 import { describeKey } from '../shared/kms/keys';
@@ -42,9 +42,13 @@ export async function cliProof(
   const key = await describeKey(clients, cluster.keyId);
   const evidence = await readSealingEvidence((p) => getRaw(kc, p), key, await apiServerIdentities(kc));
   if (evidence.verdict === 'not-effective' && !flags.force)
-    throw new SentinelError('permanent', `not effective: ${evidence.reason} (--force sweeps anyway)`, {
-      code: 'NotEffective',
-    });
+    throw new SentinelError(
+      'permanent',
+      seedPending(evidence)
+        ? `not effective yet: ${evidence.reason}; run this again in a minute`
+        : `not effective: ${evidence.reason} (--force sweeps anyway)`,
+      { code: 'NotEffective' },
+    );
   return {
     evidence,
     keyVersion: key.primaryKeyVersion,

@@ -7,7 +7,7 @@ import { rbacObjects, SENTINEL_USER } from '../../shared/cluster/rbac';
 import { ensureBinaries } from '../k8s-bins';
 import type { KeyProvider } from '../kms-plugin/key-provider';
 import { KmsV2Plugin } from '../kms-plugin/plugin';
-import { ExitedEarly, freePort, type Managed, startProcess, tailOf, waitFor } from './processes';
+import { ExitedEarly, freePort, type Managed, startProcess, waitFor } from './processes';
 
 /**
  * A real Kubernetes control plane for tests and the demo, the way controller-runtime's envtest runs one:
@@ -150,7 +150,7 @@ export class ControlPlane {
         'etcd',
         async () =>
           ((await (await fetch(`${etcdUrl}/health`)).json()) as { health?: string }).health === 'true',
-        { timeoutMs, abort: etcd.exited, logTail: () => tailOf(join(workDir, 'etcd.log')) },
+        { timeoutMs, abort: etcd.exited, logTail: () => etcd.tail() },
       );
 
       const adminToken = randomBytes(24).toString('hex');
@@ -384,7 +384,7 @@ async function launchApiServer(
       await waitFor(
         'kube-apiserver',
         async () => (await httpsGet(o.apiServer, '/readyz', o.adminToken, o.caFile)).status === 200,
-        { timeoutMs: o.timeoutMs, intervalMs: 250, abort: apiserver.exited, logTail: () => tailOf(log) },
+        { timeoutMs: o.timeoutMs, intervalMs: 250, abort: apiserver.exited, logTail: () => apiserver.tail() },
       );
       return apiserver;
     } catch (err) {

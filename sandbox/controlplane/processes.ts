@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 
 /**
@@ -22,6 +22,8 @@ export interface Managed {
   child: ChildProcess;
   /** Resolves when the process has exited. */
   exited: Promise<number | null>;
+  /** The last lines the process wrote (kept in memory: the log file may not be flushed when it exits). */
+  tail(lines?: number): string;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -34,6 +36,12 @@ export function startProcess(name: string, command: string, args: string[], logF
   // its last lines while it shuts down, and a write after end would be an error.
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
+  let last = '';
+  const keep = (c: Buffer) => {
+    last = (last + c.toString()).slice(-4096);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
   running.add(child);
   const exited = new Promise<number | null>((resolve) => {
     child.on('close', (code) => {
@@ -51,6 +59,7 @@ export function startProcess(name: string, command: string, args: string[], logF
     name,
     child,
     exited,
+    tail: (lines = 5) => last.trimEnd().split('\n').slice(-lines).join(' | '),
     async stop(graceMs = 5_000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
@@ -77,15 +86,6 @@ export async function freePort(): Promise<number> {
 
 /** A process that exited before it was ready; its message ends with the last lines of its log. */
 export class ExitedEarly extends Error {}
-
-/** The last lines of a log file (empty when it cannot be read). */
-export function tailOf(file: string, lines = 5): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join(' | ');
-  } catch {
-    return '';
-  }
-}
 
 /** Polls `probe` until it returns true; fails with `what` and the last error after `timeoutMs`. */
 export async function waitFor(

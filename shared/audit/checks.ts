@@ -1,7 +1,7 @@
 import type { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import type { CloudClients } from '../cloud/clients';
 import type { TargetCluster } from '../cluster/discovery';
-import { readSealingEvidence, type SealingEvidence, unproven } from '../cluster/sealing';
+import { readSealingEvidence, type SealingEvidence, seedPending, unproven } from '../cluster/sealing';
 import { stateWriters } from '../cluster/state-writers';
 import { normalizeError } from '../errors';
 import type { ActionTrailEvent } from '../events/actiontrail';
@@ -397,7 +397,9 @@ async function coverageCheck(
     const late = since !== undefined && since > (options.coverageGraceMs ?? 86_400_000);
     const status: Status =
       proof === 'not-effective'
-        ? 'fail'
+        ? seedPending(evidence)
+          ? 'warn'
+          : 'fail'
         : share < 1
           ? late
             ? 'fail'
@@ -411,7 +413,7 @@ async function coverageCheck(
       title,
       status,
       evidence: `${proof === 'not-effective' ? 'not effective' : proof}: ${counted}. ${evidence.reason}`,
-      ...(status === 'pass' ? {} : { remedy: coverageRemedy(proof, key) }),
+      ...(status === 'pass' ? {} : { remedy: coverageRemedy(proof, key, seedPending(evidence)) }),
     };
   } catch (err) {
     return {
@@ -424,7 +426,13 @@ async function coverageCheck(
   }
 }
 
-function coverageRemedy(proof: NonNullable<ClusterAudit['coverage']>['proof'], key: KeyInfo): string {
+function coverageRemedy(
+  proof: NonNullable<ClusterAudit['coverage']>['proof'],
+  key: KeyInfo,
+  pending = false,
+): string {
+  if (pending)
+    return "The API servers' KMS plugin refused to seal a new seed (its Encrypt failed); kube-apiserver tries again on its own. Check KMS (throttling, the key's state, the managed role's permissions), then audit again in a few minutes; the reencrypt job waits for the seed before it sweeps.";
   if (proof === 'not-effective')
     return 'Have the control plane make a new data-key seed (a restart or upgrade of its API servers); the reencrypt job waits for it and then sweeps. Keep the previous key version enabled until then.';
   const run = `ack-kms-sentinel reencrypt --kubeconfig <cluster kubeconfig> --cluster-id <id> --key-version ${key.primaryKeyVersion}`;

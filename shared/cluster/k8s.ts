@@ -13,7 +13,10 @@ export const k8s = (): K8s => {
  * client-node's `KubeConfig` class, without the rest of the package when it is not loaded yet: reading a
  * kubeconfig and its credentials needs only `dist/config.js`. The CLI's sweep needs nothing more, and its bundle
  * keeps that module apart from the ~700 generated API and model modules (bin/build-cli.js), so a sweep starts
- * without initialising them. Once the whole package is loaded, the class is the same one.
+ * without initialising them. Unbundled (tests, tsx) and in the functions (deploy/build.sh) it is the package's
+ * own class. In the CLI the whole package is a bundle of its own with a second copy of this class; whichever
+ * loads first serves, and `makeApiClient` on either takes an API class from the other: client-node's generated
+ * code checks nothing by class (the CLI's audit, enable and invoke runs in the integration suites do it).
  */
 export const kubeConfigClass = (): K8s['KubeConfig'] =>
   loaded?.KubeConfig ??

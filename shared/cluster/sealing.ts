@@ -28,6 +28,11 @@ export interface ApiServerSample {
    * plugin sealed for this API server (KMS v2 calls Encrypt only to seal a new seed); absent when not published.
    */
   seedsSealed?: number;
+  /**
+   * `..._key_id_hash_last_timestamp_seconds{transformation_type="to_storage"}`: when this API server last wrote
+   * with a seed of each key id (the seed's own key id, whatever Status said).
+   */
+  lastWrites?: Array<{ keyIdHash: string; last: Date }>;
 }
 
 export type ApiServerState = 'new-key-id' | 'restarted' | 'stale-seed' | 'seed-pending';
@@ -56,6 +61,7 @@ const STATUS = 'apiserver_envelope_encryption_key_id_hash_status_last_timestamp_
 const TOTAL = 'apiserver_envelope_encryption_key_id_hash_total';
 const START = 'process_start_time_seconds';
 const KMS_CALLS = 'apiserver_envelope_encryption_kms_operations_latency_seconds_count';
+const LAST_USE = 'apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds';
 /**
  * How recently before a rotation the old key id was still reported. kube-apiserver's KMS v2 loop polls Status
  * every 60 s, but a tick that finds a health probe's answer younger than 20 s (its positive TTL) skips the call
@@ -80,12 +86,15 @@ export function parseApiServerMetrics(text: string): ApiServerSample | undefined
   const writes = new Map<string, number>();
   /** Encrypt calls that succeeded, per provider: each sealed a seed. */
   const sealed = new Map<string, number>();
+  /** The last write with each key id's seed, per provider. */
+  const lastWrites = new Map<string, NonNullable<ApiServerSample['lastWrites']>>();
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
     const m = LINE.exec(line);
     if (!m) continue;
     const [, name, rawLabels = '', raw] = m;
-    if (name !== STATUS && name !== TOTAL && name !== START && name !== KMS_CALLS) continue;
+    if (name !== STATUS && name !== TOTAL && name !== START && name !== KMS_CALLS && name !== LAST_USE)
+      continue;
     const value = Number(raw);
     if (!Number.isFinite(value)) continue;
     if (name === START) {
@@ -106,6 +115,11 @@ export function parseApiServerMetrics(text: string): ApiServerSample | undefined
       const list = status.get(provider) ?? [];
       list.push({ keyIdHash: labels.key_id_hash, last: new Date(value * 1000) });
       status.set(provider, list);
+    } else if (name === LAST_USE) {
+      if (labels.transformation_type !== 'to_storage') continue;
+      const list = lastWrites.get(provider) ?? [];
+      list.push({ keyIdHash: labels.key_id_hash, last: new Date(value * 1000) });
+      lastWrites.set(provider, list);
     } else if (labels.transformation_type === 'to_storage') {
       writes.set(provider, (writes.get(provider) ?? 0) + value);
     }
@@ -114,7 +128,14 @@ export function parseApiServerMetrics(text: string): ApiServerSample | undefined
   const statusKeyIds = provider === undefined ? [] : (status.get(provider) ?? []);
   if (!apiServerIdHash || !startedAt || statusKeyIds.length === 0) return undefined;
   const seedsSealed = provider === undefined ? undefined : sealed.get(provider);
-  return { apiServerIdHash, startedAt, statusKeyIds, ...(seedsSealed === undefined ? {} : { seedsSealed }) };
+  const lastWrite = provider === undefined ? undefined : lastWrites.get(provider);
+  return {
+    apiServerIdHash,
+    startedAt,
+    statusKeyIds,
+    ...(seedsSealed === undefined ? {} : { seedsSealed }),
+    ...(lastWrite ? { lastWrites: lastWrite } : {}),
+  };
 }
 
 /** The KMS provider that encrypts this API server's writes: the only one, or the one with writes. */
@@ -202,12 +223,17 @@ export function judgeSealing(samples: ApiServerSample[], rotatedAt: Date, cmkId:
       );
     // Each key id the plugin reported needs a seed sealed for it (the first one at start): fewer seeds than key
     // ids means the last change's Encrypt failed, and the API server still writes with the seed before it.
+    // A successful Encrypt can fail the change all the same (it answered another key id), so a write with
+    // another key id's seed after Status last reported the current one says the same, whatever the count.
     const sealedForEach = s.seedsSealed === undefined || s.seedsSealed >= s.statusKeyIds.length;
+    const wroteWithOld = (s.lastWrites ?? []).some(
+      (w) => current && w.keyIdHash !== current.keyIdHash && w.last > current.last,
+    );
     const state: ApiServerState =
       s.startedAt >= rotatedAt
         ? 'restarted'
         : changed && current && current.last >= rotatedAt
-          ? sealedForEach
+          ? sealedForEach && !wroteWithOld
             ? 'new-key-id'
             : 'seed-pending'
           : 'stale-seed';
@@ -232,7 +258,7 @@ export function judgeSealing(samples: ApiServerSample[], rotatedAt: Date, cmkId:
   if (pending.length > 0)
     return {
       verdict: 'not-effective',
-      reason: `${pending.length} of ${apiServers.length} API server(s) reported the new key id but have not sealed a seed for it (the plugin's Encrypt of the new seed failed), so they still encrypt with the seed sealed before the rotation; kube-apiserver tries again at its next Status call (about a minute), and the suite waits for it`,
+      reason: `${pending.length} of ${apiServers.length} API server(s) reported the new key id but have not sealed a seed for it (the plugin's Encrypt of the new seed failed), so they still encrypt with the seed sealed before the rotation; kube-apiserver tries again on its own (every 10 s after a failed check), and a job waits for it`,
       apiServers,
       constantKeyId,
     };
@@ -250,6 +276,16 @@ export function judgeSealing(samples: ApiServerSample[], rotatedAt: Date, cmkId:
     token,
   };
 }
+
+/**
+ * Not effective only because some API server's new seed is still to be sealed (its plugin's Encrypt failed):
+ * kube-apiserver tries again on its own (every 10 s after a failed check), so this is worth waiting out, unlike
+ * `stale-seed`, which needs a restart.
+ */
+export const seedPending = (e: SealingEvidence): boolean =>
+  e.verdict === 'not-effective' &&
+  e.apiServers.some((a) => a.state === 'seed-pending') &&
+  !e.apiServers.some((a) => a.state === 'stale-seed');
 
 export function unproven(why: string): SealingEvidence {
   return {

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { type Cluster, openCluster } from '../cluster/kube';
-import { readSealingEvidence, type SealingEvidence, unproven } from '../cluster/sealing';
+import { readSealingEvidence, type SealingEvidence, seedPending, unproven } from '../cluster/sealing';
 import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import { normalizeError } from '../errors';
 import type { Strategy } from '../events/fields';
@@ -74,7 +74,8 @@ export async function runJobInvocation(job: JobPayload, inv: Invocation, s: Serv
     if (done) return done;
     await resumeFromState(run);
     if (key.primaryKeyVersion !== job.keyVersionId) return superseded(run, key);
-    if (run.at.phase === 'waiting-for-adoption') {
+    // A seed still to be sealed is waited out in any phase: a rewrite now would stay under the old version.
+    if (run.at.phase === 'waiting-for-adoption' || seedPending(run.evidence)) {
       const adoption = await waitForAdoption(run, key);
       if (adoption === 'budget-spent') return handOver(run);
     }
@@ -198,7 +199,8 @@ async function waitForAdoption(run: JobRun, key: KeyInfo): Promise<Adoption> {
     const found =
       run.evidence.verdict === 'unproven' ? await trailAdoption(run, since) : apiServerAdoption(run, since);
     if (found !== 'waiting') {
-      if (found === 'adopted') run.at = { ...run.at, phase: 'sweeping' };
+      if (found === 'adopted' && run.at.phase === 'waiting-for-adoption')
+        run.at = { ...run.at, phase: 'sweeping' };
       return found;
     }
     const left = run.deadline - run.inv.now();
@@ -217,6 +219,8 @@ function apiServerAdoption(run: JobRun, since: Date): Adoption | 'waiting' {
     run.log.info('the API servers proved a new seed after the rotation', { reason: run.evidence.reason });
     return 'adopted';
   }
+  // kube-apiserver retries a failed seed on its own: waited out up to the adoption timeout, not the delay.
+  if (seedPending(run.evidence)) return 'waiting';
   const waited = run.inv.now() - since.getTime();
   return waited >= run.inv.config.reencrypt.adoptionDelayMs ? 'no-new-seed' : 'waiting';
 }

@@ -25,7 +25,8 @@ async function control<T>(method: string, path: string, body?: unknown): Promise
   return json;
 }
 
-export const kmsState = () => control<{ keyId: string; adoptedKeyId?: string }>('GET', '/kms');
+export const kmsState = () =>
+  control<{ keyId: string; adoptedKeyId?: string; stats?: { errors: number } }>('GET', '/kms');
 export const rotateKey = () => control<{ keyId: string }>('POST', '/kms/rotate');
 export const refuseEncrypt = (refuse: boolean) =>
   control<{ refuseEncrypt: boolean }>('POST', '/kms/refuse-encrypt', { refuse });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCluster } from '../../shared/cluster/kube';
 import { readSealingEvidence } from '../../shared/cluster/sealing';
 import { readSecretEvidence, type StoredSecret, summarize } from '../../shared/etcd/evidence';
@@ -31,8 +31,20 @@ describe('the local control plane with KMS v2 envelope encryption', () => {
   let expected = new Map<string, string>();
   let revisionsBefore = new Map<string, number>();
   let keyV1 = '';
+  let keyV2 = '';
+  let rotatedKeyAt = new Date();
+  let encryptErrors = 0;
 
   beforeAll(async () => {
+    const before = await kmsState();
+    keyV1 = before.adoptedKeyId ?? before.keyId;
+    encryptErrors = before.stats?.errors ?? 0;
+    // The rotation of the second test starts here, with the plugin refusing the new seed's Encrypt (KMS
+    // throttled, say): kube-apiserver asks for it at its next Status call, which a probe makes only once the
+    // last answer is 20 s old; the seeding below takes that long anyway, and its writes stay under keyV1.
+    await refuseEncrypt(true);
+    rotatedKeyAt = new Date();
+    ({ keyId: keyV2 } = await rotateKey());
     // One immutable Secret (index 7) and one of about 900 KiB (index 11) among 300 small ones.
     expected = await seedSecrets(core(), {
       namespaces: NAMESPACES,
@@ -40,8 +52,8 @@ describe('the local control plane with KMS v2 envelope encryption', () => {
       immutable: [7],
       large: [11],
     });
-    keyV1 = (await kmsState()).keyId;
   });
+  afterAll(() => refuseEncrypt(false));
 
   it('stores every Secret encrypted under the current key version, none in plaintext', async () => {
     const stored = (await readSecretEvidence(sandboxInfo().etcd)).filter(ours);
@@ -58,8 +70,8 @@ describe('the local control plane with KMS v2 envelope encryption', () => {
   it('after a rotation, a rewrite moves every Secret to the new version once a new seed is sealed (a new key id alone is not enough), data unchanged', async () => {
     const { kubeconfig, etcd, kmsKeyId } = sandboxInfo();
     const cluster = openCluster(readFileSync(kubeconfig, 'utf8'));
-    const evidence = (rotatedAt: Date) =>
-      readSealingEvidence(cluster.getRaw, { keyId: kmsKeyId, lastRotationDate: rotatedAt.toISOString() });
+    const evidence = (at: Date) =>
+      readSealingEvidence(cluster.getRaw, { keyId: kmsKeyId, lastRotationDate: at.toISOString() });
     const [first = ''] = [...expected.keys()];
     const [firstNamespace = '', firstName = ''] = first.split('/');
     const writeFirst = async (value: string) => {
@@ -75,19 +87,13 @@ describe('the local control plane with KMS v2 envelope encryption', () => {
         (s) => s.namespace === firstNamespace && s.name === firstName,
       )?.keyId;
     };
-    let keyV2 = '';
     try {
-      // The plugin refuses Encrypt (KMS throttled, say) when the API server asks it to seal a seed for the new
-      // key id: the API server has recorded the new key id from Status, and keeps writing with its old seed.
-      const errors = (await probeKms()).stats.errors;
-      await refuseEncrypt(true);
-      const rotatedAt = new Date();
-      ({ keyId: keyV2 } = await rotateKey());
+      // Rotated in beforeAll, with the new seed's Encrypt refused: once a probe has made the API server ask for
+      // it, the API server has recorded the new key id from Status and keeps writing with its old seed.
       expect(keyV2).not.toBe(keyV1);
-      // A probe calls Status once the last answer is 20 s old.
-      for (let i = 0; i < 60 && (await probeKms()).stats.errors === errors; i++)
+      for (let i = 0; i < 60 && (await probeKms()).stats.errors === encryptErrors; i++)
         await new Promise((r) => setTimeout(r, 1_000));
-      const pending = await evidence(rotatedAt);
+      const pending = await evidence(rotatedKeyAt);
       expect(pending.verdict, pending.reason).toBe('not-effective');
       expect(pending.apiServers.map((a) => a.state)).toEqual(['seed-pending']);
       expect(pending.reason).toMatch(/reported the new key id but have not sealed a seed for it/);
@@ -97,7 +103,7 @@ describe('the local control plane with KMS v2 envelope encryption', () => {
       await refuseEncrypt(false);
       // kube-apiserver seals the seed at its next Status call.
       await waitForAdoption(keyV2);
-      const sealed = await evidence(rotatedAt);
+      const sealed = await evidence(rotatedKeyAt);
       expect(sealed.verdict, sealed.reason).toBe('effective');
       expect(sealed.apiServers.map((a) => a.state)).toEqual(['new-key-id']);
     } finally {

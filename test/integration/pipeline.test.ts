@@ -181,6 +181,7 @@ const reencryptTasks = (prefix: string) =>
 describe('the event-driven pipeline', () => {
   describe('one rotation the control plane adopts, end to end', () => {
     let rotation: { keyId: string; version: string; rotatedAt: string };
+    let refusedEncrypts = 0;
     const trailResults: string[] = [];
     beforeAll(async () => {
       const { cloud } = sandbox;
@@ -201,12 +202,27 @@ describe('the event-driven pipeline', () => {
         SENTINEL_REENCRYPT_PROOF: 'metrics',
       };
       register(REENCRYPT, adapt(reencryptHandler({ env: waiting, sink: () => undefined })), 120);
+      const { controlPlane } = sandbox;
       try {
+        // KMS refuses the Encrypt of the new seed at first (throttled, say): the API server reports the new key
+        // id from Status and keeps writing with its old seed. The job must wait that out, not sweep: a sweep
+        // now would leave every Secret under the old version, which the etcd check below would see.
+        controlPlane.plugin.refuseEncrypt = true;
+        const errors = controlPlane.plugin.stats.errors;
         const rotatedAt = new Date(Date.now() - 1_000).toISOString(); // trail times have whole seconds
         rotation = { ...(await rotate()), rotatedAt };
-        await sandbox.controlPlane.waitForAdoption(rotation.keyId);
+        for (let i = 0; i < 60 && controlPlane.plugin.stats.errors === errors; i++) {
+          await controlPlane.adminRequest('GET', '/healthz/kms-providers').catch(() => undefined);
+          await setTimeout(1_000);
+        }
+        refusedEncrypts = controlPlane.plugin.stats.errors - errors;
+        // Longer than the job's evidence poll (10 s): it reads the pending seed at least once.
+        await setTimeout(12_000);
+        controlPlane.plugin.refuseEncrypt = false;
+        await controlPlane.waitForAdoption(rotation.keyId);
         await cloud.idle();
       } finally {
+        controlPlane.plugin.refuseEncrypt = false;
         cloud.duplicateDeliveries = false;
         cloud.subscribers.length = 0;
         unsubscribe();
@@ -226,6 +242,7 @@ describe('the event-driven pipeline', () => {
         ),
       );
       expect(outcomes.sort()).toEqual(['already-started', 'started']);
+      expect(refusedEncrypts, 'the new seed was refused first').toBeGreaterThan(0);
       const jobs = reencryptTasks('rj-');
       expect(jobs.filter((t) => !t.taskId.includes('-i'))).toHaveLength(1);
       expect(jobs.every((t) => t.status === 'Succeeded')).toBe(true);

@@ -316,7 +316,7 @@ current-context: x
       } finally {
         server.close();
       }
-    });
+    }, 120_000); // two cold starts, one compiling the typed API (3.5 MB), on a loaded machine
 
     it('answers --help from dist/cli.js alone; a command needs dist/commands.js', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'cli-only-'));

@@ -20,6 +20,8 @@ function metrics(o: {
   writes?: Array<[keyId: string, n: number]>;
   /** Encrypt calls the API server made to the plugin, by gRPC status code (each one that succeeded sealed a seed). */
   encrypts?: Array<[code: string, n: number]>;
+  /** When the API server last wrote with each key id's seed. */
+  lastWrites?: Array<[keyId: string, last: string]>;
 }) {
   const api = o.api ?? API_A;
   return [
@@ -36,6 +38,11 @@ function metrics(o: {
     ...(o.encrypts ?? []).flatMap(([code, n]) => [
       `apiserver_envelope_encryption_kms_operations_latency_seconds_bucket{grpc_status_code="${code}",method_name="/v2.KeyManagementService/Encrypt",provider_name="ack-kms-sentinel",le="+Inf"} ${n}`,
       `apiserver_envelope_encryption_kms_operations_latency_seconds_count{grpc_status_code="${code}",method_name="/v2.KeyManagementService/Encrypt",provider_name="ack-kms-sentinel"} ${n}`,
+    ]),
+    ...(o.lastWrites ?? []).flatMap(([k, last]) => [
+      `apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds{apiserver_id_hash="${api}",key_id_hash="${keyIdHash(k)}",provider_name="ack-kms-sentinel",transformation_type="to_storage"} ${t(last)}`,
+      // Reads (from_storage) with an old seed are expected: Secrets not rewritten yet.
+      `apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds{apiserver_id_hash="${api}",key_id_hash="${keyIdHash(`${CMK}/v1`)}",provider_name="ack-kms-sentinel",transformation_type="from_storage"} ${t('2026-12-01T10:09:00Z')}`,
     ]),
     // Status and Decrypt calls are not seeds.
     `apiserver_envelope_encryption_kms_operations_latency_seconds_count{grpc_status_code="OK",method_name="/v2.KeyManagementService/Status",provider_name="ack-kms-sentinel"} 77`,
@@ -122,6 +129,30 @@ describe('the API servers’ sealing evidence', () => {
     ).toMatchObject({ verdict: 'effective', apiServers: [{ state: 'new-key-id' }] });
     // An API server that does not publish its KMS calls is judged on Status alone, as before.
     expect(judged([]).verdict).toBe('effective');
+  });
+
+  it('a write with the old seed after Status last reported the new key id: the change failed, whatever the Encrypt count', () => {
+    // An Encrypt that succeeded but answered another key id leaves the old seed in place (and counts as OK).
+    const judged = (oldWrite: string) => {
+      const sample = parseApiServerMetrics(
+        metrics({
+          start: '2026-12-01T09:00:00Z',
+          status: [
+            [`${CMK}/v1`, '2026-12-01T09:59:30Z'],
+            [`${CMK}/v2`, '2026-12-01T10:00:40Z'],
+          ],
+          encrypts: [['OK', 2]],
+          lastWrites: [
+            [`${CMK}/v1`, oldWrite],
+            [`${CMK}/v2`, '2026-12-01T10:00:50Z'],
+          ],
+        }),
+      );
+      return judgeSealing(sample ? [sample] : [], ROTATED, CMK).apiServers[0]?.state;
+    };
+    expect(judged('2026-12-01T10:02:00Z')).toBe('seed-pending');
+    // Written before the new key id was reported: the old seed's last write before the switch.
+    expect(judged('2026-12-01T10:00:10Z')).toBe('new-key-id');
   });
 
   it('counts the seeds sealed by the provider that encrypts writes, from its successful Encrypt calls only', () => {
