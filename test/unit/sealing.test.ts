@@ -54,6 +54,27 @@ function metrics(o: {
 }
 const ROTATED = new Date('2026-12-01T10:00:00Z');
 
+/**
+ * An API server started at 09:00 whose plugin reported v1 (last at `oldLast`) and then v2 after the rotation,
+ * judged with `more` of its metrics.
+ */
+function judgeRotation(
+  more: Omit<Parameters<typeof metrics>[0], 'start' | 'status'> & { oldLast?: string } = {},
+) {
+  const { oldLast = '2026-12-01T09:59:30Z', ...rest } = more;
+  const sample = parseApiServerMetrics(
+    metrics({
+      start: '2026-12-01T09:00:00Z',
+      status: [
+        [`${CMK}/v1`, oldLast],
+        [`${CMK}/v2`, '2026-12-01T10:00:40Z'],
+      ],
+      ...rest,
+    }),
+  );
+  return judgeSealing(sample ? [sample] : [], ROTATED, CMK);
+}
+
 describe('the API servers’ sealing evidence', () => {
   it('parses what kube-apiserver publishes: its identity, start and Status key ids', () => {
     const sample = parseApiServerMetrics(
@@ -78,16 +99,7 @@ describe('the API servers’ sealing evidence', () => {
   });
 
   it('(a) a plugin that reports a new key id after the rotation: effective', () => {
-    const sample = parseApiServerMetrics(
-      metrics({
-        start: '2026-12-01T09:00:00Z',
-        status: [
-          [`${CMK}/v1`, '2026-12-01T09:59:30Z'],
-          [`${CMK}/v2`, '2026-12-01T10:00:40Z'],
-        ],
-      }),
-    );
-    const e = judgeSealing(sample ? [sample] : [], ROTATED, CMK);
+    const e = judgeRotation();
     expect(e).toMatchObject({
       verdict: 'effective',
       constantKeyId: false,
@@ -99,19 +111,7 @@ describe('the API servers’ sealing evidence', () => {
   it('a new key id whose seed the plugin has not sealed (its Encrypt failed) is no adoption yet: not effective, and says why', () => {
     // kube-apiserver records Status's key id, then asks the plugin to seal a new seed; when that Encrypt fails
     // it keeps writing with the old seed until a later Status call tries again.
-    const judged = (encrypts: Array<[string, number]>) => {
-      const sample = parseApiServerMetrics(
-        metrics({
-          start: '2026-12-01T09:00:00Z',
-          status: [
-            [`${CMK}/v1`, '2026-12-01T09:59:30Z'],
-            [`${CMK}/v2`, '2026-12-01T10:00:40Z'],
-          ],
-          encrypts,
-        }),
-      );
-      return judgeSealing(sample ? [sample] : [], ROTATED, CMK);
-    };
+    const judged = (encrypts: Array<[string, number]>) => judgeRotation({ encrypts });
     // One seed at start (v1), and the one for v2 refused.
     const pending = judged([
       ['OK', 1],
@@ -133,23 +133,14 @@ describe('the API servers’ sealing evidence', () => {
 
   it('a write with the old seed after Status last reported the new key id: the change failed, whatever the Encrypt count', () => {
     // An Encrypt that succeeded but answered another key id leaves the old seed in place (and counts as OK).
-    const judged = (oldWrite: string) => {
-      const sample = parseApiServerMetrics(
-        metrics({
-          start: '2026-12-01T09:00:00Z',
-          status: [
-            [`${CMK}/v1`, '2026-12-01T09:59:30Z'],
-            [`${CMK}/v2`, '2026-12-01T10:00:40Z'],
-          ],
-          encrypts: [['OK', 2]],
-          lastWrites: [
-            [`${CMK}/v1`, oldWrite],
-            [`${CMK}/v2`, '2026-12-01T10:00:50Z'],
-          ],
-        }),
-      );
-      return judgeSealing(sample ? [sample] : [], ROTATED, CMK).apiServers[0]?.state;
-    };
+    const judged = (oldWrite: string) =>
+      judgeRotation({
+        encrypts: [['OK', 2]],
+        lastWrites: [
+          [`${CMK}/v1`, oldWrite],
+          [`${CMK}/v2`, '2026-12-01T10:00:50Z'],
+        ],
+      }).apiServers[0]?.state;
     expect(judged('2026-12-01T10:02:00Z')).toBe('seed-pending');
     // Written before the new key id was reported: the old seed's last write before the switch.
     expect(judged('2026-12-01T10:00:10Z')).toBe('new-key-id');
@@ -177,18 +168,7 @@ describe('the API servers’ sealing evidence', () => {
   it("(a) also when the old key id's last Status was a skipped poll tick before the rotation (up to 80 s)", () => {
     // kube-apiserver polls Status every 60 s, but a tick finding a health probe's answer younger than 20 s
     // skips the call: the old key id can have been reported last 79 s before the rotation.
-    const judged = (oldLast: string) => {
-      const sample = parseApiServerMetrics(
-        metrics({
-          start: '2026-12-01T09:00:00Z',
-          status: [
-            [`${CMK}/v1`, oldLast],
-            [`${CMK}/v2`, '2026-12-01T10:00:40Z'],
-          ],
-        }),
-      );
-      return judgeSealing(sample ? [sample] : [], ROTATED, CMK).apiServers[0]?.state;
-    };
+    const judged = (oldLast: string) => judgeRotation({ oldLast }).apiServers[0]?.state;
     expect(judged('2026-12-01T09:58:41Z')).toBe('new-key-id');
     // A key id last reported long before the rotation is another, older change: no evidence for this one.
     expect(judged('2026-12-01T09:57:00Z')).toBe('stale-seed');
