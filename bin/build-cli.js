@@ -1,6 +1,7 @@
-// `npm run build:cli` (and `prepare`, so `npm ci` runs it): the CLI as two esbuild bundles. dist/cli.js parses the
+// `npm run build:cli` (and `prepare`, so `npm ci` runs it): the CLI as esbuild bundles. dist/cli.js parses the
 // command line (commander and the commands' options: all `--help` and a usage error need); dist/commands.js holds
-// the commands themselves (bin/commands.ts and everything they load), read only when a command runs.
+// the commands themselves (bin/commands.ts and what they load), read only when a command runs; the packages a
+// command needs only on some paths (`APART`, bin/launch.js) are bundles of their own, read when first required.
 const { mkdirSync } = require('node:fs');
 const { basename, dirname, join } = require('node:path');
 const { APART, replaceFile } = require('./launch');

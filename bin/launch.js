@@ -1,6 +1,7 @@
-// How the CLI starts: the esbuild bundles (dist/cli.js and dist/commands.js, made by `npm run build:cli`, which
-// `npm ci` runs through `prepare`) when they are at least as new as every source file they are built from; in a
-// checkout whose sources changed since, they are rebuilt first (esbuild, about a second), so a checkout never runs
+// How the CLI starts: the esbuild bundles (dist/cli.js, dist/commands.js and the packages apart, made by
+// `npm run build:cli`, which `npm ci` runs through `prepare`) when they are at least as new as every source file
+// they are built from; in a checkout whose sources changed since, they are rebuilt first (esbuild, about two
+// seconds), so a checkout never runs
 // stale code. Without esbuild (an installation without dev dependencies) the bundles are used as they are.
 const { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
 const { dirname, join } = require('node:path');
