@@ -84,7 +84,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A process that exited before it was ready; its message ends with the last lines of its log. */
+/** A process that exited before it was ready; its message ends with the last lines it wrote. */
 export class ExitedEarly extends Error {}
 
 /** Polls `probe` until it returns true; fails with `what` and the last error after `timeoutMs`. */

@@ -128,13 +128,13 @@ export function parseApiServerMetrics(text: string): ApiServerSample | undefined
   const statusKeyIds = provider === undefined ? [] : (status.get(provider) ?? []);
   if (!apiServerIdHash || !startedAt || statusKeyIds.length === 0) return undefined;
   const seedsSealed = provider === undefined ? undefined : sealed.get(provider);
-  const lastWrite = provider === undefined ? undefined : lastWrites.get(provider);
+  const writtenWith = provider === undefined ? undefined : lastWrites.get(provider);
   return {
     apiServerIdHash,
     startedAt,
     statusKeyIds,
     ...(seedsSealed === undefined ? {} : { seedsSealed }),
-    ...(lastWrite ? { lastWrites: lastWrite } : {}),
+    ...(writtenWith ? { lastWrites: writtenWith } : {}),
   };
 }
 
