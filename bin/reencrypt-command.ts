@@ -1,12 +1,16 @@
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { apiServerIdentities, loadKubeConfig } from '../shared/cluster/kube';
 import { unproven } from '../shared/cluster/sealing';
-import { ConfigError, normalizeError } from '../shared/errors';
-import { redactString } from '../shared/log';
-import { type SweepCheckpoint, type SweepProgress, type SweepReport, sweep } from '../shared/reencrypt';
+import { ConfigError, normalizeError, SentinelError } from '../shared/errors';
+import type { Continuation } from '../shared/jobs/payload';
+import { firstContinuation, nothingKept, type RunResult, runJob } from '../shared/jobs/run';
+import type { JobStore } from '../shared/jobs/store';
+import { type Logger, redactString } from '../shared/log';
+import type { Selection } from '../shared/reencrypt';
 import { STRATEGIES, type Strategy } from '../shared/reencrypt/defaults';
+import type { Estimate } from '../shared/reencrypt/estimate';
 import { httpSecretStore } from '../shared/reencrypt/http-store';
+import type { SecretStore } from '../shared/reencrypt/secrets-api';
 import type { VerificationResult } from '../shared/reencrypt/verify';
 import { type Output, UsageError } from './output';
 import type { CliProof } from './reencrypt-proof';
@@ -44,35 +48,6 @@ function durationFlag(name: string, value: string): number {
   return (
     Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const)[m[2] as 'ms' | 's' | 'm' | 'h']
   );
-}
-
-// What only some flags use loads only with them (the schemas, the etcd client, the estimate): a sweep's start
-// is part of its time, and on a small set a large part.
-async function readCheckpoint(file: string, keyVersion: string): Promise<SweepCheckpoint | undefined> {
-  if (!existsSync(file)) return undefined;
-  const { sweepCheckpointSchema } = await import('../shared/jobs/payload.js');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`--checkpoint ${file} is not JSON: ${(err as Error).message}`);
-  }
-  const result = sweepCheckpointSchema.safeParse(parsed);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    throw new UsageError(`--checkpoint ${file}: ${issue?.path.join('.')}: ${issue?.message}`);
-  }
-  if (result.data.targetKeyVersionId !== keyVersion) {
-    throw new UsageError(
-      `--checkpoint ${file} belongs to key version ${result.data.targetKeyVersionId}, not ${keyVersion}; remove it to start over`,
-    );
-  }
-  return result.data;
-}
-
-function writeAtomically(file: string, value: unknown): void {
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(`${file}.tmp`, file);
 }
 
 /** `ack-kms-sentinel reencrypt`: the practical replacement of the vendor one-liner. */
@@ -116,7 +91,54 @@ async function proofFor(
   };
 }
 
-/** `ack-kms-sentinel reencrypt`: the practical replacement of the vendor one-liner. */
+/** Where the sweep is: a resumed checkpoint file's continuation, or a new one. */
+async function startingPoint(
+  flags: ReencryptFlags,
+  keyVersion: string,
+): Promise<{ from: Continuation; store: JobStore }> {
+  const fresh = firstContinuation(keyVersion, new Date(), 'sweeping');
+  if (!flags.checkpoint || flags.dryRun) return { from: fresh, store: nothingKept() };
+  // The file's schema loads only with --checkpoint: a sweep's start is part of its time.
+  const { checkpointFile } = await import('./checkpoint-file.js');
+  return checkpointFile(flags.checkpoint, fresh);
+}
+
+/** SIGINT and SIGTERM stop taking new work: the writes in flight finish, then the checkpoint is saved. */
+function interruptible(out: Output): { signal: AbortSignal; release(): void } {
+  const abort = new AbortController();
+  const onSignal = () => {
+    out.note('interrupted: finishing the writes in flight, then saving the checkpoint…');
+    abort.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return {
+    signal: abort.signal,
+    release: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+const selectionOf = (flags: ReencryptFlags): Selection => ({
+  ...(flags.namespace.length ? { namespaces: flags.namespace } : {}),
+  ...(flags.excludeNamespace.length ? { excludeNamespaces: flags.excludeNamespace } : {}),
+  ...(flags.selector ? { labelSelector: flags.selector } : {}),
+});
+
+/** The engine's warnings, as the CLI's notes on stderr. */
+const notesOf = (out: Output): Logger => {
+  const note = (msg: string) => out.note(msg);
+  const log: Logger = { debug: () => {}, info: () => {}, warn: note, error: note, child: () => log };
+  return log;
+};
+
+/**
+ * `ack-kms-sentinel reencrypt`: the practical replacement of the vendor one-liner, run by the job's engine
+ * (`shared/jobs/run.ts`) with a checkpoint file (or nothing) as its store and the time budget and Ctrl-C as
+ * its budget.
+ */
 export async function reencryptCommand(flags: ReencryptFlags, out: Output): Promise<number> {
   const { strategy, concurrency, pageSize } = checkFlags(flags);
   const kc = loadKubeConfig({
@@ -126,80 +148,103 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
   const proof = await proofFor(flags, kc, out);
   const { keyVersion } = proof;
   const budgetMs = flags.timeBudget ? durationFlag('time-budget', flags.timeBudget) : undefined;
-  const checkpoint = flags.checkpoint ? await readCheckpoint(flags.checkpoint, keyVersion) : undefined;
-
-  const store = httpSecretStore(kc);
-  const selection = {
-    ...(flags.namespace.length ? { namespaces: flags.namespace } : {}),
-    ...(flags.excludeNamespace.length ? { excludeNamespaces: flags.excludeNamespace } : {}),
-    ...(flags.selector ? { labelSelector: flags.selector } : {}),
-  };
-
-  const abort = new AbortController();
-  const onSignal = () => {
-    out.note('interrupted: finishing the writes in flight, then saving the checkpoint…');
-    abort.abort();
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  out.start({
-    strategy,
-    keyVersion,
-    dryRun: flags.dryRun === true,
-    resumed: checkpoint !== undefined,
-  });
-
+  const { from, store } = await startingPoint(flags, keyVersion);
+  const secrets = httpSecretStore(kc);
+  const selection = selectionOf(flags);
+  const stop = interruptible(out);
+  out.start({ strategy, keyVersion, dryRun: flags.dryRun === true, resumed: from.sweep !== undefined });
   const deadline = budgetMs === undefined ? undefined : Date.now() + budgetMs;
-  let report: SweepReport;
+  let run: RunResult;
   try {
-    report = await sweep({
-      store,
-      targetKeyVersionId: keyVersion,
-      strategy,
-      selection,
-      pageSize,
-      concurrency,
-      ...(checkpoint ? { checkpoint } : {}),
-      ...(deadline === undefined ? {} : { deadline }),
-      signal: abort.signal,
-      dryRun: flags.dryRun === true,
-      ...(proof.sealedUnder ? { sealedUnder: proof.sealedUnder } : {}),
-      requireProof: proof.requireProof,
-      // The progress bar's total: the server's count from the first page (`remainingItemCount`), kept in a
-      // checkpoint; the API server gives none with selectors.
-      onProgress: (p: SweepProgress) => out.progress(p, p.expected),
-      onCheckpoint: (c) => {
-        if (flags.checkpoint && !flags.dryRun) writeAtomically(flags.checkpoint, c);
+    run = await runJob(
+      {
+        jobId: `cli-${keyVersion}`,
+        clusterId: flags.clusterId ?? flags.context ?? 'kubeconfig',
+        keyVersionId: keyVersion,
+        strategy,
+        selection,
+        pageSize,
+        concurrency,
+        dryRun: flags.dryRun === true,
+        force: flags.force === true,
       },
-    });
-    if (flags.dryRun) {
-      const apiServers = (await apiServerIdentities(kc).catch(() => undefined))?.length;
-      const { estimateSweep } = await import('../shared/reencrypt/estimate.js');
-      report.estimate = await estimateSweep(store, {
-        targetKeyVersionId: keyVersion,
-        requireProof: proof.requireProof,
+      {
+        secrets,
+        evidence: async () => proof.evidence,
+        ...(proof.key ? { key: proof.key } : {}),
+        store,
+        budget: { ...(deadline === undefined ? {} : { deadline }), signal: stop.signal },
+        log: notesOf(out),
+        now: Date.now,
+        adoption: { delayMs: 0, timeoutMs: budgetMs ?? 10 * 60_000 },
+        // The progress bar's total: the server's count from the first page (`remainingItemCount`), kept in a
+        // checkpoint; the API server gives none with selectors.
+        onProgress: (p) => out.progress(p, p.expected),
+      },
+      from,
+    );
+    if (flags.dryRun && run.report)
+      run.report.estimate = await estimateOf(kc, secrets, {
+        flags,
+        keyVersion,
+        proof,
         pageSize,
         selection,
-        ...(proof.rotatedAt ? { rotatedAt: proof.rotatedAt } : {}),
-        ...(apiServers ? { apiServers } : {}),
-        ...(deadline === undefined ? {} : { deadline }),
-        signal: abort.signal,
+        deadline,
+        signal: stop.signal,
       });
-    }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.release();
     kc.close();
-    store.close();
+    secrets.close();
   }
+  return finishRun(flags, out, run, selection, keyVersion);
+}
 
-  if (flags.checkpoint && !flags.dryRun) {
-    // Done: nothing to resume. A rerun lists again and skips what carries the key version annotation.
-    if (report.checkpoint) writeAtomically(flags.checkpoint, report.checkpoint);
-    else rmSync(flags.checkpoint, { force: true });
-  }
+/** The dry run's estimate: Secrets and bytes to rewrite, KMS calls, duration, blast radius. */
+async function estimateOf(
+  kc: KubeConfig,
+  secrets: SecretStore,
+  o: {
+    flags: ReencryptFlags;
+    keyVersion: string;
+    proof: CliProof;
+    pageSize: number;
+    selection: Selection;
+    deadline?: number;
+    signal: AbortSignal;
+  },
+): Promise<Estimate> {
+  const apiServers = (await apiServerIdentities(kc).catch(() => undefined))?.length;
+  const { estimateSweep } = await import('../shared/reencrypt/estimate.js');
+  return estimateSweep(secrets, {
+    targetKeyVersionId: o.keyVersion,
+    requireProof: o.proof.evidence.verdict === 'effective',
+    pageSize: o.pageSize,
+    selection: o.selection,
+    ...(o.proof.rotatedAt ? { rotatedAt: o.proof.rotatedAt } : {}),
+    ...(apiServers ? { apiServers } : {}),
+    ...(o.deadline === undefined ? {} : { deadline: o.deadline }),
+    signal: o.signal,
+  });
+}
+
+/** The report, the optional etcd verification, and the exit code. */
+async function finishRun(
+  flags: ReencryptFlags,
+  out: Output,
+  run: RunResult,
+  selection: Selection,
+  keyVersion: string,
+): Promise<number> {
+  const report = run.report;
+  if (!report) throw new SentinelError('permanent', `the sweep ended as ${run.status}`, { code: 'NotSwept' });
+  if (run.status === 'unconfirmed')
+    out.note(
+      `not confirmed: Secrets lack the mark of ${keyVersion} though the sweep reported done; run again to sweep from the start`,
+    );
   let verification: VerificationResult | undefined;
-  if (flags.verifyEtcd && report.complete && !flags.dryRun) {
+  if (flags.verifyEtcd && run.status === 'completed') {
     const { etcdVerifier } = await import('../shared/etcd/verifier.js');
     verification = await etcdVerifier(flags.verifyEtcd).verify({
       targetKeyVersionId: keyVersion,
@@ -209,7 +254,8 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
   }
   out.finish(report, verification);
   if (verification && !verification.verified) return 1;
-  return report.complete && report.failed === 0 ? 0 : 1;
+  const done = run.status === 'completed' || run.status === 'dry-run';
+  return done && report.failed === 0 ? 0 : 1;
 }
 
 export function describeError(err: unknown): { code: number; message: string } {

@@ -6,13 +6,15 @@ import { apiServerIdentities, getRaw } from '../shared/cluster/kube';
 import { readSealingEvidence, type SealingEvidence, seedPending } from '../shared/cluster/sealing';
 import { loadConfig } from '../shared/config';
 import { SentinelError } from '../shared/errors';
-import { describeKey } from '../shared/kms/keys';
+import { describeKey, type KeyInfo } from '../shared/kms/keys';
 import { FORCED } from '../shared/reencrypt';
 import { UsageError } from './output';
 
 /** What the CLI's sweep writes with its marks and trusts in them, from the API servers' evidence. */
 export interface CliProof {
   evidence: SealingEvidence;
+  /** The key as KMS describes it (with `--cluster-id`). */
+  key?: KeyInfo;
   /** The key's primary version (with `--cluster-id`). */
   keyVersion?: string;
   sealedUnder?: string;
@@ -40,7 +42,10 @@ export async function cliProof(
   if (!cluster?.encryptionEnabled || !cluster.keyId)
     throw new UsageError(`cluster ${flags.clusterId}: not found, or its Secret encryption is off`);
   const key = await describeKey(clients, cluster.keyId);
-  const evidence = await readSealingEvidence((p) => getRaw(kc, p), key, await apiServerIdentities(kc));
+  const evidence = await readSealingEvidence(
+    { getRaw: (path) => getRaw(kc, path), apiServerIdentities: () => apiServerIdentities(kc) },
+    key,
+  );
   if (evidence.verdict === 'not-effective' && !flags.force)
     throw new SentinelError(
       'permanent',
@@ -51,6 +56,7 @@ export async function cliProof(
     );
   return {
     evidence,
+    key,
     keyVersion: key.primaryKeyVersion,
     ...(key.lastRotationDate ? { rotatedAt: new Date(key.lastRotationDate) } : {}),
     ...(evidence.token

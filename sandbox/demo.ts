@@ -7,7 +7,7 @@ import { createCloudClients } from '../shared/cloud/clients';
 import { loadKubeConfig } from '../shared/cluster/kube';
 import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
 import { isManagedSecurityRole } from '../shared/events';
-import { type ClusterState, STATE_CONFIGMAP } from '../shared/jobs/state';
+import { type ClusterState, STATE_CONFIGMAP } from '../shared/jobs/store';
 import type { FcContext } from '../shared/runtime/handler';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from './cloud/emulator';
 import { runEnableDemo } from './demo-enable';

@@ -6,7 +6,7 @@ import { createHandler as auditHandler } from '../functions/audit';
 import { createHandler as rotationWatchHandler } from '../functions/rotation-watch';
 import { openCluster } from '../shared/cluster/kube';
 import { DONE_RECORD_OBJECT } from '../shared/jobs/done-record';
-import { configMapStateStore } from '../shared/jobs/state';
+import { configMapState } from '../shared/jobs/store';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from './cloud/emulator';
 import type { FcHandler } from './cloud/fc';
 import { TenantProxy } from './controlplane/tenants';
@@ -195,7 +195,7 @@ async function seedClusters(
             // Namespaces are cluster-scoped: the tenant's own is made under its name on the real API server.
             const name = TenantProxy.namespaceOf(STATE_NAMESPACE, tenant);
             await admin.core.createNamespace({ body: { metadata: { name } } });
-            await configMapStateStore(cluster.core, STATE_NAMESPACE).save({
+            await configMapState(cluster.core, STATE_NAMESPACE).save({
               completedKeyVersion: key.primaryKeyVersion,
               completedAt: new Date().toISOString(),
               completedProof: 'proven',

@@ -1,5 +1,6 @@
+import { type InvocationResult, runJobInvocation } from '../../shared/jobs/invocation';
 import { parseJobPayload } from '../../shared/jobs/payload';
-import { type RunResult, type RunStatus, runJobInvocation } from '../../shared/jobs/run';
+import type { RunStatus } from '../../shared/jobs/run';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
 import { type Services, servicesFor } from '../../shared/runtime/services';
 
@@ -9,7 +10,7 @@ import { type Services, servicesFor } from '../../shared/runtime/services';
  * adoption → sweep → verify) are in `shared/jobs/run.ts`; this handler only reads the payload and runs them.
  */
 export type ReencryptStatus = RunStatus;
-export type ReencryptResult = RunResult;
+export type ReencryptResult = InvocationResult;
 
 export async function reencrypt(
   event: unknown,

@@ -2,6 +2,7 @@ import pLimit from 'p-limit';
 import { credentialsFromContext } from '../../shared/cloud/credentials';
 import type { TargetCluster } from '../../shared/cluster/discovery';
 import type { SentinelConfig } from '../../shared/config';
+import { answerEnableRequest } from '../../shared/encryption/requests';
 import { normalizeError } from '../../shared/errors';
 import { decodeEventInput, eventKeyId, parseRotationWatchEvent } from '../../shared/events';
 import type { JobRequest, RotationWatchEvent } from '../../shared/events/rotation-watch';
@@ -202,6 +203,7 @@ export async function rotationWatch(
   s: Services = servicesFor(inv),
 ): Promise<WatchResult | StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer> {
   const request = parseRotationWatchEvent(decodeEventInput(event, { format: 'rotation-watch event' }));
+  if (request.kind === 'enable-encryption') return answerEnableRequest(request, s, inv.config, inv.log);
   if (request.kind !== 'timer' && request.kind !== 'trail')
     return answerJobRequest(
       request,

@@ -117,10 +117,10 @@ async function coverage(secrets: SecretStore, keyVersionId: string, proven: bool
 
 /** The API servers' evidence for the key's last rotation, or why there is none. */
 async function sealing(key: KeyInfo, options: AuditOptions): Promise<SealingEvidence> {
-  const { getRaw } = options;
+  const { getRaw, apiServerIdentities } = options;
   if (!getRaw) return unproven("the audit was not given access to the API servers' /metrics");
-  const read = async () => readSealingEvidence(getRaw, key, await options.apiServerIdentities?.());
-  return read().catch((err) =>
+  const source = { getRaw, apiServerIdentities: async () => apiServerIdentities?.() };
+  return readSealingEvidence(source, key).catch((err) =>
     unproven(`reading the API servers' evidence failed: ${normalizeError(err).message}`),
   );
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { normalizeError } from '../errors';
 
 /**
  * What the API servers themselves say about the seed they encrypt Secrets with, read from `/metrics`
@@ -295,26 +296,38 @@ export function unproven(why: string): SealingEvidence {
   };
 }
 
+/** Where the evidence is read: a cluster's API servers (`shared/cluster/kube.ts` `Cluster`). */
+export interface EvidenceSource {
+  getRaw(path: string): Promise<{ status: number; body: string }>;
+  /** The live API servers' identities (their leases), undefined when they cannot be listed. */
+  apiServerIdentities(): Promise<string[] | undefined>;
+}
+
 /**
- * The API servers' evidence for a key's last rotation, as every caller reads it: sampled from `/metrics`
- * and judged; `unproven` when they cannot be read (no RBAC, no KMS v2 metrics). Any other failure (a broken
- * connection) is thrown: a guess would be a claim without proof.
+ * The API servers' evidence for a key's last rotation, as every caller reads it (the job, the starter, the
+ * webhook's answers, the audit, `enable`, the CLI): sampled from `/metrics` and judged; `unproven` when they
+ * cannot be read (no RBAC, no KMS v2 metrics) or the configuration asks for ActionTrail only. Any other
+ * failure (a broken connection) is thrown, normalised: a guess would be a claim without proof.
  */
 export async function readSealingEvidence(
-  getRaw: (path: string) => Promise<{ status: number; body: string }>,
+  source: EvidenceSource,
   key: { keyId: string; lastRotationDate?: string },
-  /** The live API servers' identities (their leases), when they can be listed. */
-  identities?: string[],
+  options: { proof?: 'metrics' | 'actiontrail' } = {},
 ): Promise<SealingEvidence> {
+  if (options.proof === 'actiontrail') return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
   // A key never rotated has one version: every seed is sealed under it. An unreadable date proves nothing.
   const rotatedAt = key.lastRotationDate ? new Date(key.lastRotationDate) : new Date(0);
   if (Number.isNaN(rotatedAt.getTime()))
     return unproven(`the key's LastRotationDate "${key.lastRotationDate}" is not a date`);
   try {
-    const expected = identities?.map(keyIdHash);
-    return judgeSealing(await sampleApiServers(getRaw, expected ? { expected } : {}), rotatedAt, key.keyId);
+    const expected = (await source.apiServerIdentities())?.map(keyIdHash);
+    return judgeSealing(
+      await sampleApiServers((p) => source.getRaw(p), expected ? { expected } : {}),
+      rotatedAt,
+      key.keyId,
+    );
   } catch (err) {
     if (err instanceof MetricsUnreadable) return unproven(err.message);
-    throw err;
+    throw normalizeError(err, { service: 'kubernetes', operation: 'GET /metrics' });
   }
 }

@@ -4,7 +4,7 @@ import type {
   V1RoleRef,
   RbacV1Subject as V1Subject,
 } from '@kubernetes/client-node';
-import { STATE_CONFIGMAP } from '../jobs/state';
+import { STATE_CONFIGMAP } from '../jobs/store';
 import { rbacObjects, SENTINEL_USER } from './rbac';
 
 /**

@@ -1,4 +1,5 @@
 import type { CloudClients } from '../cloud/clients';
+import { type Cluster, openCluster } from './kube';
 
 /**
  * In a file of its own, so only the functions that reach a cluster carry `cs:DescribeClusterUserKubeconfig`
@@ -21,4 +22,19 @@ export async function clusterKubeconfig(
   if (!body.config)
     throw new Error(`DescribeClusterUserKubeconfig ${clusterId}: no kubeconfig in the answer`);
   return body.config;
+}
+
+/** Opens a cluster with a short-lived kubeconfig of the suite's identity, runs `use`, and closes it. */
+export async function withCluster<T>(
+  clients: Pick<CloudClients, 'csRoa'>,
+  clusterId: string,
+  minutes: number,
+  use: (cluster: Cluster) => Promise<T>,
+): Promise<T> {
+  const cluster = openCluster(await clusterKubeconfig(clients, clusterId, minutes));
+  try {
+    return await use(cluster);
+  } finally {
+    cluster.close();
+  }
 }

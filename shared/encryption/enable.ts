@@ -3,9 +3,12 @@ import type { CloudClients } from '../cloud/clients';
 import type { Cluster } from '../cluster/kube';
 import { readSealingEvidence, type SealingEvidence } from '../cluster/sealing';
 import { normalizeError } from '../errors';
+import { jobIdFor } from '../jobs/payload';
+import { firstContinuation, nothingKept, runJob } from '../jobs/run';
 import type { KeyInfo } from '../kms/keys';
-import { doneFor, keyVersionCensus } from '../reencrypt/secrets-api';
-import { type SweepProgress, sweep } from '../reencrypt/sweep';
+import { createLogger, type Logger } from '../log';
+import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../reencrypt/defaults';
+import type { SweepProgress } from '../reencrypt/sweep';
 import { findManagedRoleEvents } from '../trail/evidence';
 import {
   type ClusterDetail,
@@ -71,8 +74,13 @@ export interface EnableRequest {
 
 export interface EnableDeps {
   clients: Pick<CloudClients, 'csRoa' | 'kmsRpc' | 'actionTrailRpc'>;
-  /** The cluster's Kubernetes clients (from DescribeClusterUserKubeconfig, or a kubeconfig given). */
-  openCluster(): Promise<Cluster>;
+  /**
+   * The cluster's Kubernetes clients (from DescribeClusterUserKubeconfig, or a kubeconfig given); not needed
+   * when the request stops at the switch.
+   */
+  openCluster?(): Promise<Cluster>;
+  /** Where the re-encryption job's warnings go (stderr by default). */
+  log?: Logger;
   onStep?(step: EnableStep): void;
   onProgress?(progress: SweepProgress): void;
   accountId?: string;
@@ -123,6 +131,7 @@ export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Pr
     stage = 'running';
     await waitRunning(deps, req.clusterId, record);
     stage = 'evidence';
+    if (!deps.openCluster) throw new Error('enable: a sweep needs the cluster, and none was given');
     const cluster = await deps.openCluster();
     try {
       const evidence = await evidenceStep(deps, cluster, key, already ? undefined : switchedAt, record);
@@ -130,7 +139,7 @@ export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Pr
       stage = 'sweep';
       // A mark left from an earlier time with encryption on says nothing about a Secret written while it was
       // off: only marks written under this seed's evidence count (or, with nothing proven, none after a switch).
-      await sweepAndVerify(deps, cluster, key, evidence, report, record, !already);
+      await sweepAndVerify(deps, cluster, key, report, record, !already);
     } finally {
       cluster.close();
     }
@@ -304,7 +313,7 @@ async function evidenceStep(
     });
     return found.length > 0 ? found : undefined;
   });
-  const evidence = await readSealingEvidence(cluster.getRaw, key, await cluster.apiServerIdentities());
+  const evidence = await readSealingEvidence(cluster, key);
   const trail = events?.length
     ? `ActionTrail: ${events.length} Encrypt by aliyuncsmanagedsecurityrole`
     : 'ActionTrail: no Encrypt by aliyuncsmanagedsecurityrole yet (it can lag by minutes)';
@@ -319,48 +328,68 @@ async function evidenceStep(
   return evidence;
 }
 
+/**
+ * The Secrets written before (plaintext in etcd until rewritten) are swept and counted by the re-encryption
+ * job's engine (`shared/jobs/run.ts`), with nothing kept between runs: a rerun skips what is marked.
+ */
 async function sweepAndVerify(
   deps: EnableDeps,
   cluster: Cluster,
   key: KeyInfo,
-  evidence: SealingEvidence,
   report: EnableReport,
   record: (s: EnableStep) => void,
-  rewriteAll: boolean,
+  sinceEnabled: boolean,
 ): Promise<void> {
   const t = Date.now();
-  const requireProof = evidence.verdict === 'effective';
-  const swept = await sweep({
-    ...(evidence.token ? { sealedUnderOnly: evidence.token } : { rewriteAll }),
-    store: cluster.secrets,
-    targetKeyVersionId: key.primaryKeyVersion,
-    strategy: 'annotate',
-    requireProof,
-    ...(evidence.token ? { sealedUnder: evidence.token } : {}),
-    ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
-  });
-  report.sweep = {
-    total: swept.total,
-    rewritten: swept.rewritten,
-    alreadyCurrent: swept.alreadyCurrent,
-    failed: swept.failed,
-    gone: swept.gone,
-  };
+  const now = deps.now ?? Date.now;
+  const run = await runJob(
+    {
+      jobId: jobIdFor(report.clusterId, key.keyId, key.primaryKeyVersion),
+      clusterId: report.clusterId,
+      keyVersionId: key.primaryKeyVersion,
+      strategy: 'annotate',
+      pageSize: DEFAULT_PAGE_SIZE,
+      concurrency: DEFAULT_CONCURRENCY,
+      sinceEnabled,
+    },
+    {
+      secrets: cluster.secrets,
+      evidence: () => readSealingEvidence(cluster, key),
+      key,
+      store: nothingKept(),
+      budget: {},
+      log: deps.log ?? createLogger({ level: 'warn', sink: (line) => process.stderr.write(`${line}\n`) }),
+      now,
+      adoption: { delayMs: 0, timeoutMs: deps.waits?.evidenceMs ?? 10 * 60_000 },
+      ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
+    },
+    firstContinuation(key.primaryKeyVersion, new Date(now()), 'sweeping'),
+  );
+  const swept = run.report;
+  if (swept)
+    report.sweep = {
+      total: swept.total ?? 0,
+      rewritten: swept.rewritten ?? 0,
+      alreadyCurrent: swept.alreadyCurrent ?? 0,
+      failed: swept.failed ?? 0,
+      gone: swept.gone ?? 0,
+    };
+  const failed = swept?.failed ?? 0;
   record({
     step: 'sweep',
-    status: swept.complete && swept.failed === 0 ? 'done' : 'failed',
-    detail: `${swept.rewritten} rewritten, ${swept.alreadyCurrent} already done, ${swept.failed} failed`,
+    status: run.status === 'completed' && failed === 0 ? 'done' : 'failed',
+    detail: swept
+      ? `${swept.rewritten} rewritten, ${swept.alreadyCurrent} already done, ${failed} failed`
+      : run.status,
     ms: Date.now() - t,
   });
-  if (!swept.complete || swept.failed > 0) throw new StepFailed();
-  const census = await keyVersionCensus(cluster.secrets);
-  const done = doneFor(census, key.primaryKeyVersion, requireProof);
-  report.census = { total: census.total, done };
-  const ok = done >= census.total;
+  if (run.status !== 'completed' || failed > 0 || !run.census) throw new StepFailed();
+  report.census = run.census;
+  const ok = run.census.done >= run.census.total;
   record({
     step: 'verify',
     status: ok ? 'done' : 'failed',
-    detail: `${done} of ${census.total} Secrets rewritten under the key`,
+    detail: `${run.census.done} of ${run.census.total} Secrets rewritten under the key`,
   });
   if (!ok) throw new StepFailed();
 }

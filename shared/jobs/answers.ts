@@ -39,6 +39,8 @@ export const jobStatusSchema = z.object({
   jobId: z.string(),
   clusterId: z.string(),
   phase: z.enum(JOB_PHASES),
+  /** The job is under way by its phase but saved no progress for SENTINEL_REENCRYPT_STALE_AFTER: it died. */
+  stale: z.boolean().optional(),
   attempt: z.number().int(),
   invocation: z.number().int(),
   counters: sweepCountersSchema.optional(),

@@ -1,190 +1,208 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CoreV1Api } from '@kubernetes/client-node';
-import { type Cluster, openCluster } from '../cluster/kube';
-import { readSealingEvidence, type SealingEvidence, seedPending, unproven } from '../cluster/sealing';
-import { clusterKubeconfig } from '../cluster/user-kubeconfig';
-import { normalizeError } from '../errors';
-import type { Strategy } from '../events/fields';
-import { describeKey, type KeyInfo } from '../kms/keys';
+import { type SealingEvidence, seedPending, unproven } from '../cluster/sealing';
+import type { KeyInfo } from '../kms/keys';
 import type { Logger } from '../log';
-import { doneFor, keyVersionCensus, type SweepReport, sweep } from '../reencrypt';
-import { zeroCounters } from '../reencrypt/tally';
-import type { Invocation } from '../runtime/handler';
-import type { Services } from '../runtime/services';
-import { findManagedRoleEvents } from '../trail/evidence';
+import type { Notifier } from '../notify';
 import {
-  type Continuation,
-  encodeJobPayload,
-  type JobPayload,
-  type SweepCheckpoint,
-  taskIdFor,
-} from './payload';
-import { configMapStateStore } from './state';
-import { type JobStore, jobStore } from './store';
+  doneFor,
+  FORCED,
+  keyVersionCensus,
+  type SecretStore,
+  type Selection,
+  type SweepProgress,
+  type SweepReport,
+  sweep,
+} from '../reencrypt';
+import type { Strategy } from '../reencrypt/defaults';
+import { zeroCounters } from '../reencrypt/tally';
+import type { Continuation, RunPhase, SweepCheckpoint } from './payload';
+import type { JobStore } from './store';
 
 /**
- * One invocation of a re-encryption job, as named steps: (check it is still wanted) → wait for adoption →
- * sweep → verify. A job spans invocations: when the budget is spent in any step, the job saves its progress
- * and hands over to the next invocation (`handOver`), which resumes in the same step.
+ * The re-encryption job's one engine, the migrator's `Run()` for this suite: (still wanted?) → wait until the
+ * control plane seals with the new key version → sweep → census → complete. The function
+ * (`invocation.ts`), the CLI's `reencrypt` and `enable` all run it, each with its own two ports: where progress is kept
+ * (the state ConfigMap, a checkpoint file, nothing: a `JobStore`) and how long it may run (`Budget`: a
+ * deadline, an abort signal, FC's hand-over to the next invocation). A run stopped by its budget saves where
+ * it is and hands over, or returns the continuation to the caller.
  */
 export type RunStatus =
   | 'already-complete'
   | 'superseded'
   | 'continued'
+  | 'stopped'
   | 'completed'
   | 'unconfirmed'
-  | 'waiting-for-new-seed';
+  | 'waiting-for-new-seed'
+  | 'dry-run';
 
 export interface RunResult {
   status: RunStatus;
   jobId: string;
   invocation: number;
-  report?: Partial<SweepReport>;
+  /** The sweep of this run, when it swept (whole: the function's answer keeps a summary). */
+  report?: SweepReport;
   verified?: boolean;
   /** What the API servers proved about the seed a rewrite is sealed under (`shared/cluster/sealing.ts`). */
   evidence?: SealingEvidence;
+  /** After the sweep: the Secrets that predate the job, and those carrying its mark. */
+  census?: { total: number; done: number };
+  /** `continued` and `stopped`: where the next run resumes. */
+  continuation?: Continuation;
 }
 
-/** What the steps share: the job, where it is, and where it keeps its state. */
-interface JobRun {
-  job: JobPayload;
-  at: Continuation;
-  inv: Invocation;
-  s: Services;
-  log: Logger;
-  core: CoreV1Api;
-  cluster: Cluster;
+/** What the job is: one cluster, one key version, and how its Secrets are swept. */
+export interface JobSpec {
+  jobId: string;
+  clusterId: string;
+  keyVersionId: string;
+  strategy: Strategy;
+  selection?: Selection;
+  pageSize: number;
+  concurrency: number;
+  dryRun?: boolean;
+  /** Sweep although the API servers prove a rewrite would not re-seal; the marks say `forced` (CLI `--force`). */
+  force?: boolean;
+  /**
+   * Encryption was just turned on: a mark from an earlier time with encryption on says nothing about a Secret
+   * written while it was off, so every Secret not marked under this run's evidence is written (`enable`).
+   */
+  sinceEnabled?: boolean;
+}
+
+/** How long a run may go on. */
+export interface Budget {
+  /** Epoch ms after which no step starts new work. */
+  deadline?: number;
+  signal?: AbortSignal;
+  /** FC: invoke the next invocation with the continuation. Without, a run out of budget stops and returns it. */
+  handOver?(next: Continuation): Promise<void>;
+}
+
+/** Everything the engine reaches: the cluster's Secrets, the evidence, the two ports, the clock. */
+export interface JobPorts {
+  secrets: SecretStore;
+  /** The API servers' evidence for the key's last rotation (`readSealingEvidence`). */
+  evidence(): Promise<SealingEvidence>;
+  /** The key as KMS describes it now, when known: a newer primary version supersedes the job. */
+  key?: Pick<KeyInfo, 'primaryKeyVersion' | 'lastRotationDate'>;
   store: JobStore;
-  /** The API servers' evidence, read at the start of the invocation and again while waiting. */
+  budget: Budget;
+  log: Logger;
+  now(): number;
+  adoption: { delayMs: number; timeoutMs: number };
+  notifier?: Pick<Notifier, 'notify'>;
+  /** ActionTrail's Encrypts by the managed role since an instant (the function's context, never proof). */
+  managedRoleEncrypts?(since: Date): Promise<unknown[]>;
+  onProgress?(progress: SweepProgress): void;
+}
+
+/** What the steps share: the job, where it is, and the evidence read at its start and while waiting. */
+interface JobRun {
+  spec: JobSpec;
+  ports: JobPorts;
+  at: Continuation;
   evidence: SealingEvidence;
-  /** Epoch ms after which no step starts new work (the invocation's deadline less the margin). */
-  deadline: number;
-  account: { accountId?: string };
 }
 
 const EVIDENCE_POLL_MS = 10_000;
 
-export async function runJobInvocation(job: JobPayload, inv: Invocation, s: Services): Promise<RunResult> {
-  const cluster = openCluster(await clusterKubeconfig(s.clients, job.clusterId, 60));
-  try {
-    const run = begin(job, inv, s, cluster);
-    const key = await describeKey(s.clients, job.keyId);
-    run.evidence = await sealingEvidence(run, key);
-    const done = await alreadyComplete(run);
-    if (done) return done;
-    await resumeFromState(run);
-    if (key.primaryKeyVersion !== job.keyVersionId) return superseded(run, key);
-    // A seed still to be sealed is waited out in any phase: a rewrite now would stay under the old version.
-    if (run.at.phase === 'waiting-for-adoption' || seedPending(run.evidence)) {
-      const adoption = await waitForAdoption(run, key);
-      if (adoption === 'budget-spent') return handOver(run);
-    }
-    if (run.evidence.verdict === 'not-effective') return awaitNewSeed(run);
-    let report: SweepReport | undefined;
-    if (run.at.phase === 'sweeping') {
-      report = await sweepStep(run);
-      if (!report.complete) return handOver(run, report);
-    }
-    return verify(run, key, report);
-  } finally {
-    cluster.close();
+/** Nothing is kept between runs (`enable`, a CLI sweep without `--checkpoint`, a dry run). */
+export const nothingKept = (): JobStore => ({
+  get: async () => ({}),
+  progress: async () => {},
+  complete: async () => {},
+  awaitNewSeed: async () => {},
+  fail: async () => {},
+});
+
+/** A job's first continuation: the function waits for adoption first, the CLI and `enable` sweep at once. */
+export const firstContinuation = (keyVersionId: string, startedAt: Date, phase: RunPhase): Continuation => ({
+  targetKeyVersionId: keyVersionId,
+  invocation: 1,
+  startedAt,
+  phase,
+});
+
+export async function runJob(spec: JobSpec, ports: JobPorts, from: Continuation): Promise<RunResult> {
+  const run: JobRun = { spec, ports, at: { ...from }, evidence: unproven('not read yet') };
+  run.evidence = await ports.evidence();
+  const done = await alreadyComplete(run);
+  if (done) return done;
+  await resumeFromState(run);
+  if (ports.key && ports.key.primaryKeyVersion !== spec.keyVersionId) return superseded(run);
+  // A seed still to be sealed is waited out in any phase: a rewrite now would stay under the old version.
+  if (run.at.phase === 'waiting-for-adoption' || seedPending(run.evidence)) {
+    const adoption = await waitForAdoption(run);
+    if (adoption === 'budget-spent') return handOver(run);
   }
+  if (run.evidence.verdict === 'not-effective' && !spec.force) return awaitNewSeed(run);
+  let report: SweepReport | undefined;
+  if (run.at.phase === 'sweeping') {
+    report = await sweepStep(run);
+    if (!report.complete) return handOver(run, report);
+    if (spec.dryRun) return { ...result(run, 'dry-run'), report };
+  }
+  return verify(run, report);
 }
 
-function begin(job: JobPayload, inv: Invocation, s: Services, cluster: Cluster): JobRun {
-  const log = inv.log.child({ jobId: job.jobId, clusterId: job.clusterId });
-  const accountId = inv.config.accountId ?? inv.context.accountId;
-  const at: Continuation = job.checkpoint ?? {
-    targetKeyVersionId: job.keyVersionId,
-    invocation: 1,
-    startedAt: new Date(inv.now()),
-    phase: 'waiting-for-adoption',
-  };
-  const ref = {
-    jobId: job.jobId,
-    keyId: job.keyId,
-    keyVersionId: job.keyVersionId,
-    attempt: job.attempt ?? 1,
-  };
-  return {
-    job,
-    at: { ...at },
-    inv,
-    s,
-    log,
-    core: cluster.core,
-    cluster,
-    evidence: unproven('not read yet'),
-    store: jobStore(configMapStateStore(cluster.core, inv.config.stateNamespace), ref, { log, now: inv.now }),
-    deadline: inv.deadline - inv.config.reencrypt.budgetMarginMs,
-    account: accountId ? { accountId } : {},
-  };
-}
+const result = (run: JobRun, status: RunStatus): RunResult => ({
+  status,
+  jobId: run.spec.jobId,
+  invocation: run.at.invocation,
+});
+
+/** Marks count as done only when written under the API servers' proof, where they prove a re-seal. */
+const requireProof = (run: JobRun): boolean => run.evidence.verdict === 'effective';
 
 /**
  * The state says this version is done: believed only when (for annotate) every Secret that predates the job
  * carries its mark, counted now (the stored `completedAt` is as forgeable as the claim itself).
  */
 async function alreadyComplete(run: JobRun): Promise<RunResult | undefined> {
-  const state = await run.store.get();
-  if (state.completedKeyVersion !== run.job.keyVersionId) return undefined;
+  const state = await run.ports.store.get();
+  if (state.completedKeyVersion !== run.spec.keyVersionId) return undefined;
   // A completion without proof, now that the API servers prove a rewrite re-seals: sweep (marks with proof
   // are skipped) and complete with proof, so the starter stops restarting it.
   if (state.completedProof !== 'proven' && run.evidence.verdict === 'effective') return undefined;
-  const missing = await unmarked(run);
-  if (missing === 0) {
-    run.log.info('already complete for this key version');
-    return { status: 'already-complete', jobId: run.job.jobId, invocation: run.at.invocation };
+  const census = await censusOf(run);
+  if (!census || census.done >= census.total) {
+    run.ports.log.info('already complete for this key version');
+    return result(run, 'already-complete');
   }
-  run.log.warn('the state says complete, but Secrets lack the mark of this key version: sweeping', {
-    missing,
+  run.ports.log.warn('the state says complete, but Secrets lack the mark of this key version: sweeping', {
+    missing: census.total - census.done,
   });
   return undefined;
 }
 
 /**
- * FC retried an invocation that died after saving progress: resume from the checkpoint saved in the state
- * when it is further along than the payload's (it is marked for a recheck, so nothing the dead attempt wrote
- * is written again).
+ * An invocation that died after saving progress is retried by FC with its payload: resume from the
+ * checkpoint saved in the state when it is further along (it is marked for a recheck, so nothing the dead
+ * invocation wrote is written again).
  */
 async function resumeFromState(run: JobRun): Promise<void> {
-  const state = await run.store.get();
-  const saved = state.job?.jobId === run.job.jobId ? state.job.checkpoint : undefined;
+  const state = await run.ports.store.get();
+  const saved = state.job?.jobId === run.spec.jobId ? state.job.checkpoint : undefined;
   if (!saved || run.at.phase === 'verifying' || saved.counters.total <= (run.at.sweep?.counters.total ?? -1))
     return;
   run.at = { ...run.at, phase: 'sweeping', sweep: saved };
-  run.log.info('resuming from the checkpoint saved in the state ConfigMap', {
-    visited: saved.counters.total,
-  });
+  run.ports.log.info('resuming from the checkpoint saved with the job', { visited: saved.counters.total });
 }
 
 /** A newer rotation happened: its own job (rotation-watch starts it) rewrites everything once more. */
-async function superseded(run: JobRun, key: KeyInfo): Promise<RunResult> {
-  run.log.info('superseded by a newer key version', { primaryKeyVersion: key.primaryKeyVersion });
-  await run.store.fail(run.at.invocation, `superseded by ${key.primaryKeyVersion}`);
-  return { status: 'superseded', jobId: run.job.jobId, invocation: run.at.invocation };
+async function superseded(run: JobRun): Promise<RunResult> {
+  const newer = run.ports.key?.primaryKeyVersion;
+  run.ports.log.info('superseded by a newer key version', { primaryKeyVersion: newer });
+  await run.ports.store.fail(run.at.invocation, `superseded by ${newer}`);
+  return result(run, 'superseded');
 }
 
 type Adoption = 'adopted' | 'no-new-seed' | 'budget-spent';
 
 /** When the key was rotated to the job's version (the primary version's creation). */
-const rotatedAt = (run: JobRun, key: KeyInfo): Date =>
-  key.lastRotationDate ? new Date(key.lastRotationDate) : run.at.startedAt;
-
-/**
- * The API servers' own evidence (`/metrics`), unless the configuration says ActionTrail only, or they cannot
- * be read (then nothing is proven, and the job falls back to ActionTrail). A failed read is thrown (FC
- * retries the invocation): a guess here would be a mark without proof.
- */
-async function sealingEvidence(run: JobRun, key: KeyInfo): Promise<SealingEvidence> {
-  if (run.inv.config.reencrypt.proof !== 'metrics')
-    return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
-  try {
-    return await readSealingEvidence(run.cluster.getRaw, key, await run.cluster.apiServerIdentities());
-  } catch (err) {
-    throw normalizeError(err, { service: 'kubernetes', operation: 'GET /metrics' });
-  }
-}
+const rotatedAt = (run: JobRun): Date =>
+  run.ports.key?.lastRotationDate ? new Date(run.ports.key.lastRotationDate) : run.at.startedAt;
 
 /**
  * Step 1: wait until the control plane encrypts with the new version. With the API servers' evidence: until
@@ -192,9 +210,9 @@ async function sealingEvidence(run: JobRun, key: KeyInfo): Promise<SealingEviden
  * poll the plugin every minute; past that no new key id is coming). Without: ActionTrail's Encrypt by the
  * managed role (health checks make it too, so it proves little), or the delay, or the timeout.
  */
-async function waitForAdoption(run: JobRun, key: KeyInfo): Promise<Adoption> {
-  const { config } = run.inv;
-  const since = rotatedAt(run, key);
+async function waitForAdoption(run: JobRun): Promise<Adoption> {
+  const { ports } = run;
+  const since = rotatedAt(run);
   for (;;) {
     const found =
       run.evidence.verdict === 'unproven' ? await trailAdoption(run, since) : apiServerAdoption(run, since);
@@ -203,12 +221,12 @@ async function waitForAdoption(run: JobRun, key: KeyInfo): Promise<Adoption> {
         run.at = { ...run.at, phase: 'sweeping' };
       return found;
     }
-    const left = run.deadline - run.inv.now();
-    if (left <= 0) return 'budget-spent';
-    await sleep(Math.min(EVIDENCE_POLL_MS, left));
-    if (run.evidence.verdict !== 'unproven') run.evidence = await sealingEvidence(run, key);
-    if (config.reencrypt.adoptionTimeoutMs < run.inv.now() - run.at.startedAt.getTime()) {
-      run.log.warn('adoption timeout');
+    const left = (ports.budget.deadline ?? Number.POSITIVE_INFINITY) - ports.now();
+    if (left <= 0 || ports.budget.signal?.aborted) return 'budget-spent';
+    await sleep(Math.min(EVIDENCE_POLL_MS, left), undefined, { signal: ports.budget.signal }).catch(() => {});
+    if (run.evidence.verdict !== 'unproven') run.evidence = await ports.evidence();
+    if (ports.adoption.timeoutMs < ports.now() - run.at.startedAt.getTime()) {
+      ports.log.warn('adoption timeout');
       return run.evidence.verdict === 'not-effective' ? 'no-new-seed' : 'adopted';
     }
   }
@@ -216,70 +234,81 @@ async function waitForAdoption(run: JobRun, key: KeyInfo): Promise<Adoption> {
 
 function apiServerAdoption(run: JobRun, since: Date): Adoption | 'waiting' {
   if (run.evidence.verdict === 'effective') {
-    run.log.info('the API servers proved a new seed after the rotation', { reason: run.evidence.reason });
+    run.ports.log.info('the API servers proved a new seed after the rotation', {
+      reason: run.evidence.reason,
+    });
     return 'adopted';
   }
   // kube-apiserver retries a failed seed on its own: waited out up to the adoption timeout, not the delay.
   if (seedPending(run.evidence)) return 'waiting';
-  const waited = run.inv.now() - since.getTime();
-  return waited >= run.inv.config.reencrypt.adoptionDelayMs ? 'no-new-seed' : 'waiting';
+  const waited = run.ports.now() - since.getTime();
+  return waited >= run.ports.adoption.delayMs ? 'no-new-seed' : 'waiting';
 }
 
 async function trailAdoption(run: JobRun, since: Date): Promise<Adoption | 'waiting'> {
-  const evidence = await managedRoleEncrypts(run, new Date(since.getTime() - 60_000));
-  const waited = run.inv.now() - since.getTime();
+  const { ports } = run;
+  const evidence = (await ports.managedRoleEncrypts?.(new Date(since.getTime() - 60_000))) ?? [];
+  const waited = ports.now() - since.getTime();
   if (evidence.length > 0) {
-    run.log.info('ActionTrail shows the managed role encrypting with the new version', {
-      evidence: evidence[0]?.eventId,
-    });
+    ports.log.info('ActionTrail shows the managed role encrypting with the new version');
     return 'adopted';
   }
-  if (waited >= run.inv.config.reencrypt.adoptionDelayMs) {
-    run.log.info('no ActionTrail evidence yet; the configured delay has passed', { waitedMs: waited });
+  if (waited >= ports.adoption.delayMs) {
+    ports.log.info('no ActionTrail evidence yet; the configured delay has passed', { waitedMs: waited });
     return 'adopted';
   }
   return 'waiting';
 }
 
 /**
- * Case (c): the API servers proved a rewrite now would change nothing. The job does not sweep uselessly: it
- * says so with the remedy, alerts once, and waits; rotation-watch starts it again once the API servers have
- * made a new seed (a restart), which it checks on every tick.
+ * The API servers proved a rewrite now would change nothing. The job does not sweep uselessly: it says so
+ * with the remedy, alerts once, and waits; rotation-watch starts it again once the API servers have made a
+ * new seed (a restart), which it checks on every tick.
  */
 async function awaitNewSeed(run: JobRun): Promise<RunResult> {
-  const { job, evidence } = run;
-  const state = await run.store.get();
-  const alerted = state.job?.jobId === job.jobId && state.job.phase === 'waiting-for-new-seed';
-  await run.store.awaitNewSeed(run.at.invocation, { reason: evidence.reason, evidence });
-  run.log.warn('a rewrite now would not re-seal: waiting for the control plane to make a new seed', {
+  const { spec, evidence, ports } = run;
+  const state = await ports.store.get();
+  const alerted = state.job?.jobId === spec.jobId && state.job.phase === 'waiting-for-new-seed';
+  await ports.store.awaitNewSeed(run.at.invocation, { reason: evidence.reason, evidence });
+  ports.log.warn('a rewrite now would not re-seal: waiting for the control plane to make a new seed', {
     reason: evidence.reason,
   });
   if (!alerted)
-    await run.s.notifier.notify({
+    await ports.notifier?.notify({
       severity: 'critical',
-      title: `Re-encryption of ${job.clusterId} for ${job.keyVersionId} cannot take effect yet`,
+      title: `Re-encryption of ${spec.clusterId} for ${spec.keyVersionId} cannot take effect yet`,
       text: `${evidence.reason} Until then Secrets stay sealed under the previous key version; do not disable or delete it.`,
-      details: { jobId: job.jobId, evidence },
+      details: { jobId: spec.jobId, evidence },
     });
-  return { status: 'waiting-for-new-seed', jobId: job.jobId, invocation: run.at.invocation, evidence };
+  return { ...result(run, 'waiting-for-new-seed'), evidence };
 }
 
 /** Step 2: the sweep, from the checkpoint, within the budget; progress saved after every page. */
 async function sweepStep(run: JobRun): Promise<SweepReport> {
-  const { reencrypt } = run.inv.config;
+  const { spec, ports, evidence } = run;
+  const sealedUnder = evidence.token ?? (evidence.verdict === 'not-effective' ? FORCED : undefined);
   const report = await sweep({
-    store: run.cluster.secrets,
-    targetKeyVersionId: run.job.keyVersionId,
+    store: ports.secrets,
+    targetKeyVersionId: spec.keyVersionId,
     strategy: strategyFor(run),
-    pageSize: reencrypt.pageSize,
-    concurrency: reencrypt.concurrency,
+    ...(spec.selection ? { selection: spec.selection } : {}),
+    pageSize: spec.pageSize,
+    concurrency: spec.concurrency,
     ...(run.at.sweep ? { checkpoint: run.at.sweep } : {}),
-    deadline: run.deadline,
-    clock: run.inv.now,
-    onProgress: (p) => run.log.debug('sweep progress', { ...p.counters, pages: p.pages }),
-    onCheckpoint: (c) => run.store.progress('sweeping', run.at.invocation, c),
-    ...(run.evidence.token ? { sealedUnder: run.evidence.token } : {}),
-    requireProof: run.evidence.verdict !== 'unproven',
+    ...(ports.budget.deadline === undefined ? {} : { deadline: ports.budget.deadline }),
+    ...(ports.budget.signal ? { signal: ports.budget.signal } : {}),
+    dryRun: spec.dryRun === true,
+    clock: ports.now,
+    onProgress: (p) =>
+      ports.onProgress ? ports.onProgress(p) : ports.log.debug('sweep progress', { ...p.counters }),
+    onCheckpoint: (c) => (spec.dryRun ? undefined : ports.store.progress('sweeping', run.at.invocation, c)),
+    ...(sealedUnder ? { sealedUnder } : {}),
+    requireProof: requireProof(run),
+    ...(spec.sinceEnabled
+      ? evidence.token
+        ? { sealedUnderOnly: evidence.token }
+        : { rewriteAll: true }
+      : {}),
   });
   run.at = report.complete
     ? { ...run.at, phase: 'verifying', sweep: finalCheckpoint(run, report) }
@@ -292,9 +321,11 @@ async function sweepStep(run: JobRun): Promise<SweepReport> {
  * (k8s.io/apiserver kmsv2 `envelope.go`); with a constant key id nothing is ever stale: annotate instead.
  */
 function strategyFor(run: JobRun): Strategy {
-  const { strategy } = run.inv.config.reencrypt;
+  const { strategy } = run.spec;
   if (strategy === 'stale-only' && run.evidence.constantKeyId) {
-    run.log.warn('the plugin reports a constant key id, so nothing is ever stale: sweeping with annotate');
+    run.ports.log.warn(
+      'the plugin reports a constant key id, so nothing is ever stale: sweeping with annotate',
+    );
     return 'annotate';
   }
   return strategy;
@@ -304,8 +335,8 @@ function strategyFor(run: JobRun): Strategy {
 function finalCheckpoint(run: JobRun, report: SweepReport): SweepCheckpoint {
   const { total, rewritten, alreadyCurrent, gone, failed } = report;
   return {
-    targetKeyVersionId: run.job.keyVersionId,
-    strategy: run.inv.config.reencrypt.strategy,
+    targetKeyVersionId: run.spec.keyVersionId,
+    strategy: report.strategy,
     namespaceIndex: 0,
     counters: { total, rewritten, alreadyCurrent, gone, failed },
   };
@@ -317,96 +348,89 @@ function finalCheckpoint(run: JobRun, report: SweepReport): SweepCheckpoint {
  * job fails without its checkpoint (and revokes a completion claimed for this version), so its next attempt
  * sweeps from the start.
  */
-async function verify(run: JobRun, key: KeyInfo, report?: SweepReport): Promise<RunResult> {
-  const { job } = run;
-  const since = key.lastRotationDate ? new Date(Date.parse(key.lastRotationDate) - 60_000) : run.at.startedAt;
+async function verify(run: JobRun, report?: SweepReport): Promise<RunResult> {
+  const { spec, ports } = run;
+  const since = new Date(rotatedAt(run).getTime() - 60_000);
   const verified =
     run.evidence.verdict === 'unproven'
-      ? (await managedRoleEncrypts(run, since)).length > 0
+      ? ((await ports.managedRoleEncrypts?.(since)) ?? []).length > 0
       : run.evidence.verdict === 'effective';
   // The census lists every Secret: with the budget spent, it is the next invocation's first step.
-  if (run.deadline - run.inv.now() <= 0) return handOver(run, report);
+  if ((ports.budget.deadline ?? Number.POSITIVE_INFINITY) - ports.now() <= 0) return handOver(run, report);
   const counters = run.at.sweep?.counters ?? zeroCounters();
-  const missing = await unmarked(run);
+  const census = await censusOf(run);
+  const missing = census ? census.total - census.done : 0;
   if (missing > counters.failed) return unconfirmed(run, missing, counters.failed);
   const proof = run.evidence.verdict === 'effective' ? 'proven' : 'unproven';
-  const stored = { ...(report ? summary(report) : counters), evidence: run.evidence };
-  await run.store.complete(run.at.invocation, stored, proof);
-  await run.s.notifier.notify({
+  const summary = report ? summarize(report) : counters;
+  await ports.store.complete(run.at.invocation, { ...summary, proof, evidence: run.evidence }, proof);
+  await ports.notifier?.notify({
     severity: 'report',
-    title: `Secrets of ${job.clusterId} re-encrypted for key version ${job.keyVersionId}`,
+    title: `Secrets of ${spec.clusterId} re-encrypted for key version ${spec.keyVersionId}`,
     text: `${counters.rewritten} rewritten, ${counters.alreadyCurrent} already current, ${counters.failed} failed, in ${run.at.invocation} invocation(s). ${proof === 'proven' ? `Proven by the API servers: ${run.evidence.reason}.` : `Unproven: ${run.evidence.reason}. ActionTrail ${verified ? 'shows' : 'does not yet show'} the control plane encrypting with this version.`}`,
-    details: { jobId: job.jobId, ...(report ? summary(report) : counters), verified, proof },
+    details: { jobId: spec.jobId, ...summary, verified, proof },
   });
-  run.log.info('job complete', { verified, invocations: run.at.invocation });
+  ports.log.info('job complete', { verified, invocations: run.at.invocation });
   return {
-    status: 'completed',
-    jobId: job.jobId,
-    invocation: run.at.invocation,
-    ...(report ? { report: summary(report) } : {}),
+    ...result(run, 'completed'),
+    ...(report ? { report } : {}),
     verified,
     evidence: run.evidence,
+    ...(census ? { census } : {}),
   };
 }
 
 async function unconfirmed(run: JobRun, missing: number, failed: number): Promise<RunResult> {
-  const { job } = run;
-  const reason = `${missing} Secret(s) created before the job lack the mark of ${job.keyVersionId} though the sweep reported done (${failed} failed); the state ConfigMap may have been written by someone else`;
-  run.log.error('completion not confirmed by the census', { missing, failed });
-  await run.store.fail(run.at.invocation, reason, { revokeCompletion: true });
-  await run.s.notifier.notify({
+  const { spec, ports } = run;
+  const reason = `${missing} Secret(s) created before the job lack the mark of ${spec.keyVersionId} though the sweep reported done (${failed} failed); its checkpoint or state may have been written by someone else`;
+  ports.log.error('completion not confirmed by the census', { missing, failed });
+  await ports.store.fail(run.at.invocation, reason, { revokeCompletion: true });
+  await ports.notifier?.notify({
     severity: 'critical',
-    title: `Re-encryption of ${job.clusterId} not confirmed`,
+    title: `Re-encryption of ${spec.clusterId} not confirmed`,
     text: `${reason}. The job starts again from the beginning on the next rotation-watch tick.`,
-    details: { jobId: job.jobId, missing, failed },
+    details: { jobId: spec.jobId, missing, failed },
   });
-  return { status: 'unconfirmed', jobId: job.jobId, invocation: run.at.invocation };
+  return result(run, 'unconfirmed');
 }
 
-/** The budget is spent: save where the job is, and invoke the next invocation with it. */
+/** The budget is spent: save where the job is, and hand over to the next invocation (or the caller). */
 async function handOver(run: JobRun, report?: SweepReport): Promise<RunResult> {
-  const { job, at } = run;
-  await run.store.progress(at.phase, at.invocation, at.sweep);
-  const next: JobPayload = { ...job, checkpoint: { ...at, invocation: at.invocation + 1 } };
-  await run.s.invoker.invokeAsync(run.inv.config.reencrypt.functionName, encodeJobPayload(next), {
-    taskId: taskIdFor(job.jobId, job.attempt, at.invocation + 1),
-  });
-  run.log.info('budget spent: handed over to the next invocation', {
-    invocation: at.invocation + 1,
+  const { at, ports } = run;
+  await ports.store.progress(at.phase, at.invocation, at.sweep);
+  const next: Continuation = { ...at, invocation: at.invocation + 1 };
+  if (ports.budget.handOver) await ports.budget.handOver(next);
+  ports.log.info(ports.budget.handOver ? 'budget spent: handed over to the next invocation' : 'stopped', {
+    invocation: next.invocation,
     phase: at.phase,
     visited: report?.total,
   });
   return {
-    status: 'continued',
-    jobId: job.jobId,
-    invocation: at.invocation,
-    ...(report ? { report: summary(report) } : {}),
+    ...result(run, ports.budget.handOver ? 'continued' : 'stopped'),
+    ...(report ? { report } : {}),
+    continuation: next,
   };
 }
 
-const managedRoleEncrypts = (run: JobRun, since: Date) =>
-  findManagedRoleEvents(run.s.clients, {
-    keyId: run.job.keyId,
-    keyVersionId: run.job.keyVersionId,
-    ...run.account,
-    since,
-    maxPages: 2,
-  });
-
 /**
- * Secrets created before the job without the suite's mark of its version (annotate; a mark written under the
- * API servers' proof, when they can be read): metadata only, paged.
+ * Secrets of the job's selection created before it started, and those carrying the suite's mark of its
+ * version (annotate; a mark written under the API servers' proof, when they prove a re-seal): metadata only,
+ * paged. Undefined for `stale-only`, which leaves no mark to count.
  */
-async function unmarked(run: JobRun): Promise<number> {
-  const { reencrypt } = run.inv.config;
-  if (strategyFor(run) !== 'annotate') return 0;
-  const store = run.cluster.secrets;
-  const census = await keyVersionCensus(store, reencrypt.pageSize, run.at.startedAt);
-  return census.total - doneFor(census, run.job.keyVersionId, run.evidence.verdict !== 'unproven');
+async function censusOf(run: JobRun): Promise<{ total: number; done: number } | undefined> {
+  if (strategyFor(run) !== 'annotate') return undefined;
+  const { spec, ports } = run;
+  const census = await keyVersionCensus(ports.secrets, {
+    pageSize: spec.pageSize,
+    createdBefore: run.at.startedAt,
+    ...(spec.selection ? { selection: spec.selection } : {}),
+    ...(ports.budget.signal ? { signal: ports.budget.signal } : {}),
+  });
+  return { total: census.total, done: doneFor(census, spec.keyVersionId, requireProof(run)) };
 }
 
 /** The report without the failure list beyond a few entries: state ConfigMaps and notifications stay small. */
-function summary(r: SweepReport): Partial<SweepReport> {
+export function summarize(r: SweepReport): Partial<SweepReport> {
   const { checkpoint: _c, failures, ...rest } = r;
   return { ...rest, failures: failures.slice(0, 20) };
 }

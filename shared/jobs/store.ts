@@ -1,15 +1,164 @@
+import type { CoreV1Api } from '@kubernetes/client-node';
+import { z } from 'zod';
+import { isApiException } from '../cluster/k8s';
 import { normalizeError } from '../errors';
 import type { Logger } from '../log';
-import type { ClusterState, JobState, StateStore } from './state';
+import type { JobStatus } from './answers';
+import {
+  JOB_PHASES,
+  type JobPhase,
+  type SweepCheckpoint,
+  sweepCheckpointSchema,
+  sweepCountersSchema,
+} from './payload';
 
 /**
- * A job's record in its cluster's state ConfigMap, in the shape of Powertools' idempotency persistence
- * layer: named transitions (progress, complete, fail) instead of raw saves. Each transition reads the state
- * as stored now and writes it back with optimistic concurrency (the ConfigMap's resourceVersion); a conflict
- * with another writer is read again and retried. Progress is advice for a resume (the marks on Secrets are the
- * truth), so a progress save that still fails is logged and the sweep goes on, as the migrator's
- * `progress.go` does; completion and failure are thrown, since the caller must know.
+ * The job store: the only reader and writer of a cluster's state ConfigMap, in the shape of Powertools'
+ * idempotency persistence layer. Claims, their rollback, forgetting a completion and every transition of a
+ * job (progress, complete, fail, await a new seed) are named operations here; each reads the state as stored
+ * now and writes it back with optimistic concurrency (the ConfigMap's resourceVersion). A job's status is
+ * derived from its record (a job that stopped saving progress reads as stale everywhere), never stored.
+ *
+ * Where the state lives is an adapter with two methods (`StateAdapter`), like kube-storage-version-migrator's
+ * progress tracker: the ConfigMap in the cluster, or memory in tests.
  */
+export const STATE_CONFIGMAP = 'ack-kms-sentinel-state';
+
+/** What a job's record says it came to: its counters, why it ended, what the API servers showed. */
+const jobReportSchema = z.object({
+  ...sweepCountersSchema.partial().shape,
+  reason: z.string().optional(),
+  proof: z.enum(['proven', 'unproven']).optional(),
+  durationMs: z.number().optional(),
+  failures: z
+    .array(z.object({ namespace: z.string(), name: z.string(), code: z.string(), reason: z.string() }))
+    .optional(),
+  /** What the API servers showed (`SealingEvidence`, shared/cluster/sealing.ts). */
+  evidence: z
+    .object({
+      verdict: z.enum(['effective', 'not-effective', 'unproven']),
+      reason: z.string(),
+      apiServers: z.array(
+        z.object({
+          apiServerIdHash: z.string(),
+          startedAt: z.string(),
+          currentKeyIdHash: z.string().optional(),
+          state: z.enum(['new-key-id', 'restarted', 'stale-seed', 'seed-pending']),
+        }),
+      ),
+      constantKeyId: z.boolean().optional(),
+      token: z.string().optional(),
+    })
+    .optional(),
+});
+
+const jobRecordSchema = z.object({
+  jobId: z.string(),
+  keyId: z.string(),
+  keyVersionId: z.string(),
+  phase: z.enum(JOB_PHASES),
+  attempt: z.number().int().min(1).optional(),
+  invocation: z.number().int().min(1),
+  /** When this attempt was claimed. */
+  startedAt: z.string().optional(),
+  updatedAt: z.string(),
+  checkpoint: sweepCheckpointSchema.optional(),
+  report: jobReportSchema.optional(),
+});
+
+export const clusterStateSchema = z.object({
+  completedKeyVersion: z.string().optional(),
+  completedAt: z.string().optional(),
+  /**
+   * What the completion rests on: `proven` by the API servers' evidence, or `unproven` (ActionTrail only).
+   * Absent for a completion written before the suite read that evidence: treated as unproven.
+   */
+  completedProof: z.enum(['proven', 'unproven']).optional(),
+  job: jobRecordSchema.optional(),
+});
+
+export type ClusterState = z.output<typeof clusterStateSchema>;
+export type JobRecord = z.output<typeof jobRecordSchema>;
+export type JobReport = z.output<typeof jobReportSchema>;
+
+/** A state as read: `unreadable` says why a stored state could not be used (it then reads as empty). */
+export type LoadedState = ClusterState & { unreadable?: string };
+
+/** Where the state lives: load it (remembering the version read) and save it over that version. */
+export interface StateAdapter {
+  load(): Promise<LoadedState>;
+  /** Fails with a 409 when the state changed since the last `load`. */
+  save(state: ClusterState): Promise<void>;
+}
+
+export function configMapState(core: CoreV1Api, namespace: string, name = STATE_CONFIGMAP): StateAdapter {
+  let resourceVersion: string | undefined;
+  return {
+    async load() {
+      try {
+        const cm = await core.readNamespacedConfigMap({ namespace, name });
+        resourceVersion = cm.metadata?.resourceVersion;
+        return parseState(cm.data?.state);
+      } catch (err) {
+        if (isApiException(err) && err.code === 404) {
+          resourceVersion = undefined;
+          return {};
+        }
+        throw normalizeError(err, { service: 'kubernetes', operation: 'read state ConfigMap' });
+      }
+    },
+    async save(state) {
+      const body = {
+        metadata: {
+          name,
+          namespace,
+          labels: { 'app.kubernetes.io/name': 'ack-kms-sentinel' },
+          ...(resourceVersion ? { resourceVersion } : {}),
+        },
+        data: { state: JSON.stringify(clusterStateSchema.parse(state)) },
+      };
+      try {
+        const saved = resourceVersion
+          ? await core.replaceNamespacedConfigMap({ namespace, name, body })
+          : await core.createNamespacedConfigMap({ namespace, body });
+        resourceVersion = saved.metadata?.resourceVersion;
+      } catch (err) {
+        throw normalizeError(err, { service: 'kubernetes', operation: 'save state ConfigMap' });
+      }
+    },
+  };
+}
+
+/**
+ * A state written by another version, by hand, or cut short reads as empty with the reason (the marks on
+ * Secrets skip done work, so starting over is safe), rather than failing every invocation on it; the store
+ * logs the reason and status answers carry it.
+ */
+export function parseState(raw: string | undefined): LoadedState {
+  if (!raw) return {};
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { unreadable: 'the state ConfigMap does not hold JSON' };
+  }
+  const parsed = clusterStateSchema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  return { unreadable: `the state ConfigMap's ${issue?.path.join('.') || 'state'}: ${issue?.message}` };
+}
+
+/** The phases in which a job is under way: it must keep saving progress, or it is presumed dead. */
+const UNDER_WAY: readonly JobPhase[] = ['queued', 'waiting-for-adoption', 'sweeping', 'verifying'];
+
+/** A job under way that saved nothing for `staleAfterMs`: its invocation died (FC gave up, or a timeout). */
+export const isStale = (job: JobRecord, now: number, staleAfterMs: number): boolean =>
+  UNDER_WAY.includes(job.phase) && now - Date.parse(job.updatedAt) >= staleAfterMs;
+
+/** A job is under way when it is in a running phase and not stale. */
+export const isUnderWay = (job: JobRecord, now: number, staleAfterMs: number): boolean =>
+  UNDER_WAY.includes(job.phase) && !isStale(job, now, staleAfterMs);
+
 export interface JobRef {
   jobId: string;
   keyId: string;
@@ -17,34 +166,63 @@ export interface JobRef {
   attempt: number;
 }
 
-export type Phase = JobState['phase'];
-type SweepCheckpoint = NonNullable<JobState['checkpoint']>;
-
+/** One job's transitions. Progress is advice for a resume, so a save that keeps failing is logged, not thrown. */
 export interface JobStore {
   /** The cluster's state as stored now. */
   get(): Promise<ClusterState>;
-  progress(phase: Phase, invocation: number, checkpoint?: SweepCheckpoint): Promise<void>;
-  complete(invocation: number, report: Record<string, unknown>, proof: 'proven' | 'unproven'): Promise<void>;
+  progress(phase: JobPhase, invocation: number, checkpoint?: SweepCheckpoint): Promise<void>;
+  complete(invocation: number, report: JobReport, proof: 'proven' | 'unproven'): Promise<void>;
   /** Ends the attempt without sweeping: the API servers proved a rewrite now would change nothing. */
-  awaitNewSeed(invocation: number, report: Record<string, unknown>): Promise<void>;
+  awaitNewSeed(invocation: number, report: JobReport): Promise<void>;
   /** Ends the attempt without its checkpoint; `revokeCompletion` also drops a completion claimed for this version. */
   fail(invocation: number, reason: string, options?: { revokeCompletion?: boolean }): Promise<void>;
 }
 
+export interface StoreOptions {
+  log: Logger;
+  now?: () => number;
+  /** No progress for this long and a job under way reads as stale (`SENTINEL_REENCRYPT_STALE_AFTER`). */
+  staleAfterMs?: number;
+}
+
 const CONFLICT_RETRIES = 3;
 
-export function jobStore(
-  state: StateStore,
-  job: JobRef,
-  options: { log: Logger; now?: () => number },
-): JobStore {
+/** Reads the state as stored now, applies `next`, saves; a conflict with another writer is read again. */
+async function update(
+  adapter: StateAdapter,
+  log: Logger,
+  what: string,
+  next: (current: ClusterState) => ClusterState,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const { unreadable: _u, ...current } = await adapter.load();
+    try {
+      await adapter.save(next(current));
+      return;
+    } catch (err) {
+      const e = normalizeError(err);
+      if (e.statusCode !== 409 || attempt >= CONFLICT_RETRIES) throw e;
+      log.info('state ConfigMap changed under us: read again', { what, attempt });
+    }
+  }
+}
+
+/** The completion kept by a write that ends a job (unless revoked). */
+const completionOf = (s: ClusterState): ClusterState => ({
+  ...(s.completedKeyVersion ? { completedKeyVersion: s.completedKeyVersion } : {}),
+  ...(s.completedKeyVersion && s.completedAt ? { completedAt: s.completedAt } : {}),
+  ...(s.completedKeyVersion && s.completedProof ? { completedProof: s.completedProof } : {}),
+});
+
+export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptions): JobStore {
   const now = options.now ?? Date.now;
+  const { log } = options;
   const record = (
     current: ClusterState,
-    phase: Phase,
+    phase: JobPhase,
     invocation: number,
-    extra: Partial<JobState> = {},
-  ): JobState => ({
+    extra: Partial<JobRecord> = {},
+  ): JobRecord => ({
     jobId: job.jobId,
     keyId: job.keyId,
     keyVersionId: job.keyVersionId,
@@ -57,56 +235,194 @@ export function jobStore(
     updatedAt: new Date(now()).toISOString(),
     ...extra,
   });
-  const update = async (what: string, next: (current: ClusterState) => ClusterState): Promise<void> => {
-    for (let attempt = 1; ; attempt++) {
-      const current = await state.load();
-      try {
-        await state.save(next(current));
-        return;
-      } catch (err) {
-        const e = normalizeError(err);
-        if (e.statusCode !== 409 || attempt >= CONFLICT_RETRIES) throw e;
-        options.log.info('state ConfigMap changed under us: read again', { what, attempt });
-      }
-    }
-  };
   return {
-    get: () => state.load(),
+    get: () => load(adapter, log),
     async progress(phase, invocation, checkpoint) {
       try {
-        await update('progress', (s) => ({
+        await update(adapter, log, 'progress', (s) => ({
           ...s,
           job: record(s, phase, invocation, checkpoint ? { checkpoint } : {}),
         }));
       } catch (err) {
-        options.log.warn('could not save progress; the sweep goes on', {
+        log.warn('could not save progress; the sweep goes on', {
           phase,
           error: normalizeError(err).toJSON(),
         });
       }
     },
     complete: (invocation, report, proof) =>
-      update('complete', (s) => ({
+      update(adapter, log, 'complete', (s) => ({
         completedKeyVersion: job.keyVersionId,
         completedAt: new Date(now()).toISOString(),
         completedProof: proof,
         job: record(s, 'completed', invocation, { report }),
       })),
     awaitNewSeed: (invocation, report) =>
-      update('await new seed', (s) => ({
+      update(adapter, log, 'await new seed', (s) => ({
         ...s,
         job: record(s, 'waiting-for-new-seed', invocation, { report }),
       })),
     fail: (invocation, reason, { revokeCompletion = false } = {}) =>
-      update('fail', (s) => ({
-        ...(s.completedKeyVersion && !(revokeCompletion && s.completedKeyVersion === job.keyVersionId)
-          ? {
-              completedKeyVersion: s.completedKeyVersion,
-              ...(s.completedAt ? { completedAt: s.completedAt } : {}),
-              ...(s.completedProof ? { completedProof: s.completedProof } : {}),
-            }
-          : {}),
+      update(adapter, log, 'fail', (s) => ({
+        ...(revokeCompletion && s.completedKeyVersion === job.keyVersionId ? {} : completionOf(s)),
         job: record(s, 'failed', invocation, { report: { reason } }),
       })),
+  };
+}
+
+/** Loads the state, logging once why a stored state could not be used. */
+async function load(adapter: StateAdapter, log: Logger): Promise<LoadedState> {
+  const state = await adapter.load();
+  if (state.unreadable)
+    log.warn('the stored state is unreadable: it reads as empty', { reason: state.unreadable });
+  return state;
+}
+
+/** A new attempt of a job, claimed before its first invocation is started. */
+export interface Claim extends JobRef {
+  /** Epoch ms. */
+  at: number;
+}
+
+/** A cluster's state as a whole: its jobs' claims, their status, and the completion. */
+export interface ClusterStore {
+  read(): Promise<LoadedState>;
+  /**
+   * Claims the job as a new attempt over the state read by `read` (a concurrent starter's write conflicts:
+   * `already-started`); a dead attempt's checkpoint is kept, so the next one resumes from it.
+   */
+  claim(claim: Claim): Promise<'claimed' | 'already-started'>;
+  /** Nothing was started after a claim: it is marked failed, so the next tick starts the job again at once. */
+  release(claim: Claim, reason: string): Promise<void>;
+  /**
+   * Drops the completion (encryption was turned off, or on again: Secrets written since are plaintext).
+   * Conflicts are read again; true when there was one to drop.
+   */
+  forgetCompletion(): Promise<boolean>;
+  /** The job's status derived from its record, or undefined when the state holds another job. */
+  status(jobId: string, clusterId: string): Promise<JobStatus | undefined>;
+  job(ref: JobRef): JobStore;
+}
+
+export function clusterStore(adapter: StateAdapter, options: StoreOptions): ClusterStore {
+  const now = options.now ?? Date.now;
+  const { log } = options;
+  let read: ClusterState | undefined;
+  return {
+    async read() {
+      const state = await load(adapter, log);
+      const { unreadable: _u, ...kept } = state;
+      read = kept;
+      return state;
+    },
+    async claim(c) {
+      const base = read ?? (await this.read());
+      const { at: when, ...ref } = c;
+      const prior = base.job?.jobId === c.jobId ? base.job : undefined;
+      const at = new Date(when).toISOString();
+      const job: JobRecord = {
+        ...ref,
+        phase: 'queued',
+        invocation: 1,
+        startedAt: at,
+        updatedAt: at,
+        ...(prior?.checkpoint ? { checkpoint: prior.checkpoint } : {}),
+      };
+      try {
+        await adapter.save({ ...base, job });
+        read = { ...base, job };
+        return 'claimed';
+      } catch (err) {
+        if (normalizeError(err).statusCode === 409) return 'already-started';
+        throw err;
+      }
+    },
+    async release(c, reason) {
+      try {
+        await update(adapter, log, 'release claim', (s) =>
+          s.job?.jobId === c.jobId && s.job.phase === 'queued'
+            ? {
+                ...s,
+                job: {
+                  ...s.job,
+                  phase: 'failed',
+                  updatedAt: new Date(now()).toISOString(),
+                  report: { reason },
+                },
+              }
+            : s,
+        );
+      } catch (err) {
+        // The claim then reads as stale after SENTINEL_REENCRYPT_STALE_AFTER, and is started again.
+        log.error('could not release the claim of a job that was not started', {
+          jobId: c.jobId,
+          error: normalizeError(err).toJSON(),
+        });
+      }
+    },
+    async forgetCompletion() {
+      let dropped = false;
+      await update(adapter, log, 'forget completion', (s) => {
+        dropped = s.completedKeyVersion !== undefined;
+        const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, ...rest } = s;
+        return rest;
+      });
+      return dropped;
+    },
+    async status(jobId, clusterId) {
+      return statusOf(await load(adapter, log), jobId, clusterId, now(), options.staleAfterMs);
+    },
+    job: (ref) => jobStore(adapter, ref, options),
+  };
+}
+
+const COUNTERS = ['total', 'rewritten', 'alreadyCurrent', 'gone', 'failed'] as const;
+
+/** The counters of the last checkpoint, or of the final report once the job is done. */
+function countersOf(job: JobRecord): Pick<JobStatus, 'counters'> {
+  if (job.checkpoint) return { counters: job.checkpoint.counters };
+  const r = job.report ?? {};
+  const counters = Object.fromEntries(COUNTERS.map((k) => [k, r[k]]));
+  const parsed = sweepCountersSchema.safeParse(counters);
+  return parsed.success ? { counters: parsed.data } : {};
+}
+
+function percentOf(job: JobRecord): Pick<JobStatus, 'percent'> {
+  if (job.phase === 'completed') return { percent: 100 };
+  const expected = job.checkpoint?.expected;
+  if (!job.checkpoint || !expected) return {};
+  return { percent: Math.min(99, Math.floor((job.checkpoint.counters.total * 100) / expected)) };
+}
+
+/** A job's status from its cluster's state: the one record every invocation of the job updates. */
+export function statusOf(
+  state: LoadedState,
+  jobId: string,
+  clusterId: string,
+  now: number,
+  staleAfterMs = Number.POSITIVE_INFINITY,
+): JobStatus | undefined {
+  const job = state.job;
+  if (job?.jobId !== jobId) return undefined;
+  const reason = job.report?.reason;
+  const stale = isStale(job, now, staleAfterMs);
+  return {
+    jobId,
+    clusterId,
+    phase: job.phase,
+    stale,
+    attempt: job.attempt ?? 1,
+    invocation: job.invocation,
+    ...countersOf(job),
+    ...percentOf(job),
+    ...(job.startedAt ? { startedAt: job.startedAt } : {}),
+    updatedAt: job.updatedAt,
+    ...(job.phase === 'completed' && state.completedAt ? { completedAt: state.completedAt } : {}),
+    ...(job.phase === 'failed' && reason ? { lastError: reason } : {}),
+    ...(stale
+      ? {
+          lastError: `no progress since ${job.updatedAt}: the job's invocation died; the next rotation-watch tick starts it again from its checkpoint`,
+        }
+      : {}),
   };
 }

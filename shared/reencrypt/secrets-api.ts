@@ -103,32 +103,52 @@ export interface Census {
 export const doneFor = (census: Census, keyVersionId: string, requireProof: boolean): number =>
   (requireProof ? census.provenByVersion : census.byVersion).get(keyVersionId) ?? 0;
 
+export interface CensusOptions {
+  pageSize?: number;
+  /** Count only Secrets created before this instant (those a job had to rewrite). */
+  createdBefore?: Date;
+  /** The sweep's selection: named namespaces, excluded namespaces, a label selector. */
+  selection?: { namespaces?: string[]; excludeNamespaces?: string[]; labelSelector?: string };
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
 /**
  * How many of the Secrets (metadata only, paged) carry each key-version annotation of the suite; `undefined`
- * counts those never rewritten by it. The audit's coverage and the CLI's kubeconfig-only audit read this.
+ * counts those never rewritten by it. The job's completion, the audit's coverage and the CLI's
+ * kubeconfig-only audit read this.
  */
-export async function keyVersionCensus(
-  store: SecretStore,
-  pageSize = 500,
-  /** Count only Secrets created before this instant (those a job had to rewrite). */
-  createdBefore?: Date,
-): Promise<Census> {
+export async function keyVersionCensus(store: SecretStore, options: CensusOptions = {}): Promise<Census> {
+  const { pageSize = 500, createdBefore, selection = {} } = options;
   const byVersion = new Map<string | undefined, number>();
   const provenByVersion = new Map<string, number>();
   let total = 0;
-  let token: string | undefined;
-  do {
-    const page = await store.list({ limit: pageSize, ...(token ? { continueToken: token } : {}) });
-    for (const s of page.items) {
-      if (createdBefore && s.createdAt && s.createdAt >= createdBefore) continue;
-      total++;
-      const v = s.annotations?.[KEY_VERSION_ANNOTATION];
-      byVersion.set(v, (byVersion.get(v) ?? 0) + 1);
-      if (v !== undefined && isProven(s.annotations))
-        provenByVersion.set(v, (provenByVersion.get(v) ?? 0) + 1);
-    }
-    token = page.continueToken;
-  } while (token);
+  const named = selection.namespaces?.filter((n) => !selection.excludeNamespaces?.includes(n));
+  const fieldSelector =
+    !named?.length && selection.excludeNamespaces?.length
+      ? selection.excludeNamespaces.map((n) => `metadata.namespace!=${n}`).join(',')
+      : undefined;
+  for (const namespace of named?.length ? [...new Set(named)] : [undefined]) {
+    let token: string | undefined;
+    do {
+      const page = await store.list({
+        limit: pageSize,
+        ...(namespace ? { namespace } : {}),
+        ...(selection.labelSelector ? { labelSelector: selection.labelSelector } : {}),
+        ...(fieldSelector ? { fieldSelector } : {}),
+        ...(token ? { continueToken: token } : {}),
+      });
+      for (const s of page.items) {
+        if (createdBefore && s.createdAt && s.createdAt >= createdBefore) continue;
+        total++;
+        const v = s.annotations?.[KEY_VERSION_ANNOTATION];
+        byVersion.set(v, (byVersion.get(v) ?? 0) + 1);
+        if (v !== undefined && isProven(s.annotations))
+          provenByVersion.set(v, (provenByVersion.get(v) ?? 0) + 1);
+      }
+      token = page.continueToken;
+    } while (token);
+  }
   return { total, byVersion, provenByVersion };
 }
 

@@ -55,7 +55,10 @@ async function untilSettled(): Promise<void> {
   const key = await describeKey(sandboxUserClients({ cloud }), cloud.kmsKeyId);
   let reason = '';
   for (let i = 0; i < 60; i++) {
-    const e = await readSealingEvidence((p) => getRaw(kc, p), key, await apiServerIdentities(kc));
+    const e = await readSealingEvidence(
+      { getRaw: (p) => getRaw(kc, p), apiServerIdentities: () => apiServerIdentities(kc) },
+      key,
+    );
     if (e.verdict !== 'not-effective') return;
     reason = e.reason;
     await sleep(2_000);

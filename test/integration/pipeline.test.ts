@@ -12,7 +12,7 @@ import type { FcHandler } from '../../sandbox/cloud/fc';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
 import { readSecretEvidence } from '../../shared/etcd/evidence';
 import { type Continuation, encodeJobPayload, jobIdFor } from '../../shared/jobs/payload';
-import { type ClusterState, configMapStateStore, STATE_CONFIGMAP } from '../../shared/jobs/state';
+import { type ClusterState, configMapState, STATE_CONFIGMAP } from '../../shared/jobs/store';
 import { annotationPatch } from '../../shared/reencrypt/annotations';
 import { Recorder } from '../helpers/recorder';
 import { coreApi } from '../helpers/sandbox';
@@ -413,7 +413,7 @@ describe('the event-driven pipeline', () => {
       );
       writtenByTheDeadAttempt.set(keyOf(patched.metadata), patched.metadata?.resourceVersion ?? '');
     }
-    const state = configMapStateStore(admin, sandbox.info.stateNamespace);
+    const state = configMapState(admin, sandbox.info.stateNamespace);
     await state.save({
       ...(await state.load()),
       job: {
@@ -467,7 +467,7 @@ describe('the event-driven pipeline', () => {
     const payload = jobPayload(version);
     const invoke = async () =>
       JSON.parse((await sandbox.cloud.functions.invoke(REENCRYPT, Buffer.from(payload), {})).body);
-    const state = configMapStateStore(admin, sandbox.info.stateNamespace);
+    const state = configMapState(admin, sandbox.info.stateNamespace);
     const unmarked = async (ns: string) =>
       [...(await snapshot(admin, [ns])).values()].filter((s) => s.version !== version).length;
 
@@ -617,7 +617,7 @@ describe('the event-driven pipeline', () => {
     const jobId = jobIdFor(cloud.clusterId, cloud.kmsKeyId, version);
     const call = (method: 'GET' | 'POST', path: string) =>
       toWebhook(signedEvent(WEBHOOK_SECRET, method, path));
-    const state = configMapStateStore(coreApi(sandbox.info.kubeconfig), sandbox.info.stateNamespace);
+    const state = configMapState(coreApi(sandbox.info.kubeconfig), sandbox.info.stateNamespace);
     const write = async (s: ClusterState) => {
       await state.load();
       await state.save(s);

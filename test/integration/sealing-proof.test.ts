@@ -11,7 +11,7 @@ import type { FcHandler } from '../../sandbox/cloud/fc';
 import type { AuditReport } from '../../shared/audit/report';
 import { readSecretEvidence, summarize } from '../../shared/etcd/evidence';
 import { jobIdFor } from '../../shared/jobs/payload';
-import { type ClusterState, configMapStateStore } from '../../shared/jobs/state';
+import { type ClusterState, configMapState } from '../../shared/jobs/store';
 import { annotationPatch, FORCED, SEALED_UNDER_ANNOTATION } from '../../shared/reencrypt/annotations';
 import { runCli } from '../helpers/cli';
 import { Recorder } from '../helpers/recorder';
@@ -103,7 +103,7 @@ async function sealedByVersion(): Promise<Record<string, number>> {
   return summarize(stored).bySealingVersion;
 }
 
-const state = () => configMapStateStore(coreApi(sandbox.info.kubeconfig), sandbox.info.stateNamespace).load();
+const state = () => configMapState(coreApi(sandbox.info.kubeconfig), sandbox.info.stateNamespace).load();
 const critical = () =>
   receiver.requests
     .map((r) => JSON.parse(r.body) as { severity: string; title: string })
@@ -245,7 +245,7 @@ describe('a control plane whose plugin keeps its key id across rotations (the AC
         updatedAt: new Date().toISOString(),
       },
     };
-    const store = configMapStateStore(admin, sandbox.info.stateNamespace);
+    const store = configMapState(admin, sandbox.info.stateNamespace);
     await store.load();
     await store.save(legacy);
     expect(await sealedByVersion()).toEqual({ [v2]: COUNT });

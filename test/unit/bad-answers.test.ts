@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { discoverClusters } from '../../shared/cluster/discovery';
 import { normalizeError } from '../../shared/errors';
-import { configMapStateStore } from '../../shared/jobs/state';
+import { configMapState } from '../../shared/jobs/store';
 import { describeKey } from '../../shared/kms/keys';
 import { findManagedRoleEvents } from '../../shared/trail/evidence';
 import { Recorder } from '../helpers/recorder';
@@ -20,14 +20,16 @@ const caught = async (p: Promise<unknown>) => {
 };
 
 describe('answers the suite did not expect', () => {
-  it('a state ConfigMap that is not JSON is started over, not a failure on every invocation', async () => {
+  it('a state ConfigMap that is not JSON reads as empty with the reason, not a failure on every invocation', async () => {
     const core = {
       readNamespacedConfigMap: async () => ({
         metadata: { resourceVersion: '5' },
         data: { state: '{"completedKeyVersion":"v1", "job": {' },
       }),
     } as unknown as CoreV1Api;
-    expect(await configMapStateStore(core, 'ns').load()).toEqual({});
+    expect(await configMapState(core, 'ns').load()).toEqual({
+      unreadable: 'the state ConfigMap does not hold JSON',
+    });
   });
 
   it('a DescribeKey answer without PrimaryKeyVersion is retried, not dropped as poison input', async () => {

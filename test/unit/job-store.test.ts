@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SentinelError } from '../../shared/errors';
-import type { ClusterState, StateStore } from '../../shared/jobs/state';
+import type { ClusterState, StateAdapter } from '../../shared/jobs/store';
 import { jobStore } from '../../shared/jobs/store';
 import { createLogger } from '../../shared/log';
 
@@ -11,7 +11,7 @@ function memoryState(initial: ClusterState = {}) {
   let loadedAt = -1;
   const conflicts = { next: 0 };
   const writes: ClusterState[] = [];
-  const store: StateStore = {
+  const store: StateAdapter = {
     async load() {
       loadedAt = version;
       return structuredClone(stored);

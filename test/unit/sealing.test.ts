@@ -245,10 +245,18 @@ describe('the API servers’ sealing evidence', () => {
   it('a never-rotated key is sealed under its only version; an unreadable rotation date proves nothing', async () => {
     const body = metrics({ start: '2026-12-01T09:00:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] });
     const getRaw = async () => ({ status: 200, body });
-    expect((await readSealingEvidence(getRaw, { keyId: CMK })).verdict).toBe('effective');
-    expect((await readSealingEvidence(getRaw, { keyId: CMK, lastRotationDate: 'yesterday' })).verdict).toBe(
-      'unproven',
-    );
+    expect(
+      (await readSealingEvidence({ getRaw, apiServerIdentities: async () => undefined }, { keyId: CMK }))
+        .verdict,
+    ).toBe('effective');
+    expect(
+      (
+        await readSealingEvidence(
+          { getRaw, apiServerIdentities: async () => undefined },
+          { keyId: CMK, lastRotationDate: 'yesterday' },
+        )
+      ).verdict,
+    ).toBe('unproven');
   });
 
   it('samples on new connections until no new API server answers; refuses what it cannot read', async () => {
