@@ -140,19 +140,55 @@ const notesOf = (out: Output): Logger => {
  * its budget.
  */
 export async function reencryptCommand(flags: ReencryptFlags, out: Output): Promise<number> {
-  const { strategy, concurrency, pageSize } = checkFlags(flags);
+  const checked = checkFlags(flags);
   const kc = loadKubeConfig({
     ...(flags.kubeconfig ? { path: flags.kubeconfig } : {}),
     ...(flags.context ? { context: flags.context } : {}),
   });
-  const proof = await proofFor(flags, kc, out);
+  const secrets = httpSecretStore(kc);
+  try {
+    const proof = await proofFor(flags, kc, out);
+    return await sweepCommand(flags, out, {
+      ...checked,
+      secrets,
+      proof,
+      estimate: (o) => estimateOf(kc, secrets, { ...o, proof, pageSize: checked.pageSize }),
+    });
+  } finally {
+    kc.close();
+    secrets.close();
+  }
+}
+
+export interface SweepContext {
+  strategy: Strategy;
+  concurrency: number;
+  pageSize: number;
+  secrets: SecretStore;
+  proof: CliProof & { keyVersion: string };
+  /** The dry run's estimate (it lists the Secrets again, with their sizes). */
+  estimate(o: {
+    keyVersion: string;
+    selection: Selection;
+    deadline?: number;
+    signal: AbortSignal;
+  }): Promise<Estimate>;
+}
+
+/** The sweep of `reencrypt` on an open cluster: the engine, the report, the exit code. */
+export async function sweepCommand(flags: ReencryptFlags, out: Output, ctx: SweepContext): Promise<number> {
+  const { proof } = ctx;
   const { keyVersion } = proof;
   const budgetMs = flags.timeBudget ? durationFlag('time-budget', flags.timeBudget) : undefined;
   const { from, store } = await startingPoint(flags, keyVersion);
-  const secrets = httpSecretStore(kc);
   const selection = selectionOf(flags);
   const stop = interruptible(out);
-  out.start({ strategy, keyVersion, dryRun: flags.dryRun === true, resumed: from.sweep !== undefined });
+  out.start({
+    strategy: ctx.strategy,
+    keyVersion,
+    dryRun: flags.dryRun === true,
+    resumed: from.sweep !== undefined,
+  });
   const deadline = budgetMs === undefined ? undefined : Date.now() + budgetMs;
   let run: RunResult;
   try {
@@ -161,15 +197,15 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
         jobId: `cli-${keyVersion}`,
         clusterId: flags.clusterId ?? flags.context ?? 'kubeconfig',
         keyVersionId: keyVersion,
-        strategy,
+        strategy: ctx.strategy,
         selection,
-        pageSize,
-        concurrency,
+        pageSize: ctx.pageSize,
+        concurrency: ctx.concurrency,
         dryRun: flags.dryRun === true,
         force: flags.force === true,
       },
       {
-        secrets,
+        secrets: ctx.secrets,
         evidence: async () => proof.evidence,
         ...(proof.key ? { key: proof.key } : {}),
         store,
@@ -184,19 +220,14 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
       from,
     );
     if (flags.dryRun && run.report)
-      run.report.estimate = await estimateOf(kc, secrets, {
-        flags,
+      run.report.estimate = await ctx.estimate({
         keyVersion,
-        proof,
-        pageSize,
         selection,
-        deadline,
+        ...(deadline === undefined ? {} : { deadline }),
         signal: stop.signal,
       });
   } finally {
     stop.release();
-    kc.close();
-    secrets.close();
   }
   return finishRun(flags, out, run, selection, keyVersion);
 }
@@ -206,7 +237,6 @@ async function estimateOf(
   kc: KubeConfig,
   secrets: SecretStore,
   o: {
-    flags: ReencryptFlags;
     keyVersion: string;
     proof: CliProof;
     pageSize: number;

@@ -131,8 +131,9 @@ export async function runJob(spec: JobSpec, ports: JobPorts, from: Continuation)
   if (done) return done;
   await resumeFromState(run);
   if (ports.key && ports.key.primaryKeyVersion !== spec.keyVersionId) return superseded(run);
-  // A seed still to be sealed is waited out in any phase: a rewrite now would stay under the old version.
-  if (run.at.phase === 'waiting-for-adoption' || seedPending(run.evidence)) {
+  // A seed still to be sealed is waited out in any phase (a rewrite now would stay under the old version),
+  // unless the caller forces the sweep.
+  if (run.at.phase === 'waiting-for-adoption' || (seedPending(run.evidence) && !spec.force)) {
     const adoption = await waitForAdoption(run);
     if (adoption === 'budget-spent') return handOver(run);
   }
