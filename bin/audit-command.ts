@@ -1,17 +1,17 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { auditCluster, type ClusterAudit } from '../shared/audit/checks';
 import { parseFixes } from '../shared/audit/fixes';
 import { type Remediation, remediate } from '../shared/audit/remediate';
 import { buildReport, renderHtml, summaryText } from '../shared/audit/report';
-import { createCloudClients } from '../shared/cloud/clients';
-import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
 import { apiServerIdentities, getRaw, loadKubeConfig } from '../shared/cluster/kube';
-import { loadConfig } from '../shared/config';
+import { clusterStoreOf } from '../shared/jobs/store';
+import { createLogger } from '../shared/log';
 import { httpSecretStore } from '../shared/reencrypt/http-store';
 import { keyVersionCensus, type SecretStore } from '../shared/reencrypt/secrets-api';
+import { cloudFor } from './cloud';
 import { UsageError } from './output';
 
 /**
@@ -86,11 +86,10 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
   let audits: ClusterAudit[];
   try {
     if (flags.clusterId) {
-      const config = loadConfig(
-        { ...process.env, SENTINEL_CLUSTER_IDS: flags.clusterId },
-        flags.config ? { file: flags.config } : {},
-      );
-      const clients = createCloudClients(config, await credentialsFromDefaultChain());
+      const { config, clients } = await cloudFor({
+        clusterId: flags.clusterId,
+        ...(flags.config ? { config: flags.config } : {}),
+      });
       const [cluster] = await discoverClusters(clients, config);
       if (!cluster) throw new UsageError(`cluster ${flags.clusterId} not found`);
       audits = [
@@ -98,6 +97,13 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
           evidenceWindowMs: config.audit.evidenceWindowMs,
           rbac: kc.makeApiClient(RbacAuthorizationV1Api),
           stateNamespace: config.stateNamespace,
+          jobState: () =>
+            clusterStoreOf(
+              kc.makeApiClient(CoreV1Api),
+              config,
+              createLogger({ level: 'error', sink: () => {} }),
+            ).read(),
+          staleAfterMs: config.reencrypt.staleAfterMs,
           getRaw: (path) => getRaw(kc, path),
           apiServerIdentities: () => apiServerIdentities(kc),
         }),

@@ -1,7 +1,5 @@
-import { createCloudClients } from '../shared/cloud/clients';
-import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
-import { loadConfig } from '../shared/config';
 import { DISABLE_WARNING, disableEncryption } from '../shared/encryption/disable';
+import { cloudFor } from './cloud';
 
 export interface DisableFlags {
   clusterId: string;
@@ -18,11 +16,7 @@ export async function disableCommand(flags: DisableFlags): Promise<number> {
     say('nothing done: add --confirm-disable to turn Secret encryption off');
     return 2;
   }
-  const config = loadConfig(
-    { ...process.env, SENTINEL_CLUSTER_IDS: flags.clusterId },
-    flags.config ? { file: flags.config } : {},
-  );
-  const clients = createCloudClients(config, await credentialsFromDefaultChain());
+  const { clients } = await cloudFor(flags);
   const report = await disableEncryption(
     { clients, onStep: (s) => say(`${s.status === 'done' ? '✓' : '✗'} ${s.step}: ${s.detail}`) },
     { clusterId: flags.clusterId, confirmed: true },

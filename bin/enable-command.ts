@@ -1,11 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { createCloudClients } from '../shared/cloud/clients';
-import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { openCluster } from '../shared/cluster/kube';
 import { clusterKubeconfig } from '../shared/cluster/user-kubeconfig';
-import { loadConfig } from '../shared/config';
 import { type EnableReport, type EnableStep, enableEncryption } from '../shared/encryption/enable';
 import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
+import { cloudFor } from './cloud';
 
 export interface EnableFlags {
   clusterId: string;
@@ -28,11 +26,7 @@ const CHECK = { pass: '✓', warn: '!', fail: '✗', manual: '?' } as const;
  * are still plaintext. Exit 0 when enabled (or already, or a dry run whose checks pass), 1 otherwise.
  */
 export async function enableCommand(flags: EnableFlags): Promise<number> {
-  const config = loadConfig(
-    { ...process.env, SENTINEL_CLUSTER_IDS: flags.clusterId },
-    flags.config ? { file: flags.config } : {},
-  );
-  const clients = createCloudClients(config, await credentialsFromDefaultChain());
+  const { config, clients } = await cloudFor(flags);
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const started = Date.now();
   const report: EnableReport & {

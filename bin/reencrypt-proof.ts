@@ -1,13 +1,11 @@
 import type { KubeConfig } from '@kubernetes/client-node';
-import { createCloudClients } from '../shared/cloud/clients';
-import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
 import { apiServerIdentities, getRaw } from '../shared/cluster/kube';
 import { readSealingEvidence, type SealingEvidence, seedPending } from '../shared/cluster/sealing';
-import { loadConfig } from '../shared/config';
 import { SentinelError } from '../shared/errors';
 import { describeKey, type KeyInfo } from '../shared/kms/keys';
 import { FORCED } from '../shared/reencrypt';
+import { cloudFor } from './cloud';
 import { UsageError } from './output';
 
 /** What the CLI's sweep writes with its marks and trusts in them, from the API servers' evidence. */
@@ -33,11 +31,10 @@ export async function cliProof(
   kc: KubeConfig,
 ): Promise<CliProof> {
   if (!flags.clusterId) throw new UsageError('--cluster-id is required to prove a re-encryption');
-  const config = loadConfig(
-    { ...process.env, SENTINEL_CLUSTER_IDS: flags.clusterId },
-    flags.config ? { file: flags.config } : {},
-  );
-  const clients = createCloudClients(config, await credentialsFromDefaultChain());
+  const { config, clients } = await cloudFor({
+    clusterId: flags.clusterId,
+    ...(flags.config ? { config: flags.config } : {}),
+  });
   const [cluster] = await discoverClusters(clients, config);
   if (!cluster?.encryptionEnabled || !cluster.keyId)
     throw new UsageError(`cluster ${flags.clusterId}: not found, or its Secret encryption is off`);

@@ -9,6 +9,7 @@ import { openCluster } from '../../shared/cluster/kube';
 import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
 import { normalizeError } from '../../shared/errors';
 import { parseAuditEvent, timerAuditId } from '../../shared/events/audit';
+import { clusterStoreOf } from '../../shared/jobs/store';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
 import { type Services, servicesFor } from '../../shared/runtime/services';
 
@@ -46,6 +47,8 @@ async function auditOne(
         ? {
             rbac: kube.rbac,
             stateNamespace: inv.config.stateNamespace,
+            jobState: () => clusterStoreOf(kube.core, inv.config, inv.log).read(),
+            staleAfterMs: inv.config.reencrypt.staleAfterMs,
             getRaw: kube.getRaw,
             apiServerIdentities: kube.apiServerIdentities,
           }

@@ -5,9 +5,11 @@ import { readSealingEvidence, type SealingEvidence, seedPending, unproven } from
 import { stateWriters } from '../cluster/state-writers';
 import { normalizeError } from '../errors';
 import type { ActionTrailEvent } from '../events/actiontrail';
+import type { LoadedState } from '../jobs/store';
 import { describeKey, type KeyInfo } from '../kms/keys';
 import { doneFor, keyVersionCensus, type SecretStore } from '../reencrypt/secrets-api';
 import { findManagedRoleEvents } from '../trail/evidence';
+import { jobCheck } from './job-check';
 
 /**
  * The audit of one cluster: each check answers pass / warn / fail (or manual, where the suite cannot read the
@@ -55,6 +57,9 @@ export interface AuditOptions {
   /** For the check of who else can write the state ConfigMap. */
   rbac?: RbacAuthorizationV1Api;
   stateNamespace?: string;
+  /** The cluster's state as the job store reads it, for the job check; and when a job counts as dead. */
+  jobState?: () => Promise<LoadedState>;
+  staleAfterMs?: number;
   /** How far back ActionTrail evidence counts (default 7 days). */
   evidenceWindowMs?: number;
   /** How long after a rotation incomplete coverage is a failure rather than a warning (default 24 h). */
@@ -179,6 +184,7 @@ export async function auditCluster(
   }
   if (options.rbac && options.stateNamespace)
     checks.push(await stateWritersCheck(options.rbac, options.stateNamespace));
+  if (options.jobState) checks.push(await jobCheck(options.jobState, now, options.staleAfterMs ?? 3_600_000));
   checks.push(...manualChecks());
   result.status = worst(checks.map((c) => c.status));
   return result;

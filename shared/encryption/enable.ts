@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { CloudClients } from '../cloud/clients';
 import type { Cluster } from '../cluster/kube';
 import { readSealingEvidence, type SealingEvidence } from '../cluster/sealing';
-import { normalizeError } from '../errors';
+import { ConfigError, normalizeError } from '../errors';
 import { jobIdFor } from '../jobs/payload';
 import { firstContinuation, nothingKept, runJob } from '../jobs/run';
 import type { KeyInfo } from '../kms/keys';
@@ -131,7 +131,8 @@ export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Pr
     stage = 'running';
     await waitRunning(deps, req.clusterId, record);
     stage = 'evidence';
-    if (!deps.openCluster) throw new Error('enable: a sweep needs the cluster, and none was given');
+    if (!deps.openCluster)
+      throw new ConfigError('enable goes on past the switch only with the cluster to sweep (openCluster)');
     const cluster = await deps.openCluster();
     try {
       const evidence = await evidenceStep(deps, cluster, key, already ? undefined : switchedAt, record);

@@ -4,7 +4,7 @@ import { normalizeError } from '../errors';
 import type { JobRequest } from '../events/rotation-watch';
 import type { EnableAnswer } from '../jobs/answers';
 import { jobIdFor } from '../jobs/payload';
-import { storeOf } from '../jobs/requests';
+import { clusterStoreOf } from '../jobs/store';
 import { describeKey } from '../kms/keys';
 import type { Logger } from '../log';
 import type { Services } from '../runtime/services';
@@ -98,7 +98,7 @@ async function forgetCompletion(
 ): Promise<void> {
   try {
     await withCluster(services.clients, clusterId, 15, (kube) =>
-      storeOf(kube, config, log).forgetCompletion(),
+      clusterStoreOf(kube.core, config, log).forgetCompletion(),
     );
   } catch (err) {
     log.warn('could not clear the earlier completion after the switch', {

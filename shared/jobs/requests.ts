@@ -1,5 +1,4 @@
 import type { TargetCluster } from '../cluster/discovery';
-import type { Cluster } from '../cluster/kube';
 import { readSealingEvidence } from '../cluster/sealing';
 import { withCluster } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
@@ -12,7 +11,7 @@ import { watchedTargets } from '../trail/watched';
 import type { EstimateAnswer, StartAnswer, StatusAnswer } from './answers';
 import { jobIdPrefix } from './payload';
 import { startReencryptJob } from './starter';
-import { type ClusterStore, clusterStore, configMapState } from './store';
+import { clusterStoreOf } from './store';
 
 /**
  * The webhook's job requests, answered where the kubeconfigs are (rotation-watch): start a cluster's job for
@@ -23,22 +22,23 @@ type Config = Pick<SentinelConfig, 'clusters' | 'clusterKeys' | 'keys' | 'stateN
 
 export async function answerJobRequest(
   request: Exclude<JobRequest, { kind: 'enable-encryption' }>,
-  s: Deps,
+  services: Deps,
   config: Config,
   log: Logger,
   /** Epoch ms: an estimate's listing waits for no retry past it (the invocation's deadline less its margin). */
   deadline?: number,
 ): Promise<StartAnswer | StatusAnswer | EstimateAnswer> {
-  const { clusters } = await watchedTargets(s.clients, config, undefined, log);
-  if (request.kind === 'estimate') return estimateFor(request.clusterId, clusters, s, config, deadline);
+  const { clusters } = await watchedTargets(services.clients, config, undefined, log);
+  if (request.kind === 'estimate')
+    return estimateFor(request.clusterId, clusters, services, config, deadline);
   if (request.kind === 'start-job') {
     const cluster = clusters.find((c) => c.clusterId === request.clusterId);
     if (!cluster) return { kind: 'start-job', outcome: 'not-a-target', clusterId: request.clusterId };
     if (!cluster.encryptionEnabled || !cluster.keyId)
       return { kind: 'start-job', outcome: 'encryption-off', clusterId: request.clusterId };
-    const key = await describeKey(s.clients, cluster.keyId);
+    const key = await describeKey(services.clients, cluster.keyId);
     const reason = `webhook${request.reason ? `: ${request.reason}` : ''}`;
-    const started = await startReencryptJob(s, config, cluster, key, reason, log);
+    const started = await startReencryptJob(services, config, cluster, key, reason, log);
     return {
       kind: 'start-job',
       clusterId: cluster.clusterId,
@@ -48,8 +48,8 @@ export async function answerJobRequest(
     };
   }
   for (const cluster of clusters.filter((c) => request.jobId.startsWith(jobIdPrefix(c.clusterId)))) {
-    const status = await withCluster(s.clients, cluster.clusterId, 15, (kube) =>
-      storeOf(kube, config, log).status(request.jobId, cluster.clusterId),
+    const status = await withCluster(services.clients, cluster.clusterId, 15, (kube) =>
+      clusterStoreOf(kube.core, config, log).status(request.jobId, cluster.clusterId),
     );
     if (status) return { kind: 'job-status', found: true, status };
   }
@@ -60,7 +60,7 @@ export async function answerJobRequest(
 async function estimateFor(
   clusterId: string,
   clusters: TargetCluster[],
-  s: Deps,
+  services: Deps,
   config: Config,
   deadline: number | undefined,
 ): Promise<EstimateAnswer> {
@@ -68,8 +68,8 @@ async function estimateFor(
   if (!cluster) return { kind: 'estimate', outcome: 'not-a-target', clusterId };
   if (!cluster.encryptionEnabled || !cluster.keyId)
     return { kind: 'estimate', outcome: 'encryption-off', clusterId };
-  const key = await describeKey(s.clients, cluster.keyId);
-  const estimate = await withCluster(s.clients, clusterId, 15, async (kube) => {
+  const key = await describeKey(services.clients, cluster.keyId);
+  const estimate = await withCluster(services.clients, clusterId, 15, async (kube) => {
     const apiServers = (await kube.apiServerIdentities())?.length;
     // As the job counts: only marks written under proof are done where the API servers prove a re-seal.
     const evidence = await readSealingEvidence(kube, key, { proof: config.reencrypt.proof });
@@ -91,14 +91,3 @@ async function estimateFor(
     estimate,
   };
 }
-
-/** A cluster's job store, with the staleness the starter applies. */
-export const storeOf = (
-  kube: Pick<Cluster, 'core'>,
-  config: Pick<SentinelConfig, 'stateNamespace' | 'reencrypt'>,
-  log: Logger,
-): ClusterStore =>
-  clusterStore(configMapState(kube.core, config.stateNamespace), {
-    log,
-    staleAfterMs: config.reencrypt.staleAfterMs,
-  });

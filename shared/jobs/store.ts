@@ -208,10 +208,10 @@ async function update(
 }
 
 /** The completion kept by a write that ends a job (unless revoked). */
-const completionOf = (s: ClusterState): ClusterState => ({
-  ...(s.completedKeyVersion ? { completedKeyVersion: s.completedKeyVersion } : {}),
-  ...(s.completedKeyVersion && s.completedAt ? { completedAt: s.completedAt } : {}),
-  ...(s.completedKeyVersion && s.completedProof ? { completedProof: s.completedProof } : {}),
+const completionOf = (state: ClusterState): ClusterState => ({
+  ...(state.completedKeyVersion ? { completedKeyVersion: state.completedKeyVersion } : {}),
+  ...(state.completedKeyVersion && state.completedAt ? { completedAt: state.completedAt } : {}),
+  ...(state.completedKeyVersion && state.completedProof ? { completedProof: state.completedProof } : {}),
 });
 
 export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptions): JobStore {
@@ -239,9 +239,9 @@ export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptio
     get: () => load(adapter, log),
     async progress(phase, invocation, checkpoint) {
       try {
-        await update(adapter, log, 'progress', (s) => ({
-          ...s,
-          job: record(s, phase, invocation, checkpoint ? { checkpoint } : {}),
+        await update(adapter, log, 'progress', (state) => ({
+          ...state,
+          job: record(state, phase, invocation, checkpoint ? { checkpoint } : {}),
         }));
       } catch (err) {
         log.warn('could not save progress; the sweep goes on', {
@@ -251,21 +251,21 @@ export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptio
       }
     },
     complete: (invocation, report, proof) =>
-      update(adapter, log, 'complete', (s) => ({
+      update(adapter, log, 'complete', (state) => ({
         completedKeyVersion: job.keyVersionId,
         completedAt: new Date(now()).toISOString(),
         completedProof: proof,
-        job: record(s, 'completed', invocation, { report }),
+        job: record(state, 'completed', invocation, { report }),
       })),
     awaitNewSeed: (invocation, report) =>
-      update(adapter, log, 'await new seed', (s) => ({
-        ...s,
-        job: record(s, 'waiting-for-new-seed', invocation, { report }),
+      update(adapter, log, 'await new seed', (state) => ({
+        ...state,
+        job: record(state, 'waiting-for-new-seed', invocation, { report }),
       })),
     fail: (invocation, reason, { revokeCompletion = false } = {}) =>
-      update(adapter, log, 'fail', (s) => ({
-        ...(revokeCompletion && s.completedKeyVersion === job.keyVersionId ? {} : completionOf(s)),
-        job: record(s, 'failed', invocation, { report: { reason } }),
+      update(adapter, log, 'fail', (state) => ({
+        ...(revokeCompletion && state.completedKeyVersion === job.keyVersionId ? {} : completionOf(state)),
+        job: record(state, 'failed', invocation, { report: { reason } }),
       })),
   };
 }
@@ -339,18 +339,18 @@ export function clusterStore(adapter: StateAdapter, options: StoreOptions): Clus
     },
     async release(c, reason) {
       try {
-        await update(adapter, log, 'release claim', (s) =>
-          s.job?.jobId === c.jobId && s.job.phase === 'queued'
+        await update(adapter, log, 'release claim', (state) =>
+          state.job?.jobId === c.jobId && state.job.phase === 'queued'
             ? {
-                ...s,
+                ...state,
                 job: {
-                  ...s.job,
+                  ...state.job,
                   phase: 'failed',
                   updatedAt: new Date(now()).toISOString(),
                   report: { reason },
                 },
               }
-            : s,
+            : state,
         );
       } catch (err) {
         // The claim then reads as stale after SENTINEL_REENCRYPT_STALE_AFTER, and is started again.
@@ -362,9 +362,9 @@ export function clusterStore(adapter: StateAdapter, options: StoreOptions): Clus
     },
     async forgetCompletion() {
       let dropped = false;
-      await update(adapter, log, 'forget completion', (s) => {
-        dropped = s.completedKeyVersion !== undefined;
-        const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, ...rest } = s;
+      await update(adapter, log, 'forget completion', (state) => {
+        dropped = state.completedKeyVersion !== undefined;
+        const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, ...rest } = state;
         return rest;
       });
       return dropped;
@@ -375,6 +375,17 @@ export function clusterStore(adapter: StateAdapter, options: StoreOptions): Clus
     job: (ref) => jobStore(adapter, ref, options),
   };
 }
+
+/** A cluster's store in its state ConfigMap, with the staleness the starter applies. */
+export const clusterStoreOf = (
+  core: CoreV1Api,
+  config: { stateNamespace: string; reencrypt: { staleAfterMs: number } },
+  log: Logger,
+): ClusterStore =>
+  clusterStore(configMapState(core, config.stateNamespace), {
+    log,
+    staleAfterMs: config.reencrypt.staleAfterMs,
+  });
 
 const COUNTERS = ['total', 'rewritten', 'alreadyCurrent', 'gone', 'failed'] as const;
 

@@ -166,9 +166,11 @@ describe('the CLI', () => {
     });
     expect(killed.signal).toBe('SIGKILL');
     expect(existsSync(checkpoint)).toBe(true);
+    // The file holds the job's continuation: where the sweep is, and when the job started.
     const saved = JSON.parse(readFileSync(checkpoint, 'utf8'));
-    expect(saved.counters.total).toBeGreaterThan(0);
-    expect(saved.counters.total).toBeLessThan(COUNT_CLI);
+    expect(saved).toMatchObject({ phase: 'sweeping', targetKeyVersionId: 'cli-v1' });
+    expect(saved.sweep.counters.total).toBeGreaterThan(0);
+    expect(saved.sweep.counters.total).toBeLessThan(COUNT_CLI);
 
     const resumed = await reencrypt([...common, '--json']);
     expect(resumed.code).toBe(0);
