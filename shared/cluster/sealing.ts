@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { normalizeError } from '../errors';
+import { normalizeError, SentinelError } from '../errors';
 
 /**
  * What the API servers themselves say about the seed they encrypt Secrets with, read from `/metrics`
@@ -34,9 +34,27 @@ export interface ApiServerSample {
    * with a seed of each key id (the seed's own key id, whatever Status said).
    */
   lastWrites?: Array<{ keyIdHash: string; last: Date }>;
+  /**
+   * `apiserver_encryption_config_controller_automatic_reload_last_timestamp_seconds{status="success"}`: the
+   * last successful automatic reload of the encryption configuration (`--encryption-provider-config-automatic-
+   * reload`), which builds new transformers and so a new seed without a restart.
+   */
+  reloadedAt?: Date;
 }
 
-export type ApiServerState = 'new-key-id' | 'restarted' | 'stale-seed' | 'seed-pending';
+/**
+ * `restarted` / `reloaded`: a new process, or a new configuration, after the rotation (its seed was sealed
+ * then); `new-key-id`: the plugin reported a new key id after it and a seed was sealed for it; `stale-seed`:
+ * none of these; `seed-pending`: a new key id whose seed is not sealed yet; `other-key`: its current key id
+ * is not one the suite can tie to the judged key.
+ */
+export type ApiServerState =
+  | 'new-key-id'
+  | 'restarted'
+  | 'reloaded'
+  | 'stale-seed'
+  | 'seed-pending'
+  | 'other-key';
 export type Verdict = 'effective' | 'not-effective' | 'unproven';
 
 export interface SealingEvidence {
@@ -63,6 +81,16 @@ const TOTAL = 'apiserver_envelope_encryption_key_id_hash_total';
 const START = 'process_start_time_seconds';
 const KMS_CALLS = 'apiserver_envelope_encryption_kms_operations_latency_seconds_count';
 const LAST_USE = 'apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds';
+const RELOAD = 'apiserver_encryption_config_controller_automatic_reload_last_timestamp_seconds';
+/** Under KMS v1 this counter's `transformer_prefix` is `k8s:enc:kms:v1:<name>:`. */
+const TRANSFORMATIONS = 'apiserver_storage_transformation_operations_total';
+const METRICS = new Set([STATUS, TOTAL, START, KMS_CALLS, LAST_USE, RELOAD, TRANSFORMATIONS]);
+/**
+ * How far a process start or a reload must lie after the rotation to count as after it: KMS states
+ * LastRotationDate to the second (the rotation may be up to 1 s later than it says), and the API server's
+ * host clock is not KMS's (NTP keeps them well within a second of each other; 1 s more for that).
+ */
+export const CLOCK_MARGIN_MS = 2_000;
 /**
  * How recently before a rotation the old key id was still reported. kube-apiserver's KMS v2 loop polls Status
  * every 60 s, but a tick that finds a health probe's answer younger than 20 s (its positive TTL) skips the call
@@ -72,70 +100,137 @@ const LAST_USE = 'apiserver_envelope_encryption_key_id_hash_last_timestamp_secon
 const STATUS_INTERVAL_MS = 90_000;
 
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)/;
-const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+/** What one `/metrics` answer holds of the envelope metrics, before it is judged as one API server's. */
+interface ParsedMetrics {
+  startedAt?: Date;
+  reloadedAt?: Date;
+  apiServerIdHashes: Set<string>;
+  /** Envelope metrics with a key id but no `apiserver_id_hash` label (Kubernetes 1.28 and before). */
+  unlabelled: boolean;
+  /** A storage transformer of KMS v1 wrote or read. */
+  kmsV1: boolean;
+  status: Map<string, ApiServerSample['statusKeyIds']>;
+  /** `..._key_id_hash_total{transformation_type="to_storage"}` per provider: which one encrypts writes. */
+  writes: Map<string, number>;
+  /** Encrypt calls that succeeded, per provider: each sealed a seed. */
+  sealed: Map<string, number>;
+  /** The last write with each key id's seed, per provider. */
+  lastWrites: Map<string, NonNullable<ApiServerSample['lastWrites']>>;
+}
+
+const push = <T>(map: Map<string, T[]>, key: string, value: T) =>
+  map.set(key, [...(map.get(key) ?? []), value]);
+
+/** Reads the lines the judgement needs; a label list is scanned once, linearly (`labelsOf`). */
+function readMetrics(text: string): ParsedMetrics {
+  const m: ParsedMetrics = {
+    apiServerIdHashes: new Set(),
+    unlabelled: false,
+    kmsV1: false,
+    status: new Map(),
+    writes: new Map(),
+    sealed: new Map(),
+    lastWrites: new Map(),
+  };
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const match = LINE.exec(line);
+    if (!match || !METRICS.has(match[1] ?? '')) continue;
+    const [, name, rawLabels = '', raw] = match;
+    const value = Number(raw);
+    if (!Number.isFinite(value)) continue;
+    readLine(m, name ?? '', labelsOf(rawLabels), value);
+  }
+  return m;
+}
+
+function readLine(m: ParsedMetrics, name: string, labels: Record<string, string>, value: number): void {
+  const at = new Date(value * 1000);
+  if (name === START) m.startedAt = at;
+  else if (name === TRANSFORMATIONS)
+    m.kmsV1 ||= (labels.transformer_prefix ?? '').startsWith('k8s:enc:kms:v1:');
+  else if (name === RELOAD) {
+    if (labels.status === 'success' && (!m.reloadedAt || at > m.reloadedAt)) m.reloadedAt = at;
+    if (labels.apiserver_id_hash) m.apiServerIdHashes.add(labels.apiserver_id_hash);
+  } else if (name === KMS_CALLS) {
+    // The gRPC method's full name (`/v2.KeyManagementService/Encrypt`); the provider's own label.
+    if (labels.method_name?.endsWith('/Encrypt') && labels.grpc_status_code === 'OK')
+      m.sealed.set(labels.provider_name ?? '', (m.sealed.get(labels.provider_name ?? '') ?? 0) + value);
+  } else if (labels.key_id_hash) {
+    if (!labels.apiserver_id_hash) {
+      m.unlabelled = true;
+      return;
+    }
+    m.apiServerIdHashes.add(labels.apiserver_id_hash);
+    const provider = labels.provider_name ?? '';
+    const entry = { keyIdHash: labels.key_id_hash, last: at };
+    if (name === STATUS) push(m.status, provider, entry);
+    else if (name === LAST_USE && labels.transformation_type === 'to_storage')
+      push(m.lastWrites, provider, entry);
+    else if (name === TOTAL && labels.transformation_type === 'to_storage')
+      m.writes.set(provider, (m.writes.get(provider) ?? 0) + value);
+  }
+}
+
+/** `a="x",b="y\"z"` as a record, in one pass over the text (a regex with nested repetition is quadratic on hostile input). */
+function labelsOf(raw: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  let i = 0;
+  while (i < raw.length) {
+    const eq = raw.indexOf('="', i);
+    if (eq < 0) break;
+    const name = raw.slice(i, eq).replace(/^[\s,]+/, '');
+    let value = '';
+    let j = eq + 2;
+    for (; j < raw.length && raw[j] !== '"'; j++) {
+      if (raw[j] === '\\' && j + 1 < raw.length) j++;
+      value += raw[j];
+    }
+    labels[name] = value;
+    i = j + 1;
+  }
+  return labels;
+}
 
 /**
  * One API server's answer to `GET /metrics` (Prometheus text format); undefined without envelope metrics.
  * Each KMS provider records its own Status key ids: only the provider that encrypts writes counts (the one
- * with `to_storage` writes, or the only one); with several and no writes yet, none can be told apart.
+ * with `to_storage` writes, or the only one); with several and no writes yet, none can be told apart. An
+ * answer that cannot be one API server's own is refused with the reason and what to do (`MetricsUnreadable`).
  */
 export function parseApiServerMetrics(text: string): ApiServerSample | undefined {
-  let startedAt: Date | undefined;
-  let apiServerIdHash: string | undefined;
-  const status = new Map<string, ApiServerSample['statusKeyIds']>();
-  /** `..._key_id_hash_total{transformation_type="to_storage"}` per provider: which one encrypts writes. */
-  const writes = new Map<string, number>();
-  /** Encrypt calls that succeeded, per provider: each sealed a seed. */
-  const sealed = new Map<string, number>();
-  /** The last write with each key id's seed, per provider. */
-  const lastWrites = new Map<string, NonNullable<ApiServerSample['lastWrites']>>();
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const m = LINE.exec(line);
-    if (!m) continue;
-    const [, name, rawLabels = '', raw] = m;
-    if (name !== STATUS && name !== TOTAL && name !== START && name !== KMS_CALLS && name !== LAST_USE)
-      continue;
-    const value = Number(raw);
-    if (!Number.isFinite(value)) continue;
-    if (name === START) {
-      startedAt = new Date(value * 1000);
-      continue;
-    }
-    const labels = Object.fromEntries([...rawLabels.matchAll(LABEL)].map((l) => [l[1], l[2]]));
-    if (name === KMS_CALLS) {
-      // The gRPC method's full name (`/v2.KeyManagementService/Encrypt`); the provider's own label.
-      if (labels.method_name?.endsWith('/Encrypt') && labels.grpc_status_code === 'OK')
-        sealed.set(labels.provider_name ?? '', (sealed.get(labels.provider_name ?? '') ?? 0) + value);
-      continue;
-    }
-    if (!labels.key_id_hash || !labels.apiserver_id_hash) continue;
-    apiServerIdHash = labels.apiserver_id_hash;
-    const provider = labels.provider_name ?? '';
-    if (name === STATUS) {
-      const list = status.get(provider) ?? [];
-      list.push({ keyIdHash: labels.key_id_hash, last: new Date(value * 1000) });
-      status.set(provider, list);
-    } else if (name === LAST_USE) {
-      if (labels.transformation_type !== 'to_storage') continue;
-      const list = lastWrites.get(provider) ?? [];
-      list.push({ keyIdHash: labels.key_id_hash, last: new Date(value * 1000) });
-      lastWrites.set(provider, list);
-    } else if (labels.transformation_type === 'to_storage') {
-      writes.set(provider, (writes.get(provider) ?? 0) + value);
-    }
+  const m = readMetrics(text);
+  if (m.apiServerIdHashes.size > 1)
+    throw new MetricsUnreadable(
+      200,
+      `one /metrics answer carried ${m.apiServerIdHashes.size} apiserver_id_hash values: not one API server's own metrics (a proxy that merges them?), refused as evidence; let the suite reach the API servers' /metrics directly`,
+    );
+  if (m.unlabelled && m.apiServerIdHashes.size === 0)
+    throw new MetricsUnreadable(
+      200,
+      'the envelope metrics carry no apiserver_id_hash (Kubernetes 1.28 or older), so the API servers behind the address cannot be told apart; upgrade the cluster to 1.29 or later for proof',
+    );
+  const provider = writingProvider(m.status, m.writes);
+  const statusKeyIds = provider === undefined ? [] : (m.status.get(provider) ?? []);
+  const [apiServerIdHash] = [...m.apiServerIdHashes];
+  if (!apiServerIdHash || !m.startedAt || statusKeyIds.length === 0) {
+    if (m.kmsV1)
+      throw new MetricsUnreadable(
+        200,
+        "the cluster encrypts Secrets with KMS v1: each write is sealed by its own KMS Encrypt call under the key's primary version, so a rewrite re-seals, but no API server metric proves it; migrate the EncryptionConfiguration to KMS v2 for proof (ActionTrail shows the Encrypt calls)",
+      );
+    return undefined;
   }
-  const provider = writingProvider(status, writes);
-  const statusKeyIds = provider === undefined ? [] : (status.get(provider) ?? []);
-  if (!apiServerIdHash || !startedAt || statusKeyIds.length === 0) return undefined;
-  const seedsSealed = provider === undefined ? undefined : sealed.get(provider);
-  const writtenWith = provider === undefined ? undefined : lastWrites.get(provider);
+  const seedsSealed = provider === undefined ? undefined : m.sealed.get(provider);
+  const writtenWith = provider === undefined ? undefined : m.lastWrites.get(provider);
   return {
     apiServerIdHash,
-    startedAt,
+    startedAt: m.startedAt,
     statusKeyIds,
     ...(seedsSealed === undefined ? {} : { seedsSealed }),
     ...(writtenWith ? { lastWrites: writtenWith } : {}),
+    ...(m.reloadedAt ? { reloadedAt: m.reloadedAt } : {}),
   };
 }
 
@@ -148,21 +243,25 @@ function writingProvider(status: Map<string, unknown>, writes: Map<string, numbe
 }
 
 export interface SampleOptions {
-  /** Calls at most (default 8). */
+  /** Calls at most, without a known set (default 8). */
   maxSamples?: number;
-  /** Stop after this many calls in a row show no API server not seen before (default 3). */
+  /** Without a known set: stop after this many calls in a row show no API server not seen before (default 3). */
   quietAfter?: number;
   /**
    * The `apiserver_id_hash` of every live API server (from their identity leases): sample until each has
    * answered, up to 4 calls per API server; one that never answers leaves the evidence unproven.
    */
   expected?: string[];
+  /** How many API servers there are, as the operator states: sample until that many distinct ones answered. */
+  count?: number;
 }
 
 /**
- * Samples `/metrics` on new connections until every API server behind the address has likely answered
- * (several calls in a row show none new); the latest answer per API server is kept. Throws what the GET
- * throws; a non-200 answer (403 without `get` on `/metrics`) is thrown with its status.
+ * Samples `/metrics` on new connections (behind a load balancer each may reach another API server); the latest
+ * answer per API server is kept. With a known set (their identities, or a stated count) until every one has
+ * answered; without, until several calls in a row show none new (which proves nothing about the ones unseen:
+ * the judgement says so). Throws what the GET throws; a 403 or 404 is `MetricsUnreadable`; another non-200
+ * answer (5xx, 429) a retryable error with its status.
  */
 export async function sampleApiServers(
   getRaw: (path: string) => Promise<{ status: number; body: string }>,
@@ -170,25 +269,42 @@ export async function sampleApiServers(
 ): Promise<ApiServerSample[]> {
   const seen = new Map<string, ApiServerSample>();
   const expected = options.expected?.length ? new Set(options.expected) : undefined;
-  const maxSamples = expected ? Math.max(8, 4 * expected.size) : (options.maxSamples ?? 8);
+  const count = expected?.size ?? options.count;
+  const maxSamples = count ? Math.max(8, 4 * count) : (options.maxSamples ?? 8);
   const done = (quiet: number) =>
-    expected ? [...expected].every((id) => seen.has(id)) : quiet >= (options.quietAfter ?? 3);
+    expected
+      ? [...expected].every((id) => seen.has(id))
+      : count
+        ? seen.size >= count
+        : quiet >= (options.quietAfter ?? 3);
   let quiet = 0;
   for (let i = 0; i < maxSamples && !done(quiet); i++) {
     const res = await getRaw('/metrics');
     // Not allowed, or not served: nothing can be proven. Anything else (5xx, 429, 401) is a failure to retry.
     if (res.status === 403 || res.status === 404) throw new MetricsUnreadable(res.status);
-    if (res.status !== 200) throw new Error(`GET /metrics answered HTTP ${res.status}`);
+    if (res.status !== 200)
+      throw new SentinelError('retryable', `GET /metrics answered HTTP ${res.status}`, {
+        code: 'MetricsUnavailable',
+        statusCode: 503,
+      });
     const sample = parseApiServerMetrics(res.body);
-    if (!sample) throw new MetricsUnreadable(200, 'the API server reports no KMS v2 envelope metrics');
+    if (!sample)
+      throw new MetricsUnreadable(
+        200,
+        'the /metrics answer holds no KMS v2 envelope metrics (filtered by a proxy or a metrics allow-list, or Secrets are not encrypted with KMS v2); the suite needs the apiserver_envelope_encryption_* series of every API server',
+      );
     quiet = seen.has(sample.apiServerIdHash) ? quiet + 1 : 0;
     seen.set(sample.apiServerIdHash, sample);
   }
-  const missing = expected ? [...expected].filter((id) => !seen.has(id)) : [];
-  if (missing.length > 0)
+  const missing = expected
+    ? [...expected].filter((id) => !seen.has(id)).length
+    : count
+      ? count - seen.size
+      : 0;
+  if (missing > 0)
     throw new MetricsUnreadable(
       200,
-      `${missing.length} of ${expected?.size} API server(s) never answered /metrics in ${maxSamples} tries`,
+      `${missing} of ${count} API server(s) never answered /metrics in ${maxSamples} tries (a load balancer that keeps the suite on some of them?)`,
     );
   return [...seen.values()];
 }
@@ -209,74 +325,142 @@ export class MetricsUnreadable extends Error {
 export const keyIdHash = (keyId: string): string =>
   `sha256:${createHash('sha256').update(keyId).digest('hex')}`;
 
-/** What each API server did since the rotation, and so whether a rewrite now seals under the new version. */
-export function judgeSealing(samples: ApiServerSample[], rotatedAt: Date, cmkId: string): SealingEvidence {
+/** The key a judgement is about: its CMK id and its primary version. */
+export interface JudgedKey {
+  keyId: string;
+  primaryKeyVersion: string;
+}
+
+/**
+ * How the set of API servers judged is known: their live identity `leases`, a count the operator `stated`
+ * (`SENTINEL_API_SERVERS`, `--api-servers`), or only `sampled` (those that happened to answer).
+ */
+export type KnownSet = 'leases' | 'stated' | 'sampled';
+
+/** The key ids a plugin may report for the judged key: the CMK id itself (ACK's), or `<cmk>/<version>`. */
+const boundKeyIds = (key: JudgedKey) =>
+  new Set([keyIdHash(key.keyId), keyIdHash(`${key.keyId}/${key.primaryKeyVersion}`)]);
+
+/** What one API server did since the rotation. */
+function stateOf(s: ApiServerSample, rotatedAt: Date, key: JudgedKey): ApiServerState {
+  const byLast = [...s.statusKeyIds].sort((a, b) => b.last.getTime() - a.last.getTime());
+  const current = byLast[0];
+  const after = (t: Date) => t.getTime() - CLOCK_MARGIN_MS >= rotatedAt.getTime();
+  const changed = byLast
+    .slice(1)
+    .some(
+      (old) =>
+        old.keyIdHash !== current?.keyIdHash &&
+        old.last.getTime() >= rotatedAt.getTime() - STATUS_INTERVAL_MS,
+    );
+  // Each key id the plugin reported needs a seed sealed for it (the first one at start): fewer seeds than key
+  // ids means the last change's Encrypt failed, and the API server still writes with the seed before it.
+  // A successful Encrypt can fail the change all the same (it answered another key id), so a write with
+  // another key id's seed after Status last reported the current one says the same, whatever the count.
+  const sealedForEach = s.seedsSealed === undefined || s.seedsSealed >= s.statusKeyIds.length;
+  const wroteWithOld = (s.lastWrites ?? []).some(
+    (w) => current && w.keyIdHash !== current.keyIdHash && w.last > current.last,
+  );
+  const state: ApiServerState = after(s.startedAt)
+    ? 'restarted'
+    : s.reloadedAt && after(s.reloadedAt)
+      ? 'reloaded'
+      : changed && current && current.last >= rotatedAt
+        ? sealedForEach && !wroteWithOld
+          ? 'new-key-id'
+          : 'seed-pending'
+        : 'stale-seed';
+  // A new seed says nothing of this key when the plugin seals it under a key id that is not this key's.
+  if (
+    state !== 'stale-seed' &&
+    state !== 'seed-pending' &&
+    current &&
+    !boundKeyIds(key).has(current.keyIdHash)
+  )
+    return 'other-key';
+  return state;
+}
+
+/**
+ * What each API server did since the rotation, and so whether a rewrite now seals under the new version
+ * (docs/kms-v2-proof.md states the rules). `effective` only when the set of API servers is known and every
+ * one of them made a new seed bound to the key after the rotation; a sampled set can show a problem, never
+ * prove its absence.
+ */
+export function judgeSealing(
+  samples: ApiServerSample[],
+  rotatedAt: Date,
+  key: JudgedKey,
+  known: KnownSet,
+): SealingEvidence {
   if (samples.length === 0) return unproven('no API server answered /metrics with KMS v2 envelope metrics');
   const apiServers = samples.map((s) => {
-    const byLast = [...s.statusKeyIds].sort((a, b) => b.last.getTime() - a.last.getTime());
-    const current = byLast[0];
-    const changed = byLast
-      .slice(1)
-      .some(
-        (old) =>
-          old.keyIdHash !== current?.keyIdHash &&
-          old.last.getTime() >= rotatedAt.getTime() - STATUS_INTERVAL_MS,
-      );
-    // Each key id the plugin reported needs a seed sealed for it (the first one at start): fewer seeds than key
-    // ids means the last change's Encrypt failed, and the API server still writes with the seed before it.
-    // A successful Encrypt can fail the change all the same (it answered another key id), so a write with
-    // another key id's seed after Status last reported the current one says the same, whatever the count.
-    const sealedForEach = s.seedsSealed === undefined || s.seedsSealed >= s.statusKeyIds.length;
-    const wroteWithOld = (s.lastWrites ?? []).some(
-      (w) => current && w.keyIdHash !== current.keyIdHash && w.last > current.last,
-    );
-    const state: ApiServerState =
-      s.startedAt >= rotatedAt
-        ? 'restarted'
-        : changed && current && current.last >= rotatedAt
-          ? sealedForEach && !wroteWithOld
-            ? 'new-key-id'
-            : 'seed-pending'
-          : 'stale-seed';
+    const current = [...s.statusKeyIds].sort((a, b) => b.last.getTime() - a.last.getTime())[0];
     return {
       apiServerIdHash: s.apiServerIdHash,
       startedAt: s.startedAt.toISOString(),
       ...(current ? { currentKeyIdHash: current.keyIdHash } : {}),
-      state,
+      state: stateOf(s, rotatedAt, key),
     };
   });
-  const constantKeyId = apiServers.every((a) => a.currentKeyIdHash === keyIdHash(cmkId));
-  const stale = apiServers.filter((a) => a.state === 'stale-seed');
-  if (stale.length > 0)
+  const constantKeyId = apiServers.every((a) => a.currentKeyIdHash === keyIdHash(key.keyId));
+  const of = (state: ApiServerState) => apiServers.filter((a) => a.state === state).length;
+  const base = { apiServers, constantKeyId };
+  if (of('stale-seed') > 0)
     return {
+      ...base,
       verdict: 'not-effective',
-      reason: `${stale.length} of ${apiServers.length} API server(s) still encrypt with a seed sealed before the rotation (${constantKeyId ? 'the plugin reports the CMK id as its key id, so a rotation never changes it' : 'the plugin has not reported a new key id'}); a rewrite now changes nothing at the key-version level. The control plane must make a new seed: it does when its API servers restart (an upgrade or a restart of the control plane); the suite sweeps once it sees that.`,
-      apiServers,
-      constantKeyId,
+      reason: `${of('stale-seed')} of ${apiServers.length} API server(s) still encrypt with a seed sealed before the rotation (${constantKeyId ? 'the plugin reports the CMK id as its key id, so a rotation never changes it' : 'the plugin has not reported a new key id'}); a rewrite now changes nothing at the key-version level. The control plane must make a new seed: it does when its API servers restart (an upgrade or a restart of the control plane) or reload their encryption configuration; the suite sweeps once it sees that.`,
     };
   // Only seeds still to come (no restart needed): the API servers try again on their own.
-  const pending = apiServers.filter((a) => a.state === 'seed-pending');
-  if (pending.length > 0)
+  if (of('seed-pending') > 0)
     return {
+      ...base,
       verdict: 'not-effective',
-      reason: `${pending.length} of ${apiServers.length} API server(s) reported the new key id but have not sealed a seed for it (the plugin's Encrypt of the new seed failed), so they still encrypt with the seed sealed before the rotation; kube-apiserver tries again on its own (every 10 s after a failed check), and a job waits for it`,
-      apiServers,
-      constantKeyId,
+      reason: `${of('seed-pending')} of ${apiServers.length} API server(s) reported the new key id but have not sealed a seed for it (the plugin's Encrypt of the new seed failed), so they still encrypt with the seed sealed before the rotation; kube-apiserver tries again on its own (every 10 s after a failed check), and a job waits for it`,
     };
-  const token = createHash('sha256')
+  if (of('other-key') > 0)
+    return unprovenWith(
+      base,
+      `${of('other-key')} of ${apiServers.length} API server(s) seal with a key id that is neither the CMK id ${key.keyId} nor ${key.keyId}/${key.primaryKeyVersion}: they may encrypt with another key`,
+    );
+  if (known === 'sampled')
+    return unprovenWith(
+      base,
+      `${apiServers.length} API server(s) answered and each made a new seed after the rotation, but how many serve the cluster is not known (the suite's identity cannot list the kube-system identity leases): grant it list on leases in kube-system, or state the count (SENTINEL_API_SERVERS, --api-servers)`,
+    );
+  return {
+    ...base,
+    verdict: 'effective',
+    reason: effectiveReason(apiServers, known),
+    token: tokenOf(apiServers),
+  };
+}
+
+const unprovenWith = (
+  base: Pick<SealingEvidence, 'apiServers' | 'constantKeyId'>,
+  why: string,
+): SealingEvidence => ({
+  ...unproven(why),
+  ...base,
+});
+
+function effectiveReason(apiServers: SealingEvidence['apiServers'], known: KnownSet): string {
+  const how = apiServers.every((a) => a.state === 'restarted')
+    ? 'started after the rotation'
+    : 'made a new seed after the rotation (a restart, a reload of the encryption configuration, or a new key id)';
+  const set = known === 'leases' ? 'by their live identity leases' : 'as stated by SENTINEL_API_SERVERS';
+  return `every API server (${apiServers.length}, ${set}) ${how}, each bound to the key (start or reload at least ${CLOCK_MARGIN_MS / 1000} s after LastRotationDate, for KMS's whole seconds and the hosts' clocks): a rewrite now seals under the new key version`;
+}
+
+/** Names what a Secret rewritten now is sealed under (each API server, its start and current key id). */
+const tokenOf = (apiServers: SealingEvidence['apiServers']): string =>
+  createHash('sha256')
     .update(
       JSON.stringify(apiServers.map((a) => [a.apiServerIdHash, a.startedAt, a.currentKeyIdHash]).sort()),
     )
     .digest('hex')
     .slice(0, 12);
-  return {
-    verdict: 'effective',
-    reason: `every API server (${apiServers.length}) ${apiServers.every((a) => a.state === 'restarted') ? 'started after the rotation' : 'made a new seed after the rotation'}: a rewrite now seals under the new key version`,
-    apiServers,
-    constantKeyId,
-    token,
-  };
-}
 
 /**
  * Not effective only because some API server's new seed is still to be sealed (its plugin's Encrypt failed):
@@ -306,26 +490,33 @@ export interface EvidenceSource {
 /**
  * The API servers' evidence for a key's last rotation, as every caller reads it (the job, the starter, the
  * webhook's answers, the audit, `enable`, the CLI): sampled from `/metrics` and judged; `unproven` when they
- * cannot be read (no RBAC, no KMS v2 metrics) or the configuration asks for ActionTrail only. Any other
- * failure (a broken connection) is thrown, normalised: a guess would be a claim without proof.
+ * cannot be read (no RBAC, no KMS v2 metrics, a Kubernetes that does not label them), the set of API servers
+ * is not known, or the configuration asks for ActionTrail only. Any other failure (a broken connection, a 5xx)
+ * is thrown, normalised: a guess would be a claim without proof.
  */
 export async function readSealingEvidence(
   source: EvidenceSource,
-  key: { keyId: string; lastRotationDate?: string },
-  options: { proof?: 'metrics' | 'actiontrail' } = {},
+  key: JudgedKey & { lastRotationDate?: string },
+  options: { proof?: 'metrics' | 'actiontrail'; apiServers?: number } = {},
 ): Promise<SealingEvidence> {
   if (options.proof === 'actiontrail') return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
-  // A key never rotated has one version: every seed is sealed under it. An unreadable date proves nothing.
-  const rotatedAt = key.lastRotationDate ? new Date(key.lastRotationDate) : new Date(0);
+  // KMS gives every key a LastRotationDate (a key never rotated: its creation): without one, nothing is known.
+  if (!key.lastRotationDate) return unproven('DescribeKey gave no LastRotationDate for the key');
+  const rotatedAt = new Date(key.lastRotationDate);
   if (Number.isNaN(rotatedAt.getTime()))
     return unproven(`the key's LastRotationDate "${key.lastRotationDate}" is not a date`);
   try {
-    const expected = (await source.apiServerIdentities())?.map(keyIdHash);
-    return judgeSealing(
-      await sampleApiServers((p) => source.getRaw(p), expected ? { expected } : {}),
-      rotatedAt,
-      key.keyId,
+    const identities = await source.apiServerIdentities();
+    const known: KnownSet = identities?.length ? 'leases' : options.apiServers ? 'stated' : 'sampled';
+    const samples = await sampleApiServers(
+      (p) => source.getRaw(p),
+      identities?.length
+        ? { expected: identities.map(keyIdHash) }
+        : options.apiServers
+          ? { count: options.apiServers }
+          : {},
     );
+    return judgeSealing(samples, rotatedAt, key, known);
   } catch (err) {
     if (err instanceof MetricsUnreadable) return unproven(err.message);
     throw normalizeError(err, { service: 'kubernetes', operation: 'GET /metrics' });

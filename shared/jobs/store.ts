@@ -43,7 +43,7 @@ const jobReportSchema = z.object({
           apiServerIdHash: z.string(),
           startedAt: z.string(),
           currentKeyIdHash: z.string().optional(),
-          state: z.enum(['new-key-id', 'restarted', 'stale-seed', 'seed-pending']),
+          state: z.enum(['new-key-id', 'restarted', 'reloaded', 'stale-seed', 'seed-pending', 'other-key']),
         }),
       ),
       constantKeyId: z.boolean().optional(),

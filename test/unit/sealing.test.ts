@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  CLOCK_MARGIN_MS,
   judgeSealing,
   keyIdHash,
   MetricsUnreadable,
@@ -10,7 +11,9 @@ import {
 
 /** `/metrics` as kube-apiserver v1.36 writes it (lines captured from the sandbox, other metrics left out). */
 const CMK = 'key-sandbox-0001';
-const API_A = 'sha256:73095bbbe8f317654631b5a70d7c53951e472e19c3daa5b71a50958a5e82991b';
+/** An API server's identity (its lease's name) and the hash its metrics label it with. */
+const API_A_ID = 'kube-apiserver-a_3f0c7d2e';
+const API_A = keyIdHash(API_A_ID);
 const API_B = 'sha256:0b1f5e0c2d0c4f3e0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f';
 const t = (iso: string) => Date.parse(iso) / 1000;
 function metrics(o: {
@@ -53,6 +56,8 @@ function metrics(o: {
   ].join('\n');
 }
 const ROTATED = new Date('2026-12-01T10:00:00Z');
+/** The judged key: versioned plugins in these tests report `<cmk>/v1`, then `<cmk>/v2`. */
+const KEY = { keyId: CMK, primaryKeyVersion: 'v2' };
 
 /**
  * An API server started at 09:00 whose plugin reported v1 (last at `oldLast`) and then v2 after the rotation,
@@ -72,7 +77,7 @@ function judgeRotation(
       ...rest,
     }),
   );
-  return judgeSealing(sample ? [sample] : [], ROTATED, CMK);
+  return judgeSealing(sample ? [sample] : [], ROTATED, KEY, 'leases');
 }
 
 describe('the API servers’ sealing evidence', () => {
@@ -178,7 +183,7 @@ describe('the API servers’ sealing evidence', () => {
     const sample = parseApiServerMetrics(
       metrics({ start: '2026-12-01T09:00:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] }),
     );
-    const e = judgeSealing(sample ? [sample] : [], ROTATED, CMK);
+    const e = judgeSealing(sample ? [sample] : [], ROTATED, KEY, 'leases');
     expect(e).toMatchObject({
       verdict: 'not-effective',
       constantKeyId: true,
@@ -196,16 +201,16 @@ describe('the API servers’ sealing evidence', () => {
       metrics({ api: API_B, start: '2026-12-01T08:00:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] }),
     );
     if (!a || !b) throw new Error('unparsed');
-    expect(judgeSealing([a], ROTATED, CMK)).toMatchObject({
+    expect(judgeSealing([a], ROTATED, KEY, 'leases')).toMatchObject({
       verdict: 'effective',
       apiServers: [{ state: 'restarted' }],
     });
-    expect(judgeSealing([a, b], ROTATED, CMK)).toMatchObject({
+    expect(judgeSealing([a, b], ROTATED, KEY, 'leases')).toMatchObject({
       verdict: 'not-effective',
       apiServers: [{ state: 'restarted' }, { state: 'stale-seed' }],
     });
-    expect(judgeSealing([a], ROTATED, CMK).token, 'a restart names new evidence').not.toBe(
-      judgeSealing([{ ...a, startedAt: new Date('2026-12-01T10:30:00Z') }], ROTATED, CMK).token,
+    expect(judgeSealing([a], ROTATED, KEY, 'leases').token, 'a restart names new evidence').not.toBe(
+      judgeSealing([{ ...a, startedAt: new Date('2026-12-01T10:30:00Z') }], ROTATED, KEY, 'leases').token,
     );
   });
 
@@ -219,7 +224,7 @@ describe('the API servers’ sealing evidence', () => {
         ],
       }),
     );
-    expect(judgeSealing(sample ? [sample] : [], ROTATED, CMK).verdict).toBe('not-effective');
+    expect(judgeSealing(sample ? [sample] : [], ROTATED, KEY, 'leases').verdict).toBe('not-effective');
   });
 
   it('with two KMS providers (a key migration), judges only the one that encrypts writes', () => {
@@ -237,26 +242,28 @@ describe('the API servers’ sealing evidence', () => {
     expect(sample?.statusKeyIds).toEqual([
       { keyIdHash: keyIdHash(CMK), last: new Date('2026-12-01T10:05:00Z') },
     ]);
-    expect(judgeSealing(sample ? [sample] : [], ROTATED, CMK).verdict).toBe('not-effective');
+    expect(judgeSealing(sample ? [sample] : [], ROTATED, KEY, 'leases').verdict).toBe('not-effective');
     // Without writes yet, two providers cannot be told apart: nothing is proven.
     expect(parseApiServerMetrics(text.replace(/.*to_storage.*\n/, ''))).toBeUndefined();
   });
 
-  it('a never-rotated key is sealed under its only version; an unreadable rotation date proves nothing', async () => {
+  it('a never-rotated key (its LastRotationDate is its creation) is sealed under its only version; a missing or unreadable date proves nothing', async () => {
     const body = metrics({ start: '2026-12-01T09:00:00Z', status: [[CMK, '2026-12-01T10:05:00Z']] });
-    const getRaw = async () => ({ status: 200, body });
-    expect(
-      (await readSealingEvidence({ getRaw, apiServerIdentities: async () => undefined }, { keyId: CMK }))
-        .verdict,
-    ).toBe('effective');
-    expect(
+    const source = {
+      getRaw: async () => ({ status: 200, body }),
+      apiServerIdentities: async () => [API_A_ID],
+    };
+    const judged = async (lastRotationDate?: string) =>
       (
-        await readSealingEvidence(
-          { getRaw, apiServerIdentities: async () => undefined },
-          { keyId: CMK, lastRotationDate: 'yesterday' },
-        )
-      ).verdict,
-    ).toBe('unproven');
+        await readSealingEvidence(source, {
+          keyId: CMK,
+          primaryKeyVersion: 'v1',
+          ...(lastRotationDate ? { lastRotationDate } : {}),
+        })
+      ).verdict;
+    expect(await judged('2026-11-01T00:00:00Z')).toBe('effective');
+    expect(await judged()).toBe('unproven');
+    expect(await judged('yesterday')).toBe('unproven');
   });
 
   it('samples on new connections until no new API server answers; refuses what it cannot read', async () => {
@@ -291,5 +298,99 @@ describe('the API servers’ sealing evidence', () => {
     await expect(sampleApiServers(async () => ({ status: 200, body: '# nothing\n' }))).rejects.toThrow(
       /no KMS v2 envelope metrics/,
     );
+  });
+});
+
+/** The ACK plugin's case: the CMK id as key id, an API server started at `start` (and reloaded at `reload`). */
+const constantId = (start: string, o: { api?: string; reload?: string } = {}) =>
+  metrics({ start, status: [[CMK, '2026-12-01T10:05:00Z']], ...(o.api ? { api: o.api } : {}) }) +
+  (o.reload
+    ? `apiserver_encryption_config_controller_automatic_reload_last_timestamp_seconds{apiserver_id_hash="${o.api ?? API_A}",status="success"} ${t(o.reload)}\n`
+    : '');
+
+describe('the proof policy: never more than the API servers showed', () => {
+  const AFTER = '2026-12-01T10:03:00Z';
+  const judge = async (bodies: string[], o: { leases?: string[]; apiServers?: number } = {}) => {
+    let call = 0;
+    return readSealingEvidence(
+      {
+        getRaw: async () => ({ status: 200, body: bodies[call++ % bodies.length] ?? '' }),
+        apiServerIdentities: async () => o.leases,
+      },
+      { keyId: CMK, primaryKeyVersion: 'v2', lastRotationDate: ROTATED.toISOString() },
+      o.apiServers ? { apiServers: o.apiServers } : {},
+    );
+  };
+
+  it('a set of API servers only sampled never proves: the leases or a stated count must say how many there are', async () => {
+    const both = [constantId(AFTER), constantId(AFTER, { api: API_B })];
+    const sampled = await judge(both);
+    expect(sampled.verdict).toBe('unproven');
+    expect(sampled.reason).toMatch(/how many serve the cluster is not known.*SENTINEL_API_SERVERS/);
+    expect(sampled.apiServers).toHaveLength(2);
+    expect((await judge(both, { apiServers: 2 })).verdict).toBe('effective');
+    // A problem is found all the same without a known set.
+    expect(
+      (await judge([constantId(AFTER), constantId('2026-12-01T08:00:00Z', { api: API_B })])).verdict,
+    ).toBe('not-effective');
+  });
+
+  it('a load balancer that keeps the suite on one of two API servers: unproven, whether the set comes from the leases or a count', async () => {
+    const stuck = [constantId(AFTER)];
+    const leased = await judge(stuck, { leases: [API_A_ID, 'kube-apiserver-b_9a1'] });
+    expect(leased.verdict).toBe('unproven');
+    expect(leased.reason).toMatch(/1 of 2 API server\(s\) never answered/);
+    expect((await judge(stuck, { apiServers: 2 })).verdict).toBe('unproven');
+    expect((await judge(stuck, { leases: [API_A_ID] })).verdict).toBe('effective');
+  });
+
+  it('refuses a /metrics answer that carries more than one apiserver_id_hash', async () => {
+    const merged = `${constantId(AFTER)}${constantId(AFTER, { api: API_B })}`;
+    expect(() => parseApiServerMetrics(merged)).toThrow(MetricsUnreadable);
+    const e = await judge([merged], { apiServers: 1 });
+    expect(e.verdict).toBe('unproven');
+    expect(e.reason).toMatch(/carried 2 apiserver_id_hash values/);
+  });
+
+  it('a restart counts only at least the clock margin after LastRotationDate', async () => {
+    const at = (ms: number) => new Date(ROTATED.getTime() + ms).toISOString();
+    expect((await judge([constantId(at(1_000))], { apiServers: 1 })).verdict).toBe('not-effective');
+    expect((await judge([constantId(at(CLOCK_MARGIN_MS))], { apiServers: 1 })).verdict).toBe('effective');
+  });
+
+  it('a successful automatic reload of the encryption configuration after the rotation is a new seed', async () => {
+    const reloaded = await judge([constantId('2026-12-01T08:00:00Z', { reload: AFTER })], { apiServers: 1 });
+    expect(reloaded).toMatchObject({ verdict: 'effective', apiServers: [{ state: 'reloaded' }] });
+    const before = await judge([constantId('2026-12-01T08:00:00Z', { reload: '2026-12-01T09:00:00Z' })], {
+      apiServers: 1,
+    });
+    expect(before).toMatchObject({ verdict: 'not-effective', apiServers: [{ state: 'stale-seed' }] });
+  });
+
+  it('a server sealing under a key id that is not the judged key is not proof, however new its seed', async () => {
+    const other = metrics({ start: AFTER, status: [['key-other-cmk', '2026-12-01T10:05:00Z']] });
+    const e = await judge([other], { apiServers: 1 });
+    expect(e).toMatchObject({ verdict: 'unproven', apiServers: [{ state: 'other-key' }] });
+    expect(e.reason).toMatch(/neither the CMK id/);
+    // A plugin that names the version is bound by the judged version.
+    const named = metrics({ start: AFTER, status: [[`${CMK}/v2`, '2026-12-01T10:05:00Z']] });
+    expect((await judge([named], { apiServers: 1 })).verdict).toBe('effective');
+  });
+
+  it('Kubernetes 1.28 (no apiserver_id_hash), KMS v1 and filtered metrics each say why and what to do', async () => {
+    const unlabelled = constantId(AFTER).replaceAll(/apiserver_id_hash="[^"]*",?/g, '');
+    expect((await judge([unlabelled], { apiServers: 1 })).reason).toMatch(/1\.28 or older.*upgrade/);
+    const v1 =
+      '# TYPE apiserver_storage_transformation_operations_total counter\n' +
+      'apiserver_storage_transformation_operations_total{status="OK",transformation_type="to_storage",transformer_prefix="k8s:enc:kms:v1:ack:"} 12\n' +
+      `process_start_time_seconds ${t(AFTER)}\n`;
+    expect((await judge([v1], { apiServers: 1 })).reason).toMatch(/KMS v1.*migrate/);
+    const filtered = `process_start_time_seconds ${t(AFTER)}\n`;
+    expect((await judge([filtered], { apiServers: 1 })).reason).toMatch(/filtered/);
+  });
+
+  it('reads label values with escaped quotes and commas', () => {
+    const body = constantId(AFTER).replace('provider_name="ack-kms-sentinel"', 'provider_name="a\\"b,c"');
+    expect(parseApiServerMetrics(body)?.apiServerIdHash).toBe(API_A);
   });
 });
