@@ -269,6 +269,8 @@ async function finishRun(
 ): Promise<number> {
   const report = run.report;
   if (!report) throw new SentinelError('permanent', `the sweep ended as ${run.status}`, { code: 'NotSwept' });
+  if (run.status === 'completed' && run.proof === 'unproven')
+    out.note(`rewritten, not proven: ${run.evidence?.reason ?? 'no evidence read'}`);
   if (run.status === 'unconfirmed')
     out.note(
       `not confirmed: Secrets lack the mark of ${keyVersion} though the sweep reported done; run again to sweep from the start`,

@@ -5,7 +5,11 @@ import { bad, isSafeUrl, type Problem } from './settings';
  * Notification channels (`SENTINEL_NOTIFY_CHANNELS`, a JSON array). Destinations come only from here, never
  * from request input. URLs and secrets are secret-valued: robot URLs carry access tokens.
  */
-export const SEVERITIES = ['critical', 'report', 'audit'] as const;
+/**
+ * `warning`: something a person should act on, not an outage (a job that rewrote Secrets but could not prove
+ * they were sealed under the new key version).
+ */
+export const SEVERITIES = ['critical', 'warning', 'report', 'audit'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
 const channelUrl = z.string().refine((v) => {

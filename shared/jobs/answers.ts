@@ -14,6 +14,8 @@ export const JOB_STARTS = [
   'restarted',
   'already-started',
   'current',
+  /** Completed without the API servers' proof, and still none can be had: not current, not failed. */
+  'rewritten-unproven',
   'waiting-for-new-seed',
 ] as const;
 export type JobStart = (typeof JOB_STARTS)[number];
@@ -52,6 +54,9 @@ export const jobStatusSchema = z.object({
   startedAt: z.string().optional(),
   updatedAt: z.string(),
   completedAt: z.string().optional(),
+  /** A completed job: proven by the API servers, or only rewritten (`note` says why nothing proves it). */
+  proof: z.enum(['proven', 'unproven']).optional(),
+  note: z.string().optional(),
   lastError: z.string().optional(),
 });
 

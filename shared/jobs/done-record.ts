@@ -120,7 +120,7 @@ export function withOutcomes(
   const kept = prior?.primaryKeyVersion === primaryKeyVersion ? prior.done : [];
   const done = new Set(kept.filter((id) => keyClusters.includes(id)));
   for (const o of outcomes) {
-    if (o.outcome === 'current' && o.settled === true) done.add(o.clusterId);
+    if (o.settled === true) done.add(o.clusterId);
     else done.delete(o.clusterId);
   }
   return { ...record, keys: { ...record.keys, [keyId]: { primaryKeyVersion, done: [...done].sort() } } };

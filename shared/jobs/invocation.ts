@@ -4,7 +4,6 @@ import { withCluster } from '../cluster/user-kubeconfig';
 import { describeKey } from '../kms/keys';
 import type { Invocation } from '../runtime/handler';
 import type { Services } from '../runtime/services';
-import { findManagedRoleEvents } from '../trail/evidence';
 import { encodeJobPayload, type JobPayload, taskIdFor } from './payload';
 import { firstContinuation, type JobPorts, type JobSpec, type RunResult, runJob, summarize } from './run';
 import { configMapState, jobStore, type StateAdapter } from './store';
@@ -66,7 +65,6 @@ export async function runInCluster(
     now: inv.now,
     adoption: { delayMs: reencrypt.adoptionDelayMs, timeoutMs: reencrypt.adoptionTimeoutMs },
     notifier: services.notifier,
-    managedRoleEncrypts: (since) => managedRoleEncrypts(job, inv, services, since),
   };
   const spec: JobSpec = {
     jobId: job.jobId,
@@ -81,14 +79,3 @@ export async function runInCluster(
   const { report, ...run } = await runJob(spec, ports, from);
   return report ? { ...run, report: summarize(report) } : run;
 }
-
-const managedRoleEncrypts = (job: JobPayload, inv: Invocation, services: Services, since: Date) => {
-  const accountId = inv.config.accountId ?? inv.context.accountId;
-  return findManagedRoleEvents(services.clients, {
-    keyId: job.keyId,
-    keyVersionId: job.keyVersionId,
-    ...(accountId ? { accountId } : {}),
-    since,
-    maxPages: 2,
-  });
-};

@@ -15,7 +15,7 @@ import {
 } from '../reencrypt';
 import type { Strategy } from '../reencrypt/defaults';
 import { zeroCounters } from '../reencrypt/tally';
-import type { Continuation, RunPhase, SweepCheckpoint } from './payload';
+import type { Continuation, RunPhase, SweepCheckpoint, SweepCounters } from './payload';
 import type { JobStore } from './store';
 
 /**
@@ -42,7 +42,9 @@ export interface RunResult {
   invocation: number;
   /** The sweep of this run, when it swept (whole: the function's answer keeps a summary). */
   report?: SweepReport;
+  /** `completed`: proven by the API servers (`verified`), or rewritten without proof. */
   verified?: boolean;
+  proof?: 'proven' | 'unproven';
   /** What the API servers proved about the seed a rewrite is sealed under (`shared/cluster/sealing.ts`). */
   evidence?: SealingEvidence;
   /** After the sweep: the Secrets that predate the job, and those carrying its mark. */
@@ -92,8 +94,6 @@ export interface JobPorts {
   now(): number;
   adoption: { delayMs: number; timeoutMs: number };
   notifier?: Pick<Notifier, 'notify'>;
-  /** ActionTrail's Encrypts by the managed role since an instant (the function's context, never proof). */
-  managedRoleEncrypts?(since: Date): Promise<unknown[]>;
   onProgress?(progress: SweepProgress): void;
 }
 
@@ -208,15 +208,15 @@ const rotatedAt = (run: JobRun): Date =>
 /**
  * Step 1: wait until the control plane encrypts with the new version. With the API servers' evidence: until
  * every one made a new seed (or started) after the rotation, for at most the adoption delay after it (they
- * poll the plugin every minute; past that no new key id is coming). Without: ActionTrail's Encrypt by the
- * managed role (health checks make it too, so it proves little), or the delay, or the timeout.
+ * poll the plugin every minute; past that no new key id is coming). Without it nothing can be proven: the job
+ * waits the adoption delay, sweeps, and ends "rewritten, not proven" (ActionTrail's Encrypts by the managed
+ * role prove nothing: the ACK plugin's Status health check makes them every minute).
  */
 async function waitForAdoption(run: JobRun): Promise<Adoption> {
   const { ports } = run;
   const since = rotatedAt(run);
   for (;;) {
-    const found =
-      run.evidence.verdict === 'unproven' ? await trailAdoption(run, since) : apiServerAdoption(run, since);
+    const found = adoption(run, since);
     if (found !== 'waiting') {
       if (found === 'adopted' && run.at.phase === 'waiting-for-adoption')
         run.at = { ...run.at, phase: 'sweeping' };
@@ -225,7 +225,7 @@ async function waitForAdoption(run: JobRun): Promise<Adoption> {
     const left = (ports.budget.deadline ?? Number.POSITIVE_INFINITY) - ports.now();
     if (left <= 0 || ports.budget.signal?.aborted) return 'budget-spent';
     await sleep(Math.min(EVIDENCE_POLL_MS, left), undefined, { signal: ports.budget.signal }).catch(() => {});
-    if (run.evidence.verdict !== 'unproven') run.evidence = await ports.evidence();
+    run.evidence = await ports.evidence();
     if (ports.adoption.timeoutMs < ports.now() - run.at.startedAt.getTime()) {
       ports.log.warn('adoption timeout');
       return run.evidence.verdict === 'not-effective' ? 'no-new-seed' : 'adopted';
@@ -233,32 +233,21 @@ async function waitForAdoption(run: JobRun): Promise<Adoption> {
   }
 }
 
-function apiServerAdoption(run: JobRun, since: Date): Adoption | 'waiting' {
-  if (run.evidence.verdict === 'effective') {
-    run.ports.log.info('the API servers proved a new seed after the rotation', {
-      reason: run.evidence.reason,
-    });
+function adoption(run: JobRun, since: Date): Adoption | 'waiting' {
+  const { ports, evidence } = run;
+  if (evidence.verdict === 'effective') {
+    ports.log.info('the API servers proved a new seed after the rotation', { reason: evidence.reason });
     return 'adopted';
   }
   // kube-apiserver retries a failed seed on its own: waited out up to the adoption timeout, not the delay.
-  if (seedPending(run.evidence)) return 'waiting';
-  const waited = run.ports.now() - since.getTime();
-  return waited >= run.ports.adoption.delayMs ? 'no-new-seed' : 'waiting';
-}
-
-async function trailAdoption(run: JobRun, since: Date): Promise<Adoption | 'waiting'> {
-  const { ports } = run;
-  const evidence = (await ports.managedRoleEncrypts?.(new Date(since.getTime() - 60_000))) ?? [];
+  if (seedPending(evidence)) return 'waiting';
   const waited = ports.now() - since.getTime();
-  if (evidence.length > 0) {
-    ports.log.info('ActionTrail shows the managed role encrypting with the new version');
-    return 'adopted';
-  }
-  if (waited >= ports.adoption.delayMs) {
-    ports.log.info('no ActionTrail evidence yet; the configured delay has passed', { waitedMs: waited });
-    return 'adopted';
-  }
-  return 'waiting';
+  if (waited < ports.adoption.delayMs) return 'waiting';
+  if (evidence.verdict === 'not-effective') return 'no-new-seed';
+  ports.log.warn('nothing proves the control plane seals with the new version; sweeping without proof', {
+    reason: evidence.reason,
+  });
+  return 'adopted';
 }
 
 /**
@@ -350,35 +339,53 @@ function finalCheckpoint(run: JobRun, report: SweepReport): SweepCheckpoint {
  * sweeps from the start.
  */
 async function verify(run: JobRun, report?: SweepReport): Promise<RunResult> {
-  const { spec, ports } = run;
-  const since = new Date(rotatedAt(run).getTime() - 60_000);
-  const verified =
-    run.evidence.verdict === 'unproven'
-      ? ((await ports.managedRoleEncrypts?.(since)) ?? []).length > 0
-      : run.evidence.verdict === 'effective';
+  const { spec, ports, evidence } = run;
   // The census lists every Secret: with the budget spent, it is the next invocation's first step.
   if ((ports.budget.deadline ?? Number.POSITIVE_INFINITY) - ports.now() <= 0) return handOver(run, report);
   const counters = run.at.sweep?.counters ?? zeroCounters();
   const census = await censusOf(run);
   const missing = census ? census.total - census.done : 0;
   if (missing > counters.failed) return unconfirmed(run, missing, counters.failed);
-  const proof = run.evidence.verdict === 'effective' ? 'proven' : 'unproven';
+  const proof = evidence.verdict === 'effective' ? 'proven' : 'unproven';
   const summary = report ? summarize(report) : counters;
-  await ports.store.complete(run.at.invocation, { ...summary, proof, evidence: run.evidence }, proof);
-  await ports.notifier?.notify({
-    severity: 'report',
-    title: `Secrets of ${spec.clusterId} re-encrypted for key version ${spec.keyVersionId}`,
-    text: `${counters.rewritten} rewritten, ${counters.alreadyCurrent} already current, ${counters.failed} failed, in ${run.at.invocation} invocation(s). ${proof === 'proven' ? `Proven by the API servers: ${run.evidence.reason}.` : `Unproven: ${run.evidence.reason}. ActionTrail ${verified ? 'shows' : 'does not yet show'} the control plane encrypting with this version.`}`,
-    details: { jobId: spec.jobId, ...summary, verified, proof },
+  const reason = proof === 'proven' ? undefined : `rewritten, not proven: ${evidence.reason}`;
+  await ports.store.complete(
+    run.at.invocation,
+    { ...summary, proof, ...(reason ? { reason } : {}), evidence },
+    proof,
+  );
+  await ports.notifier?.notify(completionNotice(run, counters, proof));
+  ports.log.info(proof === 'proven' ? 'job complete, proven' : 'job complete: rewritten, not proven', {
+    invocations: run.at.invocation,
+    reason: evidence.reason,
   });
-  ports.log.info('job complete', { verified, invocations: run.at.invocation });
   return {
     ...result(run, 'completed'),
     ...(report ? { report } : {}),
-    verified,
-    evidence: run.evidence,
+    verified: proof === 'proven',
+    proof,
+    evidence,
     ...(census ? { census } : {}),
   };
+}
+
+/** A proven completion is a report; one without proof is a warning that says what is missing. */
+function completionNotice(run: JobRun, counters: SweepCounters, proof: 'proven' | 'unproven') {
+  const { spec, evidence } = run;
+  const counts = `${counters.rewritten} rewritten, ${counters.alreadyCurrent} already current, ${counters.failed} failed, in ${run.at.invocation} invocation(s)`;
+  return proof === 'proven'
+    ? {
+        severity: 'report' as const,
+        title: `Secrets of ${spec.clusterId} re-encrypted for key version ${spec.keyVersionId}`,
+        text: `${counts}. Proven by the API servers: ${evidence.reason}.`,
+        details: { jobId: spec.jobId, ...counters, proof },
+      }
+    : {
+        severity: 'warning' as const,
+        title: `Secrets of ${spec.clusterId} rewritten for key version ${spec.keyVersionId}, not proven`,
+        text: `${counts}. Nothing proves the rewrites were sealed under the new key version: ${evidence.reason}. The job runs again once the API servers' evidence can prove it; until then do not disable or delete the previous key version.`,
+        details: { jobId: spec.jobId, ...counters, proof },
+      };
 }
 
 async function unconfirmed(run: JobRun, missing: number, failed: number): Promise<RunResult> {

@@ -61,7 +61,8 @@ export async function startReencryptJob(
     );
     if (typeof decision === 'string') {
       const settled =
-        decision === 'current' && (state.completedProof === 'proven' || config.reencrypt.proof !== 'metrics');
+        (decision === 'current' && state.completedProof === 'proven') ||
+        (['current', 'rewritten-unproven'].includes(decision) && config.reencrypt.proof !== 'metrics');
       return { outcome: decision, jobId, ...(settled ? { settled } : {}) };
     }
     const claim: Claim = {
@@ -115,7 +116,8 @@ async function startDecision(
     if (state.completedProof === 'proven') return 'current';
     // Completed without the API servers' proof (ActionTrail only, or before the suite read them).
     const e = await evidence();
-    if (e.verdict === 'unproven') return 'current';
+    // Rewritten, and still nothing proves it: not `current`; the job runs again once proof can be had.
+    if (e.verdict === 'unproven') return 'rewritten-unproven';
     if (e.verdict === 'not-effective') return 'waiting-for-new-seed';
     return underWay ? 'already-started' : next;
   }

@@ -429,6 +429,9 @@ export function statusOf(
     ...(job.startedAt ? { startedAt: job.startedAt } : {}),
     updatedAt: job.updatedAt,
     ...(job.phase === 'completed' && state.completedAt ? { completedAt: state.completedAt } : {}),
+    ...(job.phase === 'completed'
+      ? { proof: state.completedProof ?? 'unproven', ...(reason ? { note: reason } : {}) }
+      : {}),
     ...(job.phase === 'failed' && reason ? { lastError: reason } : {}),
     ...(stale
       ? {

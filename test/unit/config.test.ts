@@ -100,7 +100,7 @@ describe('loadConfig', () => {
       functionName: 'sentinel-reencrypt',
     });
     expect(config.notify.map((c) => c.type)).toEqual(['webhook', 'dingtalk', 'slack']);
-    expect(config.notify[0]?.severities).toEqual(['critical', 'report', 'audit']);
+    expect(config.notify[0]?.severities).toEqual(['critical', 'warning', 'report', 'audit']);
     expect(config.endpoints.kms).toEqual({
       protocol: 'http',
       host: '127.0.0.1:4566',
