@@ -378,13 +378,13 @@ function completionNotice(run: JobRun, counters: SweepCounters, proof: 'proven' 
         severity: 'report' as const,
         title: `Secrets of ${spec.clusterId} re-encrypted for key version ${spec.keyVersionId}`,
         text: `${counts}. Proven by the API servers: ${evidence.reason}.`,
-        details: { jobId: spec.jobId, ...counters, proof },
+        details: { jobId: spec.jobId, ...counters, verified: true, proof },
       }
     : {
         severity: 'warning' as const,
         title: `Secrets of ${spec.clusterId} rewritten for key version ${spec.keyVersionId}, not proven`,
         text: `${counts}. Nothing proves the rewrites were sealed under the new key version: ${evidence.reason}. The job runs again once the API servers' evidence can prove it; until then do not disable or delete the previous key version.`,
-        details: { jobId: spec.jobId, ...counters, proof },
+        details: { jobId: spec.jobId, ...counters, verified: false, proof },
       };
 }
 
