@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SentinelError } from '../errors';
-import type { SweepCheckpoint, SweepCounters } from '../jobs/payload';
 import { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from '../retry';
 import { annotationPatch, isCurrent, SEALED_UNDER_ANNOTATION, stalePatch } from './annotations';
+import type { SweepCheckpoint, SweepCounters } from './checkpoint';
 import {
   type Cursor,
   isDone,
@@ -26,7 +26,7 @@ import {
 import { type Failure, Tally, zeroCounters } from './tally';
 import { AdaptiveLimiter } from './throttle';
 
-export type { SweepCheckpoint } from '../jobs/payload';
+export type { SweepCheckpoint } from './checkpoint';
 /**
  * The re-encryption sweep: every Secret of a cluster (or a selection) is written again, so the API server
  * stores it under the key version it encrypts with now. It reads like the algorithm:

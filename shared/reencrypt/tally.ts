@@ -1,4 +1,4 @@
-import type { SweepCounters } from '../jobs/payload';
+import type { SweepCounters } from './checkpoint';
 import type { SecretRef } from './secrets-api';
 
 export interface Failure {
