@@ -1,6 +1,7 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
-import { isApiException } from '../cluster/k8s';
 import { isProven, KEY_VERSION_ANNOTATION, type Marks, SEALED_UNDER_ANNOTATION } from './annotations';
+import { DEFAULT_PAGE_SIZE } from './defaults';
+import { SecretLister, type Selection } from './lister';
 
 /**
  * The sweep's view of Secrets: metadata only. Lists and patch responses ask the API server for
@@ -20,12 +21,15 @@ export interface SecretRef {
   createdAt?: Date;
 }
 
-export interface SecretPage {
-  items: SecretRef[];
+/** A page as a store lists it. */
+export interface Page<T> {
+  items: T[];
   continueToken?: string;
   /** The server's estimate of Secrets after this page (only without label and field selectors). */
   remainingItemCount?: number;
 }
+
+export type SecretPage = Page<SecretRef>;
 
 export interface ListOptions {
   namespace?: string;
@@ -50,7 +54,7 @@ export interface SecretStore {
    * The estimate's list: whole Secrets from the server, kept only as sizes, types and last-write times (the
    * data is dropped as each page is read, never logged or returned).
    */
-  listSizes?(options: ListOptions): Promise<{ items: SizedSecret[]; continueToken?: string }>;
+  listSizes?(options: ListOptions): Promise<Page<SizedSecret>>;
   get(namespace: string, name: string): Promise<SecretRef>;
   /** A JSON merge patch of `metadata` only. */
   patchMetadata(
@@ -66,7 +70,7 @@ export interface SecretStore {
     namespace: string,
     name: string,
     patch: { metadata: Record<string, unknown> },
-  ): Promise<void>;
+  ): Promise<undefined>;
 }
 
 export const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
@@ -103,48 +107,56 @@ export interface Census {
 export const doneFor = (census: Census, keyVersionId: string, requireProof: boolean): number =>
   (requireProof ? census.provenByVersion : census.byVersion).get(keyVersionId) ?? 0;
 
+export interface CensusOptions {
+  pageSize?: number;
+  /** Count only Secrets created before this instant (those a job had to rewrite). */
+  createdBefore?: Date;
+  /** The sweep's selection: the census counts what the sweep visits. */
+  selection?: Selection;
+  /** Epoch ms: no retry waits past it (the invocation's deadline). */
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
 /**
  * How many of the Secrets (metadata only, paged) carry each key-version annotation of the suite; `undefined`
- * counts those never rewritten by it. The audit's coverage and the CLI's kubeconfig-only audit read this.
+ * counts those never rewritten by it. The job's verification, the audit's coverage and the CLI's
+ * kubeconfig-only audit read this.
+ */
+export async function keyVersionCensus(store: SecretStore, options?: CensusOptions): Promise<Census>;
+/**
+ * @deprecated The positional form `shared/jobs/run.ts` calls until the job engine being rewritten calls the
+ * one above; remove it then.
  */
 export async function keyVersionCensus(
   store: SecretStore,
-  pageSize = 500,
-  /** Count only Secrets created before this instant (those a job had to rewrite). */
+  pageSize: number,
+  createdBefore?: Date,
+): Promise<Census>;
+export async function keyVersionCensus(
+  store: SecretStore,
+  shape: CensusOptions | number = {},
   createdBefore?: Date,
 ): Promise<Census> {
+  const options = typeof shape === 'number' ? { pageSize: shape, createdBefore } : shape;
+  const lister = new SecretLister((o) => store.list(o), {
+    pageSize: options.pageSize ?? DEFAULT_PAGE_SIZE,
+    purpose: 'the census',
+    selection: options.selection,
+    deadline: options.deadline,
+    signal: options.signal,
+  });
   const byVersion = new Map<string | undefined, number>();
   const provenByVersion = new Map<string, number>();
   let total = 0;
-  let token: string | undefined;
-  do {
-    const page = await store.list({ limit: pageSize, ...(token ? { continueToken: token } : {}) });
-    for (const s of page.items) {
-      if (createdBefore && s.createdAt && s.createdAt >= createdBefore) continue;
+  for await (const items of lister.pages())
+    for (const s of items) {
+      if (options.createdBefore && s.createdAt && s.createdAt >= options.createdBefore) continue;
       total++;
       const v = s.annotations?.[KEY_VERSION_ANNOTATION];
       byVersion.set(v, (byVersion.get(v) ?? 0) + 1);
       if (v !== undefined && isProven(s.annotations))
         provenByVersion.set(v, (provenByVersion.get(v) ?? 0) + 1);
     }
-    token = page.continueToken;
-  } while (token);
   return { total, byVersion, provenByVersion };
-}
-
-/** Expired continue tokens a listing (a sweep, an estimate) follows before it gives up. */
-export const MAX_RELISTS = 20;
-
-/**
- * A 410 on a continue token: the server's Status may carry a continue token for an inconsistent list that
- * resumes after the same key, which is how kube-storage-version-migrator goes on without missing an object.
- */
-export function expiredContinueToken(err: unknown): { expired: boolean; token?: string } {
-  if (!isApiException(err) || err.code !== 410) return { expired: false };
-  try {
-    const status = JSON.parse(String(err.body)) as { metadata?: { continue?: string } };
-    return { expired: true, ...(status.metadata?.continue ? { token: status.metadata.continue } : {}) };
-  } catch {
-    return { expired: true };
-  }
 }
