@@ -3,7 +3,14 @@ import { type Agent as HttpsAgent, request as httpsRequest, type RequestOptions 
 import type { KubeConfig, V1ObjectMeta } from '@kubernetes/client-node';
 import { keepAliveAgent } from '../cluster/agent';
 import { ConfigError } from '../errors';
-import { METADATA_LIST, METADATA_ONLY, type SecretStore, type SizedSecret, secretRef } from './secrets-api';
+import {
+  type ListOptions,
+  METADATA_LIST,
+  METADATA_ONLY,
+  type SecretStore,
+  type SizedSecret,
+  secretRef,
+} from './secrets-api';
 
 /**
  * The sweep's SecretStore on Node's own HTTP client: the sweep's hot path is thousands of tiny metadata
@@ -155,6 +162,18 @@ function sized(s: { metadata?: V1ObjectMeta; type?: string; data?: Record<string
   };
 }
 
+/** A list request's path: the scope, the page and the selectors, as the lister asks for them. */
+function listPath(o: ListOptions): string {
+  const query = new URLSearchParams({ limit: String(o.limit) });
+  if (o.continueToken) query.set('continue', o.continueToken);
+  if (o.labelSelector) query.set('labelSelector', o.labelSelector);
+  if (o.fieldSelector) query.set('fieldSelector', o.fieldSelector);
+  const base = o.namespace
+    ? `/api/v1/namespaces/${encodeURIComponent(o.namespace)}/secrets`
+    : '/api/v1/secrets';
+  return `${base}?${query}`;
+}
+
 export function httpSecretStore(
   kc: KubeConfig,
   /** A request with no byte from the server for this long fails as ETIMEDOUT (retried as a reset is). */
@@ -167,14 +186,7 @@ export function httpSecretStore(
 
   return {
     async list(o) {
-      const query = new URLSearchParams({ limit: String(o.limit) });
-      if (o.continueToken) query.set('continue', o.continueToken);
-      if (o.labelSelector) query.set('labelSelector', o.labelSelector);
-      if (o.fieldSelector) query.set('fieldSelector', o.fieldSelector);
-      const base = o.namespace
-        ? `/api/v1/namespaces/${encodeURIComponent(o.namespace)}/secrets`
-        : '/api/v1/secrets';
-      const list = (await call('GET', `${base}?${query}`, METADATA_LIST)) as {
+      const list = (await call('GET', listPath(o), METADATA_LIST)) as {
         items?: Array<{ metadata?: V1ObjectMeta }> | null;
         metadata?: { continue?: string; remainingItemCount?: number };
       };
@@ -188,13 +200,7 @@ export function httpSecretStore(
       };
     },
     async listSizes(o) {
-      const query = new URLSearchParams({ limit: String(o.limit) });
-      if (o.continueToken) query.set('continue', o.continueToken);
-      if (o.labelSelector) query.set('labelSelector', o.labelSelector);
-      const base = o.namespace
-        ? `/api/v1/namespaces/${encodeURIComponent(o.namespace)}/secrets`
-        : '/api/v1/secrets';
-      const list = (await call('GET', `${base}?${query}`, 'application/json')) as {
+      const list = (await call('GET', listPath(o), 'application/json')) as {
         items?: Array<{ metadata?: V1ObjectMeta; type?: string; data?: Record<string, string> }> | null;
         metadata?: { continue?: string };
       };
