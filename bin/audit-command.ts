@@ -9,8 +9,8 @@ import { createCloudClients } from '../shared/cloud/clients';
 import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
 import { apiServerIdentities, getRaw, loadKubeConfig } from '../shared/cluster/kube';
+import { httpSecretStore } from '../shared/cluster/secret-store';
 import { loadConfig } from '../shared/config';
-import { httpSecretStore } from '../shared/reencrypt/http-store';
 import { keyVersionCensus, type SecretStore } from '../shared/reencrypt/secrets-api';
 import { UsageError } from './output';
 

@@ -1,5 +1,4 @@
-import type { V1ObjectMeta } from '@kubernetes/client-node';
-import { isProven, KEY_VERSION_ANNOTATION, type Marks, SEALED_UNDER_ANNOTATION } from './annotations';
+import { isProven, KEY_VERSION_ANNOTATION, type Marks } from './annotations';
 import { DEFAULT_PAGE_SIZE } from './defaults';
 import { SecretLister, type Selection } from './lister';
 
@@ -72,29 +71,6 @@ export interface SecretStore {
     patch: { metadata: Record<string, unknown> },
   ): Promise<undefined>;
 }
-
-export const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
-export const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
-
-/** A Secret's metadata as the sweep keeps it (the suite's marks only). */
-export const secretRef = (m: V1ObjectMeta | undefined): SecretRef => {
-  const version = m?.annotations?.[KEY_VERSION_ANNOTATION];
-  const sealed = m?.annotations?.[SEALED_UNDER_ANNOTATION];
-  return {
-    namespace: m?.namespace ?? '',
-    name: m?.name ?? '',
-    resourceVersion: m?.resourceVersion ?? '',
-    ...(version === undefined
-      ? {}
-      : {
-          annotations: {
-            [KEY_VERSION_ANNOTATION]: version,
-            ...(sealed === undefined ? {} : { [SEALED_UNDER_ANNOTATION]: sealed }),
-          },
-        }),
-    ...(m?.creationTimestamp ? { createdAt: new Date(m.creationTimestamp) } : {}),
-  };
-};
 
 export interface Census {
   total: number;

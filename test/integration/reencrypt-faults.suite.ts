@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy, type FaultRule } from '../../sandbox/controlplane/fault-proxy';
 import { loadKubeConfig } from '../../shared/cluster/kube';
+import { httpSecretStore } from '../../shared/cluster/secret-store';
 import { type SecretStore, type SweepOptions, sweep } from '../../shared/reencrypt';
-import { httpSecretStore } from '../../shared/reencrypt/http-store';
 import { coreApi, sandboxInfo } from '../helpers/sandbox';
 import { seedSecrets, snapshot } from '../helpers/secrets';
 
