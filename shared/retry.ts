@@ -16,6 +16,9 @@ export interface Backoff {
 /** ActionTrail LookupEvents allows 2 calls a second per account: a throttled call waits 1 s, 2 s, … */
 export const ACTIONTRAIL_BACKOFF: Backoff = { maxAttempts: 5, delayMs: (attempt) => 1_000 * (attempt + 1) };
 
+/** etcd range reads (the sandbox's and a self-managed control plane's evidence): a busy etcd, briefly. */
+export const ETCD_BACKOFF: Backoff = { maxAttempts: 4, delayMs: (attempt) => 250 * 2 ** attempt };
+
 /** Notification deliveries: 429 and 5xx and network failures, exponentially. */
 export const notifyBackoff = (maxAttempts = 4, baseDelayMs = 500): Backoff => ({
   maxAttempts,
