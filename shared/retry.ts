@@ -52,6 +52,9 @@ export interface RetryLimits {
   wait?: (ms: number, signal?: AbortSignal) => Promise<unknown>;
 }
 
+/** One object for every call without limits (a sweep's writes): nothing is allocated per call for it. */
+const NO_LIMITS: RetryLimits = Object.freeze({});
+
 /**
  * The suite's one retry loop: try, and after a failure do what `failed` says (wait and try again, end with a
  * value, or throw), within the deadline and until the signal aborts.
@@ -59,7 +62,7 @@ export interface RetryLimits {
 export async function retrying<A, R, T>(
   call: Retried<A, R, T>,
   arg: A,
-  limits: RetryLimits = {},
+  limits: RetryLimits = NO_LIMITS,
 ): Promise<T> {
   let next = arg;
   for (let attempt = 0; ; attempt++) {

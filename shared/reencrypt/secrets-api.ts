@@ -3,17 +3,19 @@ import { DEFAULT_PAGE_SIZE } from './defaults';
 import { SecretLister, type Selection } from './lister';
 
 /**
- * The sweep's view of Secrets: metadata only. Lists and patch responses ask the API server for
- * `PartialObjectMetadata`, so Secret data never crosses the wire to us, never sits in our memory, and a page
- * of Helm release Secrets of hundreds of KiB costs a few hundred bytes each.
+ * The sweep's view of Secrets: metadata only, through the `SecretStore` port below (its Kubernetes adapter is
+ * `shared/cluster/secret-store.ts`, which asks the API server for `PartialObjectMetadata`), so Secret data
+ * never crosses the wire to us, never sits in our memory, and a page of Helm release Secrets of hundreds of
+ * KiB costs a few hundred bytes each.
  */
 export interface SecretRef {
   namespace: string;
   name: string;
   resourceVersion: string;
   /**
-   * The suite's own annotation only. Others are dropped on arrival: `kubectl.kubernetes.io/last-applied-configuration`
-   * of a Secret created by `kubectl apply` holds its whole `data`.
+   * The suite's own annotations only. Others are dropped on arrival:
+   * `kubectl.kubernetes.io/last-applied-configuration` of a Secret created by `kubectl apply` holds its whole
+   * `data`.
    */
   annotations?: Marks;
   /** `metadata.creationTimestamp`, when the server sent it. */
@@ -27,8 +29,6 @@ export interface Page<T> {
   /** The server's estimate of Secrets after this page (only without label and field selectors). */
   remainingItemCount?: number;
 }
-
-export type SecretPage = Page<SecretRef>;
 
 export interface ListOptions {
   namespace?: string;
@@ -48,7 +48,7 @@ export interface SizedSecret extends SecretRef {
 }
 
 export interface SecretStore {
-  list(options: ListOptions): Promise<SecretPage>;
+  list(options: ListOptions): Promise<Page<SecretRef>>;
   /**
    * The estimate's list: whole Secrets from the server, kept only as sizes, types and last-write times (the
    * data is dropped as each page is read, never logged or returned).
