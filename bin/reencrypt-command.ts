@@ -1,6 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { apiServerIdentities, loadKubeConfig } from '../shared/cluster/kube';
 import { unproven } from '../shared/cluster/sealing';
+import { httpSecretStore } from '../shared/cluster/secret-store';
 import { ConfigError, normalizeError, SentinelError } from '../shared/errors';
 import type { Continuation } from '../shared/jobs/payload';
 import { firstContinuation, nothingKept, type RunResult, runJob } from '../shared/jobs/run';
@@ -9,7 +10,6 @@ import { type Logger, redactString } from '../shared/log';
 import type { Selection } from '../shared/reencrypt';
 import { STRATEGIES, type Strategy } from '../shared/reencrypt/defaults';
 import type { Estimate } from '../shared/reencrypt/estimate';
-import { httpSecretStore } from '../shared/reencrypt/http-store';
 import type { SecretStore } from '../shared/reencrypt/secrets-api';
 import type { VerificationResult } from '../shared/reencrypt/verify';
 import { type Output, UsageError } from './output';

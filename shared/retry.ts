@@ -2,9 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { normalizeError, type SentinelError } from './errors';
 
 /**
- * The suite's retry policies, in one module: the Kubernetes decision table the sweep follows (below,
- * `decide`), and the plain bounded retry (`withRetries`) that ActionTrail lookups and notification deliveries
- * use, each with its named backoff. No SDK retries on its own (`autoretry: false`); FC retries invocations.
+ * The suite's retry policies and its one retry loop, in one module: the Kubernetes decision table the sweep,
+ * the estimate and the census follow (below, `decide`), the plain bounded retry (`withRetries`) that
+ * ActionTrail lookups, notification deliveries and etcd reads use, each with its named backoff, and the loop
+ * all of them run in (`retrying`). No SDK retries on its own (`autoretry: false`); FC retries invocations.
  */
 export interface Backoff {
   maxAttempts: number;
@@ -15,30 +16,108 @@ export interface Backoff {
 /** ActionTrail LookupEvents allows 2 calls a second per account: a throttled call waits 1 s, 2 s, … */
 export const ACTIONTRAIL_BACKOFF: Backoff = { maxAttempts: 5, delayMs: (attempt) => 1_000 * (attempt + 1) };
 
+/** etcd range reads (the sandbox's and a self-managed control plane's evidence): a busy etcd, briefly. */
+export const ETCD_BACKOFF: Backoff = { maxAttempts: 4, delayMs: (attempt) => 250 * 2 ** attempt };
+
 /** Notification deliveries: 429 and 5xx and network failures, exponentially. */
 export const notifyBackoff = (maxAttempts = 4, baseDelayMs = 500): Backoff => ({
   maxAttempts,
   delayMs: (attempt) => baseDelayMs * 2 ** attempt,
 });
 
+/** What a failed try leads to: another try with `arg` after `retryInMs`, or the end with `value`. */
+export type Next<A, T> = { retryInMs: number; arg: A } | { value: T };
+
+/**
+ * One call as the retry loop runs it. Each try gets `arg`, what a failure may change for the next one (a
+ * cursor moved by a 410, a Secret read again after a 409). `failed` decides after each failure, and throws to
+ * give up; `succeeded` turns a try's result into the answer outside the try, so its own errors are not
+ * retried. Built once per page (or per listing), not per Secret: the sweep's hot path allocates nothing for it.
+ */
+export interface Retried<A, R, T> {
+  attempt(arg: A, attempt: number): Promise<R>;
+  succeeded(arg: A, result: R): T;
+  failed(arg: A, err: unknown, attempt: number): Next<A, T>;
+}
+
+export interface RetryLimits {
+  /** Epoch ms: a wait that would end past it is not waited; the failure is thrown (as `stopped` makes it). */
+  deadline?: number;
+  /** Aborting ends a wait at once; the failure is thrown (as `stopped` makes it). */
+  signal?: AbortSignal;
+  /** The error thrown when the deadline or the signal ends the retrying; the failure itself by default. */
+  stopped?: (err: unknown, why: 'deadline' | 'aborted') => unknown;
+  clock?: () => number;
+  /** Injectable for tests. */
+  wait?: (ms: number, signal?: AbortSignal) => Promise<unknown>;
+}
+
+/** One object for every call without limits (a sweep's writes): nothing is allocated per call for it. */
+const NO_LIMITS: RetryLimits = Object.freeze({});
+
+/**
+ * The suite's one retry loop: try, and after a failure do what `failed` says (wait and try again, end with a
+ * value, or throw), within the deadline and until the signal aborts.
+ */
+export async function retrying<A, R, T>(
+  call: Retried<A, R, T>,
+  arg: A,
+  limits: RetryLimits = NO_LIMITS,
+): Promise<T> {
+  let next = arg;
+  for (let attempt = 0; ; attempt++) {
+    let result: R;
+    try {
+      result = await call.attempt(next, attempt);
+    } catch (err) {
+      const then = call.failed(next, err, attempt);
+      if ('value' in then) return then.value;
+      next = then.arg;
+      await pause(then.retryInMs, err, limits);
+      continue;
+    }
+    return call.succeeded(next, result);
+  }
+}
+
+async function pause(ms: number, err: unknown, limits: RetryLimits): Promise<void> {
+  const stop = (why: 'deadline' | 'aborted') => (limits.stopped ? limits.stopped(err, why) : err);
+  if (limits.signal?.aborted) throw stop('aborted');
+  if (limits.deadline !== undefined && (limits.clock ?? Date.now)() + ms > limits.deadline)
+    throw stop('deadline');
+  if (ms <= 0) return;
+  const wait =
+    limits.wait ?? ((t: number, signal?: AbortSignal) => sleep(t, undefined, signal ? { signal } : {}));
+  try {
+    await wait(ms, limits.signal);
+  } catch (abort) {
+    if (limits.signal?.aborted) throw stop('aborted');
+    throw abort;
+  }
+}
+
 /**
  * Calls `call` until it succeeds, `retryable` says no, or the attempts run out; the last error is thrown.
  * `wait` is injectable for tests.
  */
-export async function withRetries<T>(
+export function withRetries<T>(
   call: (attempt: number) => Promise<T>,
   backoff: Backoff,
   retryable: (err: unknown) => boolean,
   wait: (ms: number) => Promise<unknown> = sleep,
 ): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await call(attempt);
-    } catch (err) {
-      if (attempt + 1 >= backoff.maxAttempts || !retryable(err)) throw err;
-      await wait(backoff.delayMs(attempt));
-    }
-  }
+  return retrying<undefined, T, T>(
+    {
+      attempt: (_, attempt) => call(attempt),
+      succeeded: (_, result) => result,
+      failed: (_, err, attempt) => {
+        if (attempt + 1 >= backoff.maxAttempts || !retryable(err)) throw err;
+        return { retryInMs: backoff.delayMs(attempt), arg: undefined };
+      },
+    },
+    undefined,
+    { wait },
+  );
 }
 
 /**

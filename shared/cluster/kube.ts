@@ -1,11 +1,12 @@
-import { type Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { type Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import type { Agent as HttpAgent } from 'node:http';
+import type { Agent as HttpsAgent, RequestOptions } from 'node:https';
 import type { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, RequestContext } from '@kubernetes/client-node';
 import { ConfigError } from '../errors';
-import { httpSecretStore } from '../reencrypt/http-store';
 import type { SecretStore } from '../reencrypt/secrets-api';
 import { keepAliveAgent } from './agent';
 import { isApiException, k8s, kubeConfigClass } from './k8s';
+import { KubeHttp } from './kube-http';
+import { secretStore } from './secret-store';
 
 /** A KubeConfig whose API clients reuse connections (see `pooledKubeConfigClass`); close it when done. */
 export type PooledKubeConfig = KubeConfig & { close(): void };
@@ -121,13 +122,13 @@ export interface Cluster {
   core: CoreV1Api;
   rbac: RbacAuthorizationV1Api;
   /**
-   * A GET of a non-resource path (`/metrics`) on a new connection each time: behind a load balancer, each
-   * call may reach another API server.
+   * A GET of a non-resource path (`/metrics`) on a new connection each time (behind a load balancer, each
+   * call may reach another API server), on the Secret store's client and timeout.
    */
   getRaw(path: string): Promise<{ status: number; body: string }>;
   /** The identities of the live API servers (their kube-system leases); undefined when not readable. */
   apiServerIdentities(): Promise<string[] | undefined>;
-  /** Secrets as the sweep reads and marks them (metadata only, on Node's HTTP client). */
+  /** Secrets as the sweep reads and marks them (metadata only, on the one Kubernetes HTTP client). */
   secrets: SecretStore;
   close(): void;
 }
@@ -135,11 +136,12 @@ export interface Cluster {
 /** A Kubernetes client from a kubeconfig text (DescribeClusterUserKubeconfig); close it when done. */
 export function openCluster(kubeconfig: string): Cluster {
   const kc = loadKubeConfig({ text: kubeconfig });
-  const secrets = httpSecretStore(kc);
+  const http = new KubeHttp(kc);
+  const secrets = secretStore(http);
   return {
     core: kc.makeApiClient(k8s().CoreV1Api),
     rbac: kc.makeApiClient(k8s().RbacAuthorizationV1Api),
-    getRaw: (path) => getRaw(kc, path),
+    getRaw: (path) => http.getRaw(path, { newConnection: true }),
     apiServerIdentities: () => apiServerIdentities(kc),
     secrets,
     close: () => {
@@ -174,32 +176,9 @@ export async function apiServerIdentities(kc: KubeConfig, now = Date.now()): Pro
   }
 }
 
-/** A GET of a non-resource path on a new connection (see `Cluster.getRaw`). */
-const RAW_TIMEOUT_MS = 10_000;
-const RAW_MAX_BYTES = 32 * 1024 * 1024;
-
-export async function getRaw(kc: KubeConfig, path: string): Promise<{ status: number; body: string }> {
-  const opts: RequestOptions = {};
-  await kc.applyToHTTPSOptions(opts);
-  // Appended, not resolved: a server URL may carry a path (a proxy's `/k8s/clusters/<id>`).
-  const url = new URL(`${(kc.getCurrentCluster()?.server ?? '').replace(/\/+$/, '')}${path}`);
-  const request = url.protocol === 'http:' ? httpRequest : httpsRequest;
-  return new Promise((resolve, reject) => {
-    const req = request(url, { ...opts, method: 'GET', agent: false, timeout: RAW_TIMEOUT_MS }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > RAW_MAX_BYTES) req.destroy(new Error(`${path}: answer over ${RAW_MAX_BYTES} bytes`));
-        else chunks.push(c);
-      });
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-      );
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`${path}: no answer within ${RAW_TIMEOUT_MS} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
+/**
+ * A GET of a non-resource path on a connection of its own (see `Cluster.getRaw`), for a caller holding only a
+ * kubeconfig: the same client and timeout as the Secret store.
+ */
+export const getRaw = (kc: KubeConfig, path: string): Promise<{ status: number; body: string }> =>
+  new KubeHttp(kc).getRaw(path, { newConnection: true });

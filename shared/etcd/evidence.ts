@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
+import { ETCD_BACKOFF, withRetries } from '../retry';
 
 /**
  * Evidence from etcd: which KMS key id encrypted each Secret as stored (docs/cloud-facts.md#kms-v2-internals).
@@ -103,9 +104,35 @@ interface RangeResponse {
 
 const SECRETS_ROOT = '/registry/secrets/';
 
+/** etcd's gateway answered with an error status (the body is etcd's message, never a stored value). */
+class EtcdRangeError extends Error {
+  constructor(
+    readonly status: number,
+    body: string,
+  ) {
+    super(`etcd range failed: HTTP ${status} ${body}`);
+  }
+}
+
+/** A busy or restarting etcd: 429, 5xx, or no connection (fetch's TypeError). */
+const transient = (err: unknown): boolean =>
+  err instanceof EtcdRangeError ? err.status === 429 || err.status >= 500 : err instanceof TypeError;
+
+async function rangePage(etcdUrl: string, request: string): Promise<RangeResponse> {
+  const res = await fetch(`${etcdUrl}/v3/kv/range`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: request,
+  });
+  if (!res.ok) throw new EtcdRangeError(res.status, await res.text());
+  return (await res.json()) as RangeResponse;
+}
+
 /**
  * Reads the storage facts of every Secret stored under `prefix` (all of them by default, or e.g.
- * `/registry/secrets/<namespace>/`), `pageSize` keys per request.
+ * `/registry/secrets/<namespace>/`), `pageSize` keys per request. It cannot share the Kubernetes Secret lister
+ * (etcd's range API pages by key, with no continue token to expire, no selectors and no Kubernetes Status to
+ * decide on), so it shares what applies: the one retry loop, for a page that failed on the way.
  */
 export async function readSecretEvidence(
   etcdUrl: string,
@@ -117,13 +144,8 @@ export async function readSecretEvidence(
   const out: StoredSecret[] = [];
   let key = b64(prefix);
   for (;;) {
-    const res = await fetch(`${etcdUrl}/v3/kv/range`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ key, range_end: rangeEnd, limit: options.pageSize ?? 500 }),
-    });
-    if (!res.ok) throw new Error(`etcd range failed: HTTP ${res.status} ${await res.text()}`);
-    const page = (await res.json()) as RangeResponse;
+    const request = JSON.stringify({ key, range_end: rangeEnd, limit: options.pageSize ?? 500 });
+    const page = await withRetries(() => rangePage(etcdUrl, request), ETCD_BACKOFF, transient);
     const kvs = page.kvs ?? [];
     for (const kv of kvs) {
       const path = Buffer.from(kv.key, 'base64').toString('utf8');

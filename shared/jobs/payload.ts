@@ -7,9 +7,17 @@ import {
   keyIdField,
   keyVersionIdField,
   nonEmpty,
-  strategyField,
 } from '../events/fields';
 import { type DecodeOptions, parseEvent } from '../events/parse';
+import { sweepCheckpointSchema } from '../reencrypt/checkpoint';
+
+// The sweep owns its checkpoint and counters; they are named here too, where the job's code has always found them.
+export {
+  type SweepCheckpoint,
+  type SweepCounters,
+  sweepCheckpointSchema,
+  sweepCountersSchema,
+} from '../reencrypt/checkpoint';
 
 /**
  * The suite's own re-encryption job payload, handed from rotation-watch / webhook / the CLI to `reencrypt`
@@ -17,31 +25,6 @@ import { type DecodeOptions, parseEvent } from '../events/parse';
  * deployment still in FC's async queue is either understood or refused as poison, never misread.
  */
 export const JOB_PAYLOAD_VERSION = 1;
-
-export const sweepCountersSchema = z.object({
-  total: z.number().int().min(0),
-  rewritten: z.number().int().min(0),
-  alreadyCurrent: z.number().int().min(0),
-  gone: z.number().int().min(0),
-  failed: z.number().int().min(0),
-});
-
-/** Where a sweep resumes: its cursor (`shared/reencrypt/cursor.ts`) and its counters so far. */
-export const sweepCheckpointSchema = z.object({
-  targetKeyVersionId: nonEmpty,
-  strategy: strategyField,
-  namespaceIndex: z.number().int().min(0),
-  /** Kubernetes list continue token of the page in progress; absent at a first page. */
-  continueToken: z
-    .string()
-    .max(64 * 1024)
-    .optional(),
-  resumeAfter: z.string().max(512).optional(),
-  recheck: z.boolean().optional(),
-  counters: sweepCountersSchema,
-  /** How many Secrets the sweep expects in all (the API server's estimate at its first page): for a percentage. */
-  expected: z.number().int().min(0).optional(),
-});
 
 /** What a job does, in order, within its invocations; the state adds `queued` before and the ends after. */
 export const RUN_PHASES = ['waiting-for-adoption', 'sweeping', 'verifying'] as const;
@@ -98,9 +81,6 @@ export const jobPayloadSchema = z
 
 export type JobPayload = z.output<typeof jobPayloadSchema>;
 export type Continuation = z.output<typeof continuationSchema>;
-export type SweepCounters = z.output<typeof sweepCountersSchema>;
-/** Where a sweep resumes: the sweep's cursor with its counters (`shared/reencrypt/cursor.ts`). */
-export type SweepCheckpoint = z.output<typeof sweepCheckpointSchema>;
 export const JOB_FORMAT = 're-encryption job payload';
 
 export function parseJobPayload(input: unknown, options: Partial<DecodeOptions> = {}): JobPayload {

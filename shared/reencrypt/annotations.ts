@@ -1,8 +1,11 @@
+// The Secret store keeps the annotations under this prefix and drops the rest: the marks must be named under it.
+import { SUITE_ANNOTATION_PREFIX } from '../cluster/secret-store';
+
 /** The vendor document's annotation: when the Secret was rewritten (RFC 3339, UTC). */
 export const ROTATION_TIME_ANNOTATION = 'encryption-key-rotation-time';
 
 /** The suite's own annotation: the KMS key version the Secret was rewritten for. Reruns skip what carries it. */
-export const KEY_VERSION_ANNOTATION = 'ack-kms-sentinel.io/key-version';
+export const KEY_VERSION_ANNOTATION = `${SUITE_ANNOTATION_PREFIX}key-version` as const;
 
 /**
  * What the rewrite was sealed under, as the API servers proved it (`shared/cluster/sealing.ts`): the evidence
@@ -10,7 +13,7 @@ export const KEY_VERSION_ANNOTATION = 'ack-kms-sentinel.io/key-version';
  * A mark of the key version is trusted, where the API servers' evidence is readable, only with a token: so
  * a rewrite made before the control plane re-sealed is done again.
  */
-export const SEALED_UNDER_ANNOTATION = 'ack-kms-sentinel.io/sealed-under';
+export const SEALED_UNDER_ANNOTATION = `${SUITE_ANNOTATION_PREFIX}sealed-under` as const;
 export const FORCED = 'forced';
 
 /**

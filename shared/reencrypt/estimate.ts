@@ -1,8 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { normalizeError, SentinelError } from '../errors';
-import { decide } from '../retry';
 import { isCurrent } from './annotations';
-import { expiredContinueToken, MAX_RELISTS, type SecretStore, type SizedSecret } from './secrets-api';
+import { DEFAULT_PAGE_SIZE, type Strategy } from './defaults';
+import { SecretLister, type Selection } from './lister';
+import type { SecretStore, SizedSecret } from './secrets-api';
 
 /**
  * What a sweep will cost, before it runs (`reencrypt --dry-run`, the webhook's `dryRun=true`): Secrets and
@@ -30,7 +29,7 @@ export interface Estimate {
   };
   /** Written since the key's last rotation (managedFields): most likely stored under the new version already. */
   writtenSinceRotation?: number;
-  recommendation: { strategy: 'annotate' | 'stale-only'; why: string };
+  recommendation: { strategy: Strategy; why: string };
 }
 
 export interface EstimateOptions {
@@ -42,7 +41,7 @@ export interface EstimateOptions {
   apiServers?: number;
   pageSize?: number;
   /** The sweep's selection, so the estimate counts what the sweep would visit. */
-  selection?: { namespaces?: string[]; excludeNamespaces?: string[]; labelSelector?: string };
+  selection?: Selection;
   /** Epoch ms: no retry waits past it (the invocation's deadline, the CLI's --time-budget). */
   deadline?: number;
   /** Stops the listing (the CLI's Ctrl-C), between pages and during a retry's wait. */
@@ -68,89 +67,33 @@ const TYPES: Record<string, string> = {
   Opaque: 'Opaque',
 };
 
-const interrupted = () =>
-  new SentinelError('permanent', 'the estimate was interrupted', { code: 'Interrupted' });
-
 type Counted = Pick<SizedSecret, 'namespace' | 'type' | 'bytes' | 'lastWrite'> & { current: boolean };
 
+/**
+ * Counts what the sweep would visit, listed as the sweep lists it (`lister.ts`: retries, an expired continue
+ * token followed, no Secret counted twice), within the deadline and until the signal.
+ */
 export async function estimateSweep(store: SecretStore, o: EstimateOptions): Promise<Estimate> {
   if (!store.listSizes) throw new Error('this Secret store cannot list sizes');
-  const listSizes = store.listSizes.bind(store);
-  const pageSize = o.pageSize ?? 500;
+  const lister = new SecretLister(store.listSizes.bind(store), {
+    // Whole Secrets are larger than their metadata: small pages, the data dropped page by page.
+    pageSize: 50,
+    purpose: 'the estimate',
+    selection: o.selection,
+    deadline: o.deadline,
+    signal: o.signal,
+  });
   const all: Counted[] = [];
-  const budget = { relists: 0 };
-  // Named namespaces are listed one by one (namespace-scoped RBAC, and no data read from others).
-  const scopes = o.selection?.namespaces?.length ? [...new Set(o.selection.namespaces)] : [undefined];
-  for (const namespace of scopes) all.push(...(await countScope(listSizes, namespace, o, budget)));
-  return summarizeEstimate(all, { ...o, pageSize });
-}
-
-/**
- * One scope's Secrets, page by page, as the sweep lists them: what the retry table retries is retried (429 with
- * its Retry-After, 5xx, resets), and an expired continue token is followed. With the token the API server gives
- * in its 410, listing goes on from there (a Secret changed meanwhile may be counted twice or not at all, which
- * an estimate can bear); without one, the scope is counted again from its start.
- */
-async function countScope(
-  listSizes: NonNullable<SecretStore['listSizes']>,
-  namespace: string | undefined,
-  o: EstimateOptions,
-  budget: { relists: number },
-): Promise<Counted[]> {
-  let counted: Counted[] = [];
-  let token: string | undefined;
-  for (let attempt = 0; ; ) {
-    if (o.signal?.aborted) throw interrupted();
-    let page: Awaited<ReturnType<typeof listSizes>>;
-    try {
-      // Whole Secrets are larger than their metadata: small pages, the data dropped page by page.
-      page = await listSizes({
-        limit: 50,
-        ...(namespace ? { namespace } : {}),
-        ...(token ? { continueToken: token } : {}),
-        ...(o.selection?.labelSelector ? { labelSelector: o.selection.labelSelector } : {}),
-      });
-    } catch (err) {
-      const expired = expiredContinueToken(err);
-      if (expired.expired && token && budget.relists < MAX_RELISTS) {
-        budget.relists++;
-        attempt = 0;
-        token = expired.token;
-        if (!token) counted = [];
-        continue;
-      }
-      const decision = decide(err, attempt++);
-      if (decision.action === 'retry' && !(o.deadline && Date.now() + decision.delayMs > o.deadline)) {
-        await sleep(decision.delayMs, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {
-          throw interrupted();
-        });
-        continue;
-      }
-      if (decision.action === 'fatal') throw decision.error;
-      const why = decision.action === 'skip' ? decision.reason : normalizeError(err).message;
-      throw new SentinelError(
-        decision.action === 'retry' ? 'retryable' : 'permanent',
-        `listing Secrets for the estimate failed: ${why}${decision.action === 'retry' ? ' (no time left to retry)' : ''}`,
-        { code: decision.action === 'skip' ? decision.code : 'ListFailed', cause: err },
-      );
-    }
-    attempt = 0;
-    for (const s of page.items.filter((x) => selected(x.namespace, o.selection)))
-      counted.push({
+  for await (const items of lister.pages())
+    for (const s of items)
+      all.push({
         namespace: s.namespace,
         type: s.type,
         bytes: s.bytes,
         ...(s.lastWrite ? { lastWrite: s.lastWrite } : {}),
         current: isCurrent(s.annotations, o.targetKeyVersionId, o.requireProof === true),
       });
-    token = page.continueToken;
-    if (!token) return counted;
-  }
-}
-
-function selected(namespace: string, sel: EstimateOptions['selection']): boolean {
-  if (sel?.namespaces?.length && !sel.namespaces.includes(namespace)) return false;
-  return !sel?.excludeNamespaces?.includes(namespace);
+  return summarizeEstimate(all, { ...o, pageSize: o.pageSize ?? DEFAULT_PAGE_SIZE });
 }
 
 function summarizeEstimate(all: Counted[], o: EstimateOptions & { pageSize: number }): Estimate {

@@ -3,7 +3,6 @@ export * from './annotations';
 export {
   type Census,
   doneFor,
-  expiredContinueToken,
   keyVersionCensus,
   type SecretRef,
   type SecretStore,

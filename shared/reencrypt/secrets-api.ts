@@ -1,27 +1,30 @@
-import type { V1ObjectMeta } from '@kubernetes/client-node';
-import { isApiException } from '../cluster/k8s';
-import { isProven, KEY_VERSION_ANNOTATION, type Marks, SEALED_UNDER_ANNOTATION } from './annotations';
+import { isProven, KEY_VERSION_ANNOTATION, type Marks } from './annotations';
+import { DEFAULT_PAGE_SIZE } from './defaults';
+import { SecretLister, type Selection } from './lister';
 
 /**
- * The sweep's view of Secrets: metadata only. Lists and patch responses ask the API server for
- * `PartialObjectMetadata`, so Secret data never crosses the wire to us, never sits in our memory, and a page
- * of Helm release Secrets of hundreds of KiB costs a few hundred bytes each.
+ * The sweep's view of Secrets: metadata only, through the `SecretStore` port below (its Kubernetes adapter is
+ * `shared/cluster/secret-store.ts`, which asks the API server for `PartialObjectMetadata`), so Secret data
+ * never crosses the wire to us, never sits in our memory, and a page of Helm release Secrets of hundreds of
+ * KiB costs a few hundred bytes each.
  */
 export interface SecretRef {
   namespace: string;
   name: string;
   resourceVersion: string;
   /**
-   * The suite's own annotation only. Others are dropped on arrival: `kubectl.kubernetes.io/last-applied-configuration`
-   * of a Secret created by `kubectl apply` holds its whole `data`.
+   * The suite's own annotations only. Others are dropped on arrival:
+   * `kubectl.kubernetes.io/last-applied-configuration` of a Secret created by `kubectl apply` holds its whole
+   * `data`.
    */
   annotations?: Marks;
   /** `metadata.creationTimestamp`, when the server sent it. */
   createdAt?: Date;
 }
 
-export interface SecretPage {
-  items: SecretRef[];
+/** A page as a store lists it. */
+export interface Page<T> {
+  items: T[];
   continueToken?: string;
   /** The server's estimate of Secrets after this page (only without label and field selectors). */
   remainingItemCount?: number;
@@ -45,12 +48,12 @@ export interface SizedSecret extends SecretRef {
 }
 
 export interface SecretStore {
-  list(options: ListOptions): Promise<SecretPage>;
+  list(options: ListOptions): Promise<Page<SecretRef>>;
   /**
    * The estimate's list: whole Secrets from the server, kept only as sizes, types and last-write times (the
    * data is dropped as each page is read, never logged or returned).
    */
-  listSizes?(options: ListOptions): Promise<{ items: SizedSecret[]; continueToken?: string }>;
+  listSizes?(options: ListOptions): Promise<Page<SizedSecret>>;
   get(namespace: string, name: string): Promise<SecretRef>;
   /** A JSON merge patch of `metadata` only. */
   patchMetadata(
@@ -66,31 +69,8 @@ export interface SecretStore {
     namespace: string,
     name: string,
     patch: { metadata: Record<string, unknown> },
-  ): Promise<void>;
+  ): Promise<undefined>;
 }
-
-export const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
-export const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
-
-/** A Secret's metadata as the sweep keeps it (the suite's marks only). */
-export const secretRef = (m: V1ObjectMeta | undefined): SecretRef => {
-  const version = m?.annotations?.[KEY_VERSION_ANNOTATION];
-  const sealed = m?.annotations?.[SEALED_UNDER_ANNOTATION];
-  return {
-    namespace: m?.namespace ?? '',
-    name: m?.name ?? '',
-    resourceVersion: m?.resourceVersion ?? '',
-    ...(version === undefined
-      ? {}
-      : {
-          annotations: {
-            [KEY_VERSION_ANNOTATION]: version,
-            ...(sealed === undefined ? {} : { [SEALED_UNDER_ANNOTATION]: sealed }),
-          },
-        }),
-    ...(m?.creationTimestamp ? { createdAt: new Date(m.creationTimestamp) } : {}),
-  };
-};
 
 export interface Census {
   total: number;
@@ -107,64 +87,37 @@ export interface CensusOptions {
   pageSize?: number;
   /** Count only Secrets created before this instant (those a job had to rewrite). */
   createdBefore?: Date;
-  /** The sweep's selection: named namespaces, excluded namespaces, a label selector. */
-  selection?: { namespaces?: string[]; excludeNamespaces?: string[]; labelSelector?: string };
+  /** The sweep's selection: the census counts what the sweep visits. */
+  selection?: Selection;
+  /** Epoch ms: no retry waits past it (the invocation's deadline). */
   deadline?: number;
   signal?: AbortSignal;
 }
 
 /**
  * How many of the Secrets (metadata only, paged) carry each key-version annotation of the suite; `undefined`
- * counts those never rewritten by it. The job's completion, the audit's coverage and the CLI's
+ * counts those never rewritten by it. The job's verification, the audit's coverage and the CLI's
  * kubeconfig-only audit read this.
  */
 export async function keyVersionCensus(store: SecretStore, options: CensusOptions = {}): Promise<Census> {
-  const { pageSize = 500, createdBefore, selection = {} } = options;
+  const lister = new SecretLister((o) => store.list(o), {
+    pageSize: options.pageSize ?? DEFAULT_PAGE_SIZE,
+    purpose: 'the census',
+    selection: options.selection,
+    deadline: options.deadline,
+    signal: options.signal,
+  });
   const byVersion = new Map<string | undefined, number>();
   const provenByVersion = new Map<string, number>();
   let total = 0;
-  const named = selection.namespaces?.filter((n) => !selection.excludeNamespaces?.includes(n));
-  const fieldSelector =
-    !named?.length && selection.excludeNamespaces?.length
-      ? selection.excludeNamespaces.map((n) => `metadata.namespace!=${n}`).join(',')
-      : undefined;
-  for (const namespace of named?.length ? [...new Set(named)] : [undefined]) {
-    let token: string | undefined;
-    do {
-      const page = await store.list({
-        limit: pageSize,
-        ...(namespace ? { namespace } : {}),
-        ...(selection.labelSelector ? { labelSelector: selection.labelSelector } : {}),
-        ...(fieldSelector ? { fieldSelector } : {}),
-        ...(token ? { continueToken: token } : {}),
-      });
-      for (const s of page.items) {
-        if (createdBefore && s.createdAt && s.createdAt >= createdBefore) continue;
-        total++;
-        const v = s.annotations?.[KEY_VERSION_ANNOTATION];
-        byVersion.set(v, (byVersion.get(v) ?? 0) + 1);
-        if (v !== undefined && isProven(s.annotations))
-          provenByVersion.set(v, (provenByVersion.get(v) ?? 0) + 1);
-      }
-      token = page.continueToken;
-    } while (token);
-  }
+  for await (const items of lister.pages())
+    for (const s of items) {
+      if (options.createdBefore && s.createdAt && s.createdAt >= options.createdBefore) continue;
+      total++;
+      const v = s.annotations?.[KEY_VERSION_ANNOTATION];
+      byVersion.set(v, (byVersion.get(v) ?? 0) + 1);
+      if (v !== undefined && isProven(s.annotations))
+        provenByVersion.set(v, (provenByVersion.get(v) ?? 0) + 1);
+    }
   return { total, byVersion, provenByVersion };
-}
-
-/** Expired continue tokens a listing (a sweep, an estimate) follows before it gives up. */
-export const MAX_RELISTS = 20;
-
-/**
- * A 410 on a continue token: the server's Status may carry a continue token for an inconsistent list that
- * resumes after the same key, which is how kube-storage-version-migrator goes on without missing an object.
- */
-export function expiredContinueToken(err: unknown): { expired: boolean; token?: string } {
-  if (!isApiException(err) || err.code !== 410) return { expired: false };
-  try {
-    const status = JSON.parse(String(err.body)) as { metadata?: { continue?: string } };
-    return { expired: true, ...(status.metadata?.continue ? { token: status.metadata.continue } : {}) };
-  } catch {
-    return { expired: true };
-  }
 }

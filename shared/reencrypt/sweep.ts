@@ -1,32 +1,24 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SentinelError } from '../errors';
-import type { SweepCheckpoint, SweepCounters } from '../jobs/payload';
-import { DEFAULT_RETRY_POLICY, type Decision, decide, type RetryPolicy } from '../retry';
-import { annotationPatch, isCurrent, SEALED_UNDER_ANNOTATION, stalePatch } from './annotations';
 import {
-  type Cursor,
-  isDone,
-  keyOf,
-  pageDone,
-  relisted,
-  startCursor,
-  stoppedIn,
-  toCheckpoint,
-} from './cursor';
+  DEFAULT_RETRY_POLICY,
+  type Decision,
+  decide,
+  type Retried,
+  type RetryPolicy,
+  retrying,
+} from '../retry';
+import { annotationPatch, isCurrent, SEALED_UNDER_ANNOTATION, stalePatch } from './annotations';
+import type { SweepCheckpoint, SweepCounters } from './checkpoint';
+import { type Cursor, keyOf, pageDone, startCursor, stoppedIn, toCheckpoint } from './cursor';
 import type { Strategy } from './defaults';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from './defaults';
 import type { Estimate } from './estimate';
-import {
-  expiredContinueToken,
-  MAX_RELISTS,
-  type SecretPage,
-  type SecretRef,
-  type SecretStore,
-} from './secrets-api';
-import { type Failure, Tally, zeroCounters } from './tally';
+import { type Listed, SecretLister, type Selection } from './lister';
+import type { SecretRef, SecretStore } from './secrets-api';
+import { type Failure, type Outcome, Tally, zeroCounters } from './tally';
 import { AdaptiveLimiter } from './throttle';
 
-export type { SweepCheckpoint } from '../jobs/payload';
+export type { SweepCheckpoint } from './checkpoint';
 /**
  * The re-encryption sweep: every Secret of a cluster (or a selection) is written again, so the API server
  * stores it under the key version it encrypts with now. It reads like the algorithm:
@@ -34,19 +26,14 @@ export type { SweepCheckpoint } from '../jobs/payload';
  *   list a page (metadata only, `limit`) → rewrite its Secrets with bounded concurrency → remember the page →
  *   next page, until the list ends, the deadline comes, or the caller stops it.
  *
- * Retry decisions come from `retry.ts`, concurrency from `throttle.ts`, the Kubernetes calls from
- * `secrets-api.ts`. Pages are visited in key order (namespace/name), which is what makes checkpoints exact:
- * a checkpoint is "the page's continue token + the last Secret started", and a resumed sweep skips nothing
- * and repeats nothing.
+ * Retry decisions come from `retry.ts`, concurrency from `throttle.ts`, pages from `lister.ts` (the one
+ * paged lister), the Kubernetes calls from the `SecretStore` of `secrets-api.ts`. Pages are visited in key
+ * order (namespace/name), which is what makes checkpoints exact: a checkpoint is "the page's continue token
+ * + the last Secret started", and a resumed sweep skips nothing and repeats nothing.
  */
 export type { Strategy } from './defaults';
+export type { Selection } from './lister';
 export type { Failure } from './tally';
-
-export interface Selection {
-  namespaces?: string[];
-  excludeNamespaces?: string[];
-  labelSelector?: string;
-}
 
 export interface SweepProgress {
   counters: SweepCounters;
@@ -137,9 +124,8 @@ interface Run {
   readonly started: number;
   readonly limiter: AdaptiveLimiter;
   readonly tally: Tally;
-  readonly listFilter: { labelSelector?: string; fieldSelector?: string };
-  /** Sorted named namespaces, or one scope for the whole cluster. */
-  readonly scopes: Array<string | undefined>;
+  /** Its pages, in key order; its scopes are the sorted named namespaces, or one for the whole cluster. */
+  readonly lister: SecretLister<SecretRef>;
   /** Secrets started by this call (the deadline spares the first one: see `SweepOptions.deadline`). */
   startedHere: number;
   lastProgress: number;
@@ -160,7 +146,7 @@ interface Run {
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const run = prepare(options);
   const cursor = startCursor(options.checkpoint);
-  if (cursor.namespaceIndex >= run.scopes.length) return finish(run, cursor, true);
+  if (cursor.namespaceIndex >= run.lister.scopes.length) return finish(run, cursor, true);
   if (stopRequested(run)) return finish(run, cursor, false);
   const listed = await listPage(run, cursor);
   /** Pages whose writes may still be in flight. */
@@ -176,11 +162,7 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   }
 }
 
-async function sweepPages(
-  run: Run,
-  first: { page: SecretPage; cursor: Cursor },
-  open: Set<PageRun>,
-): Promise<SweepReport> {
+async function sweepPages(run: Run, first: Listed<SecretRef>, open: Set<PageRun>): Promise<SweepReport> {
   const { options } = run;
   let listed = first;
   /** The page before this one, its last writes possibly still in flight, and the cursor after it. */
@@ -190,7 +172,7 @@ async function sweepPages(
     run.tally.pages++;
     const next = pageDone(cursor, listed.page);
     // The next page is listed while this one is rewritten: no idle gap between pages.
-    const prefetch = next.namespaceIndex < run.scopes.length ? settle(listPage(run, next)) : undefined;
+    const prefetch = next.namespaceIndex < run.lister.scopes.length ? settle(listPage(run, next)) : undefined;
     const page = rewritePage(run, cursor, listed.page.items);
     open.add(page);
     if (previous) {
@@ -240,7 +222,7 @@ const settle = <T>(p: Promise<T>): Promise<{ value: T } | { error: unknown }> =>
 
 function prepare(options: SweepOptions): Run {
   const clock = options.clock ?? Date.now;
-  const { checkpoint, selection = {} } = options;
+  const { checkpoint } = options;
   if (checkpoint && checkpoint.targetKeyVersionId !== options.targetKeyVersionId) {
     throw new SentinelError(
       'poison',
@@ -248,28 +230,28 @@ function prepare(options: SweepOptions): Run {
       { code: 'CheckpointMismatch', path: 'checkpoint.targetKeyVersionId' },
     );
   }
-  const named = selection.namespaces?.length
-    ? [...new Set(selection.namespaces)].filter((n) => !selection.excludeNamespaces?.includes(n)).sort()
-    : undefined;
-  const fieldSelector =
-    !named && selection.excludeNamespaces?.length
-      ? selection.excludeNamespaces.map((n) => `metadata.namespace!=${n}`).join(',')
-      : undefined;
+  const policy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
+  const limiter = new AdaptiveLimiter(options.concurrency ?? DEFAULT_CONCURRENCY, 20, clock);
+  const tally = new Tally(checkpoint?.counters, checkpoint?.expected);
+  const { store } = options;
   return {
     options,
-    store: options.store,
+    store,
     target: options.targetKeyVersionId,
     strategy: options.strategy ?? checkpoint?.strategy ?? 'annotate',
-    policy: options.retryPolicy ?? DEFAULT_RETRY_POLICY,
+    policy,
     clock,
     started: clock(),
-    limiter: new AdaptiveLimiter(options.concurrency ?? DEFAULT_CONCURRENCY, 20, clock),
-    tally: new Tally(checkpoint?.counters, checkpoint?.expected),
-    listFilter: {
-      ...(selection.labelSelector ? { labelSelector: selection.labelSelector } : {}),
-      ...(fieldSelector ? { fieldSelector } : {}),
-    },
-    scopes: named ?? [undefined],
+    limiter,
+    tally,
+    // No deadline and no signal: a stop is the sweep's to honour (between Secrets), not the list's.
+    lister: new SecretLister((o) => store.list(o), {
+      pageSize: options.pageSize ?? DEFAULT_PAGE_SIZE,
+      selection: options.selection,
+      retryPolicy: policy,
+      random: options.random,
+      onRetry: (decision) => countRetry(tally, limiter, decision),
+    }),
     startedHere: 0,
     lastProgress: 0,
     halted: false,
@@ -287,40 +269,12 @@ const checkpointBase = (run: Run) => ({
   expected: run.tally.expected,
 });
 
-/** Lists the cursor's page (metadata only), following an expired continue token; returns the cursor used. */
-async function listPage(run: Run, start: Cursor): Promise<{ page: SecretPage; cursor: Cursor }> {
-  let cursor = start;
-  const namespace = run.scopes[cursor.namespaceIndex];
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const page = await run.store.list({
-        limit: run.options.pageSize ?? DEFAULT_PAGE_SIZE,
-        ...(namespace ? { namespace } : {}),
-        ...(cursor.continueToken ? { continueToken: cursor.continueToken } : {}),
-        ...run.listFilter,
-      });
-      if (run.scopes.length === 1 && !cursor.continueToken && !cursor.resumeAfter) run.tally.expectFrom(page);
-      return { page, cursor };
-    } catch (err) {
-      const expired = expiredContinueToken(err);
-      if (expired.expired && run.tally.relists < MAX_RELISTS) {
-        run.tally.relists++;
-        cursor = relisted(cursor, expired.token);
-        continue;
-      }
-      const decision = decide(err, attempt, run.policy, run.options.random);
-      if (decision.action === 'retry') {
-        await pause(run, decision);
-        continue;
-      }
-      if (decision.action === 'fatal') throw decision.error;
-      throw new SentinelError(
-        'permanent',
-        `listing Secrets failed: ${decision.action === 'skip' ? decision.reason : decision.action}`,
-        { code: decision.action === 'skip' ? decision.code : 'ListFailed', cause: err },
-      );
-    }
-  }
+/** Lists the cursor's page (metadata only); the first page of the whole cluster says how many to expect. */
+async function listPage(run: Run, cursor: Cursor): Promise<Listed<SecretRef>> {
+  const listed = await run.lister.page(cursor);
+  const { continueToken, resumeAfter } = listed.cursor;
+  if (run.lister.scopes.length === 1 && !continueToken && !resumeAfter) run.tally.expectFrom(listed.page);
+  return listed;
 }
 
 /** A page being rewritten: `started` once each of its Secrets has started (or was passed by a stop). */
@@ -335,17 +289,17 @@ interface PageRun {
 }
 
 /**
- * Queues a page's Secrets not yet done behind whatever is queued already, with bounded concurrency. p-limit
- * starts them in order, so the Secrets started form a prefix of the page: a stop (deadline, abort, a fatal
- * error, which halts the whole sweep) leaves an exact resume point.
+ * Queues a page's Secrets (the lister left out those done already) behind whatever is queued already, with
+ * bounded concurrency. p-limit starts them in order, so the Secrets started form a prefix of the page: a stop
+ * (deadline, abort, a fatal error, which halts the whole sweep) leaves an exact resume point.
  */
-function rewritePage(run: Run, cursor: Cursor, items: SecretRef[]): PageRun {
+function rewritePage(run: Run, cursor: Cursor, todo: SecretRef[]): PageRun {
   let lastStarted: string | undefined;
   let stopped = false;
   let fatal: { error: unknown } | undefined;
-  const todo = items.filter((s) => !isDone(cursor, s));
   const counts = zeroCounters();
   const tally = pageTally(run.tally, counts);
+  const writes = pageWrites(run, tally);
   let dequeued = 0;
   let allStarted: () => void = () => {};
   const started = new Promise<void>((resolve) => {
@@ -369,7 +323,7 @@ function rewritePage(run: Run, cursor: Cursor, items: SecretRef[]): PageRun {
         counts.total++;
         dequeue();
         try {
-          await rewriteOne(run, secret, cursor.recheck, tally);
+          await rewriteOne(run, secret, cursor.recheck, tally, writes);
         } catch (error) {
           stopped = true;
           run.halted = true;
@@ -397,63 +351,100 @@ function pageTally(tally: Tally, counts: SweepCounters) {
   };
 }
 
+/** What a write is given: the Secret as listed, or one to read again first (a 409, a page from an old snapshot). */
+type WriteArg = SecretRef | { refetch: SecretRef };
+/** What a write did: the store's answer (none to `writeMetadata`), or (after a read) the outcome already judged. */
+type Wrote = SecretRef | undefined | Extract<Outcome, 'rewritten' | 'alreadyCurrent'>;
+
 /**
  * Writes one Secret again (metadata only), so the API server stores it under the key version it encrypts
  * with now; every outcome is tallied. A 409, or a page listed from an old snapshot (`recheck`), reads the
  * Secret again first: if a later write already carries the target version, nothing is left to do.
  */
-async function rewriteOne(run: Run, secret: SecretRef, recheck: boolean, tally: PageTally): Promise<void> {
-  const { strategy, target } = run;
-  const current = (s: SecretRef) =>
-    strategy === 'annotate' &&
-    run.options.rewriteAll !== true &&
-    isCurrent(s.annotations, target, run.options.requireProof === true) &&
-    (run.options.sealedUnderOnly === undefined ||
-      s.annotations?.[SEALED_UNDER_ANNOTATION] === run.options.sealedUnderOnly);
-  if (current(secret)) return tally.alreadyCurrent();
+function rewriteOne(
+  run: Run,
+  secret: SecretRef,
+  recheck: boolean,
+  tally: PageTally,
+  writes: Retried<WriteArg, Wrote, void>,
+): Promise<void> | undefined {
+  if (isDoneFor(run, secret)) return tally.alreadyCurrent();
   if (run.options.dryRun) {
     run.tally.wouldRewrite++;
     return;
   }
-  let ref = secret;
-  let refetch = recheck;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if (refetch) {
-        ref = await run.store.get(ref.namespace, ref.name);
-        refetch = false;
-        if (current(ref)) return tally.alreadyCurrent();
-      }
-      if (strategy === 'annotate') {
-        const patch = annotationPatch(target, new Date(run.clock()), run.options.sealedUnder);
-        // The mark is all a rewrite needs to know of: the server's answer is not read.
-        if (run.store.writeMetadata) await run.store.writeMetadata(ref.namespace, ref.name, patch);
-        else await run.store.patchMetadata(ref.namespace, ref.name, patch);
-        run.limiter.onSuccess();
-        return tally.rewritten();
-      }
-      const written = await run.store.patchMetadata(ref.namespace, ref.name, stalePatch(ref.resourceVersion));
-      run.limiter.onSuccess();
-      // stale-only: the server stores the no-op only for a stale Secret, which moves its resourceVersion.
-      return written.resourceVersion === ref.resourceVersion ? tally.alreadyCurrent() : tally.rewritten();
-    } catch (err) {
-      const decision = decide(err, attempt, run.policy, run.options.random);
-      if (decision.action === 'retry') await pause(run, decision);
-      else if (decision.action === 'refetch') {
-        run.tally.retries++;
-        refetch = true;
-      } else if (decision.action === 'gone') return tally.gone();
-      else if (decision.action === 'skip') return tally.failed(ref, decision.code, decision.reason);
-      else throw decision.error;
-    }
-  }
+  return retrying(writes, recheck ? { refetch: secret } : secret);
 }
 
-/** Waits out a retry decision, telling the limiter about throttling. */
-async function pause(run: Run, decision: Extract<Decision, { action: 'retry' }>): Promise<void> {
-  run.tally.retries++;
-  if (decision.throttled) run.limiter.onThrottle(decision.delayMs);
-  await sleep(decision.delayMs);
+/** A page's writes, as the retry loop runs them: built once per page, so a Secret costs no allocation for it. */
+function pageWrites(run: Run, tally: PageTally): Retried<WriteArg, Wrote, void> {
+  return {
+    attempt: (arg) => ('refetch' in arg ? refetchAndWrite(run, arg.refetch) : write(run, arg)),
+    succeeded: (arg, wrote) => {
+      if (typeof wrote === 'string') return tally[wrote]();
+      run.limiter.onSuccess();
+      return tally[judged(run, 'refetch' in arg ? arg.refetch : arg, wrote)]();
+    },
+    failed: (arg, err, attempt) => {
+      const ref = 'refetch' in arg ? arg.refetch : arg;
+      const decision = decide(err, attempt, run.policy, run.options.random);
+      if (decision.action === 'retry') {
+        countRetry(run.tally, run.limiter, decision);
+        return { retryInMs: decision.delayMs, arg };
+      }
+      if (decision.action === 'refetch') {
+        run.tally.retries++;
+        return { retryInMs: 0, arg: { refetch: ref } };
+      }
+      if (decision.action === 'gone') return { value: tally.gone() };
+      if (decision.action === 'skip') return { value: tally.failed(ref, decision.code, decision.reason) };
+      throw decision.error;
+    },
+  };
+}
+
+/** Whether the Secret needs no write: marked for the target (under the proof asked for), on `annotate`. */
+const isDoneFor = (run: Run, s: SecretRef): boolean =>
+  run.strategy === 'annotate' &&
+  run.options.rewriteAll !== true &&
+  isCurrent(s.annotations, run.target, run.options.requireProof === true) &&
+  (run.options.sealedUnderOnly === undefined ||
+    s.annotations?.[SEALED_UNDER_ANNOTATION] === run.options.sealedUnderOnly);
+
+/** One write of the strategy's patch; the store's own promise, so a Secret's write adds no await. */
+function write(run: Run, ref: SecretRef): Promise<SecretRef | undefined> {
+  if (run.strategy !== 'annotate')
+    return run.store.patchMetadata(ref.namespace, ref.name, stalePatch(ref.resourceVersion));
+  const patch = annotationPatch(run.target, new Date(run.clock()), run.options.sealedUnder);
+  // The mark is all a rewrite needs to know of: the server's answer is not read.
+  return run.store.writeMetadata
+    ? run.store.writeMetadata(ref.namespace, ref.name, patch)
+    : run.store.patchMetadata(ref.namespace, ref.name, patch);
+}
+
+/** Reads the Secret again, and writes it unless a later write already did. */
+async function refetchAndWrite(run: Run, stale: SecretRef): Promise<Wrote> {
+  const ref = await run.store.get(stale.namespace, stale.name);
+  if (isDoneFor(run, ref)) return 'alreadyCurrent';
+  const wrote = await write(run, ref);
+  run.limiter.onSuccess();
+  return judged(run, ref, wrote);
+}
+
+/** stale-only: the server stores the no-op only for a stale Secret, which moves its resourceVersion. */
+const judged = (run: Run, ref: SecretRef, wrote: SecretRef | undefined): 'rewritten' | 'alreadyCurrent' =>
+  run.strategy !== 'annotate' && wrote && wrote.resourceVersion === ref.resourceVersion
+    ? 'alreadyCurrent'
+    : 'rewritten';
+
+/** A retry counts, and a throttled one lowers the concurrency (the lister's and the writes' alike). */
+function countRetry(
+  tally: Tally,
+  limiter: AdaptiveLimiter,
+  decision: Extract<Decision, { action: 'retry' }>,
+): void {
+  tally.retries++;
+  if (decision.throttled) limiter.onThrottle(decision.delayMs);
 }
 
 function reportProgress(run: Run, force = false): void {
@@ -490,7 +481,7 @@ function finish(run: Run, cursor: Cursor, complete: boolean): SweepReport {
     pages: tally.pages,
     retries: tally.retries,
     throttled: limiter.throttleEvents,
-    relists: tally.relists,
+    relists: run.lister.relists,
     concurrency: { max: limiter.max, final: limiter.concurrency },
     ...(complete ? {} : { checkpoint: toCheckpoint(cursor, checkpointBase(run)) }),
     ...(run.options.dryRun

@@ -1,4 +1,4 @@
-import type { SweepCounters } from '../jobs/payload';
+import type { SweepCounters } from './checkpoint';
 import type { SecretRef } from './secrets-api';
 
 export interface Failure {
@@ -24,8 +24,8 @@ export const zeroCounters = (): SweepCounters => ({
 /**
  * What a sweep counts, in one place: every Secret visited ends in exactly one of rewritten, already current,
  * gone or failed (so `total` is their sum once the Secrets in flight finish), plus the work around it
- * (pages, retries, relists). Counters carry over from a checkpoint, so a job's report covers all its
- * invocations. Failures beyond the first 1,000 are counted, not listed.
+ * (pages, retries; the lister counts its relists). Counters carry over from a checkpoint, so a job's report
+ * covers all its invocations. Failures beyond the first 1,000 are counted, not listed.
  */
 export class Tally {
   readonly counters: SweepCounters;
@@ -33,7 +33,6 @@ export class Tally {
   failuresNotListed = 0;
   pages = 0;
   retries = 0;
-  relists = 0;
   /** Dry runs: Secrets that would be written. */
   wouldRewrite = 0;
   /** How many Secrets the sweep expects in all, when the API server said (see `expectFrom`). */

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy, type FaultRule } from '../../sandbox/controlplane/fault-proxy';
 import { loadKubeConfig } from '../../shared/cluster/kube';
-import { type SecretStore, type SweepOptions, sweep } from '../../shared/reencrypt';
-import { httpSecretStore } from '../../shared/reencrypt/http-store';
+import { httpSecretStore } from '../../shared/cluster/secret-store';
+import { keyVersionCensus, type SecretStore, type SweepOptions, sweep } from '../../shared/reencrypt';
 import { coreApi, sandboxInfo } from '../helpers/sandbox';
 import { seedSecrets, snapshot } from '../helpers/secrets';
 
@@ -201,6 +201,33 @@ describe('the sweep under faults', () => {
     });
     expect(proxy.stats.requests['patch secrets']).toBe(COUNT);
     expectAllDone(relist.target, relist.after);
+  });
+
+  it('the census retries a 503 and a 429 and follows a 410 both ways, counting each Secret once', async () => {
+    const byVersion = new Map<string | undefined, number>();
+    for (const s of (await snapshot(admin(), NAMESPACES)).values())
+      byVersion.set(s.version, (byVersion.get(s.version) ?? 0) + 1);
+    proxy
+      .inject({ match: { verb: 'list', continue: false }, fault: { type: 'status', code: 503 }, times: 1 })
+      .inject({
+        match: { verb: 'list', continue: false },
+        fault: { type: 'status', code: 429, retryAfterSeconds: 1 },
+        after: 2,
+        times: 1,
+      })
+      .inject({ match: { verb: 'list', continue: true }, fault: { type: 'expired' }, times: 1 })
+      .inject({
+        match: { verb: 'list', continue: true },
+        fault: { type: 'expired', offerContinue: false },
+        after: 2,
+        times: 1,
+      });
+    // Ten a page: three pages a namespace, so both 410s land on a continue token (the second one relists a
+    // namespace whose first page was counted already).
+    const census = await keyVersionCensus(store, { pageSize: 10, selection: { namespaces: NAMESPACES } });
+    expect(proxy.stats.faults).toEqual({ '503 list': 1, '429 list': 1, '410 list': 2 });
+    expect(census.total).toBe(COUNT);
+    expect(census.byVersion).toEqual(byVersion);
   });
 
   it('everything at once', async () => {

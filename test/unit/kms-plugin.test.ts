@@ -1,4 +1,6 @@
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -14,7 +16,12 @@ import {
 } from '../../sandbox/kms-plugin/key-provider';
 import { KmsV2Plugin } from '../../sandbox/kms-plugin/plugin';
 import { createCloudClients } from '../../shared/cloud/clients';
-import { decodeStoredValue, EncryptedObject, summarize } from '../../shared/etcd/evidence';
+import {
+  decodeStoredValue,
+  EncryptedObject,
+  readSecretEvidence,
+  summarize,
+} from '../../shared/etcd/evidence';
 import { Recorder, replyJson } from '../helpers/recorder';
 
 type Call = (method: string, req: unknown) => Promise<Record<string, unknown>>;
@@ -275,5 +282,37 @@ describe('etcd value decoding', () => {
       byKeyId: { 'k/1': 1, 'k/2': 1, k: 1, identity: 1 },
       bySealingVersion: { '1': 1, '2': 1, unknown: 1 },
     });
+  });
+});
+
+describe('etcd evidence reads', () => {
+  it('retry a page etcd failed to answer (503), and not a request it refused (400)', async () => {
+    const answers = [503, 200, 400];
+    let requests = 0;
+    const srv = createServer((req, res) => {
+      requests++;
+      req.resume();
+      const code = answers.shift() ?? 500;
+      res.writeHead(code, { 'content-type': 'application/json' });
+      const plaintext = Buffer.from('k8s\u0000\n\u000fv1\u0012\u0006Secret', 'latin1').toString('base64');
+      const kv = {
+        key: Buffer.from('/registry/secrets/app/db').toString('base64'),
+        value: plaintext,
+        mod_revision: '7',
+      };
+      res.end(JSON.stringify(code === 200 ? { kvs: [kv], more: false } : { error: `answered ${code}` }));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const etcd = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+    try {
+      expect(await readSecretEvidence(etcd)).toEqual([
+        { namespace: 'app', name: 'db', storage: 'identity', modRevision: 7 },
+      ]);
+      expect(requests).toBe(2);
+      await expect(readSecretEvidence(etcd)).rejects.toThrow(/etcd range failed: HTTP 400/);
+      expect(requests).toBe(3);
+    } finally {
+      await new Promise((r) => srv.close(r));
+    }
   });
 });

@@ -16,6 +16,7 @@ import {
   DEFAULT_RETRY_POLICY,
   decide,
   notifyBackoff,
+  retrying,
   withRetries,
 } from '../../shared/retry';
 
@@ -199,5 +200,62 @@ describe('the plain bounded retry (ActionTrail, notifications)', () => {
     calls = 0;
     await expect(withRetries(flaky, notifyBackoff(5, 10), () => false, wait)).rejects.toThrow('busy 1');
     expect(calls).toBe(1);
+  });
+});
+
+describe('the one retry loop', () => {
+  const flaky = (failures: number) => {
+    let calls = 0;
+    return {
+      attempt: async (arg: string, n: number) => {
+        calls++;
+        if (n < failures) throw new Error(`busy ${arg}`);
+        return `${arg}:${n}`;
+      },
+      succeeded: (_arg: string, result: string) => result.toUpperCase(),
+      calls: () => calls,
+    };
+  };
+
+  it('tries again with what `failed` gives, ends with its value, or throws what it throws', async () => {
+    const f = flaky(2);
+    const waits: number[] = [];
+    const wait = async (ms: number) => void waits.push(ms);
+    const answer = await retrying(
+      { ...f, failed: (arg, _err, n) => ({ retryInMs: 10 * (n + 1), arg: `${arg}+` }) },
+      'a',
+      { wait },
+    );
+    expect(answer).toBe('A++:2');
+    expect(waits).toEqual([10, 20]);
+    await expect(retrying({ ...flaky(1), failed: () => ({ value: 'given up' }) }, 'b')).resolves.toBe(
+      'given up',
+    );
+    await expect(
+      retrying(
+        {
+          ...flaky(1),
+          failed: (_arg, err) => {
+            throw err;
+          },
+        },
+        'c',
+      ),
+    ).rejects.toThrow('busy c');
+  });
+
+  it('waits past no deadline and ends a wait on abort, throwing what `stopped` makes of the failure', async () => {
+    const stopped = (err: unknown, why: string) => new Error(`${why}: ${(err as Error).message}`);
+    const retryLater = { ...flaky(5), failed: (arg: string) => ({ retryInMs: 60_000, arg }) };
+    await expect(retrying(retryLater, 'd', { deadline: Date.now() + 1_000, stopped })).rejects.toThrow(
+      'deadline: busy d',
+    );
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 20);
+    const started = Date.now();
+    await expect(retrying(retryLater, 'e', { signal: abort.signal, stopped })).rejects.toThrow(
+      'aborted: busy e',
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
