@@ -3,14 +3,13 @@ import { type AuditOptions, auditCluster, type ClusterAudit, keyCache } from '..
 import { remediate } from '../../shared/audit/remediate';
 import { buildReport, summaryText } from '../../shared/audit/report';
 import { ossReportWriter } from '../../shared/audit/report-writer';
-import { credentialsFromContext } from '../../shared/cloud/credentials';
 import { discoverClusters, type TargetCluster } from '../../shared/cluster/discovery';
 import { openCluster } from '../../shared/cluster/kube';
 import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
 import { normalizeError } from '../../shared/errors';
 import { parseAuditEvent, timerAuditId } from '../../shared/events/audit';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
-import { type Services, servicesFor } from '../../shared/runtime/services';
+import { type Services, servicesFor, suiteBucket } from '../../shared/runtime/services';
 
 /**
  * audit (timer, or started by the webhook): every target cluster's checks, a JSON and an HTML report stored
@@ -80,14 +79,8 @@ export async function audit(
     for (const r of report.remediations) inv.log.warn('audit remediation', { ...r });
   }
   let stored: AuditResult['stored'];
-  if (inv.config.audit.reportBucket) {
-    stored = await ossReportWriter({
-      bucket: inv.config.audit.reportBucket,
-      region: inv.config.region,
-      credentials: credentialsFromContext(inv.context),
-      ...(inv.config.endpoints.oss ? { endpoint: inv.config.endpoints.oss } : {}),
-    }).save(report);
-  }
+  const bucket = suiteBucket(inv);
+  if (bucket) stored = await ossReportWriter(bucket).save(report);
   await s.notifier.notify({
     severity: report.status === 'fail' ? 'critical' : 'audit',
     title: `KMS Secret encryption audit: ${report.status}`,

@@ -1,5 +1,4 @@
 import pLimit from 'p-limit';
-import { credentialsFromContext } from '../../shared/cloud/credentials';
 import type { TargetCluster } from '../../shared/cluster/discovery';
 import type { SentinelConfig } from '../../shared/config';
 import { normalizeError } from '../../shared/errors';
@@ -21,7 +20,7 @@ import { answerJobRequest } from '../../shared/jobs/requests';
 import { type JobStart, startReencryptJob } from '../../shared/jobs/starter';
 import { describeKey, type KeyInfo } from '../../shared/kms/keys';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
-import { type Services, servicesFor } from '../../shared/runtime/services';
+import { type Services, servicesFor, suiteBucket } from '../../shared/runtime/services';
 import { classify } from '../../shared/trail/classify';
 import {
   affectedClusters,
@@ -109,17 +108,8 @@ async function keysToCheck(
 
 /** The record of clusters done with their key's version (shared/jobs/done-record.ts), or none without a bucket. */
 function doneRecordStore(inv: Invocation): DoneRecordStore {
-  const bucket = inv.config.audit.reportBucket;
-  if (!bucket) return noDoneRecord;
-  return ossDoneRecord(
-    {
-      bucket,
-      region: inv.config.region,
-      credentials: credentialsFromContext(inv.context),
-      ...(inv.config.endpoints.oss ? { endpoint: inv.config.endpoints.oss } : {}),
-    },
-    inv.log,
-  );
+  const bucket = suiteBucket(inv);
+  return bucket ? ossDoneRecord(bucket, inv.log) : noDoneRecord;
 }
 
 async function loadRecord(store: DoneRecordStore, log: Invocation['log']): Promise<DoneRecord> {

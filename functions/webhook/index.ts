@@ -1,7 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { ossReportReader } from '../../shared/audit/report-reader';
-import { credentialsFromContext } from '../../shared/cloud/credentials';
 import { acceptedValues, kmsSecret } from '../../shared/config/kms-secrets';
 import { normalizeError, PoisonError } from '../../shared/errors';
 import {
@@ -18,7 +17,7 @@ import {
 } from '../../shared/events';
 import { parseJobAnswer } from '../../shared/jobs/answers';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
-import { type Services, servicesFor } from '../../shared/runtime/services';
+import { type Services, servicesFor, suiteBucket } from '../../shared/runtime/services';
 
 /**
  * The signed HTTP API (FC 3.0 HTTP trigger) for automation and ChatOps:
@@ -291,14 +290,9 @@ const ROUTES: Route[] = [
     pattern: /^\/v1\/reports\/latest$/,
     methods: {
       GET: async (_m, { inv }) => {
-        const bucket = inv.config.audit.reportBucket;
+        const bucket = suiteBucket(inv);
         if (!bucket) throw new HttpError(404, 'NoReport', 'no report bucket is configured');
-        const report = await ossReportReader({
-          bucket,
-          region: inv.config.region,
-          credentials: credentialsFromContext(inv.context),
-          ...(inv.config.endpoints.oss ? { endpoint: inv.config.endpoints.oss } : {}),
-        }).latest();
+        const report = await ossReportReader(bucket).latest();
         if (!report) throw new HttpError(404, 'NoReport', 'no audit has stored a report yet');
         return jsonResponse(200, report);
       },

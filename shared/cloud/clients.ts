@@ -6,13 +6,16 @@ import OpenApiCore, { $OpenApiUtil } from '@alicloud/openapi-core';
 import type { Config as RpcConfig } from '@alicloud/rpc-client';
 import * as $Util from '@alicloud/tea-util';
 import * as $dara from '@darabonba/typescript';
-import type { EndpointOverride, SentinelConfig, ServiceName } from '../config';
+import type { EndpointOverride, SentinelConfig } from '../config';
 import { normalizeError } from '../errors';
 import type { CloudCredentials } from './credentials';
+import { DEFAULT_TIMEOUTS, resolveEndpoint, type Timeouts, teaCredentials } from './endpoints';
 
 /**
- * The one factory for Alibaba Cloud SDK clients: credentials, region, endpoint/protocol overrides from
- * configuration (the local sandbox) and sane timeouts. Production code reaches the cloud only through these.
+ * The clients every function uses. With oss.ts (ali-oss) and sls.ts (the SLS SDK), each in a file of its own
+ * so that only the bundles that need those packages hold them, this folder is the one place Alibaba Cloud SDK
+ * clients are made: credentials, region, the endpoint from the one table (endpoints.ts) or from configuration
+ * (the local sandbox), and sane timeouts. Production code reaches the cloud only through these.
  *
  * - KMS: `@alicloud/kms20160120` 1.2.0 (old generation, rpc-client, HMAC-SHA1). Operations it lacks
  *   (`SetDeletionProtection`) and fields its models drop (`DeletionProtection`) go through
@@ -23,13 +26,6 @@ import type { CloudCredentials } from './credentials';
  *   itself invokes with (`invokeFunction` with `x-fc-invocation-type` and `x-fc-async-task-id`); it replaces
  *   `@alicloud/fc2`, an FC 2.0 client whose requests FC 3.0 was never shown to accept (docs/decisions.md).
  */
-export interface Timeouts {
-  connectTimeoutMs: number;
-  readTimeoutMs: number;
-}
-
-export const DEFAULT_TIMEOUTS: Timeouts = { connectTimeoutMs: 5_000, readTimeoutMs: 15_000 };
-
 export type RpcCaller = (action: string, query?: Record<string, string>) => Promise<Record<string, unknown>>;
 export type RoaCaller = (
   action: string,
@@ -50,37 +46,6 @@ export interface CloudClients {
   fc: Fc;
 }
 
-interface Resolved {
-  protocol: 'http' | 'https';
-  host: string;
-  url: string;
-}
-
-const DEFAULT_HOSTS: Record<ServiceName, (region: string) => string> = {
-  // kms 1.2.0 never sets its product id, so without an endpoint it resolves undefined.<region>.aliyuncs.com.
-  kms: (r) => `kms.${r}.aliyuncs.com`,
-  cs: (r) => `cs.${r}.aliyuncs.com`,
-  actiontrail: (r) => `actiontrail.${r}.aliyuncs.com`,
-  fc: (r) => `${r}.fc.aliyuncs.com`,
-  sls: (r) => `${r}.log.aliyuncs.com`,
-  oss: (r) => `oss-${r}.aliyuncs.com`,
-};
-
-export function resolveEndpoint(
-  service: ServiceName,
-  region: string,
-  overrides: Partial<Record<ServiceName, EndpointOverride>>,
-  accountId?: string,
-): Resolved {
-  const override = overrides[service];
-  if (override) return override;
-  const host =
-    service === 'fc' && accountId
-      ? `${accountId}.${DEFAULT_HOSTS.fc(region)}`
-      : DEFAULT_HOSTS[service](region);
-  return { protocol: 'https', host, url: `https://${host}` };
-}
-
 export interface ClientOptions {
   timeouts?: Timeouts;
   /** Overrides `config.accountId` (inside FC: `context.accountId`). */
@@ -92,9 +57,7 @@ type Common = ReturnType<typeof commonConfig>;
 /** What every client shares: the credentials, the region and the timeouts. */
 function commonConfig(region: string, credentials: CloudCredentials, timeouts: Timeouts) {
   return {
-    accessKeyId: credentials.accessKeyId,
-    accessKeySecret: credentials.accessKeySecret,
-    ...(credentials.securityToken ? { securityToken: credentials.securityToken } : {}),
+    ...teaCredentials(credentials),
     regionId: region,
     connectTimeout: timeouts.connectTimeoutMs,
     readTimeout: timeouts.readTimeoutMs,
@@ -111,7 +74,7 @@ const runtimeOptions = (timeouts: Timeouts) => ({
 /** An RPC-style action caller through openapi-client's generic `callApi` (KMS, ActionTrail). */
 function rpcCaller(
   common: Common,
-  e: Resolved,
+  e: EndpointOverride,
   timeouts: Timeouts,
   version: string,
   service: string,

@@ -631,7 +631,7 @@ describe('persistence', () => {
         bucket: 'reports-sts',
         region: cloud.state.region,
         credentials,
-        endpoint: { protocol: 'http', host: cloud.host, url: cloud.url },
+        endpoints: { oss: { protocol: 'http', host: cloud.host, url: cloud.url } },
       });
     await store(role).save(buildReport('audit-00000000000000aa', []));
     expect((await store(role).latest())?.auditId).toBe('audit-00000000000000aa');
