@@ -1,7 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { ossReportReader } from '../../shared/audit/report-reader';
-import { acceptedValues, kmsSecret } from '../../shared/config/kms-secrets';
 import { normalizeError, PoisonError } from '../../shared/errors';
 import {
   CLUSTER_ID_CHARS,
@@ -16,6 +15,7 @@ import {
   parseHttpTriggerEvent,
 } from '../../shared/events';
 import { parseJobAnswer } from '../../shared/jobs/answers';
+import { acceptedValues, kmsSecret } from '../../shared/kms/secrets';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
 import { type Services, servicesFor, suiteBucket } from '../../shared/runtime/services';
 

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { type Fix, parseFixes } from '../audit/fixes';
 import { ConfigError } from '../errors';
-import { CLUSTER_ID, KEY_ID, STRATEGIES, type Strategy } from '../events/fields';
+import { CLUSTER_ID, KEY_ID } from '../events/fields';
 import { registerSecret } from '../log';
-import { DEFAULT_CONCURRENCY } from '../reencrypt/defaults';
+import { DEFAULT_CONCURRENCY, STRATEGIES, type Strategy } from '../reencrypt/defaults';
 import { type NotifyChannelConfig, parseNotifyChannels } from './channels';
+import { type Fix, parseFixes } from './fixes';
 import { bad, durationMs, endpointUrl, list, type Problem, type Setting, setting } from './settings';
 
 export type { NotifyChannelConfig } from './channels';
@@ -27,8 +27,6 @@ export type ClusterTargets =
 
 export type WatchedKeys = { mode: 'explicit'; keyIds: string[] } | { mode: 'from-clusters' };
 
-export type ReencryptStrategy = Strategy;
-
 export interface EndpointOverride {
   /** `http` or `https` */
   protocol: 'http' | 'https';
@@ -50,7 +48,7 @@ export interface SentinelConfig {
   clusterKeys: Record<string, string>;
   stateNamespace: string;
   reencrypt: {
-    strategy: ReencryptStrategy;
+    strategy: Strategy;
     concurrency: number;
     pageSize: number;
     /**
@@ -87,7 +85,7 @@ export interface SentinelConfig {
   webhookSecret?: string;
   /**
    * Settings whose value lives in KMS Secrets Manager (`kms-secret://<name>`): the secret's name, read at
-   * run time (`shared/config/kms-secrets.ts`), never kept in the function's configuration.
+   * run time (`shared/kms/secrets.ts`), never kept in the function's configuration.
    */
   kmsSecrets: { webhookSecret?: string; notify?: string };
   /** How long after a KMS secret's rotation its previous version is still accepted (webhook signatures). */
@@ -202,7 +200,7 @@ const SETTINGS = {
     parse: (v) =>
       (STRATEGIES as readonly string[]).includes(v)
         ? (v as Strategy)
-        : bad('must be "annotate" or "stale-only"'),
+        : bad(`must be ${STRATEGIES.map((name) => `"${name}"`).join(' or ')}`),
   }),
   concurrency: setting({
     name: 'SENTINEL_REENCRYPT_CONCURRENCY',

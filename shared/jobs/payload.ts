@@ -7,9 +7,9 @@ import {
   keyIdField,
   keyVersionIdField,
   nonEmpty,
-  strategyField,
 } from '../events/fields';
 import { type DecodeOptions, parseEvent } from '../events/parse';
+import { strategyField } from '../reencrypt/strategy-field';
 
 /**
  * The suite's own re-encryption job payload, handed from rotation-watch / webhook / the CLI to `reencrypt`

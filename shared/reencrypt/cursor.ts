@@ -1,5 +1,5 @@
-import type { Strategy } from '../events/fields';
 import type { SweepCheckpoint, SweepCounters } from '../jobs/payload';
+import type { Strategy } from './defaults';
 import type { SecretRef } from './secrets-api';
 
 /**
