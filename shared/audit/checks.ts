@@ -2,12 +2,12 @@ import type { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import type { CloudClients } from '../cloud/clients';
 import type { TargetCluster } from '../cluster/discovery';
 import { readSealingEvidence, type SealingEvidence, seedPending, unproven } from '../cluster/sealing';
-import { stateWriters } from '../cluster/state-writers';
 import { normalizeError } from '../errors';
 import type { ActionTrailEvent } from '../events/actiontrail';
 import { describeKey, type KeyInfo } from '../kms/keys';
 import { doneFor, keyVersionCensus, type SecretStore } from '../reencrypt/secrets-api';
 import { findManagedRoleEvents } from '../trail/evidence';
+import { stateWriters } from './state-writers';
 
 /**
  * The audit of one cluster: each check answers pass / warn / fail (or manual, where the suite cannot read the

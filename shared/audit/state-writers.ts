@@ -4,8 +4,8 @@ import type {
   V1RoleRef,
   RbacV1Subject as V1Subject,
 } from '@kubernetes/client-node';
+import { rbacObjects, SENTINEL_USER } from '../cluster/rbac';
 import { STATE_CONFIGMAP } from '../jobs/state';
-import { rbacObjects, SENTINEL_USER } from './rbac';
 
 /**
  * Who can write the suite's state ConfigMap besides the suite: such a subject can mark a key version complete
