@@ -26,12 +26,12 @@ export interface AuditResult {
 async function auditOne(
   cluster: TargetCluster,
   options: AuditOptions,
-  s: Services,
+  services: Services,
   inv: Invocation,
 ): Promise<ClusterAudit> {
   let kube: ReturnType<typeof openCluster> | undefined;
   try {
-    kube = openCluster(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
+    kube = openCluster(await clusterKubeconfig(services.clients, cluster.clusterId, 15));
   } catch (err) {
     inv.log.warn('no kubeconfig for the coverage check', {
       clusterId: cluster.clusterId,
@@ -39,7 +39,7 @@ async function auditOne(
     });
   }
   try {
-    return await auditCluster(s.clients, cluster, kube?.secrets, {
+    return await auditCluster(services.clients, cluster, kube?.secrets, {
       ...options,
       ...(kube
         ? {
@@ -58,30 +58,30 @@ async function auditOne(
 export async function audit(
   event: unknown,
   inv: Invocation,
-  s: Services = servicesFor(inv),
+  services: Services = servicesFor(inv),
 ): Promise<AuditResult> {
   const request = parseAuditEvent(event);
   const auditId = request.kind === 'timer' ? timerAuditId(request.timer) : request.auditId;
   const only = request.kind === 'webhook' ? request.clusterIds : undefined;
   const options: AuditOptions = { evidenceWindowMs: inv.config.audit.evidenceWindowMs, cache: keyCache() };
-  const clusters = (await discoverClusters(s.clients, inv.config)).filter(
+  const clusters = (await discoverClusters(services.clients, inv.config)).filter(
     (c) => !only || only.includes(c.clusterId),
   );
   // A bounded number of clusters at once: an audit of a hundred clusters fits the function's timeout.
   const limit = pLimit(inv.config.fleet.concurrency);
   const audits = await Promise.all(
-    clusters.map((cluster) => limit(() => auditOne(cluster, options, s, inv))),
+    clusters.map((cluster) => limit(() => auditOne(cluster, options, services, inv))),
   );
   const report = buildReport(auditId, audits);
   const { remediate: fixes, rotationIntervalDays } = inv.config.audit;
   if (fixes.length > 0) {
-    report.remediations = await remediate(s.clients, audits, fixes, rotationIntervalDays);
+    report.remediations = await remediate(services.clients, audits, fixes, rotationIntervalDays);
     for (const r of report.remediations) inv.log.warn('audit remediation', { ...r });
   }
   let stored: AuditResult['stored'];
   const bucket = suiteBucket(inv);
   if (bucket) stored = await ossReportWriter(bucket).save(report);
-  await s.notifier.notify({
+  await services.notifier.notify({
     severity: report.status === 'fail' ? 'critical' : 'audit',
     title: `KMS Secret encryption audit: ${report.status}`,
     text: `${summaryText(report)}${stored ? ` Report: oss://${inv.config.audit.reportBucket}/${stored.html}` : ''}`,

@@ -211,8 +211,8 @@ export const keyIdHash = (keyId: string): string =>
 /** What each API server did since the rotation, and so whether a rewrite now seals under the new version. */
 export function judgeSealing(samples: ApiServerSample[], rotatedAt: Date, cmkId: string): SealingEvidence {
   if (samples.length === 0) return unproven('no API server answered /metrics with KMS v2 envelope metrics');
-  const apiServers = samples.map((s) => {
-    const byLast = [...s.statusKeyIds].sort((a, b) => b.last.getTime() - a.last.getTime());
+  const apiServers = samples.map((sample) => {
+    const byLast = [...sample.statusKeyIds].sort((a, b) => b.last.getTime() - a.last.getTime());
     const current = byLast[0];
     const changed = byLast
       .slice(1)
@@ -225,12 +225,13 @@ export function judgeSealing(samples: ApiServerSample[], rotatedAt: Date, cmkId:
     // ids means the last change's Encrypt failed, and the API server still writes with the seed before it.
     // A successful Encrypt can fail the change all the same (it answered another key id), so a write with
     // another key id's seed after Status last reported the current one says the same, whatever the count.
-    const sealedForEach = s.seedsSealed === undefined || s.seedsSealed >= s.statusKeyIds.length;
-    const wroteWithOld = (s.lastWrites ?? []).some(
+    const sealedForEach =
+      sample.seedsSealed === undefined || sample.seedsSealed >= sample.statusKeyIds.length;
+    const wroteWithOld = (sample.lastWrites ?? []).some(
       (w) => current && w.keyIdHash !== current.keyIdHash && w.last > current.last,
     );
     const state: ApiServerState =
-      s.startedAt >= rotatedAt
+      sample.startedAt >= rotatedAt
         ? 'restarted'
         : changed && current && current.last >= rotatedAt
           ? sealedForEach && !wroteWithOld
@@ -238,8 +239,8 @@ export function judgeSealing(samples: ApiServerSample[], rotatedAt: Date, cmkId:
             : 'seed-pending'
           : 'stale-seed';
     return {
-      apiServerIdHash: s.apiServerIdHash,
-      startedAt: s.startedAt.toISOString(),
+      apiServerIdHash: sample.apiServerIdHash,
+      startedAt: sample.startedAt.toISOString(),
       ...(current ? { currentKeyIdHash: current.keyIdHash } : {}),
       state,
     };

@@ -10,7 +10,7 @@ export type Fix = (typeof FIXES)[number];
 export function parseFixes(value: string): Fix[] | string {
   const names = value
     .split(',')
-    .map((s) => s.trim())
+    .map((part) => part.trim())
     .filter(Boolean);
   const unknown = names.find((n) => !(FIXES as readonly string[]).includes(n));
   if (unknown) return `"${unknown}" is not a fix (one of ${FIXES.join(', ')})`;

@@ -156,7 +156,7 @@ const SETTINGS = {
     optional: true,
     parse: (v) => {
       const tags: Record<string, string> = {};
-      for (const pair of v.split(',').map((s) => s.trim())) {
+      for (const pair of v.split(',').map((part) => part.trim())) {
         const [key, value, extra] = pair.split('=');
         if (!key || value === undefined || extra !== undefined) return bad(`"${pair}" is not key=value`);
         tags[key.trim()] = value.trim();
@@ -176,8 +176,8 @@ const SETTINGS = {
     optional: true,
     parse: (v) => {
       const map: Record<string, string> = {};
-      for (const pair of v.split(',').map((s) => s.trim())) {
-        const [cluster, key, extra] = pair.split('=').map((s) => s.trim());
+      for (const pair of v.split(',').map((part) => part.trim())) {
+        const [cluster, key, extra] = pair.split('=').map((part) => part.trim());
         if (!cluster || !key || extra !== undefined || !CLUSTER_ID.test(cluster) || !KEY_ID.test(key)) {
           return bad(`"${pair}" is not clusterId=keyId`);
         }
@@ -391,8 +391,8 @@ const endpointSetting = (service: ServiceName) =>
 export function loadConfig(env: Env = process.env, options: { file?: string } = {}): SentinelConfig {
   const source: Env = { ...(options.file ? readConfigFile(options.file) : {}), ...env };
   const problems: string[] = [];
-  const read = <T>(s: Setting<T>): T | undefined => {
-    const result = s.read(source);
+  const read = <T>(spec: Setting<T>): T | undefined => {
+    const result = spec.read(source);
     if (!result.ok) {
       problems.push(result.problem);
       return undefined;

@@ -16,10 +16,10 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2
 export const isoInstant = z
   .string()
   .regex(ISO_8601, 'must be an ISO 8601 date-time with a zone, e.g. 2026-11-29T08:00:00Z')
-  .transform((s, ctx) => {
-    const d = new Date(s);
+  .transform((text, ctx) => {
+    const d = new Date(text);
     if (Number.isNaN(d.getTime())) {
-      ctx.addIssue({ code: 'custom', message: `"${s}" is not a real date` });
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a real date` });
       return z.NEVER;
     }
     return d;
@@ -31,7 +31,7 @@ export const slsCursor = z
   .min(4, 'must be a base64 SLS cursor')
   .max(128, 'must be a base64 SLS cursor')
   .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be a base64 SLS cursor')
-  .refine((s) => s.length % 4 === 0, 'must be a base64 SLS cursor (length is not a multiple of 4)');
+  .refine((cursor) => cursor.length % 4 === 0, 'must be a base64 SLS cursor (length is not a multiple of 4)');
 
 /** A plain JSON object (not an array, not null). */
 export const jsonObject = z.record(z.string(), z.unknown());

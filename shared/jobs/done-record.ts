@@ -86,7 +86,7 @@ export function ossDoneRecord(options: OssBucket, log: Logger): DoneRecordStore 
 }
 
 /** Whether the record vouches that `clusterId` is done with the key's current primary version. */
-export const isDone = (
+export const vouchesDone = (
   record: DoneRecord,
   keyId: string,
   primaryKeyVersion: string,
