@@ -1,9 +1,13 @@
+import { PoisonError } from '../shared/errors';
 import type { SweepProgress, SweepReport, VerificationResult } from '../shared/reencrypt';
 import type { Estimate } from '../shared/reencrypt/estimate';
 
-/** A usage or flag error: exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
+/** A usage or flag error (bad input, which running again cannot fix): exit code 2. */
+export class UsageError extends PoisonError {
+  constructor(message: string) {
+    super(message, { code: 'Usage' });
+    this.name = 'UsageError';
+  }
 }
 
 export interface StartInfo {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { RetryableError, SentinelError } from '../errors';
 
 /**
  * What the API servers themselves say about the seed they encrypt Secrets with, read from `/metrics`
@@ -177,7 +178,12 @@ export async function sampleApiServers(
     const res = await getRaw('/metrics');
     // Not allowed, or not served: nothing can be proven. Anything else (5xx, 429, 401) is a failure to retry.
     if (res.status === 403 || res.status === 404) throw new MetricsUnreadable(res.status);
-    if (res.status !== 200) throw new Error(`GET /metrics answered HTTP ${res.status}`);
+    if (res.status !== 200)
+      throw new RetryableError(`GET /metrics answered HTTP ${res.status}`, {
+        code: 'MetricsUnavailable',
+        statusCode: res.status,
+        service: 'kubernetes',
+      });
     const sample = parseApiServerMetrics(res.body);
     if (!sample) throw new MetricsUnreadable(200, 'the API server reports no KMS v2 envelope metrics');
     quiet = seen.has(sample.apiServerIdHash) ? quiet + 1 : 0;
@@ -192,14 +198,18 @@ export async function sampleApiServers(
   return [...seen.values()];
 }
 
-export class MetricsUnreadable extends Error {
+/**
+ * `/metrics` cannot say anything (not allowed, not served, no KMS v2 metrics, an API server that never
+ * answers): permanent for this reading, which callers turn into an "unproven" verdict rather than a failure.
+ */
+export class MetricsUnreadable extends SentinelError {
   constructor(
     readonly status: number,
     detail = status === 403
       ? "the suite's identity may not get /metrics (deploy/rbac.yaml grants it)"
       : `GET /metrics answered HTTP ${status}`,
   ) {
-    super(detail);
+    super('permanent', detail, { code: 'MetricsUnreadable', statusCode: status, service: 'kubernetes' });
     this.name = 'MetricsUnreadable';
   }
 }

@@ -1,4 +1,5 @@
 import type { CloudClients } from '../cloud/clients';
+import { RetryableError } from '../errors';
 
 /**
  * In a file of its own, so only the functions that reach a cluster carry `cs:DescribeClusterUserKubeconfig`
@@ -18,7 +19,12 @@ export async function clusterKubeconfig(
       TemporaryDurationMinutes: String(minutes),
     },
   )) as { config?: string };
+  // An answer without its one field is a malformed answer, transient as normalize.ts treats an unreadable
+  // one (MalformedResponse): FC's retry or the next tick asks again.
   if (!body.config)
-    throw new Error(`DescribeClusterUserKubeconfig ${clusterId}: no kubeconfig in the answer`);
+    throw new RetryableError(`DescribeClusterUserKubeconfig ${clusterId}: no kubeconfig in the answer`, {
+      code: 'NoKubeconfig',
+      service: 'cs',
+    });
   return body.config;
 }

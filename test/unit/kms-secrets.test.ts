@@ -6,7 +6,7 @@ import { CloudEmulator } from '../../sandbox/cloud/emulator';
 import type { CloudClients } from '../../shared/cloud/clients';
 import { loadConfig } from '../../shared/config';
 import type { HttpTriggerResponse } from '../../shared/events';
-import { clearKmsSecretCache } from '../../shared/kms/secrets';
+import { clearKmsSecretCache, kmsSecret } from '../../shared/kms/secrets';
 import { emulatorClients } from '../helpers/emulator';
 import { Recorder } from '../helpers/recorder';
 import { signedEvent } from '../helpers/webhook';
@@ -143,5 +143,15 @@ describe('notification channels from KMS Secrets Manager', () => {
     ).toThrow(
       /SENTINEL_NOTIFY_CHANNELS: must name a KMS secret whose name starts with ack-kms-sentinel-channels/,
     );
+  });
+});
+
+describe('a KMS secret without a value', () => {
+  it('is a configuration problem (the webhook answers 503 NotConfigured), not an upstream failure', async () => {
+    const empty = { kmsRpc: async () => ({ RequestId: 'r', SecretData: '' }) };
+    await expect(kmsSecret(empty, 'ack-kms-sentinel-empty', Date.now())).rejects.toMatchObject({
+      kind: 'config',
+      code: 'EmptySecret',
+    });
   });
 });
