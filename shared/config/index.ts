@@ -32,7 +32,7 @@ export interface EndpointOverride {
   protocol: 'http' | 'https';
   /** `host:port`, what the Tea SDKs call `endpoint` */
   host: string;
-  /** The full URL, what `@alicloud/fc2` calls `endpoint` */
+  /** The full URL: what ali-oss takes as `endpoint`, and where the SLS reader pulls from */
   url: string;
 }
 
