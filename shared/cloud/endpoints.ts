@@ -39,9 +39,22 @@ export interface Timeouts {
 
 export const DEFAULT_TIMEOUTS: Timeouts = { connectTimeoutMs: 5_000, readTimeoutMs: 15_000 };
 
-/** The credentials as the Tea SDKs (openapi-client, openapi-core, rpc-client) name them. */
-export const teaCredentials = (credentials: CloudCredentials) => ({
-  accessKeyId: credentials.accessKeyId,
-  accessKeySecret: credentials.accessKeySecret,
-  ...(credentials.securityToken ? { securityToken: credentials.securityToken } : {}),
-});
+/** What every Tea SDK client is given: openapi-client, openapi-core and rpc-client name these alike. */
+export function teaConfig(
+  region: string | undefined,
+  credentials: CloudCredentials,
+  endpoint: Pick<EndpointOverride, 'host' | 'protocol'>,
+  timeouts: Timeouts = DEFAULT_TIMEOUTS,
+) {
+  return {
+    accessKeyId: credentials.accessKeyId,
+    accessKeySecret: credentials.accessKeySecret,
+    ...(credentials.securityToken ? { securityToken: credentials.securityToken } : {}),
+    ...(region ? { regionId: region } : {}),
+    endpoint: endpoint.host,
+    protocol: endpoint.protocol,
+    connectTimeout: timeouts.connectTimeoutMs,
+    readTimeout: timeouts.readTimeoutMs,
+  };
+}
+export type TeaConfig = ReturnType<typeof teaConfig>;

@@ -1,7 +1,7 @@
 import { $OpenApiUtil } from '@alicloud/openapi-core';
 import type Sls from '@alicloud/sls20201230';
 import type { CloudCredentials } from './credentials';
-import { DEFAULT_TIMEOUTS, type Timeouts, teaCredentials } from './endpoints';
+import { DEFAULT_TIMEOUTS, type Timeouts, teaConfig } from './endpoints';
 
 /**
  * The SLS client (`@alicloud/sls20201230`), required on first use and in a file of its own: only trail-verify
@@ -15,13 +15,8 @@ export function slsClient(
   timeouts: Timeouts = DEFAULT_TIMEOUTS,
 ): Sls {
   const SlsClient = (require('@alicloud/sls20201230') as { default: typeof Sls }).default;
+  const protocol = endpoint.protocol === 'http:' ? 'http' : 'https';
   return new SlsClient(
-    new $OpenApiUtil.Config({
-      ...teaCredentials(credentials),
-      endpoint: endpoint.host,
-      protocol: endpoint.protocol.replace(':', ''),
-      connectTimeout: timeouts.connectTimeoutMs,
-      readTimeout: timeouts.readTimeoutMs,
-    }),
+    new $OpenApiUtil.Config(teaConfig(undefined, credentials, { host: endpoint.host, protocol }, timeouts)),
   );
 }

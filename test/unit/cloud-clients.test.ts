@@ -2,7 +2,7 @@ import * as $Cs from '@alicloud/cs20151215';
 import * as $Kms from '@alicloud/kms20160120';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createCloudClients } from '../../shared/cloud/clients';
+import { consoleClients } from '../../sandbox/cloud/console-clients';
 import { credentialsFromContext, credentialsFromDefaultChain } from '../../shared/cloud/credentials';
 import { resolveEndpoint } from '../../shared/cloud/endpoints';
 import { fcInvoker } from '../../shared/cloud/invoker';
@@ -24,7 +24,7 @@ let server: Recorder;
 
 const clients = (timeouts?: { connectTimeoutMs: number; readTimeoutMs: number }) => {
   const endpoint = { protocol: 'http' as const, host: server.host, url: server.url };
-  return createCloudClients(
+  return consoleClients(
     {
       region: 'cn-hangzhou',
       accountId: '1234567890123456',
@@ -291,7 +291,7 @@ describe('one error taxonomy over every SDK', () => {
   });
 
   it('transport failures: refused connections and read timeouts are retryable', async () => {
-    const dead = createCloudClients(
+    const dead = consoleClients(
       {
         region: 'cn-hangzhou',
         endpoints: { kms: { protocol: 'http', host: '127.0.0.1:1', url: 'http://127.0.0.1:1' } },

@@ -2,8 +2,8 @@ import * as $Kms from '@alicloud/kms20160120';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as webhookHandler } from '../../functions/webhook';
+import type { ConsoleClients } from '../../sandbox/cloud/console-clients';
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
-import type { CloudClients } from '../../shared/cloud/clients';
 import { loadConfig } from '../../shared/config';
 import type { HttpTriggerResponse } from '../../shared/events';
 import { clearKmsSecretCache, kmsSecret } from '../../shared/kms/secrets';
@@ -18,7 +18,7 @@ import { signedEvent } from '../helpers/webhook';
 const OLD = 'webhook-secret-version-one-0123456789abcdef';
 const NEW = 'webhook-secret-version-two-0123456789abcdef';
 let cloud: CloudEmulator;
-let user: CloudClients;
+let user: ConsoleClients;
 let receiver: Recorder;
 let clock = Date.now();
 

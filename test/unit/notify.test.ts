@@ -3,8 +3,9 @@ import type { ServerResponse } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NotifyChannelConfig } from '../../shared/config';
-import { clearRegisteredSecrets, memoryLogger, registerSecret } from '../../shared/log';
+import { clearRegisteredSecrets, registerSecret } from '../../shared/log';
 import { createNotifier, STANDARD_WEBHOOK_HEADERS } from '../../shared/notify';
+import { memoryLogger } from '../helpers/memory-logger';
 import { type RecordedRequest, Recorder } from '../helpers/recorder';
 
 /** Local receivers that check each channel's signature the way the service does. */
