@@ -384,22 +384,11 @@ const endpointSetting = (service: ServiceName) =>
     parse: endpointUrl,
   });
 
-/**
- * Reads and validates the configuration. All problems are collected, so one start-up names every bad setting.
- * `file` is an optional JSON object of the same variable names (the CLI's `--config`); the environment wins.
- */
-export function loadConfig(env: Env = process.env, options: { file?: string } = {}): SentinelConfig {
-  const source: Env = { ...(options.file ? readConfigFile(options.file) : {}), ...env };
-  const problems: string[] = [];
-  const read = <T>(spec: Setting<T>): T | undefined => {
-    const result = spec.read(source);
-    if (!result.ok) {
-      problems.push(result.problem);
-      return undefined;
-    }
-    return result.value;
-  };
+/** Reads one setting; a bad value is recorded as a problem (every problem is reported at once) and reads as undefined. */
+type Read = <T>(spec: Setting<T>) => T | undefined;
 
+/** Where the clusters and keys are: named, or discovered by profile, spec and tags. */
+function targetSettings(read: Read, problems: string[]) {
   const region = read(SETTINGS.region);
   const clusterIds = read(SETTINGS.clusterIds);
   const profile = read(SETTINGS.clusterProfile);
@@ -412,16 +401,8 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
     );
   }
   const keyIds = read(SETTINGS.keyIds);
-  const endpoints: Partial<Record<ServiceName, EndpointOverride>> = {};
-  for (const service of SERVICES) {
-    const e = read(endpointSetting(service));
-    if (e) endpoints[service] = e;
-  }
-  const notify = read(SETTINGS.notify);
-  const webhookSecret = read(SETTINGS.webhookSecret);
-  const config = {
+  return {
     region: region ?? '',
-    accountId: read(SETTINGS.accountId),
     clusters: clusterIds
       ? { mode: 'explicit' as const, clusterIds }
       : {
@@ -432,39 +413,80 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
           tags: tags ?? {},
         },
     keys: keyIds ? { mode: 'explicit' as const, keyIds } : { mode: 'from-clusters' as const },
-    clusterKeys: read(SETTINGS.clusterKeys) ?? {},
-    stateNamespace: read(SETTINGS.stateNamespace) ?? '',
-    reencrypt: {
-      strategy: read(SETTINGS.strategy) ?? 'annotate',
-      concurrency: read(SETTINGS.concurrency) ?? 0,
-      pageSize: read(SETTINGS.pageSize) ?? 0,
-      adoptionDelayMs: read(SETTINGS.adoptionDelay) ?? 0,
-      adoptionTimeoutMs: read(SETTINGS.adoptionTimeout) ?? 0,
-      proof: read(SETTINGS.proof) ?? 'metrics',
-      budgetMarginMs: read(SETTINGS.budgetMargin) ?? 0,
-      staleAfterMs: read(SETTINGS.staleAfter) ?? 0,
-      functionName: read(SETTINGS.reencryptFunction) ?? '',
-    },
-    rotationWatchFunction: read(SETTINGS.rotationWatchFunction) ?? '',
-    fleet: {
-      concurrency: read(SETTINGS.fleetConcurrency) ?? 16,
-      fullCheckMs: read(SETTINGS.fullCheck) ?? 0,
-    },
+  };
+}
+
+function endpointSettings(read: Read): SentinelConfig['endpoints'] {
+  const endpoints: SentinelConfig['endpoints'] = {};
+  for (const service of SERVICES) {
+    const e = read(endpointSetting(service));
+    if (e) endpoints[service] = e;
+  }
+  return endpoints;
+}
+
+/** The secret-valued settings: a literal value, or the name of the KMS secret that holds it. */
+function secretSettings(read: Read): Pick<SentinelConfig, 'notify' | 'webhookSecret' | 'kmsSecrets'> {
+  const notify = read(SETTINGS.notify);
+  const webhookSecret = read(SETTINGS.webhookSecret);
+  return {
     notify: literal(notify) ?? [],
     webhookSecret: literal(webhookSecret),
     kmsSecrets: {
       ...(kmsName(webhookSecret) ? { webhookSecret: kmsName(webhookSecret) } : {}),
       ...(kmsName(notify) ? { notify: kmsName(notify) } : {}),
     },
-    secretGraceMs: read(SETTINGS.secretGrace) ?? 0,
-    audit: {
-      reportBucket: read(SETTINGS.reportBucket),
-      evidenceWindowMs: read(SETTINGS.evidenceWindow) ?? 0,
-      remediate: read(SETTINGS.remediate) ?? [],
-      rotationIntervalDays: read(SETTINGS.rotationInterval) ?? 365,
+  };
+}
+
+const reencryptSettings = (read: Read): SentinelConfig['reencrypt'] => ({
+  strategy: read(SETTINGS.strategy) ?? 'annotate',
+  concurrency: read(SETTINGS.concurrency) ?? 0,
+  pageSize: read(SETTINGS.pageSize) ?? 0,
+  adoptionDelayMs: read(SETTINGS.adoptionDelay) ?? 0,
+  adoptionTimeoutMs: read(SETTINGS.adoptionTimeout) ?? 0,
+  proof: read(SETTINGS.proof) ?? 'metrics',
+  budgetMarginMs: read(SETTINGS.budgetMargin) ?? 0,
+  staleAfterMs: read(SETTINGS.staleAfter) ?? 0,
+  functionName: read(SETTINGS.reencryptFunction) ?? '',
+});
+
+const auditSettings = (read: Read): SentinelConfig['audit'] => ({
+  reportBucket: read(SETTINGS.reportBucket),
+  evidenceWindowMs: read(SETTINGS.evidenceWindow) ?? 0,
+  remediate: read(SETTINGS.remediate) ?? [],
+  rotationIntervalDays: read(SETTINGS.rotationInterval) ?? 365,
+});
+
+/**
+ * Reads and validates the configuration. All problems are collected, so one start-up names every bad setting.
+ * `file` is an optional JSON object of the same variable names (the CLI's `--config`); the environment wins.
+ */
+export function loadConfig(env: Env = process.env, options: { file?: string } = {}): SentinelConfig {
+  const source: Env = { ...(options.file ? readConfigFile(options.file) : {}), ...env };
+  const problems: string[] = [];
+  const read: Read = (spec) => {
+    const result = spec.read(source);
+    if (result.ok) return result.value;
+    problems.push(result.problem);
+    return undefined;
+  };
+  const config = {
+    ...targetSettings(read, problems),
+    endpoints: endpointSettings(read),
+    ...secretSettings(read),
+    accountId: read(SETTINGS.accountId),
+    clusterKeys: read(SETTINGS.clusterKeys) ?? {},
+    stateNamespace: read(SETTINGS.stateNamespace) ?? '',
+    reencrypt: reencryptSettings(read),
+    rotationWatchFunction: read(SETTINGS.rotationWatchFunction) ?? '',
+    fleet: {
+      concurrency: read(SETTINGS.fleetConcurrency) ?? 16,
+      fullCheckMs: read(SETTINGS.fullCheck) ?? 0,
     },
+    secretGraceMs: read(SETTINGS.secretGrace) ?? 0,
+    audit: auditSettings(read),
     trail: { project: read(SETTINGS.trailProject), logstore: read(SETTINGS.trailLogstore) },
-    endpoints,
     logLevel: read(SETTINGS.logLevel) ?? 'info',
   } satisfies SentinelConfig;
 
