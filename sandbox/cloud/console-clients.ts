@@ -2,9 +2,9 @@ import Cs from '@alicloud/cs20151215';
 import Kms from '@alicloud/kms20160120';
 import { $OpenApiUtil } from '@alicloud/openapi-core';
 import { Config as RpcConfig } from '@alicloud/rpc-client';
-import { type ClientOptions, type CloudClients, createCloudClients } from '../../shared/cloud/clients';
+import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
 import type { CloudCredentials } from '../../shared/cloud/credentials';
-import { DEFAULT_TIMEOUTS, resolveEndpoint, teaConfig } from '../../shared/cloud/endpoints';
+import { type ClientOptions, serviceConfig } from '../../shared/cloud/endpoints';
 import type { SentinelConfig } from '../../shared/config';
 
 /** The suite's clients plus the typed KMS and CS SDK clients, as a person at the console calls them. */
@@ -20,12 +20,8 @@ export function consoleClients(
   credentials: CloudCredentials,
   options: ClientOptions = {},
 ): ConsoleClients {
-  const { region, endpoints } = config;
-  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
-  const configFor = (service: 'kms' | 'cs') =>
-    teaConfig(region, credentials, resolveEndpoint(service, region, endpoints), timeouts);
   return Object.assign(createCloudClients(config, credentials, options), {
-    kms: new Kms(new RpcConfig(configFor('kms'))),
-    cs: new Cs(new $OpenApiUtil.Config(configFor('cs'))),
+    kms: new Kms(new RpcConfig(serviceConfig('kms', config, credentials, options))),
+    cs: new Cs(new $OpenApiUtil.Config(serviceConfig('cs', config, credentials, options))),
   });
 }

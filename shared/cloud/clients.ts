@@ -6,7 +6,13 @@ import * as $dara from '@darabonba/typescript';
 import type { SentinelConfig } from '../config';
 import { normalizeError } from '../errors';
 import type { CloudCredentials } from './credentials';
-import { DEFAULT_TIMEOUTS, resolveEndpoint, type TeaConfig, type Timeouts, teaConfig } from './endpoints';
+import {
+  type ClientOptions,
+  DEFAULT_TIMEOUTS,
+  serviceConfig,
+  type TeaConfig,
+  type Timeouts,
+} from './endpoints';
 
 /**
  * The clients every function uses. With oss.ts (ali-oss) and sls.ts (the SLS SDK), each in a file of its own
@@ -40,12 +46,6 @@ export interface CloudClients {
   csRoa: RoaCaller;
   actionTrailRpc: RpcCaller;
   fc: Fc;
-}
-
-export interface ClientOptions {
-  timeouts?: Timeouts;
-  /** Overrides `config.accountId` (inside FC: `context.accountId`). */
-  accountId?: string;
 }
 
 /** No SDK-level retries: the suite decides what to retry (shared/retry.ts), and FC retries invocations. */
@@ -110,18 +110,12 @@ export function createCloudClients(
   credentials: CloudCredentials,
   options: ClientOptions = {},
 ): CloudClients {
-  const { region, endpoints } = config;
   const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   const configFor = (service: 'kms' | 'cs' | 'actiontrail' | 'fc') =>
-    teaConfig(
-      region,
-      credentials,
-      resolveEndpoint(service, region, endpoints, options.accountId ?? config.accountId),
-      timeouts,
-    );
+    serviceConfig(service, config, credentials, options);
   let fc: Fc | undefined;
   return {
-    region,
+    region: config.region,
     kmsRpc: rpcCaller(configFor('kms'), timeouts, '2016-01-20', 'kms'),
     csRoa: csRoaCaller(configFor('cs'), timeouts),
     actionTrailRpc: rpcCaller(configFor('actiontrail'), timeouts, '2020-07-06', 'actiontrail'),

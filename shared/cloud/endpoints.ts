@@ -1,4 +1,4 @@
-import type { EndpointOverride, ServiceName } from '../config';
+import type { EndpointOverride, SentinelConfig, ServiceName } from '../config';
 import type { CloudCredentials } from './credentials';
 
 /**
@@ -58,3 +58,21 @@ export function teaConfig(
   };
 }
 export type TeaConfig = ReturnType<typeof teaConfig>;
+
+export interface ClientOptions {
+  timeouts?: Timeouts;
+  /** Overrides `config.accountId` (inside FC: `context.accountId`). */
+  accountId?: string;
+}
+
+/** What one service's Tea SDK client is given: `config`'s region, the service's endpoint there, the timeouts. */
+export function serviceConfig(
+  service: ServiceName,
+  config: Pick<SentinelConfig, 'region' | 'endpoints' | 'accountId'>,
+  credentials: CloudCredentials,
+  options: ClientOptions = {},
+): TeaConfig {
+  const { region, endpoints } = config;
+  const endpoint = resolveEndpoint(service, region, endpoints, options.accountId ?? config.accountId);
+  return teaConfig(region, credentials, endpoint, options.timeouts ?? DEFAULT_TIMEOUTS);
+}
