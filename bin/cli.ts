@@ -23,7 +23,7 @@ const collect = (value: string, previous: string[]) => [
   ...previous,
   ...value
     .split(',')
-    .map((s) => s.trim())
+    .map((part) => part.trim())
     .filter(Boolean),
 ];
 
@@ -35,7 +35,7 @@ export function buildProgram(run: Exit): Command {
       'Keep Kubernetes Secret encryption with Alibaba Cloud KMS effective and provable on ACK clusters',
     )
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
   addReencrypt(program, run);
   addInvoke(program, run);
   addServe(program, run);

@@ -18,7 +18,10 @@ export async function disableCommand(flags: DisableFlags): Promise<number> {
   }
   const { clients } = await cloudFor(flags);
   const report = await disableEncryption(
-    { clients, onStep: (s) => say(`${s.status === 'done' ? '✓' : '✗'} ${s.step}: ${s.detail}`) },
+    {
+      clients,
+      onStep: (entry) => say(`${entry.status === 'done' ? '✓' : '✗'} ${entry.step}: ${entry.detail}`),
+    },
     { clusterId: flags.clusterId, confirmed: true },
   );
   say(report.outcome);

@@ -1,9 +1,13 @@
+import { PoisonError } from '../shared/errors';
 import type { SweepProgress, SweepReport, VerificationResult } from '../shared/reencrypt';
 import type { Estimate } from '../shared/reencrypt/estimate';
 
-/** A usage or flag error: exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
+/** A usage or flag error (bad input, which running again cannot fix): exit code 2. */
+export class UsageError extends PoisonError {
+  constructor(message: string) {
+    super(message, { code: 'Usage' });
+    this.name = 'UsageError';
+  }
 }
 
 export interface StartInfo {
@@ -65,20 +69,8 @@ export function terminalOutput(
       );
     },
     progress(p, expectedTotal) {
-      const width = 30;
-      const done = p.counters.total;
-      const ratio = expectedTotal ? Math.min(1, done / Math.max(1, expectedTotal)) : 0;
-      const bar = expectedTotal
-        ? `[${'#'.repeat(Math.round(ratio * width)).padEnd(width, '.')}] ${Math.round(ratio * 100)}% `
-        : '';
-      const eta =
-        expectedTotal && p.ratePerSecond > 0
-          ? ` eta ${Math.ceil((expectedTotal - done) / p.ratePerSecond)}s`
-          : '';
       clear();
-      stderr.write(
-        `${bar}${done}${expectedTotal ? `/${expectedTotal}` : ''} visited · ${p.counters.rewritten} rewritten · ${p.counters.alreadyCurrent} current · ${p.counters.failed} failed · ${Math.round(p.ratePerSecond)}/s · ${p.concurrency} in flight max${eta}`,
-      );
+      stderr.write(progressLine(p, expectedTotal));
       drawn = true;
     },
     note(message) {
@@ -91,40 +83,7 @@ export function terminalOutput(
         write(stdout, JSON.stringify({ ...report, ...(verification ? { verification } : {}) }));
         return;
       }
-      const rows: Array<[string, string | number]> = [
-        [
-          'status',
-          report.complete
-            ? report.failed
-              ? 'complete, with failures'
-              : 'complete'
-            : 'incomplete (resume from the checkpoint)',
-        ],
-        ['key version', report.targetKeyVersionId],
-        ['strategy', report.strategy + (report.dryRun ? ' (dry run)' : '')],
-        ['Secrets visited', report.total],
-        [
-          report.dryRun ? 'would rewrite' : 'rewritten',
-          report.dryRun ? (report.wouldRewrite ?? 0) : report.rewritten,
-        ],
-        ['already current', report.alreadyCurrent],
-        ['gone', report.gone],
-        ['failed', report.failed],
-        ['duration', `${(report.durationMs / 1000).toFixed(1)} s (${report.ratePerSecond}/s)`],
-        [
-          'pages · retries · throttled · relists',
-          `${report.pages} · ${report.retries} · ${report.throttled} · ${report.relists}`,
-        ],
-      ];
-      if (report.estimatedKmsCalls) {
-        rows.push([
-          'estimated KMS calls',
-          `KMS v2: ~${report.estimatedKmsCalls.kmsV2} Encrypt per API server; KMS v1: ${report.estimatedKmsCalls.kmsV1}`,
-        ]);
-      }
-      if (report.estimate) rows.push(...estimateRows(report.estimate));
-      if (verification)
-        rows.push(['verification', `${verification.verified ? 'OK' : 'FAILED'}: ${verification.summary}`]);
+      const rows = summaryRows(report, verification);
       const width = Math.max(...rows.map(([k]) => k.length));
       for (const [k, v] of rows) write(stdout, `${k.padEnd(width)}  ${v}`);
       for (const f of report.failures.slice(0, 20))
@@ -134,6 +93,63 @@ export function terminalOutput(
       }
     },
   };
+}
+
+/** The live line: a bar and a percentage when the total is known, the counters, the rate and an eta. */
+function progressLine(p: SweepProgress, expectedTotal?: number): string {
+  const width = 30;
+  const done = p.counters.total;
+  const ratio = expectedTotal ? Math.min(1, done / Math.max(1, expectedTotal)) : 0;
+  const bar = expectedTotal
+    ? `[${'#'.repeat(Math.round(ratio * width)).padEnd(width, '.')}] ${Math.round(ratio * 100)}% `
+    : '';
+  const eta =
+    expectedTotal && p.ratePerSecond > 0
+      ? ` eta ${Math.ceil((expectedTotal - done) / p.ratePerSecond)}s`
+      : '';
+  return `${bar}${done}${expectedTotal ? `/${expectedTotal}` : ''} visited · ${p.counters.rewritten} rewritten · ${p.counters.alreadyCurrent} current · ${p.counters.failed} failed · ${Math.round(p.ratePerSecond)}/s · ${p.concurrency} in flight max${eta}`;
+}
+
+/** The finished sweep as summary rows (name, value). */
+function summaryRows(
+  report: SweepReport,
+  verification?: VerificationResult,
+): Array<[string, string | number]> {
+  const rows: Array<[string, string | number]> = [
+    [
+      'status',
+      report.complete
+        ? report.failed
+          ? 'complete, with failures'
+          : 'complete'
+        : 'incomplete (resume from the checkpoint)',
+    ],
+    ['key version', report.targetKeyVersionId],
+    ['strategy', report.strategy + (report.dryRun ? ' (dry run)' : '')],
+    ['Secrets visited', report.total],
+    [
+      report.dryRun ? 'would rewrite' : 'rewritten',
+      report.dryRun ? (report.wouldRewrite ?? 0) : report.rewritten,
+    ],
+    ['already current', report.alreadyCurrent],
+    ['gone', report.gone],
+    ['failed', report.failed],
+    ['duration', `${(report.durationMs / 1000).toFixed(1)} s (${report.ratePerSecond}/s)`],
+    [
+      'pages · retries · throttled · relists',
+      `${report.pages} · ${report.retries} · ${report.throttled} · ${report.relists}`,
+    ],
+  ];
+  if (report.estimatedKmsCalls) {
+    rows.push([
+      'estimated KMS calls',
+      `KMS v2: ~${report.estimatedKmsCalls.kmsV2} Encrypt per API server; KMS v1: ${report.estimatedKmsCalls.kmsV1}`,
+    ]);
+  }
+  if (report.estimate) rows.push(...estimateRows(report.estimate));
+  if (verification)
+    rows.push(['verification', `${verification.verified ? 'OK' : 'FAILED'}: ${verification.summary}`]);
+  return rows;
 }
 
 /** The dry run's estimate as summary rows. */

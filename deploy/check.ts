@@ -64,9 +64,9 @@ export async function parseSpec(env: Record<string, string | undefined>, file = 
     const ParseSpec = (require('@serverless-devs/parse-spec') as { default: ParseSpecClass }).default;
     const spec = await new ParseSpec(file, { argv: ['deploy'], logger: { debug() {}, info() {} } }).start();
     return {
-      functions: spec.steps.map((s) => ({
-        name: s.projectName,
-        props: s.props,
+      functions: spec.steps.map((step) => ({
+        name: step.projectName,
+        props: step.props,
       })),
       actions: (spec.yaml?.actions ?? []) as Resolved['actions'],
     } satisfies Resolved;

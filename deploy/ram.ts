@@ -81,7 +81,7 @@ export function renderPolicy(
 ): Policy {
   const clusters = (env.SENTINEL_CLUSTER_IDS ?? '')
     .split(',')
-    .map((s) => s.trim())
+    .map((part) => part.trim())
     .filter(Boolean);
   const fill = (r: string): string[] => {
     const filled = r
@@ -97,7 +97,10 @@ export function renderPolicy(
   };
   const t =
     fn in OPTIONAL_POLICIES ? optionalPolicy(fn as OptionalPolicy) : policyTemplate(fn as FunctionName);
-  return { ...t, Statement: t.Statement.map((s) => ({ ...s, Resource: s.Resource.flatMap(fill) })) };
+  return {
+    ...t,
+    Statement: t.Statement.map((statement) => ({ ...statement, Resource: statement.Resource.flatMap(fill) })),
+  };
 }
 
 if (require.main === module) {

@@ -3,12 +3,12 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { createHandler as reencrypt } from '../functions/reencrypt';
 import { createHandler as rotationWatch } from '../functions/rotation-watch';
 import { createHandler as trailVerify } from '../functions/trail-verify';
-import { createCloudClients } from '../shared/cloud/clients';
 import { loadKubeConfig } from '../shared/cluster/kube';
 import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
 import { isManagedSecurityRole } from '../shared/events';
 import { type ClusterState, STATE_CONFIGMAP } from '../shared/jobs/store';
 import type { FcContext } from '../shared/runtime/handler';
+import { consoleClients } from './cloud/console-clients';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from './cloud/emulator';
 import { runEnableDemo } from './demo-enable';
 import { inDemo, seedDemoSecrets } from './demo-seed';
@@ -127,13 +127,9 @@ async function rotate({ info, controlPlane }: Sandbox): Promise<{ version: strin
     host: info.cloud.endpoint.slice(7),
     url: info.cloud.endpoint,
   };
-  const user = createCloudClients(
-    { region: info.cloud.region, endpoints: { kms: endpoint } },
-    info.cloud.user,
-    {
-      timeouts: SANDBOX_TIMEOUTS,
-    },
-  );
+  const user = consoleClients({ region: info.cloud.region, endpoints: { kms: endpoint } }, info.cloud.user, {
+    timeouts: SANDBOX_TIMEOUTS,
+  });
   const rotatedAt = new Date();
   const request = new $Kms.CreateKeyVersionRequest({ keyId: info.cloud.kmsKeyId });
   const version = (await user.kms.createKeyVersion(request)).keyVersion?.keyVersionId ?? '';

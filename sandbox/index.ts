@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as $Kms from '@alicloud/kms20160120';
-import { type CloudClients, createCloudClients } from '../shared/cloud/clients';
 import type { Credential } from './cloud/api';
+import { type ConsoleClients, consoleClients } from './cloud/console-clients';
 import { resolveLoopbackSubdomains } from './cloud/dns';
 import { CloudEmulator } from './cloud/emulator';
 import { encodeCursor } from './cloud/sls';
@@ -78,14 +78,14 @@ const keys = (c: Credential) => ({
 });
 
 /** The sandbox account's user, as a person at the console acts: KMS, CS and ActionTrail on the local cloud. */
-export function sandboxUserClients(info: Pick<SandboxInfo, 'cloud'>): CloudClients {
+export function sandboxUserClients(info: Pick<SandboxInfo, 'cloud'>): ConsoleClients {
   const { cloud } = info;
   const endpoint = {
     protocol: 'http' as const,
     host: cloud.endpoint.slice('http://'.length),
     url: cloud.endpoint,
   };
-  return createCloudClients(
+  return consoleClients(
     { region: cloud.region, endpoints: { kms: endpoint, cs: endpoint, actiontrail: endpoint } },
     cloud.user,
     { timeouts: SANDBOX_TIMEOUTS },
@@ -124,7 +124,7 @@ export async function startSandbox(
     const config = { region: cloud.state.region, accountId: cloud.state.accountId, endpoints };
     const role = cloud.managedRole(SANDBOX_CLUSTER_ID);
     // The control plane's KMS plugin calls the emulated KMS through the official SDK, as the managed role.
-    const kms = createCloudClients(config, keys(role), { timeouts: SANDBOX_TIMEOUTS }).kms;
+    const kms = consoleClients(config, keys(role), { timeouts: SANDBOX_TIMEOUTS }).kms;
     const provider =
       pluginMode === 'constant-key-id'
         ? new AckConstantKeyIdProvider(kms, key.keyId)
@@ -148,7 +148,7 @@ export async function startSandbox(
     cloud.encryptionSwitch = async (clusterId, enabled) => {
       if (clusterId === SANDBOX_CLUSTER_ID) await controlPlane.setEncryption(enabled ? 'kms' : 'identity');
     };
-    const user = createCloudClients(config, keys(cloud.user), { timeouts: SANDBOX_TIMEOUTS });
+    const user = consoleClients(config, keys(cloud.user), { timeouts: SANDBOX_TIMEOUTS });
     const server = controlServer(controlPlane, cloud, async () => {
       const r = await user.kms.createKeyVersion(new $Kms.CreateKeyVersionRequest({ keyId: key.keyId }));
       return composeKeyId(key.keyId, r.keyVersion?.keyVersionId ?? '');

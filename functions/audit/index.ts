@@ -3,7 +3,6 @@ import { type AuditOptions, auditCluster, type ClusterAudit, keyCache } from '..
 import { remediate } from '../../shared/audit/remediate';
 import { buildReport, summaryText } from '../../shared/audit/report';
 import { ossReportWriter } from '../../shared/audit/report-writer';
-import { credentialsFromContext } from '../../shared/cloud/credentials';
 import { discoverClusters, type TargetCluster } from '../../shared/cluster/discovery';
 import { openCluster } from '../../shared/cluster/kube';
 import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
@@ -11,7 +10,7 @@ import { normalizeError } from '../../shared/errors';
 import { parseAuditEvent, timerAuditId } from '../../shared/events/audit';
 import { clusterStoreOf } from '../../shared/jobs/store';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
-import { type Services, servicesFor } from '../../shared/runtime/services';
+import { type Services, servicesFor, suiteBucket } from '../../shared/runtime/services';
 
 /**
  * audit (timer, or started by the webhook): every target cluster's checks, a JSON and an HTML report stored
@@ -28,12 +27,12 @@ export interface AuditResult {
 async function auditOne(
   cluster: TargetCluster,
   options: AuditOptions,
-  s: Services,
+  services: Services,
   inv: Invocation,
 ): Promise<ClusterAudit> {
   let kube: ReturnType<typeof openCluster> | undefined;
   try {
-    kube = openCluster(await clusterKubeconfig(s.clients, cluster.clusterId, 15));
+    kube = openCluster(await clusterKubeconfig(services.clients, cluster.clusterId, 15));
   } catch (err) {
     inv.log.warn('no kubeconfig for the coverage check', {
       clusterId: cluster.clusterId,
@@ -41,7 +40,7 @@ async function auditOne(
     });
   }
   try {
-    return await auditCluster(s.clients, cluster, kube?.secrets, {
+    return await auditCluster(services.clients, cluster, kube?.secrets, {
       ...options,
       ...(kube
         ? {
@@ -62,36 +61,30 @@ async function auditOne(
 export async function audit(
   event: unknown,
   inv: Invocation,
-  s: Services = servicesFor(inv),
+  services: Services = servicesFor(inv),
 ): Promise<AuditResult> {
   const request = parseAuditEvent(event);
   const auditId = request.kind === 'timer' ? timerAuditId(request.timer) : request.auditId;
   const only = request.kind === 'webhook' ? request.clusterIds : undefined;
   const options: AuditOptions = { evidenceWindowMs: inv.config.audit.evidenceWindowMs, cache: keyCache() };
-  const clusters = (await discoverClusters(s.clients, inv.config)).filter(
+  const clusters = (await discoverClusters(services.clients, inv.config)).filter(
     (c) => !only || only.includes(c.clusterId),
   );
   // A bounded number of clusters at once: an audit of a hundred clusters fits the function's timeout.
   const limit = pLimit(inv.config.fleet.concurrency);
   const audits = await Promise.all(
-    clusters.map((cluster) => limit(() => auditOne(cluster, options, s, inv))),
+    clusters.map((cluster) => limit(() => auditOne(cluster, options, services, inv))),
   );
   const report = buildReport(auditId, audits);
   const { remediate: fixes, rotationIntervalDays } = inv.config.audit;
   if (fixes.length > 0) {
-    report.remediations = await remediate(s.clients, audits, fixes, rotationIntervalDays);
+    report.remediations = await remediate(services.clients, audits, fixes, rotationIntervalDays);
     for (const r of report.remediations) inv.log.warn('audit remediation', { ...r });
   }
   let stored: AuditResult['stored'];
-  if (inv.config.audit.reportBucket) {
-    stored = await ossReportWriter({
-      bucket: inv.config.audit.reportBucket,
-      region: inv.config.region,
-      credentials: credentialsFromContext(inv.context),
-      ...(inv.config.endpoints.oss ? { endpoint: inv.config.endpoints.oss } : {}),
-    }).save(report);
-  }
-  await s.notifier.notify({
+  const bucket = suiteBucket(inv);
+  if (bucket) stored = await ossReportWriter(bucket).save(report);
+  await services.notifier.notify({
     severity: report.status === 'fail' ? 'critical' : 'audit',
     title: `KMS Secret encryption audit: ${report.status}`,
     text: `${summaryText(report)}${stored ? ` Report: oss://${inv.config.audit.reportBucket}/${stored.html}` : ''}`,

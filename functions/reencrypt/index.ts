@@ -15,9 +15,9 @@ export type ReencryptResult = InvocationResult;
 export async function reencrypt(
   event: unknown,
   inv: Invocation,
-  s: Services = servicesFor(inv),
+  services: Services = servicesFor(inv),
 ): Promise<ReencryptResult> {
-  return runJobInvocation(parseJobPayload(event), inv, s);
+  return runJobInvocation(parseJobPayload(event), inv, services);
 }
 
 export const createHandler = (deps: HandlerDeps = {}) =>

@@ -1,5 +1,4 @@
 import pLimit from 'p-limit';
-import { credentialsFromContext } from '../../shared/cloud/credentials';
 import type { TargetCluster } from '../../shared/cluster/discovery';
 import type { SentinelConfig } from '../../shared/config';
 import { answerEnableRequest } from '../../shared/encryption/requests';
@@ -12,17 +11,17 @@ import {
   type DoneRecordStore,
   emptyRecord,
   fullCheckDue,
-  isDone,
   noDoneRecord,
   onlyKeys,
   ossDoneRecord,
+  vouchesDone,
   withOutcomes,
 } from '../../shared/jobs/done-record';
 import { answerJobRequest } from '../../shared/jobs/requests';
 import { type JobStart, startReencryptJob } from '../../shared/jobs/starter';
 import { describeKey, type KeyInfo } from '../../shared/kms/keys';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
-import { type Services, servicesFor } from '../../shared/runtime/services';
+import { type Services, servicesFor, suiteBucket } from '../../shared/runtime/services';
 import { classify } from '../../shared/trail/classify';
 import {
   affectedClusters,
@@ -61,7 +60,7 @@ export interface WatchResult {
 }
 
 async function ensureJob(
-  s: Services,
+  services: Services,
   config: SentinelConfig,
   cluster: TargetCluster,
   key: KeyInfo,
@@ -70,7 +69,7 @@ async function ensureJob(
 ) {
   const base = { clusterId: cluster.clusterId, keyId: key.keyId, keyVersionId: key.primaryKeyVersion };
   try {
-    const { outcome, settled } = await startReencryptJob(s, config, cluster, key, reason, inv.log);
+    const { outcome, settled } = await startReencryptJob(services, config, cluster, key, reason, inv.log);
     return { ...base, outcome, ...(settled ? { settled } : {}) };
   } catch (err) {
     // One cluster's trouble (its API server is down) must not stop the others' jobs.
@@ -84,17 +83,17 @@ async function ensureJob(
 async function keysToCheck(
   request: Exclude<RotationWatchEvent, JobRequest>,
   targets: WatchedTargets,
-  s: Services,
+  services: Services,
   inv: Invocation,
   result: WatchResult,
 ): Promise<{ keyIds: string[]; reason: string }> {
   if (request.kind === 'timer') return { keyIds: targets.rotationKeys, reason: 'rotation-watch:timer' };
   const trail = request.event;
-  const watched = await withResolvedAliases([trail], targets.watched, s.clients, inv.log);
+  const watched = await withResolvedAliases([trail], targets.watched, services.clients, inv.log);
   const finding = classify(trail, watched);
   if (finding?.severity === 'critical') {
     result.alerts++;
-    await s.notifier.notify(alertFor(finding, affectedClusters(targets, finding)));
+    await services.notifier.notify(alertFor(finding, affectedClusters(targets, finding)));
     inv.log.warn('critical change alerted', {
       eventName: finding.eventName,
       keyId: finding.keyId,
@@ -110,17 +109,8 @@ async function keysToCheck(
 
 /** The record of clusters done with their key's version (shared/jobs/done-record.ts), or none without a bucket. */
 function doneRecordStore(inv: Invocation): DoneRecordStore {
-  const bucket = inv.config.audit.reportBucket;
-  if (!bucket) return noDoneRecord;
-  return ossDoneRecord(
-    {
-      bucket,
-      region: inv.config.region,
-      credentials: credentialsFromContext(inv.context),
-      ...(inv.config.endpoints.oss ? { endpoint: inv.config.endpoints.oss } : {}),
-    },
-    inv.log,
-  );
+  const bucket = suiteBucket(inv);
+  return bucket ? ossDoneRecord(bucket, inv.log) : noDoneRecord;
 }
 
 async function loadRecord(store: DoneRecordStore, log: Invocation['log']): Promise<DoneRecord> {
@@ -143,15 +133,15 @@ async function loadRecord(store: DoneRecordStore, log: Invocation['log']): Promi
  */
 async function checkKey(
   keyId: string,
-  tick: { s: Services; inv: Invocation; targets: WatchedTargets; reason: string; full: boolean },
+  tick: { services: Services; inv: Invocation; targets: WatchedTargets; reason: string; full: boolean },
   record: DoneRecord,
   result: WatchResult,
 ): Promise<DoneRecord> {
-  const { s, inv, targets } = tick;
+  const { services, inv, targets } = tick;
   const clusters = clustersEncryptedBy(targets, keyId);
   let key: KeyInfo;
   try {
-    key = await describeKey(s.clients, keyId);
+    key = await describeKey(services.clients, keyId);
   } catch (err) {
     // One key's trouble (deleted, not allowed to us) must not stop the other keys' jobs.
     const e = normalizeError(err);
@@ -163,11 +153,11 @@ async function checkKey(
   if (key.keyState !== 'Enabled') return record;
   const todo = tick.full
     ? clusters
-    : clusters.filter((c) => !isDone(record, keyId, key.primaryKeyVersion, c.clusterId));
+    : clusters.filter((c) => !vouchesDone(record, keyId, key.primaryKeyVersion, c.clusterId));
   result.vouched += clusters.length - todo.length;
   const limit = pLimit(inv.config.fleet.concurrency);
   const jobs = await Promise.all(
-    todo.map((cluster) => limit(() => ensureJob(s, inv.config, cluster, key, tick.reason, inv))),
+    todo.map((cluster) => limit(() => ensureJob(services, inv.config, cluster, key, tick.reason, inv))),
   );
   result.jobs.push(...jobs);
   const ids = clusters.map((c) => c.clusterId);
@@ -177,7 +167,7 @@ async function checkKey(
 /** The keys' clusters, through the done record: loaded before, saved after when it changed. */
 async function checkKeys(
   keyIds: string[],
-  tick: { s: Services; inv: Invocation; targets: WatchedTargets; reason: string; timer: boolean },
+  tick: { services: Services; inv: Invocation; targets: WatchedTargets; reason: string; timer: boolean },
   result: WatchResult,
 ): Promise<void> {
   const { inv } = tick;
@@ -200,20 +190,21 @@ async function checkKeys(
 export async function rotationWatch(
   event: unknown,
   inv: Invocation,
-  s: Services = servicesFor(inv),
+  services: Services = servicesFor(inv),
 ): Promise<WatchResult | StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer> {
   const request = parseRotationWatchEvent(decodeEventInput(event, { format: 'rotation-watch event' }));
-  if (request.kind === 'enable-encryption') return answerEnableRequest(request, s, inv.config, inv.log);
+  if (request.kind === 'enable-encryption')
+    return answerEnableRequest(request, services, inv.config, inv.log);
   if (request.kind !== 'timer' && request.kind !== 'trail')
     return answerJobRequest(
       request,
-      s,
+      services,
       inv.config,
       inv.log,
       inv.deadline - inv.config.reencrypt.budgetMarginMs,
     );
   const targets = await watchedTargets(
-    s.clients,
+    services.clients,
     inv.config,
     inv.config.accountId ?? inv.context.accountId,
     inv.log,
@@ -224,9 +215,9 @@ export async function rotationWatch(
     alerts: 0,
     vouched: 0,
   };
-  const { keyIds, reason } = await keysToCheck(request, targets, s, inv, result);
+  const { keyIds, reason } = await keysToCheck(request, targets, services, inv, result);
   if (keyIds.length > 0)
-    await checkKeys(keyIds, { s, inv, targets, reason, timer: request.kind === 'timer' }, result);
+    await checkKeys(keyIds, { services, inv, targets, reason, timer: request.kind === 'timer' }, result);
   inv.log.info('rotation-watch done', {
     trigger: result.trigger,
     jobs: result.jobs.map((j) => `${j.clusterId}:${j.outcome}`),

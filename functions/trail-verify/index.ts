@@ -43,12 +43,12 @@ export interface VerifyResult extends BatchSummary {
 let targetsCache: { at: number; targets: WatchedTargets } | undefined;
 const WATCHED_TTL_MS = 5 * 60_000;
 
-async function targetsFor(s: Services, inv: Invocation): Promise<WatchedTargets> {
+async function targetsFor(services: Services, inv: Invocation): Promise<WatchedTargets> {
   if (targetsCache && inv.now() - targetsCache.at < WATCHED_TTL_MS) return targetsCache.targets;
   targetsCache = {
     at: inv.now(),
     targets: await watchedTargets(
-      s.clients,
+      services.clients,
       inv.config,
       inv.config.accountId ?? inv.context.accountId,
       inv.log,
@@ -58,12 +58,16 @@ async function targetsFor(s: Services, inv: Invocation): Promise<WatchedTargets>
 }
 
 /** The configured trail's range; an event naming another logstore is poison, and alerted (who sent it?). */
-async function readableRange(trigger: SlsTriggerEvent, s: Services, inv: Invocation): Promise<ShardRange> {
+async function readableRange(
+  trigger: SlsTriggerEvent,
+  services: Services,
+  inv: Invocation,
+): Promise<ShardRange> {
   try {
     return trailRange(trigger, inv.config);
   } catch (err) {
     if (err instanceof ForeignLogstoreError) {
-      await s.notifier.notify({
+      await services.notifier.notify({
         severity: 'critical',
         title: 'trail-verify was sent an event for another logstore',
         text: `${err.message}. Nothing was read. Check who may invoke the function and the SLS trigger's configuration.`,
@@ -113,18 +117,18 @@ export function classifyBatch(
 export async function trailVerify(
   event: unknown,
   inv: Invocation,
-  s: Services = servicesFor(inv),
+  services: Services = servicesFor(inv),
 ): Promise<VerifyResult> {
   const request = parseTrailVerifyEvent(decodeEventInput(event, { format: 'trail-verify event' }));
   const { events, skipped } =
     request.kind === 'cloud-event'
       ? { events: [request.event], skipped: 0 }
-      : await readTrail(await readableRange(request.trigger, s, inv), inv);
-  const targets = await targetsFor(s, inv);
-  const watched = await withResolvedAliases(events, targets.watched, s.clients, inv.log);
+      : await readTrail(await readableRange(request.trigger, services, inv), inv);
+  const targets = await targetsFor(services, inv);
+  const watched = await withResolvedAliases(events, targets.watched, services.clients, inv.log);
   const { findings, summary } = classifyBatch(events, watched);
   for (const f of findings.filter((x) => x.severity === 'critical')) {
-    await s.notifier.notify(alertFor(f, affectedClusters(targets, f)));
+    await services.notifier.notify(alertFor(f, affectedClusters(targets, f)));
   }
   inv.log.info('trail batch', { ...summary, skipped });
   return {

@@ -1,8 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { ossReportReader } from '../../shared/audit/report-reader';
-import { credentialsFromContext } from '../../shared/cloud/credentials';
-import { acceptedValues, kmsSecret } from '../../shared/config/kms-secrets';
 import { normalizeError, PoisonError } from '../../shared/errors';
 import {
   CLUSTER_ID_CHARS,
@@ -17,8 +15,9 @@ import {
   parseHttpTriggerEvent,
 } from '../../shared/events';
 import { parseJobAnswer } from '../../shared/jobs/answers';
+import { acceptedValues, kmsSecret } from '../../shared/kms/secrets';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
-import { type Services, servicesFor } from '../../shared/runtime/services';
+import { type Services, servicesFor, suiteBucket } from '../../shared/runtime/services';
 
 /**
  * The signed HTTP API (FC 3.0 HTTP trigger) for automation and ChatOps:
@@ -142,11 +141,11 @@ function signatureCheck(
  * grace period after its rotation, the previous one. `fresh` re-reads a KMS secret cached for more than 10 s
  * (a signature that matches neither may have been made with a version rotated in since).
  */
-async function signingSecrets(inv: Invocation, s: () => Services, fresh: boolean): Promise<string[]> {
+async function signingSecrets(inv: Invocation, services: () => Services, fresh: boolean): Promise<string[]> {
   if (inv.config.webhookSecret) return [inv.config.webhookSecret];
   const name = inv.config.kmsSecrets.webhookSecret;
   if (!name) throw new HttpError(503, 'NotConfigured', 'the webhook signing secret is not configured');
-  const versions = await kmsSecret(s().clients, name, inv.now(), fresh ? 10_000 : undefined);
+  const versions = await kmsSecret(services().clients, name, inv.now(), fresh ? 10_000 : undefined);
   return acceptedValues(versions, inv.now(), inv.config.secretGraceMs);
 }
 
@@ -156,7 +155,7 @@ async function signingSecrets(inv: Invocation, s: () => Services, fresh: boolean
  * for another body (422); the targets part finds a running audit of the same clusters (409: one at a time).
  */
 async function startAudit(
-  s: Services,
+  services: Services,
   request: z.output<typeof auditBody>,
   body: string,
   requestKey: RouteContext['requestKey'],
@@ -166,7 +165,7 @@ async function startAudit(
   const prefix = `audit-${h(requestKey.value, 16)}-`;
   const auditId = `${prefix}${targets}-${h(body, 8)}`;
   const seen = async (): Promise<HttpTriggerResponse | undefined> => {
-    const earlier = (await s.invoker.listTasks(AUDIT_FUNCTION, { prefix }))[0];
+    const earlier = (await services.invoker.listTasks(AUDIT_FUNCTION, { prefix }))[0];
     if (!earlier) return undefined;
     if (earlier.taskId !== auditId)
       throw new HttpError(422, 'IdempotencyKeyReused', 'this Idempotency-Key was used for another body');
@@ -176,13 +175,15 @@ async function startAudit(
   };
   const answer = await seen();
   if (answer) return answer;
-  const running = (await s.invoker.listTasks(AUDIT_FUNCTION, { prefix: 'audit-' })).find(
+  const running = (await services.invoker.listTasks(AUDIT_FUNCTION, { prefix: 'audit-' })).find(
     (t) => UNFINISHED.has(t.status) && t.taskId.split('-')[2] === targets,
   );
   if (running)
     throw new HttpError(409, 'AuditRunning', `audit ${running.taskId} of the same clusters is still running`);
   try {
-    await s.invoker.invokeAsync(AUDIT_FUNCTION, JSON.stringify({ auditId, ...request }), { taskId: auditId });
+    await services.invoker.invokeAsync(AUDIT_FUNCTION, JSON.stringify({ auditId, ...request }), {
+      taskId: auditId,
+    });
   } catch (err) {
     // Two copies in flight at once: FC let one through; answer as if the other came second.
     if (normalizeError(err).statusCode !== 409) throw err;
@@ -195,14 +196,24 @@ async function startAudit(
  * Jobs are started and read where the kubeconfigs are: rotation-watch, invoked synchronously. The webhook,
  * the one internet-facing function, holds no kubeconfig and no cluster credentials.
  */
-async function askRotationWatch(s: Services, inv: Invocation, request: JobRequest): Promise<unknown> {
-  const { body } = await s.invoker.invokeSync(inv.config.rotationWatchFunction, JSON.stringify(request));
+async function askRotationWatch(services: Services, inv: Invocation, request: JobRequest): Promise<unknown> {
+  const { body } = await services.invoker.invokeSync(
+    inv.config.rotationWatchFunction,
+    JSON.stringify(request),
+  );
   return body;
 }
 
 /** `?dryRun=true`: the estimate of the sweep, from rotation-watch (which holds the kubeconfigs); nothing starts. */
-async function estimateFor(clusterId: string, s: Services, inv: Invocation): Promise<HttpTriggerResponse> {
-  const answer = parseJobAnswer('estimate', await askRotationWatch(s, inv, { kind: 'estimate', clusterId }));
+async function estimateFor(
+  clusterId: string,
+  services: Services,
+  inv: Invocation,
+): Promise<HttpTriggerResponse> {
+  const answer = parseJobAnswer(
+    'estimate',
+    await askRotationWatch(services, inv, { kind: 'estimate', clusterId }),
+  );
   if (answer.outcome === 'not-a-target')
     throw new HttpError(404, 'ClusterNotFound', `cluster ${clusterId} is not a target of this deployment`);
   if (answer.outcome === 'encryption-off')
@@ -218,12 +229,12 @@ async function estimateFor(clusterId: string, s: Services, inv: Invocation): Pro
 async function enableFor(
   clusterId: string,
   request: z.output<typeof encryptionBody>,
-  s: Services,
+  services: Services,
   inv: Invocation,
 ): Promise<HttpTriggerResponse> {
   const answer = parseJobAnswer(
     'enable-encryption',
-    await askRotationWatch(s, inv, { kind: 'enable-encryption', clusterId, ...request }),
+    await askRotationWatch(services, inv, { kind: 'enable-encryption', clusterId, ...request }),
   );
   if (answer.outcome === 'not-a-target')
     throw new HttpError(404, 'ClusterNotFound', `cluster ${clusterId} is not a target of this deployment`);
@@ -241,7 +252,7 @@ interface Route {
 
 interface RouteContext {
   inv: Invocation;
-  s: Services;
+  services: Services;
   body: string;
   /** Signed with the path. */
   query: Record<string, string>;
@@ -253,14 +264,14 @@ const ROUTES: Route[] = [
   {
     pattern: new RegExp(`^/v1/clusters/(${CLUSTER_ID_CHARS})/reencrypt$`),
     methods: {
-      POST: async (m, { inv, s, body, query }) => {
+      POST: async (m, { inv, services, body, query }) => {
         const { reason } = parseBody(reencryptBody, body);
         const clusterId = m[1] ?? '';
         if (query.dryRun !== undefined && query.dryRun !== 'true' && query.dryRun !== 'false')
           throw new HttpError(400, 'InvalidRequest', 'dryRun must be true or false');
-        if (query.dryRun === 'true') return estimateFor(clusterId, s, inv);
+        if (query.dryRun === 'true') return estimateFor(clusterId, services, inv);
         const request: JobRequest = { kind: 'start-job', clusterId, ...(reason ? { reason } : {}) };
-        const answer = parseJobAnswer('start-job', await askRotationWatch(s, inv, request));
+        const answer = parseJobAnswer('start-job', await askRotationWatch(services, inv, request));
         if (answer.outcome === 'not-a-target')
           throw new HttpError(
             404,
@@ -277,28 +288,24 @@ const ROUTES: Route[] = [
   {
     pattern: new RegExp(`^/v1/clusters/(${CLUSTER_ID_CHARS})/encryption$`),
     methods: {
-      POST: async (m, { inv, s, body }) => enableFor(m[1] ?? '', parseBody(encryptionBody, body), s, inv),
+      POST: async (m, { inv, services, body }) =>
+        enableFor(m[1] ?? '', parseBody(encryptionBody, body), services, inv),
     },
   },
   {
     pattern: /^\/v1\/audits$/,
     methods: {
-      POST: async (_m, { s, body, requestKey }) =>
-        startAudit(s, parseBody(auditBody, body), body, requestKey),
+      POST: async (_m, { services, body, requestKey }) =>
+        startAudit(services, parseBody(auditBody, body), body, requestKey),
     },
   },
   {
     pattern: /^\/v1\/reports\/latest$/,
     methods: {
       GET: async (_m, { inv }) => {
-        const bucket = inv.config.audit.reportBucket;
+        const bucket = suiteBucket(inv);
         if (!bucket) throw new HttpError(404, 'NoReport', 'no report bucket is configured');
-        const report = await ossReportReader({
-          bucket,
-          region: inv.config.region,
-          credentials: credentialsFromContext(inv.context),
-          ...(inv.config.endpoints.oss ? { endpoint: inv.config.endpoints.oss } : {}),
-        }).latest();
+        const report = await ossReportReader(bucket).latest();
         if (!report) throw new HttpError(404, 'NoReport', 'no audit has stored a report yet');
         return jsonResponse(200, report);
       },
@@ -307,11 +314,11 @@ const ROUTES: Route[] = [
   {
     pattern: new RegExp(`^/v1/jobs/(${JOB_ID.source.slice(1, -1)})$`),
     methods: {
-      GET: async (m, { inv, s }) => {
+      GET: async (m, { inv, services }) => {
         const jobId = m[1] ?? '';
         const answer = parseJobAnswer(
           'job-status',
-          await askRotationWatch(s, inv, { kind: 'job-status', jobId }),
+          await askRotationWatch(services, inv, { kind: 'job-status', jobId }),
         );
         if (!answer.found) throw new HttpError(404, 'JobNotFound', `job ${jobId} is not known`);
         return jsonResponse(200, answer.status);
@@ -323,7 +330,7 @@ const ROUTES: Route[] = [
 export async function webhook(
   event: unknown,
   inv: Invocation,
-  services: () => Services = () => servicesFor(inv),
+  buildServices: () => Services = () => servicesFor(inv),
   nowSeconds = Math.floor(inv.now() / 1000),
 ): Promise<HttpTriggerResponse> {
   const error = (e: HttpError) =>
@@ -355,14 +362,14 @@ export async function webhook(
     const text = body.toString('utf8');
     // SDK clients before the signature check only to read a signing secret kept in KMS.
     let built: Services | undefined;
-    const s = () => {
-      built ??= services();
+    const services = () => {
+      built ??= buildServices();
       return built;
     };
     const query = request.queryParameters;
     const signed = { method, path, query, body: text, ...(idempotencyKey ? { idempotencyKey } : {}) };
     const check = signatureCheck(request, signed, nowSeconds);
-    const matches = async (fresh: boolean) => check(await signingSecrets(inv, s, fresh));
+    const matches = async (fresh: boolean) => check(await signingSecrets(inv, services, fresh));
     if (!(await matches(false)) && !(inv.config.kmsSecrets.webhookSecret && (await matches(true))))
       throw new HttpError(401, 'Unauthorized', 'the signature does not match');
     const route = ROUTES.find((r) => r.pattern.test(path));
@@ -376,7 +383,7 @@ export async function webhook(
     // Credentials and SDK clients (unless the secret is in KMS) only for a request that passed the check.
     return await run(match, {
       inv,
-      s: s(),
+      services: services(),
       body: text,
       query,
       requestKey: idempotencyKey

@@ -2,7 +2,6 @@ import type { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import type { CloudClients } from '../cloud/clients';
 import type { TargetCluster } from '../cluster/discovery';
 import { readSealingEvidence, type SealingEvidence, seedPending, unproven } from '../cluster/sealing';
-import { stateWriters } from '../cluster/state-writers';
 import { normalizeError } from '../errors';
 import type { ActionTrailEvent } from '../events/actiontrail';
 import type { LoadedState } from '../jobs/store';
@@ -10,6 +9,7 @@ import { describeKey, type KeyInfo } from '../kms/keys';
 import { doneFor, keyVersionCensus, type SecretStore } from '../reencrypt/secrets-api';
 import { findManagedRoleEvents } from '../trail/evidence';
 import { jobCheck } from './job-check';
+import { stateWriters } from './state-writers';
 
 /**
  * The audit of one cluster: each check answers pass / warn / fail (or manual, where the suite cannot read the

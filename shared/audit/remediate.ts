@@ -1,10 +1,8 @@
 import type { CloudClients } from '../cloud/clients';
+import type { Fix } from '../config/fixes';
 import { normalizeError } from '../errors';
 import { describeKey } from '../kms/keys';
 import type { ClusterAudit } from './checks';
-import type { Fix } from './fixes';
-
-export type { Fix } from './fixes';
 
 /**
  * Opt-in remediation (`audit --fix`, `SENTINEL_AUDIT_REMEDIATE`): on the keys in use whose audit check warned,

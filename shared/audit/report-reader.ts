@@ -1,10 +1,14 @@
+import { type OssBucket, ossClient } from '../cloud/oss';
 import { normalizeError } from '../errors';
 import type { AuditReport } from './report';
-import { ossClient, type ReportStoreOptions } from './store';
 
-/** Reads the newest report from OSS (through `audits/latest.json`); undefined before the first audit. */
-export function ossReportReader(options: ReportStoreOptions) {
-  const client = ossClient(options);
+/**
+ * Reads the newest report from OSS (through `audits/latest.json`); undefined before the first audit. Reading
+ * (here, the webhook) and writing (report-writer.ts, the audit function) live apart, so each function's RAM
+ * policy holds only its own OSS action.
+ */
+export function ossReportReader(bucket: OssBucket) {
+  const client = ossClient(bucket);
   return {
     async latest(): Promise<AuditReport | undefined> {
       try {

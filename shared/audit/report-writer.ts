@@ -1,10 +1,13 @@
+import { type OssBucket, ossClient } from '../cloud/oss';
 import { normalizeError } from '../errors';
 import { type AuditReport, renderHtml } from './report';
-import { ossClient, type ReportStoreOptions } from './store';
 
-/** Stores a report in OSS: its JSON, its HTML, and the `audits/latest.json` pointer. */
-export function ossReportWriter(options: ReportStoreOptions) {
-  const client = ossClient(options);
+/**
+ * Stores a report in the suite's bucket through the official OSS SDK: `audits/<auditId>/report.json` and
+ * `report.html`, and the `audits/latest.json` pointer to the newest (report-reader.ts reads them).
+ */
+export function ossReportWriter(bucket: OssBucket) {
+  const client = ossClient(bucket);
   const put = async (name: string, body: string, mime: string) => {
     try {
       await client.put(name, Buffer.from(body), { mime });

@@ -24,8 +24,8 @@ export function buildReport(auditId: string, clusters: ClusterAudit[], at = new 
   return redact({ auditId, generatedAt: at.toISOString(), status, clusters, counts }) as AuditReport;
 }
 
-const esc = (s: unknown): string =>
-  String(s ?? '').replace(
+const esc = (value: unknown): string =>
+  String(value ?? '').replace(
     /[&<>"']/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c,
   );
@@ -36,7 +36,8 @@ const COLOURS: Record<Status, string> = {
   fail: '#cf222e',
   manual: '#57606a',
 };
-const badge = (s: Status) => `<span class="badge" style="background:${COLOURS[s]}">${s}</span>`;
+const badge = (status: Status) =>
+  `<span class="badge" style="background:${COLOURS[status]}">${status}</span>`;
 
 const PROOF = {
   proven: { label: 'proven', colour: COLOURS.pass, says: "by the API servers' own evidence" },

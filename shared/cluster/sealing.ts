@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { normalizeError, SentinelError } from '../errors';
+import { normalizeError, RetryableError, SentinelError } from '../errors';
 
 /**
  * What the API servers themselves say about the seed they encrypt Secrets with, read from `/metrics`
@@ -283,9 +283,10 @@ export async function sampleApiServers(
     // Not allowed, or not served: nothing can be proven. Anything else (5xx, 429, 401) is a failure to retry.
     if (res.status === 403 || res.status === 404) throw new MetricsUnreadable(res.status);
     if (res.status !== 200)
-      throw new SentinelError('retryable', `GET /metrics answered HTTP ${res.status}`, {
+      throw new RetryableError(`GET /metrics answered HTTP ${res.status}`, {
         code: 'MetricsUnavailable',
-        statusCode: 503,
+        statusCode: res.status,
+        service: 'kubernetes',
       });
     const sample = parseApiServerMetrics(res.body);
     if (!sample)
@@ -309,14 +310,18 @@ export async function sampleApiServers(
   return [...seen.values()];
 }
 
-export class MetricsUnreadable extends Error {
+/**
+ * `/metrics` cannot say anything (not allowed, not served, no KMS v2 metrics, an API server that never
+ * answers): permanent for this reading, which callers turn into an "unproven" verdict rather than a failure.
+ */
+export class MetricsUnreadable extends SentinelError {
   constructor(
     readonly status: number,
     detail = status === 403
       ? "the suite's identity may not get /metrics (deploy/rbac.yaml grants it)"
       : `GET /metrics answered HTTP ${status}`,
   ) {
-    super(detail);
+    super('permanent', detail, { code: 'MetricsUnreadable', statusCode: status, service: 'kubernetes' });
     this.name = 'MetricsUnreadable';
   }
 }
@@ -342,8 +347,8 @@ const boundKeyIds = (key: JudgedKey) =>
   new Set([keyIdHash(key.keyId), keyIdHash(`${key.keyId}/${key.primaryKeyVersion}`)]);
 
 /** What one API server did since the rotation. */
-function stateOf(s: ApiServerSample, rotatedAt: Date, key: JudgedKey): ApiServerState {
-  const byLast = [...s.statusKeyIds].sort((a, b) => b.last.getTime() - a.last.getTime());
+function stateOf(sample: ApiServerSample, rotatedAt: Date, key: JudgedKey): ApiServerState {
+  const byLast = [...sample.statusKeyIds].sort((a, b) => b.last.getTime() - a.last.getTime());
   const current = byLast[0];
   const after = (t: Date) => t.getTime() - CLOCK_MARGIN_MS >= rotatedAt.getTime();
   const changed = byLast
@@ -357,13 +362,13 @@ function stateOf(s: ApiServerSample, rotatedAt: Date, key: JudgedKey): ApiServer
   // ids means the last change's Encrypt failed, and the API server still writes with the seed before it.
   // A successful Encrypt can fail the change all the same (it answered another key id), so a write with
   // another key id's seed after Status last reported the current one says the same, whatever the count.
-  const sealedForEach = s.seedsSealed === undefined || s.seedsSealed >= s.statusKeyIds.length;
-  const wroteWithOld = (s.lastWrites ?? []).some(
+  const sealedForEach = sample.seedsSealed === undefined || sample.seedsSealed >= sample.statusKeyIds.length;
+  const wroteWithOld = (sample.lastWrites ?? []).some(
     (w) => current && w.keyIdHash !== current.keyIdHash && w.last > current.last,
   );
-  const state: ApiServerState = after(s.startedAt)
+  const state: ApiServerState = after(sample.startedAt)
     ? 'restarted'
-    : s.reloadedAt && after(s.reloadedAt)
+    : sample.reloadedAt && after(sample.reloadedAt)
       ? 'reloaded'
       : changed && current && current.last >= rotatedAt
         ? sealedForEach && !wroteWithOld
@@ -394,13 +399,13 @@ export function judgeSealing(
   known: KnownSet,
 ): SealingEvidence {
   if (samples.length === 0) return unproven('no API server answered /metrics with KMS v2 envelope metrics');
-  const apiServers = samples.map((s) => {
-    const current = [...s.statusKeyIds].sort((a, b) => b.last.getTime() - a.last.getTime())[0];
+  const apiServers = samples.map((sample) => {
+    const current = [...sample.statusKeyIds].sort((a, b) => b.last.getTime() - a.last.getTime())[0];
     return {
-      apiServerIdHash: s.apiServerIdHash,
-      startedAt: s.startedAt.toISOString(),
+      apiServerIdHash: sample.apiServerIdHash,
+      startedAt: sample.startedAt.toISOString(),
       ...(current ? { currentKeyIdHash: current.keyIdHash } : {}),
-      state: stateOf(s, rotatedAt, key),
+      state: stateOf(sample, rotatedAt, key),
     };
   });
   const constantKeyId = apiServers.every((a) => a.currentKeyIdHash === keyIdHash(key.keyId));

@@ -1,4 +1,5 @@
 import type { CloudClients } from '../cloud/clients';
+import { RetryableError } from '../errors';
 import { type Cluster, openCluster } from './kube';
 
 /**
@@ -19,8 +20,13 @@ export async function clusterKubeconfig(
       TemporaryDurationMinutes: String(minutes),
     },
   )) as { config?: string };
+  // An answer without its one field is a malformed answer, transient as normalize.ts treats an unreadable
+  // one (MalformedResponse): FC's retry or the next tick asks again.
   if (!body.config)
-    throw new Error(`DescribeClusterUserKubeconfig ${clusterId}: no kubeconfig in the answer`);
+    throw new RetryableError(`DescribeClusterUserKubeconfig ${clusterId}: no kubeconfig in the answer`, {
+      code: 'NoKubeconfig',
+      service: 'cs',
+    });
   return body.config;
 }
 

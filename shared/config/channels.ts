@@ -20,6 +20,20 @@ const channelUrl = z.string().refine((v) => {
   }
 }, 'must be an https URL (plain http only for loopback)');
 
+/** The Standard Webhooks form of a signing secret: the prefix, then the key's bytes in base64. */
+export const WHSEC_PREFIX = 'whsec_';
+
+/**
+ * The generic webhook's signing secret: `whsec_<base64>` (the specification asks for 24 to 64 random bytes), or
+ * a raw secret of at least 16 characters, whose UTF-8 bytes are the key (shared/notify says how to verify both).
+ */
+const webhookSecret = z.string().refine((v) => {
+  if (!v.startsWith(WHSEC_PREFIX)) return v.length >= 16;
+  const encoded = v.slice(WHSEC_PREFIX.length);
+  const bytes = Buffer.from(encoded, 'base64').length;
+  return /^[A-Za-z0-9+/]+={0,2}$/.test(encoded) && bytes >= 24 && bytes <= 64;
+}, 'must be whsec_ and the base64 of 24 to 64 random bytes, or a raw secret of at least 16 characters');
+
 const base = {
   name: z.string().min(1).max(64).optional(),
   url: channelUrl,
@@ -35,7 +49,7 @@ export const channelSchema = z.discriminatedUnion(
     z.object({
       type: z.literal('webhook'),
       ...base,
-      secret: z.string().min(16, 'must be at least 16 characters'),
+      secret: webhookSecret,
     }),
     z.object({
       type: z.literal('dingtalk'),

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { type Fix, parseFixes } from '../audit/fixes';
 import { ConfigError } from '../errors';
-import { CLUSTER_ID, KEY_ID, STRATEGIES, type Strategy } from '../events/fields';
+import { CLUSTER_ID, KEY_ID } from '../events/fields';
 import { registerSecret } from '../log';
-import { DEFAULT_CONCURRENCY } from '../reencrypt/defaults';
+import { DEFAULT_CONCURRENCY, STRATEGIES, type Strategy } from '../reencrypt/defaults';
 import { type NotifyChannelConfig, parseNotifyChannels } from './channels';
+import { type Fix, parseFixes } from './fixes';
 import { bad, durationMs, endpointUrl, list, type Problem, type Setting, setting } from './settings';
 
 export type { NotifyChannelConfig } from './channels';
@@ -27,14 +27,12 @@ export type ClusterTargets =
 
 export type WatchedKeys = { mode: 'explicit'; keyIds: string[] } | { mode: 'from-clusters' };
 
-export type ReencryptStrategy = Strategy;
-
 export interface EndpointOverride {
   /** `http` or `https` */
   protocol: 'http' | 'https';
   /** `host:port`, what the Tea SDKs call `endpoint` */
   host: string;
-  /** The full URL, what `@alicloud/fc2` calls `endpoint` */
+  /** The full URL: what ali-oss takes as `endpoint`, and where the SLS reader pulls from */
   url: string;
 }
 
@@ -50,7 +48,7 @@ export interface SentinelConfig {
   clusterKeys: Record<string, string>;
   stateNamespace: string;
   reencrypt: {
-    strategy: ReencryptStrategy;
+    strategy: Strategy;
     concurrency: number;
     pageSize: number;
     /**
@@ -87,7 +85,7 @@ export interface SentinelConfig {
   webhookSecret?: string;
   /**
    * Settings whose value lives in KMS Secrets Manager (`kms-secret://<name>`): the secret's name, read at
-   * run time (`shared/config/kms-secrets.ts`), never kept in the function's configuration.
+   * run time (`shared/kms/secrets.ts`), never kept in the function's configuration.
    */
   kmsSecrets: { webhookSecret?: string; notify?: string };
   /** How long after a KMS secret's rotation its previous version is still accepted (webhook signatures). */
@@ -158,7 +156,7 @@ const SETTINGS = {
     optional: true,
     parse: (v) => {
       const tags: Record<string, string> = {};
-      for (const pair of v.split(',').map((s) => s.trim())) {
+      for (const pair of v.split(',').map((part) => part.trim())) {
         const [key, value, extra] = pair.split('=');
         if (!key || value === undefined || extra !== undefined) return bad(`"${pair}" is not key=value`);
         tags[key.trim()] = value.trim();
@@ -178,8 +176,8 @@ const SETTINGS = {
     optional: true,
     parse: (v) => {
       const map: Record<string, string> = {};
-      for (const pair of v.split(',').map((s) => s.trim())) {
-        const [cluster, key, extra] = pair.split('=').map((s) => s.trim());
+      for (const pair of v.split(',').map((part) => part.trim())) {
+        const [cluster, key, extra] = pair.split('=').map((part) => part.trim());
         if (!cluster || !key || extra !== undefined || !CLUSTER_ID.test(cluster) || !KEY_ID.test(key)) {
           return bad(`"${pair}" is not clusterId=keyId`);
         }
@@ -202,7 +200,7 @@ const SETTINGS = {
     parse: (v) =>
       (STRATEGIES as readonly string[]).includes(v)
         ? (v as Strategy)
-        : bad('must be "annotate" or "stale-only"'),
+        : bad(`must be ${STRATEGIES.map((name) => `"${name}"`).join(' or ')}`),
   }),
   concurrency: setting({
     name: 'SENTINEL_REENCRYPT_CONCURRENCY',
@@ -386,22 +384,11 @@ const endpointSetting = (service: ServiceName) =>
     parse: endpointUrl,
   });
 
-/**
- * Reads and validates the configuration. All problems are collected, so one start-up names every bad setting.
- * `file` is an optional JSON object of the same variable names (the CLI's `--config`); the environment wins.
- */
-export function loadConfig(env: Env = process.env, options: { file?: string } = {}): SentinelConfig {
-  const source: Env = { ...(options.file ? readConfigFile(options.file) : {}), ...env };
-  const problems: string[] = [];
-  const read = <T>(s: Setting<T>): T | undefined => {
-    const result = s.read(source);
-    if (!result.ok) {
-      problems.push(result.problem);
-      return undefined;
-    }
-    return result.value;
-  };
+/** Reads one setting; a bad value is recorded as a problem (every problem is reported at once) and reads as undefined. */
+type Read = <T>(spec: Setting<T>) => T | undefined;
 
+/** Where the clusters and keys are: named, or discovered by profile, spec and tags. */
+function targetSettings(read: Read, problems: string[]) {
   const region = read(SETTINGS.region);
   const clusterIds = read(SETTINGS.clusterIds);
   const profile = read(SETTINGS.clusterProfile);
@@ -414,16 +401,8 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
     );
   }
   const keyIds = read(SETTINGS.keyIds);
-  const endpoints: Partial<Record<ServiceName, EndpointOverride>> = {};
-  for (const service of SERVICES) {
-    const e = read(endpointSetting(service));
-    if (e) endpoints[service] = e;
-  }
-  const notify = read(SETTINGS.notify);
-  const webhookSecret = read(SETTINGS.webhookSecret);
-  const config = {
+  return {
     region: region ?? '',
-    accountId: read(SETTINGS.accountId),
     clusters: clusterIds
       ? { mode: 'explicit' as const, clusterIds }
       : {
@@ -434,39 +413,80 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
           tags: tags ?? {},
         },
     keys: keyIds ? { mode: 'explicit' as const, keyIds } : { mode: 'from-clusters' as const },
-    clusterKeys: read(SETTINGS.clusterKeys) ?? {},
-    stateNamespace: read(SETTINGS.stateNamespace) ?? '',
-    reencrypt: {
-      strategy: read(SETTINGS.strategy) ?? 'annotate',
-      concurrency: read(SETTINGS.concurrency) ?? 0,
-      pageSize: read(SETTINGS.pageSize) ?? 0,
-      adoptionDelayMs: read(SETTINGS.adoptionDelay) ?? 0,
-      adoptionTimeoutMs: read(SETTINGS.adoptionTimeout) ?? 0,
-      proof: read(SETTINGS.proof) ?? 'metrics',
-      budgetMarginMs: read(SETTINGS.budgetMargin) ?? 0,
-      staleAfterMs: read(SETTINGS.staleAfter) ?? 0,
-      functionName: read(SETTINGS.reencryptFunction) ?? '',
-    },
-    rotationWatchFunction: read(SETTINGS.rotationWatchFunction) ?? '',
-    fleet: {
-      concurrency: read(SETTINGS.fleetConcurrency) ?? 16,
-      fullCheckMs: read(SETTINGS.fullCheck) ?? 0,
-    },
+  };
+}
+
+function endpointSettings(read: Read): SentinelConfig['endpoints'] {
+  const endpoints: SentinelConfig['endpoints'] = {};
+  for (const service of SERVICES) {
+    const e = read(endpointSetting(service));
+    if (e) endpoints[service] = e;
+  }
+  return endpoints;
+}
+
+/** The secret-valued settings: a literal value, or the name of the KMS secret that holds it. */
+function secretSettings(read: Read): Pick<SentinelConfig, 'notify' | 'webhookSecret' | 'kmsSecrets'> {
+  const notify = read(SETTINGS.notify);
+  const webhookSecret = read(SETTINGS.webhookSecret);
+  return {
     notify: literal(notify) ?? [],
     webhookSecret: literal(webhookSecret),
     kmsSecrets: {
       ...(kmsName(webhookSecret) ? { webhookSecret: kmsName(webhookSecret) } : {}),
       ...(kmsName(notify) ? { notify: kmsName(notify) } : {}),
     },
-    secretGraceMs: read(SETTINGS.secretGrace) ?? 0,
-    audit: {
-      reportBucket: read(SETTINGS.reportBucket),
-      evidenceWindowMs: read(SETTINGS.evidenceWindow) ?? 0,
-      remediate: read(SETTINGS.remediate) ?? [],
-      rotationIntervalDays: read(SETTINGS.rotationInterval) ?? 365,
+  };
+}
+
+const reencryptSettings = (read: Read): SentinelConfig['reencrypt'] => ({
+  strategy: read(SETTINGS.strategy) ?? 'annotate',
+  concurrency: read(SETTINGS.concurrency) ?? 0,
+  pageSize: read(SETTINGS.pageSize) ?? 0,
+  adoptionDelayMs: read(SETTINGS.adoptionDelay) ?? 0,
+  adoptionTimeoutMs: read(SETTINGS.adoptionTimeout) ?? 0,
+  proof: read(SETTINGS.proof) ?? 'metrics',
+  budgetMarginMs: read(SETTINGS.budgetMargin) ?? 0,
+  staleAfterMs: read(SETTINGS.staleAfter) ?? 0,
+  functionName: read(SETTINGS.reencryptFunction) ?? '',
+});
+
+const auditSettings = (read: Read): SentinelConfig['audit'] => ({
+  reportBucket: read(SETTINGS.reportBucket),
+  evidenceWindowMs: read(SETTINGS.evidenceWindow) ?? 0,
+  remediate: read(SETTINGS.remediate) ?? [],
+  rotationIntervalDays: read(SETTINGS.rotationInterval) ?? 365,
+});
+
+/**
+ * Reads and validates the configuration. All problems are collected, so one start-up names every bad setting.
+ * `file` is an optional JSON object of the same variable names (the CLI's `--config`); the environment wins.
+ */
+export function loadConfig(env: Env = process.env, options: { file?: string } = {}): SentinelConfig {
+  const source: Env = { ...(options.file ? readConfigFile(options.file) : {}), ...env };
+  const problems: string[] = [];
+  const read: Read = (spec) => {
+    const result = spec.read(source);
+    if (result.ok) return result.value;
+    problems.push(result.problem);
+    return undefined;
+  };
+  const config = {
+    ...targetSettings(read, problems),
+    endpoints: endpointSettings(read),
+    ...secretSettings(read),
+    accountId: read(SETTINGS.accountId),
+    clusterKeys: read(SETTINGS.clusterKeys) ?? {},
+    stateNamespace: read(SETTINGS.stateNamespace) ?? '',
+    reencrypt: reencryptSettings(read),
+    rotationWatchFunction: read(SETTINGS.rotationWatchFunction) ?? '',
+    fleet: {
+      concurrency: read(SETTINGS.fleetConcurrency) ?? 16,
+      fullCheckMs: read(SETTINGS.fullCheck) ?? 0,
     },
+    secretGraceMs: read(SETTINGS.secretGrace) ?? 0,
+    audit: auditSettings(read),
     trail: { project: read(SETTINGS.trailProject), logstore: read(SETTINGS.trailLogstore) },
-    endpoints,
     logLevel: read(SETTINGS.logLevel) ?? 'info',
   } satisfies SentinelConfig;
 

@@ -61,7 +61,7 @@ export const list =
   (value: string): string[] | Problem => {
     const items = value
       .split(',')
-      .map((s) => s.trim())
+      .map((part) => part.trim())
       .filter(Boolean);
     if (items.length === 0) return bad('must list at least one value');
     for (const v of items) {

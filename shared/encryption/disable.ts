@@ -31,9 +31,9 @@ export async function disableEncryption(
     warning: DISABLE_WARNING,
     steps: [],
   };
-  const record = (s: EnableStep) => {
-    report.steps.push(s);
-    deps.onStep?.(s);
+  const record = (entry: EnableStep) => {
+    report.steps.push(entry);
+    deps.onStep?.(entry);
   };
   if (!req.confirmed) {
     report.outcome = 'not-confirmed';

@@ -1,10 +1,15 @@
 /**
- * The one error taxonomy of the suite. Every module throws (or normalises into) a SentinelError, so a
- * handler decides retry-or-not from `kind` alone:
- * - `retryable`: throttling, 5xx, timeouts, connection resets. Throwing lets FC's async retry policy run.
- * - `poison`: bad input; retrying can never succeed. Handlers answer it without throwing, so FC does not retry.
- * - `permanent`: the cloud refused the call for a reason retrying will not change (403, not found, bad state).
- * - `config`: a missing or malformed setting; fatal at start-up.
+ * The one error taxonomy of the suite. Our code throws SentinelErrors; what an SDK or Node throws becomes one in
+ * `normalizeError` (normalize.ts). Every caller then decides from `kind` alone:
+ * - `retryable` (RetryableError): throttling, 5xx, timeouts, connection resets, a malformed answer. A function
+ *   throws it, so FC's async retry policy runs; the webhook answers 503; the CLI exits 1.
+ * - `poison` (PoisonError): bad input that can never succeed. A function answers it without throwing, so FC
+ *   does not retry it; the CLI exits 2 (its UsageError is one).
+ * - `permanent` (`new SentinelError('permanent', …)`): the cloud refused for a reason retrying will not change
+ *   (403, not found, a bad state). A function throws it all the same (FC's retry policy bounds the attempts);
+ *   the webhook answers 502; the CLI exits 1.
+ * - `config` (ConfigError): a missing or malformed setting, at start-up or when a setting kept in KMS Secrets
+ *   Manager is read. Every invocation fails with it; the webhook answers 503 NotConfigured; the CLI exits 2.
  */
 export type ErrorKind = 'retryable' | 'poison' | 'permanent' | 'config';
 

@@ -1,7 +1,4 @@
 import { z } from 'zod';
-import { STRATEGIES } from '../reencrypt/defaults';
-
-export { STRATEGIES, type Strategy } from '../reencrypt/defaults';
 
 /** A non-empty string with no surrounding whitespace. */
 export const nonEmpty = z.string().trim().min(1, 'must not be empty');
@@ -15,10 +12,10 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2
 export const isoInstant = z
   .string()
   .regex(ISO_8601, 'must be an ISO 8601 date-time with a zone, e.g. 2026-11-29T08:00:00Z')
-  .transform((s, ctx) => {
-    const d = new Date(s);
+  .transform((text, ctx) => {
+    const d = new Date(text);
     if (Number.isNaN(d.getTime())) {
-      ctx.addIssue({ code: 'custom', message: `"${s}" is not a real date` });
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a real date` });
       return z.NEVER;
     }
     return d;
@@ -30,7 +27,7 @@ export const slsCursor = z
   .min(4, 'must be a base64 SLS cursor')
   .max(128, 'must be a base64 SLS cursor')
   .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be a base64 SLS cursor')
-  .refine((s) => s.length % 4 === 0, 'must be a base64 SLS cursor (length is not a multiple of 4)');
+  .refine((cursor) => cursor.length % 4 === 0, 'must be a base64 SLS cursor (length is not a multiple of 4)');
 
 /** A plain JSON object (not an array, not null). */
 export const jsonObject = z.record(z.string(), z.unknown());
@@ -57,5 +54,3 @@ export const clusterIdField = z
   .regex(CLUSTER_ID, 'must be an ACK cluster id (letters, digits, dashes)');
 export const keyIdField = z.string().regex(KEY_ID, 'must be a KMS key id, alias or ARN');
 export const keyVersionIdField = z.string().regex(KEY_VERSION_ID, 'must be a KMS key version id');
-
-export const strategyField = z.enum(STRATEGIES);

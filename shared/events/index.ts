@@ -8,9 +8,6 @@ export {
   KEY_ID,
   keyIdField,
   keyVersionIdField,
-  STRATEGIES,
-  type Strategy,
-  strategyField,
 } from './fields';
 export * from './http-trigger';
 export { decodeEventInput, parseEvent, parseWith } from './parse';

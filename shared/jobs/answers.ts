@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseWith } from '../events/parse';
 import type { JobRequest } from '../events/rotation-watch';
+import { strategyField } from '../reencrypt/strategy-field';
 import { JOB_PHASES, sweepCountersSchema } from './payload';
 
 /**
@@ -81,7 +82,7 @@ export const estimateSchema = z.object({
     byType: z.record(z.string(), count),
   }),
   writtenSinceRotation: count.optional(),
-  recommendation: z.object({ strategy: z.enum(['annotate', 'stale-only']), why: z.string() }),
+  recommendation: z.object({ strategy: strategyField, why: z.string() }),
 });
 
 export const estimateAnswerSchema = z.union([

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import type { ReportStoreOptions } from '../audit/store';
-import { ossClient } from '../audit/store';
+import { type OssBucket, ossClient } from '../cloud/oss';
 import { normalizeError } from '../errors';
 import type { Logger } from '../log';
 
@@ -45,7 +44,7 @@ export const noDoneRecord: DoneRecordStore = {
 };
 
 /** The record in the suite's OSS bucket (ali-oss, loaded on first use). An unreadable record is an empty one. */
-export function ossDoneRecord(options: ReportStoreOptions, log: Logger): DoneRecordStore {
+export function ossDoneRecord(options: OssBucket, log: Logger): DoneRecordStore {
   let client: ReturnType<typeof ossClient> | undefined;
   const oss = () => {
     client ??= ossClient(options);
@@ -87,7 +86,7 @@ export function ossDoneRecord(options: ReportStoreOptions, log: Logger): DoneRec
 }
 
 /** Whether the record vouches that `clusterId` is done with the key's current primary version. */
-export const isDone = (
+export const vouchesDone = (
   record: DoneRecord,
   keyId: string,
   primaryKeyVersion: string,

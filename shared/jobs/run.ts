@@ -339,7 +339,7 @@ function finalCheckpoint(run: JobRun, report: SweepReport): SweepCheckpoint {
  * sweeps from the start.
  */
 async function verify(run: JobRun, report?: SweepReport): Promise<RunResult> {
-  const { spec, ports, evidence } = run;
+  const { ports, evidence } = run;
   // The census lists every Secret: with the budget spent, it is the next invocation's first step.
   if ((ports.budget.deadline ?? Number.POSITIVE_INFINITY) - ports.now() <= 0) return handOver(run, report);
   const counters = run.at.sweep?.counters ?? zeroCounters();

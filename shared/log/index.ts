@@ -55,10 +55,3 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     child: (more) => createLogger({ ...options, bindings: { ...bindings, ...more } }),
   };
 }
-
-/** A logger that keeps its lines in memory: for tests and for reports that embed a log excerpt. */
-export function memoryLogger(options: Omit<LoggerOptions, 'sink'> = {}): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const logger = createLogger({ level: 'debug', ...options, sink: (l) => lines.push(l) });
-  return Object.assign(logger, { lines });
-}

@@ -1,12 +1,12 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import type { NotifyChannelConfig } from '../config';
-import type { Severity } from '../config/channels';
+import { type Severity, WHSEC_PREFIX } from '../config/channels';
 import { type Logger, redact, redactString } from '../log';
 import { notifyBackoff, withRetries } from '../retry';
 
 /**
- * Outbound notifications: a generic signed webhook, DingTalk and Lark/Feishu robots (each with its signing
- * scheme) and Slack incoming webhooks. Destinations come only from configuration. Retries with backoff on 429
+ * Outbound notifications: a generic webhook signed as Standard Webhooks specifies, DingTalk and Lark/Feishu
+ * robots (each with its own signing scheme) and Slack incoming webhooks. Destinations come only from configuration. Retries with backoff on 429
  * and 5xx; a receiver that is down is logged, never thrown: it must not break the job that notifies.
  */
 export interface Notification {
@@ -39,11 +39,34 @@ export interface NotifierOptions {
   timeoutMs?: number;
 }
 
-/** The generic webhook's signature header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. */
-export const WEBHOOK_SIGNATURE_HEADER = 'x-sentinel-signature';
+/**
+ * The generic webhook follows the Standard Webhooks specification, so a receiver verifies it with a maintained
+ * library (docs/webhook.md): `webhook-id` names the notification and stays the same across our retries of it
+ * (the receiver's idempotency key), `webhook-timestamp` is the attempt's time in seconds, and
+ * `webhook-signature` is `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`. The key is the secret's bytes:
+ * base64-decoded from `whsec_<base64>`, or a raw secret's UTF-8 bytes (`format: 'raw'` to the libraries).
+ * (The inbound API's `x-sentinel-signature` is another scheme: functions/webhook.)
+ */
+export const STANDARD_WEBHOOK_HEADERS = {
+  id: 'webhook-id',
+  timestamp: 'webhook-timestamp',
+  signature: 'webhook-signature',
+} as const;
 
-export function signWebhook(secret: string, timestamp: number, body: string): string {
-  return `t=${timestamp},v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+const signingKey = (secret: string): Buffer =>
+  secret.startsWith(WHSEC_PREFIX)
+    ? Buffer.from(secret.slice(WHSEC_PREFIX.length), 'base64')
+    : Buffer.from(secret, 'utf8');
+
+function signWebhook(secret: string, messageId: string, timestamp: number, body: string): string {
+  const mac = createHmac('sha256', signingKey(secret)).update(`${messageId}.${timestamp}.${body}`);
+  return `v1,${mac.digest('base64')}`;
+}
+
+/** One notification as the channels send it: its id is the same in every attempt of every channel. */
+interface Message {
+  id: string;
+  notification: Notification;
 }
 
 interface Request {
@@ -52,9 +75,10 @@ interface Request {
   body: string;
 }
 
-/** Builds the HTTP request a channel's service expects. */
-export function buildRequest(channel: NotifyChannelConfig, raw: Notification, nowMs: number): Request {
+/** Builds the HTTP request a channel's service expects, for an attempt at `nowMs`. */
+function buildRequest(channel: NotifyChannelConfig, message: Message, nowMs: number): Request {
   // Everything a receiver gets passes the redaction guard: titles and texts quote error messages too.
+  const raw = message.notification;
   const n = { ...raw, title: redactString(raw.title), text: redactString(raw.text) };
   const details = raw.details ? (redact(raw.details) as Record<string, unknown>) : undefined;
   const json = { 'content-type': 'application/json' };
@@ -69,11 +93,13 @@ export function buildRequest(channel: NotifyChannelConfig, raw: Notification, no
         sentAt: new Date(nowMs).toISOString(),
       });
       const t = Math.floor(nowMs / 1000);
-      return {
-        url: channel.url,
-        headers: { ...json, [WEBHOOK_SIGNATURE_HEADER]: signWebhook(channel.secret, t, body) },
-        body,
+      const headers = {
+        ...json,
+        [STANDARD_WEBHOOK_HEADERS.id]: message.id,
+        [STANDARD_WEBHOOK_HEADERS.timestamp]: String(t),
+        [STANDARD_WEBHOOK_HEADERS.signature]: signWebhook(channel.secret, message.id, t, body),
       };
+      return { url: channel.url, headers, body };
     }
     case 'dingtalk': {
       // DingTalk custom robot "加签": timestamp (ms) and sign = urlencode(base64(HMAC-SHA256(secret, "<ts>\n<secret>"))).
@@ -165,6 +191,7 @@ export function createNotifier(source: ChannelSource, options: NotifierOptions =
         options.log?.error('notification channels could not be read', { error: (err as Error).message });
         return [];
       }
+      const message: Message = { id: `msg_${randomUUID().replaceAll('-', '')}`, notification: n };
       // A channel's default name is its place in the configuration, whatever the severity.
       const targets = channels
         .map((channel, index) => ({ channel, index }))
@@ -178,7 +205,7 @@ export function createNotifier(source: ChannelSource, options: NotifierOptions =
             last = await withRetries(
               async () => {
                 attempts++;
-                last = await deliverOnce(buildRequest(channel, n, now()), options.timeoutMs ?? 10_000);
+                last = await deliverOnce(buildRequest(channel, message, now()), options.timeoutMs ?? 10_000);
                 if (!last.ok && last.retryable) throw last;
                 return last;
               },

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { nonEmpty, strategyField } from '../events/fields';
+import { nonEmpty } from '../events/fields';
+import { strategyField } from './strategy-field';
 
 /**
  * The sweep's own record of where it is: its counters and its checkpoint (the cursor of `cursor.ts` with the

@@ -1,5 +1,5 @@
-import type { Strategy } from '../events/fields';
 import type { SweepCheckpoint, SweepCounters } from './checkpoint';
+import type { Strategy } from './defaults';
 import type { SecretRef } from './secrets-api';
 
 /**
@@ -27,7 +27,8 @@ export interface Cursor {
   readonly recheckNext?: boolean;
 }
 
-export const keyOf = (s: Pick<SecretRef, 'namespace' | 'name'>): string => `${s.namespace}/${s.name}`;
+export const keyOf = (secret: Pick<SecretRef, 'namespace' | 'name'>): string =>
+  `${secret.namespace}/${secret.name}`;
 
 /** Where a sweep begins: at the start, or where a checkpoint says. */
 export function startCursor(checkpoint?: SweepCheckpoint): Cursor {

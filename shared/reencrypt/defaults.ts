@@ -8,7 +8,8 @@ export const DEFAULT_PAGE_SIZE = 500;
  */
 export const DEFAULT_CONCURRENCY = 64;
 /**
- * How a sweep decides what to write: `annotate` writes every Secret not yet marked with the target key
+ * The strategies, defined here once (configuration, the CLI's flag and the job payload's schema field,
+ * strategy-field.ts, all read this list). How a sweep decides what to write: `annotate` writes every Secret not yet marked with the target key
  * version (the mark is the suite's record); `stale-only` asks the API server to store only what it reports
  * stale (an empty patch on the resourceVersion), which needs no mark.
  */

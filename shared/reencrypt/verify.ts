@@ -1,14 +1,15 @@
 import type { Selection, SweepReport } from './sweep';
 
 /**
- * After a sweep, something other than the sweep's own counters confirms that the Secrets are stored under
- * the target key version: in the sandbox, etcd itself (`shared/etcd/verifier.ts`, for the sandbox and self-managed control planes); in the cloud,
- * ActionTrail's record of the control plane encrypting with the new version.
+ * A check of a finished sweep by something other than its own counters: what the stored Secrets are sealed
+ * under. The one verifier reads etcd itself (`shared/etcd/verifier.ts`: the CLI's `--verify-etcd`, for the
+ * sandbox and self-managed control planes, whose etcd one can reach). On ACK etcd is out of reach, so the
+ * functions prove a rewrite with the API servers' own `/metrics` before and after (`shared/cluster/sealing.ts`)
+ * and verify with the census of marks, not with a verifier.
  */
 export interface VerificationResult {
   verified: boolean;
-  /** `etcd`, `actiontrail`, ... */
-  method: string;
+  method: 'etcd';
   /** One line a person reads in a report. */
   summary: string;
   details: Record<string, unknown>;

@@ -1,5 +1,5 @@
 import { loadConfig, type SentinelConfig } from '../config';
-import { normalizeError, type SentinelError } from '../errors';
+import { ConfigError, normalizeError, RetryableError, SentinelError } from '../errors';
 import { createLogger, type Logger, type LogSink, redactString } from '../log';
 
 /** The Function Compute `context` a Node.js handler receives (docs/cloud-facts.md#fc-events). */
@@ -70,9 +70,9 @@ export function defineHandler<R>(
       ...(deps.sink ? { sink: deps.sink } : {}),
     });
     if (configError || !config) {
-      const err = configError ?? normalizeError(new Error('configuration unavailable'));
+      const err = configError ?? new ConfigError('configuration unavailable');
       log.error('invalid configuration', { error: err.toJSON() });
-      throw new Error(redactString(err.message));
+      throw forFc(err, redactString(err.message));
     }
     const deadline = started + (context?.function?.timeout ?? DEFAULT_TIMEOUT_S) * 1000;
     const invocation: Invocation = {
@@ -103,9 +103,17 @@ export function defineHandler<R>(
         };
       }
       log.error('invocation failed', { error: err.toJSON(), durationMs: now() - started });
-      const rethrown = new Error(redactString(`${err.kind}: ${err.message}`));
-      rethrown.name = err.kind === 'retryable' ? 'RetryableError' : 'SentinelError';
-      throw rethrown;
+      throw forFc(err, redactString(`${err.kind}: ${err.message}`));
     }
   };
+}
+
+/**
+ * What FC records of a failure (its name and message, in the async invocation's record and destinations): the
+ * same kind and code, a redacted message, and no cause, which may hold request data or an SDK's raw answer.
+ */
+function forFc(err: SentinelError, message: string): SentinelError {
+  if (err.kind === 'retryable') return new RetryableError(message, { code: err.code });
+  if (err.kind === 'config') return new ConfigError(message, { code: err.code });
+  return new SentinelError(err.kind, message, { code: err.code });
 }

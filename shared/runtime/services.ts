@@ -1,10 +1,11 @@
 import { type CloudClients, createCloudClients } from '../cloud/clients';
 import { credentialsFromContext } from '../cloud/credentials';
 import { type FunctionInvoker, fcInvoker } from '../cloud/invoker';
+import type { OssBucket } from '../cloud/oss';
 import { parseNotifyChannels } from '../config/channels';
-import { kmsSecret } from '../config/kms-secrets';
 import { Problem } from '../config/settings';
 import { ConfigError } from '../errors';
+import { kmsSecret } from '../kms/secrets';
 import { registerSecret } from '../log';
 import { type ChannelSource, createNotifier, type Notifier } from '../notify';
 import type { Invocation } from './handler';
@@ -47,4 +48,12 @@ export function servicesFor(inv: Invocation): Services {
     invoker: fcInvoker(() => clients.fc),
     notifier: createNotifier(channelSource(inv, clients), { log: inv.log }),
   };
+}
+
+/** The suite's bucket (audit reports, the done record), when the configuration names one. */
+export function suiteBucket(inv: Invocation): OssBucket | undefined {
+  const bucket = inv.config.audit.reportBucket;
+  if (!bucket) return undefined;
+  const { region, endpoints } = inv.config;
+  return { bucket, region, endpoints, credentials: credentialsFromContext(inv.context) };
 }

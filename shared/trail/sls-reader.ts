@@ -1,7 +1,8 @@
 import { $OpenApiUtil, OpenApiUtil } from '@alicloud/openapi-core';
-import type Sls from '@alicloud/sls20201230';
 import * as $dara from '@darabonba/typescript';
 import type { CloudCredentials } from '../cloud/credentials';
+import { DEFAULT_TIMEOUTS, resolveEndpoint } from '../cloud/endpoints';
+import { slsClient } from '../cloud/sls';
 import type { SentinelConfig } from '../config';
 import { ConfigError, normalizeError, PoisonError } from '../errors';
 import type { SlsTriggerEvent } from '../events/sls-trigger';
@@ -53,7 +54,7 @@ export function trailRange(
     );
   }
   return {
-    endpoint: config.endpoints.sls?.url ?? `https://${config.region}.log.aliyuncs.com`,
+    endpoint: resolveEndpoint('sls', config.region, config.endpoints).url,
     project,
     logstore,
     shardId: event.source.shardId,
@@ -73,19 +74,9 @@ export async function* readShardRange(
   credentials: CloudCredentials,
   options: SlsReaderOptions = {},
 ): AsyncGenerator<DecodedLog[]> {
-  // The trigger's endpoint carries a scheme; openapi-core wants host and protocol apart.
   const url = new URL(range.endpoint);
-  const SlsClient = (require('@alicloud/sls20201230') as { default: typeof Sls }).default;
-  const client = new SlsClient(
-    new $OpenApiUtil.Config({
-      accessKeyId: credentials.accessKeyId,
-      accessKeySecret: credentials.accessKeySecret,
-      ...(credentials.securityToken ? { securityToken: credentials.securityToken } : {}),
-      endpoint: url.host,
-      protocol: url.protocol.replace(':', ''),
-      readTimeout: options.readTimeoutMs ?? 15_000,
-    }),
-  );
+  const readTimeoutMs = options.readTimeoutMs ?? DEFAULT_TIMEOUTS.readTimeoutMs;
+  const client = slsClient(url, credentials, { ...DEFAULT_TIMEOUTS, readTimeoutMs });
   const params = new $OpenApiUtil.Params({
     action: 'PullLogs',
     version: '2020-12-30',
@@ -112,7 +103,7 @@ export async function* readShardRange(
             count: String(options.batch ?? 1000),
           }),
         }),
-        new $dara.RuntimeOptions({ readTimeout: options.readTimeoutMs ?? 15_000 }),
+        new $dara.RuntimeOptions({ readTimeout: readTimeoutMs }),
       )) as { headers?: Record<string, string>; body?: Buffer };
     } catch (err) {
       throw normalizeError(err, { service: 'sls', operation: 'PullLogs' });

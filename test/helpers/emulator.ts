@@ -1,11 +1,11 @@
 import type { Credential } from '../../sandbox/cloud/api';
+import { type ConsoleClients, consoleClients } from '../../sandbox/cloud/console-clients';
 import type { CloudEmulator } from '../../sandbox/cloud/emulator';
-import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
 
-/** The suite's cloud clients with every service pointed at the emulator, acting as `c`. */
-export function emulatorClients(cloud: CloudEmulator, c: Credential): CloudClients {
+/** The suite's cloud clients and the typed ones with every service pointed at the emulator, acting as `c`. */
+export function emulatorClients(cloud: CloudEmulator, c: Credential): ConsoleClients {
   const endpoint = { protocol: 'http' as const, host: cloud.host, url: cloud.url };
-  return createCloudClients(
+  return consoleClients(
     {
       region: cloud.state.region,
       accountId: cloud.state.accountId,

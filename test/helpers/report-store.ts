@@ -1,9 +1,15 @@
+import type { AuditReport } from '../../shared/audit/report';
 import { ossReportReader } from '../../shared/audit/report-reader';
 import { ossReportWriter } from '../../shared/audit/report-writer';
-import type { ReportStore, ReportStoreOptions } from '../../shared/audit/store';
+import type { OssBucket } from '../../shared/cloud/oss';
 
-/** Both halves, for tools and tests that write and read (the functions import only the half they use). */
-export const ossReportStore = (options: ReportStoreOptions): ReportStore => ({
-  ...ossReportWriter(options),
-  ...ossReportReader(options),
+export interface ReportStore {
+  save(report: AuditReport): Promise<{ json: string; html: string }>;
+  latest(): Promise<AuditReport | undefined>;
+}
+
+/** Both halves, for tests that write and read (the functions import only the half they use). */
+export const ossReportStore = (bucket: OssBucket): ReportStore => ({
+  ...ossReportWriter(bucket),
+  ...ossReportReader(bucket),
 });

@@ -40,7 +40,7 @@ async function latestReport(): Promise<AuditReport> {
     bucket: cloud.reportBucket,
     region: cloud.region,
     credentials: cloud.user,
-    endpoint: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint },
+    endpoints: { oss: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
   }).latest()) as AuditReport;
 }
 
@@ -88,7 +88,7 @@ describe('the audit', () => {
       bucket: cloud.reportBucket,
       region: cloud.region,
       credentials: cloud.user,
-      endpoint: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint },
+      endpoints: { oss: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
     });
     const report = (await store.latest()) as AuditReport;
     expect(report.auditId).toBe(result.auditId);

@@ -1,8 +1,8 @@
 import * as $Cs from '@alicloud/cs20151215';
 import { describe, expect, it } from 'vitest';
+import { consoleClients } from '../../sandbox/cloud/console-clients';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
-import { createCloudClients } from '../../shared/cloud/clients';
 import { readSecretEvidence } from '../../shared/etcd/evidence';
 import {
   isManagedSecurityRole,
@@ -23,7 +23,7 @@ describe('the sandbox cloud behind the control plane', () => {
       host: cloud.endpoint.replace('http://', ''),
       url: cloud.endpoint,
     };
-    return createCloudClients(
+    return consoleClients(
       {
         region: cloud.region,
         accountId: cloud.accountId,

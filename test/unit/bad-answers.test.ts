@@ -98,7 +98,7 @@ describe('answers the suite did not expect', () => {
         bucket: 'reports',
         region: 'cn-hangzhou',
         credentials: { accessKeyId: 'ak', accessKeySecret: 'sk' },
-        endpoint: { protocol: 'http', host: server.host, url: server.url },
+        endpoints: { oss: { protocol: 'http', host: server.host, url: server.url } },
       });
       expect(await caught(store.latest())).toMatchObject({
         kind: 'retryable',

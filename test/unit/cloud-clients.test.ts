@@ -2,12 +2,17 @@ import * as $Cs from '@alicloud/cs20151215';
 import * as $Kms from '@alicloud/kms20160120';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createCloudClients, resolveEndpoint } from '../../shared/cloud/clients';
+import { consoleClients } from '../../sandbox/cloud/console-clients';
 import { credentialsFromContext, credentialsFromDefaultChain } from '../../shared/cloud/credentials';
+import { resolveEndpoint } from '../../shared/cloud/endpoints';
 import { fcInvoker } from '../../shared/cloud/invoker';
+import { ossClient } from '../../shared/cloud/oss';
 import { ConfigError, normalizeError, type SentinelError } from '../../shared/errors';
+import { parseSlsTriggerEvent } from '../../shared/events';
 import { clearRegisteredSecrets, redactString } from '../../shared/log';
+import { trailRange } from '../../shared/trail/sls-reader';
 import { failure as caught } from '../helpers/failures';
+import { fixtureText } from '../helpers/fixtures';
 import { Recorder, replyJson } from '../helpers/recorder';
 
 const STS = {
@@ -19,7 +24,7 @@ let server: Recorder;
 
 const clients = (timeouts?: { connectTimeoutMs: number; readTimeoutMs: number }) => {
   const endpoint = { protocol: 'http' as const, host: server.host, url: server.url };
-  return createCloudClients(
+  return consoleClients(
     {
       region: 'cn-hangzhou',
       accountId: '1234567890123456',
@@ -149,6 +154,21 @@ describe('the client factory reaches each service at the configured endpoint', (
     expect(resolveEndpoint('actiontrail', 'ap-southeast-1', {}).host).toBe(
       'actiontrail.ap-southeast-1.aliyuncs.com',
     );
+    // The SLS reader and the OSS stores take theirs from the same table (ali-oss adds the bucket in front).
+    expect(resolveEndpoint('sls', 'cn-hangzhou', {}).url).toBe('https://cn-hangzhou.log.aliyuncs.com');
+    expect(resolveEndpoint('oss', 'cn-hangzhou', {}).url).toBe('https://oss-cn-hangzhou.aliyuncs.com');
+  });
+
+  it('the SLS trigger range and the OSS client resolve their endpoints from that table', () => {
+    const trigger = parseSlsTriggerEvent(fixtureText('sls-trigger.json'));
+    const trail = { project: trigger.source.projectName, logstore: trigger.source.logstoreName };
+    expect(trailRange(trigger, { trail, endpoints: {}, region: 'cn-shanghai' }).endpoint).toBe(
+      'https://cn-shanghai.log.aliyuncs.com',
+    );
+    const oss = ossClient({ bucket: 'reports', region: 'cn-shanghai', endpoints: {}, credentials: STS });
+    expect(oss.signatureUrl('audits/latest.json')).toMatch(
+      /^https:\/\/reports\.oss-cn-shanghai\.aliyuncs\.com\/audits\/latest\.json\?/,
+    );
   });
 });
 
@@ -271,7 +291,7 @@ describe('one error taxonomy over every SDK', () => {
   });
 
   it('transport failures: refused connections and read timeouts are retryable', async () => {
-    const dead = createCloudClients(
+    const dead = consoleClients(
       {
         region: 'cn-hangzhou',
         endpoints: { kms: { protocol: 'http', host: '127.0.0.1:1', url: 'http://127.0.0.1:1' } },

@@ -226,6 +226,26 @@ describe('loadConfig', () => {
     expect(err.message).toMatch(expected);
   });
 
+  it("takes a webhook channel's secret in the Standard Webhooks form (whsec_, 24 to 64 bytes) or raw", () => {
+    const withSecret = (secret: string) =>
+      loadConfig({
+        ...minimal,
+        SENTINEL_NOTIFY_CHANNELS: JSON.stringify([
+          { type: 'webhook', url: 'https://h.example.com/k', secret },
+        ]),
+      }).notify[0]?.secret;
+    const whsec = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    expect(withSecret(whsec)).toBe(whsec);
+    expect(withSecret('a-raw-secret-of-some-length')).toBe('a-raw-secret-of-some-length');
+    for (const bad of [
+      `whsec_${Buffer.alloc(16, 7).toString('base64')}`,
+      'whsec_not base64 at all!!!!!!!!!!',
+    ])
+      expect(() => withSecret(bad)).toThrow(
+        /channel 0 field secret: must be whsec_ and the base64 of 24 to 64/,
+      );
+  });
+
   it('names every bad setting at once', () => {
     const err = problem({ SENTINEL_REENCRYPT_PAGE_SIZE: '0', SENTINEL_LOG_LEVEL: 'loud' });
     expect(err.message).toContain('SENTINEL_REGION');
@@ -246,7 +266,7 @@ describe('loadConfig', () => {
     ]);
     const err2 = problem({ ...minimal, SENTINEL_NOTIFY_CHANNELS: channels });
     expect(err2.message).toMatch(
-      /SENTINEL_NOTIFY_CHANNELS: channel 0 field secret: must be at least 16 characters/,
+      /SENTINEL_NOTIFY_CHANNELS: channel 0 field secret: must be whsec_ and the base64 of 24 to 64 random bytes, or a raw secret of at least 16 characters/,
     );
     expect(err2.message).not.toContain('TOPSECRET');
     expect(err2.message).not.toContain('zq9-shh-x');

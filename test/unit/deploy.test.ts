@@ -17,9 +17,9 @@ import {
   policyTemplate,
   renderPolicy,
 } from '../../deploy/ram';
-import { RAM_ACTION_OF } from '../../shared/cloud/ram-actions';
 import { rbacObjects } from '../../shared/cluster/rbac';
 import { loadConfig } from '../../shared/config';
+import { RAM_ACTION_OF } from '../helpers/ram-actions';
 
 /** The node_modules packages in a function's bundle (as esbuild bundles it from the sources). */
 const bundleModules = (fn: FunctionName): Set<string> =>

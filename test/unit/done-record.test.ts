@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { emptyRecord, fullCheckDue, isDone, onlyKeys, withOutcomes } from '../../shared/jobs/done-record';
+import {
+  emptyRecord,
+  fullCheckDue,
+  onlyKeys,
+  vouchesDone,
+  withOutcomes,
+} from '../../shared/jobs/done-record';
 
 /**
  * rotation-watch's account-level record: a cluster is skipped only when the record names the key's current
@@ -17,15 +23,15 @@ describe('the done record', () => {
       { clusterId: 'c-c', outcome: 'waiting-for-new-seed' },
     ]);
     expect(record.keys['key-1']).toEqual({ primaryKeyVersion: v1, done: ['c-a'] });
-    expect(isDone(record, 'key-1', v1, 'c-a')).toBe(true);
-    expect(isDone(record, 'key-1', v1, 'c-b'), 'a job under way is read again').toBe(false);
-    expect(isDone(record, 'key-1', v2, 'c-a'), 'a rotation makes every cluster due').toBe(false);
-    expect(isDone(record, 'key-2', v1, 'c-a'), 'another key says nothing').toBe(false);
+    expect(vouchesDone(record, 'key-1', v1, 'c-a')).toBe(true);
+    expect(vouchesDone(record, 'key-1', v1, 'c-b'), 'a job under way is read again').toBe(false);
+    expect(vouchesDone(record, 'key-1', v2, 'c-a'), 'a rotation makes every cluster due').toBe(false);
+    expect(vouchesDone(record, 'key-2', v1, 'c-a'), 'another key says nothing').toBe(false);
   });
 
   it('never vouches for a completion left unproven: it is read again each tick', () => {
     const record = withOutcomes(emptyRecord(), 'key-1', v1, ids, [{ clusterId: 'c-a', outcome: 'current' }]);
-    expect(isDone(record, 'key-1', v1, 'c-a')).toBe(false);
+    expect(vouchesDone(record, 'key-1', v1, 'c-a')).toBe(false);
   });
 
   it('keeps what it knew for the version, and forgets it on a new version', () => {

@@ -9,10 +9,10 @@ import Sls, * as $Sls from '@alicloud/sls20201230';
 import * as $dara from '@darabonba/typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Credential } from '../../sandbox/cloud/api';
+import { type ConsoleClients, consoleClients } from '../../sandbox/cloud/console-clients';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator, TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import { buildReport } from '../../shared/audit/report';
-import { type CloudClients, createCloudClients } from '../../shared/cloud/clients';
 import { fcInvoker } from '../../shared/cloud/invoker';
 import {
   isManagedSecurityRole,
@@ -31,8 +31,8 @@ import { ossReportStore } from '../helpers/report-store';
  * the error paths. If an SDK cannot parse what the emulator answers, these fail.
  */
 let cloud: CloudEmulator;
-let user: CloudClients;
-const as = (c: Credential): CloudClients => emulatorClients(cloud, c);
+let user: ConsoleClients;
+const as = (c: Credential): ConsoleClients => emulatorClients(cloud, c);
 
 beforeAll(async () => {
   resolveLoopbackSubdomains();
@@ -596,7 +596,7 @@ describe('persistence', () => {
     const dir = mkdtempSync(join(tmpdir(), 'emulator-state-'));
     const first = await CloudEmulator.start({ stateDir: dir });
     const key = first.createKey('key-persisted');
-    const client = createCloudClients(
+    const client = consoleClients(
       { region: 'cn-hangzhou', endpoints: { kms: { protocol: 'http', host: first.host, url: first.url } } },
       { accessKeyId: first.user.accessKeyId, accessKeySecret: first.user.accessKeySecret },
     );
@@ -607,7 +607,7 @@ describe('persistence', () => {
       expect(second.state.keys.map((k) => k.keyId)).toEqual(['key-persisted']);
       expect(second.state.events.map((e) => e.eventName)).toEqual(['Encrypt']);
       expect(second.state.events[0]?.eventTime).toBeInstanceOf(Date);
-      const again = createCloudClients(
+      const again = consoleClients(
         {
           region: 'cn-hangzhou',
           endpoints: { kms: { protocol: 'http', host: second.host, url: second.url } },
@@ -631,7 +631,7 @@ describe('persistence', () => {
         bucket: 'reports-sts',
         region: cloud.state.region,
         credentials,
-        endpoint: { protocol: 'http', host: cloud.host, url: cloud.url },
+        endpoints: { oss: { protocol: 'http', host: cloud.host, url: cloud.url } },
       });
     await store(role).save(buildReport('audit-00000000000000aa', []));
     expect((await store(role).latest())?.auditId).toBe('audit-00000000000000aa');

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
 import type { Credential } from '../../sandbox/cloud/api';
+import type { ConsoleClients } from '../../sandbox/cloud/console-clients';
 import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
 import { CloudEmulator, TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
-import type { CloudClients } from '../../shared/cloud/clients';
 import { findManagedRoleEvents } from '../../shared/trail/evidence';
 import { emulatorClients } from '../helpers/emulator';
 import { Recorder } from '../helpers/recorder';
@@ -17,7 +17,7 @@ import { Recorder } from '../helpers/recorder';
  * trail's SLS trigger hands the record to trail-verify. Both must alert, whatever the current state says.
  */
 let cloud: CloudEmulator;
-let user: CloudClients;
+let user: ConsoleClients;
 let receiver: Recorder;
 const keys: Record<string, string> = {};
 // No job starts on these paths, so the clusters need no API server.

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { consoleClients } from '../../sandbox/cloud/console-clients';
 import { AlibabaKmsKeyProvider } from '../../sandbox/kms-plugin/alibaba-provider';
 import {
   composeKeyId,
@@ -15,7 +16,6 @@ import {
   splitKeyId,
 } from '../../sandbox/kms-plugin/key-provider';
 import { KmsV2Plugin } from '../../sandbox/kms-plugin/plugin';
-import { createCloudClients } from '../../shared/cloud/clients';
 import {
   decodeStoredValue,
   EncryptedObject,
@@ -161,7 +161,7 @@ describe('the Alibaba Cloud KMS provider, through the official SDK', () => {
   it('reports the primary version and encrypts/decrypts through KMS', async () => {
     kms = await new Recorder().start();
     const endpoint = { protocol: 'http' as const, host: kms.host, url: kms.url };
-    const clients = createCloudClients(
+    const clients = consoleClients(
       { region: 'cn-hangzhou', endpoints: { kms: endpoint } },
       { accessKeyId: 'AK', accessKeySecret: 'SK-0123456789' },
     );
@@ -219,7 +219,7 @@ describe('the Alibaba Cloud KMS provider, through the official SDK', () => {
   it('turns KMS refusals into classified errors', async () => {
     kms = await new Recorder().start();
     const endpoint = { protocol: 'http' as const, host: kms.host, url: kms.url };
-    const clients = createCloudClients(
+    const clients = consoleClients(
       { region: 'cn-hangzhou', endpoints: { kms: endpoint } },
       { accessKeyId: 'AK', accessKeySecret: 'SK-0123456789' },
     );

@@ -2,11 +2,11 @@ import * as $Kms from '@alicloud/kms20160120';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as webhookHandler } from '../../functions/webhook';
+import type { ConsoleClients } from '../../sandbox/cloud/console-clients';
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
-import type { CloudClients } from '../../shared/cloud/clients';
 import { loadConfig } from '../../shared/config';
-import { clearKmsSecretCache } from '../../shared/config/kms-secrets';
 import type { HttpTriggerResponse } from '../../shared/events';
+import { clearKmsSecretCache, kmsSecret } from '../../shared/kms/secrets';
 import { emulatorClients } from '../helpers/emulator';
 import { Recorder } from '../helpers/recorder';
 import { signedEvent } from '../helpers/webhook';
@@ -18,7 +18,7 @@ import { signedEvent } from '../helpers/webhook';
 const OLD = 'webhook-secret-version-one-0123456789abcdef';
 const NEW = 'webhook-secret-version-two-0123456789abcdef';
 let cloud: CloudEmulator;
-let user: CloudClients;
+let user: ConsoleClients;
 let receiver: Recorder;
 let clock = Date.now();
 
@@ -143,5 +143,15 @@ describe('notification channels from KMS Secrets Manager', () => {
     ).toThrow(
       /SENTINEL_NOTIFY_CHANNELS: must name a KMS secret whose name starts with ack-kms-sentinel-channels/,
     );
+  });
+});
+
+describe('a KMS secret without a value', () => {
+  it('is a configuration problem (the webhook answers 503 NotConfigured), not an upstream failure', async () => {
+    const empty = { kmsRpc: async () => ({ RequestId: 'r', SecretData: '' }) };
+    await expect(kmsSecret(empty, 'ack-kms-sentinel-empty', Date.now())).rejects.toMatchObject({
+      kind: 'config',
+      code: 'EmptySecret',
+    });
   });
 });

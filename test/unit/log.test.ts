@@ -1,13 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { PoisonError } from '../../shared/errors';
-import {
-  clearRegisteredSecrets,
-  createLogger,
-  memoryLogger,
-  REDACTED,
-  redact,
-  registerSecret,
-} from '../../shared/log';
+import { clearRegisteredSecrets, createLogger, REDACTED, redact, registerSecret } from '../../shared/log';
+import { memoryLogger } from '../helpers/memory-logger';
 
 // Each of these must never reach a log line.
 const SECRET_VALUE = 'cGFzc3dvcmQtZm9yLXByb2QtZGI='; // base64 of a database password

@@ -1,15 +1,25 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NotifyChannelConfig } from '../../shared/config';
-import { clearRegisteredSecrets, memoryLogger, registerSecret } from '../../shared/log';
-import { createNotifier, WEBHOOK_SIGNATURE_HEADER } from '../../shared/notify';
-import { Recorder } from '../helpers/recorder';
+import { clearRegisteredSecrets, registerSecret } from '../../shared/log';
+import { createNotifier, STANDARD_WEBHOOK_HEADERS } from '../../shared/notify';
+import { memoryLogger } from '../helpers/memory-logger';
+import { type RecordedRequest, Recorder } from '../helpers/recorder';
 
 /** Local receivers that check each channel's signature the way the service does. */
-const WEBHOOK_SECRET = 'whsec-notify-0123456789abcdef';
+const WEBHOOK_KEY = randomBytes(32);
+const WEBHOOK_SECRET = `whsec_${WEBHOOK_KEY.toString('base64')}`;
 const DING_SECRET = 'SECdingtalk0123456789abcdef';
 const LARK_SECRET = 'lark-secret-0123456789';
 const NOW = Date.parse('2026-11-29T08:00:00Z');
+
+/** A receiver's answer with this status and no body. */
+const status = (code: number) => (_req: RecordedRequest, res: ServerResponse) => {
+  res.writeHead(code);
+  res.end();
+};
 
 let receiver: Recorder;
 beforeAll(async () => {
@@ -61,12 +71,16 @@ describe('notification channels', () => {
     ]);
     const byPath = (p: string) => receiver.requests.find((r) => r.path === p);
 
+    // Standard Webhooks: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">, keyed with the whsec_ bytes.
     const hook = byPath('/hook');
-    const sig = String(hook?.headers[WEBHOOK_SIGNATURE_HEADER]);
-    const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(sig) ?? [];
-    const expected = createHmac('sha256', WEBHOOK_SECRET).update(`${t}.${hook?.body}`).digest('hex');
+    const id = String(hook?.headers[STANDARD_WEBHOOK_HEADERS.id]);
+    const t = String(hook?.headers[STANDARD_WEBHOOK_HEADERS.timestamp]);
+    const [, v1] =
+      /^v1,([A-Za-z0-9+/]{43}=)$/.exec(String(hook?.headers[STANDARD_WEBHOOK_HEADERS.signature])) ?? [];
+    const expected = createHmac('sha256', WEBHOOK_KEY).update(`${id}.${t}.${hook?.body}`).digest('base64');
     expect(timingSafeEqual(Buffer.from(expected), Buffer.from(v1 ?? ''))).toBe(true);
-    expect(Math.abs(Number(t) - NOW / 1000)).toBeLessThan(300);
+    expect(id).toMatch(/^msg_[0-9a-f]{32}$/);
+    expect(Number(t)).toBe(Math.floor(NOW / 1000));
     expect(JSON.parse(hook?.body ?? '{}')).toMatchObject({
       severity: 'critical',
       title: 'KMS key key-1 was disabled',
@@ -97,10 +111,6 @@ describe('notification channels', () => {
 
   it('retries 429 and 5xx with backoff, and gives up on other 4xx', async () => {
     receiver.requests.length = 0;
-    const status = (code: number) => (_req: unknown, res: import('node:http').ServerResponse) => {
-      res.writeHead(code);
-      res.end();
-    };
     receiver.reply(status(503), status(429), status(200));
     const [first] = await createNotifier([channels()[0] as NotifyChannelConfig], { baseDelayMs: 5 }).notify({
       severity: 'report',
@@ -162,6 +172,51 @@ describe('notification channels', () => {
     } finally {
       clearRegisteredSecrets();
     }
+  });
+
+  it('every delivery verifies with the standardwebhooks library, as a receiver would, a retried one under its first id', async () => {
+    const RAW_SECRET = 'a-raw-webhook-secret-0123456789';
+    const hooks: NotifyChannelConfig[] = [
+      {
+        type: 'webhook',
+        name: 'whsec',
+        url: `${receiver.url}/whsec`,
+        secret: WEBHOOK_SECRET,
+        severities: ['report'],
+      },
+      {
+        type: 'webhook',
+        name: 'raw',
+        url: `${receiver.url}/raw`,
+        secret: RAW_SECRET,
+        severities: ['report'],
+      },
+    ];
+    receiver.requests.length = 0;
+    // The first attempt of one channel fails (whichever comes first): it is retried with the same id.
+    receiver.reply(status(503));
+    const notifier = createNotifier(hooks, { baseDelayMs: 5 });
+    await notifier.notify({ severity: 'report', title: 'job done', text: 'c1 re-encrypted' });
+    await notifier.notify({ severity: 'report', title: 'audit done', text: 'all pass' });
+    // A receiver's verifier: the spec's whsec_ secret as it is, a raw secret as its bytes.
+    const verifiers: Record<string, Webhook> = {
+      '/whsec': new Webhook(WEBHOOK_SECRET),
+      '/raw': new Webhook(Buffer.from(RAW_SECRET, 'utf8'), { format: 'raw' }),
+    };
+    const ids = receiver.requests.map((r) => {
+      const headers = Object.fromEntries(
+        Object.values(STANDARD_WEBHOOK_HEADERS).map((h) => [h, String(r.headers[h])]),
+      );
+      expect(verifiers[r.path]?.verify(r.body, headers), r.path).toMatchObject({ severity: 'report' });
+      // And nothing else verifies: another body under these headers does not.
+      expect(() => verifiers[r.path]?.verify(`${r.body} `, headers)).toThrow(/No matching signature/);
+      return headers[STANDARD_WEBHOOK_HEADERS.id];
+    });
+    expect(receiver.requests).toHaveLength(5);
+    // Two messages, each under one id whichever channel and attempt delivered it.
+    const [first, ...rest] = ids;
+    expect(new Set(ids).size).toBe(2);
+    expect(rest.filter((id) => id === first)).toHaveLength(2);
   });
 
   it('never throws when a receiver is down, and logs no URL or secret', async () => {

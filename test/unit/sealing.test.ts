@@ -295,6 +295,12 @@ describe('the API servers’ sealing evidence', () => {
     const failing = sampleApiServers(async () => ({ status: 503, body: 'unavailable' }));
     await expect(failing).rejects.toThrow(/HTTP 503/);
     await expect(failing).rejects.not.toBeInstanceOf(MetricsUnreadable);
+    // Retryable in the taxonomy: the webhook answers 503 (try again), not 502 (the upstream refused).
+    await expect(failing).rejects.toMatchObject({
+      kind: 'retryable',
+      statusCode: 503,
+      code: 'MetricsUnavailable',
+    });
     await expect(sampleApiServers(async () => ({ status: 200, body: '# nothing\n' }))).rejects.toThrow(
       /no KMS v2 envelope metrics/,
     );

@@ -159,8 +159,8 @@ describe('the webhook API', () => {
   });
 
   it('runs one audit at a time per set of clusters', async () => {
-    let release = () => undefined as void;
-    auditGate = new Promise((r) => {
+    let release: () => void = () => {};
+    auditGate = new Promise<void>((r) => {
       release = r;
     });
     try {
@@ -257,7 +257,7 @@ describe('the webhook API', () => {
       bucket: 'reports-web',
       region: cloud.state.region,
       credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
-      endpoint: { protocol: 'http', host: cloud.host, url: cloud.url },
+      endpoints: { oss: { protocol: 'http', host: cloud.host, url: cloud.url } },
     });
     await store.save(buildReport('audit-0123456789abcdef', []));
     const latest = await call(request('GET', '/v1/reports/latest'));

@@ -4,8 +4,8 @@ import type {
   V1RoleRef,
   RbacV1Subject as V1Subject,
 } from '@kubernetes/client-node';
+import { rbacObjects, SENTINEL_USER } from '../cluster/rbac';
 import { STATE_CONFIGMAP } from '../jobs/store';
-import { rbacObjects, SENTINEL_USER } from './rbac';
 
 /**
  * Who can write the suite's state ConfigMap besides the suite: such a subject can mark a key version complete
@@ -27,9 +27,9 @@ const writesStateConfigMap = (r: V1PolicyRule): boolean =>
   r.verbs.some((v) => WRITE_VERBS.has(v)) &&
   (!r.resourceNames?.length || r.resourceNames.includes(STATE_CONFIGMAP));
 
-const isControlPlane = (s: V1Subject): boolean =>
-  ((s.kind === 'User' || s.kind === 'Group') && s.name.startsWith('system:')) ||
-  (s.kind === 'ServiceAccount' && s.namespace === 'kube-system');
+const isControlPlane = (subject: V1Subject): boolean =>
+  ((subject.kind === 'User' || subject.kind === 'Group') && subject.name.startsWith('system:')) ||
+  (subject.kind === 'ServiceAccount' && subject.namespace === 'kube-system');
 
 /** The suite's own RoleBinding (deploy/rbac.yaml, from the one RBAC registry). */
 const ownBinding = (namespace: string) => {
@@ -38,8 +38,8 @@ const ownBinding = (namespace: string) => {
   return { kind: 'RoleBinding', name: meta.name, role: (roleBinding.roleRef as { name: string }).name };
 };
 
-const describeSubject = (s: V1Subject): string =>
-  `${s.kind} ${s.namespace ? `${s.namespace}/` : ''}${s.name}`;
+const describeSubject = (subject: V1Subject): string =>
+  `${subject.kind} ${subject.namespace ? `${subject.namespace}/` : ''}${subject.name}`;
 
 interface Binding {
   kind: 'RoleBinding' | 'ClusterRoleBinding';

@@ -1,7 +1,7 @@
 /**
- * How the code's cloud calls map to RAM actions. Each function's RAM policy (deploy/ram/<function>.json) is checked against
- * the calls found in the source (test/unit/deploy.test.ts): nothing the code calls is missing, nothing else
- * is granted.
+ * How the code's cloud calls map to RAM actions. Each function's RAM policy (deploy/ram/<function>.json) is
+ * checked against the calls found in its bundle's sources (test/unit/deploy.test.ts): nothing the code calls is
+ * missing, nothing else is granted. Only that test reads it, so it lives here, out of every bundle.
  */
 export const RAM_ACTION_OF: Record<string, string> = {
   // kmsRpc('<Action>')
@@ -23,7 +23,7 @@ export const RAM_ACTION_OF: Record<string, string> = {
   'fc:ListAsyncTasks': 'fc:ListAsyncTasks',
   // the SLS reader's PullLogs (RAM names it GetCursorOrData)
   'sls:PullLogs': 'log:GetCursorOrData',
-  // the audit report store (ali-oss put / get)
+  // ali-oss put / get: the audit reports and the done record (shared/cloud/oss.ts makes the client)
   'oss:PutObject': 'oss:PutObject',
   'oss:GetObject': 'oss:GetObject',
 };

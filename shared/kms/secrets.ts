@@ -1,5 +1,5 @@
 import type { CloudClients } from '../cloud/clients';
-import { normalizeError } from '../errors';
+import { ConfigError, normalizeError } from '../errors';
 import { registerSecret } from '../log';
 
 /**
@@ -48,7 +48,10 @@ export async function kmsSecret(
   const hit = cache.get(name);
   if (hit && now - hit.at < maxAgeMs) return hit.value;
   const current = await version(clients, name, 'ACSCurrent');
-  if (!current) throw new Error(`KMS secret ${name} has no current value`);
+  // A setting names this secret and it holds nothing: the configuration is incomplete until someone stores a
+  // value (as when a channel list read from KMS does not parse, runtime/services.ts).
+  if (!current)
+    throw new ConfigError(`KMS secret ${name} has no current value`, { code: 'EmptySecret', service: 'kms' });
   const previous = await version(clients, name, 'ACSPrevious');
   const value: SecretVersions = {
     current: current.data,
