@@ -41,8 +41,8 @@ export async function enableCommand(flags: EnableFlags): Promise<number> {
             : await clusterKubeconfig(clients, flags.clusterId, 60),
         ),
       ...(config.accountId ? { accountId: config.accountId } : {}),
-      onStep: (s: EnableStep) =>
-        say(`${MARK[s.status]} ${s.step}: ${s.detail}${s.ms ? ` (${s.ms} ms)` : ''}`),
+      onStep: (step: EnableStep) =>
+        say(`${MARK[step.status]} ${step.step}: ${step.detail}${step.ms ? ` (${step.ms} ms)` : ''}`),
     },
     {
       clusterId: flags.clusterId,

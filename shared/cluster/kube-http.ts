@@ -7,7 +7,7 @@ import {
 } from 'node:http';
 import { type Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ConfigError } from '../errors';
+import { ConfigError, RetryableError, SentinelError } from '../errors';
 import { keepAliveAgent } from './agent';
 
 /**
@@ -182,7 +182,10 @@ export class KubeHttp {
       req.on('timeout', () =>
         // ETIMEDOUT: a transport error, retried with backoff like a reset (shared/retry.ts).
         req.destroy(
-          Object.assign(new Error(`${what}: no answer within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' }),
+          new RetryableError(`${what}: no answer within ${this.timeoutMs} ms`, {
+            code: 'ETIMEDOUT',
+            service: 'kubernetes',
+          }),
         ),
       );
       req.on('error', reject);
@@ -213,7 +216,11 @@ function answer(
   res.on('data', (c: Buffer) => {
     size += c.length;
     if (read === 'text' && size > RAW_MAX_BYTES)
-      req.destroy(new Error(`${what}: answer over ${RAW_MAX_BYTES} bytes`));
+      req.destroy(
+        new SentinelError('permanent', `${what}: answer over ${RAW_MAX_BYTES} bytes`, {
+          code: 'AnswerTooLarge',
+        }),
+      );
     else chunks.push(c);
   });
   res.on('end', () => {

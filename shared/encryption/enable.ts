@@ -101,9 +101,9 @@ export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Pr
   };
   /** The step under way: an unexpected error is recorded against it, not against the checks. */
   let stage: EnableStep['step'] = 'preflight';
-  const record = (s: EnableStep) => {
-    report.steps.push(s);
-    deps.onStep?.(s);
+  const record = (step: EnableStep) => {
+    report.steps.push(step);
+    deps.onStep?.(step);
   };
   try {
     const { detail, key, already } = await preflightStep(deps, req, report, record);
@@ -159,7 +159,7 @@ async function preflightStep(
   deps: EnableDeps,
   req: EnableRequest,
   report: EnableReport,
-  record: (s: EnableStep) => void,
+  record: (step: EnableStep) => void,
 ): Promise<{ detail: ClusterDetail; key?: KeyInfo; already: boolean }> {
   const t = Date.now();
   const detail = await clusterDetail(deps.clients, req.clusterId);
@@ -197,7 +197,7 @@ async function preflightStep(
 async function protectKey(
   deps: EnableDeps,
   key: KeyInfo,
-  record: (s: EnableStep) => void,
+  record: (step: EnableStep) => void,
   dryRun = false,
 ): Promise<void> {
   if (dryRun) {
@@ -225,7 +225,7 @@ async function switchOn(
   deps: EnableDeps,
   detail: ClusterDetail,
   key: KeyInfo,
-  record: (s: EnableStep) => void,
+  record: (step: EnableStep) => void,
 ): Promise<void> {
   try {
     await deps.clients.csRoa(
@@ -268,7 +268,7 @@ export async function poll<T>(
 export async function waitRunning(
   deps: Pick<EnableDeps, 'waits'> & { clients: Pick<CloudClients, 'csRoa'> },
   clusterId: string,
-  record: (s: EnableStep) => void,
+  record: (step: EnableStep) => void,
   encrypted = true,
 ): Promise<void> {
   const t = Date.now();
@@ -300,7 +300,7 @@ async function evidenceStep(
   cluster: Cluster,
   key: KeyInfo,
   since: number | undefined,
-  record: (s: EnableStep) => void,
+  record: (step: EnableStep) => void,
 ): Promise<SealingEvidence> {
   const t = Date.now();
   const from = new Date((since ?? Date.now() - 7 * 86_400_000) - 60_000);
@@ -338,7 +338,7 @@ async function sweepAndVerify(
   cluster: Cluster,
   key: KeyInfo,
   report: EnableReport,
-  record: (s: EnableStep) => void,
+  record: (step: EnableStep) => void,
   sinceEnabled: boolean,
 ): Promise<void> {
   const t = Date.now();

@@ -1,19 +1,15 @@
 import { withCluster } from '../cluster/user-kubeconfig';
-import type { SentinelConfig } from '../config';
 import { normalizeError } from '../errors';
 import type { JobRequest } from '../events/rotation-watch';
 import type { EnableAnswer } from '../jobs/answers';
 import { jobIdFor } from '../jobs/payload';
+import type { Config, Deps } from '../jobs/requests';
 import { clusterStoreOf } from '../jobs/store';
 import { describeKey } from '../kms/keys';
 import type { Logger } from '../log';
-import type { Services } from '../runtime/services';
 import { type WatchedTargets, watchedTargets } from '../trail/watched';
 import { enableEncryption } from './enable';
 import type { PreflightCheck } from './preflight';
-
-type Deps = Pick<Services, 'clients' | 'invoker'>;
-type Config = Pick<SentinelConfig, 'clusters' | 'clusterKeys' | 'keys' | 'stateNamespace' | 'reencrypt'>;
 
 /**
  * The webhook's enable, answered by rotation-watch: pre-flight checks and UpdateKMSEncryption

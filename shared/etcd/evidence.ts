@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
+import { PoisonError, SentinelError } from '../errors';
 import { ETCD_BACKOFF, withRetries } from '../retry';
 
 /**
@@ -104,13 +105,24 @@ interface RangeResponse {
 
 const SECRETS_ROOT = '/registry/secrets/';
 
-/** etcd's gateway answered with an error status (the body is etcd's message, never a stored value). */
-class EtcdRangeError extends Error {
+/**
+ * etcd's gateway answered with an error status: retryable when busy (429, 5xx), permanent otherwise. The body
+ * is etcd's message, never a stored value; it is cut short all the same.
+ */
+class EtcdRangeError extends SentinelError {
   constructor(
     readonly status: number,
     body: string,
   ) {
-    super(`etcd range failed: HTTP ${status} ${body}`);
+    super(
+      status === 429 || status >= 500 ? 'retryable' : 'permanent',
+      `etcd range failed: HTTP ${status} ${body.slice(0, 200)}`,
+      {
+        code: 'EtcdRangeFailed',
+        statusCode: status,
+        service: 'etcd',
+      },
+    );
   }
 }
 
@@ -139,7 +151,8 @@ export async function readSecretEvidence(
   options: { prefix?: string; pageSize?: number } = {},
 ): Promise<StoredSecret[]> {
   const prefix = options.prefix ?? SECRETS_ROOT;
-  if (!prefix.startsWith(SECRETS_ROOT)) throw new Error(`prefix must lie under ${SECRETS_ROOT}: ${prefix}`);
+  if (!prefix.startsWith(SECRETS_ROOT))
+    throw new PoisonError(`prefix must lie under ${SECRETS_ROOT}: ${prefix}`, { path: 'prefix' });
   const rangeEnd = b64(prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1));
   const out: StoredSecret[] = [];
   let key = b64(prefix);

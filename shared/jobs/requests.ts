@@ -17,8 +17,12 @@ import { clusterStoreOf } from './store';
  * The webhook's job requests, answered where the kubeconfigs are (rotation-watch): start a cluster's job for
  * its key's current version through the one starter, or read a job's true status from its cluster's state.
  */
-type Deps = Pick<Services, 'clients' | 'invoker'>;
-type Config = Pick<SentinelConfig, 'clusters' | 'clusterKeys' | 'keys' | 'stateNamespace' | 'reencrypt'>;
+/** What rotation-watch answers the webhook's requests with (this file's and `encryption/requests.ts`'s). */
+export type Deps = Pick<Services, 'clients' | 'invoker'>;
+export type Config = Pick<
+  SentinelConfig,
+  'clusters' | 'clusterKeys' | 'keys' | 'stateNamespace' | 'reencrypt'
+>;
 
 export async function answerJobRequest(
   request: Exclude<JobRequest, { kind: 'enable-encryption' }>,

@@ -1,3 +1,4 @@
+import { SentinelError } from '../errors';
 import { isCurrent } from './annotations';
 import { DEFAULT_PAGE_SIZE, type Strategy } from './defaults';
 import { SecretLister, type Selection } from './lister';
@@ -74,7 +75,8 @@ type Counted = Pick<SizedSecret, 'namespace' | 'type' | 'bytes' | 'lastWrite'> &
  * token followed, no Secret counted twice), within the deadline and until the signal.
  */
 export async function estimateSweep(store: SecretStore, o: EstimateOptions): Promise<Estimate> {
-  if (!store.listSizes) throw new Error('this Secret store cannot list sizes');
+  if (!store.listSizes)
+    throw new SentinelError('permanent', 'this Secret store cannot list sizes', { code: 'Unsupported' });
   const lister = new SecretLister(store.listSizes.bind(store), {
     // Whole Secrets are larger than their metadata: small pages, the data dropped page by page.
     pageSize: 50,
