@@ -337,7 +337,7 @@ describe('the event-driven pipeline', () => {
     const watch = (extra: Record<string, string>) =>
       register(
         'ack-kms-sentinel-rotation-watch',
-        adapt(rotationWatchHandler({ env: { ...env, ...extra }, sink: () => undefined })),
+        adapt(rotationWatchHandler({ env: { ...env, ...extra }, sink: keep })),
       );
     const tick = async () => {
       const res = await sandbox.cloud.functions.invoke(
