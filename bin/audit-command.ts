@@ -6,6 +6,7 @@ import { type Remediation, remediate } from '../shared/audit/remediate';
 import { buildReport, renderHtml, summaryText } from '../shared/audit/report';
 import { discoverClusters } from '../shared/cluster/discovery';
 import { apiServerIdentities, getRaw, loadKubeConfig } from '../shared/cluster/kube';
+import { proofSettings } from '../shared/cluster/sealing';
 import { httpSecretStore } from '../shared/cluster/secret-store';
 import { parseFixes } from '../shared/config/fixes';
 import { clusterStoreOf } from '../shared/jobs/store';
@@ -97,6 +98,7 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
           evidenceWindowMs: config.audit.evidenceWindowMs,
           rbac: kc.makeApiClient(RbacAuthorizationV1Api),
           stateNamespace: config.stateNamespace,
+          proof: proofSettings(config.reencrypt),
           jobState: () =>
             clusterStoreOf(
               kc.makeApiClient(CoreV1Api),

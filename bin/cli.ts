@@ -78,6 +78,10 @@ function addReencrypt(program: Command, run: Exit): void {
     )
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .option('--force', 'sweep even when the API servers prove a rewrite would not re-seal (the marks say so)')
+    .option(
+      '--api-servers <n>',
+      "how many API servers serve the cluster, when the kubeconfig's identity cannot list their leases (SENTINEL_API_SERVERS); without either nothing is proven",
+    )
     .action(async (flags: ReencryptFlags) => {
       const { jsonLinesOutput, terminalOutput } = await load('output');
       const { reencryptCommand } = await load('reencrypt');

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { openCluster } from '../shared/cluster/kube';
+import { proofSettings } from '../shared/cluster/sealing';
 import { clusterKubeconfig } from '../shared/cluster/user-kubeconfig';
 import { type EnableReport, type EnableStep, enableEncryption } from '../shared/encryption/enable';
 import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
@@ -41,6 +42,7 @@ export async function enableCommand(flags: EnableFlags): Promise<number> {
             : await clusterKubeconfig(clients, flags.clusterId, 60),
         ),
       ...(config.accountId ? { accountId: config.accountId } : {}),
+      proof: proofSettings(config.reencrypt),
       onStep: (step: EnableStep) =>
         say(`${MARK[step.status]} ${step.step}: ${step.detail}${step.ms ? ` (${step.ms} ms)` : ''}`),
     },

@@ -33,6 +33,7 @@ export interface ReencryptFlags {
   clusterId?: string;
   config?: string;
   force?: boolean;
+  apiServers?: string;
 }
 
 function intFlag(name: string, value: string, min: number, max: number): number {

@@ -1,7 +1,12 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { discoverClusters } from '../shared/cluster/discovery';
 import { apiServerIdentities, getRaw } from '../shared/cluster/kube';
-import { readSealingEvidence, type SealingEvidence, seedPending } from '../shared/cluster/sealing';
+import {
+  proofSettings,
+  readSealingEvidence,
+  type SealingEvidence,
+  seedPending,
+} from '../shared/cluster/sealing';
 import { SentinelError } from '../shared/errors';
 import { describeKey, type KeyInfo } from '../shared/kms/keys';
 import { FORCED } from '../shared/reencrypt';
@@ -27,7 +32,7 @@ export interface CliProof {
  * then its marks say `forced`, and no later job trusts them. Without `--cluster-id` nothing is proven.
  */
 export async function cliProof(
-  flags: { clusterId?: string; config?: string; force?: boolean },
+  flags: { clusterId?: string; config?: string; force?: boolean; apiServers?: string },
   kc: KubeConfig,
 ): Promise<CliProof> {
   if (!flags.clusterId) throw new UsageError('--cluster-id is required to prove a re-encryption');
@@ -39,9 +44,13 @@ export async function cliProof(
   if (!cluster?.encryptionEnabled || !cluster.keyId)
     throw new UsageError(`cluster ${flags.clusterId}: not found, or its Secret encryption is off`);
   const key = await describeKey(clients, cluster.keyId);
+  const stated = flags.apiServers === undefined ? undefined : Number(flags.apiServers);
+  if (stated !== undefined && !(Number.isInteger(stated) && stated >= 1 && stated <= 64))
+    throw new UsageError(`--api-servers must be a whole number from 1 to 64 (got "${flags.apiServers}")`);
   const evidence = await readSealingEvidence(
     { getRaw: (path) => getRaw(kc, path), apiServerIdentities: () => apiServerIdentities(kc) },
     key,
+    proofSettings({ ...config.reencrypt, ...(stated ? { apiServers: stated } : {}) }),
   );
   if (evidence.verdict === 'not-effective' && !flags.force)
     throw new SentinelError(

@@ -5,6 +5,7 @@ import { buildReport, summaryText } from '../../shared/audit/report';
 import { ossReportWriter } from '../../shared/audit/report-writer';
 import { discoverClusters, type TargetCluster } from '../../shared/cluster/discovery';
 import { openCluster } from '../../shared/cluster/kube';
+import { proofSettings } from '../../shared/cluster/sealing';
 import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
 import { normalizeError } from '../../shared/errors';
 import { parseAuditEvent, timerAuditId } from '../../shared/events/audit';
@@ -46,6 +47,7 @@ async function auditOne(
         ? {
             rbac: kube.rbac,
             stateNamespace: inv.config.stateNamespace,
+            proof: proofSettings(inv.config.reencrypt),
             jobState: () => clusterStoreOf(kube.core, inv.config, inv.log).read(),
             staleAfterMs: inv.config.reencrypt.staleAfterMs,
             getRaw: kube.getRaw,

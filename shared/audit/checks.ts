@@ -1,7 +1,13 @@
 import type { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import type { CloudClients } from '../cloud/clients';
 import type { TargetCluster } from '../cluster/discovery';
-import { readSealingEvidence, type SealingEvidence, seedPending, unproven } from '../cluster/sealing';
+import {
+  type ProofSettings,
+  readSealingEvidence,
+  type SealingEvidence,
+  seedPending,
+  unproven,
+} from '../cluster/sealing';
 import { normalizeError } from '../errors';
 import type { ActionTrailEvent } from '../events/actiontrail';
 import type { LoadedState } from '../jobs/store';
@@ -57,6 +63,8 @@ export interface AuditOptions {
   /** For the check of who else can write the state ConfigMap. */
   rbac?: RbacAuthorizationV1Api;
   stateNamespace?: string;
+  /** The proof settings (`SENTINEL_REENCRYPT_PROOF`, `SENTINEL_API_SERVERS`). */
+  proof?: ProofSettings;
   /** The cluster's state as the job store reads it, for the job check; and when a job counts as dead. */
   jobState?: () => Promise<LoadedState>;
   staleAfterMs?: number;
@@ -125,7 +133,7 @@ async function sealing(key: KeyInfo, options: AuditOptions): Promise<SealingEvid
   const { getRaw, apiServerIdentities } = options;
   if (!getRaw) return unproven("the audit was not given access to the API servers' /metrics");
   const source = { getRaw, apiServerIdentities: async () => apiServerIdentities?.() };
-  return readSealingEvidence(source, key).catch((err) =>
+  return readSealingEvidence(source, key, options.proof).catch((err) =>
     unproven(`reading the API servers' evidence failed: ${normalizeError(err).message}`),
   );
 }

@@ -54,7 +54,8 @@ function target(raw: RawCluster, explicitKey?: string): TargetCluster {
     name: raw.name ?? raw.cluster_id ?? '',
     regionId: raw.region_id ?? '',
     ...(keyId ? { keyId } : {}),
-    encryptionEnabled: explicitKey !== undefined || (!caps.disabled && keyId !== undefined),
+    // The mapping names the key only: whether encryption is on is CS's to say.
+    encryptionEnabled: !caps.disabled && keyId !== undefined,
   };
 }
 

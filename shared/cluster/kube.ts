@@ -154,9 +154,14 @@ export function openCluster(kubeconfig: string): Cluster {
 /**
  * Every API server keeps a lease named after its identity in kube-system (label
  * `apiserver.kubernetes.io/identity=kube-apiserver`, k8s.io/apiserver `pkg/server/config.go`); the live ones
- * (renewed within their duration) are the API servers behind the cluster's address. Undefined when the
- * leases cannot be listed (no RBAC): the evidence is then sampled without knowing how many there are.
+ * are the API servers behind the cluster's address. Live means renewed within `LEASE_LIVE_MS`, not within the
+ * lease's duration: kube-apiserver renews every 10 s (`--identity-lease-renew-interval-seconds`) but holds
+ * the lease for an hour (`--identity-lease-duration-seconds`), so a server replaced or scaled in would count
+ * for an hour. Undefined when the leases cannot be listed (no RBAC): the proof then needs a stated count.
  */
+/** Four and a half renew intervals: a busy control plane renews late, a dead server stops at once. */
+export const LEASE_LIVE_MS = 45_000;
+
 export async function apiServerIdentities(kc: KubeConfig, now = Date.now()): Promise<string[] | undefined> {
   try {
     const leases = await kc.makeApiClient(k8s().CoordinationV1Api).listNamespacedLease({
@@ -166,7 +171,7 @@ export async function apiServerIdentities(kc: KubeConfig, now = Date.now()): Pro
     return leases.items
       .filter((l) => {
         const renewed = l.spec?.renewTime ? new Date(l.spec.renewTime).getTime() : 0;
-        return renewed + (l.spec?.leaseDurationSeconds ?? 3600) * 1000 > now;
+        return now - renewed <= LEASE_LIVE_MS;
       })
       .map((l) => l.metadata?.name ?? '')
       .filter(Boolean);

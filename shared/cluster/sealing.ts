@@ -485,6 +485,21 @@ export function unproven(why: string): SealingEvidence {
   };
 }
 
+/**
+ * What the configuration says of proof (`SENTINEL_REENCRYPT_PROOF`, `SENTINEL_API_SERVERS`): whether to read
+ * the API servers at all, and how many there are when their leases cannot be listed.
+ */
+export interface ProofSettings {
+  proof?: 'metrics' | 'actiontrail';
+  apiServers?: number;
+}
+
+/** The proof settings of a configuration's `reencrypt` section, as every reader passes them. */
+export const proofSettings = (r: ProofSettings): ProofSettings => ({
+  ...(r.proof ? { proof: r.proof } : {}),
+  ...(r.apiServers ? { apiServers: r.apiServers } : {}),
+});
+
 /** Where the evidence is read: a cluster's API servers (`shared/cluster/kube.ts` `Cluster`). */
 export interface EvidenceSource {
   getRaw(path: string): Promise<{ status: number; body: string }>;
@@ -502,7 +517,7 @@ export interface EvidenceSource {
 export async function readSealingEvidence(
   source: EvidenceSource,
   key: JudgedKey & { lastRotationDate?: string },
-  options: { proof?: 'metrics' | 'actiontrail'; apiServers?: number } = {},
+  options: ProofSettings = {},
 ): Promise<SealingEvidence> {
   if (options.proof === 'actiontrail') return unproven('SENTINEL_REENCRYPT_PROOF is actiontrail');
   // KMS gives every key a LastRotationDate (a key never rotated: its creation): without one, nothing is known.

@@ -69,6 +69,11 @@ export interface SentinelConfig {
     /** A job that has not saved progress for this long is presumed dead, and rotation-watch starts it again. */
     staleAfterMs: number;
     functionName: string;
+    /**
+     * How many API servers serve each cluster, as the operator states it: the set the proof needs when the
+     * suite's identity cannot list the kube-system identity leases (without either, nothing is proven).
+     */
+    apiServers?: number;
   };
   /** The webhook starts jobs and reads their status through this function (it holds the kubeconfigs). */
   rotationWatchFunction: string;
@@ -237,6 +242,12 @@ const SETTINGS = {
     example: '30s',
     default: '30s',
     parse: durationMs,
+  }),
+  apiServers: setting({
+    name: 'SENTINEL_API_SERVERS',
+    example: '3',
+    optional: true,
+    parse: (v) => intIn(v, 1, 64),
   }),
   staleAfter: setting({
     name: 'SENTINEL_REENCRYPT_STALE_AFTER',
@@ -449,7 +460,11 @@ const reencryptSettings = (read: Read): SentinelConfig['reencrypt'] => ({
   budgetMarginMs: read(SETTINGS.budgetMargin) ?? 0,
   staleAfterMs: read(SETTINGS.staleAfter) ?? 0,
   functionName: read(SETTINGS.reencryptFunction) ?? '',
+  ...optional('apiServers', read(SETTINGS.apiServers)),
 });
+
+const optional = <K extends string, T>(key: K, value: T | undefined) =>
+  (value === undefined ? {} : { [key]: value }) as Partial<Record<K, T>>;
 
 const auditSettings = (read: Read): SentinelConfig['audit'] => ({
   reportBucket: read(SETTINGS.reportBucket),

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CloudClients } from '../cloud/clients';
 import type { Cluster } from '../cluster/kube';
-import { readSealingEvidence, type SealingEvidence } from '../cluster/sealing';
+import { type ProofSettings, readSealingEvidence, type SealingEvidence } from '../cluster/sealing';
 import { ConfigError, normalizeError } from '../errors';
 import { jobIdFor } from '../jobs/payload';
 import { firstContinuation, nothingKept, runJob } from '../jobs/run';
@@ -79,6 +79,8 @@ export interface EnableDeps {
    * when the request stops at the switch.
    */
   openCluster?(): Promise<Cluster>;
+  /** The proof settings (`SENTINEL_REENCRYPT_PROOF`, `SENTINEL_API_SERVERS`). */
+  proof?: ProofSettings;
   /** Where the re-encryption job's warnings go (stderr by default). */
   log?: Logger;
   onStep?(step: EnableStep): void;
@@ -314,7 +316,7 @@ async function evidenceStep(
     });
     return found.length > 0 ? found : undefined;
   });
-  const evidence = await readSealingEvidence(cluster, key);
+  const evidence = await readSealingEvidence(cluster, key, deps.proof);
   const trail = events?.length
     ? `ActionTrail: ${events.length} Encrypt by aliyuncsmanagedsecurityrole`
     : 'ActionTrail: no Encrypt by aliyuncsmanagedsecurityrole yet (it can lag by minutes)';
@@ -355,7 +357,7 @@ async function sweepAndVerify(
     },
     {
       secrets: cluster.secrets,
-      evidence: () => readSealingEvidence(cluster, key),
+      evidence: () => readSealingEvidence(cluster, key, deps.proof),
       key,
       store: nothingKept(),
       budget: {},

@@ -1,5 +1,5 @@
 import type { Cluster } from '../cluster/kube';
-import { readSealingEvidence } from '../cluster/sealing';
+import { proofSettings, readSealingEvidence } from '../cluster/sealing';
 import { withCluster } from '../cluster/user-kubeconfig';
 import { describeKey } from '../kms/keys';
 import type { Invocation } from '../runtime/handler';
@@ -49,7 +49,7 @@ export async function runInCluster(
   const key = await describeKey(services.clients, job.keyId);
   const ports: JobPorts = {
     secrets: cluster.secrets,
-    evidence: () => readSealingEvidence(cluster, key, { proof: reencrypt.proof }),
+    evidence: () => readSealingEvidence(cluster, key, proofSettings(reencrypt)),
     key,
     store: jobStore(state, ref, { log, now: inv.now }),
     budget: {

@@ -1,5 +1,5 @@
 import type { TargetCluster } from '../cluster/discovery';
-import { readSealingEvidence } from '../cluster/sealing';
+import { proofSettings, readSealingEvidence } from '../cluster/sealing';
 import { withCluster } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
 import type { JobRequest } from '../events/rotation-watch';
@@ -76,7 +76,7 @@ async function estimateFor(
   const estimate = await withCluster(services.clients, clusterId, 15, async (kube) => {
     const apiServers = (await kube.apiServerIdentities())?.length;
     // As the job counts: only marks written under proof are done where the API servers prove a re-seal.
-    const evidence = await readSealingEvidence(kube, key, { proof: config.reencrypt.proof });
+    const evidence = await readSealingEvidence(kube, key, proofSettings(config.reencrypt));
     return estimateSweep(kube.secrets, {
       targetKeyVersionId: key.primaryKeyVersion,
       requireProof: evidence.verdict === 'effective',

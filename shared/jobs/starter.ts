@@ -1,5 +1,5 @@
 import type { TargetCluster } from '../cluster/discovery';
-import { readSealingEvidence, type SealingEvidence } from '../cluster/sealing';
+import { proofSettings, readSealingEvidence, type SealingEvidence } from '../cluster/sealing';
 import { withCluster } from '../cluster/user-kubeconfig';
 import type { SentinelConfig } from '../config';
 import { normalizeError } from '../errors';
@@ -57,7 +57,7 @@ export async function startReencryptJob(
       { jobId, keyVersionId: key.primaryKeyVersion },
       config,
       now,
-      () => readSealingEvidence(kube, key, { proof: config.reencrypt.proof }),
+      () => readSealingEvidence(kube, key, proofSettings(config.reencrypt)),
     );
     if (typeof decision === 'string') {
       const settled =

@@ -59,6 +59,27 @@ describe('answers the suite did not expect', () => {
     expect(found).toHaveLength(53);
   });
 
+  it('SENTINEL_CLUSTER_KEYS names the key only: whether encryption is on is what CS says', async () => {
+    const detail = (caps: Record<string, unknown>) => ({
+      csRoa: async () => ({
+        cluster_id: 'c-1',
+        name: 'c-1',
+        meta_data: JSON.stringify({ Capabilities: caps }),
+      }),
+    });
+    const config = {
+      clusters: { mode: 'explicit', clusterIds: ['c-1'] },
+      clusterKeys: { 'c-1': 'key-mapped' },
+    } as Parameters<typeof discoverClusters>[1];
+    const [off] = await discoverClusters(detail({ DisableEncryption: true }), config);
+    expect(off).toMatchObject({ keyId: 'key-mapped', encryptionEnabled: false });
+    const [on] = await discoverClusters(
+      detail({ DisableEncryption: false, EncryptionKMSKeyId: 'key-cs' }),
+      config,
+    );
+    expect(on).toMatchObject({ keyId: 'key-mapped', encryptionEnabled: true });
+  });
+
   it('LookupEvents pages share one time window (a NextToken belongs to its query)', async () => {
     const windows: string[] = [];
     const clients = {
