@@ -1,4 +1,8 @@
+import { openCluster } from '../shared/cluster/kube';
+import { clusterKubeconfig } from '../shared/cluster/user-kubeconfig';
 import { DISABLE_WARNING, disableEncryption } from '../shared/encryption/disable';
+import { encryptionStateIn } from '../shared/encryption/enable';
+import { createLogger } from '../shared/log';
 import { cloudFor } from './cloud';
 
 export interface DisableFlags {
@@ -16,10 +20,12 @@ export async function disableCommand(flags: DisableFlags): Promise<number> {
     say('nothing done: add --confirm-disable to turn Secret encryption off');
     return 2;
   }
-  const { clients } = await cloudFor(flags);
+  const { config, clients } = await cloudFor(flags);
+  const open = async () => openCluster(await clusterKubeconfig(clients, flags.clusterId, 15));
   const report = await disableEncryption(
     {
       clients,
+      encryptionState: encryptionStateIn(open, config, createLogger({ level: 'error', sink: () => {} })),
       onStep: (entry) => say(`${entry.status === 'done' ? '✓' : '✗'} ${entry.step}: ${entry.detail}`),
     },
     { clusterId: flags.clusterId, confirmed: true },

@@ -2,8 +2,14 @@ import { readFileSync } from 'node:fs';
 import { openCluster } from '../shared/cluster/kube';
 import { proofSettings } from '../shared/cluster/sealing';
 import { clusterKubeconfig } from '../shared/cluster/user-kubeconfig';
-import { type EnableReport, type EnableStep, enableEncryption } from '../shared/encryption/enable';
+import {
+  type EnableReport,
+  type EnableStep,
+  enableEncryption,
+  encryptionStateIn,
+} from '../shared/encryption/enable';
 import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
+import { createLogger } from '../shared/log';
 import { cloudFor } from './cloud';
 
 export interface EnableFlags {
@@ -26,21 +32,26 @@ const CHECK = { pass: '✓', warn: '!', fail: '✗', manual: '?' } as const;
  * `--verify-etcd` (the sandbox, self-managed control planes) etcd itself is read afterwards: how many Secrets
  * are still plaintext. Exit 0 when enabled (or already, or a dry run whose checks pass), 1 otherwise.
  */
+/** The job store's own lines are not the command's output: its steps say what happened. */
+const quietLog = createLogger({ level: 'error', sink: (line) => process.stderr.write(`${line}\n`) });
+
 export async function enableCommand(flags: EnableFlags): Promise<number> {
   const { config, clients } = await cloudFor(flags);
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const started = Date.now();
+  const open = async () =>
+    openCluster(
+      flags.kubeconfig
+        ? readFileSync(flags.kubeconfig, 'utf8')
+        : await clusterKubeconfig(clients, flags.clusterId, 60),
+    );
   const report: EnableReport & {
     etcd?: { secrets: number; plaintext: number; byKeyVersion: Record<string, number> };
   } = await enableEncryption(
     {
       clients,
-      openCluster: async () =>
-        openCluster(
-          flags.kubeconfig
-            ? readFileSync(flags.kubeconfig, 'utf8')
-            : await clusterKubeconfig(clients, flags.clusterId, 60),
-        ),
+      openCluster: open,
+      encryptionState: encryptionStateIn(open, config, quietLog),
       ...(config.accountId ? { accountId: config.accountId } : {}),
       proof: proofSettings(config.reencrypt),
       onStep: (step: EnableStep) =>

@@ -1,5 +1,6 @@
 import pLimit from 'p-limit';
 import type { TargetCluster } from '../../shared/cluster/discovery';
+import { withCluster } from '../../shared/cluster/user-kubeconfig';
 import type { SentinelConfig } from '../../shared/config';
 import { answerEnableRequest } from '../../shared/encryption/requests';
 import { normalizeError } from '../../shared/errors';
@@ -19,6 +20,7 @@ import {
 } from '../../shared/jobs/done-record';
 import { answerJobRequest } from '../../shared/jobs/requests';
 import { type JobStart, startReencryptJob } from '../../shared/jobs/starter';
+import { clusterStoreOf } from '../../shared/jobs/store';
 import { describeKey, type KeyInfo } from '../../shared/kms/keys';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
 import { type Services, servicesFor, suiteBucket } from '../../shared/runtime/services';
@@ -86,8 +88,9 @@ async function keysToCheck(
   services: Services,
   inv: Invocation,
   result: WatchResult,
-): Promise<{ keyIds: string[]; reason: string }> {
-  if (request.kind === 'timer') return { keyIds: targets.rotationKeys, reason: 'rotation-watch:timer' };
+): Promise<{ keyIds: string[]; reason: string; turnedOff: string[] }> {
+  if (request.kind === 'timer')
+    return { keyIds: targets.rotationKeys, reason: 'rotation-watch:timer', turnedOff: [] };
   const trail = request.event;
   const watched = await withResolvedAliases([trail], targets.watched, services.clients, inv.log);
   const finding = classify(trail, watched);
@@ -102,9 +105,36 @@ async function keysToCheck(
   }
   const ref = eventKeyId(trail);
   const keyId = ref && (watched.aliases?.get(ref) ?? ref);
+  const turnedOff =
+    finding?.eventName === 'UpdateKMSEncryption' && finding.severity === 'critical' && finding.clusterId
+      ? [finding.clusterId]
+      : [];
   return ROTATION_EVENTS.has(trail.eventName) && keyId && targets.rotationKeys.includes(keyId)
-    ? { keyIds: [keyId], reason: 'rotation-watch:event' }
-    : { keyIds: [], reason: '' };
+    ? { keyIds: [keyId], reason: 'rotation-watch:event', turnedOff }
+    : { keyIds: [], reason: '', turnedOff };
+}
+
+/**
+ * Encryption is off on these clusters: each one's state drops its completion and says since when (read each
+ * tick, written once), so when it is turned on again the job runs and trusts no mark written before. A
+ * cluster that cannot be reached is logged; the next tick tries again.
+ */
+async function recordEncryptionOff(clusterIds: string[], services: Services, inv: Invocation): Promise<void> {
+  const limit = pLimit(inv.config.fleet.concurrency);
+  await Promise.all(
+    clusterIds.map((clusterId) =>
+      limit(() =>
+        withCluster(services.clients, clusterId, 15, (kube) =>
+          clusterStoreOf(kube.core, inv.config, inv.log).recordEncryptionOff(inv.now()),
+        ).catch((err: unknown) =>
+          inv.log.warn('could not record that encryption is off', {
+            clusterId,
+            error: normalizeError(err).toJSON(),
+          }),
+        ),
+      ),
+    ),
+  );
 }
 
 /** The record of clusters done with their key's version (shared/jobs/done-record.ts), or none without a bucket. */
@@ -215,7 +245,13 @@ export async function rotationWatch(
     alerts: 0,
     vouched: 0,
   };
-  const { keyIds, reason } = await keysToCheck(request, targets, services, inv, result);
+  const { keyIds, reason, turnedOff } = await keysToCheck(request, targets, services, inv, result);
+  // CS says off (a timer tick), or an event says it was turned off: no completion may stand for the cluster.
+  const off =
+    request.kind === 'timer'
+      ? targets.clusters.filter((c) => !c.encryptionEnabled).map((c) => c.clusterId)
+      : turnedOff;
+  await recordEncryptionOff(off, services, inv);
   if (keyIds.length > 0)
     await checkKeys(keyIds, { services, inv, targets, reason, timer: request.kind === 'timer' }, result);
   inv.log.info('rotation-watch done', {

@@ -21,6 +21,12 @@ export const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=me
  */
 export const SUITE_ANNOTATION_PREFIX = 'ack-kms-sentinel.io/';
 
+/**
+ * The vendor document's annotation, which the suite writes with its mark (RFC 3339, UTC): when the mark was
+ * written, and so whether it predates the last time encryption was turned on. Kept with the suite's own.
+ */
+export const ROTATION_TIME_ANNOTATION = 'encryption-key-rotation-time';
+
 /** A Secret's metadata as the sweep keeps it (the suite's marks only). */
 export const secretRef = (m: V1ObjectMeta | undefined): SecretRef => {
   const marks = suiteAnnotations(m?.annotations);
@@ -38,7 +44,10 @@ function suiteAnnotations(all: Record<string, string> | undefined): Marks | unde
   let marks: Record<string, string> | undefined;
   for (const name in all) {
     const value = all[name];
-    if (value !== undefined && name.startsWith(SUITE_ANNOTATION_PREFIX)) {
+    if (
+      value !== undefined &&
+      (name.startsWith(SUITE_ANNOTATION_PREFIX) || name === ROTATION_TIME_ANNOTATION)
+    ) {
       marks ??= {};
       marks[name] = value;
     }

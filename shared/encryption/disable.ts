@@ -1,6 +1,6 @@
 import type { CloudClients } from '../cloud/clients';
 import { normalizeError } from '../errors';
-import { type EnableDeps, type EnableStep, StepFailed, waitRunning } from './enable';
+import { type EnableDeps, type EnableStep, recordEncryption, StepFailed, waitRunning } from './enable';
 import { clusterDetail } from './preflight';
 
 /**
@@ -22,7 +22,9 @@ export interface DisableReport {
 }
 
 export async function disableEncryption(
-  deps: Pick<EnableDeps, 'waits' | 'onStep'> & { clients: Pick<CloudClients, 'csRoa'> },
+  deps: Pick<EnableDeps, 'waits' | 'onStep' | 'encryptionState' | 'now'> & {
+    clients: Pick<CloudClients, 'csRoa'>;
+  },
   req: { clusterId: string; confirmed: boolean },
 ): Promise<DisableReport> {
   const report: DisableReport = {
@@ -46,6 +48,7 @@ export async function disableEncryption(
       report.outcome = 'already-disabled';
       return report;
     }
+    await recordEncryption(deps, 'off', (deps.now ?? Date.now)(), record);
     try {
       await deps.clients.csRoa(
         'UpdateKMSEncryption',

@@ -5,6 +5,7 @@ import { type ProofSettings, readSealingEvidence, type SealingEvidence } from '.
 import { ConfigError, normalizeError } from '../errors';
 import { jobIdFor } from '../jobs/payload';
 import { firstContinuation, nothingKept, runJob } from '../jobs/run';
+import { type ClusterStore, clusterStoreOf } from '../jobs/store';
 import type { KeyInfo } from '../kms/keys';
 import { createLogger, type Logger } from '../log';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../reencrypt/defaults';
@@ -39,7 +40,7 @@ export type EnableOutcome =
   | 'failed';
 
 export interface EnableStep {
-  step: 'preflight' | 'protect-key' | 'switch' | 'running' | 'evidence' | 'sweep' | 'verify';
+  step: 'preflight' | 'protect-key' | 'state' | 'switch' | 'running' | 'evidence' | 'sweep' | 'verify';
   status: 'done' | 'skipped' | 'failed';
   detail: string;
   ms?: number;
@@ -81,6 +82,11 @@ export interface EnableDeps {
   openCluster?(): Promise<Cluster>;
   /** The proof settings (`SENTINEL_REENCRYPT_PROOF`, `SENTINEL_API_SERVERS`). */
   proof?: ProofSettings;
+  /**
+   * The suite's record, in the cluster's state, of encryption going off and on: off just before a switch (the
+   * completion is dropped; Secrets written while off are plaintext), on once the cluster runs with it.
+   */
+  encryptionState?: EncryptionState;
   /** Where the re-encryption job's warnings go (stderr by default). */
   log?: Logger;
   onStep?(step: EnableStep): void;
@@ -92,6 +98,62 @@ export interface EnableDeps {
 }
 
 export class StepFailed extends Error {}
+
+/** Where the suite records encryption going off and on (the cluster's state, through the job store). */
+export interface EncryptionState {
+  off(at: number): Promise<void>;
+  on(at: number): Promise<void>;
+}
+
+/** The cluster's state through the job store, opened for each record and closed after. */
+export const encryptionStateIn = (
+  open: () => Promise<Cluster>,
+  config: { stateNamespace: string; reencrypt: { staleAfterMs: number } },
+  log: Logger,
+): EncryptionState => {
+  const withStore = async (use: (store: ClusterStore) => Promise<void>) => {
+    const cluster = await open();
+    try {
+      await use(clusterStoreOf(cluster.core, config, log));
+    } finally {
+      cluster.close();
+    }
+  };
+  return {
+    off: (at) => withStore((store) => store.recordEncryptionOff(at)),
+    on: (at) => withStore((store) => store.recordEncryptionOn(at)),
+  };
+};
+
+/**
+ * Records the switch in the cluster's state, best effort: a cluster whose API server is restarting (or where
+ * the suite is not deployed) is recorded by rotation-watch's next tick instead (it sees CS's state).
+ */
+export async function recordEncryption(
+  deps: Pick<EnableDeps, 'encryptionState'>,
+  to: 'off' | 'on',
+  at: number,
+  record: (step: EnableStep) => void,
+): Promise<void> {
+  if (!deps.encryptionState) return;
+  try {
+    await deps.encryptionState[to](at);
+    record({
+      step: 'state',
+      status: 'done',
+      detail:
+        to === 'off'
+          ? "the suite's state: encryption off, no completion stands"
+          : `the suite's state: encryption on since ${new Date(at).toISOString()}, earlier marks not trusted`,
+    });
+  } catch (err) {
+    record({
+      step: 'state',
+      status: 'skipped',
+      detail: `the suite's state not written (${normalizeError(err).message}); rotation-watch's next tick records it`,
+    });
+  }
+}
 
 export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Promise<EnableReport> {
   const report: EnableReport = {
@@ -125,13 +187,17 @@ export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Pr
     stage = 'switch';
     const switchedAt = (deps.now ?? Date.now)();
     if (already) record({ step: 'switch', status: 'skipped', detail: `already encrypted with ${key.keyId}` });
-    else await switchOn(deps, detail, key, record);
+    else {
+      await recordEncryption(deps, 'off', switchedAt, record);
+      await switchOn(deps, detail, key, record);
+    }
     if (req.until === 'switch') {
       report.outcome = already ? 'already-enabled' : 'switched';
       return report;
     }
     stage = 'running';
     await waitRunning(deps, req.clusterId, record);
+    if (!already) await recordEncryption(deps, 'on', switchedAt, record);
     stage = 'evidence';
     if (!deps.openCluster)
       throw new ConfigError('enable goes on past the switch only with the cluster to sweep (openCluster)');

@@ -1,14 +1,13 @@
-import { withCluster } from '../cluster/user-kubeconfig';
-import { normalizeError } from '../errors';
+import { openCluster } from '../cluster/kube';
+import { clusterKubeconfig } from '../cluster/user-kubeconfig';
 import type { JobRequest } from '../events/rotation-watch';
 import type { EnableAnswer } from '../jobs/answers';
 import { jobIdFor } from '../jobs/payload';
 import type { Config, Deps } from '../jobs/requests';
-import { clusterStoreOf } from '../jobs/store';
 import { describeKey } from '../kms/keys';
 import type { Logger } from '../log';
 import { type WatchedTargets, watchedTargets } from '../trail/watched';
-import { enableEncryption } from './enable';
+import { enableEncryption, encryptionStateIn } from './enable';
 import type { PreflightCheck } from './preflight';
 
 /**
@@ -36,8 +35,11 @@ export async function answerEnableRequest(
       checks: [unwatched],
       steps: [],
     };
+  // Off just before the switch (the cluster is reachable then): the next tick that finds it on records it on,
+  // and the job it starts trusts no mark written before.
+  const open = async () => openCluster(await clusterKubeconfig(services.clients, clusterId, 15));
   const report = await enableEncryption(
-    { clients: services.clients },
+    { clients: services.clients, encryptionState: encryptionStateIn(open, config, log) },
     {
       clusterId,
       keyId: request.keyId,
@@ -47,7 +49,6 @@ export async function answerEnableRequest(
     },
   );
   const outcome = report.outcome === 'enabled' ? 'switched' : report.outcome;
-  if (outcome === 'switched') await forgetCompletion(services, config, clusterId, log);
   const { resume: _r, sweep: _s, census: _c, proof: _p, ...rest } = report;
   return {
     kind: 'enable-encryption',
@@ -79,27 +80,4 @@ async function unwatchedKey(
     evidence: `${keyId} is not in SENTINEL_KMS_KEY_IDS: no rotation-watch tick would start its job`,
     remedy: 'Add the key to SENTINEL_KMS_KEY_IDS (or use one listed there), then ask again.',
   };
-}
-
-/**
- * A completion recorded before encryption was turned off says nothing now (Secrets written since are
- * plaintext): it is forgotten through the job store, so the next tick starts the job. A cluster not
- * reachable yet (it is restarting) is logged.
- */
-async function forgetCompletion(
-  services: Deps,
-  config: Config,
-  clusterId: string,
-  log: Logger,
-): Promise<void> {
-  try {
-    await withCluster(services.clients, clusterId, 15, (kube) =>
-      clusterStoreOf(kube.core, config, log).forgetCompletion(),
-    );
-  } catch (err) {
-    log.warn('could not clear the earlier completion after the switch', {
-      clusterId,
-      error: normalizeError(err).toJSON(),
-    });
-  }
 }

@@ -16,7 +16,7 @@ import {
 import type { Strategy } from '../reencrypt/defaults';
 import { zeroCounters } from '../reencrypt/tally';
 import type { Continuation, RunPhase, SweepCheckpoint, SweepCounters } from './payload';
-import type { JobStore } from './store';
+import type { ClusterState, JobStore } from './store';
 
 /**
  * The re-encryption job's one engine, the migrator's `Run()` for this suite: (still wanted?) → wait until the
@@ -34,6 +34,7 @@ export type RunStatus =
   | 'completed'
   | 'unconfirmed'
   | 'waiting-for-new-seed'
+  | 'encryption-off'
   | 'dry-run';
 
 export interface RunResult {
@@ -103,6 +104,8 @@ interface JobRun {
   ports: JobPorts;
   at: Continuation;
   evidence: SealingEvidence;
+  /** Marks written before this instant are not trusted: encryption was turned on again then (the state's). */
+  marksSince?: Date;
 }
 
 const EVIDENCE_POLL_MS = 10_000;
@@ -127,9 +130,12 @@ export const firstContinuation = (keyVersionId: string, startedAt: Date, phase: 
 export async function runJob(spec: JobSpec, ports: JobPorts, from: Continuation): Promise<RunResult> {
   const run: JobRun = { spec, ports, at: { ...from }, evidence: unproven('not read yet') };
   run.evidence = await ports.evidence();
-  const done = await alreadyComplete(run);
+  const state = await ports.store.get();
+  if (state.encryptionOffSince) return encryptionOff(run, state.encryptionOffSince);
+  if (state.marksSince) run.marksSince = new Date(state.marksSince);
+  const done = await alreadyComplete(run, state);
   if (done) return done;
-  await resumeFromState(run);
+  resumeFromState(run, state);
   if (ports.key && ports.key.primaryKeyVersion !== spec.keyVersionId) return superseded(run);
   // A seed still to be sealed is waited out in any phase (a rewrite now would stay under the old version),
   // unless the caller forces the sweep.
@@ -160,8 +166,7 @@ const requireProof = (run: JobRun): boolean => run.evidence.verdict === 'effecti
  * The state says this version is done: believed only when (for annotate) every Secret that predates the job
  * carries its mark, counted now (the stored `completedAt` is as forgeable as the claim itself).
  */
-async function alreadyComplete(run: JobRun): Promise<RunResult | undefined> {
-  const state = await run.ports.store.get();
+async function alreadyComplete(run: JobRun, state: ClusterState): Promise<RunResult | undefined> {
   if (state.completedKeyVersion !== run.spec.keyVersionId) return undefined;
   // A completion without proof, now that the API servers prove a rewrite re-seals: sweep (marks with proof
   // are skipped) and complete with proof, so the starter stops restarting it.
@@ -182,13 +187,20 @@ async function alreadyComplete(run: JobRun): Promise<RunResult | undefined> {
  * checkpoint saved in the state when it is further along (it is marked for a recheck, so nothing the dead
  * invocation wrote is written again).
  */
-async function resumeFromState(run: JobRun): Promise<void> {
-  const state = await run.ports.store.get();
+function resumeFromState(run: JobRun, state: ClusterState): void {
   const saved = state.job?.jobId === run.spec.jobId ? state.job.checkpoint : undefined;
   if (!saved || run.at.phase === 'verifying' || saved.counters.total <= (run.at.sweep?.counters.total ?? -1))
     return;
   run.at = { ...run.at, phase: 'sweeping', sweep: saved };
   run.ports.log.info('resuming from the checkpoint saved with the job', { visited: saved.counters.total });
+}
+
+/** Encryption is off: a rewrite now would store Secrets in plaintext, and a mark would vouch for them. */
+async function encryptionOff(run: JobRun, since: string): Promise<RunResult> {
+  const reason = `Secret encryption has been off since ${since} (as last seen): nothing to re-encrypt until it is on again`;
+  run.ports.log.warn('encryption is off: the job stops', { since });
+  await run.ports.store.fail(run.at.invocation, reason);
+  return result(run, 'encryption-off');
 }
 
 /** A newer rotation happened: its own job (rotation-watch starts it) rewrites everything once more. */
@@ -299,6 +311,7 @@ async function sweepStep(run: JobRun): Promise<SweepReport> {
         ? { sealedUnderOnly: evidence.token }
         : { rewriteAll: true }
       : {}),
+    ...(run.marksSince ? { marksSince: run.marksSince } : {}),
   });
   run.at = report.complete
     ? { ...run.at, phase: 'verifying', sweep: finalCheckpoint(run, report) }
@@ -351,7 +364,13 @@ async function verify(run: JobRun, report?: SweepReport): Promise<RunResult> {
   const reason = proof === 'proven' ? undefined : `rewritten, not proven: ${evidence.reason}`;
   await ports.store.complete(
     run.at.invocation,
-    { ...summary, proof, ...(reason ? { reason } : {}), evidence },
+    {
+      ...summary,
+      proof,
+      ...(reason ? { reason } : {}),
+      ...(run.marksSince ? { marksSince: run.marksSince.toISOString() } : {}),
+      evidence,
+    },
     proof,
   );
   await ports.notifier?.notify(completionNotice(run, counters, proof));
@@ -433,6 +452,7 @@ async function censusOf(run: JobRun): Promise<{ total: number; done: number } | 
     createdBefore: run.at.startedAt,
     ...(spec.selection ? { selection: spec.selection } : {}),
     ...(ports.budget.signal ? { signal: ports.budget.signal } : {}),
+    ...(run.marksSince ? { marksSince: run.marksSince } : {}),
   });
   return { total: census.total, done: doneFor(census, spec.keyVersionId, requireProof(run)) };
 }

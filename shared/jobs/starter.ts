@@ -51,7 +51,17 @@ export async function startReencryptJob(
       now: () => now,
       staleAfterMs: config.reencrypt.staleAfterMs,
     });
-    const state = await store.read();
+    let state = await store.read();
+    // Encryption was seen off, and the cluster is a target with encryption on now: on again since about now
+    // (a mark written before is not trusted; the completion was dropped when it went off).
+    if (state.encryptionOffSince) {
+      log.info('Secret encryption is on again: marks written before now are not trusted', {
+        clusterId: cluster.clusterId,
+        offSince: state.encryptionOffSince,
+      });
+      await store.recordEncryptionOn(now);
+      state = await store.read();
+    }
     const decision = await startDecision(
       state,
       { jobId, keyVersionId: key.primaryKeyVersion },

@@ -29,6 +29,8 @@ const jobReportSchema = z.object({
   ...sweepCountersSchema.partial().shape,
   reason: z.string().optional(),
   proof: z.enum(['proven', 'unproven']).optional(),
+  /** The marks the job trusted: those written since encryption was last turned on. */
+  marksSince: z.string().optional(),
   durationMs: z.number().optional(),
   failures: z
     .array(z.object({ namespace: z.string(), name: z.string(), code: z.string(), reason: z.string() }))
@@ -74,6 +76,16 @@ export const clusterStateSchema = z.object({
    * Absent for a completion written before the suite read that evidence: treated as unproven.
    */
   completedProof: z.enum(['proven', 'unproven']).optional(),
+  /**
+   * Encryption was seen turned off then (a CS state, an UpdateKMSEncryption event, the CLI's disable, or just
+   * before a switch on): Secrets written since are plaintext, so no completion stands until it is on again.
+   */
+  encryptionOffSince: z.string().optional(),
+  /**
+   * When encryption was (last seen) turned on again: a mark written before it says nothing of how the Secret
+   * is stored now (GET-modify-PUT, `kubectl apply`, Helm keep annotations), so jobs trust only later marks.
+   */
+  marksSince: z.string().optional(),
   job: jobRecordSchema.optional(),
 });
 
@@ -196,8 +208,11 @@ async function update(
 ): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     const { unreadable: _u, ...current } = await adapter.load();
+    const changed = next(current);
+    // `next` answers the state itself when nothing is to change: no write.
+    if (changed === current) return;
     try {
-      await adapter.save(next(current));
+      await adapter.save(changed);
       return;
     } catch (err) {
       const e = normalizeError(err);
@@ -299,6 +314,10 @@ export interface ClusterStore {
    * Conflicts are read again; true when there was one to drop.
    */
   forgetCompletion(): Promise<boolean>;
+  /** Encryption is off (or about to be): the completion is dropped, and stays dropped until it is on again. */
+  recordEncryptionOff(at: number): Promise<void>;
+  /** Encryption is on again since `at`: marks written before it are not trusted; a completion is dropped. */
+  recordEncryptionOn(at: number): Promise<void>;
   /** The job's status derived from its record, or undefined when the state holds another job. */
   status(jobId: string, clusterId: string): Promise<JobStatus | undefined>;
   job(ref: JobRef): JobStore;
@@ -369,6 +388,26 @@ export function clusterStore(adapter: StateAdapter, options: StoreOptions): Clus
       });
       return dropped;
     },
+    recordEncryptionOff: (at) =>
+      update(adapter, log, 'encryption off', (state) => {
+        if (state.encryptionOffSince && !state.completedKeyVersion) return state;
+        const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, ...rest } = state;
+        return { ...rest, encryptionOffSince: state.encryptionOffSince ?? new Date(at).toISOString() };
+      }),
+    recordEncryptionOn: (at) =>
+      update(adapter, log, 'encryption on', (state) => {
+        const since = new Date(at).toISOString();
+        if (!state.encryptionOffSince && state.marksSince !== undefined && state.marksSince >= since)
+          return state;
+        const {
+          completedKeyVersion: _v,
+          completedAt: _a,
+          completedProof: _p,
+          encryptionOffSince: _o,
+          ...rest
+        } = state;
+        return { ...rest, marksSince: since };
+      }),
     async status(jobId, clusterId) {
       return statusOf(await load(adapter, log), jobId, clusterId, now(), options.staleAfterMs);
     },

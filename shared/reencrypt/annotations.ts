@@ -1,8 +1,9 @@
-// The Secret store keeps the annotations under this prefix and drops the rest: the marks must be named under it.
-import { SUITE_ANNOTATION_PREFIX } from '../cluster/secret-store';
+// The Secret store keeps the annotations under this prefix (and the vendor's rotation time) and drops the rest:
+// the marks must be named under it.
+import { ROTATION_TIME_ANNOTATION, SUITE_ANNOTATION_PREFIX } from '../cluster/secret-store';
 
 /** The vendor document's annotation: when the Secret was rewritten (RFC 3339, UTC). */
-export const ROTATION_TIME_ANNOTATION = 'encryption-key-rotation-time';
+export { ROTATION_TIME_ANNOTATION };
 
 /** The suite's own annotation: the KMS key version the Secret was rewritten for. Reruns skip what carries it. */
 export const KEY_VERSION_ANNOTATION = `${SUITE_ANNOTATION_PREFIX}key-version` as const;
@@ -44,7 +45,12 @@ export function annotationPatch(
 export const stalePatch = (resourceVersion: string) => ({ metadata: { resourceVersion } });
 
 /** The suite's marks on a Secret (the only annotations the sweep reads). */
-export type Marks = Partial<Record<typeof KEY_VERSION_ANNOTATION | typeof SEALED_UNDER_ANNOTATION, string>>;
+export type Marks = Partial<
+  Record<
+    typeof KEY_VERSION_ANNOTATION | typeof SEALED_UNDER_ANNOTATION | typeof ROTATION_TIME_ANNOTATION,
+    string
+  >
+>;
 
 /** A mark written under the API servers' proof (not forced, not unproven). */
 export const isProven = (marks: Marks | undefined): boolean => {
@@ -52,6 +58,27 @@ export const isProven = (marks: Marks | undefined): boolean => {
   return sealed !== undefined && sealed !== FORCED;
 };
 
-/** Whether a Secret is done for `keyVersionId`: marked for it, and (when proof is required) under proof. */
-export const isCurrent = (marks: Marks | undefined, keyVersionId: string, requireProof = false): boolean =>
-  marks?.[KEY_VERSION_ANNOTATION] === keyVersionId && (!requireProof || isProven(marks));
+/**
+ * A mark written at or after `since` (when encryption was last turned on: a Secret updated while it was off
+ * kept its marks but is stored in plaintext). The annotation has whole seconds, so a mark of the same second
+ * counts as before: the safe side, a second rewrite.
+ */
+export const markedSince = (marks: Marks | undefined, since: Date | undefined): boolean => {
+  if (!since) return true;
+  const at = Date.parse(marks?.[ROTATION_TIME_ANNOTATION] ?? '');
+  return Number.isFinite(at) && at > since.getTime();
+};
+
+/**
+ * Whether a Secret is done for `keyVersionId`: marked for it, (when proof is required) under proof, and (when
+ * encryption was turned on again) since then.
+ */
+export const isCurrent = (
+  marks: Marks | undefined,
+  keyVersionId: string,
+  requireProof = false,
+  since?: Date,
+): boolean =>
+  marks?.[KEY_VERSION_ANNOTATION] === keyVersionId &&
+  (!requireProof || isProven(marks)) &&
+  markedSince(marks, since);

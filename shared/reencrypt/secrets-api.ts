@@ -1,4 +1,4 @@
-import { isProven, KEY_VERSION_ANNOTATION, type Marks } from './annotations';
+import { isProven, KEY_VERSION_ANNOTATION, type Marks, markedSince } from './annotations';
 import { DEFAULT_PAGE_SIZE } from './defaults';
 import { SecretLister, type Selection } from './lister';
 
@@ -92,6 +92,8 @@ export interface CensusOptions {
   /** Epoch ms: no retry waits past it (the invocation's deadline). */
   deadline?: number;
   signal?: AbortSignal;
+  /** A mark written before this instant counts as none (encryption was turned on again then). */
+  marksSince?: Date;
 }
 
 /**
@@ -114,7 +116,9 @@ export async function keyVersionCensus(store: SecretStore, options: CensusOption
     for (const s of items) {
       if (options.createdBefore && s.createdAt && s.createdAt >= options.createdBefore) continue;
       total++;
-      const v = s.annotations?.[KEY_VERSION_ANNOTATION];
+      const v = markedSince(s.annotations, options.marksSince)
+        ? s.annotations?.[KEY_VERSION_ANNOTATION]
+        : undefined;
       byVersion.set(v, (byVersion.get(v) ?? 0) + 1);
       if (v !== undefined && isProven(s.annotations))
         provenByVersion.set(v, (provenByVersion.get(v) ?? 0) + 1);

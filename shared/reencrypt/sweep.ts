@@ -101,6 +101,8 @@ export interface SweepOptions {
    */
   sealedUnderOnly?: string;
   rewriteAll?: boolean;
+  /** annotate: a mark written before this instant (encryption was turned on again then) is not trusted. */
+  marksSince?: Date;
   /** Called after every page with the checkpoint to resume from. */
   onCheckpoint?: (checkpoint: SweepCheckpoint) => void | Promise<void>;
   retryPolicy?: RetryPolicy;
@@ -407,7 +409,7 @@ function pageWrites(run: Run, tally: PageTally): Retried<WriteArg, Wrote, void> 
 const isDoneFor = (run: Run, s: SecretRef): boolean =>
   run.strategy === 'annotate' &&
   run.options.rewriteAll !== true &&
-  isCurrent(s.annotations, run.target, run.options.requireProof === true) &&
+  isCurrent(s.annotations, run.target, run.options.requireProof === true, run.options.marksSince) &&
   (run.options.sealedUnderOnly === undefined ||
     s.annotations?.[SEALED_UNDER_ANNOTATION] === run.options.sealedUnderOnly);
 

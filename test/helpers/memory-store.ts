@@ -35,10 +35,15 @@ export function memoryStore(count: number) {
       await sleep(1);
       patched.push(name);
       const s = secrets.find((x) => x.name === name) as SecretRef;
-      const version = (patch.metadata.annotations as Record<string, string> | undefined)?.[
-        KEY_VERSION_ANNOTATION
-      ];
-      if (version) s.annotations = { [KEY_VERSION_ANNOTATION]: version };
+      // A merge patch: a value sets the annotation, null removes it (as the API server does).
+      const changes = (patch.metadata.annotations ?? {}) as Record<string, string | null>;
+      if (changes[KEY_VERSION_ANNOTATION]) {
+        const kept: Record<string, string> = { ...(s.annotations ?? {}) };
+        for (const [name, value] of Object.entries(changes))
+          if (value === null) delete kept[name];
+          else kept[name] = value;
+        s.annotations = kept;
+      }
       return { ...s };
     },
   };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SentinelError } from '../../shared/errors';
 import type { ClusterState, StateAdapter } from '../../shared/jobs/store';
-import { jobStore } from '../../shared/jobs/store';
+import { clusterStore, jobStore } from '../../shared/jobs/store';
 import { createLogger } from '../../shared/log';
 
 /** The job store's transitions against an in-memory state store that can lose a race to another writer. */
@@ -115,5 +115,38 @@ describe('the job store', () => {
     const older = memoryState({ ...claimed, completedKeyVersion: 'v1' });
     await jobStore(older.store, ref, { log }).fail(1, 'census', { revokeCompletion: true });
     expect(older.get().completedKeyVersion, "another version's completion stands").toBe('v1');
+  });
+
+  it('encryption off drops the completion and says since when (once); on again moves the marks boundary', async () => {
+    const m = memoryState({
+      completedKeyVersion: 'v1',
+      completedAt: '2026-11-01T00:00:00.000Z',
+      completedProof: 'proven',
+    });
+    const store = clusterStore(m.store, { log });
+    await store.recordEncryptionOff(Date.parse('2026-12-01T00:00:00Z'));
+    expect(m.get()).toEqual({ encryptionOffSince: '2026-12-01T00:00:00.000Z' });
+    await store.recordEncryptionOff(Date.parse('2026-12-02T00:00:00Z'));
+    expect(m.writes, 'a second tick that sees it off writes nothing').toHaveLength(1);
+    await store.recordEncryptionOn(Date.parse('2026-12-03T00:00:00Z'));
+    expect(m.get()).toEqual({ marksSince: '2026-12-03T00:00:00.000Z' });
+    await store.recordEncryptionOn(Date.parse('2026-12-02T00:00:00Z'));
+    expect(m.writes, 'an earlier "on" does not move the boundary back').toHaveLength(2);
+  });
+
+  it('a status is derived: a job under way that saved nothing for the stale period reads as stale', async () => {
+    const updatedAt = '2026-12-01T00:00:00.000Z';
+    const m = memoryState({ job: { ...ref, phase: 'sweeping', invocation: 2, updatedAt } });
+    const at = (iso: string) =>
+      clusterStore(m.store, { log, now: () => Date.parse(iso), staleAfterMs: 3_600_000 });
+    expect(await at('2026-12-01T00:30:00Z').status(ref.jobId, 'c1')).toMatchObject({
+      phase: 'sweeping',
+      stale: false,
+    });
+    expect(await at('2026-12-01T01:00:00Z').status(ref.jobId, 'c1')).toMatchObject({
+      phase: 'sweeping',
+      stale: true,
+      lastError: expect.stringMatching(/no progress since/),
+    });
   });
 });

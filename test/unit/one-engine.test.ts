@@ -13,6 +13,7 @@ import { type JobCluster, runInCluster } from '../../shared/jobs/invocation';
 import { type JobPayload, jobIdFor, parseJobPayload } from '../../shared/jobs/payload';
 import type { ClusterState, StateAdapter } from '../../shared/jobs/store';
 import { createLogger } from '../../shared/log';
+import { KEY_VERSION_ANNOTATION, ROTATION_TIME_ANNOTATION } from '../../shared/reencrypt/annotations';
 import type { Invocation } from '../../shared/runtime/handler';
 import type { Services } from '../../shared/runtime/services';
 import { emulatorClients } from '../helpers/emulator';
@@ -121,7 +122,16 @@ describe('one engine: the function, the CLI and enable resume the same way', () 
     };
     const run = (payload: JobPayload, deadline = Date.now() + 60_000) =>
       runInCluster(payload, invocation(deadline), services, c.jobCluster, state);
-    return { c, job, run, handedOver, stored: () => stored };
+    return {
+      c,
+      job,
+      run,
+      handedOver,
+      stored: () => stored,
+      setStored: (s: ClusterState) => {
+        stored = s;
+      },
+    };
   }
 
   it('the function: an invocation that died is retried by FC and resumes from the progress it saved', async () => {
@@ -244,5 +254,26 @@ describe('one engine: the function, the CLI and enable resume the same way', () 
     expect(second.outcome).toBe('enabled');
     expect(second.census).toEqual({ total: COUNT, done: COUNT });
     expectEachWrittenOnce(c.writes());
+  });
+
+  it('encryption turned off and on again: the job stops while off, then trusts no mark written before it went on', async () => {
+    const { c, job, run, stored, setStored } = functionEntry();
+    c.hooks.beforePatch = undefined;
+    // Every Secret carries this version's mark, written before encryption went off (kept by a GET-modify-PUT
+    // made while it was off: stored in plaintext all the same).
+    for (const secret of c.secrets)
+      secret.annotations = {
+        [KEY_VERSION_ANNOTATION]: job.keyVersionId,
+        [ROTATION_TIME_ANNOTATION]: '2026-01-01T00:00:00Z',
+      };
+    setStored({ encryptionOffSince: '2026-06-01T00:00:00.000Z' });
+    expect(await run(job)).toMatchObject({ status: 'encryption-off' });
+    expect(c.patched).toEqual([]);
+    setStored({ marksSince: new Date(Date.now() - 1_000).toISOString() });
+    const done = await run(job);
+    expect(done).toMatchObject({ status: 'completed', census: { total: COUNT, done: COUNT } });
+    expectEachWrittenOnce(c.writes());
+    expect(stored().job?.report?.marksSince).toBeDefined();
+    // Without the state's marksSince those marks would have been trusted: nothing written.
   });
 });
