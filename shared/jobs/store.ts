@@ -323,6 +323,33 @@ export interface ClusterStore {
   job(ref: JobRef): JobStore;
 }
 
+/** Encryption going off and on, as the cluster's state records it (see `clusterStateSchema`). */
+const encryptionRecords = (
+  adapter: StateAdapter,
+  log: Logger,
+): Pick<ClusterStore, 'recordEncryptionOff' | 'recordEncryptionOn'> => ({
+  recordEncryptionOff: (at) =>
+    update(adapter, log, 'encryption off', (state) => {
+      if (state.encryptionOffSince && !state.completedKeyVersion) return state;
+      const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, ...rest } = state;
+      return { ...rest, encryptionOffSince: state.encryptionOffSince ?? new Date(at).toISOString() };
+    }),
+  recordEncryptionOn: (at) =>
+    update(adapter, log, 'encryption on', (state) => {
+      const since = new Date(at).toISOString();
+      if (!state.encryptionOffSince && state.marksSince !== undefined && state.marksSince >= since)
+        return state;
+      const {
+        completedKeyVersion: _v,
+        completedAt: _a,
+        completedProof: _p,
+        encryptionOffSince: _o,
+        ...rest
+      } = state;
+      return { ...rest, marksSince: since };
+    }),
+});
+
 export function clusterStore(adapter: StateAdapter, options: StoreOptions): ClusterStore {
   const now = options.now ?? Date.now;
   const { log } = options;
@@ -388,26 +415,7 @@ export function clusterStore(adapter: StateAdapter, options: StoreOptions): Clus
       });
       return dropped;
     },
-    recordEncryptionOff: (at) =>
-      update(adapter, log, 'encryption off', (state) => {
-        if (state.encryptionOffSince && !state.completedKeyVersion) return state;
-        const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, ...rest } = state;
-        return { ...rest, encryptionOffSince: state.encryptionOffSince ?? new Date(at).toISOString() };
-      }),
-    recordEncryptionOn: (at) =>
-      update(adapter, log, 'encryption on', (state) => {
-        const since = new Date(at).toISOString();
-        if (!state.encryptionOffSince && state.marksSince !== undefined && state.marksSince >= since)
-          return state;
-        const {
-          completedKeyVersion: _v,
-          completedAt: _a,
-          completedProof: _p,
-          encryptionOffSince: _o,
-          ...rest
-        } = state;
-        return { ...rest, marksSince: since };
-      }),
+    ...encryptionRecords(adapter, log),
     async status(jobId, clusterId) {
       return statusOf(await load(adapter, log), jobId, clusterId, now(), options.staleAfterMs);
     },
