@@ -223,11 +223,11 @@ async function update(
 }
 
 /** The completion kept by a write that ends a job (unless revoked). */
-const completionOf = (state: ClusterState): ClusterState => ({
-  ...(state.completedKeyVersion ? { completedKeyVersion: state.completedKeyVersion } : {}),
-  ...(state.completedKeyVersion && state.completedAt ? { completedAt: state.completedAt } : {}),
-  ...(state.completedKeyVersion && state.completedProof ? { completedProof: state.completedProof } : {}),
-});
+/** The cluster's state without its completion (what every transition keeps: the encryption records). */
+const withoutCompletion = (state: ClusterState): ClusterState => {
+  const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, job: _j, ...rest } = state;
+  return rest;
+};
 
 export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptions): JobStore {
   const now = options.now ?? Date.now;
@@ -267,6 +267,7 @@ export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptio
     },
     complete: (invocation, report, proof) =>
       update(adapter, log, 'complete', (state) => ({
+        ...withoutCompletion(state),
         completedKeyVersion: job.keyVersionId,
         completedAt: new Date(now()).toISOString(),
         completedProof: proof,
@@ -279,7 +280,7 @@ export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptio
       })),
     fail: (invocation, reason, { revokeCompletion = false } = {}) =>
       update(adapter, log, 'fail', (state) => ({
-        ...(revokeCompletion && state.completedKeyVersion === job.keyVersionId ? {} : completionOf(state)),
+        ...(revokeCompletion && state.completedKeyVersion === job.keyVersionId ? withoutCompletion(state) : state),
         job: record(state, 'failed', invocation, { report: { reason } }),
       })),
   };

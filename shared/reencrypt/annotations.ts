@@ -59,14 +59,14 @@ export const isProven = (marks: Marks | undefined): boolean => {
 };
 
 /**
- * A mark written at or after `since` (when encryption was last turned on: a Secret updated while it was off
- * kept its marks but is stored in plaintext). The annotation has whole seconds, so a mark of the same second
- * counts as before: the safe side, a second rewrite.
+ * A mark written at or after `since` (when encryption was last seen turned on: a Secret updated while it was
+ * off kept its marks but is stored in plaintext). The annotation has whole seconds, so `since` is taken to its
+ * second: the suite writes no mark while encryption is off, and others' writes keep the older time.
  */
 export const markedSince = (marks: Marks | undefined, since: Date | undefined): boolean => {
   if (!since) return true;
   const at = Date.parse(marks?.[ROTATION_TIME_ANNOTATION] ?? '');
-  return Number.isFinite(at) && at > since.getTime();
+  return Number.isFinite(at) && at >= Math.floor(since.getTime() / 1000) * 1000;
 };
 
 /**

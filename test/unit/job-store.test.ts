@@ -149,4 +149,13 @@ describe('the job store', () => {
       lastError: expect.stringMatching(/no progress since/),
     });
   });
+
+  it('completing or failing a job keeps the encryption records', async () => {
+    const m = memoryState({ marksSince: '2026-12-03T00:00:00.000Z' });
+    await jobStore(m.store, ref, { log, now: () => 0 }).complete(1, { rewritten: 3 }, 'proven');
+    expect(m.get()).toMatchObject({ marksSince: '2026-12-03T00:00:00.000Z', completedKeyVersion: 'v2' });
+    await jobStore(m.store, ref, { log }).fail(2, 'census', { revokeCompletion: true });
+    expect(m.get()).toMatchObject({ marksSince: '2026-12-03T00:00:00.000Z', job: { phase: 'failed' } });
+    expect(m.get().completedKeyVersion).toBeUndefined();
+  });
 });
