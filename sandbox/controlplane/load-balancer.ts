@@ -71,7 +71,8 @@ export class LoadBalancer {
   /** Listens on a free loopback port. */
   static async start(backends: readonly Backend[], mode: BalancerMode): Promise<LoadBalancer> {
     if (backends.length === 0) throw new Error('a load balancer needs at least one backend');
-    const server = createServer({ pauseOnConnect: true });
+    // Half-open allowed both ways: an end from one side is passed on, and the other side may still answer.
+    const server = createServer({ pauseOnConnect: true, allowHalfOpen: true });
     const lb = new LoadBalancer(server, backends, mode);
     server.on('connection', (client) => lb.accept(client));
     await new Promise<void>((resolve, reject) => {
@@ -129,7 +130,7 @@ export class LoadBalancer {
       client.destroy();
       return;
     }
-    const upstream = connect(backend.port, backend.host);
+    const upstream = connect({ port: backend.port, host: backend.host, allowHalfOpen: true });
     this.track(upstream);
     const refused = () => {
       upstream.destroy();
