@@ -318,5 +318,10 @@ export class ControlPlane {
 function apiServerCount(requested = 1): number {
   if (!Number.isInteger(requested) || requested < 1 || requested > MAX_API_SERVERS)
     throw new Error(`apiServers must be a whole number from 1 to ${MAX_API_SERVERS}, not ${requested}`);
+  // Said here, not as three failed starts of `unshare` ("Operation not permitted") in a log tail.
+  if (requested > 1 && process.getuid?.() !== 0)
+    throw new Error(
+      'several API servers need root: each runs in a UTS and mount namespace of its own (unshare), so that its host name, and so its identity, is its own',
+    );
   return requested;
 }

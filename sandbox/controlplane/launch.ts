@@ -1,3 +1,4 @@
+// How the control plane's parts are started and wired: files, processes and the flags that join them.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -8,8 +9,6 @@ import type { KeyProvider } from '../kms-plugin/key-provider';
 import { KmsV2Plugin } from '../kms-plugin/plugin';
 import { ApiServer } from './apiserver';
 import { freePort, type Managed, startProcess, waitFor } from './processes';
-
-/** How the control plane's parts are started and wired: files, processes and the flags that join them. */
 
 /** One KMS v2 plugin per API server, all over the one KeyProvider: a lone one's socket is in `workDir`. */
 export function pluginsFor(provider: KeyProvider, workDir: string, count: number): KmsV2Plugin[] {
