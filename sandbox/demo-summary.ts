@@ -5,6 +5,10 @@ import type { Sandbox } from './index';
 
 /** What `npm run demo` reports: its `--json` object, and the table on stderr. */
 type Evidence = ReturnType<typeof summarize>;
+
+/** The job completed `version` with the API servers' proof: what the suite reports as done. */
+export const provenComplete = (state: ClusterState, version: string): boolean =>
+  state.completedKeyVersion === version && state.completedProof === 'proven';
 export type DemoSummary = ReturnType<typeof summaryOf>;
 
 export function summaryOf(
@@ -41,7 +45,10 @@ export function summaryOf(
     leaseAccess: info.leaseAccess,
     restartedApiServers: o.restarted.length,
     restarted: o.restarted,
-    claimedComplete: o.state.completedKeyVersion === o.version,
+    /** Done with proof: a version completed without it is "rewritten, not proven", which claims nothing. */
+    claimedComplete: provenComplete(o.state, o.version),
+    /** How the job completed its version (`proven`, `unproven`), when it did. */
+    completedProof: o.state.completedKeyVersion === o.version ? o.state.completedProof : undefined,
     verdict: report.evidence?.verdict ?? 'unproven',
     /** How many API servers the verdict was judged on (the suite's own count, from what it sampled). */
     apiServersJudged: report.evidence?.apiServers?.length ?? 0,
@@ -88,7 +95,7 @@ export function printTable(s: DemoSummary): void {
     ['proof', `${s.verdict}, judged on ${s.apiServersJudged} API server(s) (their /metrics)`],
     [
       'job',
-      `${s.claimedComplete ? 'complete' : `not complete (${s.jobPhase})`}: ${s.rewritten} rewritten, ${s.alreadyCurrent} already current, ${s.failed} failed, ${s.reencryptInvocations} invocation(s)`,
+      `${s.claimedComplete ? 'complete' : s.completedProof === 'unproven' ? 'rewritten, not proven' : `not complete (${s.jobPhase})`}: ${s.rewritten} rewritten, ${s.alreadyCurrent} already current, ${s.failed} failed, ${s.reencryptInvocations} invocation(s)`,
     ],
     [
       'ActionTrail',

@@ -12,7 +12,7 @@ import { TRAIL_LOGSTORE, TRAIL_PROJECT } from './cloud/emulator';
 import { runEnableDemo } from './demo-enable';
 import { demoOptions } from './demo-options';
 import { inDemo, seedDemoSecrets } from './demo-seed';
-import { printTable, summaryOf } from './demo-summary';
+import { printTable, provenComplete, summaryOf } from './demo-summary';
 import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from './index';
 
 /**
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     const { version, rotatedAt } = await rotate(sandbox);
     let state = await waitForJob(sandbox, core, version);
     let restarted: string[] = [];
-    if (options.restarts > 0 && state.completedKeyVersion !== version) {
+    if (options.restarts > 0 && !provenComplete(state, version)) {
       restarted = await restartApiServers(sandbox, options.restarts);
       state = await tick(sandbox, core, 'a rotation-watch tick (its timer)…');
     }
