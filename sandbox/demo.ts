@@ -5,13 +5,14 @@ import { createHandler as rotationWatch } from '../functions/rotation-watch';
 import { createHandler as trailVerify } from '../functions/trail-verify';
 import { loadKubeConfig } from '../shared/cluster/kube';
 import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
-import { isManagedSecurityRole } from '../shared/events';
 import { type ClusterState, STATE_CONFIGMAP } from '../shared/jobs/store';
 import type { FcContext } from '../shared/runtime/handler';
 import { consoleClients } from './cloud/console-clients';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from './cloud/emulator';
 import { runEnableDemo } from './demo-enable';
+import { demoOptions } from './demo-options';
 import { inDemo, seedDemoSecrets } from './demo-seed';
+import { printTable, provenComplete, summaryOf } from './demo-summary';
 import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from './index';
 
 /**
@@ -26,54 +27,79 @@ import { SANDBOX_TIMEOUTS, type Sandbox, startSandbox } from './index';
  * `--restart-control-plane` then restarts kube-apiserver (a new seed, sealed under the new version), and
  * the next rotation-watch tick sweeps.
  *
+ * `--api-servers <n>` runs n kube-apiservers behind a load balancer (`--lb round-robin|random|sticky`);
+ * `--restart-api-servers <k>` restarts the first k of them after the rotation, one by one;
+ * `--no-lease-access` keeps the suite from listing their identity leases. Before it reports, the demo waits
+ * until every API server has called its plugin's Status since the rotation, then one more rotation-watch
+ * tick: the verdict it reports is the suite's on evidence that exists.
+ *
  * `--enable` runs the vendor document's procedure instead, on a cluster that starts without encryption
  * (sandbox/demo-enable.ts): its JSON has `secrets`, `plaintextBefore`, `plaintextAfter`,
  * `etcdKeyVersionsAfter`, `durationMs`.
  */
-const args = new Set(process.argv.slice(2));
-const asJson = args.has('--json');
-const constantKeyId = args.has('--constant-key-id');
-const restart = args.has('--restart-control-plane');
-const secretsArg = process.argv.slice(2).find((a) => a.startsWith('--secrets='));
-/** How many Secrets to seed (`--secrets=<n>`, 1 to 5000; 300 by default). */
-const SECRETS = secretsArg ? Number(secretsArg.slice('--secrets='.length)) : 300;
-if (!Number.isInteger(SECRETS) || SECRETS < 1 || SECRETS > 5000)
-  throw new Error(`--secrets must be a whole number from 1 to 5000 (got ${secretsArg})`);
+const options = (() => {
+  try {
+    return demoOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`demo: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+})();
+const { constantKeyId } = options;
 const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
+const WATCH = 'ack-kms-sentinel-rotation-watch';
 
 async function main(): Promise<void> {
-  if (args.has('--enable')) {
-    const summary = await runEnableDemo(SECRETS, say);
-    if (asJson) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  if (options.enable) {
+    const summary = await runEnableDemo(options.secrets, say);
+    if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     if (summary.outcome !== 'enabled' || summary.plaintextAfter > 0)
       throw new Error(`enable ended ${summary.outcome} with ${summary.plaintextAfter} plaintext Secrets`);
     return;
   }
   const started = Date.now();
   say(
-    `starting the sandbox: etcd, kube-apiserver, the KMS v2 plugin${constantKeyId ? ' (behaving like the ACK plugin: a constant key id)' : ''} and the local Alibaba Cloud…`,
+    `starting the sandbox: etcd, ${options.apiServers === 1 ? 'kube-apiserver' : `${options.apiServers} kube-apiservers behind a ${options.loadBalancer} load balancer`}, the KMS v2 plugin${constantKeyId ? ' (behaving like the ACK plugin: a constant key id)' : ''} and the local Alibaba Cloud…`,
   );
-  const sandbox = await startSandbox({ plugin: constantKeyId ? 'constant-key-id' : 'versioned' });
+  const sandbox = await startSandbox({
+    plugin: constantKeyId ? 'constant-key-id' : 'versioned',
+    apiServers: options.apiServers,
+    loadBalancer: options.loadBalancer,
+    leaseAccess: options.leaseAccess,
+  });
   const kc = loadKubeConfig({ path: sandbox.info.kubeconfig });
   const core = kc.makeApiClient(CoreV1Api);
   try {
-    await seedDemoSecrets(core, SECRETS, (line) => say(`${line} of cluster ${sandbox.info.cloud.clusterId}`));
+    await seedDemoSecrets(core, options.secrets, (line) =>
+      say(`${line} of cluster ${sandbox.info.cloud.clusterId}`),
+    );
     const evidence = async () => summarize((await readSecretEvidence(sandbox.info.etcd)).filter(inDemo));
     const before = await evidence();
     registerFunctions(sandbox);
     const { version, rotatedAt } = await rotate(sandbox);
     let state = await waitForJob(sandbox, core, version);
-    if (restart && state.completedKeyVersion !== version) {
-      say('restarting kube-apiserver, as a managed control plane does on an upgrade: a new seed…');
-      await sandbox.controlPlane.restartApiServer();
-      say('a rotation-watch tick (its timer)…');
-      await sandbox.cloud.functions.fireTimer('ack-kms-sentinel-rotation-watch', 'poll', '', new Date());
-      state = await waitForJob(sandbox, core, version, true);
+    let restarted: string[] = [];
+    if (options.restarts > 0 && !provenComplete(state, version)) {
+      restarted = await restartApiServers(sandbox, options.restarts);
+      state = await tick(sandbox, core, 'a rotation-watch tick (its timer)…');
     }
+    await waitForStatusCalls(sandbox, rotatedAt);
+    state = await tick(sandbox, core, 'a later rotation-watch tick, on evidence every API server recorded…');
     const after = await evidence();
-    const summary = summaryOf(sandbox, { version, rotatedAt, before, after, state, started });
+    const written = await sealedByApiServer(sandbox);
+    const summary = summaryOf(sandbox, {
+      secrets: options.secrets,
+      version,
+      rotatedAt,
+      before,
+      after,
+      state,
+      started,
+      restarted,
+      written,
+    });
     printTable(summary);
-    if (asJson) process.stdout.write(`${JSON.stringify(summary)}\n`);
+    if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     if (!constantKeyId && !summary.claimedComplete) throw new Error('the re-encryption job did not complete');
   } finally {
     kc.close();
@@ -144,24 +170,24 @@ async function rotate({ info, controlPlane }: Sandbox): Promise<{ version: strin
   return { version, rotatedAt };
 }
 
-/** Waits until the job for `version` completed, or (unless `completion` is required) is waiting for a seed. */
-async function waitForJob(
-  { info, cloud }: Sandbox,
-  core: CoreV1Api,
-  version: string,
-  completion = false,
-): Promise<ClusterState> {
+async function readState({ info }: Sandbox, core: CoreV1Api): Promise<ClusterState> {
+  const cm = await core
+    .readNamespacedConfigMap({ namespace: info.stateNamespace, name: STATE_CONFIGMAP })
+    .catch(() => undefined);
+  return JSON.parse(cm?.data?.state ?? '{}') as ClusterState;
+}
+
+/** Waits until the job for `version` completed, or is waiting for a seed. */
+async function waitForJob(sandbox: Sandbox, core: CoreV1Api, version: string): Promise<ClusterState> {
+  const { cloud } = sandbox;
   let state: ClusterState = {};
   const deadline = Date.now() + 180_000;
   while (Date.now() < deadline) {
     await cloud.idle();
-    const cm = await core
-      .readNamespacedConfigMap({ namespace: info.stateNamespace, name: STATE_CONFIGMAP })
-      .catch(() => undefined);
-    state = JSON.parse(cm?.data?.state ?? '{}') as ClusterState;
+    state = await readState(sandbox, core);
     if (state.completedKeyVersion === version) return state;
-    if (!completion && state.job?.keyVersionId === version && state.job.phase === 'waiting-for-new-seed') {
-      say('the API server proved a rewrite now would change nothing: the job waits for a new seed');
+    if (state.job?.keyVersionId === version && state.job.phase === 'waiting-for-new-seed') {
+      say('the API servers proved a rewrite now would change nothing: the job waits for a new seed');
       return state;
     }
     if (state.job?.keyVersionId === version && state.job.phase === 'failed')
@@ -178,74 +204,78 @@ async function waitForJob(
   );
 }
 
-type Evidence = ReturnType<typeof summarize>;
-
-function summaryOf(
-  { info, cloud }: Sandbox,
-  o: {
-    version: string;
-    rotatedAt: Date;
-    before: Evidence;
-    after: Evidence;
-    state: ClusterState;
-    started: number;
-  },
-) {
-  const managedRoleEncrypts = cloud.state.events.filter(
-    (e) =>
-      e.eventName === 'Encrypt' &&
-      isManagedSecurityRole(e.userIdentity) &&
-      e.eventTime >= new Date(o.rotatedAt.getTime() - 1000),
-  );
-  const report = (o.state.job?.report ?? {}) as Record<string, unknown> & { evidence?: { verdict?: string } };
-  return {
-    cluster: info.cloud.clusterId,
-    keyId: info.cloud.kmsKeyId,
-    newKeyVersion: o.version,
-    plugin: info.pluginMode,
-    secrets: SECRETS,
-    claimedComplete: o.state.completedKeyVersion === o.version,
-    verdict: report.evidence?.verdict ?? 'unproven',
-    jobPhase: o.state.job?.phase,
-    rewritten: Number(report.rewritten ?? 0),
-    alreadyCurrent: Number(report.alreadyCurrent ?? 0),
-    failed: Number(report.failed ?? 0),
-    etcdKeyVersionsBefore: o.before.byKeyId,
-    etcdKeyVersionsAfter: o.after.byKeyId,
-    sealedByVersionBefore: o.before.bySealingVersion,
-    sealedByVersionAfter: o.after.bySealingVersion,
-    managedRoleEncryptEvents: managedRoleEncrypts.length,
-    managedRole: managedRoleEncrypts[0]?.userIdentity.userName,
-    reencryptInvocations: [...cloud.functions.tasks.values()].filter((t) =>
-      t.functionName.endsWith('reencrypt'),
-    ).length,
-    durationMs: Date.now() - o.started,
-  };
+/**
+ * Restarts the first `count` API servers one by one, as a managed control plane restarts some of its hosts.
+ * A sticky balancer pins this machine to the first one (its first connection), so `--lb sticky` with one
+ * restart restarts the one API server the suite reaches.
+ */
+async function restartApiServers({ controlPlane, info }: Sandbox, count: number): Promise<string[]> {
+  const restarted: string[] = [];
+  for (const [i, server] of info.apiServers.slice(0, count).entries()) {
+    say(
+      `restarting ${server.name} (${i + 1} of ${count}), as a managed control plane does on an upgrade: a new seed…`,
+    );
+    await controlPlane.restartApiServer(i);
+    restarted.push(server.name);
+  }
+  return restarted;
 }
 
-function printTable(s: ReturnType<typeof summaryOf>): void {
-  const list = (m: Record<string, number>) =>
-    Object.entries(m)
-      .map(([k, n]) => `${n} under ${k}`)
-      .join('; ');
-  const rows: Array<[string, string]> = [
-    ['cluster', `${s.cluster} (ACK Edge Pro, local control plane; plugin: ${s.plugin})`],
-    ['KMS key', `${s.keyId} → new version ${s.newKeyVersion}`],
-    ['etcd before', `seeds sealed: ${list(s.sealedByVersionBefore)}`],
-    ['etcd after', `seeds sealed: ${list(s.sealedByVersionAfter)}`],
-    ['proof', `${s.verdict} (the API server's /metrics)`],
-    [
-      'job',
-      `${s.claimedComplete ? 'complete' : `not complete (${s.jobPhase})`}: ${s.rewritten} rewritten, ${s.alreadyCurrent} already current, ${s.failed} failed, ${s.reencryptInvocations} invocation(s)`,
-    ],
-    [
-      'ActionTrail',
-      `${s.managedRoleEncryptEvents} Encrypt call(s) by ${s.managedRole ?? 'the managed role'} since the rotation`,
-    ],
-    ['time', `${(s.durationMs / 1000).toFixed(1)} s`],
-  ];
-  const width = Math.max(...rows.map(([k]) => k.length));
-  process.stderr.write(`\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}\n\n`);
+/** A rotation-watch tick (its timer), and the state once every invocation it led to has ended. */
+async function tick(sandbox: Sandbox, core: CoreV1Api, what: string): Promise<ClusterState> {
+  say(what);
+  await sandbox.cloud.functions.fireTimer(WATCH, 'poll', '', new Date());
+  await sandbox.cloud.idle();
+  return readState(sandbox, core);
+}
+
+/**
+ * Waits until every API server has called its plugin's Status since the rotation. An API server records the
+ * key id Status returns in its /metrics (about once a minute); before that its metrics say nothing about the
+ * rotation, and a verdict read then judges evidence that does not exist yet.
+ */
+async function waitForStatusCalls({ controlPlane, info }: Sandbox, since: Date): Promise<void> {
+  const silent = () =>
+    info.apiServers.filter((_, i) => (controlPlane.plugins[i]?.statusCallsSince(since) ?? 0) === 0);
+  if (silent().length === 0) return;
+  say(
+    `waiting for a KMS Status call since the rotation from ${silent()
+      .map((s) => s.name)
+      .join(', ')}…`,
+  );
+  const deadline = Date.now() + 180_000;
+  while (silent().length > 0) {
+    if (Date.now() > deadline)
+      throw new Error(
+        `no KMS Status call since the rotation from ${silent()
+          .map((s) => s.name)
+          .join(', ')} in 180 s`,
+      );
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+/**
+ * What etcd shows each API server seals a write with now: one Secret written through each alone, and the KMS
+ * key version that sealed the seed it is stored under. The demo's Secrets say what the sweep's writes got;
+ * this says what the next write through any of the API servers gets.
+ */
+async function sealedByApiServer({ controlPlane, info }: Sandbox): Promise<Record<string, string>> {
+  const namespace = 'demo-probe';
+  await controlPlane.adminRequest('POST', '/api/v1/namespaces', { metadata: { name: namespace } });
+  for (const [i, server] of info.apiServers.entries()) {
+    const secret = {
+      metadata: { name: `written-through-${server.name}` },
+      stringData: { probe: 'not-a-secret' },
+    };
+    const res = await controlPlane.adminRequest('POST', `/api/v1/namespaces/${namespace}/secrets`, secret, i);
+    if (res.status !== 201)
+      throw new Error(`writing a Secret through ${server.name}: ${res.status} ${res.body}`);
+  }
+  const stored = await readSecretEvidence(info.etcd, { prefix: `/registry/secrets/${namespace}/` });
+  return Object.fromEntries(
+    stored.map((s) => [s.name.slice('written-through-'.length), s.sealedByVersion ?? s.storage]),
+  );
 }
 
 main().catch((err: Error) => {

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as $Kms from '@alicloud/kms20160120';
 import type { Credential } from './cloud/api';
 import { type ConsoleClients, consoleClients } from './cloud/console-clients';
 import { resolveLoopbackSubdomains } from './cloud/dns';
 import { CloudEmulator } from './cloud/emulator';
-import { encodeCursor } from './cloud/sls';
+import { controlServer } from './control-api';
 import { ControlPlane, type ControlPlaneInfo } from './controlplane/controlplane';
+import type { BalancerMode } from './controlplane/load-balancer';
 import { AckConstantKeyIdProvider } from './kms-plugin/ack-provider';
 import { AlibabaKmsKeyProvider } from './kms-plugin/alibaba-provider';
 import { composeKeyId } from './kms-plugin/key-provider';
@@ -42,10 +42,11 @@ export const PLUGIN_MODES: readonly PluginMode[] = ['versioned', 'constant-key-i
 
 export interface SandboxInfo extends ControlPlaneInfo {
   /**
-   * The control API: `GET /kms`, `POST /kms/rotate`, `POST /kms/wait-adoption`, `POST /kms/wait-seal`,
-   * `POST /kms/refuse-encrypt` (`{refuse}`: the plugin fails every Encrypt while true), `POST /apiserver/probe-kms`
-   * (one KMS health probe: a Status call when the last answer is old enough), `POST /apiserver/restart`,
-   * `POST /cloud/trail-trigger`.
+   * The control API (`sandbox/control-api.ts`): `GET /kms`, `POST /kms/rotate`, `POST /kms/wait-adoption`,
+   * `POST /kms/wait-seal`, `POST /kms/refuse-encrypt` (`{refuse}`: the plugins fail every Encrypt while true),
+   * `POST /apiserver/probe-kms` (one KMS health probe: a Status call when the last answer is old enough;
+   * `{apiServer: i}` for one API server), `POST /apiserver/restart` (all, or `{apiServer: i}`),
+   * `POST /lb/mode` (`{mode}`), `POST /cloud/trail-trigger`.
    */
   control: string;
   pluginMode: PluginMode;
@@ -60,6 +61,23 @@ export interface Sandbox {
   controlPlane: ControlPlane;
   cloud: CloudEmulator;
   stop(): Promise<void>;
+}
+
+function cloudInfo(cloud: CloudEmulator, role: Credential, kmsKeyId: string): CloudInfo {
+  return {
+    endpoint: cloud.url,
+    region: cloud.state.region,
+    accountId: cloud.state.accountId,
+    user: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
+    managedRole: {
+      accessKeyId: role.accessKeyId,
+      accessKeySecret: role.accessKeySecret,
+      securityToken: role.securityToken ?? '',
+    },
+    clusterId: SANDBOX_CLUSTER_ID,
+    kmsKeyId,
+    reportBucket: SANDBOX_REPORT_BUCKET,
+  };
 }
 
 export const SANDBOX_CLUSTER_ID = 'c-sandbox-edge-pro';
@@ -92,20 +110,26 @@ export function sandboxUserClients(info: Pick<SandboxInfo, 'cloud'>): ConsoleCli
   );
 }
 
-export async function startSandbox(
-  options: {
-    workDir?: string;
-    stateDir?: string;
-    plugin?: PluginMode;
-    /** More kube-apiserver flags (the benchmark turns on the in-tree storage version migrator's API). */
-    apiServerArgs?: string[];
-    /**
-     * `none`: the cluster starts without Secret encryption (CS reports it off, the API server writes
-     * plaintext) until UpdateKMSEncryption turns it on.
-     */
-    encryption?: 'kms' | 'none';
-  } = {},
-): Promise<Sandbox> {
+export interface SandboxOptions {
+  workDir?: string;
+  stateDir?: string;
+  plugin?: PluginMode;
+  /** More kube-apiserver flags (the benchmark turns on the in-tree storage version migrator's API). */
+  apiServerArgs?: string[];
+  /**
+   * `none`: the cluster starts without Secret encryption (CS reports it off, the API server writes
+   * plaintext) until UpdateKMSEncryption turns it on.
+   */
+  encryption?: 'kms' | 'none';
+  /** How many kube-apiservers, behind a load balancer when more than one (default 1). */
+  apiServers?: number;
+  /** How the load balancer spreads connections (default `round-robin`). */
+  loadBalancer?: BalancerMode;
+  /** `false`: the suite's identity (the cluster's kubeconfig in CS) may not list the identity leases. */
+  leaseAccess?: boolean;
+}
+
+export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const pluginMode = options.plugin ?? 'versioned';
   resolveLoopbackSubdomains();
   const cloud = await CloudEmulator.start(options.stateDir ? { stateDir: options.stateDir } : {});
@@ -134,6 +158,9 @@ export async function startSandbox(
       ...(options.apiServerArgs ? { apiServerArgs: options.apiServerArgs } : {}),
       encryption: encrypted ? 'kms' : 'identity',
       provider,
+      ...(options.apiServers ? { apiServers: options.apiServers } : {}),
+      ...(options.loadBalancer ? { loadBalancer: options.loadBalancer } : {}),
+      ...(options.leaseAccess === false ? { leaseAccess: false } : {}),
       ...(options.workDir ? { workDir: options.workDir } : {}),
     });
     cloud.addCluster({
@@ -149,7 +176,7 @@ export async function startSandbox(
       if (clusterId === SANDBOX_CLUSTER_ID) await controlPlane.setEncryption(enabled ? 'kms' : 'identity');
     };
     const user = consoleClients(config, keys(cloud.user), { timeouts: SANDBOX_TIMEOUTS });
-    const server = controlServer(controlPlane, cloud, async () => {
+    const server = controlServer(controlPlane, cloud, key.keyId, async () => {
       const r = await user.kms.createKeyVersion(new $Kms.CreateKeyVersionRequest({ keyId: key.keyId }));
       return composeKeyId(key.keyId, r.keyVersion?.keyVersionId ?? '');
     });
@@ -160,20 +187,7 @@ export async function startSandbox(
       pluginMode,
       kmsKeyId: key.keyId,
       kmsKeyIdWithVersion: composeKeyId(key.keyId, key.primaryKeyVersion),
-      cloud: {
-        endpoint: cloud.url,
-        region: cloud.state.region,
-        accountId: cloud.state.accountId,
-        user: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
-        managedRole: {
-          accessKeyId: role.accessKeyId,
-          accessKeySecret: role.accessKeySecret,
-          securityToken: role.securityToken ?? '',
-        },
-        clusterId: SANDBOX_CLUSTER_ID,
-        kmsKeyId: key.keyId,
-        reportBucket: SANDBOX_REPORT_BUCKET,
-      },
+      cloud: cloudInfo(cloud, role, key.keyId),
     };
     return {
       info,
@@ -190,82 +204,4 @@ export async function startSandbox(
     await cloud.stop();
     throw err;
   }
-}
-
-function controlServer(cp: ControlPlane, cloud: CloudEmulator, rotate: () => Promise<string>): Server {
-  let trailDelivered = cloud.trailRecords().length;
-  const key = () => cloud.state.keys.find((k) => k.keyId === SANDBOX_KEY_ID);
-  const currentKeyId = () => composeKeyId(SANDBOX_KEY_ID, key()?.primaryKeyVersion ?? '');
-  return createServer((req, res) => {
-    const reply = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
-      try {
-        const body = chunks.length
-          ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>)
-          : {};
-        const route = `${req.method} ${req.url}`;
-        if (route === 'GET /kms') {
-          return reply(200, {
-            keyId: currentKeyId(),
-            adoptedKeyId: cp.plugin.adoptedKeyId,
-            sealedVersions: cp.plugin.sealedVersions,
-            stats: cp.plugin.stats,
-          });
-        }
-        if (route === 'POST /kms/wait-seal') {
-          const version = typeof body.version === 'string' ? body.version : (key()?.primaryKeyVersion ?? '');
-          const timeoutMs = typeof body.timeoutMs === 'number' ? body.timeoutMs : 120_000;
-          await cp.plugin.waitForSeal(version, timeoutMs);
-          return reply(200, { sealedVersions: cp.plugin.sealedVersions });
-        }
-        if (route === 'POST /kms/refuse-encrypt') {
-          cp.plugin.refuseEncrypt = body.refuse === true;
-          return reply(200, { refuseEncrypt: cp.plugin.refuseEncrypt, stats: cp.plugin.stats });
-        }
-        if (route === 'POST /apiserver/probe-kms') {
-          const probe = await cp.adminRequest('GET', '/healthz/kms-providers');
-          return reply(200, { status: probe.status, stats: cp.plugin.stats });
-        }
-        if (route === 'POST /apiserver/restart') {
-          await cp.restartApiServer();
-          return reply(200, { sealedVersions: cp.plugin.sealedVersions });
-        }
-        if (route === 'POST /kms/rotate') return reply(200, { keyId: await rotate() });
-        if (route === 'POST /kms/wait-adoption') {
-          const keyId = typeof body.keyId === 'string' ? body.keyId : currentKeyId();
-          const timeoutMs = typeof body.timeoutMs === 'number' ? body.timeoutMs : 120_000;
-          await cp.waitForAdoption(keyId, timeoutMs);
-          return reply(200, { adoptedKeyId: cp.plugin.adoptedKeyId });
-        }
-        if (route === 'POST /cloud/trail-trigger') {
-          // The SLS trigger's event for the trail records written since the last call (for another process).
-          const total = cloud.trailRecords().length;
-          const event = {
-            source: {
-              endpoint: cloud.url,
-              projectName: 'actiontrail-sandbox',
-              logstoreName: 'actiontrail_sandbox',
-              shardId: 0,
-              beginCursor: encodeCursor(trailDelivered),
-              endCursor: encodeCursor(total),
-            },
-            parameter: {},
-            jobName: 'sandbox-trail-trigger',
-            taskId: `control-${total}`,
-            cursorTime: Math.floor(cloud.now() / 1000),
-          };
-          trailDelivered = total;
-          return reply(200, event);
-        }
-        return reply(404, { error: `no route ${route}` });
-      } catch (err) {
-        return reply(500, { error: (err as Error).message });
-      }
-    });
-  });
 }

@@ -1,19 +1,24 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rbacObjects, SENTINEL_USER } from '../../shared/cluster/rbac';
+import { rbacObjects } from '../../shared/cluster/rbac';
 import { ensureBinaries } from '../k8s-bins';
 import type { KeyProvider } from '../kms-plugin/key-provider';
-import { KmsV2Plugin } from '../kms-plugin/plugin';
-import { ExitedEarly, freePort, type Managed, startProcess, waitFor } from './processes';
+import type { KmsV2Plugin } from '../kms-plugin/plugin';
+import { type ApiServer, type ApiServerInfo, httpsRequest } from './apiserver';
+import { apiServerFor, pluginsFor, startAll, startEtcd, writeCredentials, writeKubeconfigs } from './launch';
+import { type BalancerMode, LoadBalancer } from './load-balancer';
+import { ExitedEarly, freePort, type Managed } from './processes';
 
 /**
  * A real Kubernetes control plane for tests and the demo, the way controller-runtime's envtest runs one:
  * etcd and kube-apiserver from the pinned build, on free loopback ports, with Secrets encrypted by a KMS v2
  * plugin on a unix socket (then `identity`, so pre-existing plaintext stays readable). Two kubeconfigs:
  * an admin one, and the suite's least-privileged identity (`shared/cluster/rbac.ts`).
+ *
+ * With `apiServers: N > 1` it is a managed control plane's shape: N kube-apiservers on the one etcd, each
+ * with its own identity (host name), its own KMS plugin and its own port, behind a TCP load balancer that
+ * every kubeconfig points at.
  */
 export interface ControlPlaneInfo {
   /** Admin kubeconfig (system:masters). */
@@ -24,7 +29,14 @@ export interface ControlPlaneInfo {
   etcd: string;
   /** The EncryptionConfiguration's KMS provider name: etcd values start with `k8s:enc:kms:v2:<name>:`. */
   kmsProviderName: string;
+  /** The cluster's address: the API server's own when alone, the load balancer's in front of several. */
   apiServer: string;
+  /** Every API server behind `apiServer`. */
+  apiServers: ApiServerInfo[];
+  /** The load balancer, with several API servers. */
+  loadBalancer?: { url: string; mode: BalancerMode };
+  /** Whether the suite's identity may list the API servers' identity leases in kube-system. */
+  leaseAccess: boolean;
   caFile: string;
   stateNamespace: string;
   workDir: string;
@@ -57,19 +69,58 @@ export interface ControlPlaneOptions {
   apiServerArgs?: string[];
   /** How Secrets are written at start: `kms` (default), or `identity` for a cluster without encryption. */
   encryption?: EncryptionMode;
+  /**
+   * How many kube-apiservers share the etcd (default 1). Several run behind a load balancer, each in a UTS
+   * and mount namespace of its own (`unshare`: root only), as `sandbox/controlplane/apiserver.ts` says.
+   */
+  apiServers?: number;
+  /** How the load balancer spreads connections over several API servers (default `round-robin`). */
+  loadBalancer?: BalancerMode;
+  /** `false`: the suite's identity is not bound to the lease-reading Role (default true). */
+  leaseAccess?: boolean;
+}
+
+/** The most API servers a sandbox runs: each is ~200 MB of memory and a share of two cores. */
+export const MAX_API_SERVERS = 5;
+
+interface Parts {
+  etcd: Managed;
+  servers: ApiServer[];
+  balancer?: LoadBalancer;
+  adminToken: string;
+  ownsWorkDir: boolean;
+  writeEncryption: (mode: EncryptionMode) => void;
 }
 
 export class ControlPlane {
   private constructor(
     readonly info: ControlPlaneInfo,
-    readonly plugin: KmsV2Plugin,
-    private readonly processes: Managed[],
-    private readonly adminToken: string,
-    private readonly ownsWorkDir: boolean,
-    private readonly launchApiServer: () => Promise<Managed>,
-    private readonly writeEncryption: (mode: EncryptionMode) => void,
+    private readonly parts: Parts,
     private encryptionMode: EncryptionMode,
   ) {}
+
+  /** The first API server's KMS plugin (the only one of a lone API server). */
+  get plugin(): KmsV2Plugin {
+    return this.server(0).plugin;
+  }
+
+  /** Each API server's KMS plugin, in the order of `info.apiServers`: one KeyProvider behind them all. */
+  get plugins(): KmsV2Plugin[] {
+    return this.parts.servers.map((s) => s.plugin);
+  }
+
+  /** The load balancer in front of several API servers. */
+  get loadBalancer(): LoadBalancer | undefined {
+    return this.parts.balancer;
+  }
+
+  /** Changes how the load balancer spreads new connections (`info.loadBalancer.mode` follows). */
+  setLoadBalancerMode(mode: BalancerMode): void {
+    const { balancer } = this.parts;
+    if (!balancer || !this.info.loadBalancer) throw new Error('a lone API server has no load balancer');
+    balancer.setMode(mode);
+    this.info.loadBalancer.mode = mode;
+  }
 
   /** How kube-apiserver writes Secrets now: sealed by the KMS v2 plugin, or in plaintext (`identity`). */
   get encryption(): EncryptionMode {
@@ -78,13 +129,13 @@ export class ControlPlane {
 
   /**
    * Turns Secret encryption on or off as ACK's UpdateKMSEncryption does on a managed control plane: a new
-   * EncryptionConfiguration, then kube-apiserver restarted with it. Either way both providers stay listed (the
-   * writing one first), so Secrets written before stay readable: plaintext ones after `kms`, sealed ones after
-   * `identity`. Secrets already stored are not rewritten; that is the sweep's work.
+   * EncryptionConfiguration, then every kube-apiserver restarted with it. Either way both providers stay
+   * listed (the writing one first), so Secrets written before stay readable: plaintext ones after `kms`,
+   * sealed ones after `identity`. Secrets already stored are not rewritten; that is the sweep's work.
    */
   async setEncryption(mode: EncryptionMode): Promise<void> {
     if (mode === this.encryptionMode) return;
-    this.writeEncryption(mode);
+    this.parts.writeEncryption(mode);
     await this.restartApiServer();
     this.encryptionMode = mode;
   }
@@ -107,108 +158,53 @@ export class ControlPlane {
   }
 
   private static async startOnce(options: ControlPlaneOptions): Promise<ControlPlane> {
+    const count = apiServerCount(options.apiServers);
     const binaries = ensureBinaries();
     const ownsWorkDir = !options.workDir;
     const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'ack-kms-sentinel-cp-'));
     mkdirSync(workDir, { recursive: true });
-    const kmsProviderName = options.kmsProviderName ?? 'ack-kms-sentinel';
-    const stateNamespace = options.stateNamespace ?? 'ack-kms-sentinel';
     const timeoutMs = options.startTimeoutMs ?? 120_000;
-    const processes: Managed[] = [];
-    const plugin = new KmsV2Plugin(options.provider, workDir);
+    const plugins = pluginsFor(options.provider, workDir, count);
+    const started: { etcd?: Managed; servers: ApiServer[]; balancer?: LoadBalancer } = { servers: [] };
 
     const cleanup = async () => {
-      for (const p of processes.reverse()) await p.stop();
-      await plugin.stop();
+      for (const s of [...started.servers].reverse()) await s.stop();
+      await started.etcd?.stop();
+      for (const p of plugins) await p.stop();
+      await started.balancer?.stop();
       if (ownsWorkDir) rmSync(workDir, { recursive: true, force: true });
     };
 
     try {
-      await plugin.start();
-
-      // etcd, at the version the Kubernetes release pins, without fsync: test data need not survive a crash.
-      const [clientPort, peerPort, securePort] = [await freePort(), await freePort(), await freePort()];
-      const etcdUrl = `http://127.0.0.1:${clientPort}`;
-      const peerUrl = `http://127.0.0.1:${peerPort}`;
-      const etcd = startProcess(
-        'etcd',
-        binaries.etcd,
-        [
-          `--data-dir=${join(workDir, 'etcd-data')}`,
-          `--listen-client-urls=${etcdUrl}`,
-          `--advertise-client-urls=${etcdUrl}`,
-          `--listen-peer-urls=${peerUrl}`,
-          `--initial-advertise-peer-urls=${peerUrl}`,
-          `--initial-cluster=default=${peerUrl}`,
-          '--unsafe-no-fsync=true',
-          '--log-level=warn',
-        ],
-        join(workDir, 'etcd.log'),
-      );
-      processes.push(etcd);
-      await waitFor(
-        'etcd',
-        async () =>
-          ((await (await fetch(`${etcdUrl}/health`)).json()) as { health?: string }).health === 'true',
-        { timeoutMs, abort: etcd.exited, logTail: () => etcd.tail() },
-      );
-
-      const adminToken = randomBytes(24).toString('hex');
-      const sentinelToken = randomBytes(24).toString('hex');
-      const certDir = join(workDir, 'certs');
-      mkdirSync(certDir, { recursive: true });
-      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-      const saKey = join(certDir, 'sa.key');
-      writeFileSync(saKey, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-      const tokens = join(workDir, 'tokens.csv');
-      writeFileSync(
-        tokens,
-        `${adminToken},admin,admin-uid,"system:masters"\n${sentinelToken},${SENTINEL_USER},${SENTINEL_USER}-uid\n`,
-        { mode: 0o600 },
-      );
+      for (const p of plugins) await p.start();
+      const { etcd, etcdUrl } = await startEtcd(binaries, workDir, timeoutMs);
+      started.etcd = etcd;
+      const ports = await Promise.all(plugins.map(() => freePort()));
+      if (count > 1)
+        started.balancer = await LoadBalancer.start(
+          ports.map((port) => ({ host: '127.0.0.1', port })),
+          options.loadBalancer ?? 'round-robin',
+        );
+      const apiServer = started.balancer?.url ?? `https://127.0.0.1:${ports[0]}`;
+      const creds = writeCredentials(workDir);
+      const kmsProviderName = options.kmsProviderName ?? 'ack-kms-sentinel';
+      // One EncryptionConfiguration for every API server: alone, its plugin's socket; behind a balancer, the
+      // path each one's mount namespace maps to its own plugin (sandbox/controlplane/apiserver.ts).
+      const endpoint = count === 1 ? plugins[0]?.endpoint : `unix://${join(workDir, 'kms', 'kms.sock')}`;
       const encryptionConfig = join(workDir, 'encryption-config.json');
       const writeEncryption = (mode: EncryptionMode) =>
-        writeEncryptionConfig(encryptionConfig, mode, kmsProviderName, plugin.endpoint);
+        writeEncryptionConfig(encryptionConfig, mode, kmsProviderName, endpoint ?? '');
       writeEncryption(options.encryption ?? 'kms');
 
-      const apiServer = `https://127.0.0.1:${securePort}`;
-      const caFile = join(certDir, 'apiserver.crt');
-      const apiserverArgs = [
-        `--etcd-servers=${etcdUrl}`,
-        `--secure-port=${securePort}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--cert-dir=${certDir}`,
-        '--authorization-mode=RBAC',
-        `--token-auth-file=${tokens}`,
-        `--service-account-issuer=${apiServer}/`,
-        `--service-account-key-file=${saKey}`,
-        `--service-account-signing-key-file=${saKey}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
-        '--disable-admission-plugins=ServiceAccount',
-        '--allow-privileged=true',
-        `--encryption-provider-config=${encryptionConfig}`,
-        '--profiling=false',
-        '--v=1',
-        ...(options.apiServerArgs ?? []),
-      ];
-      const launch = () =>
-        launchApiServer(binaries.kubeApiserver, apiserverArgs, workDir, {
-          apiServer,
-          adminToken,
-          caFile,
-          timeoutMs,
-        });
-      const apiserver = await launch();
-      processes.push(apiserver);
+      const launch = { binaries, workDir, etcdUrl, apiServer, encryptionConfig, timeoutMs, ...creds };
+      started.servers = plugins.map((plugin, i) =>
+        apiServerFor(plugin, i, ports[i] ?? 0, count, launch, options.apiServerArgs ?? []),
+      );
+      await startAll(started.servers);
 
-      const kubeconfig = join(workDir, 'admin.kubeconfig');
-      const restrictedKubeconfig = join(workDir, 'sentinel.kubeconfig');
-      writeFileSync(kubeconfig, kubeconfigFor(apiServer, caFile, 'admin', adminToken), { mode: 0o600 });
-      writeFileSync(restrictedKubeconfig, kubeconfigFor(apiServer, caFile, SENTINEL_USER, sentinelToken), {
-        mode: 0o600,
-      });
+      const { kubeconfig, restrictedKubeconfig } = writeKubeconfigs(workDir, apiServer, creds);
 
+      const { balancer } = started;
       const cp = new ControlPlane(
         {
           kubeconfig,
@@ -216,16 +212,21 @@ export class ControlPlane {
           etcd: etcdUrl,
           kmsProviderName,
           apiServer,
-          caFile,
-          stateNamespace,
+          apiServers: started.servers.map((s) => s.info),
+          ...(balancer ? { loadBalancer: { url: balancer.url, mode: balancer.mode } } : {}),
+          leaseAccess: options.leaseAccess ?? true,
+          caFile: creds.caFile,
+          stateNamespace: options.stateNamespace ?? 'ack-kms-sentinel',
           workDir,
         },
-        plugin,
-        processes,
-        adminToken,
-        ownsWorkDir,
-        launch,
-        writeEncryption,
+        {
+          etcd,
+          servers: started.servers,
+          adminToken: creds.adminToken,
+          ownsWorkDir,
+          writeEncryption,
+          balancer,
+        },
         options.encryption ?? 'kms',
       );
       await cp.applyRbac();
@@ -237,56 +238,56 @@ export class ControlPlane {
   }
 
   /**
-   * Restarts kube-apiserver, as a managed control plane does on an upgrade: the new process generates a new
-   * data-key seed (sealed by the plugin under the key's primary version then). Resolves once it is ready.
+   * Restarts one kube-apiserver (by its index in `info.apiServers`), or every one, one after another, when
+   * no index is given, as a managed control plane does on an upgrade: the new process generates a new
+   * data-key seed (sealed by the plugin under the key's primary version then). A restarted server keeps its
+   * host name, and so its identity. The load balancer sends it nothing while it is down, as its health check
+   * would. Resolves once it is (they are) ready.
    */
-  async restartApiServer(): Promise<void> {
-    const i = this.processes.findIndex((p) => p.name === 'kube-apiserver');
-    const old = this.processes[i];
-    if (!old) throw new Error('kube-apiserver is not running');
-    await old.stop();
-    this.processes[i] = await this.launchApiServer();
+  async restartApiServer(index?: number): Promise<void> {
+    const targets = index === undefined ? this.parts.servers.map((_, i) => i) : [index];
+    for (const i of targets) {
+      const server = this.server(i);
+      this.parts.balancer?.setInService(i, false);
+      await server.restart();
+      this.parts.balancer?.setInService(i, true);
+    }
   }
 
   /** Stops everything this control plane started and removes its files. */
   async stop(): Promise<void> {
-    for (const p of [...this.processes].reverse()) await p.stop();
-    await this.plugin.stop();
-    if (this.ownsWorkDir) rmSync(this.info.workDir, { recursive: true, force: true });
+    await this.parts.balancer?.stop();
+    for (const s of [...this.parts.servers].reverse()) await s.stop();
+    await this.parts.etcd.stop();
+    for (const p of this.plugins) await p.stop();
+    if (this.parts.ownsWorkDir) rmSync(this.info.workDir, { recursive: true, force: true });
   }
 
   /**
-   * Waits until the API server encrypts with `keyId`. The API server polls the plugin's Status about once a
-   * minute; `/healthz/kms-providers` runs the same check when 20 s have passed since the last one, so poking
-   * it every 2 s brings adoption down to ~20 s (docs/cloud-facts.md#kms-v2-internals).
+   * Waits until every API server encrypts with `keyId` (each is poked into polling its plugin: `ApiServer`).
    */
   async waitForAdoption(keyId: string, timeoutMs = 120_000): Promise<void> {
-    let done = false;
-    const adopted = this.plugin.waitForAdoption(keyId, timeoutMs).finally(() => {
-      done = true;
-    });
-    const poke = (async () => {
-      while (!done) {
-        await httpsGet(
-          this.info.apiServer,
-          '/healthz/kms-providers',
-          this.adminToken,
-          this.info.caFile,
-        ).catch(() => {});
-        await Promise.race([new Promise((r) => setTimeout(r, 2_000)), adopted.catch(() => {})]);
-      }
-    })();
-    await adopted;
-    await poke;
-    // `adopted` fires when the plugin answers the API server's Encrypt for the new key id, a moment before
-    // the API server stores its new encryption state. It does that under the KMS health probe's lock, so an
-    // answer to one more probe means the state is stored and every later write uses the new version.
-    await httpsGet(this.info.apiServer, '/healthz/kms-providers', this.adminToken, this.info.caFile);
+    await Promise.all(this.parts.servers.map((s) => s.waitForAdoption(keyId, timeoutMs)));
   }
 
-  /** A raw admin request, for the harness's own setup and checks. */
-  adminRequest(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
-    return httpsRequest(this.info.apiServer, method, path, this.adminToken, this.info.caFile, body);
+  /**
+   * A raw admin request, for the harness's own setup and checks: to the cluster's address (through the load
+   * balancer, if any), or to the API server of index `apiServer` alone.
+   */
+  adminRequest(
+    method: string,
+    path: string,
+    body?: unknown,
+    apiServer?: number,
+  ): Promise<{ status: number; body: string }> {
+    if (apiServer !== undefined) return this.server(apiServer).adminRequest(method, path, body);
+    return httpsRequest(this.info.apiServer, method, path, this.parts.adminToken, this.info.caFile, body);
+  }
+
+  private server(index: number): ApiServer {
+    const server = this.parts.servers[index];
+    if (!server) throw new Error(`no API server ${index} (there are ${this.parts.servers.length})`);
+    return server;
   }
 
   private async applyRbac(): Promise<void> {
@@ -301,7 +302,12 @@ export class ControlPlane {
       ['/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/roles', objects.identityRole],
       ['/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings', objects.identityRoleBinding],
     ];
-    for (const [path, body] of steps) {
+    // Without lease access the suite's identity keeps every other permission of `shared/cluster/rbac.ts`:
+    // the Role that reads the leases exists, nothing binds it (a cluster whose operator left it out).
+    const wanted = this.info.leaseAccess
+      ? steps
+      : steps.filter(([, body]) => body !== objects.identityRoleBinding);
+    for (const [path, body] of wanted) {
       const res = await this.adminRequest('POST', path, body);
       if (res.status !== 201 && res.status !== 409)
         throw new Error(`creating ${path} failed: ${res.status} ${res.body}`);
@@ -309,91 +315,13 @@ export class ControlPlane {
   }
 }
 
-function kubeconfigFor(server: string, caFile: string, user: string, token: string): string {
-  // JSON is YAML: kubectl and @kubernetes/client-node read it as a kubeconfig.
-  return JSON.stringify(
-    {
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'sandbox',
-          cluster: { server, 'certificate-authority-data': readFileSync(caFile).toString('base64') },
-        },
-      ],
-      users: [{ name: user, user: { token } }],
-      contexts: [{ name: user, context: { cluster: 'sandbox', user } }],
-      'current-context': user,
-    },
-    null,
-    2,
-  );
-}
-
-function httpsRequest(
-  base: string,
-  method: string,
-  path: string,
-  token: string,
-  caFile: string,
-  body?: unknown,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = request(
-      `${base}${path}`,
-      {
-        method,
-        ca: readFileSync(caFile),
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-        },
-        timeout: 10_000,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-        );
-      },
+function apiServerCount(requested = 1): number {
+  if (!Number.isInteger(requested) || requested < 1 || requested > MAX_API_SERVERS)
+    throw new Error(`apiServers must be a whole number from 1 to ${MAX_API_SERVERS}, not ${requested}`);
+  // Said here, not as three failed starts of `unshare` ("Operation not permitted") in a log tail.
+  if (requested > 1 && process.getuid?.() !== 0)
+    throw new Error(
+      'several API servers need root: each runs in a UTS and mount namespace of its own (unshare), so that its host name, and so its identity, is its own',
     );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-const httpsGet = (base: string, path: string, token: string, caFile: string) =>
-  httpsRequest(base, 'GET', path, token, caFile);
-
-/** Starts kube-apiserver and waits until it is ready (the self-generated serving certificate holds its CA). */
-async function launchApiServer(
-  binary: string,
-  args: string[],
-  workDir: string,
-  o: { apiServer: string; adminToken: string; caFile: string; timeoutMs: number },
-): Promise<Managed> {
-  const log = join(workDir, 'kube-apiserver.log');
-  // On a loaded machine kube-apiserver has exited during start-up (seen once in CI, its log gone with the
-  // sandbox): it gets three tries, and the error carries the end of its log.
-  for (let attempt = 1; ; attempt++) {
-    const apiserver = startProcess('kube-apiserver', binary, args, log);
-    try {
-      await waitFor(
-        'kube-apiserver',
-        async () => (await httpsGet(o.apiServer, '/readyz', o.adminToken, o.caFile)).status === 200,
-        { timeoutMs: o.timeoutMs, intervalMs: 250, abort: apiserver.exited, logTail: () => apiserver.tail() },
-      );
-      return apiserver;
-    } catch (err) {
-      await apiserver.stop();
-      if (!(err instanceof ExitedEarly) || /address already in use/.test(err.message) || attempt === 3)
-        throw err;
-      process.stderr.write(
-        `sandbox: kube-apiserver exited during start-up, starting it again (${err.message})\n`,
-      );
-    }
-  }
+  return requested;
 }

@@ -40,6 +40,11 @@ export class KmsV2Plugin extends EventEmitter {
   readonly stats: PluginStats = { status: 0, encrypt: 0, decrypt: 0, errors: 0 };
   adoptedKeyId?: string;
   lastStatusKeyId?: string;
+  /**
+   * When the API server's Status calls were answered (the last 1000): each one is a key id the API server
+   * records in its `/metrics`, so a reader of those metrics knows from here whether there is anything to read.
+   */
+  readonly statusAnswered: Date[] = [];
   /** The KMS key version of each seed the API server had sealed, in order. */
   readonly sealedVersions: string[] = [];
   /**
@@ -106,6 +111,11 @@ export class KmsV2Plugin extends EventEmitter {
     rmSync(this.socketPath, { force: true });
   }
 
+  /** Status calls answered after `since`. */
+  statusCallsSince(since: Date): number {
+    return this.statusAnswered.filter((at) => at > since).length;
+  }
+
   /** Resolves once an Encrypt has been answered with `keyId` (at once if that already happened). */
   waitForAdoption(keyId: string, timeoutMs: number): Promise<void> {
     if (this.adoptedKeyId === keyId) return Promise.resolve();
@@ -156,6 +166,8 @@ export class KmsV2Plugin extends EventEmitter {
     const keyId = await this.provider.currentKeyId();
     checkKeyId(keyId);
     this.lastStatusKeyId = keyId;
+    this.statusAnswered.push(new Date());
+    if (this.statusAnswered.length > 1000) this.statusAnswered.shift();
     return { version: 'v2', healthz: 'ok', key_id: keyId };
   }
 

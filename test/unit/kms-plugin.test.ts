@@ -65,10 +65,14 @@ describe('the KMS v2 plugin over its unix socket', () => {
     await plugin.stop();
   });
 
-  it('answers Status the way the API server requires', async () => {
+  it('answers Status the way the API server requires, and records when', async () => {
+    const before = new Date(Date.now() - 1);
     const status = await rpc.call('Status', {});
     expect(status).toEqual({ version: 'v2', healthz: 'ok', key_id: `key-test/${provider.primaryVersionId}` });
     expect(plugin.lastStatusKeyId).toBe(status.key_id);
+    // The demo waits on this: a Status answered since the rotation is a key id in the API server's /metrics.
+    expect(plugin.statusCallsSince(before)).toBe(1);
+    expect(plugin.statusCallsSince(new Date(Date.now() + 1000))).toBe(0);
   });
 
   it('encrypts under the key id Status reports and decrypts back', async () => {
