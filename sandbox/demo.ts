@@ -120,6 +120,10 @@ function registerFunctions({ info, cloud }: Sandbox): void {
     SENTINEL_TRAIL_PROJECT: TRAIL_PROJECT,
     SENTINEL_TRAIL_LOGSTORE: TRAIL_LOGSTORE,
     SENTINEL_LOG_LEVEL: 'warn',
+    // An identity that may not list the identity leases needs the count stated, as an operator would.
+    ...(info.leaseAccess === false && info.apiServers.length > 1
+      ? { SENTINEL_API_SERVERS: String(info.apiServers.length) }
+      : {}),
     ...Object.fromEntries(
       ['KMS', 'CS', 'ACTIONTRAIL', 'FC', 'SLS'].map((s) => [`SENTINEL_ENDPOINT_${s}`, info.cloud.endpoint]),
     ),
