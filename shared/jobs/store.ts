@@ -280,7 +280,9 @@ export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptio
       })),
     fail: (invocation, reason, { revokeCompletion = false } = {}) =>
       update(adapter, log, 'fail', (state) => ({
-        ...(revokeCompletion && state.completedKeyVersion === job.keyVersionId ? withoutCompletion(state) : state),
+        ...(revokeCompletion && state.completedKeyVersion === job.keyVersionId
+          ? withoutCompletion(state)
+          : state),
         job: record(state, 'failed', invocation, { report: { reason } }),
       })),
   };
@@ -453,6 +455,24 @@ function percentOf(job: JobRecord): Pick<JobStatus, 'percent'> {
   return { percent: Math.min(99, Math.floor((job.checkpoint.counters.total * 100) / expected)) };
 }
 
+/**
+ * A completed job's proof, or why its completion no longer stands (encryption was turned off since: the next
+ * tick that finds it on again starts the job's next attempt, under the same id).
+ */
+function completedNote(
+  state: LoadedState,
+  keyVersionId: string,
+  reason: string | undefined,
+): Pick<JobStatus, 'proof' | 'note'> {
+  if (state.completedKeyVersion !== keyVersionId)
+    return {
+      note: state.encryptionOffSince
+        ? `its completion was revoked: Secret encryption has been off since ${state.encryptionOffSince}; the job starts again once it is on`
+        : 'its completion was revoked; the next rotation-watch tick starts the job again',
+    };
+  return { proof: state.completedProof ?? 'unproven', ...(reason ? { note: reason } : {}) };
+}
+
 /** A job's status from its cluster's state: the one record every invocation of the job updates. */
 export function statusOf(
   state: LoadedState,
@@ -477,9 +497,7 @@ export function statusOf(
     ...(job.startedAt ? { startedAt: job.startedAt } : {}),
     updatedAt: job.updatedAt,
     ...(job.phase === 'completed' && state.completedAt ? { completedAt: state.completedAt } : {}),
-    ...(job.phase === 'completed'
-      ? { proof: state.completedProof ?? 'unproven', ...(reason ? { note: reason } : {}) }
-      : {}),
+    ...(job.phase === 'completed' ? completedNote(state, job.keyVersionId, reason) : {}),
     ...(job.phase === 'failed' && reason ? { lastError: reason } : {}),
     ...(stale
       ? {

@@ -93,7 +93,7 @@ async function runJob(leases: boolean, state: { stored: ClusterState }) {
 async function proofMarks(): Promise<string[]> {
   const list = await coreApi(sandbox.info.kubeconfig).listNamespacedSecret({ namespace: NAMESPACE });
   return list.items
-    .filter((s) => (s.metadata?.annotations ?? {})[SEALED_UNDER_ANNOTATION] !== undefined)
+    .filter((s) => s.metadata?.annotations?.[SEALED_UNDER_ANNOTATION] !== undefined)
     .map((s) => s.metadata?.name ?? '');
 }
 

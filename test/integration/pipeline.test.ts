@@ -793,73 +793,88 @@ describe('the event-driven pipeline', () => {
     }
   });
 
-  it('encryption turned off and on again from the console: the completion goes, no earlier mark counts, and etcd ends without plaintext', async () => {
-    const { cloud, etcd, kubeconfig } = sandbox.info;
-    const tick = async () => {
-      await sandbox.cloud.functions.fireTimer('ack-kms-sentinel-rotation-watch', 'poll', '', new Date());
-      await sandbox.cloud.idle();
-    };
-    /** UpdateKMSEncryption as the console sends it, past CS's 5-minute cooldown; the control plane restarts. */
-    const switchTo = async (on: boolean) => {
-      const cluster = sandbox.cloud.state.clusters.find((c) => c.clusterId === cloud.clusterId);
-      if (cluster) cluster.lastKmsChange = new Date(Date.now() - 6 * 60_000).toISOString();
-      await userClients().csRoa(
-        'UpdateKMSEncryption',
-        'PUT',
-        `/clusters/${cloud.clusterId}/kms`,
-        {},
-        on ? { disable_encryption: false, kms_key_id: cloud.kmsKeyId } : { disable_encryption: true },
+  it.each(['the console', 'the webhook'])(
+    'encryption turned off from the console, on again from %s: the completion goes, no earlier mark counts, and etcd ends without plaintext',
+    async (by) => {
+      const { cloud, etcd, kubeconfig } = sandbox.info;
+      const tick = async () => {
+        await sandbox.cloud.functions.fireTimer('ack-kms-sentinel-rotation-watch', 'poll', '', new Date());
+        await sandbox.cloud.idle();
+      };
+      /**
+       * UpdateKMSEncryption as the console sends it (or the webhook's enable), past CS's 5-minute cooldown; the
+       * control plane restarts.
+       */
+      const switchTo = async (on: boolean) => {
+        const cluster = sandbox.cloud.state.clusters.find((c) => c.clusterId === cloud.clusterId);
+        if (cluster) cluster.lastKmsChange = new Date(Date.now() - 6 * 60_000).toISOString();
+        if (on && by === 'the webhook') {
+          const path = `/v1/clusters/${cloud.clusterId}/encryption`;
+          const res = await toWebhook(
+            signedEvent(WEBHOOK_SECRET, 'POST', path, { body: JSON.stringify({ keyId: cloud.kmsKeyId }) }),
+          );
+          expect(res, recentLogs()).toMatchObject({ status: 202, json: { outcome: 'switched' } });
+          await sandbox.cloud.idle();
+          return;
+        }
+        await userClients().csRoa(
+          'UpdateKMSEncryption',
+          'PUT',
+          `/clusters/${cloud.clusterId}/kms`,
+          {},
+          on ? { disable_encryption: false, kms_key_id: cloud.kmsKeyId } : { disable_encryption: true },
+        );
+        await sandbox.cloud.idle();
+      };
+      const storedOf = async () =>
+        (await readSecretEvidence(etcd)).filter((s) => NAMESPACES.includes(s.namespace));
+      const { version } = await rotate();
+      await tick();
+      expect(await completedVersion()).toBe(version);
+
+      await switchTo(false);
+      await tick();
+      expect(await completedVersion(), 'a cluster seen off keeps no completion').toBeUndefined();
+      // Updated while off: it keeps the suite's mark, and is stored in plaintext.
+      const [namespace = ''] = NAMESPACES;
+      await coreApi(kubeconfig).patchNamespacedSecret(
+        { namespace, name: 's-00000', body: { metadata: { labels: { 'changed-while-off': 'yes' } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
-      await sandbox.cloud.idle();
-    };
-    const storedOf = async () =>
-      (await readSecretEvidence(etcd)).filter((s) => NAMESPACES.includes(s.namespace));
-    const { version } = await rotate();
-    await tick();
-    expect(await completedVersion()).toBe(version);
+      const whileOff = (await storedOf()).find((s) => s.namespace === namespace && s.name === 's-00000');
+      expect(whileOff?.storage).toBe('identity');
+      await expectAllMarked(version);
 
-    await switchTo(false);
-    await tick();
-    expect(await completedVersion(), 'a cluster seen off keeps no completion').toBeUndefined();
-    // Updated while off: it keeps the suite's mark, and is stored in plaintext.
-    const [namespace = ''] = NAMESPACES;
-    await coreApi(kubeconfig).patchNamespacedSecret(
-      { namespace, name: 's-00000', body: { metadata: { labels: { 'changed-while-off': 'yes' } } } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
-    const whileOff = (await storedOf()).find((s) => s.namespace === namespace && s.name === 's-00000');
-    expect(whileOff?.storage).toBe('identity');
-    await expectAllMarked(version);
-
-    await switchTo(true);
-    await tick();
-    const watched = [...sandbox.cloud.functions.tasks.values()].filter(
-      (t) => t.functionName === 'ack-kms-sentinel-rotation-watch',
-    );
-    expect(
-      await completedVersion(),
-      `${recentLogs()}\n${watched.at(-1)?.returnPayload}\n${JSON.stringify(
-        reencryptTasks('rj-')
-          .slice(-3)
-          .map((t) => [t.taskId, t.status, t.returnPayload ?? t.errorMessage]),
-      )}`,
-    ).toBe(version);
-    const state = JSON.parse(
-      (
-        await coreApi(kubeconfig).readNamespacedConfigMap({
-          namespace: sandbox.info.stateNamespace,
-          name: STATE_CONFIGMAP,
-        })
-      ).data?.state ?? '{}',
-    );
-    expect(state.marksSince, 'the state says since when marks count').toBeDefined();
-    // Every Secret carried this version's mark from before: none was trusted, every one was written again.
-    expect(state.job?.report).toMatchObject({ alreadyCurrent: 0, failed: 0 });
-    expect(state.job?.report?.rewritten).toBeGreaterThanOrEqual(COUNT);
-    expect(
-      (await storedOf()).filter((s) => s.storage !== 'kms-v2').map((s) => `${s.namespace}/${s.name}`),
-    ).toEqual([]);
-  });
+      await switchTo(true);
+      await tick();
+      const watched = [...sandbox.cloud.functions.tasks.values()].filter(
+        (t) => t.functionName === 'ack-kms-sentinel-rotation-watch',
+      );
+      expect(
+        await completedVersion(),
+        `${recentLogs()}\n${watched.at(-1)?.returnPayload}\n${JSON.stringify(
+          reencryptTasks('rj-')
+            .slice(-3)
+            .map((t) => [t.taskId, t.status, t.returnPayload ?? t.errorMessage]),
+        )}`,
+      ).toBe(version);
+      const state = JSON.parse(
+        (
+          await coreApi(kubeconfig).readNamespacedConfigMap({
+            namespace: sandbox.info.stateNamespace,
+            name: STATE_CONFIGMAP,
+          })
+        ).data?.state ?? '{}',
+      );
+      expect(state.marksSince, 'the state says since when marks count').toBeDefined();
+      // Every Secret carried this version's mark from before: none was trusted, every one was written again.
+      expect(state.job?.report).toMatchObject({ alreadyCurrent: 0, failed: 0 });
+      expect(state.job?.report?.rewritten).toBeGreaterThanOrEqual(COUNT);
+      expect(
+        (await storedOf()).filter((s) => s.storage !== 'kms-v2').map((s) => `${s.namespace}/${s.name}`),
+      ).toEqual([]);
+    },
+  );
 
   it('answers poison events with a non-retryable error instead of failing, so FC does not retry them', async () => {
     const watch = await sandbox.cloud.functions.invoke(
