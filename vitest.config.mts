@@ -11,7 +11,6 @@ const OWN_SANDBOX = [
   'test/integration/fleet.test.ts',
   'test/integration/demo-ack-plugin.test.ts',
   'test/integration/demo.test.ts',
-  'test/integration/api-servers-proof.test.ts',
   'test/integration/multi-apiserver.test.ts',
   'test/integration/sandbox-command.test.ts',
 ];

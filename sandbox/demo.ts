@@ -212,7 +212,7 @@ async function waitForJob(sandbox: Sandbox, core: CoreV1Api, version: string): P
  * Restarts the last `count` API servers one by one, as a managed control plane restarts some of its hosts. A
  * sticky balancer pins this machine to the first one (its first connection), so `--lb sticky` keeps the suite
  * on one that was not restarted: a rewrite through it would not re-seal, and the suite must see that. (Kept
- * on a restarted one instead, the suite must claim nothing either: test/integration/api-servers-proof.test.ts.)
+ * on a restarted one instead, the suite must claim nothing either: test/integration/multi-apiserver.test.ts.)
  */
 async function restartApiServers({ controlPlane, info }: Sandbox, count: number): Promise<string[]> {
   const restarted: string[] = [];
