@@ -14,8 +14,13 @@ export function checkpointFile(file: string, fresh: Continuation): { from: Conti
   let at = saved ?? fresh;
   const write = (next: Continuation) => {
     at = next;
-    writeFileSync(`${file}.tmp`, `${JSON.stringify(next, null, 2)}\n`);
-    renameSync(`${file}.tmp`, file);
+    // Progress is advice for a resume: a save that fails (a full disk) is said, and the sweep goes on.
+    try {
+      writeFileSync(`${file}.tmp`, `${JSON.stringify(next, null, 2)}\n`);
+      renameSync(`${file}.tmp`, file);
+    } catch (err) {
+      process.stderr.write(`could not save the checkpoint ${file}: ${(err as Error).message}\n`);
+    }
   };
   const remove = async () => rmSync(file, { force: true });
   return {

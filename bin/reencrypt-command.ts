@@ -269,7 +269,14 @@ async function finishRun(
   keyVersion: string,
 ): Promise<number> {
   const report = run.report;
-  if (!report) throw new SentinelError('permanent', `the sweep ended as ${run.status}`, { code: 'NotSwept' });
+  if (!report) {
+    // A run resumed past its sweep (its checkpoint saved while verifying): the census is its whole report.
+    if (run.status === 'completed' && run.census) {
+      out.note(`complete: ${run.census.done} of ${run.census.total} Secrets carry the mark of ${keyVersion}`);
+      return 0;
+    }
+    throw new SentinelError('permanent', `the sweep ended as ${run.status}`, { code: 'NotSwept' });
+  }
   if (run.status === 'completed' && run.proof === 'unproven')
     out.note(`rewritten, not proven: ${run.evidence?.reason ?? 'no evidence read'}`);
   if (run.status === 'unconfirmed')

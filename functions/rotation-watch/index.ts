@@ -17,6 +17,7 @@ import {
   ossDoneRecord,
   vouchesDone,
   withOutcomes,
+  withoutClusters,
 } from '../../shared/jobs/done-record';
 import { answerJobRequest } from '../../shared/jobs/requests';
 import { type JobStart, startReencryptJob } from '../../shared/jobs/starter';
@@ -137,6 +138,22 @@ async function recordEncryptionOff(clusterIds: string[], services: Services, inv
   );
 }
 
+/** Drops clusters from the done record (best effort: a record that cannot be saved is read again next tick). */
+async function forgetDone(clusterIds: string[], inv: Invocation): Promise<void> {
+  const store = doneRecordStore(inv);
+  const before = await loadRecord(store, inv.log);
+  const after = withoutClusters(before, clusterIds);
+  if (JSON.stringify(after) === JSON.stringify(before)) return;
+  await store
+    .save(after)
+    .catch((err: unknown) =>
+      inv.log.warn('could not save the done record', {
+        where: store.where,
+        error: normalizeError(err).toJSON(),
+      }),
+    );
+}
+
 /** The record of clusters done with their key's version (shared/jobs/done-record.ts), or none without a bucket. */
 function doneRecordStore(inv: Invocation): DoneRecordStore {
   const bucket = suiteBucket(inv);
@@ -252,6 +269,9 @@ export async function rotationWatch(
       ? targets.clusters.filter((c) => !c.encryptionEnabled).map((c) => c.clusterId)
       : turnedOff;
   await recordEncryptionOff(off, services, inv);
+  // An event's cluster is still in the done record (a timer tick drops clusters it finds off): drop it now, or
+  // the record would vouch for it if encryption is on again before that tick.
+  if (request.kind !== 'timer' && off.length > 0) await forgetDone(off, inv);
   if (keyIds.length > 0)
     await checkKeys(keyIds, { services, inv, targets, reason, timer: request.kind === 'timer' }, result);
   inv.log.info('rotation-watch done', {

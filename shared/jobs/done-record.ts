@@ -130,3 +130,14 @@ export const onlyKeys = (record: DoneRecord, keyIds: readonly string[]): DoneRec
   ...record,
   keys: Object.fromEntries(Object.entries(record.keys).filter(([k]) => keyIds.includes(k))),
 });
+
+/** The record without these clusters, for every key: encryption went off on them, so nothing vouches for them. */
+export const withoutClusters = (record: DoneRecord, clusterIds: readonly string[]): DoneRecord => ({
+  ...record,
+  keys: Object.fromEntries(
+    Object.entries(record.keys).map(([keyId, k]) => [
+      keyId,
+      { ...k, done: k.done.filter((id) => !clusterIds.includes(id)) },
+    ]),
+  ),
+});

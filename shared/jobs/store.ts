@@ -266,13 +266,24 @@ export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptio
       }
     },
     complete: (invocation, report, proof) =>
-      update(adapter, log, 'complete', (state) => ({
-        ...withoutCompletion(state),
-        completedKeyVersion: job.keyVersionId,
-        completedAt: new Date(now()).toISOString(),
-        completedProof: proof,
-        job: record(state, 'completed', invocation, { report }),
-      })),
+      update(adapter, log, 'complete', (state) => {
+        // Encryption went off, or on again, while the job ran: its marks no longer vouch for anything.
+        const moved = state.encryptionOffSince !== undefined || state.marksSince !== report.marksSince;
+        if (moved)
+          return {
+            ...state,
+            job: record(state, 'failed', invocation, {
+              report: { ...report, reason: 'Secret encryption was turned off or on again while the job ran' },
+            }),
+          };
+        return {
+          ...withoutCompletion(state),
+          completedKeyVersion: job.keyVersionId,
+          completedAt: new Date(now()).toISOString(),
+          completedProof: proof,
+          job: record(state, 'completed', invocation, { report }),
+        };
+      }),
     awaitNewSeed: (invocation, report) =>
       update(adapter, log, 'await new seed', (state) => ({
         ...state,
@@ -339,9 +350,11 @@ const encryptionRecords = (
     }),
   recordEncryptionOn: (at) =>
     update(adapter, log, 'encryption on', (state) => {
-      const since = new Date(at).toISOString();
-      if (!state.encryptionOffSince && state.marksSince !== undefined && state.marksSince >= since)
-        return state;
+      // Never earlier than the boundary already recorded, nor than the off it ends.
+      const since = [new Date(at).toISOString(), state.marksSince ?? '', state.encryptionOffSince ?? '']
+        .sort()
+        .at(-1) as string;
+      if (!state.encryptionOffSince && state.marksSince === since) return state;
       const {
         completedKeyVersion: _v,
         completedAt: _a,

@@ -5,6 +5,7 @@ import {
   onlyKeys,
   vouchesDone,
   withOutcomes,
+  withoutClusters,
 } from '../../shared/jobs/done-record';
 
 /**
@@ -72,5 +73,19 @@ describe('the done record', () => {
     expect(fullCheckDue(checked(now - day + 1), now, day)).toBe(false);
     expect(fullCheckDue(checked(now - day), now, day)).toBe(true);
     expect(fullCheckDue(checked(now + day), now, day), 'a time in the future postpones nothing').toBe(true);
+  });
+
+  it('drops clusters from every key when encryption went off on them', () => {
+    const record = {
+      version: 1 as const,
+      keys: {
+        'key-1': { primaryKeyVersion: 'v1', done: ['c-a', 'c-b'] },
+        'key-2': { primaryKeyVersion: 'v7', done: ['c-b', 'c-c'] },
+      },
+    };
+    expect(withoutClusters(record, ['c-b']).keys).toEqual({
+      'key-1': { primaryKeyVersion: 'v1', done: ['c-a'] },
+      'key-2': { primaryKeyVersion: 'v7', done: ['c-c'] },
+    });
   });
 });

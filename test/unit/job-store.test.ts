@@ -152,10 +152,35 @@ describe('the job store', () => {
 
   it('completing or failing a job keeps the encryption records', async () => {
     const m = memoryState({ marksSince: '2026-12-03T00:00:00.000Z' });
-    await jobStore(m.store, ref, { log, now: () => 0 }).complete(1, { rewritten: 3 }, 'proven');
+    await jobStore(m.store, ref, { log, now: () => 0 }).complete(
+      1,
+      { rewritten: 3, marksSince: '2026-12-03T00:00:00.000Z' },
+      'proven',
+    );
     expect(m.get()).toMatchObject({ marksSince: '2026-12-03T00:00:00.000Z', completedKeyVersion: 'v2' });
     await jobStore(m.store, ref, { log }).fail(2, 'census', { revokeCompletion: true });
     expect(m.get()).toMatchObject({ marksSince: '2026-12-03T00:00:00.000Z', job: { phase: 'failed' } });
     expect(m.get().completedKeyVersion).toBeUndefined();
+  });
+
+  it('no completion stands when encryption went off, or on again, while the job ran', async () => {
+    const off = memoryState({ encryptionOffSince: '2026-12-03T00:00:00.000Z' });
+    await jobStore(off.store, ref, { log }).complete(1, { rewritten: 3 }, 'proven');
+    expect(off.get()).toMatchObject({
+      encryptionOffSince: '2026-12-03T00:00:00.000Z',
+      job: { phase: 'failed' },
+    });
+    expect(off.get().completedKeyVersion).toBeUndefined();
+    const moved = memoryState({ marksSince: '2026-12-04T00:00:00.000Z' });
+    await jobStore(moved.store, ref, { log }).complete(
+      1,
+      { marksSince: '2026-12-03T00:00:00.000Z' },
+      'proven',
+    );
+    expect(moved.get().completedKeyVersion).toBeUndefined();
+    // On again never moves the boundary before the off it ends.
+    const back = memoryState({ encryptionOffSince: '2026-12-05T00:00:00.000Z' });
+    await clusterStore(back.store, { log }).recordEncryptionOn(Date.parse('2026-12-01T00:00:00Z'));
+    expect(back.get()).toEqual({ marksSince: '2026-12-05T00:00:00.000Z' });
   });
 });
