@@ -144,14 +144,12 @@ async function forgetDone(clusterIds: string[], inv: Invocation): Promise<void> 
   const before = await loadRecord(store, inv.log);
   const after = withoutClusters(before, clusterIds);
   if (JSON.stringify(after) === JSON.stringify(before)) return;
-  await store
-    .save(after)
-    .catch((err: unknown) =>
-      inv.log.warn('could not save the done record', {
-        where: store.where,
-        error: normalizeError(err).toJSON(),
-      }),
-    );
+  await store.save(after).catch((err: unknown) =>
+    inv.log.warn('could not save the done record', {
+      where: store.where,
+      error: normalizeError(err).toJSON(),
+    }),
+  );
 }
 
 /** The record of clusters done with their key's version (shared/jobs/done-record.ts), or none without a bucket. */
