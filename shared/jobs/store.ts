@@ -229,6 +229,23 @@ const withoutCompletion = (state: ClusterState): ClusterState => {
   return rest;
 };
 
+/**
+ * A transition of this attempt, unless a newer attempt of the job was claimed since: an invocation the starter
+ * presumed dead (stale) that still runs must not overwrite the record (or the completion) of the one after it.
+ */
+const attemptUpdate =
+  (adapter: StateAdapter, log: Logger, job: JobRef) =>
+  (what: string, next: (state: ClusterState) => ClusterState) =>
+    update(adapter, log, what, (state) => {
+      if (state.job?.jobId !== job.jobId || (state.job.attempt ?? 1) <= job.attempt) return next(state);
+      log.warn('a newer attempt of this job was started: this one writes nothing more', {
+        attempt: job.attempt,
+        newer: state.job.attempt,
+        what,
+      });
+      return state;
+    });
+
 export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptions): JobStore {
   const now = options.now ?? Date.now;
   const { log } = options;
@@ -250,11 +267,12 @@ export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptio
     updatedAt: new Date(now()).toISOString(),
     ...extra,
   });
+  const own = attemptUpdate(adapter, log, job);
   return {
     get: () => load(adapter, log),
     async progress(phase, invocation, checkpoint) {
       try {
-        await update(adapter, log, 'progress', (state) => ({
+        await own('progress', (state) => ({
           ...state,
           job: record(state, phase, invocation, checkpoint ? { checkpoint } : {}),
         }));
@@ -266,7 +284,7 @@ export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptio
       }
     },
     complete: (invocation, report, proof) =>
-      update(adapter, log, 'complete', (state) => {
+      own('complete', (state) => {
         // Encryption went off, or on again, while the job ran: its marks no longer vouch for anything.
         const moved = state.encryptionOffSince !== undefined || state.marksSince !== report.marksSince;
         if (moved)
@@ -285,12 +303,12 @@ export function jobStore(adapter: StateAdapter, job: JobRef, options: StoreOptio
         };
       }),
     awaitNewSeed: (invocation, report) =>
-      update(adapter, log, 'await new seed', (state) => ({
+      own('await new seed', (state) => ({
         ...state,
         job: record(state, 'waiting-for-new-seed', invocation, { report }),
       })),
     fail: (invocation, reason, { revokeCompletion = false } = {}) =>
-      update(adapter, log, 'fail', (state) => ({
+      own('fail', (state) => ({
         ...(revokeCompletion && state.completedKeyVersion === job.keyVersionId
           ? withoutCompletion(state)
           : state),

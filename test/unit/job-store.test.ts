@@ -183,4 +183,20 @@ describe('the job store', () => {
     await clusterStore(back.store, { log }).recordEncryptionOn(Date.parse('2026-12-01T00:00:00Z'));
     expect(back.get()).toEqual({ marksSince: '2026-12-05T00:00:00.000Z' });
   });
+
+  it('an attempt presumed dead writes nothing once a newer attempt of its job was claimed', async () => {
+    const newer = {
+      ...ref,
+      phase: 'sweeping' as const,
+      attempt: 2,
+      invocation: 1,
+      updatedAt: '2026-12-01T00:00:00.000Z',
+    };
+    const m = memoryState({ job: newer });
+    const old = jobStore(m.store, { ...ref, attempt: 1 }, { log });
+    await old.progress('sweeping', 4, checkpoint);
+    await old.complete(4, { rewritten: 1 }, 'proven');
+    expect(m.get()).toEqual({ job: newer });
+    expect(m.writes).toHaveLength(0);
+  });
 });
