@@ -138,18 +138,11 @@ async function recordEncryptionOff(clusterIds: string[], services: Services, inv
   );
 }
 
-/** Drops clusters from the done record (best effort: a record that cannot be saved is read again next tick). */
+/** Drops clusters from the done record, so no tick skips them as done. */
 async function forgetDone(clusterIds: string[], inv: Invocation): Promise<void> {
   const store = doneRecordStore(inv);
   const before = await loadRecord(store, inv.log);
-  const after = withoutClusters(before, clusterIds);
-  if (JSON.stringify(after) === JSON.stringify(before)) return;
-  await store.save(after).catch((err: unknown) =>
-    inv.log.warn('could not save the done record', {
-      where: store.where,
-      error: normalizeError(err).toJSON(),
-    }),
-  );
+  await saveRecord(store, before, withoutClusters(before, clusterIds), inv);
 }
 
 /** The record of clusters done with their key's version (shared/jobs/done-record.ts), or none without a bucket. */
@@ -223,8 +216,18 @@ async function checkKeys(
   let record = onlyKeys(before, tick.targets.rotationKeys);
   for (const keyId of keyIds) record = await checkKey(keyId, { ...tick, full }, record, result);
   if (full) record = { ...record, fullCheckAt: new Date(now).toISOString() };
-  if (JSON.stringify(record) === JSON.stringify(before)) return;
-  await store.save(record).catch((err: unknown) =>
+  await saveRecord(store, before, record, inv);
+}
+
+/** Saves the done record when it changed; one that cannot be saved costs the next tick more reads, not a miss. */
+async function saveRecord(
+  store: DoneRecordStore,
+  before: DoneRecord,
+  after: DoneRecord,
+  inv: Invocation,
+): Promise<void> {
+  if (JSON.stringify(after) === JSON.stringify(before)) return;
+  await store.save(after).catch((err: unknown) =>
     inv.log.warn('could not save the done record; the next tick reads more clusters', {
       where: store.where,
       error: normalizeError(err).toJSON(),

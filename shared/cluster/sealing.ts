@@ -511,7 +511,7 @@ export interface EvidenceSource {
  * The API servers' evidence for a key's last rotation, as every caller reads it (the job, the starter, the
  * webhook's answers, the audit, `enable`, the CLI): sampled from `/metrics` and judged; `unproven` when they
  * cannot be read (no RBAC, no KMS v2 metrics, a Kubernetes that does not label them), the set of API servers
- * is not known, or the configuration asks for ActionTrail only. Any other failure (a broken connection, a 5xx)
+ * is not known, or the configuration asks not to read them (`actiontrail`). Any other failure (a broken connection, a 5xx)
  * is thrown, normalised: a guess would be a claim without proof.
  */
 export async function readSealingEvidence(

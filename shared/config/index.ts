@@ -53,13 +53,12 @@ export interface SentinelConfig {
     pageSize: number;
     /**
      * With the API servers' evidence: how long after a rotation to wait for them to make a new seed before
-     * concluding they will not (case c). Without it: the wait before sweeping when ActionTrail shows no
-     * evidence of the new key version.
+     * concluding they will not (case c). Without it: the wait before sweeping without proof.
      */
     adoptionDelayMs: number;
     /**
-     * Where adoption is proven: `metrics` (the API servers' `/metrics` when readable, ActionTrail otherwise)
-     * or `actiontrail` (ActionTrail and the delay only: every result is then "unproven").
+     * Where adoption is proven: `metrics` (the API servers' `/metrics`; unreadable, nothing is proven) or
+     * `actiontrail` (the metrics are not read: every result is "rewritten, not proven").
      */
     proof: 'metrics' | 'actiontrail';
     /** The longest a job waits for the control plane to adopt the new key version. */

@@ -208,7 +208,7 @@ export async function enableEncryption(deps: EnableDeps, req: EnableRequest): Pr
       stage = 'sweep';
       // A mark left from an earlier time with encryption on says nothing about a Secret written while it was
       // off: only marks written under this seed's evidence count (or, with nothing proven, none after a switch).
-      await sweepAndVerify(deps, cluster, key, report, record, !already);
+      await sweepAndVerify(deps, cluster, key, evidence, { report, record, sinceEnabled: !already });
     } finally {
       cluster.close();
     }
@@ -405,12 +405,19 @@ async function sweepAndVerify(
   deps: EnableDeps,
   cluster: Cluster,
   key: KeyInfo,
-  report: EnableReport,
-  record: (step: EnableStep) => void,
-  sinceEnabled: boolean,
+  evidence: SealingEvidence,
+  o: { report: EnableReport; record: (step: EnableStep) => void; sinceEnabled: boolean },
 ): Promise<void> {
+  const { report, record, sinceEnabled } = o;
   const t = Date.now();
   const now = deps.now ?? Date.now;
+  // The evidence step has just read the API servers: the engine starts from that reading, not a second one.
+  let read: SealingEvidence | undefined = evidence;
+  const evidenceNow = async () => {
+    const e = read ?? (await readSealingEvidence(cluster, key, deps.proof));
+    read = undefined;
+    return e;
+  };
   const run = await runJob(
     {
       jobId: jobIdFor(report.clusterId, key.keyId, key.primaryKeyVersion),
@@ -423,7 +430,7 @@ async function sweepAndVerify(
     },
     {
       secrets: cluster.secrets,
-      evidence: () => readSealingEvidence(cluster, key, deps.proof),
+      evidence: evidenceNow,
       key,
       store: nothingKept(),
       budget: {},
@@ -435,14 +442,10 @@ async function sweepAndVerify(
     firstContinuation(key.primaryKeyVersion, new Date(now()), 'sweeping'),
   );
   const swept = run.report;
-  if (swept)
-    report.sweep = {
-      total: swept.total ?? 0,
-      rewritten: swept.rewritten ?? 0,
-      alreadyCurrent: swept.alreadyCurrent ?? 0,
-      failed: swept.failed ?? 0,
-      gone: swept.gone ?? 0,
-    };
+  if (swept) {
+    const { total, rewritten, alreadyCurrent, failed: failures, gone } = swept;
+    report.sweep = { total, rewritten, alreadyCurrent, failed: failures, gone };
+  }
   const failed = swept?.failed ?? 0;
   record({
     step: 'sweep',

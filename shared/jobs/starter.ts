@@ -8,7 +8,7 @@ import type { Logger } from '../log';
 import type { Services } from '../runtime/services';
 import type { JobStart } from './answers';
 import { encodeJobPayload, jobIdFor, taskIdFor } from './payload';
-import { type Claim, type ClusterState, clusterStore, configMapState, isUnderWay } from './store';
+import { type Claim, type ClusterState, clusterStoreOf, isUnderWay } from './store';
 
 export type { JobStart } from './answers';
 
@@ -46,11 +46,7 @@ export async function startReencryptJob(
 ): Promise<StartedJob> {
   const jobId = jobIdFor(cluster.clusterId, key.keyId, key.primaryKeyVersion);
   const started = await withCluster(services.clients, cluster.clusterId, 15, async (kube) => {
-    const store = clusterStore(configMapState(kube.core, config.stateNamespace), {
-      log,
-      now: () => now,
-      staleAfterMs: config.reencrypt.staleAfterMs,
-    });
+    const store = clusterStoreOf(kube.core, config, log, () => now);
     let state = await store.read();
     // Encryption was seen off, and the cluster is a target with encryption on now: on again since about now
     // (a mark written before is not trusted; the completion was dropped when it went off).
@@ -124,7 +120,7 @@ async function startDecision(
   const underWay = prior !== undefined && isUnderWay(prior, now, config.reencrypt.staleAfterMs);
   if (state.completedKeyVersion === job.keyVersionId) {
     if (state.completedProof === 'proven') return 'current';
-    // Completed without the API servers' proof (ActionTrail only, or before the suite read them).
+    // Completed without the API servers' proof (they could not be read, or before the suite read them).
     const e = await evidence();
     // Rewritten, and still nothing proves it: not `current`; the job runs again once proof can be had.
     if (e.verdict === 'unproven') return 'rewritten-unproven';

@@ -72,7 +72,7 @@ export const clusterStateSchema = z.object({
   completedKeyVersion: z.string().optional(),
   completedAt: z.string().optional(),
   /**
-   * What the completion rests on: `proven` by the API servers' evidence, or `unproven` (ActionTrail only).
+   * What the completion rests on: `proven` by the API servers' evidence, or `unproven` (rewritten, nothing proven).
    * Absent for a completion written before the suite read that evidence: treated as unproven.
    */
   completedProof: z.enum(['proven', 'unproven']).optional(),
@@ -223,9 +223,9 @@ async function update(
 }
 
 /** The completion kept by a write that ends a job (unless revoked). */
-/** The cluster's state without its completion (what every transition keeps: the encryption records). */
+/** The cluster's state without its completion (what every transition keeps: the job, the encryption records). */
 const withoutCompletion = (state: ClusterState): ClusterState => {
-  const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, job: _j, ...rest } = state;
+  const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, ...rest } = state;
   return rest;
 };
 
@@ -341,18 +341,12 @@ export interface ClusterStore {
   claim(claim: Claim): Promise<'claimed' | 'already-started'>;
   /** Nothing was started after a claim: it is marked failed, so the next tick starts the job again at once. */
   release(claim: Claim, reason: string): Promise<void>;
-  /**
-   * Drops the completion (encryption was turned off, or on again: Secrets written since are plaintext).
-   * Conflicts are read again; true when there was one to drop.
-   */
-  forgetCompletion(): Promise<boolean>;
   /** Encryption is off (or about to be): the completion is dropped, and stays dropped until it is on again. */
   recordEncryptionOff(at: number): Promise<void>;
   /** Encryption is on again since `at`: marks written before it are not trusted; a completion is dropped. */
   recordEncryptionOn(at: number): Promise<void>;
   /** The job's status derived from its record, or undefined when the state holds another job. */
   status(jobId: string, clusterId: string): Promise<JobStatus | undefined>;
-  job(ref: JobRef): JobStore;
 }
 
 /** Encryption going off and on, as the cluster's state records it (see `clusterStateSchema`). */
@@ -363,8 +357,10 @@ const encryptionRecords = (
   recordEncryptionOff: (at) =>
     update(adapter, log, 'encryption off', (state) => {
       if (state.encryptionOffSince && !state.completedKeyVersion) return state;
-      const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, ...rest } = state;
-      return { ...rest, encryptionOffSince: state.encryptionOffSince ?? new Date(at).toISOString() };
+      return {
+        ...withoutCompletion(state),
+        encryptionOffSince: state.encryptionOffSince ?? new Date(at).toISOString(),
+      };
     }),
   recordEncryptionOn: (at) =>
     update(adapter, log, 'encryption on', (state) => {
@@ -373,13 +369,7 @@ const encryptionRecords = (
         .sort()
         .at(-1) as string;
       if (!state.encryptionOffSince && state.marksSince === since) return state;
-      const {
-        completedKeyVersion: _v,
-        completedAt: _a,
-        completedProof: _p,
-        encryptionOffSince: _o,
-        ...rest
-      } = state;
+      const { encryptionOffSince: _o, ...rest } = withoutCompletion(state);
       return { ...rest, marksSince: since };
     }),
 });
@@ -440,20 +430,10 @@ export function clusterStore(adapter: StateAdapter, options: StoreOptions): Clus
         });
       }
     },
-    async forgetCompletion() {
-      let dropped = false;
-      await update(adapter, log, 'forget completion', (state) => {
-        dropped = state.completedKeyVersion !== undefined;
-        const { completedKeyVersion: _v, completedAt: _a, completedProof: _p, ...rest } = state;
-        return rest;
-      });
-      return dropped;
-    },
     ...encryptionRecords(adapter, log),
     async status(jobId, clusterId) {
       return statusOf(await load(adapter, log), jobId, clusterId, now(), options.staleAfterMs);
     },
-    job: (ref) => jobStore(adapter, ref, options),
   };
 }
 
@@ -462,10 +442,12 @@ export const clusterStoreOf = (
   core: CoreV1Api,
   config: { stateNamespace: string; reencrypt: { staleAfterMs: number } },
   log: Logger,
+  now?: () => number,
 ): ClusterStore =>
   clusterStore(configMapState(core, config.stateNamespace), {
     log,
     staleAfterMs: config.reencrypt.staleAfterMs,
+    ...(now ? { now } : {}),
   });
 
 const COUNTERS = ['total', 'rewritten', 'alreadyCurrent', 'gone', 'failed'] as const;
