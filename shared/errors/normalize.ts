@@ -101,10 +101,15 @@ function fromKubernetes(raw: Raw, ctx: NormalizeContext): SentinelError | undefi
     }
   }
   const kind: ErrorKind = status === 429 || status >= 500 ? 'retryable' : 'permanent';
+  // The identity is the RAM role's id that ACK put in the kubeconfig: what binds it is CS GrantPermissions.
+  const remedy =
+    status === 403
+      ? " (the caller's RAM role lacks the suite's grant here: run `ack-kms-sentinel grant`)"
+      : '';
   return build(
     kind,
     reason ?? `HTTP${status}`,
-    detail,
+    `${detail}${remedy}`,
     { service: 'kubernetes', ...ctx },
     {
       cause: raw,
