@@ -5,7 +5,7 @@ import {
   type ClusterGrant,
   type GrantRow,
   grantRole,
-  KUBERNETES_ROLES,
+  kubernetesRoles,
   type PermissionRecord,
   type PermissionsApi,
   type RoleGrantResult,
@@ -20,6 +20,8 @@ export interface GrantFlags {
   dryRun?: boolean;
   json?: boolean;
   config?: string;
+  /** How the deployment names the functions' roles: `<prefix><function>` (default `ack-kms-sentinel-`). */
+  rolePrefix?: string;
 }
 
 /** Where `grant` writes and what it calls: the process's own by default, the sandbox's in tests. */
@@ -111,7 +113,7 @@ export async function grantCommand(flags: GrantFlags, deps: GrantDeps = {}): Pro
   const api = csPermissionsApi(clients.csRoa);
   const results: RoleGrantResult[] = [];
   let failed = 0;
-  for (const name of KUBERNETES_ROLES) {
+  for (const name of kubernetesRoles(flags.rolePrefix)) {
     try {
       const uid = await roleIdOf(ram, name);
       results.push(

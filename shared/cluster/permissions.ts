@@ -30,12 +30,17 @@ export interface PermissionRecord {
   is_ram_role?: number;
 }
 
-/** The functions' RAM roles that reach clusters: those whose policy allows cs:DescribeClusterUserKubeconfig. */
-export const KUBERNETES_ROLES = [
-  'ack-kms-sentinel-rotation-watch',
-  'ack-kms-sentinel-reencrypt',
-  'ack-kms-sentinel-audit',
-] as const;
+/** The functions that reach clusters: those whose RAM policy allows cs:DescribeClusterUserKubeconfig. */
+export const KUBERNETES_FUNCTIONS = ['rotation-watch', 'reencrypt', 'audit'] as const;
+
+/** s.yaml names each function's RAM role `<prefix><function>`; `ack-kms-sentinel-` unless deployed otherwise. */
+export const DEFAULT_ROLE_PREFIX = 'ack-kms-sentinel-';
+
+export const kubernetesRoles = (prefix = DEFAULT_ROLE_PREFIX): string[] =>
+  KUBERNETES_FUNCTIONS.map((fn) => `${prefix}${fn}`);
+
+/** The three roles under the default names. */
+export const KUBERNETES_ROLES = kubernetesRoles();
 
 /** The suite's grants in one cluster for a RAM role: its three ClusterRoles, each where it applies. */
 export function suiteGrants(clusterId: string, stateNamespace: string): ClusterGrant[] {

@@ -11,6 +11,7 @@ import {
   grantOf,
   grantRole,
   KUBERNETES_ROLES,
+  kubernetesRoles,
   mergeGrants,
   type PermissionRecord,
   type PermissionsApi,
@@ -167,6 +168,11 @@ describe('binding a RAM role as ACK does', () => {
       ),
     ).map((fn) => `ack-kms-sentinel-${fn}`);
     expect([...KUBERNETES_ROLES].sort()).toEqual(reaching.sort());
+    expect(kubernetesRoles('sentinel-hz-')).toEqual([
+      'sentinel-hz-rotation-watch',
+      'sentinel-hz-reencrypt',
+      'sentinel-hz-audit',
+    ]);
   });
 });
 
