@@ -101,10 +101,10 @@ function fromKubernetes(raw: Raw, ctx: NormalizeContext): SentinelError | undefi
     }
   }
   const kind: ErrorKind = status === 429 || status >= 500 ? 'retryable' : 'permanent';
-  // The identity is the RAM role's id that ACK put in the kubeconfig: what binds it is CS GrantPermissions.
+  // A function's identity is the RAM role id ACK put in its kubeconfig, bound only by CS GrantPermissions.
   const remedy =
     status === 403
-      ? " (the caller's RAM role lacks the suite's grant here: run `ack-kms-sentinel grant`)"
+      ? " (the suite's RBAC is deploy/rbac.yaml; `ack-kms-sentinel grant` binds it to the functions' RAM roles)"
       : '';
   return build(
     kind,

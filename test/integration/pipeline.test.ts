@@ -986,7 +986,7 @@ describe('the event-driven pipeline', () => {
     const { version } = await rotate();
     const refused = await sandbox.cloud.functions.invoke(REENCRYPT, Buffer.from(jobPayload(version)), {});
     expect(refused.body).toContain('Forbidden (HTTP 403)');
-    expect(refused.body).toContain('run `ack-kms-sentinel grant`');
+    expect(refused.body).toContain('`ack-kms-sentinel grant` binds it');
     expect(refused.body).toContain(`User \\"${uid}\\"`);
     expect(await completedVersion()).not.toBe(version);
 
