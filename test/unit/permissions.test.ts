@@ -293,6 +293,34 @@ describe('the emulated CS permissions, through the official SDK', () => {
     expect(parsed.roles.flatMap((r) => r.rows.map((x) => x.change))).toEqual(Array(9).fill('present'));
   });
 
+  it('`grant --all` binds every cluster the configuration targets', async () => {
+    let stdout = '';
+    const code = await grantCommand(
+      { clusterId: [], all: true, dryRun: true, json: true },
+      {
+        env: {
+          SENTINEL_REGION: cloud.state.region,
+          SENTINEL_ACCOUNT_ID: cloud.state.accountId,
+          SENTINEL_ENDPOINT_CS: cloud.url,
+          SENTINEL_ENDPOINT_RAM: cloud.url,
+          SENTINEL_CLUSTER_IDS: 'c1,c2',
+        },
+        credentials: async () => cloud.user,
+        stdout: (t) => {
+          stdout += t;
+        },
+        stderr: () => {},
+      },
+    );
+    expect(code).toBe(0);
+    const parsed = JSON.parse(stdout) as {
+      clusterIds: string[];
+      roles: Array<{ rows: Array<{ cluster: string }> }>;
+    };
+    expect(parsed.clusterIds).toEqual(['c1', 'c2']);
+    expect(new Set(parsed.roles.flatMap((r) => r.rows.map((x) => x.cluster)))).toEqual(new Set(['c1', 'c2']));
+  });
+
   it('says what is wrong with the flags', async () => {
     await expect(grantCommand({ clusterId: [] })).rejects.toThrow(
       /--cluster-id <id> \(repeatable\) or --all/,
