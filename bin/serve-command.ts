@@ -78,7 +78,7 @@ const tooLarge = JSON.stringify({
 /**
  * Reads a request's body up to MAX_BODY_BYTES, the webhook's own limit. Past it (or when Content-Length
  * announces more) the request is answered 413 at once and its connection closed: nothing more is read, so an
- * unsigned client cannot make the server hold more than the limit (a 128 MiB body took ~1.2 GiB before).
+ * unsigned client cannot make the server hold more than the limit (a 128 MiB body grew it by ~570 MiB before).
  */
 function readBody(req: IncomingMessage, res: ServerResponse): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
