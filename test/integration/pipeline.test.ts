@@ -521,8 +521,15 @@ describe('the event-driven pipeline', () => {
 
   it('the webhook turns encryption on: checks, the switch, and the job the next tick starts', async () => {
     const { cloud } = sandbox.info;
+    // Each request its own (an identical signed request within its window is a replay, refused).
+    let n = 0;
     const send = (path: string, body: unknown) =>
-      toWebhook(signedEvent(WEBHOOK_SECRET, 'POST', path, { body: JSON.stringify(body) }));
+      toWebhook(
+        signedEvent(WEBHOOK_SECRET, 'POST', path, {
+          body: JSON.stringify(body),
+          idempotencyKey: `enable-${++n}`,
+        }),
+      );
     // A second Edge Pro cluster without encryption (no API server is reached on this path).
     const created = new Date(Date.now() - 86_400_000).toISOString();
     sandbox.cloud.addCluster({ clusterId: 'c-webhook-enable', kubeconfig: 'unused', created });
@@ -535,14 +542,17 @@ describe('the event-driven pipeline', () => {
     });
     try {
       const path = '/v1/clusters/c-webhook-enable/encryption';
-      const dry = await send(path, { keyId: cloud.kmsKeyId, dryRun: true });
+      const dry = await send(path, { keyId: cloud.kmsKeyId, dryRun: true, protectKey: true });
       expect(dry, recentLogs()).toMatchObject({ status: 200, json: { outcome: 'dry-run' } });
       const refused = await send(`/v1/clusters/${basic}/encryption`, { keyId: cloud.kmsKeyId });
       expect(refused.status).toBe(422);
       expect(refused.json.checks).toEqual(
         expect.arrayContaining([expect.objectContaining({ id: 'cluster-type', status: 'fail' })]),
       );
-      const on = await send(path, { keyId: cloud.kmsKeyId });
+      // The webhook switches only to a key with deletion protection on, or turned on by the request.
+      const unprotected = await send(path, { keyId: cloud.kmsKeyId });
+      expect(unprotected.status).toBe(422);
+      const on = await send(path, { keyId: cloud.kmsKeyId, protectKey: true });
       expect(on).toMatchObject({ status: 202, json: { outcome: 'switched', keyId: cloud.kmsKeyId } });
       expect(on.json.jobId).toMatch(/^rj-c-webhook-enable-/);
       await sandbox.cloud.idle();
