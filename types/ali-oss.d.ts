@@ -26,7 +26,7 @@ declare module 'ali-oss' {
       file: Buffer,
       options?: { headers?: Record<string, string>; mime?: string },
     ): Promise<PutResult>;
-    get(name: string): Promise<GetResult>;
+    get(name: string, options?: { headers?: Record<string, string> }): Promise<GetResult>;
     signatureUrl(name: string, options?: { expires?: number }): string;
   }
   export = OSS;
