@@ -28,6 +28,7 @@ declare module 'ali-oss' {
     ): Promise<PutResult>;
     get(name: string, options?: { headers?: Record<string, string> }): Promise<GetResult>;
     signatureUrl(name: string, options?: { expires?: number }): string;
+    getBucketInfo(name: string): Promise<{ bucket?: { Owner?: { ID?: string } } }>;
   }
   export = OSS;
 }

@@ -1,6 +1,6 @@
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { type OssBucket, ossClient } from '../cloud/oss';
+import { checkBucketOwner, type OssBucket, ossClient } from '../cloud/oss';
 import { normalizeError } from '../errors';
 import type { Logger } from '../log';
 
@@ -88,6 +88,7 @@ export function ossDoneRecord(
       try {
         // The range keeps a planted giant from being downloaded; one byte more tells it is too large.
         const client = oss();
+        await checkBucketOwner(client, options);
         const got = await client.get(DONE_RECORD_OBJECT, {
           headers: { Range: `bytes=0-${MAX_RECORD_BYTES}` },
         });
@@ -122,6 +123,7 @@ export function ossDoneRecord(
         throw new Error(`the done record would exceed ${MAX_RECORD_BYTES} bytes; not saved`);
       try {
         const client = oss();
+        await checkBucketOwner(client, options);
         await client.put(DONE_RECORD_OBJECT, Buffer.from(body), { mime: 'application/json' });
       } catch (err) {
         throw normalizeError(err, { service: 'oss', operation: 'PutObject' });

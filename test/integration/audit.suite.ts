@@ -38,6 +38,7 @@ async function latestReport(): Promise<AuditReport> {
   const { cloud } = sandboxInfo();
   return (await ossReportStore({
     bucket: cloud.reportBucket,
+    accountId: cloud.accountId,
     region: cloud.region,
     credentials: cloud.user,
     endpoints: { oss: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
@@ -86,6 +87,7 @@ describe('the audit', () => {
     expect(result.auditId).toBe('audit-20261129080000');
     const store = ossReportStore({
       bucket: cloud.reportBucket,
+      accountId: cloud.accountId,
       region: cloud.region,
       credentials: cloud.user,
       endpoints: { oss: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },

@@ -316,6 +316,7 @@ describe('least privilege', () => {
       if (/action: 'PullLogs'/.test(text)) called.add('sls:PullLogs');
       if (/client\.put\(/.test(text)) called.add('oss:PutObject');
       if (/client\.get\(/.test(text)) called.add('oss:GetObject');
+      if (/client\.getBucketInfo\(/.test(text)) called.add('oss:GetBucketInfo');
     }
     return [...called].map((c) => RAM_ACTION_OF[c] ?? `unmapped ${c}`).sort();
   }
@@ -413,6 +414,9 @@ describe('least privilege', () => {
     expect(resourcesOf('rotation-watch', 'oss:PutObject')).toEqual([
       'acs:oss:*:<account-id>:<report-bucket>/state/*',
     ]);
+    // The bucket's owner, checked before the suite trusts it: the bucket itself, of this account only.
+    for (const fn of ['audit', 'webhook', 'rotation-watch'] as const)
+      expect(resourcesOf(fn, 'oss:GetBucketInfo')).toEqual(['acs:oss:*:<account-id>:<report-bucket>']);
     for (const fn of FUNCTIONS) {
       for (const st of policyTemplate(fn).Statement) {
         if (st.Action.includes('kms:GetSecretValue'))

@@ -128,6 +128,7 @@ describe('the done record in the bucket', () => {
     cloud.createBucket('reports-done');
     bucket = {
       bucket: 'reports-done',
+      accountId: cloud.state.accountId,
       region: cloud.state.region,
       credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
       endpoints: { oss: { protocol: 'http', host: cloud.host, url: cloud.url } },
@@ -150,6 +151,16 @@ describe('the done record in the bucket', () => {
     await store().save(forged);
     expect(await store().load()).toEqual(forged);
     expect(await store(['state-secret-rotated-0123456789abcdef01', SECRET]).load()).toEqual(forged);
+  });
+
+  it('neither reads nor writes a bucket of its name that another account owns', async () => {
+    cloud.createBucket('reports-squatted', '999999999999');
+    const squatted = ossDoneRecord({ ...bucket, bucket: 'reports-squatted' }, log, async () => [SECRET]);
+    await expect(squatted.save(forged)).rejects.toThrow(
+      /bucket reports-squatted is not owned by account \d+ \(its owner is 999999999999\)/,
+    );
+    await expect(squatted.load()).rejects.toThrow(/not owned by account/);
+    expect(cloud.state.buckets['reports-squatted']).toEqual({});
   });
 
   it.each([

@@ -255,6 +255,7 @@ describe('the webhook API', () => {
     expect(none.json.error?.code).toBe('NoReport');
     const store = ossReportStore({
       bucket: 'reports-web',
+      accountId: cloud.state.accountId,
       region: cloud.state.region,
       credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
       endpoints: { oss: { protocol: 'http', host: cloud.host, url: cloud.url } },
@@ -263,6 +264,20 @@ describe('the webhook API', () => {
     const latest = await call(request('GET', '/v1/reports/latest'));
     expect(latest.statusCode).toBe(200);
     expect(latest.json).toMatchObject({ auditId: 'audit-0123456789abcdef', status: 'pass' });
+  });
+
+  it('reads no report from a bucket of its name that another account owns', async () => {
+    const squatted = createHandler({
+      env: { ...envFor(), SENTINEL_REPORT_BUCKET: 'reports-squatted' },
+      sink: () => undefined,
+    });
+    cloud.createBucket('reports-squatted', '999999999999');
+    const res = (await squatted(
+      Buffer.from(JSON.stringify(request('GET', '/v1/reports/latest'))),
+      context(),
+    )) as HttpTriggerResponse;
+    expect(res.statusCode).toBe(503);
+    expect(cloud.state.buckets['reports-squatted']).toEqual({});
   });
 
   it('touches no credentials before the signature is checked, and answers a missing role without a stack', async () => {
