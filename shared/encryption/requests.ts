@@ -62,10 +62,10 @@ export async function answerEnableRequest(
 }
 
 /**
- * The keys the webhook may put a cluster's Secrets under: the keys this deployment watches (SENTINEL_KMS_KEY_IDS,
- * or the keys of the target clusters with encryption on) and the key SENTINEL_CLUSTER_KEYS maps the cluster to.
- * Any other key of the account could be one someone else may disable or delete: an outage lever for whoever
- * holds the webhook secret. A key no tick watches would also get no job after the switch.
+ * The keys the webhook may put a cluster's Secrets under. With SENTINEL_KMS_KEY_IDS, only those: a key no tick
+ * watches would get no job after the switch. Otherwise the keys the target clusters name (the ones the suite's
+ * alerts watch) and the key SENTINEL_CLUSTER_KEYS maps the cluster to. Any other key of the account could be
+ * one someone else may disable or delete: an outage lever for whoever holds the webhook secret.
  */
 async function notAllowedKey(
   keyRef: string,
@@ -80,15 +80,20 @@ async function notAllowedKey(
       () => ref,
     );
   const keyId = await resolve(keyRef);
+  const explicit = config.keys.mode === 'explicit';
   const mappedRef = config.clusterKeys[clusterId];
-  const mapped = mappedRef ? await resolve(mappedRef) : undefined;
-  if (targets.rotationKeys.includes(keyId) || keyId === mapped) return undefined;
-  const allowed = [...new Set([...targets.rotationKeys, ...(mapped ? [mapped] : [])])];
+  const mapped = !explicit && mappedRef ? await resolve(mappedRef) : undefined;
+  const allowed = explicit
+    ? targets.rotationKeys
+    : [...new Set([...targets.watched.keys, ...(mapped ? [mapped] : [])])];
+  if (allowed.includes(keyId)) return undefined;
   return {
     id: 'allowed-key',
     title: 'The key is one this deployment watches or maps to the cluster',
     status: 'fail',
-    evidence: `${keyId} is neither watched (${config.keys.mode === 'explicit' ? 'SENTINEL_KMS_KEY_IDS' : 'the keys of the target clusters'}) nor mapped to ${clusterId} (SENTINEL_CLUSTER_KEYS); allowed: ${allowed.join(', ') || 'none'}`,
-    remedy: `Map the key to the cluster in SENTINEL_CLUSTER_KEYS (${clusterId}=<key id>) or add it to SENTINEL_KMS_KEY_IDS, then ask again; the CLI's enable, run with your own RAM rights, takes any key.`,
+    evidence: `${keyId} is ${explicit ? 'not in SENTINEL_KMS_KEY_IDS' : `neither a key of the target clusters nor mapped to ${clusterId} (SENTINEL_CLUSTER_KEYS)`}; allowed: ${allowed.join(', ') || 'none'}`,
+    remedy: explicit
+      ? "Add the key to SENTINEL_KMS_KEY_IDS (or use one listed there), then ask again; the CLI's enable, run with your own RAM rights, takes any key."
+      : `Map the key to the cluster in SENTINEL_CLUSTER_KEYS (${clusterId}=<key id>), then ask again; the CLI's enable, run with your own RAM rights, takes any key.`,
   };
 }

@@ -2,6 +2,7 @@ import { setTimeout } from 'node:timers/promises';
 import * as $Kms from '@alicloud/kms20160120';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHandler as auditHandler } from '../../functions/audit';
 import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
@@ -97,6 +98,8 @@ beforeAll(async () => {
   register('ack-kms-sentinel-rotation-watch', adapt(rotationWatchHandler({ env, sink: keep })));
   register(REENCRYPT, adapt(reencryptHandler({ env, sink: keep })), 120);
   register('ack-kms-sentinel-trail-verify', adapt(trailVerifyHandler({ env, sink: keep })));
+  // The webhook records each signed POST as a no-op task of the audit function (its replay guard).
+  register('ack-kms-sentinel-audit', adapt(auditHandler({ env, sink: keep })));
   await seedSecrets(coreApi(sandbox.info.kubeconfig), {
     namespaces: NAMESPACES,
     count: COUNT,
@@ -629,8 +632,10 @@ describe('the event-driven pipeline', () => {
       (await userClients().kms.describeKey(new $Kms.DescribeKeyRequest({ keyId: cloud.kmsKeyId })))
         .keyMetadata?.primaryKeyVersion ?? '';
     const jobId = jobIdFor(cloud.clusterId, cloud.kmsKeyId, version);
+    // Each request its own (an identical signed request within its window is a replay, refused).
+    let n = 0;
     const call = (method: 'GET' | 'POST', path: string) =>
-      toWebhook(signedEvent(WEBHOOK_SECRET, method, path));
+      toWebhook(signedEvent(WEBHOOK_SECRET, method, path, { idempotencyKey: `jobs-${++n}` }));
     const state = configMapState(coreApi(sandbox.info.kubeconfig), sandbox.info.stateNamespace);
     const write = async (s: ClusterState) => {
       await state.load();
@@ -821,7 +826,9 @@ describe('the event-driven pipeline', () => {
         if (on && by === 'the webhook') {
           const path = `/v1/clusters/${cloud.clusterId}/encryption`;
           const res = await toWebhook(
-            signedEvent(WEBHOOK_SECRET, 'POST', path, { body: JSON.stringify({ keyId: cloud.kmsKeyId }) }),
+            signedEvent(WEBHOOK_SECRET, 'POST', path, {
+              body: JSON.stringify({ keyId: cloud.kmsKeyId, protectKey: true }),
+            }),
           );
           expect(res, recentLogs()).toMatchObject({ status: 202, json: { outcome: 'switched' } });
           await sandbox.cloud.idle();
