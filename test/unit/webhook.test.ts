@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHandler as auditHandler } from '../../functions/audit';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import {
   AUDIT_FUNCTION,
@@ -363,6 +364,23 @@ describe('the webhook API', () => {
     expect([replay.statusCode, replay.json.error?.code]).toEqual([409, 'Replayed']);
     const again = request('POST', '/v1/clusters/c-plain/encryption', body, { timestamp: at - 61 });
     expect((await call(again)).statusCode).toBe(200);
+  });
+
+  it('records an accepted request as a task the audit function does nothing with', async () => {
+    const before = started.length;
+    const res = await call(request('POST', '/v1/clusters/c-plain/reencrypt', '{"reason":"record-1"}'));
+    expect(res.statusCode).toBe(409);
+    await cloud.idle();
+    const records = started.slice(before).map((p) => parseAuditEvent(Buffer.from(p)));
+    expect(records).toEqual([
+      { kind: 'request-record', requestRecord: expect.stringMatching(/^request-[0-9a-f]{32}$/) },
+    ]);
+    const audit = auditHandler({ env: envFor(), sink: () => undefined });
+    const objects = () => Object.keys(cloud.state.buckets['reports-web'] ?? {}).length;
+    const stored = objects();
+    const answer = await audit(Buffer.from(started.at(-1) ?? ''), context());
+    expect(answer).toMatchObject({ status: 'recorded', counts: {} });
+    expect(objects(), 'no report written').toBe(stored);
   });
 
   it('refuses a malformed trigger event as a bad request', async () => {
