@@ -61,6 +61,10 @@ function addReencrypt(program: Command, run: Exit): void {
     .addOption(new Option('--strategy <name>', 'annotate (default) or stale-only').default('annotate'))
     .option('--key-version <id>', 'the KMS key version the Secrets are rewritten for (required for annotate)')
     .option('--dry-run', 'count what would be written and estimate the KMS calls; write nothing')
+    .option(
+      '--read-secret-sizes',
+      "with --dry-run: read every Secret whole for the estimate's sizes (Secret data reaches this machine; metadata only without it)",
+    )
     .option('--json', 'end stdout with the final report as one JSON object')
     .option(
       '--checkpoint <file>',

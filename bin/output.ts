@@ -162,7 +162,7 @@ function estimateRows(e: Estimate): Array<[string, string]> {
   return [
     [
       'estimate: to rewrite',
-      `${e.toRewrite} of ${e.secrets} Secrets, ${mib(e.bytesToRewrite)} of ${mib(e.bytes)}`,
+      `${e.toRewrite} of ${e.secrets} Secrets${e.bytes === undefined ? ' (sizes not read)' : `, ${mib(e.bytesToRewrite ?? 0)} of ${mib(e.bytes)}`}`,
     ],
     [
       'estimate: duration',
@@ -174,5 +174,6 @@ function estimateRows(e: Estimate): Array<[string, string]> {
       `${e.blastRadius.watchEvents} watch events per Secret watcher; most in ${namespaces || '–'}; ${types}`,
     ],
     ['estimate: recommendation', `${e.recommendation.strategy}: ${e.recommendation.why}`],
+    ...e.cannotKnow.map((c): [string, string] => ['estimate: cannot know', c]),
   ];
 }

@@ -26,6 +26,8 @@ export interface ReencryptFlags {
   strategy: string;
   keyVersion?: string;
   dryRun?: boolean;
+  /** With --dry-run: sizes in the estimate, read from whole Secrets (their data reaches this machine). */
+  readSecretSizes?: boolean;
   json?: boolean;
   checkpoint?: string;
   timeBudget?: string;
@@ -62,6 +64,8 @@ function checkFlags(flags: ReencryptFlags) {
   }
   const concurrency = intFlag('concurrency', flags.concurrency, 1, 256);
   const pageSize = intFlag('page-size', flags.pageSize, 1, 5000);
+  if (flags.readSecretSizes && !flags.dryRun)
+    throw new UsageError('--read-secret-sizes goes with --dry-run: it sizes the estimate');
   if (strategy === 'annotate' && !flags.keyVersion && !flags.clusterId) {
     throw new UsageError(
       '--key-version is required with --strategy annotate: the KMS key version the Secrets are rewritten for ' +
@@ -156,7 +160,13 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
       cluster: flags.clusterId ?? kc.getCurrentCluster()?.server,
       secrets,
       proof,
-      estimate: (o) => estimateOf(kc, secrets, { ...o, proof, pageSize: checked.pageSize }),
+      estimate: (o) =>
+        estimateOf(kc, secrets, {
+          ...o,
+          proof,
+          pageSize: checked.pageSize,
+          readSizes: flags.readSecretSizes === true,
+        }),
     });
   } finally {
     kc.close();
@@ -172,7 +182,7 @@ export interface SweepContext {
   pageSize: number;
   secrets: SecretStore;
   proof: CliProof & { keyVersion: string };
-  /** The dry run's estimate (it lists the Secrets again, with their sizes). */
+  /** The dry run's estimate (it lists the Secrets again: metadata, or with --read-secret-sizes their sizes). */
   estimate(o: {
     keyVersion: string;
     selection: Selection;
@@ -249,6 +259,7 @@ async function estimateOf(
     selection: Selection;
     deadline?: number;
     signal: AbortSignal;
+    readSizes: boolean;
   },
 ): Promise<Estimate> {
   const apiServers = (await apiServerIdentities(kc).catch(() => undefined))?.length;
@@ -262,6 +273,7 @@ async function estimateOf(
     ...(apiServers ? { apiServers } : {}),
     ...(o.deadline === undefined ? {} : { deadline: o.deadline }),
     signal: o.signal,
+    readSizes: o.readSizes,
   });
 }
 

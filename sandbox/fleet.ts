@@ -227,6 +227,8 @@ function registerFunctions(sandbox: Sandbox): void {
     SENTINEL_STATE_NAMESPACE: STATE_NAMESPACE,
     SENTINEL_REENCRYPT_FUNCTION: REENCRYPT,
     SENTINEL_REPORT_BUCKET: SANDBOX_REPORT_BUCKET,
+    // The done record is signed with it (and not used without it).
+    SENTINEL_STATE_SECRET: 'fleet-state-secret-0123456789abcdef012345',
     SENTINEL_TRAIL_PROJECT: TRAIL_PROJECT,
     SENTINEL_TRAIL_LOGSTORE: TRAIL_LOGSTORE,
     SENTINEL_LOG_LEVEL: 'error',

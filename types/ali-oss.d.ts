@@ -26,8 +26,9 @@ declare module 'ali-oss' {
       file: Buffer,
       options?: { headers?: Record<string, string>; mime?: string },
     ): Promise<PutResult>;
-    get(name: string): Promise<GetResult>;
+    get(name: string, options?: { headers?: Record<string, string> }): Promise<GetResult>;
     signatureUrl(name: string, options?: { expires?: number }): string;
+    getBucketInfo(name: string): Promise<{ bucket?: { Owner?: { ID?: string } } }>;
   }
   export = OSS;
 }

@@ -66,6 +66,8 @@ export async function audit(
   services: Services = servicesFor(inv),
 ): Promise<AuditResult> {
   const request = parseAuditEvent(event);
+  if (request.kind === 'request-record')
+    return { auditId: request.requestRecord, status: 'recorded', counts: {} };
   const auditId = request.kind === 'timer' ? timerAuditId(request.timer) : request.auditId;
   const only = request.kind === 'webhook' ? request.clusterIds : undefined;
   const options: AuditOptions = { evidenceWindowMs: inv.config.audit.evidenceWindowMs, cache: keyCache() };

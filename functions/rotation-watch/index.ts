@@ -23,6 +23,7 @@ import { answerJobRequest } from '../../shared/jobs/requests';
 import { type JobStart, startReencryptJob } from '../../shared/jobs/starter';
 import { clusterStoreOf } from '../../shared/jobs/store';
 import { describeKey, type KeyInfo } from '../../shared/kms/keys';
+import { kmsSecret } from '../../shared/kms/secrets';
 import { defineHandler, type HandlerDeps, type Invocation } from '../../shared/runtime/handler';
 import { type Services, servicesFor, suiteBucket } from '../../shared/runtime/services';
 import { classify } from '../../shared/trail/classify';
@@ -139,16 +140,27 @@ async function recordEncryptionOff(clusterIds: string[], services: Services, inv
 }
 
 /** Drops clusters from the done record, so no tick skips them as done. */
-async function forgetDone(clusterIds: string[], inv: Invocation): Promise<void> {
-  const store = doneRecordStore(inv);
+async function forgetDone(clusterIds: string[], services: Services, inv: Invocation): Promise<void> {
+  const store = doneRecordStore(inv, () => services);
   const before = await loadRecord(store, inv.log);
   await saveRecord(store, before, withoutClusters(before, clusterIds), inv);
 }
 
-/** The record of clusters done with their key's version (shared/jobs/done-record.ts), or none without a bucket. */
-function doneRecordStore(inv: Invocation): DoneRecordStore {
+/**
+ * The record of clusters done with their key's version (shared/jobs/done-record.ts), signed with the state
+ * secret; none without a bucket or without that secret (every tick then reads every cluster).
+ */
+function doneRecordStore(inv: Invocation, services: () => Services): DoneRecordStore {
   const bucket = suiteBucket(inv);
-  return bucket ? ossDoneRecord(bucket, inv.log) : noDoneRecord;
+  const { stateSecret, kmsSecrets } = inv.config;
+  const name = kmsSecrets.stateSecret;
+  if (!bucket || !(stateSecret || name)) return noDoneRecord;
+  const secrets = async () => {
+    if (stateSecret) return [stateSecret];
+    const v = await kmsSecret(services().clients, name ?? '', inv.now());
+    return v.previous ? [v.current, v.previous] : [v.current];
+  };
+  return ossDoneRecord(bucket, inv.log, secrets);
 }
 
 async function loadRecord(store: DoneRecordStore, log: Invocation['log']): Promise<DoneRecord> {
@@ -209,7 +221,7 @@ async function checkKeys(
   result: WatchResult,
 ): Promise<void> {
   const { inv } = tick;
-  const store = doneRecordStore(inv);
+  const store = doneRecordStore(inv, () => tick.services);
   const before = await loadRecord(store, inv.log);
   const now = inv.now();
   const full = tick.timer && fullCheckDue(before, now, inv.config.fleet.fullCheckMs);
@@ -272,7 +284,7 @@ export async function rotationWatch(
   await recordEncryptionOff(off, services, inv);
   // An event's cluster is still in the done record (a timer tick drops clusters it finds off): drop it now, or
   // the record would vouch for it if encryption is on again before that tick.
-  if (request.kind !== 'timer' && off.length > 0) await forgetDone(off, inv);
+  if (request.kind !== 'timer' && off.length > 0) await forgetDone(off, services, inv);
   if (keyIds.length > 0)
     await checkKeys(keyIds, { services, inv, targets, reason, timer: request.kind === 'timer' }, result);
   inv.log.info('rotation-watch done', {

@@ -28,8 +28,9 @@ import { type Services, servicesFor, suiteBucket } from '../../shared/runtime/se
  * Every request is signed (v2): `x-sentinel-timestamp` (unix seconds, within 5 minutes) and
  * `x-sentinel-signature: v2=<hex HMAC-SHA256(secret, canonical)>`, compared in constant time, where canonical
  * is the lines `v2`, METHOD, PATH (the raw path as sent, percent-encoded; with query parameters, then `?k=v&…` sorted by name), TIMESTAMP, the `Idempotency-Key` (empty when none) and the body's SHA-256
- * (hex): the key is covered, and no field can bleed into the next. Replays are refused without a store: an
- * audit's id is derived from its Idempotency-Key (or, without one, from the signature), and FC refuses a
+ * (hex): the key is covered, and no field can bleed into the next. Replays are refused without a store of our
+ * own: an audit's id is derived from its Idempotency-Key (or, without one, from the signature), every other
+ * POST is recorded as an async task whose id is derived from its signature (`refuseReplay`), and FC refuses a
  * second async task with the same id. Never a stack trace, never a secret in a response.
  */
 export const SIGNATURE_HEADER = 'x-sentinel-signature';
@@ -193,6 +194,27 @@ async function startAudit(
 }
 
 /**
+ * A signed request can be captured and sent again within its 5-minute window. Every signed POST that starts
+ * or costs something (a job, a dry run that lists every Secret, the encryption switch) is recorded once,
+ * before it runs, the way audits are: as an async task of the audit function (which does nothing with it)
+ * whose id is derived from the signature. FC refuses a second task with that id from any instance, so a
+ * replay answers 409; a client that means to repeat a request signs it again (a new timestamp).
+ */
+async function refuseReplay(services: Services, signature: string): Promise<void> {
+  const taskId = `request-${sha256(signature).slice(0, 32)}`;
+  try {
+    await services.invoker.invokeAsync(AUDIT_FUNCTION, JSON.stringify({ requestRecord: taskId }), { taskId });
+  } catch (err) {
+    if (normalizeError(err).statusCode !== 409) throw err;
+    throw new HttpError(
+      409,
+      'Replayed',
+      'this signed request was already accepted: sign it again (a new timestamp) to repeat it',
+    );
+  }
+}
+
+/**
  * Jobs are started and read where the kubeconfigs are: rotation-watch, invoked synchronously. The webhook,
  * the one internet-facing function, holds no kubeconfig and no cluster credentials.
  */
@@ -258,17 +280,20 @@ interface RouteContext {
   query: Record<string, string>;
   /** What makes a POST idempotent: the Idempotency-Key, or (without one) the signature, so a replay collides. */
   requestKey: { value: string; fromHeader: boolean };
+  /** The request's signature (checked): what a replay repeats. */
+  signature: string;
 }
 
 const ROUTES: Route[] = [
   {
     pattern: new RegExp(`^/v1/clusters/(${CLUSTER_ID_CHARS})/reencrypt$`),
     methods: {
-      POST: async (m, { inv, services, body, query }) => {
+      POST: async (m, { inv, services, body, query, signature }) => {
         const { reason } = parseBody(reencryptBody, body);
         const clusterId = m[1] ?? '';
         if (query.dryRun !== undefined && query.dryRun !== 'true' && query.dryRun !== 'false')
           throw new HttpError(400, 'InvalidRequest', 'dryRun must be true or false');
+        await refuseReplay(services, signature);
         if (query.dryRun === 'true') return estimateFor(clusterId, services, inv);
         const request: JobRequest = { kind: 'start-job', clusterId, ...(reason ? { reason } : {}) };
         const answer = parseJobAnswer('start-job', await askRotationWatch(services, inv, request));
@@ -288,8 +313,11 @@ const ROUTES: Route[] = [
   {
     pattern: new RegExp(`^/v1/clusters/(${CLUSTER_ID_CHARS})/encryption$`),
     methods: {
-      POST: async (m, { inv, services, body }) =>
-        enableFor(m[1] ?? '', parseBody(encryptionBody, body), services, inv),
+      POST: async (m, { inv, services, body, signature }) => {
+        const request = parseBody(encryptionBody, body);
+        await refuseReplay(services, signature);
+        return enableFor(m[1] ?? '', request, services, inv);
+      },
     },
   },
   {
@@ -386,6 +414,7 @@ export async function webhook(
       services: services(),
       body: text,
       query,
+      signature: request.headers[SIGNATURE_HEADER] ?? '',
       requestKey: idempotencyKey
         ? { value: `key:${idempotencyKey}`, fromHeader: true }
         : { value: `signature:${request.headers[SIGNATURE_HEADER]}`, fromHeader: false },

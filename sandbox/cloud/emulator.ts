@@ -787,6 +787,7 @@ export class CloudEmulator {
     const bucket = raw.hostPrefix ?? '';
     if (!this.state.buckets[bucket])
       throw new ApiError(404, 'NoSuchBucket', 'The specified bucket does not exist.');
+    if (raw.method === 'GET' && 'bucketInfo' in raw.query) return this.bucketInfo(bucket, res, requestId);
     const key = decodeURIComponent(raw.path.replace(/^\//, ''));
     const objects = this.state.buckets[bucket] as Record<string, { body: string; contentType: string }>;
     if (raw.method === 'PUT') {
@@ -808,8 +809,23 @@ export class CloudEmulator {
     throw new ApiError(405, 'MethodNotAllowed', 'The specified method is not allowed against this resource.');
   }
 
-  createBucket(name: string): void {
+  /** Bucket owners other than the sandbox's account (a name squatted by another account). */
+  private readonly bucketOwners = new Map<string, string>();
+
+  createBucket(name: string, ownerAccountId?: string): void {
     this.state.buckets[name] ??= {};
+    if (ownerAccountId) this.bucketOwners.set(name, ownerAccountId);
+  }
+
+  /** GetBucketInfo: the bucket's owner, which the suite checks before it trusts the bucket. */
+  private bucketInfo(bucket: string, res: ServerResponse, requestId: string): undefined {
+    const xml = (v: string) => v.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+    const owner = this.bucketOwners.get(bucket) ?? this.state.accountId;
+    res.writeHead(200, { 'x-oss-request-id': requestId, 'content-type': 'application/xml' });
+    res.end(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<BucketInfo><Bucket><Name>${xml(bucket)}</Name><Location>oss-${xml(this.state.region)}</Location><Owner><ID>${xml(owner)}</ID><DisplayName>${xml(owner)}</DisplayName></Owner></Bucket></BucketInfo>`,
+    );
+    return undefined;
   }
 
   private dispatchSls(raw: RawRequest, res: ServerResponse, requestId: string): undefined {

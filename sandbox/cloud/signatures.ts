@@ -130,7 +130,9 @@ function oss(req: SignedRequest & { bucket?: string }): SignatureCheck | undefin
         .filter((k) => k.startsWith('x-oss-'))
         .sort()
         .map((k) => `${k}:${header(req.headers, k).trim()}`);
-      const resource = `/${req.bucket ?? ''}${decodeURIComponent(req.path)}`;
+      // A sub-resource the emulator serves (GetBucketInfo) is signed with the resource.
+      const sub = 'bucketInfo' in req.query ? '?bucketInfo' : '';
+      const resource = `/${req.bucket ?? ''}${decodeURIComponent(req.path)}${sub}`;
       const stringToSign = [
         req.method,
         header(req.headers, 'content-md5'),

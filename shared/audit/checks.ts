@@ -138,20 +138,38 @@ async function sealing(key: KeyInfo, options: AuditOptions): Promise<SealingEvid
   );
 }
 
-/** Anyone else who can write the state ConfigMap can mark a version complete or forge a checkpoint. */
+/**
+ * Anyone beyond the suite, the cluster admins and the control plane who can write the state ConfigMap can mark
+ * a version complete or forge a checkpoint: the check fails on them, and names everyone it counted.
+ */
 async function stateWritersCheck(rbac: RbacAuthorizationV1Api, namespace: string): Promise<Check> {
-  const title = `Only the suite can write its state ConfigMap (namespace ${namespace})`;
+  const title = `Only the suite and cluster admins can write its state ConfigMap (namespace ${namespace})`;
   try {
     const writers = await stateWriters(rbac, namespace);
-    if (writers.length === 0)
-      return { id: 'state-writers', title, status: 'pass', evidence: 'no other RBAC subject may write it' };
-    const shown = writers.slice(0, 10).map((w) => `${w.subject} (${w.via})`);
+    const named = (trust: string) => {
+      const of = writers.filter((w) => w.trust === trust);
+      const shown = of.slice(0, 10).map((w) => `${w.subject} (${w.via})`);
+      return { count: of.length, list: `${shown.join('; ')}${of.length > 10 ? '; …' : ''}` };
+    };
+    const trusted = ['suite', 'cluster-admin', 'control-plane']
+      .map((t) => ({ t, ...named(t) }))
+      .filter((n) => n.count > 0)
+      .map((n) => `${n.t}: ${n.list}`)
+      .join(' | ');
+    const others = named('other');
+    if (others.count === 0)
+      return {
+        id: 'state-writers',
+        title,
+        status: 'pass',
+        evidence: `${writers.length} subject(s) may write it, none beyond the suite and cluster admins${trusted ? ` (${trusted})` : ''}`,
+      };
     return {
       id: 'state-writers',
       title,
-      status: 'warn',
-      evidence: `${writers.length} subject(s) may write it: ${shown.join('; ')}${writers.length > 10 ? '; …' : ''}`,
-      remedy: `Remove write access to configmaps in ${namespace} from these subjects: they could mark a key version re-encrypted or forge a job's checkpoint (the job's census would catch a forged one, the audit's coverage a forged completion).`,
+      status: 'fail',
+      evidence: `${others.count} subject(s) beyond the suite and cluster admins may write it: ${others.list}`,
+      remedy: `Remove write access to configmaps in ${namespace} from these subjects (a group such as system:authenticated is everyone in it): they could mark a key version re-encrypted or forge a job's checkpoint.`,
     };
   } catch (err) {
     return {

@@ -1,4 +1,4 @@
-import { type OssBucket, ossClient } from '../cloud/oss';
+import { checkBucketOwner, type OssBucket, ossClient } from '../cloud/oss';
 import { normalizeError } from '../errors';
 import type { AuditReport } from './report';
 
@@ -11,6 +11,7 @@ export function ossReportReader(bucket: OssBucket) {
   const client = ossClient(bucket);
   return {
     async latest(): Promise<AuditReport | undefined> {
+      await checkBucketOwner(client, bucket);
       try {
         const pointer = JSON.parse((await client.get('audits/latest.json')).content.toString()) as {
           auditId: string;

@@ -1,4 +1,4 @@
-import { type OssBucket, ossClient } from '../cloud/oss';
+import { checkBucketOwner, type OssBucket, ossClient } from '../cloud/oss';
 import { normalizeError } from '../errors';
 import { type AuditReport, renderHtml } from './report';
 
@@ -17,6 +17,7 @@ export function ossReportWriter(bucket: OssBucket) {
   };
   return {
     async save(report: AuditReport): Promise<{ json: string; html: string }> {
+      await checkBucketOwner(client, bucket);
       const base = `audits/${report.auditId}`;
       await put(`${base}/report.json`, JSON.stringify(report, null, 2), 'application/json');
       await put(`${base}/report.html`, renderHtml(report), 'text/html');

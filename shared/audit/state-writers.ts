@@ -8,15 +8,25 @@ import { SENTINEL_USER, STATE_ROLE } from '../cluster/rbac';
 import { STATE_CONFIGMAP } from '../jobs/store';
 
 /**
- * Who can write the suite's state ConfigMap besides the suite: such a subject can mark a key version complete
- * or hand a job a forged checkpoint. Read from the RBAC objects (list only): the bindings in the state
- * namespace and the cluster-wide ones, each resolved to its role's rules. The control plane's own identities
- * (`system:` users and groups such as system:masters, service accounts of kube-system) are left out: they
- * are not tenants. Nothing is left out by label, which anyone who may bind can set.
+ * Everyone who can write the suite's state ConfigMap: such a subject can mark a key version complete or hand a
+ * job a forged checkpoint. Read from the RBAC objects (list only): the bindings in the state namespace and the
+ * cluster-wide ones, each resolved to its role's rules. Every subject is counted, groups included
+ * (`system:authenticated` is everyone with a credential), and classified by what vouches for it:
+ * - `suite`: the suite's own identity (deploy/rbac.yaml), by whatever binding;
+ * - `cluster-admin`: `system:masters`, or bound cluster-wide to ClusterRole `cluster-admin` (they can do
+ *   anything anyway);
+ * - `control-plane`: a `system:` user or a kube-system service account bound by one of Kubernetes' own
+ *   `system:` ClusterRoleBindings (the controllers, e.g. root-ca-cert-publisher, which writes a ConfigMap in
+ *   every namespace). Only a ClusterRoleBinding counts: creating one is already a cluster admin's power, where
+ *   a namespace admin can create RoleBindings in the state namespace with any name or label.
+ * Everyone else is `other`, and the audit fails on them. Nothing is trusted by label alone.
  */
+export type WriterTrust = 'suite' | 'cluster-admin' | 'control-plane' | 'other';
+
 export interface StateWriter {
   subject: string;
   via: string;
+  trust: WriterTrust;
 }
 
 const WRITE_VERBS = new Set(['*', 'create', 'update', 'patch', 'delete', 'deletecollection']);
@@ -27,9 +37,34 @@ const writesStateConfigMap = (r: V1PolicyRule): boolean =>
   r.verbs.some((v) => WRITE_VERBS.has(v)) &&
   (!r.resourceNames?.length || r.resourceNames.includes(STATE_CONFIGMAP));
 
-const isControlPlane = (subject: V1Subject): boolean =>
-  ((subject.kind === 'User' || subject.kind === 'Group') && subject.name.startsWith('system:')) ||
+/** A control-plane identity: one user of the control plane's own, or one of its controllers' accounts. */
+const isControlPlaneIdentity = (subject: V1Subject): boolean =>
+  (subject.kind === 'User' && subject.name.startsWith('system:') && subject.name !== 'system:anonymous') ||
   (subject.kind === 'ServiceAccount' && subject.namespace === 'kube-system');
+
+function trustOf(subject: V1Subject, b: Binding, suite: string): WriterTrust {
+  if (subject.kind === 'Group' && subject.name === 'system:masters') return 'cluster-admin';
+  if (
+    b.kind === 'ClusterRoleBinding' &&
+    b.roleRef.kind === 'ClusterRole' &&
+    b.roleRef.name === 'cluster-admin'
+  )
+    return 'cluster-admin';
+  if (subject.kind === 'User' && subject.name === suite) return 'suite';
+  // The suite's own role (deploy/rbac.yaml), bound per namespace by ACK's GrantPermissions to the user id ACK
+  // issues a function's RAM role: recognised by what it is, since ACK names those bindings itself. Only a User
+  // (an identity ACK issued) counts as the suite; a group bound to the role is everyone in it.
+  if (
+    subject.kind === 'User' &&
+    b.kind === 'RoleBinding' &&
+    b.roleRef.kind === 'ClusterRole' &&
+    b.roleRef.name === STATE_ROLE
+  )
+    return 'suite';
+  if (b.kind === 'ClusterRoleBinding' && b.name.startsWith('system:') && isControlPlaneIdentity(subject))
+    return 'control-plane';
+  return 'other';
+}
 
 const describeSubject = (subject: V1Subject): string =>
   `${subject.kind} ${subject.namespace ? `${subject.namespace}/` : ''}${subject.name}`;
@@ -88,20 +123,13 @@ export async function stateWriters(
   }));
   const writers: StateWriter[] = [];
   for (const b of all) {
-    // The suite's own role (deploy/rbac.yaml), recognised by what it is, not by a label anyone who binds can
-    // copy: whoever holds it was granted the suite's identity (ACK names the bindings GrantPermissions writes,
-    // and DescribeUserPermission lists who holds it).
-    if (b.kind === 'RoleBinding' && b.roleRef.kind === 'ClusterRole' && b.roleRef.name === STATE_ROLE)
-      continue;
     if (!rulesOf(b.roleRef).some(writesStateConfigMap)) continue;
-    for (const subject of b.subjects ?? []) {
-      if (subject.kind === 'User' && subject.name === suite) continue;
-      if (isControlPlane(subject)) continue;
+    for (const subject of b.subjects ?? [])
       writers.push({
         subject: describeSubject(subject),
         via: `${b.kind} ${b.name} → ${b.roleRef.kind} ${b.roleRef.name}`,
+        trust: trustOf(subject, b, suite),
       });
-    }
   }
   return writers;
 }

@@ -1,17 +1,24 @@
 import type { KubeConfig, V1ObjectMeta } from '@kubernetes/client-node';
 import type { Marks } from '../reencrypt/annotations';
-import type { ListOptions, SecretRef, SecretStore, SizedSecret } from '../reencrypt/secrets-api';
+import type {
+  ListOptions,
+  SecretRef,
+  SecretStore,
+  SecretSummary,
+  SizedSecret,
+} from '../reencrypt/secrets-api';
 import { KubeHttp } from './kube-http';
 
 /**
  * The sweep's `SecretStore` (`reencrypt/secrets-api.ts`) on the one Kubernetes HTTP client (`kube-http.ts`):
  * metadata only. Lists and patch responses ask the API server for `PartialObjectMetadata`, so Secret data
  * never crosses the wire to us, never sits in our memory, and a page of Helm release Secrets of hundreds of
- * KiB costs a few hundred bytes each. Only the estimate's `listSizes` reads whole Secrets, and keeps their
- * sizes.
+ * KiB costs a few hundred bytes each. The estimate asks for the API server's table (type and number of keys,
+ * with the metadata); only its `listSizes`, asked for explicitly, reads whole Secrets, and keeps their sizes.
  */
 export const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 export const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
+export const METADATA_TABLE = 'application/json;as=Table;g=meta.k8s.io;v=v1';
 
 /**
  * The suite's own annotations are named under this prefix (the marks of `reencrypt/annotations.ts`), and are
@@ -55,20 +62,40 @@ function suiteAnnotations(all: Record<string, string> | undefined): Marks | unde
   return marks;
 }
 
+/** The last write any manager made, from `managedFields`. */
+function lastWrite(m: V1ObjectMeta | undefined): { lastWrite?: Date } {
+  const times = (m?.managedFields ?? [])
+    .map((f) => (f.time ? new Date(f.time).getTime() : 0))
+    .filter((t) => t > 0);
+  return times.length ? { lastWrite: new Date(Math.max(...times)) } : {};
+}
+
 /** A whole Secret reduced to what the estimate needs; its data does not outlive this call. */
 function sized(s: { metadata?: V1ObjectMeta; type?: string; data?: Record<string, string> }): SizedSecret {
   let bytes = 0;
   for (const v of Object.values(s.data ?? {}))
     bytes += Math.floor((v.length * 3) / 4) - (v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0);
-  const times = (s.metadata?.managedFields ?? [])
-    .map((f) => (f.time ? new Date(f.time).getTime() : 0))
-    .filter((t) => t > 0);
-  return {
-    ...secretRef(s.metadata),
-    type: s.type ?? 'Opaque',
-    bytes,
-    ...(times.length ? { lastWrite: new Date(Math.max(...times)) } : {}),
-  };
+  return { ...secretRef(s.metadata), type: s.type ?? 'Opaque', bytes, ...lastWrite(s.metadata) };
+}
+
+interface SecretTable {
+  columnDefinitions?: Array<{ name?: string }>;
+  rows?: Array<{ cells?: unknown[]; object?: { metadata?: V1ObjectMeta } }> | null;
+  metadata?: { continue?: string };
+}
+
+/** A table row (`includeObject=Metadata`): the type from its Type column, the rest from its metadata. */
+function summaries(table: SecretTable): SecretSummary[] {
+  const typeAt = (table.columnDefinitions ?? []).findIndex((c) => c.name === 'Type');
+  return (table.rows ?? []).map((row) => {
+    const type = typeAt >= 0 ? row.cells?.[typeAt] : undefined;
+    const meta = row.object?.metadata;
+    return {
+      ...secretRef(meta),
+      type: typeof type === 'string' && type ? type : 'Opaque',
+      ...lastWrite(meta),
+    };
+  });
 }
 
 /** A list request's path: the scope, the page and the selectors, as the lister asks for them. */
@@ -111,6 +138,17 @@ export function secretStore(http: KubeHttp): SecretStore & { close(): void } {
         ...(list.metadata?.remainingItemCount === undefined
           ? {}
           : { remainingItemCount: list.metadata.remainingItemCount }),
+      };
+    },
+    async listSummaries(o) {
+      const table = (await call(
+        'GET',
+        `${listPath(o)}&includeObject=Metadata`,
+        METADATA_TABLE,
+      )) as SecretTable;
+      return {
+        items: summaries(table),
+        ...(table.metadata?.continue ? { continueToken: table.metadata.continue } : {}),
       };
     },
     async listSizes(o) {

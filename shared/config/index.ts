@@ -91,7 +91,12 @@ export interface SentinelConfig {
    * Settings whose value lives in KMS Secrets Manager (`kms-secret://<name>`): the secret's name, read at
    * run time (`shared/kms/secrets.ts`), never kept in the function's configuration.
    */
-  kmsSecrets: { webhookSecret?: string; notify?: string };
+  kmsSecrets: { webhookSecret?: string; notify?: string; stateSecret?: string };
+  /**
+   * The key of the done record's HMAC (`SENTINEL_STATE_SECRET`), read by rotation-watch alone: without it the
+   * record is not used (every tick reads every cluster).
+   */
+  stateSecret?: string;
   /** How long after a KMS secret's rotation its previous version is still accepted (webhook signatures). */
   secretGraceMs: number;
   audit: {
@@ -296,11 +301,24 @@ const SETTINGS = {
       kmsSecretName(v, 'ack-kms-sentinel-webhook') ??
       (v.length >= 32 ? v : bad(`must be at least 32 characters long (it has ${v.length})`)),
   }),
+  stateSecret: setting({
+    name: 'SENTINEL_STATE_SECRET',
+    example: 'kms-secret://ack-kms-sentinel-state',
+    optional: true,
+    secret: true,
+    parse: (v) =>
+      kmsSecretName(v, 'ack-kms-sentinel-state') ??
+      (v.length >= 32 ? v : bad(`must be at least 32 characters long (it has ${v.length})`)),
+  }),
+  // Short: a rotated-out webhook secret (leaked, or held by someone who left) stays valid this long.
   secretGrace: setting({
     name: 'SENTINEL_SECRET_GRACE',
-    example: '24h',
-    default: '24h',
-    parse: durationMs,
+    example: '15m',
+    default: '15m',
+    parse: (v) => {
+      const ms = durationMs(v);
+      return typeof ms === 'number' && ms > 24 * 3_600_000 ? bad('must be at most 24h') : ms;
+    },
   }),
   reportBucket: setting({
     name: 'SENTINEL_REPORT_BUCKET',
@@ -436,13 +454,18 @@ function endpointSettings(read: Read): SentinelConfig['endpoints'] {
 }
 
 /** The secret-valued settings: a literal value, or the name of the KMS secret that holds it. */
-function secretSettings(read: Read): Pick<SentinelConfig, 'notify' | 'webhookSecret' | 'kmsSecrets'> {
+function secretSettings(
+  read: Read,
+): Pick<SentinelConfig, 'notify' | 'webhookSecret' | 'kmsSecrets' | 'stateSecret'> {
   const notify = read(SETTINGS.notify);
   const webhookSecret = read(SETTINGS.webhookSecret);
+  const stateSecret = read(SETTINGS.stateSecret);
   return {
     notify: literal(notify) ?? [],
     webhookSecret: literal(webhookSecret),
+    stateSecret: literal(stateSecret),
     kmsSecrets: {
+      ...(kmsName(stateSecret) ? { stateSecret: kmsName(stateSecret) } : {}),
       ...(kmsName(webhookSecret) ? { webhookSecret: kmsName(webhookSecret) } : {}),
       ...(kmsName(notify) ? { notify: kmsName(notify) } : {}),
     },

@@ -67,6 +67,12 @@ export interface EnableRequest {
   dryRun?: boolean;
   protectKey?: boolean;
   /**
+   * A key without deletion protection fails the pre-flight unless the request turns it on (`protectKey`): the
+   * webhook's path, whose caller holds only the webhook secret and must not choose a key someone can delete.
+   * Without it (the CLI, run with the person's own RAM rights) the missing protection is a warning.
+   */
+  requireKeyProtection?: boolean;
+  /**
    * `switch`: stop once UpdateKMSEncryption is accepted (the webhook's path: rotation-watch's next tick finds
    * the cluster encrypted with no version completed and starts the regular re-encryption job).
    */
@@ -231,7 +237,10 @@ async function preflightStep(
 ): Promise<{ detail: ClusterDetail; key?: KeyInfo; already: boolean }> {
   const t = Date.now();
   const detail = await clusterDetail(deps.clients, req.clusterId);
-  const { checks: keyed, key } = await keyChecks(deps.clients, req.keyId, detail);
+  const { checks: keyed, key } = await keyChecks(deps.clients, req.keyId, detail, {
+    required: req.requireKeyProtection === true,
+    requested: req.protectKey === true,
+  });
   const already = detail.encryptionEnabled && key !== undefined && detail.keyId === key.keyId;
   const checks = [
     ...clusterTypeCheck(detail),

@@ -120,11 +120,15 @@ export function clusterStateCheck(c: ClusterDetail, now: number): PreflightCheck
   ];
 }
 
-/** The key: it exists, is Enabled, is a symmetric key for Encrypt, lives in the cluster's region, is protected. */
+/**
+ * The key: it exists, is Enabled, is a symmetric key for Encrypt, lives in the cluster's region, is protected.
+ * `protection.required`: an unprotected key fails unless the request turns protection on (`requested`).
+ */
 export async function keyChecks(
   clients: Pick<CloudClients, 'kmsRpc'>,
   keyId: string,
   c: ClusterDetail,
+  protection: { required: boolean; requested: boolean } = { required: false, requested: false },
 ): Promise<{ checks: PreflightCheck[]; key?: KeyInfo }> {
   let key: KeyInfo;
   let meta: Record<string, unknown>;
@@ -148,7 +152,6 @@ export async function keyChecks(
   const region = /^acs:kms:([^:]+):/.exec(key.arn)?.[1];
   const symmetric =
     String(meta.KeySpec ?? '').startsWith('Aliyun_AES') && meta.KeyUsage === 'ENCRYPT/DECRYPT';
-  const protectedKey = key.deletionProtection === 'Enabled';
   const checks: PreflightCheck[] = [
     {
       id: 'key-state',
@@ -171,15 +174,29 @@ export async function keyChecks(
       evidence: `key in ${region ?? 'an unknown region'}, cluster in ${c.regionId || 'an unknown region'}`,
       ...(region === c.regionId ? {} : { remedy: `Create or choose a key in ${c.regionId}.` }),
     },
-    {
-      id: 'deletion-protection',
-      title: 'Deletion protection is on',
-      status: protectedKey ? 'pass' : 'warn',
-      evidence: `DeletionProtection ${key.deletionProtection ?? 'Disabled'}: deleting the key would make the API server unavailable`,
-      ...(protectedKey ? {} : { remedy: '--protect-key turns it on (KMS SetDeletionProtection).' }),
-    },
+    protectionCheck(key, protection),
   ];
   return { checks, key };
+}
+
+function protectionCheck(key: KeyInfo, o: { required: boolean; requested: boolean }): PreflightCheck {
+  const on = key.deletionProtection === 'Enabled';
+  const status = on || (o.required && o.requested) ? 'pass' : o.required ? 'fail' : 'warn';
+  return {
+    id: 'deletion-protection',
+    title: o.required
+      ? 'Deletion protection is on, or turned on by this request'
+      : 'Deletion protection is on',
+    status,
+    evidence: `DeletionProtection ${key.deletionProtection ?? 'Disabled'}${!on && o.requested ? ' (this request turns it on)' : ''}: deleting the key would make the API server unavailable`,
+    ...(status === 'pass'
+      ? {}
+      : {
+          remedy: o.required
+            ? 'Ask again with "protectKey": true, or turn deletion protection on first (KMS SetDeletionProtection).'
+            : '--protect-key turns it on (KMS SetDeletionProtection).',
+        }),
+  };
 }
 
 /** What no API shows: said once, so the person running `enable` has seen it. */

@@ -25,14 +25,14 @@ export async function answerEnableRequest(
   const targets = await watchedTargets(services.clients, config, undefined, log);
   if (!targets.clusters.some((c) => c.clusterId === clusterId))
     return { kind: 'enable-encryption', outcome: 'not-a-target', clusterId };
-  const unwatched = await unwatchedKey(request.keyId, targets, services, config);
-  if (unwatched)
+  const refused = await notAllowedKey(request.keyId, clusterId, targets, services, config);
+  if (refused)
     return {
       kind: 'enable-encryption',
       clusterId,
       keyId: request.keyId,
       outcome: 'checks-failed',
-      checks: [unwatched],
+      checks: [refused],
       steps: [],
     };
   // Off just before the switch (the cluster is reachable then): the next tick that finds it on records it on,
@@ -45,6 +45,7 @@ export async function answerEnableRequest(
       keyId: request.keyId,
       dryRun: request.dryRun === true,
       protectKey: request.protectKey === true,
+      requireKeyProtection: true,
       until: 'switch',
     },
   );
@@ -60,24 +61,39 @@ export async function answerEnableRequest(
   };
 }
 
-/** With explicit keys, a key no tick watches would get no job after the switch: refused before it. */
-async function unwatchedKey(
+/**
+ * The keys the webhook may put a cluster's Secrets under. With SENTINEL_KMS_KEY_IDS, only those: a key no tick
+ * watches would get no job after the switch. Otherwise the keys the target clusters name (the ones the suite's
+ * alerts watch) and the key SENTINEL_CLUSTER_KEYS maps the cluster to. Any other key of the account could be
+ * one someone else may disable or delete: an outage lever for whoever holds the webhook secret.
+ */
+async function notAllowedKey(
   keyRef: string,
+  clusterId: string,
   targets: WatchedTargets,
   services: Deps,
   config: Config,
 ): Promise<PreflightCheck | undefined> {
-  if (config.keys.mode !== 'explicit') return undefined;
-  const keyId = await describeKey(services.clients, keyRef).then(
-    (k) => k.keyId,
-    () => keyRef,
-  );
-  if (targets.rotationKeys.includes(keyId)) return undefined;
+  const resolve = (ref: string) =>
+    describeKey(services.clients, ref).then(
+      (k) => k.keyId,
+      () => ref,
+    );
+  const keyId = await resolve(keyRef);
+  const explicit = config.keys.mode === 'explicit';
+  const mappedRef = config.clusterKeys[clusterId];
+  const mapped = !explicit && mappedRef ? await resolve(mappedRef) : undefined;
+  const allowed = explicit
+    ? targets.rotationKeys
+    : [...new Set([...targets.watched.keys, ...(mapped ? [mapped] : [])])];
+  if (allowed.includes(keyId)) return undefined;
   return {
-    id: 'watched-key',
-    title: 'The key is one this deployment watches',
+    id: 'allowed-key',
+    title: 'The key is one this deployment watches or maps to the cluster',
     status: 'fail',
-    evidence: `${keyId} is not in SENTINEL_KMS_KEY_IDS: no rotation-watch tick would start its job`,
-    remedy: 'Add the key to SENTINEL_KMS_KEY_IDS (or use one listed there), then ask again.',
+    evidence: `${keyId} is ${explicit ? 'not in SENTINEL_KMS_KEY_IDS' : `neither a key of the target clusters nor mapped to ${clusterId} (SENTINEL_CLUSTER_KEYS)`}; allowed: ${allowed.join(', ') || 'none'}`,
+    remedy: explicit
+      ? "Add the key to SENTINEL_KMS_KEY_IDS (or use one listed there), then ask again; the CLI's enable, run with your own RAM rights, takes any key."
+      : `Map the key to the cluster in SENTINEL_CLUSTER_KEYS (${clusterId}=<key id>), then ask again; the CLI's enable, run with your own RAM rights, takes any key.`,
   };
 }

@@ -16,14 +16,25 @@ export const auditRequestSchema = z
   })
   .strict();
 
+/**
+ * The webhook's record of a signed request it accepted (`request-<hash of the signature>`): the task id is what
+ * counts, FC refusing a second task with it; the audit function does nothing with it.
+ */
+export const requestRecordSchema = z
+  .object({ requestRecord: z.string().regex(/^request-[0-9a-f]{32}$/, 'must be a request record id') })
+  .strict();
+
 export type AuditEvent =
   | { kind: 'timer'; timer: TimerEvent }
-  | ({ kind: 'webhook' } & z.output<typeof auditRequestSchema>);
+  | ({ kind: 'webhook' } & z.output<typeof auditRequestSchema>)
+  | ({ kind: 'request-record' } & z.output<typeof requestRecordSchema>);
 
 export function parseAuditEvent(input: unknown): AuditEvent {
   const value = decodeEventInput(input, { format: 'audit event' });
   if (typeof value === 'object' && value !== null && 'triggerTime' in value)
     return { kind: 'timer', timer: parseTimerEvent(value) };
+  if (typeof value === 'object' && value !== null && 'requestRecord' in value)
+    return { kind: 'request-record', ...parseWith(requestRecordSchema, value, 'request record') };
   return { kind: 'webhook', ...parseWith(auditRequestSchema, value, 'audit request') };
 }
 

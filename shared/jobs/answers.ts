@@ -70,8 +70,10 @@ const count = z.number().int().min(0);
 export const estimateSchema = z.object({
   secrets: count,
   toRewrite: count,
-  bytes: count,
-  bytesToRewrite: count,
+  sizesRead: z.boolean(),
+  bytes: count.optional(),
+  bytesToRewrite: count.optional(),
+  cannotKnow: z.array(z.string()),
   pages: count,
   kmsCalls: z.object({ kmsV2: count, kmsV1: count, why: z.string() }),
   expectedDurationMs: count,

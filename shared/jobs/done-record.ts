@@ -1,5 +1,6 @@
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { type OssBucket, ossClient } from '../cloud/oss';
+import { checkBucketOwner, type OssBucket, ossClient } from '../cloud/oss';
 import { normalizeError } from '../errors';
 import type { Logger } from '../log';
 
@@ -17,8 +18,31 @@ import type { Logger } from '../log';
  * state ConfigMap. A lost update (two ticks saving at once) only makes a later tick read a few clusters again;
  * a cluster is skipped only when the record names the key's *current* primary version and the cluster was
  * read as done with exactly that version, which no interleaving of writes can make false.
+ *
+ * Anyone else who can write the bucket (an OSS administrator, a broad OSS policy) could otherwise keep every
+ * job from starting until the next full check (a record naming each cluster done, and a full check just now).
+ * So the record carries an HMAC-SHA256 under a key derived from the state secret (`SENTINEL_STATE_SECRET`,
+ * which only rotation-watch's role reads) and is read only up to `MAX_RECORD_BYTES`: a record that is larger,
+ * unsigned or signed with another key vouches for nothing, is reported once, and is replaced by the tick's
+ * own record.
  */
 export const DONE_RECORD_OBJECT = 'state/done.json';
+
+/** A thousand clusters on a thousand keys take about 100 KiB. */
+export const MAX_RECORD_BYTES = 1024 * 1024;
+
+/** What the object holds: the record's JSON text as signed, and its HMAC (hex). */
+const signedSchema = z.object({ record: z.string(), mac: z.string().regex(/^[0-9a-f]{64}$/) }).strict();
+
+/** The MAC key, derived so the state secret's value is never itself a MAC key of anything else. */
+const macKey = (secret: string): Buffer =>
+  Buffer.from(hkdfSync('sha256', secret, 'ack-kms-sentinel', 'done record v1', 32));
+
+const macOf = (secret: string, text: string): string =>
+  createHmac('sha256', macKey(secret)).update(text).digest('hex');
+
+/** Records already reported as failing, by content hash: each is reported once per instance. */
+const reported = new Set<string>();
 
 const recordSchema = z.object({
   version: z.literal(1),
@@ -43,8 +67,15 @@ export const noDoneRecord: DoneRecordStore = {
   save: async () => undefined,
 };
 
-/** The record in the suite's OSS bucket (ali-oss, loaded on first use). An unreadable record is an empty one. */
-export function ossDoneRecord(options: OssBucket, log: Logger): DoneRecordStore {
+/**
+ * The record in the suite's OSS bucket (ali-oss, loaded on first use). `secrets`: the state secret's accepted
+ * values, the current one first (it signs). A missing record is an empty one; one that fails its check too.
+ */
+export function ossDoneRecord(
+  options: OssBucket,
+  log: Logger,
+  secrets: () => Promise<string[]>,
+): DoneRecordStore {
   let client: ReturnType<typeof ossClient> | undefined;
   const oss = () => {
     client ??= ossClient(options);
@@ -53,36 +84,76 @@ export function ossDoneRecord(options: OssBucket, log: Logger): DoneRecordStore 
   return {
     where: `oss://${options.bucket}/${DONE_RECORD_OBJECT}`,
     async load() {
-      let text: string;
+      let content: Buffer;
       try {
+        // The range keeps a planted giant from being downloaded; one byte more tells it is too large.
         const client = oss();
-        text = String((await client.get(DONE_RECORD_OBJECT)).content ?? '');
+        await checkBucketOwner(client, options);
+        const got = await client.get(DONE_RECORD_OBJECT, {
+          headers: { Range: `bytes=0-${MAX_RECORD_BYTES}` },
+        });
+        content = Buffer.from(got.content ?? '');
       } catch (err) {
         const e = normalizeError(err, { service: 'oss', operation: 'GetObject' });
         if (e.code === 'NoSuchKey') return emptyRecord();
         throw e;
       }
-      try {
-        return recordSchema.parse(JSON.parse(text));
-      } catch {
-        // A record no one can read costs one full tick, never a missed rotation.
-        log.warn('the done record is not readable; reading every cluster this tick', {
-          object: DONE_RECORD_OBJECT,
-        });
-        return emptyRecord();
+      const verdict = verifyRecord(content, await secrets());
+      if ('record' in verdict) return verdict.record;
+      const hash = createHash('sha256').update(content).digest('hex');
+      if (!reported.has(hash)) {
+        reported.add(hash);
+        // Not a secret value: what is wrong with the object, so someone looks at who wrote it.
+        log.error(
+          'the done record fails its integrity check and vouches for nothing; reading every cluster',
+          {
+            object: DONE_RECORD_OBJECT,
+            reason: verdict.problem,
+          },
+        );
       }
+      return emptyRecord();
     },
     async save(record) {
+      const text = JSON.stringify(record);
+      const [secret] = await secrets();
+      if (!secret) throw new Error('the done record has no key to be signed with');
+      const body = JSON.stringify({ record: text, mac: macOf(secret, text) });
+      if (Buffer.byteLength(body) > MAX_RECORD_BYTES)
+        throw new Error(`the done record would exceed ${MAX_RECORD_BYTES} bytes; not saved`);
       try {
         const client = oss();
-        await client.put(DONE_RECORD_OBJECT, Buffer.from(JSON.stringify(record)), {
-          mime: 'application/json',
-        });
+        await checkBucketOwner(client, options);
+        await client.put(DONE_RECORD_OBJECT, Buffer.from(body), { mime: 'application/json' });
       } catch (err) {
         throw normalizeError(err, { service: 'oss', operation: 'PutObject' });
       }
     },
   };
+}
+
+/** The record, when the object is within the bound and its HMAC matches one of `secrets`; else what is wrong. */
+export function verifyRecord(
+  content: Buffer,
+  secrets: readonly string[],
+): { record: DoneRecord } | { problem: string } {
+  if (content.length > MAX_RECORD_BYTES) return { problem: `larger than ${MAX_RECORD_BYTES} bytes` };
+  let signed: z.output<typeof signedSchema>;
+  try {
+    signed = signedSchema.parse(JSON.parse(content.toString('utf8')));
+  } catch {
+    return { problem: 'not a signed record' };
+  }
+  const given = Buffer.from(signed.mac, 'hex');
+  const matches = secrets.some((secret) =>
+    timingSafeEqual(Buffer.from(macOf(secret, signed.record), 'hex'), given),
+  );
+  if (!matches) return { problem: 'its HMAC does not match the state secret' };
+  try {
+    return { record: recordSchema.parse(JSON.parse(signed.record)) };
+  } catch {
+    return { problem: 'signed, but not a record this version reads' };
+  }
 }
 
 /** Whether the record vouches that `clusterId` is done with the key's current primary version. */

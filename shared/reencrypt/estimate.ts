@@ -2,20 +2,26 @@ import { SentinelError } from '../errors';
 import { isCurrent } from './annotations';
 import { DEFAULT_PAGE_SIZE, type Strategy } from './defaults';
 import { SecretLister, type Selection } from './lister';
-import type { SecretStore, SizedSecret } from './secrets-api';
+import type { Page, SecretStore, SecretSummary, SizedSecret } from './secrets-api';
 
 /**
- * What a sweep will cost, before it runs (`reencrypt --dry-run`, the webhook's `dryRun=true`): Secrets and
- * bytes to rewrite, pages, the KMS calls to expect, the duration at the rate measured for Secrets of this
- * size, and the blast radius: every rewrite is a watch event for each controller watching Secrets, so the
- * namespaces with the most Secrets and the kinds of Secret are listed, with a recommendation.
+ * What a sweep will cost, before it runs (`reencrypt --dry-run`, the webhook's `dryRun=true`): Secrets to
+ * rewrite, pages, the KMS calls to expect, the duration, and the blast radius: every rewrite is a watch event
+ * for each controller watching Secrets, so the namespaces with the most Secrets and the kinds of Secret are
+ * listed, with a recommendation. From metadata only (the API server's table: type and metadata, never a
+ * value), so it cannot know the Secrets' sizes: `cannotKnow` says so, and the duration assumes large Secrets.
+ * Sizes only when asked (`readSizes`, the CLI's `--read-secret-sizes`), which reads every Secret's data.
  */
 export interface Estimate {
   secrets: number;
   /** Not yet marked for the target version: what `annotate` writes. */
   toRewrite: number;
-  bytes: number;
-  bytesToRewrite: number;
+  /** Whether Secret data was read for the sizes below (only when asked for). */
+  sizesRead: boolean;
+  bytes?: number;
+  bytesToRewrite?: number;
+  /** What the estimate does not know, each with why. */
+  cannotKnow: string[];
   /** List pages the sweep reads (metadata only). */
   pages: number;
   kmsCalls: { kmsV2: number; kmsV1: number; why: string };
@@ -47,6 +53,11 @@ export interface EstimateOptions {
   deadline?: number;
   /** Stops the listing (the CLI's Ctrl-C), between pages and during a retry's wait. */
   signal?: AbortSignal;
+  /**
+   * Read whole Secrets for their sizes (the CLI's `--read-secret-sizes`): every Secret's data crosses the
+   * wire to the caller. Never on the webhook's path.
+   */
+  readSizes?: boolean;
 }
 
 /**
@@ -68,18 +79,28 @@ const TYPES: Record<string, string> = {
   Opaque: 'Opaque',
 };
 
-type Counted = Pick<SizedSecret, 'namespace' | 'type' | 'bytes' | 'lastWrite'> & { current: boolean };
+type Counted = Pick<SecretSummary, 'namespace' | 'type' | 'lastWrite'> & { bytes?: number; current: boolean };
+
+/** The rate when sizes are unknown: the one measured for the largest Secrets, so the duration is an upper bound. */
+const UNKNOWN_SIZE = Number.POSITIVE_INFINITY;
 
 /**
  * Counts what the sweep would visit, listed as the sweep lists it (`lister.ts`: retries, an expired continue
  * token followed, no Secret counted twice), within the deadline and until the signal.
  */
 export async function estimateSweep(store: SecretStore, o: EstimateOptions): Promise<Estimate> {
-  if (!store.listSizes)
-    throw new SentinelError('permanent', 'this Secret store cannot list sizes', { code: 'Unsupported' });
-  const lister = new SecretLister(store.listSizes.bind(store), {
+  const list:
+    | ((options: Parameters<SecretStore['list']>[0]) => Promise<Page<SecretSummary | SizedSecret>>)
+    | undefined = o.readSizes ? store.listSizes?.bind(store) : store.listSummaries?.bind(store);
+  if (!list)
+    throw new SentinelError(
+      'permanent',
+      `this Secret store cannot list ${o.readSizes ? 'sizes' : 'summaries'}`,
+      { code: 'Unsupported' },
+    );
+  const lister = new SecretLister(list, {
     // Whole Secrets are larger than their metadata: small pages, the data dropped page by page.
-    pageSize: 50,
+    pageSize: o.readSizes ? 50 : (o.pageSize ?? DEFAULT_PAGE_SIZE),
     purpose: 'the estimate',
     selection: o.selection,
     deadline: o.deadline,
@@ -91,18 +112,34 @@ export async function estimateSweep(store: SecretStore, o: EstimateOptions): Pro
       all.push({
         namespace: s.namespace,
         type: s.type,
-        bytes: s.bytes,
+        ...('bytes' in s ? { bytes: s.bytes } : {}),
         ...(s.lastWrite ? { lastWrite: s.lastWrite } : {}),
         current: isCurrent(s.annotations, o.targetKeyVersionId, o.requireProof === true),
       });
   return summarizeEstimate(all, { ...o, pageSize: o.pageSize ?? DEFAULT_PAGE_SIZE });
 }
 
+/** What the estimate cannot know, said with the numbers so nobody reads them as more than they are. */
+function cannotKnow(o: EstimateOptions): string[] {
+  return [
+    ...(o.readSizes
+      ? []
+      : [
+          'Secret sizes: only a whole Secret (its data) shows them, and the estimate reads metadata only; the duration assumes the largest Secrets (an upper bound). The CLI reads them with --read-secret-sizes.',
+        ]),
+    'Which key version seals each Secret in etcd: the API server does not say; a Secret written since the rotation is counted as likely current, not known to be.',
+    'How many controllers watch Secrets: each rewrite is one watch event per watcher, and the API lists no watchers.',
+  ];
+}
+
 function summarizeEstimate(all: Counted[], o: EstimateOptions & { pageSize: number }): Estimate {
   const todo = all.filter((s) => !s.current);
-  const bytes = all.reduce((n, s) => n + s.bytes, 0);
-  const bytesToRewrite = todo.reduce((n, s) => n + s.bytes, 0);
-  const rate = measuredRate(todo.length ? bytesToRewrite / todo.length : 0);
+  const bytes = all.reduce((n, s) => n + (s.bytes ?? 0), 0);
+  const bytesToRewrite = todo.reduce((n, s) => n + (s.bytes ?? 0), 0);
+  const sizesRead = o.readSizes === true;
+  const rate = sizesRead
+    ? measuredRate(todo.length ? bytesToRewrite / todo.length : 0)
+    : measuredRate(UNKNOWN_SIZE);
   const count = (key: (s: (typeof all)[number]) => string) => {
     const m = new Map<string, number>();
     for (const s of todo) m.set(key(s), (m.get(key(s)) ?? 0) + 1);
@@ -121,8 +158,9 @@ function summarizeEstimate(all: Counted[], o: EstimateOptions & { pageSize: numb
   return {
     secrets: all.length,
     toRewrite: todo.length,
-    bytes,
-    bytesToRewrite,
+    sizesRead,
+    ...(sizesRead ? { bytes, bytesToRewrite } : {}),
+    cannotKnow: cannotKnow(o),
     pages: Math.max(1, Math.ceil(all.length / o.pageSize)),
     kmsCalls: {
       kmsV2: apiServers,

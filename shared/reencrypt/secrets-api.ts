@@ -38,20 +38,30 @@ export interface ListOptions {
   continueToken?: string;
 }
 
-/** A Secret as the estimate sees it: its size and type, never its data. */
-export interface SizedSecret extends SecretRef {
+/** A Secret as the estimate sees it by default: its type and last write, from the API server's table. */
+export interface SecretSummary extends SecretRef {
   type: string;
-  /** Bytes of its data (decoded). */
-  bytes: number;
   /** The last write any manager made (`metadata.managedFields[].time`). */
   lastWrite?: Date;
+}
+
+/** A Secret with its size, which only its whole object (its data) shows: the CLI's `--read-secret-sizes`. */
+export interface SizedSecret extends SecretSummary {
+  /** Bytes of its data (decoded). */
+  bytes: number;
 }
 
 export interface SecretStore {
   list(options: ListOptions): Promise<Page<SecretRef>>;
   /**
-   * The estimate's list: whole Secrets from the server, kept only as sizes, types and last-write times (the
-   * data is dropped as each page is read, never logged or returned).
+   * The estimate's list: each Secret's type and last write as the API server's table shows them (its rows hold
+   * the type and the number of keys, never a value), with its metadata.
+   */
+  listSummaries?(options: ListOptions): Promise<Page<SecretSummary>>;
+  /**
+   * The estimate's list with sizes, asked for explicitly (the CLI's `--read-secret-sizes`): whole Secrets
+   * from the server, kept only as sizes, types and last-write times (the data is dropped as each page is read,
+   * never logged or returned). Never on the webhook's path.
    */
   listSizes?(options: ListOptions): Promise<Page<SizedSecret>>;
   get(namespace: string, name: string): Promise<SecretRef>;

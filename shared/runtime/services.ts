@@ -63,6 +63,12 @@ export function servicesFor(inv: Invocation): Services {
 export function suiteBucket(inv: Invocation): OssBucket | undefined {
   const bucket = inv.config.audit.reportBucket;
   if (!bucket) return undefined;
-  const { region, endpoints } = inv.config;
-  return { bucket, region, endpoints, credentials: credentialsFromContext(inv.context) };
+  const { region, endpoints, accountId } = inv.config;
+  return {
+    bucket,
+    region,
+    endpoints,
+    credentials: credentialsFromContext(inv.context),
+    ...(accountId ? { accountId } : {}),
+  };
 }

@@ -22,7 +22,12 @@ export function memoryStore(count: number) {
       const next = from + limit;
       return { items, ...(next < secrets.length ? { continueToken: String(next) } : {}) };
     },
-    /** As `list`, with each Secret's size (100 bytes each; the estimate's listing). */
+    /** As `list`, with each Secret's type (the estimate's listing). */
+    async listSummaries(options) {
+      const page = await store.list(options);
+      return { ...page, items: page.items.map((s) => ({ ...s, type: 'Opaque' })) };
+    },
+    /** As `list`, with each Secret's size (100 bytes each; the estimate's listing with --read-secret-sizes). */
     async listSizes(options) {
       const page = await store.list(options);
       return { ...page, items: page.items.map((s) => ({ ...s, type: 'Opaque', bytes: 100 })) };

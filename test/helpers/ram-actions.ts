@@ -26,4 +26,6 @@ export const RAM_ACTION_OF: Record<string, string> = {
   // ali-oss put / get: the audit reports and the done record (shared/cloud/oss.ts makes the client)
   'oss:PutObject': 'oss:PutObject',
   'oss:GetObject': 'oss:GetObject',
+  // ali-oss getBucketInfo: the bucket's owner, checked before the first read or write
+  'oss:GetBucketInfo': 'oss:GetBucketInfo',
 };

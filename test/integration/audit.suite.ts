@@ -38,6 +38,7 @@ async function latestReport(): Promise<AuditReport> {
   const { cloud } = sandboxInfo();
   return (await ossReportStore({
     bucket: cloud.reportBucket,
+    accountId: cloud.accountId,
     region: cloud.region,
     credentials: cloud.user,
     endpoints: { oss: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
@@ -86,6 +87,7 @@ describe('the audit', () => {
     expect(result.auditId).toBe('audit-20261129080000');
     const store = ossReportStore({
       bucket: cloud.reportBucket,
+      accountId: cloud.accountId,
       region: cloud.region,
       credentials: cloud.user,
       endpoints: { oss: { protocol: 'http', host: cloud.endpoint.slice(7), url: cloud.endpoint } },
@@ -207,8 +209,20 @@ describe('the audit', () => {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'admin' },
       subjects: [{ kind: 'User', name: 'mallory' }],
     };
+    // The broadest grants: every authenticated caller, every service account, and a kube-system one bound by
+    // a tenant (not by one of Kubernetes' own system: ClusterRoleBindings).
+    const everyone = {
+      metadata: { name: 'everyone-edit', namespace: stateNamespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+      subjects: [
+        { kind: 'Group', name: 'system:authenticated', apiGroup: 'rbac.authorization.k8s.io' },
+        { kind: 'Group', name: 'system:serviceaccounts', apiGroup: 'rbac.authorization.k8s.io' },
+        { kind: 'ServiceAccount', name: 'helper', namespace: 'kube-system' },
+      ],
+    };
     await rbac.createNamespacedRoleBinding({ namespace: stateNamespace, body: binding });
     await rbac.createNamespacedRoleBinding({ namespace: stateNamespace, body: disguised });
+    await rbac.createNamespacedRoleBinding({ namespace: stateNamespace, body: everyone });
     try {
       const handler = createHandler({ env: env(), sink: () => undefined });
       await handler(
@@ -216,17 +230,25 @@ describe('the audit', () => {
         { requestId: 'audit-writers', credentials: cloud.user },
       );
       const check = (await latestReport()).clusters[0]?.checks.find((c) => c.id === 'state-writers');
-      expect(check).toMatchObject({ status: 'warn' });
+      expect(check).toMatchObject({ status: 'fail' });
+      expect(check?.evidence).toContain('5 subject(s) beyond the suite and cluster admins');
+      for (const subject of [
+        'Group system:authenticated (RoleBinding everyone-edit → ClusterRole edit)',
+        'Group system:serviceaccounts (RoleBinding everyone-edit → ClusterRole edit)',
+        'ServiceAccount kube-system/helper (RoleBinding everyone-edit → ClusterRole edit)',
+      ])
+        expect(check?.evidence).toContain(subject);
       expect(check?.evidence).toContain(
         `ServiceAccount team-a/deployer (RoleBinding intruder-edit → ClusterRole edit)`,
       );
       expect(check?.evidence).toContain(
         'User mallory (RoleBinding looks-like-a-default → ClusterRole admin)',
       );
-      expect(check?.evidence).not.toMatch(/User ack-kms-sentinel|system:/);
+      expect(check?.evidence).not.toMatch(/User ack-kms-sentinel|system:masters|system:controller/);
     } finally {
       await rbac.deleteNamespacedRoleBinding({ name: 'intruder-edit', namespace: stateNamespace });
       await rbac.deleteNamespacedRoleBinding({ name: 'looks-like-a-default', namespace: stateNamespace });
+      await rbac.deleteNamespacedRoleBinding({ name: 'everyone-edit', namespace: stateNamespace });
     }
   });
 });

@@ -3,6 +3,7 @@ import * as $Kms from '@alicloud/kms20160120';
 import { KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grantCommand } from '../../bin/grant-command';
+import { createHandler as auditHandler } from '../../functions/audit';
 import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
@@ -154,6 +155,8 @@ beforeAll(async () => {
   register('ack-kms-sentinel-rotation-watch', adapt(rotationWatchHandler({ env, sink: keep })));
   register(REENCRYPT, adapt(reencryptHandler({ env, sink: keep })), 120);
   register('ack-kms-sentinel-trail-verify', adapt(trailVerifyHandler({ env, sink: keep })));
+  // The webhook records each signed POST as a no-op task of the audit function (its replay guard).
+  register('ack-kms-sentinel-audit', adapt(auditHandler({ env, sink: keep })));
   await seedSecrets(coreApi(sandbox.info.kubeconfig), {
     namespaces: NAMESPACES,
     count: COUNT,
@@ -598,8 +601,15 @@ describe('the event-driven pipeline', () => {
 
   it('the webhook turns encryption on: checks, the switch, and the job the next tick starts', async () => {
     const { cloud } = sandbox.info;
+    // Each request its own (an identical signed request within its window is a replay, refused).
+    let n = 0;
     const send = (path: string, body: unknown) =>
-      toWebhook(signedEvent(WEBHOOK_SECRET, 'POST', path, { body: JSON.stringify(body) }));
+      toWebhook(
+        signedEvent(WEBHOOK_SECRET, 'POST', path, {
+          body: JSON.stringify(body),
+          idempotencyKey: `enable-${++n}`,
+        }),
+      );
     // A second Edge Pro cluster without encryption (no API server is reached on this path).
     const created = new Date(Date.now() - 86_400_000).toISOString();
     sandbox.cloud.addCluster({ clusterId: 'c-webhook-enable', kubeconfig: 'unused', created });
@@ -612,14 +622,17 @@ describe('the event-driven pipeline', () => {
     });
     try {
       const path = '/v1/clusters/c-webhook-enable/encryption';
-      const dry = await send(path, { keyId: cloud.kmsKeyId, dryRun: true });
+      const dry = await send(path, { keyId: cloud.kmsKeyId, dryRun: true, protectKey: true });
       expect(dry, recentLogs()).toMatchObject({ status: 200, json: { outcome: 'dry-run' } });
       const refused = await send(`/v1/clusters/${basic}/encryption`, { keyId: cloud.kmsKeyId });
       expect(refused.status).toBe(422);
       expect(refused.json.checks).toEqual(
         expect.arrayContaining([expect.objectContaining({ id: 'cluster-type', status: 'fail' })]),
       );
-      const on = await send(path, { keyId: cloud.kmsKeyId });
+      // The webhook switches only to a key with deletion protection on, or turned on by the request.
+      const unprotected = await send(path, { keyId: cloud.kmsKeyId });
+      expect(unprotected.status).toBe(422);
+      const on = await send(path, { keyId: cloud.kmsKeyId, protectKey: true });
       expect(on).toMatchObject({ status: 202, json: { outcome: 'switched', keyId: cloud.kmsKeyId } });
       expect(on.json.jobId).toMatch(/^rj-c-webhook-enable-/);
       await sandbox.cloud.idle();
@@ -696,8 +709,10 @@ describe('the event-driven pipeline', () => {
       (await userClients().kms.describeKey(new $Kms.DescribeKeyRequest({ keyId: cloud.kmsKeyId })))
         .keyMetadata?.primaryKeyVersion ?? '';
     const jobId = jobIdFor(cloud.clusterId, cloud.kmsKeyId, version);
+    // Each request its own (an identical signed request within its window is a replay, refused).
+    let n = 0;
     const call = (method: 'GET' | 'POST', path: string) =>
-      toWebhook(signedEvent(WEBHOOK_SECRET, method, path));
+      toWebhook(signedEvent(WEBHOOK_SECRET, method, path, { idempotencyKey: `jobs-${++n}` }));
     const state = configMapState(coreApi(sandbox.info.kubeconfig), sandbox.info.stateNamespace);
     const write = async (s: ClusterState) => {
       await state.load();
@@ -888,7 +903,9 @@ describe('the event-driven pipeline', () => {
         if (on && by === 'the webhook') {
           const path = `/v1/clusters/${cloud.clusterId}/encryption`;
           const res = await toWebhook(
-            signedEvent(WEBHOOK_SECRET, 'POST', path, { body: JSON.stringify({ keyId: cloud.kmsKeyId }) }),
+            signedEvent(WEBHOOK_SECRET, 'POST', path, {
+              body: JSON.stringify({ keyId: cloud.kmsKeyId, protectKey: true }),
+            }),
           );
           expect(res, recentLogs()).toMatchObject({ status: 202, json: { outcome: 'switched' } });
           await sandbox.cloud.idle();

@@ -260,12 +260,24 @@ describe('the CLI', () => {
       },
     });
     const { estimate } = JSON.parse(dry.lines.at(-1) ?? '{}');
-    expect(estimate.bytesToRewrite).toBeGreaterThan(0);
+    // Metadata only by default: no size, and it says so.
+    expect(estimate.sizesRead).toBe(false);
+    expect(estimate.bytesToRewrite).toBeUndefined();
+    expect(estimate.cannotKnow[0]).toMatch(/^Secret sizes: .*--read-secret-sizes/);
     expect(estimate.expectedDurationMs).toBeGreaterThan(0);
     expect(Object.values(estimate.blastRadius.byType).reduce((a: number, b) => a + (b as number), 0)).toBe(
       100,
     );
     expect(estimate.kmsCalls.why).toMatch(/seed/);
+    expect(proxy.stats.requests['patch secrets']).toBeUndefined();
+    // Sizes only when asked for by name (the Secrets' data reaches this machine), and only for a dry run.
+    const sizedArgs = ['--kubeconfig', kubeconfig, '--key-version', 'cli-v3', '--namespace', 'cli-a'];
+    const sized = await reencrypt([...sizedArgs, '--dry-run', '--read-secret-sizes', '--json']);
+    expect(sized.code).toBe(0);
+    const withSizes = JSON.parse(sized.lines.at(-1) ?? '{}').estimate;
+    expect(withSizes).toMatchObject({ sizesRead: true, secrets: 100 });
+    expect(withSizes.bytesToRewrite).toBeGreaterThan(0);
+    expect((await reencrypt([...sizedArgs, '--read-secret-sizes'])).code).toBe(2);
     expect(proxy.stats.requests['patch secrets']).toBeUndefined();
   });
 });

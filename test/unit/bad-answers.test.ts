@@ -117,6 +117,7 @@ describe('answers the suite did not expect', () => {
       });
       const store = ossReportStore({
         bucket: 'reports',
+        accountId: '1234567890123456',
         region: 'cn-hangzhou',
         credentials: { accessKeyId: 'ak', accessKeySecret: 'sk' },
         endpoints: { oss: { protocol: 'http', host: server.host, url: server.url } },

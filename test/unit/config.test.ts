@@ -308,4 +308,24 @@ describe('loadConfig', () => {
     expect(err?.message.includes('hunter2'), 'the secret is not quoted').toBe(false);
     expect(() => loadConfig({}, { file: join(dir, 'missing.json') })).toThrow(/cannot be read \(ENOENT\)/);
   });
+
+  it('keeps a rotated-out webhook secret valid only briefly: 15 minutes by default, never more than a day', () => {
+    expect(loadConfig(minimal).secretGraceMs).toBe(15 * 60_000);
+    expect(loadConfig({ ...minimal, SENTINEL_SECRET_GRACE: '2h' }).secretGraceMs).toBe(2 * 3_600_000);
+    expect(problem({ ...minimal, SENTINEL_SECRET_GRACE: '48h' }).message).toMatch(
+      /SENTINEL_SECRET_GRACE: must be at most 24h; got "48h"/,
+    );
+  });
+
+  it("reads the state secret (the done record's key) from KMS by name, or a literal of 32 characters", () => {
+    expect(
+      loadConfig({ ...minimal, SENTINEL_STATE_SECRET: 'kms-secret://ack-kms-sentinel-state' }).kmsSecrets,
+    ).toEqual({
+      stateSecret: 'ack-kms-sentinel-state',
+    });
+    expect(loadConfig({ ...minimal, SENTINEL_STATE_SECRET: SECRET }).stateSecret).toBe(SECRET);
+    const short = problem({ ...minimal, SENTINEL_STATE_SECRET: 'hunter2' }).message;
+    expect(short).toMatch(/SENTINEL_STATE_SECRET: must be at least 32 characters long/);
+    expect(short.includes('hunter2')).toBe(false);
+  });
 });

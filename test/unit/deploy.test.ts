@@ -316,6 +316,7 @@ describe('least privilege', () => {
       if (/action: 'PullLogs'/.test(text)) called.add('sls:PullLogs');
       if (/client\.put\(/.test(text)) called.add('oss:PutObject');
       if (/client\.get\(/.test(text)) called.add('oss:GetObject');
+      if (/client\.getBucketInfo\(/.test(text)) called.add('oss:GetBucketInfo');
     }
     return [...called].map((c) => RAM_ACTION_OF[c] ?? `unmapped ${c}`).sort();
   }
@@ -400,16 +401,31 @@ describe('least privilege', () => {
     expect(resourcesOf('trail-verify', 'log:GetCursorOrData')).toEqual([
       'acs:log:<region>:<account-id>:project/<trail-project>/logstore/<trail-logstore>',
     ]);
-    expect(resourcesOf('audit', 'oss:PutObject')).toEqual(['acs:oss:*:*:<report-bucket>/audits/*']);
-    expect(resourcesOf('webhook', 'oss:GetObject')).toEqual(['acs:oss:*:*:<report-bucket>/audits/*']);
+    expect(resourcesOf('audit', 'oss:PutObject')).toEqual([
+      'acs:oss:*:<account-id>:<report-bucket>/audits/*',
+    ]);
+    expect(resourcesOf('webhook', 'oss:GetObject')).toEqual([
+      'acs:oss:*:<account-id>:<report-bucket>/audits/*',
+    ]);
     // rotation-watch's done record only: never the reports.
-    expect(resourcesOf('rotation-watch', 'oss:GetObject')).toEqual(['acs:oss:*:*:<report-bucket>/state/*']);
-    expect(resourcesOf('rotation-watch', 'oss:PutObject')).toEqual(['acs:oss:*:*:<report-bucket>/state/*']);
+    expect(resourcesOf('rotation-watch', 'oss:GetObject')).toEqual([
+      'acs:oss:*:<account-id>:<report-bucket>/state/*',
+    ]);
+    expect(resourcesOf('rotation-watch', 'oss:PutObject')).toEqual([
+      'acs:oss:*:<account-id>:<report-bucket>/state/*',
+    ]);
+    // The bucket's owner, checked before the suite trusts it: the bucket itself, of this account only.
+    for (const fn of ['audit', 'webhook', 'rotation-watch'] as const)
+      expect(resourcesOf(fn, 'oss:GetBucketInfo')).toEqual(['acs:oss:*:<account-id>:<report-bucket>']);
     for (const fn of FUNCTIONS) {
       for (const st of policyTemplate(fn).Statement) {
         if (st.Action.includes('kms:GetSecretValue'))
           expect(st.Resource, fn).toEqual([
             `acs:kms:<region>:<account-id>:secret/ack-kms-sentinel-${fn === 'webhook' ? 'webhook' : 'channels'}*`,
+            // The done record's HMAC key: rotation-watch alone reads it.
+            ...(fn === 'rotation-watch'
+              ? ['acs:kms:<region>:<account-id>:secret/ack-kms-sentinel-state*']
+              : []),
           ]);
         if (st.Action.includes('cs:DescribeClusterUserKubeconfig'))
           expect(st.Resource).toEqual(['acs:cs:<region>:<account-id>:cluster/<cluster-ids>']);

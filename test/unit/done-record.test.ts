@@ -1,8 +1,16 @@
-import { describe, expect, it } from 'vitest';
+import OSS from 'ali-oss';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveLoopbackSubdomains } from '../../sandbox/cloud/dns';
+import { CloudEmulator } from '../../sandbox/cloud/emulator';
+import type { OssBucket } from '../../shared/cloud/oss';
 import {
+  DONE_RECORD_OBJECT,
+  type DoneRecord,
   emptyRecord,
   fullCheckDue,
+  MAX_RECORD_BYTES,
   onlyKeys,
+  ossDoneRecord,
   vouchesDone,
   withOutcomes,
   withoutClusters,
@@ -87,5 +95,96 @@ describe('the done record', () => {
       'key-1': { primaryKeyVersion: 'v1', done: ['c-a'] },
       'key-2': { primaryKeyVersion: 'v7', done: ['c-c'] },
     });
+  });
+});
+
+/**
+ * The record in OSS (the emulated bucket, through ali-oss): anyone else who can write the bucket must not be
+ * able to make rotation-watch skip clusters. Only a record signed with the state secret, within the size bound,
+ * vouches for anything; one that fails is reported once.
+ */
+describe('the done record in the bucket', () => {
+  const SECRET = 'state-secret-0123456789abcdef0123456789';
+  let cloud: CloudEmulator;
+  let bucket: OssBucket;
+  let writer: OSS;
+  const lines: string[] = [];
+  const log = {
+    error: (msg: string, f?: Record<string, unknown>) => lines.push(`${msg} ${JSON.stringify(f)}`),
+    warn: (msg: string, f?: Record<string, unknown>) => lines.push(`${msg} ${JSON.stringify(f)}`),
+    info: () => undefined,
+    debug: () => undefined,
+  } as unknown as Parameters<typeof ossDoneRecord>[1];
+  /** Every cluster done, and a full check just made: what a forger writes to keep jobs from starting. */
+  const forged: DoneRecord = {
+    version: 1,
+    fullCheckAt: new Date().toISOString(),
+    keys: { 'key-1': { primaryKeyVersion: 'v-0002', done: ['c-a', 'c-b'] } },
+  };
+
+  beforeAll(async () => {
+    resolveLoopbackSubdomains();
+    cloud = await CloudEmulator.start();
+    cloud.createBucket('reports-done');
+    bucket = {
+      bucket: 'reports-done',
+      accountId: cloud.state.accountId,
+      region: cloud.state.region,
+      credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
+      endpoints: { oss: { protocol: 'http', host: cloud.host, url: cloud.url } },
+    };
+    writer = new OSS({
+      accessKeyId: cloud.user.accessKeyId,
+      accessKeySecret: cloud.user.accessKeySecret,
+      bucket: 'reports-done',
+      endpoint: cloud.url,
+      secure: false,
+    });
+  });
+  afterAll(async () => {
+    await cloud.stop();
+  });
+
+  const store = (secrets = [SECRET]) => ossDoneRecord(bucket, log, async () => secrets);
+
+  it('reads back what it signed, and a rotated state secret still reads the record signed before', async () => {
+    await store().save(forged);
+    expect(await store().load()).toEqual(forged);
+    expect(await store(['state-secret-rotated-0123456789abcdef01', SECRET]).load()).toEqual(forged);
+  });
+
+  it('neither reads nor writes a bucket of its name that another account owns', async () => {
+    cloud.createBucket('reports-squatted', '999999999999');
+    const squatted = ossDoneRecord({ ...bucket, bucket: 'reports-squatted' }, log, async () => [SECRET]);
+    await expect(squatted.save(forged)).rejects.toThrow(
+      /bucket reports-squatted is not owned by account \d+ \(its owner is 999999999999\)/,
+    );
+    await expect(squatted.load()).rejects.toThrow(/not owned by account/);
+    expect(cloud.state.buckets['reports-squatted']).toEqual({});
+  });
+
+  it.each([
+    ['written without the secret', () => JSON.stringify(forged)],
+    [
+      'signed with another key',
+      () =>
+        JSON.stringify({
+          record: JSON.stringify(forged),
+          mac: 'ab'.repeat(32),
+        }),
+    ],
+    [
+      'larger than the bound',
+      () => JSON.stringify({ record: 'x'.repeat(MAX_RECORD_BYTES), mac: 'ab'.repeat(32) }),
+    ],
+  ])('a record %s vouches for nothing, and is reported once', async (_name, body) => {
+    lines.length = 0;
+    await writer.put(DONE_RECORD_OBJECT, Buffer.from(body()));
+    const first = await store().load();
+    expect(first).toEqual(emptyRecord());
+    expect(vouchesDone(first, 'key-1', 'v-0002', 'c-a')).toBe(false);
+    expect(await store().load()).toEqual(emptyRecord());
+    expect(lines.filter((l) => l.includes('fails its integrity check'))).toHaveLength(1);
+    expect(lines.join('\n')).not.toContain(SECRET);
   });
 });

@@ -629,6 +629,7 @@ describe('persistence', () => {
     const store = (credentials: Credential) =>
       ossReportStore({
         bucket: 'reports-sts',
+        accountId: cloud.state.accountId,
         region: cloud.state.region,
         credentials,
         endpoints: { oss: { protocol: 'http', host: cloud.host, url: cloud.url } },

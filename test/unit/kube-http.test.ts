@@ -6,6 +6,7 @@ import { openCluster } from '../../shared/cluster/kube';
 import { KubeHttp } from '../../shared/cluster/kube-http';
 import { httpSecretStore } from '../../shared/cluster/secret-store';
 import { KEY_VERSION_ANNOTATION, SEALED_UNDER_ANNOTATION } from '../../shared/reencrypt/annotations';
+import { estimateSweep } from '../../shared/reencrypt/estimate';
 import { keyVersionCensus } from '../../shared/reencrypt/secrets-api';
 
 /**
@@ -90,6 +91,60 @@ describe('the Secret store', () => {
     } finally {
       store.close();
       await api.close();
+    }
+  });
+
+  it("estimates from the API server's table (type and metadata, never a value) unless sizes are asked for", async () => {
+    const meta = (name: string) => ({
+      namespace: 'app',
+      name,
+      resourceVersion: '9',
+      managedFields: [{ manager: 'kubectl', time: '2026-11-30T08:00:00Z' }],
+    });
+    const whole = {
+      items: [{ metadata: meta('db'), type: 'kubernetes.io/tls', data: { 'tls.key': 'c2VjcmV0LWtleQ==' } }],
+      metadata: {},
+    };
+    // What a table answer holds: the columns kubectl prints (no value), the metadata of each row.
+    const table = {
+      kind: 'Table',
+      columnDefinitions: [{ name: 'Name' }, { name: 'Type' }, { name: 'Data' }, { name: 'Age' }],
+      rows: [{ cells: ['db', 'kubernetes.io/tls', 1, '5m'], object: { metadata: meta('db') } }],
+      metadata: {},
+    };
+    const api = await server(whole);
+    const tableApi = await server(table);
+    const storeOf = (url: string) => {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: 'c', server: url, skipTLSVerify: true }],
+        users: [{ name: 'u', token: 't' }],
+        contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+        currentContext: 'x',
+      });
+      return httpSecretStore(kc);
+    };
+    const byTable = storeOf(tableApi.url);
+    const whole$ = storeOf(api.url);
+    try {
+      const estimate = await estimateSweep(byTable, { targetKeyVersionId: 'v2' });
+      expect(tableApi.asked).toHaveLength(1);
+      expect(tableApi.asked[0]).toMatch(
+        /^GET \/prefix\/api\/v1\/secrets\?limit=\d+&includeObject=Metadata accept=application\/json;as=Table;g=meta.k8s.io;v=v1 /,
+      );
+      expect(estimate).toMatchObject({ secrets: 1, toRewrite: 1, sizesRead: false });
+      expect(estimate.bytes).toBeUndefined();
+      expect(estimate.blastRadius.byType).toEqual({ TLS: 1 });
+      expect(estimate.cannotKnow[0]).toMatch(/^Secret sizes: .*--read-secret-sizes/);
+      const sized = await estimateSweep(whole$, { targetKeyVersionId: 'v2', readSizes: true });
+      expect(api.asked[0]).toMatch(/accept=application\/json /);
+      expect(sized).toMatchObject({ sizesRead: true, bytes: 10, bytesToRewrite: 10 });
+      expect(JSON.stringify(sized)).not.toContain('c2VjcmV0');
+    } finally {
+      byTable.close();
+      whole$.close();
+      await api.close();
+      await tableApi.close();
     }
   });
 

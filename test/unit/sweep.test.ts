@@ -163,7 +163,7 @@ describe("the dry run's estimate", () => {
           throw status(410, 'Expired', token ? { metadata: { continue: token } } : {});
         }
       };
-      const estimate = await estimateSweep(store, { targetKeyVersionId: 'v2' });
+      const estimate = await estimateSweep(store, { targetKeyVersionId: 'v2', readSizes: true });
       expect(expired).toBe(1);
       // From token 60 the Secrets 60–99 are listed again, and from the start all of them: the lister's floor
       // leaves out what was counted already.
@@ -178,12 +178,12 @@ describe("the dry run's estimate", () => {
     hooks.beforeList = (asked) => {
       if (asked === '50' && faults.length) throw faults.shift();
     };
-    expect((await estimateSweep(store, { targetKeyVersionId: 'v2' })).secrets).toBe(120);
+    expect((await estimateSweep(store, { targetKeyVersionId: 'v2', pageSize: 50 })).secrets).toBe(120);
     expect(faults).toHaveLength(0);
     hooks.beforeList = () => {
       throw status(403, 'Forbidden', { message: 'secrets is forbidden: cannot list resource "secrets"' });
     };
-    await expect(estimateSweep(store, { targetKeyVersionId: 'v2' })).rejects.toThrow(
+    await expect(estimateSweep(store, { targetKeyVersionId: 'v2', pageSize: 50 })).rejects.toThrow(
       /listing Secrets for the estimate failed: .*forbidden/i,
     );
   });
@@ -201,16 +201,16 @@ describe("the dry run's estimate", () => {
     };
     const started = Date.now();
     await expect(
-      estimateSweep(store, { targetKeyVersionId: 'v2', deadline: Date.now() + 1_000 }),
+      estimateSweep(store, { targetKeyVersionId: 'v2', pageSize: 50, deadline: Date.now() + 1_000 }),
     ).rejects.toThrow(/listing Secrets for the estimate failed: .*\(no time left to retry\)/);
     expect(Date.now() - started, 'a Retry-After of 30 s past the deadline is not waited for').toBeLessThan(
       5_000,
     );
     const abort = new AbortController();
     setTimeout(() => abort.abort(), 50);
-    await expect(estimateSweep(store, { targetKeyVersionId: 'v2', signal: abort.signal })).rejects.toThrow(
-      /the estimate was interrupted/,
-    );
+    await expect(
+      estimateSweep(store, { targetKeyVersionId: 'v2', pageSize: 50, signal: abort.signal }),
+    ).rejects.toThrow(/the estimate was interrupted/);
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHandler as auditHandler } from '../../functions/audit';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import {
   AUDIT_FUNCTION,
@@ -255,6 +256,7 @@ describe('the webhook API', () => {
     expect(none.json.error?.code).toBe('NoReport');
     const store = ossReportStore({
       bucket: 'reports-web',
+      accountId: cloud.state.accountId,
       region: cloud.state.region,
       credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
       endpoints: { oss: { protocol: 'http', host: cloud.host, url: cloud.url } },
@@ -263,6 +265,20 @@ describe('the webhook API', () => {
     const latest = await call(request('GET', '/v1/reports/latest'));
     expect(latest.statusCode).toBe(200);
     expect(latest.json).toMatchObject({ auditId: 'audit-0123456789abcdef', status: 'pass' });
+  });
+
+  it('reads no report from a bucket of its name that another account owns', async () => {
+    const squatted = createHandler({
+      env: { ...envFor(), SENTINEL_REPORT_BUCKET: 'reports-squatted' },
+      sink: () => undefined,
+    });
+    cloud.createBucket('reports-squatted', '999999999999');
+    const res = (await squatted(
+      Buffer.from(JSON.stringify(request('GET', '/v1/reports/latest'))),
+      context(),
+    )) as HttpTriggerResponse;
+    expect(res.statusCode).toBe(503);
+    expect(cloud.state.buckets['reports-squatted']).toEqual({});
   });
 
   it('touches no credentials before the signature is checked, and answers a missing role without a stack', async () => {
@@ -282,6 +298,89 @@ describe('the webhook API', () => {
       message: 'the function is not fully configured; see its logs',
     });
     expect(signed.body).not.toMatch(/\s+at\s/);
+  });
+
+  describe("turning encryption on (an outage lever when the key is not the operator's choice)", () => {
+    const enable = (body: Record<string, unknown>, timestamp?: number) =>
+      call(
+        request('POST', '/v1/clusters/c-plain/encryption', JSON.stringify(body), {
+          ...(timestamp ? { timestamp } : {}),
+        }),
+      );
+    const failed = (res: Awaited<ReturnType<typeof call>>) =>
+      (res.json.checks as Array<{ id: string; status: string; evidence: string }>).filter(
+        (c) => c.status === 'fail',
+      );
+
+    it('refuses a key of the account that this deployment neither watches nor maps to the cluster', async () => {
+      const other = cloud.createKey('key-someone-elses');
+      other.deletionProtection = 'Enabled';
+      const res = await enable({ keyId: other.keyId, dryRun: true });
+      expect(res.statusCode).toBe(422);
+      expect(failed(res)).toEqual([
+        expect.objectContaining({ id: 'allowed-key', evidence: expect.stringContaining('key-web') }),
+      ]);
+    });
+
+    it('refuses a key without deletion protection unless the request turns it on', async () => {
+      const unprotected = await enable({ keyId: 'key-web', dryRun: true });
+      expect(unprotected.statusCode).toBe(422);
+      expect(failed(unprotected).map((c) => c.id)).toEqual(['deletion-protection']);
+      const protecting = await enable({ keyId: 'key-web', dryRun: true, protectKey: true });
+      expect(protecting.statusCode).toBe(200);
+      expect(protecting.json.outcome).toBe('dry-run');
+      expect(cloud.state.keys.find((k) => k.keyId === 'key-web')?.deletionProtection).toBe('Disabled');
+    });
+  });
+
+  it.each([
+    ['a start', 'POST', '/v1/clusters/c-web/reencrypt', {}],
+    ['a dry run (it lists every Secret)', 'POST', '/v1/clusters/c-web/reencrypt', { dryRun: 'true' }],
+  ] as const)('refuses the replay of %s within its window', async (_name, method, path, query) => {
+    const ts = String(Math.floor(Date.now() / 1000));
+    const captured = {
+      ...request(method, path),
+      queryParameters: query,
+      headers: {
+        [TIMESTAMP_HEADER]: ts,
+        [SIGNATURE_HEADER]: signRequest(SECRET, { method, path, query, timestamp: ts, body: '' }),
+      },
+    };
+    const first = await call(captured);
+    expect(first.json.error?.code).not.toBe('Replayed');
+    const replays = await Promise.all([call(captured), call(captured)]);
+    expect(replays.map((r) => [r.statusCode, r.json.error?.code])).toEqual([
+      [409, 'Replayed'],
+      [409, 'Replayed'],
+    ]);
+  });
+
+  it('refuses the replay of an encryption request, and answers the same request signed again', async () => {
+    const body = JSON.stringify({ keyId: 'key-web', dryRun: true, protectKey: true });
+    const at = Math.floor(Date.now() / 1000);
+    const captured = request('POST', '/v1/clusters/c-plain/encryption', body, { timestamp: at });
+    expect((await call(captured)).statusCode).toBe(200);
+    const replay = await call(captured);
+    expect([replay.statusCode, replay.json.error?.code]).toEqual([409, 'Replayed']);
+    const again = request('POST', '/v1/clusters/c-plain/encryption', body, { timestamp: at - 61 });
+    expect((await call(again)).statusCode).toBe(200);
+  });
+
+  it('records an accepted request as a task the audit function does nothing with', async () => {
+    const before = started.length;
+    const res = await call(request('POST', '/v1/clusters/c-plain/reencrypt', '{"reason":"record-1"}'));
+    expect(res.statusCode).toBe(409);
+    await cloud.idle();
+    const records = started.slice(before).map((p) => parseAuditEvent(Buffer.from(p)));
+    expect(records).toEqual([
+      { kind: 'request-record', requestRecord: expect.stringMatching(/^request-[0-9a-f]{32}$/) },
+    ]);
+    const audit = auditHandler({ env: envFor(), sink: () => undefined });
+    const objects = () => Object.keys(cloud.state.buckets['reports-web'] ?? {}).length;
+    const stored = objects();
+    const answer = await audit(Buffer.from(started.at(-1) ?? ''), context());
+    expect(answer).toMatchObject({ status: 'recorded', counts: {} });
+    expect(objects(), 'no report written').toBe(stored);
   });
 
   it('refuses a malformed trigger event as a bad request', async () => {
