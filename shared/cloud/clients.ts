@@ -46,6 +46,8 @@ export interface CloudClients {
   csRoa: RoaCaller;
   actionTrailRpc: RpcCaller;
   fc: Fc;
+  /** Which API server address the kubeconfigs CS issues name (SENTINEL_CLUSTER_ENDPOINT). */
+  clusterEndpoint?: 'public' | 'private';
 }
 
 /** No SDK-level retries: the suite decides what to retry (shared/retry.ts), and FC retries invocations. */
@@ -106,7 +108,8 @@ function csRoaCaller(config: TeaConfig, timeouts: Timeouts): RoaCaller {
 }
 
 export function createCloudClients(
-  config: Pick<SentinelConfig, 'region' | 'endpoints' | 'accountId'>,
+  config: Pick<SentinelConfig, 'region' | 'endpoints' | 'accountId'> &
+    Partial<Pick<SentinelConfig, 'clusterEndpoint'>>,
   credentials: CloudCredentials,
   options: ClientOptions = {},
 ): CloudClients {
@@ -116,6 +119,7 @@ export function createCloudClients(
   let fc: Fc | undefined;
   return {
     region: config.region,
+    ...(config.clusterEndpoint ? { clusterEndpoint: config.clusterEndpoint } : {}),
     kmsRpc: rpcCaller(configFor('kms'), timeouts, '2016-01-20', 'kms'),
     csRoa: csRoaCaller(configFor('cs'), timeouts),
     actionTrailRpc: rpcCaller(configFor('actiontrail'), timeouts, '2020-07-06', 'actiontrail'),

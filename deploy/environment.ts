@@ -1,0 +1,62 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SETTING_TABLE, WEBHOOK_ONLY_SETTINGS } from '../shared/config';
+
+/**
+ * s.yaml's environment blocks, written from the settings table (shared/config): every setting the functions
+ * read reaches them, each as `${env('X', '<default>')}` with the loader's own default, so an unset variable
+ * means in FC what it means on a laptop. `npm run deploy:env` rewrites the blocks; test/unit/deploy.test.ts
+ * fails when s.yaml and the table differ.
+ */
+const root = join(__dirname, '..');
+export const S_YAML = join(root, 's.yaml');
+
+/**
+ * Defaults that are expressions rather than constants. The reports bucket's name is global in OSS: the
+ * default carries the account and the region (shared/config `defaultReportBucket`), as deploy:prepare creates it.
+ */
+const DERIVED_DEFAULTS: Record<string, string> = {
+  SENTINEL_REPORT_BUCKET:
+    "'ack-kms-sentinel-' + env('SENTINEL_ACCOUNT_ID', '') + '-' + env('SENTINEL_REGION', '')",
+};
+
+export const valueOf = (name: string, fallback: string | undefined): string =>
+  `\${env('${name}', ${DERIVED_DEFAULTS[name] ?? `'${fallback ?? ''}'`})}`;
+
+const line = (indent: string, name: string, fallback: string | undefined) =>
+  `${indent}${name}: ${JSON.stringify(valueOf(name, fallback))}`;
+
+/** The generated lines of one block: every function's settings, or the webhook's own. */
+export function environmentLines(block: 'all' | 'webhook', indent: string): string[] {
+  return SETTING_TABLE.filter((s) => WEBHOOK_ONLY_SETTINGS.includes(s.name) === (block === 'webhook')).map(
+    (s) => line(indent, s.name, s.default),
+  );
+}
+
+const BEGIN = /^(\s*)# BEGIN settings \((all|webhook)\)/;
+const END = /^\s*# END settings/;
+
+/** s.yaml with each marked block replaced by what the table says it holds. */
+export function renderSpec(text: string): string {
+  const out: string[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const current = lines[i] ?? '';
+    const begin = BEGIN.exec(current);
+    if (!begin) {
+      out.push(current);
+      continue;
+    }
+    out.push(current, ...environmentLines(begin[2] as 'all' | 'webhook', begin[1] ?? ''));
+    while (i + 1 < lines.length && !END.test(lines[i + 1] ?? '')) i++;
+    if (i + 1 >= lines.length) throw new Error(`s.yaml: "${current.trim()}" has no "# END settings"`);
+  }
+  return out.join('\n');
+}
+
+if (require.main === module) {
+  const before = readFileSync(S_YAML, 'utf8');
+  const after = renderSpec(before);
+  writeFileSync(S_YAML, after);
+  process.stderr.write(before === after ? 's.yaml: up to date\n' : 's.yaml: environment rewritten\n');
+}
