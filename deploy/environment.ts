@@ -20,11 +20,11 @@ const DERIVED_DEFAULTS: Record<string, string> = {
     "'ack-kms-sentinel-' + env('SENTINEL_ACCOUNT_ID', '') + '-' + env('SENTINEL_REGION', '')",
 };
 
-export const valueOf = (name: string, fallback: string | undefined): string =>
+export const specValue = (name: string, fallback: string | undefined): string =>
   `\${env('${name}', ${DERIVED_DEFAULTS[name] ?? `'${fallback ?? ''}'`})}`;
 
 const line = (indent: string, name: string, fallback: string | undefined) =>
-  `${indent}${name}: ${JSON.stringify(valueOf(name, fallback))}`;
+  `${indent}${name}: ${JSON.stringify(specValue(name, fallback))}`;
 
 /** The generated lines of one block: every function's settings, or the webhook's own. */
 export function environmentLines(block: 'all' | 'webhook', indent: string): string[] {
