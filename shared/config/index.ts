@@ -318,7 +318,7 @@ const SETTINGS = {
   }),
   reportBucket: setting({
     name: 'SENTINEL_REPORT_BUCKET',
-    example: 'ack-kms-sentinel-reports',
+    example: 'ack-kms-sentinel-1234567890123456-cn-hangzhou',
     optional: true,
     parse: (v) =>
       /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(v)
