@@ -5,6 +5,7 @@ import { deflateSync } from 'node:zlib';
 import type { ActionTrailEvent, UserIdentity } from '../../shared/events/actiontrail';
 import { ApiError, type CallContext, type Credential, type RawRequest } from './api';
 import { csAction, csRoute } from './cs';
+import { deployApi } from './deploy-apis';
 import { type AsyncTask, FunctionService, type FunctionSpec } from './fc';
 import { createKeyState, isKmsWrite, kmsAction, rotateDueKeys } from './kms';
 import { signatureOf } from './signatures';
@@ -60,9 +61,10 @@ export interface TrailTriggerSubscriber {
   delivered: number;
 }
 
-const RPC_SERVICES: Record<string, 'kms' | 'actiontrail'> = {
+const RPC_SERVICES: Record<string, 'kms' | 'actiontrail' | 'ram'> = {
   '2016-01-20': 'kms',
   '2020-07-06': 'actiontrail',
+  '2015-05-01': 'ram',
 };
 const LOOKUP_LIMIT_PER_SECOND = 2;
 export const TRAIL_PROJECT = 'actiontrail-sandbox';
@@ -537,10 +539,13 @@ export class CloudEmulator {
     }
   }
 
-  private serviceOf(raw: RawRequest): 'kms' | 'actiontrail' | 'cs' | 'fc' | 'sls' | 'oss' | undefined {
+  private serviceOf(
+    raw: RawRequest,
+  ): 'kms' | 'actiontrail' | 'ram' | 'cs' | 'fc' | 'sls' | 'oss' | undefined {
     if (raw.path.startsWith('/2023-03-30/')) return 'fc';
     if (String(raw.headers.authorization ?? '').startsWith('OSS ')) return 'oss';
     if (raw.hostPrefix && raw.path.startsWith('/logstores')) return 'sls';
+    if (raw.headers['x-log-apiversion']) return 'sls';
     const version = (raw.headers['x-acs-version'] as string | undefined) ?? raw.query.Version;
     if (version === '2015-12-15') return 'cs';
     return version ? RPC_SERVICES[version] : undefined;
@@ -590,6 +595,14 @@ export class CloudEmulator {
     res: ServerResponse,
   ): Promise<void> {
     const params = { ...raw.query, ...formBody(raw) };
+    // deploy:prepare's calls (RAM, bucket and logstore creation, DescribeSecret, DescribeTrails): deploy-apis.ts.
+    const action = (raw.headers['x-acs-action'] as string | undefined) ?? raw.query.Action ?? '';
+    const answer = deployApi({ emulator: this, service, action, raw, params, requestId });
+    if (answer) {
+      res.writeHead(answer.status, answer.headers);
+      res.end(answer.body);
+      return;
+    }
     if (service === 'kms' || service === 'actiontrail') {
       const action = (raw.headers['x-acs-action'] as string | undefined) ?? raw.query.Action ?? '';
       const ctx: CallContext = { emulator: this, credential, requestId, action, params, req: raw };

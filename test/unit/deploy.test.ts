@@ -16,6 +16,7 @@ import {
   optionalPolicy,
   policyTemplate,
   renderPolicy,
+  roleName,
 } from '../../deploy/ram';
 import { rbacObjects } from '../../shared/cluster/rbac';
 import { loadConfig } from '../../shared/config';
@@ -244,7 +245,7 @@ describe('s.yaml, as Serverless Devs parses it and fc3 validates it', () => {
     expect(all.functions.map((f) => [f.name, f.props.role])).toEqual(
       all.functions.map((f) => [
         f.name,
-        `acs:ram::${ALL.SENTINEL_ACCOUNT_ID}:role/ack-kms-sentinel-${f.name}`,
+        `acs:ram::${ALL.SENTINEL_ACCOUNT_ID}:role/${roleName(f.name as FunctionName, ALL.SENTINEL_REGION)}`,
       ]),
     );
     expect(all.functions.map((f) => f.name).sort()).toEqual([...FUNCTIONS].sort());
