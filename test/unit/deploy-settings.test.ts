@@ -171,3 +171,13 @@ describe('the network path', () => {
     expect(asked.map((q) => q?.PrivateIpAddress)).toEqual(['true', undefined, undefined]);
   });
 });
+
+describe('the licence', () => {
+  it('LICENSE is the licence package.json names', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { license: string };
+    expect(pkg.license).toBe('Apache-2.0');
+    expect(readFileSync(join(root, 'LICENSE'), 'utf8')).toMatch(
+      /^\s*Apache License\s+Version 2\.0, January 2004/,
+    );
+  });
+});
