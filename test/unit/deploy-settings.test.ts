@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { checkDeploymentReport, parseSpec, type Resolved } from '../../deploy/check';
 import { renderSpec } from '../../deploy/environment';
+import { renderPolicy } from '../../deploy/ram';
 import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
 import { defaultReportBucket, loadConfig, SETTING_TABLE, WEBHOOK_ONLY_SETTINGS } from '../../shared/config';
 
@@ -180,4 +181,38 @@ describe('the licence', () => {
       /^\s*Apache License\s+Version 2\.0, January 2004/,
     );
   });
+});
+
+describe('the optional policies', () => {
+  const base = { SENTINEL_REGION: 'cn-hangzhou', SENTINEL_ACCOUNT_ID: '1234567890123456' };
+  it.each(['audit-remediate', 'rotation-watch-enable', 'cli-encryption-admin'] as const)(
+    '%s is rendered only for clusters and keys named explicitly, never *',
+    (name) => {
+      expect(() => renderPolicy(name, base)).toThrow(/SENTINEL_CLUSTER_IDS/);
+      expect(() => renderPolicy(name, { ...base, SENTINEL_CLUSTER_IDS: 'c-one' })).toThrow(
+        /SENTINEL_KMS_KEY_IDS/,
+      );
+      const policy = renderPolicy(name, {
+        ...base,
+        SENTINEL_CLUSTER_IDS: 'c-one,c-two',
+        SENTINEL_KMS_KEY_IDS: 'key-aaa,alias/ack',
+        SENTINEL_CLUSTER_KEYS: 'c-two=key-bbb',
+      });
+      const resources = policy.Statement.filter((st) => st.Action.some((a) => !a.startsWith('actiontrail:')))
+        .flatMap((st) => st.Resource)
+        .filter((r) => r !== '*');
+      expect(
+        resources.every((r) => !r.includes('*')),
+        resources.join(' '),
+      ).toBe(true);
+      const keys = resources.filter((r) => r.includes(':key/'));
+      expect(keys).toEqual(
+        expect.arrayContaining([
+          'acs:kms:cn-hangzhou:1234567890123456:key/key-aaa',
+          'acs:kms:cn-hangzhou:1234567890123456:key/key-bbb',
+        ]),
+      );
+      expect(keys.some((k) => k.includes('alias/'))).toBe(false);
+    },
+  );
 });
