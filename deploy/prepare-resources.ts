@@ -8,17 +8,14 @@ import {
 import { CreateLogStoreRequest, CreateProjectRequest } from '@alicloud/sls20201230';
 import { defaultReportBucket } from '../shared/config';
 import { absentOn, type Run, WEBHOOK_SECRET_NAME } from './prepare-run';
+import { reportBucketOf } from './ram';
 
 /** deploy:prepare's steps after the roles: the bucket, the logstores, the webhook secret, the prerequisites. */
 const LOGS_LOGSTORE = 'ack-kms-sentinel-logs';
 
-export const bucketName = (env: Record<string, string | undefined>): string =>
-  env.SENTINEL_REPORT_BUCKET?.trim() ||
-  defaultReportBucket(env.SENTINEL_ACCOUNT_ID ?? '', env.SENTINEL_REGION ?? '');
-
 async function bucket(run: Run): Promise<void> {
   const env = run.options.env;
-  const name = bucketName(env);
+  const name = reportBucketOf(env);
   const oss = run.c.oss(name);
   const info = await absentOn(() => oss.getBucketInfo(name), ['NoSuchBucket']);
   if (!info)

@@ -1,3 +1,10 @@
+/**
+ * `npm run deploy:prepare`: everything s.yaml assumes exists, in one idempotent command through the official
+ * SDKs, a dry run unless `--apply`: the five function roles and their policies (the optional ones when asked),
+ * the reports bucket, the functions' logstore, the webhook's signing secret in KMS Secrets Manager. What it
+ * cannot do (activate EventBridge, buy a KMS instance, create the ActionTrail trail) it checks where an API
+ * allows, and names the console or CLI step. A second run changes nothing.
+ */
 import {
   AttachPolicyToRoleRequest,
   CreatePolicyRequest,
@@ -28,13 +35,6 @@ import {
 export type { Outcome, PrepareOptions, PrepareReport, Step } from './prepare-run';
 export { prepareClients };
 
-/**
- * `npm run deploy:prepare`: everything s.yaml assumes exists, in one idempotent command through the official
- * SDKs, a dry run unless `--apply`: the five function roles and their policies (the optional ones when asked),
- * the reports bucket, the functions' logstore, the webhook's signing secret in KMS Secrets Manager. What it
- * cannot do (activate EventBridge, buy a KMS instance, create the ActionTrail trail) it checks where an API
- * allows, and names the console or CLI step. A second run changes nothing.
- */
 async function ensureRole(run: Run, name: string): Promise<boolean> {
   const { ram } = run.c;
   const role = await absentOn(
