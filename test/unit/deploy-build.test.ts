@@ -43,9 +43,10 @@ function checkoutWithoutLz4(): string {
 
 beforeAll(async () => {
   work = checkoutWithoutLz4();
-  execFileSync('bash', [join(work, 'deploy/build.sh')], { cwd: work, stdio: 'pipe' });
+  await promisify(execFile)('bash', [join(work, 'deploy/build.sh')], { cwd: work });
   cloud = await CloudEmulator.start();
-}, 180_000);
+  // The functions' and the CLI's bundles: 30 s alone, several minutes on the shared 2-core machine.
+}, 420_000);
 
 afterAll(async () => {
   await cloud?.stop();
