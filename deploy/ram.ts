@@ -171,6 +171,6 @@ if (require.main === module) {
     );
   }
   process.stderr.write(
-    `wrote ${FUNCTIONS.map((f) => `dist/ram/${f}.json`).join(', ')} and the optional policies in dist/ram/optional/\n`,
+    `wrote ${FUNCTIONS.map((f) => `dist/ram/${f}.json`).join(', ')}${scope ? '' : ' and the optional policies in dist/ram/optional/'}\n`,
   );
 }
