@@ -161,7 +161,10 @@ function addGrant(program: Command, run: Exit): void {
     .option('--cluster-id <id>', 'the ACK cluster id (repeatable, or comma-separated)', collect, [])
     .option('--all', 'every cluster the configuration targets (SENTINEL_CLUSTER_IDS, or discovery)')
     .option('--dry-run', 'read the grants and say what would change; change nothing')
-    .option('--role-prefix <prefix>', "the functions' RAM roles are <prefix><function>", 'ack-kms-sentinel-')
+    .option(
+      '--role-prefix <prefix>',
+      "the functions' RAM roles are <prefix><function> (default ack-kms-sentinel-<region>-)",
+    )
     .option('--json', 'print the result as one JSON object')
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .action(async (flags: GrantFlags) => {

@@ -20,7 +20,7 @@ export interface GrantFlags {
   dryRun?: boolean;
   json?: boolean;
   config?: string;
-  /** How the deployment names the functions' roles: `<prefix><function>` (default `ack-kms-sentinel-`). */
+  /** How the deployment names the functions' roles: `<prefix><function>` (default `ack-kms-sentinel-<region>-`). */
   rolePrefix?: string;
 }
 
@@ -113,7 +113,7 @@ export async function grantCommand(flags: GrantFlags, deps: GrantDeps = {}): Pro
   const api = csPermissionsApi(clients.csRoa);
   const results: RoleGrantResult[] = [];
   let failed = 0;
-  for (const name of kubernetesRoles(flags.rolePrefix)) {
+  for (const name of kubernetesRoles(config.region, flags.rolePrefix)) {
     try {
       const uid = await roleIdOf(ram, name);
       results.push(

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `npm run build`: one minified CommonJS bundle per function (dist/functions/<name>/index.js, the code s.yaml
 # deploys) and the CLI's (bin/build-cli.js). Each bundle holds only what its entry imports.
-# lz4-napi (SLS decompression, a native addon) cannot be bundled: trail-verify ships it beside its bundle,
-# with the linux-x64-gnu prebuilt that the FC nodejs20 runtime loads.
+# Builds the same on any laptop (macOS, arm64): nothing platform-specific is shipped. The SLS SDK loads lz4-napi
+# (a native addon, one prebuilt package per platform) at start; PullLogs asks for deflate (node:zlib), so the
+# bundles get deploy/lz4-absent.js in its place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Only what this script builds is removed first. The CLI's bundles are replaced in place (bin/build-cli.js writes
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 # its code caches beside them stay valid or are rewritten; removing dist/ under it made it rebuild into the
 # folder being removed.
 rm -rf dist/functions dist/vendor
-common=(--bundle --platform=node --target=node20 --format=cjs --minify --external:proxy-agent --external:lz4-napi --log-level=warning)
+common=(--bundle --platform=node --target=node20 --format=cjs --minify --external:proxy-agent --alias:lz4-napi=./deploy/lz4-absent.js --log-level=warning)
 # SDKs a function loads only on first use ship beside its bundle, each as its own bundle in node_modules/:
 # a cold start parses only what every invocation runs (docs/decisions.md).
 vendored=(@alicloud/fc20230330 ali-oss @alicloud/sls20201230 @kubernetes/client-node)
@@ -45,7 +46,4 @@ for fn in rotation-watch reencrypt trail-verify webhook audit; do
     cp -R "dist/vendor/$pkg/." "dist/functions/$fn/node_modules/$pkg/"
   done
 done
-mkdir -p dist/functions/trail-verify/node_modules/@antoniomuso
-cp -R node_modules/lz4-napi dist/functions/trail-verify/node_modules/
-cp -R node_modules/@antoniomuso/lz4-napi-linux-x64-gnu dist/functions/trail-verify/node_modules/@antoniomuso/
 node bin/build-cli.js

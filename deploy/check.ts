@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv, { type ValidateFunction } from 'ajv';
+import { type ValueOptions, valueProblems } from './check-values';
+import { networkMode } from './network';
 
 /**
  * The deployment as Serverless Devs and FC 3.0 will see it, checked before anything is deployed
@@ -11,7 +13,9 @@ import Ajv, { type ValidateFunction } from 'ajv';
  *    deploy/fc3/, see its SOURCE.md), each trigger against the definition of its type (the upstream
  *    `anyOf` over trigger configs accepts any object);
  * 4. the rules fc3 leaves unchecked: logConfig on every function and never the logstore an SLS trigger
- *    reads, memory and vCPU, environment size, trigger names, timer expressions, EventBridge delivery.
+ *    reads, memory and vCPU, environment size, trigger names, timer expressions, EventBridge delivery;
+ * 5. the values: each function's resolved environment through the functions' own loader, no literal secret
+ *    unless allowed (deploy/check-values.ts), and the network mode and its variables (deploy/network.ts).
  */
 const root = join(__dirname, '..');
 
@@ -191,9 +195,13 @@ function triggerRules(fn: string, t: Trigger): string[] {
 }
 
 /** Every problem of a resolved deployment (empty when it deploys as written). */
-export function checkResolved(r: Resolved, env: Record<string, string | undefined>): string[] {
+export function checkResolved(
+  r: Resolved,
+  env: Record<string, string | undefined>,
+  options: ValueOptions = {},
+): string[] {
   const { props: validateProps, trigger } = fc3Validators();
-  const problems: string[] = [];
+  const problems: string[] = [...valueProblems(r, options), ...networkMode(r).problems];
   for (const { name, props } of r.functions) {
     const { triggers, ...rest } = props;
     if (!validateProps(rest))
@@ -214,18 +222,57 @@ export function checkResolved(r: Resolved, env: Record<string, string | undefine
   }
   if (!r.actions.some((a) => a.hookType === 'pre' && /deploy:check/.test(a.value) && /build/.test(a.value)))
     problems.push('s.yaml: a pre-deploy action must run `npm run deploy:check && npm run build`');
+  problems.push(...timeZoneProblems(env));
   return problems;
 }
 
-export async function checkDeployment(env: Record<string, string | undefined>): Promise<string[]> {
+/** FC reads `CRON_TZ=` with the IANA names; a wrong one would fail at deploy time, or later. */
+function timeZoneProblems(env: Record<string, string | undefined>): string[] {
+  const zone = env.SENTINEL_AUDIT_TIME_ZONE?.trim();
+  if (!zone) return [];
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return [];
+  } catch {
+    return [
+      `SENTINEL_AUDIT_TIME_ZONE: "${zone}" is not an IANA time zone (example: SENTINEL_AUDIT_TIME_ZONE=Asia/Shanghai)`,
+    ];
+  }
+}
+
+export interface DeploymentCheck {
+  problems: string[];
+  /** Which network path the deployment uses, in one line (empty when s.yaml could not be resolved). */
+  network: string;
+}
+
+/** The whole check: missing variables and every problem of the resolved s.yaml, all at once. */
+export async function checkDeploymentReport(
+  env: Record<string, string | undefined>,
+  options: ValueOptions = {},
+): Promise<DeploymentCheck> {
   const missing = missingVariables(env);
-  if (missing.length > 0) return missing;
-  return checkResolved(await parseSpec(env), env);
+  const resolved = await parseSpec(env);
+  const network = networkMode(resolved).summary;
+  const problems = checkResolved(resolved, env, options).filter(
+    (p) => !missing.some((m) => m.startsWith(p.split(':')[0] ?? '')),
+  );
+  return { problems: [...missing, ...problems], network };
+}
+
+export async function checkDeployment(
+  env: Record<string, string | undefined>,
+  options: ValueOptions = {},
+): Promise<string[]> {
+  return (await checkDeploymentReport(env, options)).problems;
 }
 
 if (require.main === module) {
-  checkDeployment(process.env).then(
-    (problems) => {
+  const allowLiteralSecrets =
+    process.argv.includes('--allow-literal-secrets') || process.env.DEPLOY_ALLOW_LITERAL_SECRETS === 'true';
+  checkDeploymentReport(process.env, { allowLiteralSecrets }).then(
+    ({ problems, network }) => {
+      process.stderr.write(`deploy check: ${network}\n`);
       if (problems.length === 0) {
         process.stderr.write('deploy check: s.yaml deploys as written\n');
         return;

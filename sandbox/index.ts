@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as $Kms from '@alicloud/kms20160120';
-import { KUBERNETES_ROLES, suiteGrants } from '../shared/cluster/permissions';
+import { kubernetesRoles, roleName, suiteGrants } from '../shared/cluster/permissions';
 import { IDENTITY_ROLE } from '../shared/cluster/rbac';
 import { setGrants } from './cloud/ack-permissions';
 import type { Credential } from './cloud/api';
@@ -114,13 +114,14 @@ async function grantFunctionRoles(cloud: CloudEmulator, controlPlane: ControlPla
         bindings,
       ),
   });
+  const { region } = cloud.state;
   for (const fn of ['rotation-watch', 'reencrypt', 'trail-verify', 'audit', 'webhook'])
-    cloud.roleIdOf(`ack-kms-sentinel-${fn}`);
+    cloud.roleIdOf(roleName(fn, region));
   if (options.grantFunctionRoles === false) return;
   const grants = suiteGrants(SANDBOX_CLUSTER_ID, info.stateNamespace).filter(
     (g) => info.leaseAccess || g.role_name !== IDENTITY_ROLE,
   );
-  for (const role of KUBERNETES_ROLES) await setGrants(cloud, cloud.roleIdOf(role), grants);
+  for (const role of kubernetesRoles(region)) await setGrants(cloud, cloud.roleIdOf(role), grants);
 }
 /**
  * The sandbox's own clients (the KMS plugin's, the user's) talk to a process on this machine, which may be

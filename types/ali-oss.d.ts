@@ -28,7 +28,13 @@ declare module 'ali-oss' {
     ): Promise<PutResult>;
     get(name: string, options?: { headers?: Record<string, string> }): Promise<GetResult>;
     signatureUrl(name: string, options?: { expires?: number }): string;
-    getBucketInfo(name: string): Promise<{ bucket?: { Owner?: { ID?: string } } }>;
+    getBucketInfo(
+      name: string,
+    ): Promise<{ bucket: { Name?: string; Location?: string; Owner?: { ID?: string } } }>;
+    putBucket(
+      name: string,
+      options?: { storageClass?: string; acl?: string },
+    ): Promise<{ bucket: string | null }>;
   }
   export = OSS;
 }

@@ -117,6 +117,16 @@ function log(req: SignedRequest): SignatureCheck | undefined {
   };
 }
 
+const OSS_SUBRESOURCES = new Set([
+  'acl',
+  'bucketInfo',
+  'location',
+  'stat',
+  'tagging',
+  'versioning',
+  'policy',
+]);
+
 /** OSS V1 (ali-oss): HMAC-SHA1 over verb, MD5, type, date, x-oss- headers and /bucket/object. */
 function oss(req: SignedRequest & { bucket?: string }): SignatureCheck | undefined {
   const m = /^OSS ([^:]+):(.+)$/.exec(header(req.headers, 'authorization'));
@@ -130,9 +140,12 @@ function oss(req: SignedRequest & { bucket?: string }): SignatureCheck | undefin
         .filter((k) => k.startsWith('x-oss-'))
         .sort()
         .map((k) => `${k}:${header(req.headers, k).trim()}`);
-      // A sub-resource the emulator serves (GetBucketInfo) is signed with the resource.
-      const sub = 'bucketInfo' in req.query ? '?bucketInfo' : '';
-      const resource = `/${req.bucket ?? ''}${decodeURIComponent(req.path)}${sub}`;
+      // The sub-resources named in the query belong to the signed resource (`/bucket/?bucketInfo`).
+      const sub = Object.keys(req.query)
+        .filter((k) => OSS_SUBRESOURCES.has(k))
+        .sort()
+        .map((k) => (req.query[k] ? `${k}=${req.query[k]}` : k));
+      const resource = `/${req.bucket ?? ''}${decodeURIComponent(req.path)}${sub.length ? `?${sub.join('&')}` : ''}`;
       const stringToSign = [
         req.method,
         header(req.headers, 'content-md5'),

@@ -46,6 +46,8 @@ export interface CloudClients {
   csRoa: RoaCaller;
   actionTrailRpc: RpcCaller;
   fc: Fc;
+  /** Which API server address the kubeconfigs CS issues name (SENTINEL_CLUSTER_ENDPOINT). */
+  clusterEndpoint?: 'public' | 'private';
 }
 
 /** No SDK-level retries: the suite decides what to retry (shared/retry.ts), and FC retries invocations. */
@@ -119,7 +121,8 @@ export function createRamRpc(
 }
 
 export function createCloudClients(
-  config: Pick<SentinelConfig, 'region' | 'endpoints' | 'accountId'>,
+  config: Pick<SentinelConfig, 'region' | 'endpoints' | 'accountId'> &
+    Partial<Pick<SentinelConfig, 'clusterEndpoint'>>,
   credentials: CloudCredentials,
   options: ClientOptions = {},
 ): CloudClients {
@@ -129,6 +132,7 @@ export function createCloudClients(
   let fc: Fc | undefined;
   return {
     region: config.region,
+    ...(config.clusterEndpoint ? { clusterEndpoint: config.clusterEndpoint } : {}),
     kmsRpc: rpcCaller(configFor('kms'), timeouts, '2016-01-20', 'kms'),
     csRoa: csRoaCaller(configFor('cs'), timeouts),
     actionTrailRpc: rpcCaller(configFor('actiontrail'), timeouts, '2020-07-06', 'actiontrail'),

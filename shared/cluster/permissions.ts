@@ -33,14 +33,15 @@ export interface PermissionRecord {
 /** The functions that reach clusters: those whose RAM policy allows cs:DescribeClusterUserKubeconfig. */
 export const KUBERNETES_FUNCTIONS = ['rotation-watch', 'reencrypt', 'audit'] as const;
 
-/** s.yaml names each function's RAM role `<prefix><function>`; `ack-kms-sentinel-` unless deployed otherwise. */
-export const DEFAULT_ROLE_PREFIX = 'ack-kms-sentinel-';
+/**
+ * A function's RAM role as s.yaml and deploy:prepare name it: RAM names are global to the account, so the
+ * region is in the name and a second region's deployment has roles of its own.
+ */
+export const roleName = (fn: string, region: string): string => `ack-kms-sentinel-${region}-${fn}`;
 
-export const kubernetesRoles = (prefix = DEFAULT_ROLE_PREFIX): string[] =>
-  KUBERNETES_FUNCTIONS.map((fn) => `${prefix}${fn}`);
-
-/** The three roles under the default names. */
-export const KUBERNETES_ROLES = kubernetesRoles();
+/** The roles of the functions that reach clusters; `<prefix><function>` when a deployment names them otherwise. */
+export const kubernetesRoles = (region: string, prefix?: string): string[] =>
+  KUBERNETES_FUNCTIONS.map((fn) => (prefix === undefined ? roleName(fn, region) : `${prefix}${fn}`));
 
 /** The suite's grants in one cluster for a RAM role: its three ClusterRoles, each where it applies. */
 export function suiteGrants(clusterId: string, stateNamespace: string): ClusterGrant[] {

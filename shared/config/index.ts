@@ -47,6 +47,11 @@ export interface SentinelConfig {
   /** An explicit cluster → KMS key mapping, used instead of reading `DescribeClusterDetail`'s `meta_data`. */
   clusterKeys: Record<string, string>;
   stateNamespace: string;
+  /**
+   * Which API server address the kubeconfigs name: `private` (CS `PrivateIpAddress=true`, for functions in the
+   * clusters' VPC) or `public` (the cluster's internet endpoint).
+   */
+  clusterEndpoint: 'public' | 'private';
   reencrypt: {
     strategy: Strategy;
     concurrency: number;
@@ -151,6 +156,15 @@ const SETTINGS = {
       ['Default', 'Edge', 'Serverless', 'Lingjun'].includes(v)
         ? v
         : bad('must be one of Default, Edge, Serverless, Lingjun'),
+  }),
+  clusterEndpoint: setting({
+    name: 'SENTINEL_CLUSTER_ENDPOINT',
+    example: 'private',
+    default: 'public',
+    parse: (v) =>
+      v === 'public' || v === 'private'
+        ? v
+        : bad('must be "public" (the API server\'s internet endpoint) or "private" (its VPC address)'),
   }),
   clusterSpec: setting({
     name: 'SENTINEL_CLUSTER_SPEC',
@@ -322,7 +336,7 @@ const SETTINGS = {
   }),
   reportBucket: setting({
     name: 'SENTINEL_REPORT_BUCKET',
-    example: 'ack-kms-sentinel-reports',
+    example: 'ack-kms-sentinel-1234567890123456-cn-hangzhou',
     optional: true,
     parse: (v) =>
       /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(v)
@@ -377,6 +391,13 @@ const SETTINGS = {
   }),
 } satisfies Record<string, Setting<unknown>>;
 
+/**
+ * The suite's bucket when SENTINEL_REPORT_BUCKET is unset: OSS bucket names are global, so the default carries
+ * the account and the region (a fixed name is owned by whoever created it first, and collides across regions).
+ */
+export const defaultReportBucket = (accountId: string, region: string): string =>
+  `ack-kms-sentinel-${accountId}-${region}`;
+
 const KMS_SECRET = 'kms-secret://';
 
 /**
@@ -411,6 +432,26 @@ const endpointSetting = (service: ServiceName) =>
     optional: true,
     parse: endpointUrl,
   });
+
+/** Settings only the webhook is given (s.yaml): its signing secret is for the webhook alone. */
+/**
+ * Secret-valued settings only one function reads, so only that function's environment carries them: the
+ * webhook's signing secret, and the done record's HMAC key (rotation-watch's alone: a holder of the webhook
+ * secret must not be able to forge the record).
+ */
+export const FUNCTION_ONLY_SETTINGS: Readonly<Record<string, 'webhook' | 'rotation-watch'>> = {
+  [SETTINGS.webhookSecret.name]: 'webhook',
+  [SETTINGS.stateSecret.name]: 'rotation-watch',
+};
+
+/**
+ * Every setting the functions read, in the order s.yaml lists them: what `npm run deploy:env` writes into
+ * s.yaml and what deploy:check validates each function's environment against.
+ */
+export const SETTING_TABLE: ReadonlyArray<Setting<unknown>> = [
+  ...Object.values(SETTINGS),
+  ...SERVICES.map((service) => endpointSetting(service)),
+];
 
 /** Reads one setting; a bad value is recorded as a problem (every problem is reported at once) and reads as undefined. */
 type Read = <T>(spec: Setting<T>) => T | undefined;
@@ -515,6 +556,7 @@ export function loadConfig(env: Env = process.env, options: { file?: string } = 
     accountId: read(SETTINGS.accountId),
     clusterKeys: read(SETTINGS.clusterKeys) ?? {},
     stateNamespace: read(SETTINGS.stateNamespace) ?? '',
+    clusterEndpoint: read(SETTINGS.clusterEndpoint) ?? 'public',
     reencrypt: reencryptSettings(read),
     rotationWatchFunction: read(SETTINGS.rotationWatchFunction) ?? '',
     fleet: {

@@ -12,6 +12,10 @@ export const bad = (message: string): Problem => new Problem(message);
 
 export interface Setting<T> {
   name: string;
+  example: string;
+  /** What an unset variable means, as the deployment writes it (`${env('X', '<default>')}`); none: unset. */
+  default?: string;
+  secret?: boolean;
   read(
     env: Record<string, string | undefined>,
   ): { ok: true; value: T | undefined } | { ok: false; problem: string };
@@ -32,6 +36,9 @@ export interface SettingSpec<T> {
 export function setting<T>(spec: SettingSpec<T>): Setting<T> {
   return {
     name: spec.name,
+    example: spec.example,
+    ...(spec.default !== undefined ? { default: spec.default } : {}),
+    ...(spec.secret ? { secret: true } : {}),
     read(env) {
       const names = [spec.name, ...(spec.fallbacks ?? [])];
       const found = names.map((n) => env[n]).find((v) => v !== undefined && v.trim() !== '');

@@ -12,8 +12,10 @@ import { type DecodedLog, decodeLogGroupList } from './log-group';
  * Reads one shard between two cursors `[beginCursor, endCursor)`, as a function behind an SLS trigger must
  * (the trigger event says where, not what). `@alicloud/sls20201230`'s own `pullLogs` is broken (no project in
  * the host, JSON parsing of protobuf: docs/cloud-facts.md#sls-pulllogs), so this uses the same client's `execute` with
- * `bodyType: 'byte'`: the SDK still signs (LOG, HMAC-SHA256), adds STS and decompresses lz4/deflate; we decode
- * the protobuf `LogGroupList`.
+ * `bodyType: 'byte'`: the SDK still signs (LOG, HMAC-SHA256), adds STS and decompresses; we decode
+ * the protobuf `LogGroupList`. The request asks for deflate, which the SDK inflates with node:zlib: lz4 (the
+ * SDK's first choice) needs a native addon that exists per platform, and a bundle built on a Mac or an ARM
+ * laptop would ship the wrong one (deploy/build.sh ships none).
  */
 export interface ShardRange {
   endpoint: string;
@@ -96,7 +98,8 @@ export async function* readShardRange(
         params,
         new $OpenApiUtil.OpenApiRequest({
           hostMap: { project: range.project },
-          headers: { accept: 'application/x-protobuf' },
+          // The gateway keeps a caller's `Accept-Encoding` (exactly so spelled) instead of choosing lz4.
+          headers: { accept: 'application/x-protobuf', 'Accept-Encoding': 'deflate' },
           query: OpenApiUtil.query({
             cursor,
             end_cursor: range.endCursor,

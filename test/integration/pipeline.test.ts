@@ -14,7 +14,7 @@ import type { FcHandler } from '../../sandbox/cloud/fc';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
 import { createCloudClients } from '../../shared/cloud/clients';
 import { applySuiteManifests } from '../../shared/cluster/manifests';
-import { KUBERNETES_ROLES } from '../../shared/cluster/permissions';
+import { kubernetesRoles, roleName } from '../../shared/cluster/permissions';
 import { STATE_ROLE } from '../../shared/cluster/rbac';
 import { CLOCK_MARGIN_MS } from '../../shared/cluster/sealing';
 import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
@@ -180,7 +180,7 @@ async function toWebhook(event: ReturnType<typeof signedEvent>) {
     sink: keep,
   });
   // As FC runs it: with its own RAM role's credentials (it reaches clusters only through rotation-watch).
-  const role = sandbox.cloud.assumeRole('ack-kms-sentinel-webhook', 'fc');
+  const role = sandbox.cloud.assumeRole(roleName('webhook', sandbox.info.cloud.region), 'fc');
   const res = (await webhook(Buffer.from(JSON.stringify(event)), {
     requestId: 'webhook-test',
     credentials: {
@@ -251,13 +251,13 @@ describe('the event-driven pipeline', () => {
   it('runs each function as its own RAM role, bound by `grant` through CS GrantPermissions', () => {
     expect(granted.code, granted.stderr).toBe(0);
     const lines = granted.stdout.split('\n');
-    for (const role of KUBERNETES_ROLES) {
+    for (const role of kubernetesRoles(sandbox.info.cloud.region)) {
       expect(lines.filter((l) => l.startsWith(`${role} `) && l.endsWith(' granted'))).toHaveLength(3);
     }
     // The bindings ACK writes name the role's id: the identity in the client certificate of its kubeconfig.
-    const reencryptUid = sandbox.cloud.roleIdOf(REENCRYPT);
+    const reencryptUid = sandbox.cloud.roleIdOf(roleName('reencrypt', sandbox.info.cloud.region));
     expect(granted.stdout).toContain(reencryptUid);
-    expect(granted.stdout).not.toContain('ack-kms-sentinel-trail-verify');
+    expect(granted.stdout).not.toContain(roleName('trail-verify', sandbox.info.cloud.region));
   });
 
   describe('one rotation the control plane adopts, end to end', () => {
@@ -987,14 +987,14 @@ describe('the event-driven pipeline', () => {
     await applySuiteManifests(kc, 'pipe-state-elsewhere');
     expect(await versionOf()).toBe(before);
     // A function's identity may not write RBAC: the step is the deploying person's.
-    const reencrypt = await sandboxKubeconfigOf(REENCRYPT);
+    const reencrypt = await sandboxKubeconfigOf(roleName('reencrypt', sandbox.info.cloud.region));
     await expect(applySuiteManifests(reencrypt, 'pipe-state-elsewhere')).rejects.toThrow(
       /Forbidden \(HTTP 403\)/,
     );
   });
 
   it('a RAM role without the grant is refused by the API server (403), the job says who and what, and `grant` restores it', async () => {
-    const uid = sandbox.cloud.roleIdOf(REENCRYPT);
+    const uid = sandbox.cloud.roleIdOf(roleName('reencrypt', sandbox.info.cloud.region));
     const operator = userClients();
     const path = `/permissions/users/${uid}`;
     // Someone replaces the reencrypt role's grants with nothing (GrantPermissions replaces the whole list).

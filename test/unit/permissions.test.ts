@@ -10,11 +10,11 @@ import {
   type ClusterGrant,
   grantOf,
   grantRole,
-  KUBERNETES_ROLES,
   kubernetesRoles,
   mergeGrants,
   type PermissionRecord,
   type PermissionsApi,
+  roleName,
   suiteGrants,
 } from '../../shared/cluster/permissions';
 import { emulatorClients } from '../helpers/emulator';
@@ -166,9 +166,9 @@ describe('binding a RAM role as ACK does', () => {
       readFileSync(join(__dirname, '../../deploy/ram', `${fn}.json`), 'utf8').includes(
         'cs:DescribeClusterUserKubeconfig',
       ),
-    ).map((fn) => `ack-kms-sentinel-${fn}`);
-    expect([...KUBERNETES_ROLES].sort()).toEqual(reaching.sort());
-    expect(kubernetesRoles('sentinel-hz-')).toEqual([
+    ).map((fn) => `ack-kms-sentinel-cn-hangzhou-${fn}`);
+    expect(kubernetesRoles('cn-hangzhou').sort()).toEqual(reaching.sort());
+    expect(kubernetesRoles('cn-hangzhou', 'sentinel-hz-')).toEqual([
       'sentinel-hz-rotation-watch',
       'sentinel-hz-reencrypt',
       'sentinel-hz-audit',
@@ -235,7 +235,7 @@ describe('the emulated CS permissions, through the official SDK', () => {
     await expect(user.csRoa('DescribeUserPermission', 'GET', '/permissions/users/999')).rejects.toThrow(
       /999/,
     );
-    const role = emulatorClients(cloud, cloud.assumeRole('ack-kms-sentinel-reencrypt', 'fc'));
+    const role = emulatorClients(cloud, cloud.assumeRole(roleName('reencrypt', cloud.state.region), 'fc'));
     await expect(
       role.csRoa('DescribeUserPermission', 'GET', `/permissions/users/${uid}`),
     ).rejects.toMatchObject({
@@ -244,8 +244,8 @@ describe('the emulated CS permissions, through the official SDK', () => {
   });
 
   it('`grant` binds each cluster-reaching role, keeps its other grants, and is idempotent', async () => {
-    for (const role of KUBERNETES_ROLES) cloud.roleIdOf(role);
-    const audit = cloud.roleIdOf('ack-kms-sentinel-audit');
+    for (const role of kubernetesRoles(cloud.state.region)) cloud.roleIdOf(role);
+    const audit = cloud.roleIdOf(roleName('audit', cloud.state.region));
     await user.csRoa('GrantPermissions', 'POST', `/permissions/users/${audit}`, {}, [
       {
         cluster: 'c2',
@@ -274,16 +274,18 @@ describe('the emulated CS permissions, through the official SDK', () => {
     const dry = await run({ dryRun: true });
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain('would grant');
-    expect(cloud.state.permissions?.[cloud.roleIdOf('ack-kms-sentinel-reencrypt')]).toBeUndefined();
+    expect(
+      cloud.state.permissions?.[cloud.roleIdOf(roleName('reencrypt', cloud.state.region))],
+    ).toBeUndefined();
 
     const first = await run({});
     expect(first.stdout.split('\n')[0]).toMatch(/^RAM role +uid +cluster +binding +change$/);
     expect(first.stdout).toContain('ClusterRole ack-kms-sentinel-state in ack-kms-sentinel');
-    expect(first.stdout).toContain('ack-kms-sentinel-audit: 1 other grant(s) kept');
+    expect(first.stdout).toContain(`${roleName('audit', cloud.state.region)}: 1 other grant(s) kept`);
     expect(cloud.state.permissions?.[audit]).toContainEqual(
       expect.objectContaining({ cluster: 'c2', role_name: 'restricted' }),
     );
-    for (const role of KUBERNETES_ROLES)
+    for (const role of kubernetesRoles(cloud.state.region))
       expect(cloud.state.permissions?.[cloud.roleIdOf(role)]).toEqual(
         expect.arrayContaining(suiteGrants('c1', NS)),
       );
