@@ -15,7 +15,6 @@ export interface DeployState {
   slsProjects: Map<string, Set<string>>;
   kmsInstances: string[];
   /** Who owns each bucket: the emulator's account unless a test plants another. */
-  bucketOwners: Map<string, string>;
   /** Every write, for tests that check a second run changes nothing. */
   writes: string[];
 }
@@ -31,7 +30,6 @@ export function deployState(emulator: CloudEmulator): DeployState {
       attached: new Map(),
       slsProjects: new Map(),
       kmsInstances: [`kst-${emulator.state.region.replace(/-/g, '')}sandbox`],
-      bucketOwners: new Map(),
       writes: [],
     };
     states.set(emulator, s);

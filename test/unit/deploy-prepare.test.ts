@@ -121,8 +121,7 @@ describe('deploy:prepare', () => {
       // A trail project the sandbox's trail does not deliver to.
       const env = { ...envFor(other), SENTINEL_TRAIL_PROJECT: 'actiontrail-9999999999999999' };
       const bucket = `ack-kms-sentinel-${other.state.accountId}-cn-shanghai`;
-      other.createBucket(bucket);
-      deployState(other).bucketOwners.set(bucket, '1111111111111111');
+      other.createBucket(bucket, '1111111111111111');
       deployState(other).kmsInstances = [];
       const report = await prepare({ dryRun: false, env }, clientsFor(other));
       expect(report.ready).toBe(false);
