@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 # each through a temporary name and a rename): a CLI running meanwhile reads the old bundles or the new ones, and
 # its code caches beside them stay valid or are rewritten; removing dist/ under it made it rebuild into the
 # folder being removed.
-rm -rf dist/functions dist/vendor
+# SENTINEL_BUILD_OUT builds the functions elsewhere (a test that must not race another build of dist/).
+out_dir="${SENTINEL_BUILD_OUT:-dist}"
+rm -rf "$out_dir/functions" "$out_dir/vendor"
 common=(--bundle --platform=node --target=node20 --format=cjs --minify --external:proxy-agent --alias:lz4-napi=./deploy/lz4-absent.js --log-level=warning)
 # SDKs a function loads only on first use ship beside its bundle, each as its own bundle in node_modules/:
 # a cold start parses only what every invocation runs (docs/decisions.md).
@@ -26,9 +28,9 @@ vendor_of() {
 }
 externals=()
 for pkg in "${vendored[@]}"; do externals+=("--external:$pkg"); done
-mkdir -p dist/vendor
+mkdir -p "$out_dir/vendor"
 for pkg in "${vendored[@]}"; do
-  out="dist/vendor/$pkg"
+  out="$out_dir/vendor/$pkg"
   mkdir -p "$out"
   echo "module.exports = require('$pkg');" > "$out/entry.js"
   npx esbuild "$out/entry.js" "${common[@]}" --outfile="$out/index.js"
@@ -37,13 +39,13 @@ for pkg in "${vendored[@]}"; do
 done
 # The one deep path our code reads (shared/cluster/k8s.ts: client-node's KubeConfig alone, all the CLI's sweep
 # loads): a function that reads a cluster loads the whole package anyway, so there it is the vendored bundle.
-mkdir -p dist/vendor/@kubernetes/client-node/dist
-echo "module.exports = require('../index.js');" > dist/vendor/@kubernetes/client-node/dist/config.js
+mkdir -p "$out_dir/vendor/@kubernetes/client-node/dist"
+echo "module.exports = require('../index.js');" > "$out_dir/vendor/@kubernetes/client-node/dist/config.js"
 for fn in rotation-watch reencrypt trail-verify webhook audit; do
-  npx esbuild "functions/$fn/index.ts" "${common[@]}" "${externals[@]}" --outfile="dist/functions/$fn/index.js"
+  npx esbuild "functions/$fn/index.ts" "${common[@]}" "${externals[@]}" --outfile="$out_dir/functions/$fn/index.js"
   for pkg in $(vendor_of "$fn"); do
-    mkdir -p "dist/functions/$fn/node_modules/$pkg"
-    cp -R "dist/vendor/$pkg/." "dist/functions/$fn/node_modules/$pkg/"
+    mkdir -p "$out_dir/functions/$fn/node_modules/$pkg"
+    cp -R "$out_dir/vendor/$pkg/." "$out_dir/functions/$fn/node_modules/$pkg/"
   done
 done
 node bin/build-cli.js
