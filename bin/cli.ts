@@ -1,12 +1,16 @@
 import { Command, CommanderError, Option } from 'commander';
+import { version } from '../package.json';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../shared/reencrypt/defaults';
 import type { AuditFlags } from './audit-command';
+import type { CallFlags } from './call-command';
 import type { commands } from './commands';
 import type { DisableFlags } from './disable-command';
 import type { EnableFlags } from './enable-command';
+import { EXIT } from './exit-codes';
 import type { InvokeFlags } from './invoke-command';
 import type { ReencryptFlags } from './reencrypt-command';
 import type { ServeFlags } from './serve-command';
+import type { StatusFlags } from './status-command';
 
 // Each command loads its modules when it runs: `--help` and usage errors load nothing but commander. The CLI's
 // build makes `./commands` a bundle of its own (dist/commands.js, bin/build-cli.js), which this one loads only
@@ -17,7 +21,8 @@ const load = async <K extends keyof Commands>(name: K): Promise<Awaited<ReturnTy
 
 /**
  * `ack-kms-sentinel`: the suite's jobs from a laptop or CI, against any cluster you have a kubeconfig for.
- * Exit codes: 0 done, 1 some Secrets failed (or the job was interrupted), 2 usage or configuration errors.
+ * Exit codes (`EXIT`, the same for every command): 0 done, 1 failed or needs a person, 2 usage or configuration,
+ * 3 interrupted or time budget spent (run again to resume), 4 done but unproven.
  */
 const collect = (value: string, previous: string[]) => [
   ...previous,
@@ -34,6 +39,7 @@ export function buildProgram(run: Exit): Command {
     .description(
       'Keep Kubernetes Secret encryption with Alibaba Cloud KMS effective and provable on ACK clusters',
     )
+    .version(version, '-V, --version', 'print the version')
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
   addReencrypt(program, run);
@@ -42,6 +48,8 @@ export function buildProgram(run: Exit): Command {
   addAudit(program, run);
   addEnable(program, run);
   addDisable(program, run);
+  addStatus(program, run);
+  addCall(program, run);
   return program;
 }
 
@@ -60,6 +68,7 @@ function addReencrypt(program: Command, run: Exit): void {
     .option('--key-version <id>', 'the KMS key version the Secrets are rewritten for (required for annotate)')
     .option('--dry-run', 'count what would be written and estimate the KMS calls; write nothing')
     .option('--json', 'end stdout with the final report as one JSON object')
+    .option('--no-progress', 'no progress line on stderr (drawn only when stderr is a terminal anyway)')
     .option(
       '--checkpoint <file>',
       'resume from this file if it exists; keep it up to date; removed when done',
@@ -83,11 +92,12 @@ function addReencrypt(program: Command, run: Exit): void {
       "how many API servers serve the cluster, when the kubeconfig's identity cannot list their leases (SENTINEL_API_SERVERS); without either nothing is proven",
     )
     .action(async (flags: ReencryptFlags) => {
-      const { jsonLinesOutput, terminalOutput } = await load('output');
+      const { cliOutput } = await load('output');
       const { reencryptCommand } = await load('reencrypt');
-      const out = process.stdout.isTTY
-        ? terminalOutput(process.stdout, process.stderr, flags.json === true)
-        : jsonLinesOutput(process.stdout, flags.json === true);
+      const out = cliOutput(process.stdout, process.stderr, {
+        json: flags.json === true,
+        progress: flags.progress !== false,
+      });
       run(await reencryptCommand(flags, out));
     });
 }
@@ -132,8 +142,8 @@ function addAudit(program: Command, run: Exit): void {
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context')
     .option('--cluster-id <id>', 'the ACK cluster id, for the cloud checks (needs Alibaba Cloud credentials)')
-    .requiredOption('--out <dir>', 'where to write audit.json and audit.html')
-    .option('--json', 'end stdout with the report as one JSON object')
+    .option('--out <dir>', 'where to write audit.json and audit.html (needed unless --json)')
+    .option('--json', 'the report as one JSON object on stdout (with or without --out)')
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .option(
       '--fix <fixes>',
@@ -147,17 +157,23 @@ function addAudit(program: Command, run: Exit): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let code = 0;
+  let code: number = EXIT.done;
+  const asJson = argv.includes('--json');
   const program = buildProgram((c) => {
     code = c;
   });
+  // With --json an error is one JSON object on stdout: commander's own message is written by `failed` instead.
+  if (asJson) program.configureOutput({ writeErr: () => undefined, outputError: () => undefined });
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version exit 0; every other commander error is a usage error.
-      return err.exitCode === 0 ? 0 : 2;
+      if (err.exitCode === 0) return EXIT.done;
+      return asJson
+        ? failed({ code: EXIT.usage, message: err.message.replace(/^error: /, '') }, true)
+        : EXIT.usage;
     }
     let described: { code: number; message: string };
     try {
@@ -165,16 +181,26 @@ export async function main(argv: string[]): Promise<number> {
     } catch (loadErr) {
       // The commands themselves cannot be loaded (dist/commands.js missing or broken): say so, not what failed next.
       described = {
-        code: 2,
+        code: EXIT.usage,
         message: `the commands cannot be loaded (${(loadErr as Error).message}); run \`npm run build:cli\``,
       };
     }
-    const { code: exit, message } = described;
-    process.stderr.write(`ack-kms-sentinel: ${message}\n`);
     // For bug reports: the stack, only when asked (it can name internal paths, never data).
     if (process.env.ACK_KMS_SENTINEL_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    return exit;
+    return failed(described, asJson);
   }
+}
+
+/** Why the command failed: a line on stderr, and with --json one object on stdout; its exit code. */
+function failed(described: { code: number; message: string }, asJson: boolean): number {
+  // Control characters stripped here too: a message can quote what a cluster or a flag held.
+  const message = described.message.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, '');
+  process.stderr.write(`ack-kms-sentinel: ${message}\n`);
+  if (asJson) {
+    const kind = Object.entries(EXIT).find(([, v]) => v === described.code)?.[0] ?? 'failed';
+    process.stdout.write(`${JSON.stringify({ error: { exitCode: described.code, kind, message } })}\n`);
+  }
+  return described.code;
 }
 
 if (require.main === module) {
@@ -222,5 +248,55 @@ function addDisable(program: Command, run: Exit): void {
     .action(async (flags: DisableFlags) => {
       const { disableCommand } = await load('disable');
       run(await disableCommand(flags));
+    });
+}
+
+function addStatus(program: Command, run: Exit): void {
+  program
+    .command('status')
+    .description(
+      "Where each cluster stands: encryption and its key, the key's version and rotation, the API servers' verdict, the last job, coverage",
+    )
+    .option('--cluster-id <id>', 'these clusters (repeatable, or comma-separated)', collect, [])
+    .option(
+      '--all',
+      "every cluster of the deployment's settings (SENTINEL_CLUSTER_IDS, or all in the region)",
+    )
+    .option(
+      '--kubeconfig <path>',
+      'reach the one cluster with this kubeconfig (default: DescribeClusterUserKubeconfig)',
+    )
+    .option('--json', 'the status as one JSON object on stdout')
+    .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
+    .action(async (flags: StatusFlags) => {
+      const { statusCommand } = await load('status');
+      run(await statusCommand(flags));
+    });
+}
+
+function addCall(program: Command, run: Exit): void {
+  program
+    .command('call')
+    .description("Sign a request to the webhook API (its v2 scheme) and send it; print the answer's body")
+    .argument('<method>', 'GET or POST')
+    .argument('<path>', 'e.g. /v1/audits, /v1/clusters/<id>/status, /v1/clusters/<id>/reencrypt?dryRun=true')
+    .option('--body <json|@file|->', 'the request body: JSON text, @file, or - for stdin')
+    .option(
+      '--idempotency-key <key>',
+      'the Idempotency-Key header (signed): a retry with it is the same request',
+    )
+    .option('--url <url>', 'the webhook address (default: $SENTINEL_WEBHOOK_URL)')
+    .option(
+      '--secret <secret>',
+      'the signing secret, or kms-secret://<name> (default: $SENTINEL_WEBHOOK_SECRET; prefer the variable: arguments show in ps)',
+    )
+    .option(
+      '--config <file>',
+      'a JSON file of SENTINEL_* settings, for a kms-secret:// (the environment wins)',
+    )
+    .option('--timeout <seconds>', 'give up after this long', '60')
+    .action(async (method: string, path: string, flags: CallFlags) => {
+      const { callCommand } = await load('call');
+      run(await callCommand(method, path, flags));
     });
 }
