@@ -194,7 +194,12 @@ export async function main(argv: string[]): Promise<number> {
 /** Why the command failed: a line on stderr, and with --json one object on stdout; its exit code. */
 function failed(described: { code: number; message: string }, asJson: boolean): number {
   // Control characters stripped here too: a message can quote what a cluster or a flag held.
-  const message = described.message.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, '');
+  const message = [...described.message]
+    .filter((c) => {
+      const n = c.charCodeAt(0);
+      return n === 9 || n === 10 || (n >= 0x20 && n !== 0x7f && (n < 0x80 || n > 0x9f));
+    })
+    .join('');
   process.stderr.write(`ack-kms-sentinel: ${message}\n`);
   if (asJson) {
     const kind = Object.entries(EXIT).find(([, v]) => v === described.code)?.[0] ?? 'failed';
