@@ -34,14 +34,19 @@ const collect = (value: string, previous: string[]) => [
 
 type Exit = (code: number) => void;
 
-export function buildProgram(run: Exit): Command {
+/** `quiet`: commander writes no error of its own (with --json, `failed` writes it as one object). */
+export function buildProgram(run: Exit, quiet = false): Command {
   const program = new Command('ack-kms-sentinel')
     .description(
       'Keep Kubernetes Secret encryption with Alibaba Cloud KMS effective and provable on ACK clusters',
     )
     .version(version, '-V, --version', 'print the version')
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    .configureOutput(
+      quiet
+        ? { writeErr: () => undefined, outputError: () => undefined }
+        : { writeErr: (text) => process.stderr.write(text) },
+    );
   addReencrypt(program, run);
   addInvoke(program, run);
   addServe(program, run);
@@ -159,11 +164,10 @@ function addAudit(program: Command, run: Exit): void {
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.done;
   const asJson = argv.includes('--json');
+  // With --json an error is one JSON object on stdout: commander's own message is written by `failed` instead.
   const program = buildProgram((c) => {
     code = c;
-  });
-  // With --json an error is one JSON object on stdout: commander's own message is written by `failed` instead.
-  if (asJson) program.configureOutput({ writeErr: () => undefined, outputError: () => undefined });
+  }, asJson);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;
