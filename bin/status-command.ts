@@ -87,7 +87,7 @@ const jobLine = (j: NonNullable<ClusterStatus['job']>): string =>
   `${j.jobId}: ${j.phase}${j.stale ? ' (STALE)' : ''}, attempt ${j.attempt}${j.percent !== undefined ? `, ${j.percent}%` : ''}${j.counters ? `, ${j.counters.total} visited, ${j.counters.rewritten} rewritten, ${j.counters.failed} failed` : ''}; for version ${j.keyVersionId}; updated ${ago(j.ageSeconds)}`;
 
 const coverageLine = (c: NonNullable<ClusterStatus['coverage']>): string =>
-  `${c.marked} of ${c.secrets} Secrets created before the rotation (${c.percent}%) carry the mark of ${c.keyVersionId} (${c.proven} under proof)`;
+  `${c.marked} of ${c.secrets} Secrets (${c.percent}%) carry the mark of ${c.keyVersionId} (${c.proven} under proof)`;
 
 /** One cluster: a screen of name/value rows, then what needs a person. */
 function screen(s: ClusterStatus, c: Palette): void {

@@ -136,7 +136,7 @@ export const clusterStatusSchema = z.object({
   completed: z
     .object({ keyVersionId: z.string(), at: z.string().optional(), proof: z.enum(['proven', 'unproven']) })
     .optional(),
-  /** Secrets created before the key's last rotation, and those marked for its primary version (metadata only). */
+  /** The cluster's Secrets, and those marked for the key's primary version (metadata only): informative, not a verdict. */
   coverage: z
     .object({
       keyVersionId: z.string(),

@@ -49,7 +49,6 @@ async function readInside(
   const evidence = await readSealingEvidence(cluster, key, proofSettings(config.reencrypt));
   const census = await keyVersionCensus(cluster.secrets, {
     pageSize: config.reencrypt.pageSize || undefined,
-    ...(key.lastRotationDate ? { createdBefore: new Date(key.lastRotationDate) } : {}),
     ...(state.marksSince ? { marksSince: new Date(state.marksSince) } : {}),
   });
   const v = key.primaryKeyVersion;
