@@ -4,7 +4,7 @@ import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
 import { openCluster } from '../shared/cluster/kube';
 import { withCluster } from '../shared/cluster/user-kubeconfig';
-import { loadConfig } from '../shared/config';
+import { loadConfig, readConfigFile } from '../shared/config';
 import type { ClusterStatus } from '../shared/jobs/answers';
 import { clusterStatus, type StatusDeps } from '../shared/jobs/status';
 import { createLogger } from '../shared/log';
@@ -31,13 +31,7 @@ export async function statusCommand(flags: StatusFlags): Promise<number> {
   if (flags.all && flags.clusterId.length) throw new UsageError('--all and --cluster-id exclude each other');
   if (flags.kubeconfig && flags.clusterId.length !== 1)
     throw new UsageError('--kubeconfig reaches one cluster: give exactly one --cluster-id');
-  const config = loadConfig(
-    {
-      ...process.env,
-      ...(flags.clusterId.length ? { SENTINEL_CLUSTER_IDS: flags.clusterId.join(',') } : {}),
-    },
-    flags.config ? { file: flags.config } : {},
-  );
+  const config = loadConfig(settingsFor(flags));
   const clients = createCloudClients(config, await credentialsFromDefaultChain());
   const log = createLogger({ level: 'error', sink: () => {} });
   const kubeconfig = flags.kubeconfig ? readFileSync(flags.kubeconfig, 'utf8') : undefined;
@@ -63,6 +57,17 @@ export async function statusCommand(flags: StatusFlags): Promise<number> {
   else table(statuses, palette(process.stdout));
   if (statuses.some((s) => s.verdict === 'attention')) return EXIT.failed;
   return statuses.some((s) => s.verdict === 'unproven') ? EXIT.unproven : EXIT.done;
+}
+
+/** Discovery settings describe the clusters to find; named clusters (--cluster-id) need none, and win. */
+const DISCOVERY = ['SENTINEL_CLUSTER_PROFILE', 'SENTINEL_CLUSTER_SPEC', 'SENTINEL_CLUSTER_TAGS'];
+
+/** The settings: the --config file under the environment, the named clusters over both. */
+function settingsFor(flags: StatusFlags): Record<string, string | undefined> {
+  const settings = { ...(flags.config ? readConfigFile(flags.config) : {}), ...process.env };
+  if (!flags.clusterId.length) return settings;
+  for (const name of DISCOVERY) delete settings[name];
+  return { ...settings, SENTINEL_CLUSTER_IDS: flags.clusterId.join(',') };
 }
 
 const out = (line: string) => process.stdout.write(`${line}\n`);

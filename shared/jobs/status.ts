@@ -9,7 +9,7 @@ import { describeKey, type KeyInfo } from '../kms/keys';
 import type { Logger } from '../log';
 import { keyVersionCensus } from '../reencrypt/secrets-api';
 import { watchedTargets } from '../trail/watched';
-import type { ClusterStatus, ClusterStatusAnswer } from './answers';
+import { type ClusterStatus, type ClusterStatusAnswer, clusterStatusSchema } from './answers';
 import { clusterStoreOf, type LoadedState, statusOf } from './store';
 
 /**
@@ -121,7 +121,8 @@ export async function clusterStatus(
         }
       : {}),
   };
-  return judged(status, { unreachable, unreadable: state.unreadable });
+  // As the schema has it (KMS's ARN and other extra fields dropped): the CLI shows what the webhook answers.
+  return clusterStatusSchema.parse(judged(status, { unreachable, unreadable: state.unreadable }));
 }
 
 /** The verdict: `attention` when anything needs a person, `unproven` when the work is done but not proven. */
