@@ -67,6 +67,18 @@ async function kubeconfigOnly(secrets: SecretStore, name: string): Promise<Clust
   };
 }
 
+/** The report: its summary on stderr, the files in --out, the JSON on stdout with --json. */
+function publish(report: ReturnType<typeof buildReport>, flags: AuditFlags): void {
+  say(process.stderr, summaryText(report));
+  if (flags.out) {
+    mkdirSync(flags.out, { recursive: true });
+    writeFileSync(join(flags.out, 'audit.json'), `${JSON.stringify(redact(report), null, 2)}\n`);
+    writeFileSync(join(flags.out, 'audit.html'), renderHtml(report));
+    say(process.stderr, `wrote ${join(flags.out, 'audit.html')} and audit.json`);
+  }
+  if (flags.json) printJson(process.stdout, report);
+}
+
 export async function auditCommand(flags: AuditFlags): Promise<number> {
   if (!flags.out && !flags.json)
     throw new UsageError(
@@ -140,13 +152,6 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
   if (remediations) report.remediations = remediations;
   for (const r of remediations ?? [])
     say(process.stderr, `remediation: ${r.fix} on ${r.keyId}: ${r.outcome} (${r.detail})`);
-  say(process.stderr, summaryText(report));
-  if (flags.out) {
-    mkdirSync(flags.out, { recursive: true });
-    writeFileSync(join(flags.out, 'audit.json'), `${JSON.stringify(redact(report), null, 2)}\n`);
-    writeFileSync(join(flags.out, 'audit.html'), renderHtml(report));
-    say(process.stderr, `wrote ${join(flags.out, 'audit.html')} and audit.json`);
-  }
-  if (flags.json) printJson(process.stdout, report);
+  publish(report, flags);
   return report.status === 'fail' ? EXIT.failed : EXIT.done;
 }

@@ -60,7 +60,8 @@ afterAll(async () => {
 const call = (args: string[], env: Record<string, string> = {}) =>
   runCli(['call', ...args], { SENTINEL_WEBHOOK_URL: url, SENTINEL_WEBHOOK_SECRET: SECRET, ...env });
 
-describe('ack-kms-sentinel call', () => {
+// Each test starts CLI processes (npx too), which on a busy two-core machine can take many seconds each.
+describe('ack-kms-sentinel call', { timeout: 120_000 }, () => {
   it("runs the README's first signed call verbatim: an audit starts, then the retry finds it", async () => {
     const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
     const line = /```sh\n(npx ack-kms-sentinel call [^\n]*)\n```/.exec(readme)?.[1];

@@ -55,7 +55,8 @@ const sweep = (stub: StubApiServer, ...more: string[]) => [
   ...more,
 ];
 
-describe('exit codes, through the built CLI', () => {
+// Each test starts CLI processes (npx too), which on a busy two-core machine can take many seconds each.
+describe('exit codes, through the built CLI', { timeout: 120_000 }, () => {
   it('--version prints the package version', async () => {
     const run = await runCli(['--version']);
     const pkg = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as {

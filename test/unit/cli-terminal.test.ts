@@ -87,7 +87,8 @@ const drawn = (output: string) =>
     .split(/\r\x1b\[2K|\r?\n/)
     .filter((segment) => segment.includes(' visited · '));
 
-describe('the CLI on a terminal of 80 columns', () => {
+// Each test starts CLI processes (npx too), which on a busy two-core machine can take many seconds each.
+describe('the CLI on a terminal of 80 columns', { timeout: 120_000 }, () => {
   it('draws the progress line on stderr only, within 79 columns, and clears it', async () => {
     const { output, screen, code } = await inTerminal(sweepArgs('v-tty-1'), `> ${join(dir, 'out.jsonl')}`);
     expect(code).toBe(EXIT.done);
