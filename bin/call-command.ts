@@ -3,6 +3,7 @@ import { IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signRequest, TIMESTAMP_HEADER } f
 import { createCloudClients } from '../shared/cloud/clients';
 import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { loadConfig } from '../shared/config';
+import { SentinelError } from '../shared/errors';
 import { registerSecret } from '../shared/log';
 import { EXIT } from './exit-codes';
 import { printable, UsageError } from './output';
@@ -80,7 +81,8 @@ function targetOf(method: string, path: string, flags: CallFlags) {
   try {
     url = new URL(base);
   } catch {
-    throw new UsageError(`--url / SENTINEL_WEBHOOK_URL is not a URL (got "${base}")`);
+    // Not echoed: an address can carry credentials (user:password@).
+    throw new UsageError('--url / SENTINEL_WEBHOOK_URL is not a URL');
   }
   if (url.protocol !== 'https:' && !['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname))
     throw new UsageError('the webhook address must be https (plain http only to loopback: `serve`)');
@@ -90,6 +92,26 @@ function targetOf(method: string, path: string, flags: CallFlags) {
   // As FC hands the function a repeated parameter: its values joined by commas.
   for (const k of new Set(params.keys())) query[k] = params.getAll(k).join(',');
   return { verb, rawPath, query, href: `${base.replace(/\/+$/, '')}${path}` };
+}
+
+/** The request, its transport failure said in words (fetch's own is "fetch failed"). */
+async function send(target: { href: string }, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(target.href, init);
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why =
+      (err as Error).name === 'TimeoutError'
+        ? 'no answer within --timeout'
+        : (cause?.code ?? cause?.message ?? (err as Error).message);
+    throw new SentinelError(
+      'retryable',
+      `the webhook at ${new URL(target.href).origin} cannot be reached: ${why}`,
+      {
+        code: 'Unreachable',
+      },
+    );
+  }
 }
 
 export async function callCommand(
@@ -116,7 +138,7 @@ export async function callCommand(
     body,
     ...(key ? { idempotencyKey: key } : {}),
   });
-  const res = await fetch(target.href, {
+  const res = await send(target, {
     method: target.verb,
     headers: {
       [TIMESTAMP_HEADER]: timestamp,

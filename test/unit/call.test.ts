@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,7 +80,7 @@ describe('ack-kms-sentinel call', { timeout: 120_000 }, () => {
     expect(JSON.parse((await run()).stdout)).toMatchObject({ status: 'already-started' });
   });
 
-  it('exits 1 with the answer printed when the webhook refuses (404, 401)', async () => {
+  it('exits 1 with the answer printed when the webhook refuses (404, 401), or when it cannot be reached', async () => {
     const missing = await call(['GET', '/v1/reports/latest']);
     expect(missing.code).toBe(EXIT.failed);
     expect(JSON.parse(missing.stdout)).toEqual({
@@ -91,6 +92,13 @@ describe('ack-kms-sentinel call', { timeout: 120_000 }, () => {
     expect(wrong.code).toBe(EXIT.failed);
     expect(wrong.stderr).toContain('HTTP 401');
     expect(wrong.stdout).not.toContain('another-secret');
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const down = await call(['GET', '/v1/reports/latest', '--url', `http://127.0.0.1:${port}`]);
+    expect(down.code).toBe(EXIT.failed);
+    expect(down.stderr).toContain(`the webhook at http://127.0.0.1:${port} cannot be reached: ECONNREFUSED`);
   });
 
   it('signs a query with the path and reads a kms-secret:// secret', async () => {
