@@ -319,8 +319,9 @@ function exitOf(
   if (report.failed > 0) return EXIT.failed;
   if (run.status === 'dry-run') return EXIT.done;
   if (run.status !== 'completed') return EXIT.failed;
-  // Without --cluster-id nothing was to be proven (the note says so); with it, "rewritten, not proven" is its own code.
-  return flags.clusterId && run.proof === 'unproven' ? EXIT.unproven : EXIT.done;
+  // Without --cluster-id nothing was to be proven, and --force asked to sweep without proof (the notes say so);
+  // otherwise "rewritten, not proven" is its own code.
+  return flags.clusterId && !flags.force && run.proof === 'unproven' ? EXIT.unproven : EXIT.done;
 }
 
 /** Any command's error as its exit code and a message fit to print (redacted). */
