@@ -10,22 +10,24 @@ import { proofSettings } from '../shared/cluster/sealing';
 import { httpSecretStore } from '../shared/cluster/secret-store';
 import { parseFixes } from '../shared/config/fixes';
 import { clusterStoreOf } from '../shared/jobs/store';
-import { createLogger } from '../shared/log';
+import { createLogger, redact } from '../shared/log';
 import { keyVersionCensus, type SecretStore } from '../shared/reencrypt/secrets-api';
 import { cloudFor } from './cloud';
-import { UsageError } from './output';
+import { EXIT } from './exit-codes';
+import { printJson, say, UsageError } from './output';
 
 /**
- * `ack-kms-sentinel audit --kubeconfig … [--cluster-id …] --out <dir> [--json]`. With a cluster id (and cloud
+ * `ack-kms-sentinel audit --kubeconfig … [--cluster-id …] [--out <dir>] [--json]`. With a cluster id (and cloud
  * credentials, configuration from the environment or --config) every check runs; with a kubeconfig alone the
  * cloud checks become manual items and the report shows which key versions the Secrets were rewritten for.
- * Exit 0 when nothing fails, 1 when a check fails, 2 on usage errors.
+ * The report goes to files (--out), to stdout (--json), or both. Exit 0 when nothing fails, 1 when a check
+ * fails, 2 on usage errors.
  */
 export interface AuditFlags {
   kubeconfig?: string;
   context?: string;
   clusterId?: string;
-  out: string;
+  out?: string;
   json?: boolean;
   config?: string;
   /** Opt-in fixes (`deletion-protection,rotation-policy`); needs --cluster-id. */
@@ -65,8 +67,23 @@ async function kubeconfigOnly(secrets: SecretStore, name: string): Promise<Clust
   };
 }
 
+/** The report: its summary on stderr, the files in --out, the JSON on stdout with --json. */
+function publish(report: ReturnType<typeof buildReport>, flags: AuditFlags): void {
+  say(process.stderr, summaryText(report));
+  if (flags.out) {
+    mkdirSync(flags.out, { recursive: true });
+    writeFileSync(join(flags.out, 'audit.json'), `${JSON.stringify(redact(report), null, 2)}\n`);
+    writeFileSync(join(flags.out, 'audit.html'), renderHtml(report));
+    say(process.stderr, `wrote ${join(flags.out, 'audit.html')} and audit.json`);
+  }
+  if (flags.json) printJson(process.stdout, report);
+}
+
 export async function auditCommand(flags: AuditFlags): Promise<number> {
-  if (!flags.out) throw new UsageError('--out <dir> is required');
+  if (!flags.out && !flags.json)
+    throw new UsageError(
+      'where should the report go? --out <dir> (audit.json, audit.html), --json (stdout), or both',
+    );
   const kc = loadKubeConfig({
     ...(flags.kubeconfig ? { path: flags.kubeconfig } : {}),
     ...(flags.context ? { context: flags.context } : {}),
@@ -134,11 +151,7 @@ export async function auditCommand(flags: AuditFlags): Promise<number> {
   );
   if (remediations) report.remediations = remediations;
   for (const r of remediations ?? [])
-    process.stderr.write(`remediation: ${r.fix} on ${r.keyId}: ${r.outcome} (${r.detail})\n`);
-  mkdirSync(flags.out, { recursive: true });
-  writeFileSync(join(flags.out, 'audit.json'), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(flags.out, 'audit.html'), renderHtml(report));
-  process.stderr.write(`${summaryText(report)}\nwrote ${join(flags.out, 'audit.html')} and audit.json\n`);
-  if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-  return report.status === 'fail' ? 1 : 0;
+    say(process.stderr, `remediation: ${r.fix} on ${r.keyId}: ${r.outcome} (${r.detail})`);
+  publish(report, flags);
+  return report.status === 'fail' ? EXIT.failed : EXIT.done;
 }

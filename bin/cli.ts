@@ -1,13 +1,17 @@
 import { Command, CommanderError, Option } from 'commander';
+import { version } from '../package.json';
 import { DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../shared/reencrypt/defaults';
 import type { AuditFlags } from './audit-command';
+import type { CallFlags } from './call-command';
 import type { commands } from './commands';
 import type { DisableFlags } from './disable-command';
 import type { EnableFlags } from './enable-command';
+import { EXIT } from './exit-codes';
 import type { GrantFlags } from './grant-command';
 import type { InvokeFlags } from './invoke-command';
 import type { ReencryptFlags } from './reencrypt-command';
 import type { ServeFlags } from './serve-command';
+import type { StatusFlags } from './status-command';
 
 // Each command loads its modules when it runs: `--help` and usage errors load nothing but commander. The CLI's
 // build makes `./commands` a bundle of its own (dist/commands.js, bin/build-cli.js), which this one loads only
@@ -18,7 +22,8 @@ const load = async <K extends keyof Commands>(name: K): Promise<Awaited<ReturnTy
 
 /**
  * `ack-kms-sentinel`: the suite's jobs from a laptop or CI, against any cluster you have a kubeconfig for.
- * Exit codes: 0 done, 1 some Secrets failed (or the job was interrupted), 2 usage or configuration errors.
+ * Exit codes (`EXIT`, the same for every command): 0 done, 1 failed or needs a person, 2 usage or configuration,
+ * 3 interrupted or time budget spent (run again to resume), 4 done but unproven.
  */
 const collect = (value: string, previous: string[]) => [
   ...previous,
@@ -30,13 +35,19 @@ const collect = (value: string, previous: string[]) => [
 
 type Exit = (code: number) => void;
 
-export function buildProgram(run: Exit): Command {
+/** `quiet`: commander writes no error of its own (with --json, `failed` writes it as one object). */
+export function buildProgram(run: Exit, quiet = false): Command {
   const program = new Command('ack-kms-sentinel')
     .description(
       'Keep Kubernetes Secret encryption with Alibaba Cloud KMS effective and provable on ACK clusters',
     )
+    .version(version, '-V, --version', 'print the version')
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    .configureOutput(
+      quiet
+        ? { writeErr: () => undefined, outputError: () => undefined }
+        : { writeErr: (text) => process.stderr.write(text) },
+    );
   addReencrypt(program, run);
   addInvoke(program, run);
   addServe(program, run);
@@ -44,6 +55,8 @@ export function buildProgram(run: Exit): Command {
   addEnable(program, run);
   addDisable(program, run);
   addGrant(program, run);
+  addStatus(program, run);
+  addCall(program, run);
   return program;
 }
 
@@ -66,6 +79,7 @@ function addReencrypt(program: Command, run: Exit): void {
       "with --dry-run: read every Secret whole for the estimate's sizes (Secret data reaches this machine; metadata only without it)",
     )
     .option('--json', 'end stdout with the final report as one JSON object')
+    .option('--no-progress', 'no progress line on stderr (drawn only when stderr is a terminal anyway)')
     .option(
       '--checkpoint <file>',
       'resume from this file if it exists; keep it up to date; removed when done',
@@ -89,11 +103,12 @@ function addReencrypt(program: Command, run: Exit): void {
       "how many API servers serve the cluster, when the kubeconfig's identity cannot list their leases (SENTINEL_API_SERVERS); without either nothing is proven",
     )
     .action(async (flags: ReencryptFlags) => {
-      const { jsonLinesOutput, terminalOutput } = await load('output');
+      const { cliOutput } = await load('output');
       const { reencryptCommand } = await load('reencrypt');
-      const out = process.stdout.isTTY
-        ? terminalOutput(process.stdout, process.stderr, flags.json === true)
-        : jsonLinesOutput(process.stdout, flags.json === true);
+      const out = cliOutput(process.stdout, process.stderr, {
+        json: flags.json === true,
+        progress: flags.progress !== false,
+      });
       run(await reencryptCommand(flags, out));
     });
 }
@@ -138,8 +153,8 @@ function addAudit(program: Command, run: Exit): void {
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context')
     .option('--cluster-id <id>', 'the ACK cluster id, for the cloud checks (needs Alibaba Cloud credentials)')
-    .requiredOption('--out <dir>', 'where to write audit.json and audit.html')
-    .option('--json', 'end stdout with the report as one JSON object')
+    .option('--out <dir>', 'where to write audit.json and audit.html (needed unless --json)')
+    .option('--json', 'the report as one JSON object on stdout (with or without --out)')
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .option(
       '--fix <fixes>',
@@ -174,17 +189,22 @@ function addGrant(program: Command, run: Exit): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let code = 0;
+  let code: number = EXIT.done;
+  const asJson = argv.includes('--json');
+  // With --json an error is one JSON object on stdout: commander's own message is written by `failed` instead.
   const program = buildProgram((c) => {
     code = c;
-  });
+  }, asJson);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version exit 0; every other commander error is a usage error.
-      return err.exitCode === 0 ? 0 : 2;
+      if (err.exitCode === 0) return EXIT.done;
+      return asJson
+        ? failed({ code: EXIT.usage, message: err.message.replace(/^error: /, '') }, true)
+        : EXIT.usage;
     }
     let described: { code: number; message: string };
     try {
@@ -192,16 +212,31 @@ export async function main(argv: string[]): Promise<number> {
     } catch (loadErr) {
       // The commands themselves cannot be loaded (dist/commands.js missing or broken): say so, not what failed next.
       described = {
-        code: 2,
+        code: EXIT.usage,
         message: `the commands cannot be loaded (${(loadErr as Error).message}); run \`npm run build:cli\``,
       };
     }
-    const { code: exit, message } = described;
-    process.stderr.write(`ack-kms-sentinel: ${message}\n`);
     // For bug reports: the stack, only when asked (it can name internal paths, never data).
     if (process.env.ACK_KMS_SENTINEL_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    return exit;
+    return failed(described, asJson);
   }
+}
+
+/** Why the command failed: a line on stderr, and with --json one object on stdout; its exit code. */
+function failed(described: { code: number; message: string }, asJson: boolean): number {
+  // Control characters stripped here too: a message can quote what a cluster or a flag held.
+  const message = [...described.message]
+    .filter((c) => {
+      const n = c.charCodeAt(0);
+      return n === 9 || n === 10 || (n >= 0x20 && n !== 0x7f && (n < 0x80 || n > 0x9f));
+    })
+    .join('');
+  process.stderr.write(`ack-kms-sentinel: ${message}\n`);
+  if (asJson) {
+    const kind = Object.entries(EXIT).find(([, v]) => v === described.code)?.[0] ?? 'failed';
+    process.stdout.write(`${JSON.stringify({ error: { exitCode: described.code, kind, message } })}\n`);
+  }
+  return described.code;
 }
 
 if (require.main === module) {
@@ -249,5 +284,55 @@ function addDisable(program: Command, run: Exit): void {
     .action(async (flags: DisableFlags) => {
       const { disableCommand } = await load('disable');
       run(await disableCommand(flags));
+    });
+}
+
+function addStatus(program: Command, run: Exit): void {
+  program
+    .command('status')
+    .description(
+      "Where each cluster stands: encryption and its key, the key's version and rotation, the API servers' verdict, the last job, coverage",
+    )
+    .option('--cluster-id <id>', 'these clusters (repeatable, or comma-separated)', collect, [])
+    .option(
+      '--all',
+      "every cluster of the deployment's settings (SENTINEL_CLUSTER_IDS, or all in the region)",
+    )
+    .option(
+      '--kubeconfig <path>',
+      'reach the one cluster with this kubeconfig (default: DescribeClusterUserKubeconfig)',
+    )
+    .option('--json', 'the status as one JSON object on stdout')
+    .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
+    .action(async (flags: StatusFlags) => {
+      const { statusCommand } = await load('status');
+      run(await statusCommand(flags));
+    });
+}
+
+function addCall(program: Command, run: Exit): void {
+  program
+    .command('call')
+    .description("Sign a request to the webhook API (its v2 scheme) and send it; print the answer's body")
+    .argument('<method>', 'GET or POST')
+    .argument('<path>', 'e.g. /v1/audits, /v1/clusters/<id>/status, /v1/clusters/<id>/reencrypt?dryRun=true')
+    .option('--body <json|@file|->', 'the request body: JSON text, @file, or - for stdin')
+    .option(
+      '--idempotency-key <key>',
+      'the Idempotency-Key header (signed): a retry with it is the same request',
+    )
+    .option('--url <url>', 'the webhook address (default: $SENTINEL_WEBHOOK_URL)')
+    .option(
+      '--secret <secret>',
+      'the signing secret, or kms-secret://<name> (default: $SENTINEL_WEBHOOK_SECRET; prefer the variable: arguments show in ps)',
+    )
+    .option(
+      '--config <file>',
+      'a JSON file of SENTINEL_* settings, for a kms-secret:// (the environment wins)',
+    )
+    .option('--timeout <seconds>', 'give up after this long', '60')
+    .action(async (method: string, path: string, flags: CallFlags) => {
+      const { callCommand } = await load('call');
+      run(await callCommand(method, path, flags));
     });
 }

@@ -1,4 +1,5 @@
 import type * as AuditModule from './audit-command';
+import type * as CallModule from './call-command';
 import type * as DisableModule from './disable-command';
 import type * as EnableModule from './enable-command';
 import type * as GrantModule from './grant-command';
@@ -6,6 +7,7 @@ import type * as InvokeModule from './invoke-command';
 import type * as OutputModule from './output';
 import type * as ReencryptModule from './reencrypt-command';
 import type * as ServeModule from './serve-command';
+import type * as StatusModule from './status-command';
 
 /**
  * The commands' modules, each loaded when its command runs (a bundle evaluates a dynamically imported module
@@ -15,6 +17,7 @@ import type * as ServeModule from './serve-command';
  */
 export const commands = {
   audit: (): Promise<typeof AuditModule> => import('./audit-command.js'),
+  call: (): Promise<typeof CallModule> => import('./call-command.js'),
   disable: (): Promise<typeof DisableModule> => import('./disable-command.js'),
   enable: (): Promise<typeof EnableModule> => import('./enable-command.js'),
   grant: (): Promise<typeof GrantModule> => import('./grant-command.js'),
@@ -22,4 +25,5 @@ export const commands = {
   output: (): Promise<typeof OutputModule> => import('./output.js'),
   reencrypt: (): Promise<typeof ReencryptModule> => import('./reencrypt-command.js'),
   serve: (): Promise<typeof ServeModule> => import('./serve-command.js'),
+  status: (): Promise<typeof StatusModule> => import('./status-command.js'),
 };

@@ -4,6 +4,8 @@ import { DISABLE_WARNING, disableEncryption } from '../shared/encryption/disable
 import { encryptionStateIn } from '../shared/encryption/enable';
 import { createLogger } from '../shared/log';
 import { cloudFor } from './cloud';
+import { EXIT } from './exit-codes';
+import { printJson, say as sayOn } from './output';
 
 export interface DisableFlags {
   clusterId: string;
@@ -14,11 +16,11 @@ export interface DisableFlags {
 
 /** `ack-kms-sentinel disable --cluster-id <id> --confirm-disable`: exit 0 when off, 1 otherwise, 2 unconfirmed. */
 export async function disableCommand(flags: DisableFlags): Promise<number> {
-  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const say = (line: string) => sayOn(process.stderr, line);
   say(`warning: ${DISABLE_WARNING}`);
   if (!flags.confirmDisable) {
     say('nothing done: add --confirm-disable to turn Secret encryption off');
-    return 2;
+    return EXIT.usage;
   }
   const { config, clients } = await cloudFor(flags);
   const open = async () => openCluster(await clusterKubeconfig(clients, flags.clusterId, 15));
@@ -31,6 +33,6 @@ export async function disableCommand(flags: DisableFlags): Promise<number> {
     { clusterId: flags.clusterId, confirmed: true },
   );
   say(report.outcome);
-  if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-  return ['disabled', 'already-disabled'].includes(report.outcome) ? 0 : 1;
+  if (flags.json) printJson(process.stdout, report);
+  return ['disabled', 'already-disabled'].includes(report.outcome) ? EXIT.done : EXIT.failed;
 }

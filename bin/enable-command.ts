@@ -11,6 +11,8 @@ import {
 import { readSecretEvidence, summarize } from '../shared/etcd/evidence';
 import { createLogger } from '../shared/log';
 import { cloudFor } from './cloud';
+import { EXIT } from './exit-codes';
+import { printJson, say as sayOn } from './output';
 
 export interface EnableFlags {
   clusterId: string;
@@ -30,14 +32,15 @@ const CHECK = { pass: '✓', warn: '!', fail: '✗', manual: '?' } as const;
  * `ack-kms-sentinel enable --cluster-id <id> --key-id <key>`: the whole procedure (shared/encryption/enable.ts)
  * with its steps on stderr as they happen and, with `--json`, the report as the last line of stdout. With
  * `--verify-etcd` (the sandbox, self-managed control planes) etcd itself is read afterwards: how many Secrets
- * are still plaintext. Exit 0 when enabled (or already, or a dry run whose checks pass), 1 otherwise.
+ * are still plaintext. Exit 0 when enabled (or already, or a dry run whose checks pass), 1 otherwise (a failed
+ * check, a refused switch, plaintext left in etcd), 2 for usage or configuration errors.
  */
 /** The job store's own lines are not the command's output: its steps say what happened. */
-const quietLog = createLogger({ level: 'error', sink: (line) => process.stderr.write(`${line}\n`) });
+const quietLog = createLogger({ level: 'error', sink: (line) => sayOn(process.stderr, line) });
 
 export async function enableCommand(flags: EnableFlags): Promise<number> {
   const { config, clients } = await cloudFor(flags);
-  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const say = (line: string) => sayOn(process.stderr, line);
   const started = Date.now();
   const open = async () =>
     openCluster(
@@ -77,6 +80,6 @@ export async function enableCommand(flags: EnableFlags): Promise<number> {
   say(
     `${report.outcome} in ${((Date.now() - started) / 1000).toFixed(1)} s${report.resume ? `; to resume: ${report.resume}` : ''}`,
   );
-  if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-  return ['enabled', 'already-enabled', 'dry-run'].includes(report.outcome) ? 0 : 1;
+  if (flags.json) printJson(process.stdout, report);
+  return ['enabled', 'already-enabled', 'dry-run'].includes(report.outcome) ? EXIT.done : EXIT.failed;
 }

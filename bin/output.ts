@@ -1,4 +1,5 @@
 import { PoisonError } from '../shared/errors';
+import { redact, redactString } from '../shared/log';
 import type { SweepProgress, SweepReport, VerificationResult } from '../shared/reencrypt';
 import type { Estimate } from '../shared/reencrypt/estimate';
 
@@ -17,7 +18,7 @@ export interface StartInfo {
   resumed: boolean;
 }
 
-/** How the CLI shows a long job: a progress bar on a terminal, JSON lines otherwise. */
+/** How the CLI shows a long job: a progress line on a terminal's stderr, JSON lines or a summary on stdout. */
 export interface Output {
   start(info: StartInfo): void;
   progress(p: SweepProgress, expectedTotal?: number): void;
@@ -25,69 +26,172 @@ export interface Output {
   finish(report: SweepReport, verification?: VerificationResult): void;
 }
 
-const write = (stream: NodeJS.WriteStream, line: string) => stream.write(`${line}\n`);
+/**
+ * Escape sequences (CSI, OSC up to BEL or ST, two-byte escapes) and every other C0 control but tab and newline,
+ * DEL and C1: what a cluster's data can carry (a Secret's `type` is whatever its writer chose) must not move the
+ * cursor, retitle the window, or hide text from the person reading.
+ */
+const CONTROLS = new RegExp(
+  [
+    '\\x1b\\[[0-?]*[ -/]*[@-~]', // CSI: colours, cursor moves, erasing
+    '\\x1b\\][^\\x07\\x1b]*(?:\\x07|\\x1b\\\\)?', // OSC: window titles, hyperlinks, clipboard
+    '\\x1b[@-_]?', // any other escape
+    '[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]', // C0 but tab and newline, DEL, C1
+  ].join('|'),
+  'g',
+);
 
-/** Non-terminal output: one JSON object per line on stdout; with --json the last line is the report. */
-export function jsonLinesOutput(stdout: NodeJS.WriteStream, asJson: boolean): Output {
+/** Text without control characters or escape sequences. */
+export const withoutControls = (text: string): string => text.replace(CONTROLS, '');
+
+/** Human text as the CLI prints it: through the redaction guard, then without control characters. */
+export const printable = (text: string): string => withoutControls(redactString(text));
+
+/** One line of human text on `stream`. */
+export function say(stream: NodeJS.WritableStream, text: string): void {
+  stream.write(`${printable(text)}\n`);
+}
+
+// JSON.stringify escapes C0 but leaves DEL, C1 and the JavaScript line separators as they are.
+// JSON.stringify escapes C0 but leaves DEL, C1 and the JavaScript line separators as they are.
+const JSON_UNSAFE = /[\x7f-\x9f\u2028\u2029]/g;
+
+/** A value as one line of JSON: through the redaction guard, every control character escaped. */
+export const jsonLine = (value: unknown): string =>
+  (JSON.stringify(redact(value)) ?? 'null').replace(
+    JSON_UNSAFE,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+
+/** One JSON value on a line of its own. */
+export function printJson(stream: NodeJS.WritableStream, value: unknown): void {
+  stream.write(`${jsonLine(value)}\n`);
+}
+
+/** Colour only for a terminal, and never with NO_COLOR set (no-color.org). */
+export function palette(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env) {
+  const on = stream.isTTY === true && !env.NO_COLOR;
+  const paint = (code: number) => (text: string) => (on ? `\x1b[${code}m${text}\x1b[39m` : text);
+  return { green: paint(32), yellow: paint(33), red: paint(31) };
+}
+export type Palette = ReturnType<typeof palette>;
+
+const write = (stream: NodeJS.WritableStream, line: string) => stream.write(`${line}\n`);
+
+/** Where the CLI's output goes and how it looks, decided once from the streams, the flags and the environment. */
+export interface OutputOptions {
+  /** `--json`: the final report as one JSON object on stdout. */
+  json: boolean;
+  /** `--no-progress` turns the progress line off; it is drawn only when stderr is a terminal anyway. */
+  progress: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The sweep's output: a summary on stdout when it is a terminal, JSON lines otherwise; a progress line on
+ * stderr only when stderr is a terminal (so `2>log` holds plain lines) and `--no-progress` is not given.
+ */
+export function cliOutput(
+  stdout: NodeJS.WriteStream,
+  stderr: NodeJS.WriteStream,
+  options: OutputOptions,
+): Output {
+  const lines = stdout.isTTY
+    ? terminalOutput(stdout, stderr, options.json, palette(stdout, options.env))
+    : jsonLinesOutput(stdout, options.json);
+  if (!options.progress || !stderr.isTTY) return lines;
+  const bar = progressBar(stderr);
   return {
-    start: (info) => write(stdout, JSON.stringify({ event: 'start', ...info })),
-    progress: (p) =>
-      write(
-        stdout,
-        JSON.stringify({
-          event: 'progress',
-          ...p.counters,
-          pages: p.pages,
-          concurrency: p.concurrency,
-          ratePerSecond: Math.round(p.ratePerSecond),
-        }),
-      ),
-    note: (message) => write(stdout, JSON.stringify({ event: 'note', message })),
-    finish: (report, verification) => {
-      const final = { ...report, ...(verification ? { verification } : {}) };
-      write(stdout, asJson ? JSON.stringify(final) : JSON.stringify({ event: 'report', ...final }));
+    start: (info) => lines.start(info),
+    progress(p, expectedTotal) {
+      lines.progress(p, expectedTotal);
+      bar.draw(p, expectedTotal);
+    },
+    note(message) {
+      bar.clear();
+      lines.note(message);
+    },
+    finish(report, verification) {
+      bar.clear();
+      lines.finish(report, verification);
     },
   };
 }
 
-/** Terminal output: a live bar on stderr, a readable summary on stdout (or the report as JSON with --json). */
-export function terminalOutput(
-  stdout: NodeJS.WriteStream,
-  stderr: NodeJS.WriteStream,
-  asJson: boolean,
-): Output {
+/** The live line on a terminal's stderr, redrawn in place and never wider than the terminal. */
+function progressBar(stderr: NodeJS.WriteStream) {
   let drawn = false;
-  const clear = () => {
-    if (drawn) stderr.write('\r\x1b[2K');
-    drawn = false;
+  return {
+    draw(p: SweepProgress, expectedTotal?: number) {
+      // One column short of the width: a line that fills the last column wraps on some terminals.
+      const width = Math.max(20, (stderr.columns || 80) - 1);
+      stderr.write(`${drawn ? '\r\x1b[2K' : ''}${progressLine(p, width, expectedTotal)}`);
+      drawn = true;
+    },
+    clear() {
+      if (drawn) stderr.write('\r\x1b[2K');
+      drawn = false;
+    },
   };
+}
+
+/** Non-terminal output: one JSON object per line on stdout; with --json the last line is the report. */
+export function jsonLinesOutput(stdout: NodeJS.WritableStream, asJson: boolean): Output {
+  return {
+    start: (info) => printJson(stdout, { event: 'start', ...info }),
+    progress: (p) =>
+      printJson(stdout, {
+        event: 'progress',
+        ...p.counters,
+        pages: p.pages,
+        concurrency: p.concurrency,
+        ratePerSecond: Math.round(p.ratePerSecond),
+      }),
+    note: (message) => printJson(stdout, { event: 'note', message }),
+    finish: (report, verification) => {
+      const final = { ...report, ...(verification ? { verification } : {}) };
+      printJson(stdout, asJson ? final : { event: 'report', ...final });
+    },
+  };
+}
+
+/** Terminal output: a readable summary on stdout (or the report as JSON with --json), notes on stderr. */
+export function terminalOutput(
+  stdout: NodeJS.WritableStream,
+  stderr: NodeJS.WritableStream,
+  asJson: boolean,
+  colour: Palette = palette({}),
+): Output {
   return {
     start(info) {
-      write(
+      say(
         stderr,
         `${info.dryRun ? 'Dry run: counting' : 'Re-encrypting'} Secrets for key version ${info.keyVersion} (${info.strategy}${info.resumed ? ', resuming from checkpoint' : ''})`,
       );
     },
-    progress(p, expectedTotal) {
-      clear();
-      stderr.write(progressLine(p, expectedTotal));
-      drawn = true;
+    progress() {
+      // The progress line is stderr's (`cliOutput`), drawn only where stderr is a terminal.
     },
     note(message) {
-      clear();
-      write(stderr, message);
+      say(stderr, message);
     },
     finish(report, verification) {
-      clear();
       if (asJson) {
-        write(stdout, JSON.stringify({ ...report, ...(verification ? { verification } : {}) }));
+        printJson(stdout, { ...report, ...(verification ? { verification } : {}) });
         return;
       }
       const rows = summaryRows(report, verification);
       const width = Math.max(...rows.map(([k]) => k.length));
-      for (const [k, v] of rows) write(stdout, `${k.padEnd(width)}  ${v}`);
+      for (const [k, v] of rows) {
+        const value = printable(String(v));
+        const shown =
+          k === 'status' || k === 'verification'
+            ? (/^(complete|OK)/.test(value) && !/fail/i.test(value) ? colour.green : colour.red)(value)
+            : value;
+        write(stdout, `${k.padEnd(width)}  ${shown}`);
+      }
       for (const f of report.failures.slice(0, 20))
-        write(stdout, `  failed ${f.namespace}/${f.name}: ${f.code}: ${f.reason}`);
+        say(stdout, `  failed ${f.namespace}/${f.name}: ${f.code}: ${f.reason}`);
       if (report.failures.length > 20 || report.failuresNotListed) {
         write(stdout, `  … and ${report.failed - 20} more (use --json for the full list)`);
       }
@@ -95,19 +199,34 @@ export function terminalOutput(
   };
 }
 
-/** The live line: a bar and a percentage when the total is known, the counters, the rate and an eta. */
-function progressLine(p: SweepProgress, expectedTotal?: number): string {
-  const width = 30;
+/**
+ * The live line, fitted to `width`: a bar and a percentage when the total is known, the counters, then the
+ * rate, the concurrency and an eta as long as they fit (the least useful dropped first).
+ */
+export function progressLine(p: SweepProgress, width: number, expectedTotal?: number): string {
   const done = p.counters.total;
   const ratio = expectedTotal ? Math.min(1, done / Math.max(1, expectedTotal)) : 0;
+  const barWidth = Math.min(30, Math.max(10, Math.floor(width / 4)));
   const bar = expectedTotal
-    ? `[${'#'.repeat(Math.round(ratio * width)).padEnd(width, '.')}] ${Math.round(ratio * 100)}% `
+    ? `[${'#'.repeat(Math.round(ratio * barWidth)).padEnd(barWidth, '.')}] ${Math.round(ratio * 100)}% `
     : '';
-  const eta =
-    expectedTotal && p.ratePerSecond > 0
-      ? ` eta ${Math.ceil((expectedTotal - done) / p.ratePerSecond)}s`
-      : '';
-  return `${bar}${done}${expectedTotal ? `/${expectedTotal}` : ''} visited · ${p.counters.rewritten} rewritten · ${p.counters.alreadyCurrent} current · ${p.counters.failed} failed · ${Math.round(p.ratePerSecond)}/s · ${p.concurrency} in flight max${eta}`;
+  const parts = [
+    `${bar}${done}${expectedTotal ? `/${expectedTotal}` : ''} visited`,
+    `${p.counters.rewritten} rewritten`,
+    `${p.counters.failed} failed`,
+    `${p.counters.alreadyCurrent} current`,
+    `${Math.round(p.ratePerSecond)}/s`,
+    ...(expectedTotal && p.ratePerSecond > 0
+      ? [`eta ${Math.ceil((expectedTotal - done) / p.ratePerSecond)}s`]
+      : []),
+    `${p.concurrency} in flight max`,
+  ];
+  let line = parts.join(' · ');
+  while (line.length > width && parts.length > 2) {
+    parts.pop();
+    line = parts.join(' · ');
+  }
+  return line.length > width ? `${line.slice(0, width - 1)}…` : line;
 }
 
 /** The finished sweep as summary rows (name, value). */

@@ -12,6 +12,7 @@ import { STRATEGIES, type Strategy } from '../shared/reencrypt/defaults';
 import type { Estimate } from '../shared/reencrypt/estimate';
 import type { SecretStore } from '../shared/reencrypt/secrets-api';
 import type { VerificationResult } from '../shared/reencrypt/verify';
+import { EXIT } from './exit-codes';
 import { type Output, UsageError } from './output';
 import type { CliProof } from './reencrypt-proof';
 
@@ -29,6 +30,8 @@ export interface ReencryptFlags {
   /** With --dry-run: sizes in the estimate, read from whole Secrets (their data reaches this machine). */
   readSecretSizes?: boolean;
   json?: boolean;
+  /** `--no-progress` (commander's negation: false). */
+  progress?: boolean;
   checkpoint?: string;
   timeBudget?: string;
   verifyEtcd?: string;
@@ -290,7 +293,11 @@ async function finishRun(
     // A run resumed past its sweep (its checkpoint saved while verifying): the census is its whole report.
     if (run.status === 'completed' && run.census) {
       out.note(`complete: ${run.census.done} of ${run.census.total} Secrets carry the mark of ${keyVersion}`);
-      return 0;
+      return EXIT.done;
+    }
+    if (run.status === 'stopped') {
+      out.note(RESUME);
+      return EXIT.resumable;
     }
     throw new SentinelError('permanent', `the sweep ended as ${run.status}`, { code: 'NotSwept' });
   }
@@ -309,16 +316,36 @@ async function finishRun(
       report,
     });
   }
+  if (run.status === 'stopped') out.note(RESUME);
   out.finish(report, verification);
-  if (verification && !verification.verified) return 1;
-  const done = run.status === 'completed' || run.status === 'dry-run';
-  return done && report.failed === 0 ? 0 : 1;
+  return exitOf(flags, run, report, verification);
 }
 
+const RESUME =
+  'stopped before the end: run the same command again to resume (from --checkpoint, or from the marks already written)';
+
+/** The exit code of a run (bin/exit-codes.ts): a stopped run is resumed, an unproven one was asked to prove. */
+function exitOf(
+  flags: ReencryptFlags,
+  run: RunResult,
+  report: { failed: number },
+  verification?: VerificationResult,
+): number {
+  if (verification && !verification.verified) return EXIT.failed;
+  if (run.status === 'stopped') return EXIT.resumable;
+  if (report.failed > 0) return EXIT.failed;
+  if (run.status === 'dry-run') return EXIT.done;
+  if (run.status !== 'completed') return EXIT.failed;
+  // Without --cluster-id nothing was to be proven, and --force asked to sweep without proof (the notes say so);
+  // otherwise "rewritten, not proven" is its own code.
+  return flags.clusterId && !flags.force && run.proof === 'unproven' ? EXIT.unproven : EXIT.done;
+}
+
+/** Any command's error as its exit code and a message fit to print (redacted). */
 export function describeError(err: unknown): { code: number; message: string } {
-  if (err instanceof UsageError) return { code: 2, message: err.message };
+  if (err instanceof UsageError) return { code: EXIT.usage, message: redactString(err.message) };
   const e = normalizeError(err);
   if (e instanceof ConfigError || e.kind === 'config' || e.kind === 'poison')
-    return { code: 2, message: redactString(e.message) };
-  return { code: 1, message: redactString(e.message) };
+    return { code: EXIT.usage, message: redactString(e.message) };
+  return { code: EXIT.failed, message: redactString(e.message) };
 }

@@ -6,7 +6,13 @@ import { answerEnableRequest } from '../../shared/encryption/requests';
 import { normalizeError } from '../../shared/errors';
 import { decodeEventInput, eventKeyId, parseRotationWatchEvent } from '../../shared/events';
 import type { JobRequest, RotationWatchEvent } from '../../shared/events/rotation-watch';
-import type { EnableAnswer, EstimateAnswer, StartAnswer, StatusAnswer } from '../../shared/jobs/answers';
+import type {
+  ClusterStatusAnswer,
+  EnableAnswer,
+  EstimateAnswer,
+  StartAnswer,
+  StatusAnswer,
+} from '../../shared/jobs/answers';
 import {
   type DoneRecord,
   type DoneRecordStore,
@@ -21,6 +27,7 @@ import {
 } from '../../shared/jobs/done-record';
 import { answerJobRequest } from '../../shared/jobs/requests';
 import { type JobStart, startReencryptJob } from '../../shared/jobs/starter';
+import { answerStatusRequest } from '../../shared/jobs/status';
 import { clusterStoreOf } from '../../shared/jobs/store';
 import { describeKey, type KeyInfo } from '../../shared/kms/keys';
 import { kmsSecret } from '../../shared/kms/secrets';
@@ -251,10 +258,12 @@ export async function rotationWatch(
   event: unknown,
   inv: Invocation,
   services: Services = servicesFor(inv),
-): Promise<WatchResult | StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer> {
+): Promise<WatchResult | StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer | ClusterStatusAnswer> {
   const request = parseRotationWatchEvent(decodeEventInput(event, { format: 'rotation-watch event' }));
   if (request.kind === 'enable-encryption')
     return answerEnableRequest(request, services, inv.config, inv.log);
+  if (request.kind === 'cluster-status')
+    return answerStatusRequest(request, services.clients, inv.config, inv.log);
   if (request.kind !== 'timer' && request.kind !== 'trail')
     return answerJobRequest(
       request,

@@ -23,6 +23,7 @@ import { type Services, servicesFor, suiteBucket } from '../../shared/runtime/se
  * The signed HTTP API (FC 3.0 HTTP trigger) for automation and ChatOps:
  *   POST /v1/clusters/{clusterId}/reencrypt   start (or find) the re-encryption job for the current key version
  *   POST /v1/audits                           start an audit
+ *   GET  /v1/clusters/{clusterId}/status      where the cluster stands (ack-kms-sentinel status)
  *   GET  /v1/jobs/{jobId}                     a job's status
  *   GET  /v1/reports/latest                   the latest audit report (JSON)
  * Every request is signed (v2): `x-sentinel-timestamp` (unix seconds, within 5 minutes) and
@@ -307,6 +308,25 @@ const ROUTES: Route[] = [
           throw new HttpError(409, 'EncryptionOff', `Secret encryption is off on ${clusterId}`);
         const { kind: _k, outcome, ...job } = answer;
         return jsonResponse(202, { ...job, status: outcome });
+      },
+    },
+  },
+  {
+    pattern: new RegExp(`^/v1/clusters/(${CLUSTER_ID_CHARS})/status$`),
+    methods: {
+      GET: async (m, { inv, services }) => {
+        const clusterId = m[1] ?? '';
+        const answer = parseJobAnswer(
+          'cluster-status',
+          await askRotationWatch(services, inv, { kind: 'cluster-status', clusterId }),
+        );
+        if (!answer.found)
+          throw new HttpError(
+            404,
+            'ClusterNotFound',
+            `cluster ${clusterId} is not a target of this deployment`,
+          );
+        return jsonResponse(200, answer.status);
       },
     },
   },

@@ -34,6 +34,12 @@ export const SUITE_ANNOTATION_PREFIX = 'ack-kms-sentinel.io/';
  */
 export const ROTATION_TIME_ANNOTATION = 'encryption-key-rotation-time';
 
+/**
+ * Who the API server records as having made the suite's writes (`metadata.managedFields[].manager`), as kubectl,
+ * Helm and controllers name themselves: without it, Node's HTTP client shows up as `node-fetch` or `unknown`.
+ */
+export const FIELD_MANAGER = 'ack-kms-sentinel';
+
 /** A Secret's metadata as the sweep keeps it (the suite's marks only). */
 export const secretRef = (m: V1ObjectMeta | undefined): SecretRef => {
   const marks = suiteAnnotations(m?.annotations);
@@ -170,7 +176,7 @@ export function secretStore(http: KubeHttp): SecretStore & { close(): void } {
     async patchMetadata(namespace, name, patch) {
       const got = (await call(
         'PATCH',
-        secretPath(namespace, name),
+        `${secretPath(namespace, name)}?fieldManager=${FIELD_MANAGER}`,
         METADATA_ONLY,
         JSON.stringify(patch),
       )) as {
@@ -179,7 +185,13 @@ export function secretStore(http: KubeHttp): SecretStore & { close(): void } {
       return secretRef(got.metadata);
     },
     async writeMetadata(namespace, name, patch) {
-      await call('PATCH', secretPath(namespace, name), METADATA_ONLY, JSON.stringify(patch), false);
+      await call(
+        'PATCH',
+        `${secretPath(namespace, name)}?fieldManager=${FIELD_MANAGER}`,
+        METADATA_ONLY,
+        JSON.stringify(patch),
+        false,
+      );
     },
     close: () => http.close(),
   };

@@ -36,6 +36,12 @@ export const jobRequestSchema = z.discriminatedUnion('kind', [
     .strict(),
   z
     .object({
+      kind: z.literal('cluster-status'),
+      clusterId: clusterIdField,
+    })
+    .strict(),
+  z
+    .object({
       kind: z.literal('job-status'),
       jobId: z.string().regex(JOB_ID, 'must be a job id'),
     })

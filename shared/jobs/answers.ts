@@ -105,6 +105,58 @@ export const estimateAnswerSchema = z.union([
 
 export type EstimateAnswer = z.output<typeof estimateAnswerSchema>;
 
+/**
+ * Where a cluster stands (`status.ts`): encryption and its key, the key's version and rotation, the API servers'
+ * verdict, the last job and the coverage of the key's current version; `verdict` says whether a person is
+ * needed (`attention`, each reason listed) or the work is done but not proven (`unproven`).
+ */
+export const clusterStatusSchema = z.object({
+  clusterId: z.string(),
+  name: z.string().optional(),
+  verdict: z.enum(['ok', 'unproven', 'attention']),
+  /** Why a person is needed, or why nothing is proven: one sentence each. */
+  reasons: z.array(z.string()),
+  encryption: z.object({ enabled: z.boolean(), keyId: z.string().optional() }),
+  key: z
+    .object({
+      keyId: z.string(),
+      keyState: z.string(),
+      primaryKeyVersion: z.string(),
+      automaticRotation: z.string(),
+      rotationInterval: z.string().optional(),
+      lastRotationDate: z.string().optional(),
+      nextRotationDate: z.string().optional(),
+      deletionProtection: z.string().optional(),
+    })
+    .optional(),
+  apiServers: z
+    .object({ verdict: z.enum(['effective', 'not-effective', 'unproven']), reason: z.string() })
+    .optional(),
+  /** The last job in the cluster's state, with its key version and how long ago it saved anything. */
+  job: jobStatusSchema.extend({ keyVersionId: z.string(), ageSeconds: z.number().int() }).optional(),
+  /** The last completed re-encryption. */
+  completed: z
+    .object({ keyVersionId: z.string(), at: z.string().optional(), proof: z.enum(['proven', 'unproven']) })
+    .optional(),
+  /** The cluster's Secrets, and those marked for the key's primary version (metadata only): informative, not a verdict. */
+  coverage: z
+    .object({
+      keyVersionId: z.string(),
+      secrets: count,
+      marked: count,
+      proven: count,
+      percent: z.number().int(),
+    })
+    .optional(),
+});
+export type ClusterStatus = z.output<typeof clusterStatusSchema>;
+
+export const clusterStatusAnswerSchema = z.union([
+  z.object({ kind: z.literal('cluster-status'), found: z.literal(true), status: clusterStatusSchema }),
+  z.object({ kind: z.literal('cluster-status'), found: z.literal(false), clusterId: z.string() }),
+]);
+export type ClusterStatusAnswer = z.output<typeof clusterStatusAnswerSchema>;
+
 /** What `enable-encryption` came to: the pre-flight checks, the steps, and the job that will do the rest. */
 export const enableAnswerSchema = z.union([
   z.object({
@@ -149,15 +201,17 @@ export function parseJobAnswer(kind: 'start-job', body: unknown): StartAnswer;
 export function parseJobAnswer(kind: 'job-status', body: unknown): StatusAnswer;
 export function parseJobAnswer(kind: 'estimate', body: unknown): EstimateAnswer;
 export function parseJobAnswer(kind: 'enable-encryption', body: unknown): EnableAnswer;
+export function parseJobAnswer(kind: 'cluster-status', body: unknown): ClusterStatusAnswer;
 export function parseJobAnswer(
   kind: JobRequest['kind'],
   body: unknown,
-): StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer {
+): StartAnswer | StatusAnswer | EstimateAnswer | EnableAnswer | ClusterStatusAnswer {
   const schemas = {
     'start-job': startAnswerSchema,
     'job-status': statusAnswerSchema,
     estimate: estimateAnswerSchema,
     'enable-encryption': enableAnswerSchema,
+    'cluster-status': clusterStatusAnswerSchema,
   } as const;
   const schema = schemas[kind];
   return parseWith(schema, body, `rotation-watch's ${kind} answer`);

@@ -25,7 +25,7 @@ export type Config = Pick<
 >;
 
 export async function answerJobRequest(
-  request: Exclude<JobRequest, { kind: 'enable-encryption' }>,
+  request: Exclude<JobRequest, { kind: 'enable-encryption' | 'cluster-status' }>,
   services: Deps,
   config: Config,
   log: Logger,

@@ -1,6 +1,7 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { isApiException } from '../cluster/k8s';
+import { FIELD_MANAGER } from '../cluster/secret-store';
 import { normalizeError } from '../errors';
 import type { Logger } from '../log';
 import type { JobStatus } from './answers';
@@ -131,8 +132,8 @@ export function configMapState(core: CoreV1Api, namespace: string, name = STATE_
       };
       try {
         const saved = resourceVersion
-          ? await core.replaceNamespacedConfigMap({ namespace, name, body })
-          : await core.createNamespacedConfigMap({ namespace, body });
+          ? await core.replaceNamespacedConfigMap({ namespace, name, body, fieldManager: FIELD_MANAGER })
+          : await core.createNamespacedConfigMap({ namespace, body, fieldManager: FIELD_MANAGER });
         resourceVersion = saved.metadata?.resourceVersion;
       } catch (err) {
         throw normalizeError(err, { service: 'kubernetes', operation: 'save state ConfigMap' });

@@ -74,7 +74,11 @@ const operatorEnv = () => {
 
 function clients() {
   const { cloud } = sandbox.info;
-  const endpoint = { protocol: 'http' as const, host: cloud.endpoint.slice('http://'.length), url: cloud.endpoint };
+  const endpoint = {
+    protocol: 'http' as const,
+    host: cloud.endpoint.slice('http://'.length),
+    url: cloud.endpoint,
+  };
   return prepareClients(
     {
       region: cloud.region,
@@ -94,7 +98,11 @@ async function startFront(): Promise<void> {
     req.on('end', async () => {
       const event = httpTriggerEvent(req, Buffer.concat(chunks), sandbox.info.cloud.accountId);
       const out = await sandbox.cloud.functions.invoke(WEBHOOK, Buffer.from(JSON.stringify(event)), {});
-      const answer = JSON.parse(out.body) as { statusCode?: number; headers?: Record<string, string>; body?: string };
+      const answer = JSON.parse(out.body) as {
+        statusCode?: number;
+        headers?: Record<string, string>;
+        body?: string;
+      };
       res.writeHead(answer.statusCode ?? 502, answer.headers ?? { 'content-type': 'application/json' });
       res.end(answer.body ?? out.body);
     });
@@ -165,7 +173,8 @@ describe('from zero to a signed call, as a new user deploys', () => {
         handler: running[fn.name]?.handler ?? (() => Promise.reject(new Error('not started'))),
         timeoutSeconds: Number(props.timeout),
         maxAsyncRetryAttempts: Number(
-          (props.asyncInvokeConfig as { maxAsyncRetryAttempts?: number } | undefined)?.maxAsyncRetryAttempts ?? 0,
+          (props.asyncInvokeConfig as { maxAsyncRetryAttempts?: number } | undefined)
+            ?.maxAsyncRetryAttempts ?? 0,
         ),
       });
     }
@@ -193,7 +202,9 @@ describe('from zero to a signed call, as a new user deploys', () => {
       status: 'completed',
       evidence: { verdict: 'effective' },
     });
-    const stored = (await readSecretEvidence(sandbox.info.etcd)).filter((s) => NAMESPACES.includes(s.namespace));
+    const stored = (await readSecretEvidence(sandbox.info.etcd)).filter((s) =>
+      NAMESPACES.includes(s.namespace),
+    );
     expect(stored).toHaveLength(NAMESPACES.length * COUNT);
     expect(stored.filter((s) => s.keyId !== `${cloud.kmsKeyId}/${version}`)).toEqual([]);
   }, 180_000);

@@ -199,7 +199,7 @@ describe('the Secret store', () => {
     const srv = createServer((req, res) => {
       asked.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
       req.resume();
-      if (req.url?.endsWith('/denied')) {
+      if (req.url?.includes('/denied?')) {
         res.writeHead(403, { 'content-type': 'application/json' });
         res.end(
           JSON.stringify({ kind: 'Status', code: 403, reason: 'Forbidden', message: 'denied by policy' }),
@@ -233,7 +233,9 @@ describe('the Secret store', () => {
         code: 403,
         body: expect.stringContaining('denied by policy'),
       });
-      expect(asked[0]).toBe('PATCH /prefix/api/v1/namespaces/app/secrets/db application/merge-patch+json');
+      expect(asked[0]).toBe(
+        'PATCH /prefix/api/v1/namespaces/app/secrets/db?fieldManager=ack-kms-sentinel application/merge-patch+json',
+      );
     } finally {
       store.close();
       await new Promise((r) => srv.close(r));

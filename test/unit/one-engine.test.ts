@@ -216,7 +216,7 @@ describe('one engine: the function, the CLI and enable resume the same way', () 
   it('the CLI: a spent --time-budget stops with a checkpoint, and the next run goes on from it', async () => {
     const { c, checkpoint, run } = cliEntry();
     c.hooks.beforePatch = undefined;
-    expect(await run({ timeBudget: '0ms' })).toBe(1);
+    expect(await run({ timeBudget: '0ms' }), 'exit 3: run again to resume').toBe(3);
     const saved = JSON.parse(readFileSync(checkpoint, 'utf8')) as { sweep?: { counters: { total: number } } };
     expect(saved.sweep?.counters.total).toBe(1);
     expect(await run()).toBe(0);

@@ -61,16 +61,16 @@ afterAll(async () => {
   await cloud.stop();
 });
 
-/** The README's signed curl example, verbatim. */
+/** docs/webhook.md's signed curl example (openssl and curl alone), verbatim. */
 function readmeExample(): string {
-  const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
+  const readme = readFileSync(join(__dirname, '../../docs/webhook.md'), 'utf8');
   const block = /```sh\n(ts=\$\(date \+%s\);[\s\S]*?)```/.exec(readme)?.[1];
-  if (!block) throw new Error('the README has no signed curl example');
+  if (!block) throw new Error('docs/webhook.md has no signed curl example');
   return block;
 }
 
 describe('ack-kms-sentinel serve', () => {
-  it("answers the README's signed curl call: an audit starts", async () => {
+  it("answers docs/webhook.md's signed curl call (openssl and curl alone): an audit starts", async () => {
     // Asynchronously: the server answering curl runs in this process.
     const { stdout: out } = await promisify(execFile)('bash', ['-c', readmeExample()], {
       env: { ...process.env, URL: url, SENTINEL_WEBHOOK_SECRET: SECRET },
