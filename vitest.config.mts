@@ -14,6 +14,7 @@ const OWN_SANDBOX = [
   'test/integration/multi-apiserver.test.ts',
   'test/integration/sandbox-command.test.ts',
   'test/integration/cli-status.test.ts',
+  'test/integration/rehearsal.test.ts',
 ];
 
 /**

@@ -10,7 +10,7 @@ export function ramAction(call: DeployCall): Record<string, unknown> {
   switch (call.action) {
     case 'GetRole': {
       const name = need(p, 'RoleName');
-      const role = s.roles.get(name) ?? sandboxRole(call, name);
+      const role = s.roles.get(name) ?? sandboxRole(call, s, name);
       if (!role) throw new ApiError(404, 'EntityNotExist.Role', `The role not exists: ${name}.`);
       return { Role: roleOf(call, name, role) };
     }
@@ -40,10 +40,16 @@ export function ramAction(call: DeployCall): Record<string, unknown> {
   }
 }
 
-/** A role the sandbox made for its functions (they run as their s.yaml roles) without deploy:prepare. */
-function sandboxRole(call: DeployCall, name: string) {
+/**
+ * A role the sandbox made for its functions (they run as their s.yaml roles) without deploy:prepare: from then
+ * on a role like any other, with no policy attached.
+ */
+function sandboxRole(call: DeployCall, s: DeployState, name: string) {
   const known = call.emulator.state.ramRoles?.find((r) => r.roleName === name);
-  return known ? { document: '', description: 'made by the sandbox', created: known.createDate } : undefined;
+  if (!known) return undefined;
+  const role = { document: '', description: 'made by the sandbox', created: known.createDate };
+  s.roles.set(name, role);
+  return role;
 }
 
 const roleOf = (
