@@ -226,7 +226,7 @@ describe('one engine: the function, the CLI and enable resume the same way', () 
   it('the CLI: a checkpoint file edited to claim the sweep further along is refused, and nothing is written', async () => {
     const { c, checkpoint, run } = cliEntry();
     c.hooks.beforePatch = undefined;
-    expect(await run({ timeBudget: '0ms' })).toBe(1);
+    expect(await run({ timeBudget: '0ms' }), 'exit 3: run again to resume').toBe(3);
     const writes = [...c.writes().values()].reduce((a, b) => a + b, 0);
     const edited = JSON.parse(readFileSync(checkpoint, 'utf8'));
     edited.phase = 'verifying';
