@@ -1,4 +1,5 @@
 import type { KubeConfig, V1ObjectMeta } from '@kubernetes/client-node';
+import { kubeSpace } from '../etcd/space';
 import type { Marks } from '../reencrypt/annotations';
 import type { ListOptions, SecretRef, SecretStore, SizedSecret } from '../reencrypt/secrets-api';
 import { KubeHttp } from './kube-http';
@@ -143,6 +144,8 @@ export function secretStore(http: KubeHttp): SecretStore & { close(): void } {
     async writeMetadata(namespace, name, patch) {
       await call('PATCH', secretPath(namespace, name), METADATA_ONLY, JSON.stringify(patch), false);
     },
+    space: kubeSpace(http),
+    flowControl: () => http.flowControl,
     close: () => http.close(),
   };
 }

@@ -1,0 +1,199 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KubeHttp } from '../cluster/kube-http';
+
+/**
+ * The etcd space guard. Every rewrite stores the Secret's bytes again: until the API server compacts the old
+ * revisions (`--etcd-compaction-interval`, 5 minutes by default), the database grows by what was rewritten,
+ * and at etcd's `--quota-backend-bytes` it raises the NOSPACE alarm: the cluster turns read-only until an
+ * operator compacts, defragments and disarms it (docs/runbook.md).
+ *
+ * kube-apiserver reports the database's size (`apiserver_storage_size_bytes`, STABLE, per storage cluster: the
+ * etcd `Status` dbSize, the pages allocated, which is what etcd compares with its quota) but not the quota, so
+ * the quota is a setting. The guard reads the size while the sweep runs; once it is over `share` of the quota
+ * and still growing, the sweep stops at an exact checkpoint, saves it, and waits until the API server has
+ * compacted past the revision it stopped at (a list at that exact resourceVersion answers 410 then). Compaction
+ * frees the pages of the old revisions, and etcd reuses freed pages before it grows the file: so the sweep
+ * resumes, and pauses again only if the size grows again.
+ */
+
+/** What the guard reads from the cluster. */
+export interface ClusterSpace {
+  /** The database's size in bytes, or undefined when the API server does not say (or /metrics is denied). */
+  storageSizeBytes(): Promise<number | undefined>;
+  /** The cluster's current revision: a fresh list's resourceVersion. */
+  revision(): Promise<string>;
+  /** Whether the API server has compacted etcd past `revision`. */
+  compactedPast(revision: string): Promise<boolean>;
+}
+
+export interface EtcdSpaceOptions {
+  /** etcd's `--quota-backend-bytes` (not readable through the API server: a setting). */
+  quotaBytes: number;
+  /** The share of the quota past which growth pauses the sweep (0–1). */
+  share: number;
+  /** How often the size is read while the sweep writes. */
+  pollMs?: number;
+  /** How long a pause waits for a compaction before the sweep stops with its checkpoint. */
+  maxPauseMs?: number;
+}
+
+/** etcd's own default quota (2 GiB) and a fifth of it kept free for what is written between two readings. */
+export const DEFAULT_ETCD_SPACE: Required<EtcdSpaceOptions> = {
+  quotaBytes: 2 * 1024 ** 3,
+  share: 0.8,
+  pollMs: 1_000,
+  // Two compaction intervals at the API server's default, and a minute: the revision at the pause is
+  // compacted by the second compaction after it.
+  maxPauseMs: 11 * 60_000,
+};
+
+/** What the sweep's report says of etcd's space. */
+export interface EtcdSpaceReport {
+  quotaBytes: number;
+  share: number;
+  /** The size when the sweep started and the last one read (absent when the API server does not report it). */
+  sizeAtStartBytes?: number;
+  sizeBytes?: number;
+  pauses: number;
+  pausedMs: number;
+  /** A pause that outlasted `maxPauseMs`: the sweep stopped with its checkpoint. */
+  gaveUp?: boolean;
+}
+
+/** The largest `apiserver_storage_size_bytes` over its storage clusters (Secrets may live in any of them). */
+export function storageSizeFromMetrics(text: string): number | undefined {
+  let size: number | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_storage_size_bytes')) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) size = Math.max(size ?? 0, value);
+  }
+  return size;
+}
+
+const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
+
+/** The guard's view through the cluster's one HTTP client: `/metrics` and metadata lists of one Secret. */
+export function kubeSpace(http: KubeHttp): ClusterSpace {
+  return {
+    async storageSizeBytes() {
+      const { status, body } = await http.getRaw('/metrics');
+      return status === 200 ? storageSizeFromMetrics(body) : undefined;
+    },
+    async revision() {
+      const list = (await http.call('GET', '/api/v1/secrets?limit=1', METADATA_LIST)) as {
+        metadata?: { resourceVersion?: string };
+      };
+      return list.metadata?.resourceVersion ?? '0';
+    },
+    async compactedPast(revision) {
+      const query = new URLSearchParams({
+        limit: '1',
+        resourceVersion: revision,
+        resourceVersionMatch: 'Exact',
+      });
+      try {
+        await http.call('GET', `/api/v1/secrets?${query}`, METADATA_LIST, undefined, false);
+        return false;
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 410) return true;
+        throw err;
+      }
+    },
+  };
+}
+
+/**
+ * Reads the size every `pollMs` while started; `paused` turns true once the size is over the threshold and
+ * has grown since the last resume (or the start), and stays true until `waitForCompaction` resumes.
+ */
+export class EtcdSpaceGuard {
+  private readonly options: Required<EtcdSpaceOptions>;
+  private timer?: NodeJS.Timeout;
+  private reading?: Promise<void>;
+  private sizeAtResume?: number;
+  private pausedAt?: number;
+  paused = false;
+  readonly state: EtcdSpaceReport;
+
+  constructor(
+    private readonly space: ClusterSpace,
+    options: EtcdSpaceOptions,
+    private readonly clock: () => number = Date.now,
+    private readonly wait: (ms: number, signal?: AbortSignal) => Promise<unknown> = (ms, signal) =>
+      sleep(ms, undefined, { signal }).catch(() => undefined),
+  ) {
+    if (!(options.quotaBytes > 0)) throw new RangeError('the etcd quota must be a positive number of bytes');
+    if (!(options.share > 0 && options.share <= 1))
+      throw new RangeError('the etcd quota share must be in (0, 1]');
+    this.options = { ...DEFAULT_ETCD_SPACE, ...options };
+    this.state = { quotaBytes: options.quotaBytes, share: options.share, pauses: 0, pausedMs: 0 };
+  }
+
+  get thresholdBytes(): number {
+    return Math.floor(this.options.quotaBytes * this.options.share);
+  }
+
+  /** The first reading, then one every `pollMs` (a reading that fails leaves the last one standing). */
+  async start(): Promise<void> {
+    await this.read();
+    this.sizeAtResume = this.state.sizeBytes;
+    if (this.state.sizeBytes !== undefined) this.state.sizeAtStartBytes = this.state.sizeBytes;
+    this.timer = setInterval(() => {
+      this.reading ??= this.read().finally(() => {
+        this.reading = undefined;
+      });
+    }, this.options.pollMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.reading;
+  }
+
+  /** One reading; the guard pauses when it shows growth over the threshold. */
+  async read(): Promise<void> {
+    let size: number | undefined;
+    try {
+      size = await this.space.storageSizeBytes();
+    } catch {
+      return;
+    }
+    if (size === undefined) return;
+    this.state.sizeBytes = size;
+    if (!this.paused && size >= this.thresholdBytes && size > (this.sizeAtResume ?? 0)) {
+      this.paused = true;
+      this.pausedAt = this.clock();
+      this.state.pauses++;
+    }
+  }
+
+  /**
+   * Once the sweep has stopped: waits until the API server compacted past the revision of now, then resumes.
+   * False when the deadline, the signal or `maxPauseMs` came first (the sweep then returns its checkpoint).
+   */
+  async waitForCompaction(deadline?: number, signal?: AbortSignal): Promise<boolean> {
+    const revision = await this.space.revision();
+    const started = this.pausedAt ?? this.clock();
+    const until = Math.min(deadline ?? Number.POSITIVE_INFINITY, started + this.options.maxPauseMs);
+    try {
+      for (;;) {
+        if (await this.space.compactedPast(revision).catch(() => false)) {
+          await this.read();
+          this.sizeAtResume = this.state.sizeBytes;
+          this.paused = false;
+          return true;
+        }
+        if (signal?.aborted || this.clock() >= until) {
+          if (this.clock() >= started + this.options.maxPauseMs) this.state.gaveUp = true;
+          return false;
+        }
+        await this.wait(Math.min(this.options.pollMs, Math.max(0, until - this.clock())), signal);
+      }
+    } finally {
+      this.state.pausedMs += this.clock() - started;
+    }
+  }
+}
