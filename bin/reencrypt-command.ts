@@ -3,6 +3,7 @@ import { apiServerIdentities, loadKubeConfig } from '../shared/cluster/kube';
 import { unproven } from '../shared/cluster/sealing';
 import { httpSecretStore } from '../shared/cluster/secret-store';
 import { ConfigError, normalizeError, SentinelError } from '../shared/errors';
+import type { EtcdSpaceOptions } from '../shared/etcd/space';
 import type { Continuation } from '../shared/jobs/payload';
 import { firstContinuation, nothingKept, type RunResult, runJob } from '../shared/jobs/run';
 import type { JobStore } from '../shared/jobs/store';
@@ -34,6 +35,11 @@ export interface ReencryptFlags {
   config?: string;
   force?: boolean;
   apiServers?: string;
+  polite?: boolean;
+  etcdQuota?: string;
+  etcdQuotaShare?: string;
+  /** false with --no-etcd-guard. */
+  etcdGuard?: boolean;
 }
 
 function intFlag(name: string, value: string, min: number, max: number): number {
@@ -69,7 +75,30 @@ function checkFlags(flags: ReencryptFlags) {
         "or --cluster-id to read it from the cluster's key",
     );
   }
-  return { strategy, concurrency, pageSize } as const;
+  return {
+    strategy,
+    concurrency,
+    pageSize,
+    polite: flags.polite === true,
+    etcdSpace: etcdSpaceOf(flags),
+  } as const;
+}
+
+/** The etcd space guard's flags: off, or etcd's quota (2 GiB, etcd's default, unless given) and the share. */
+function etcdSpaceOf(flags: ReencryptFlags): EtcdSpaceOptions | false {
+  if (flags.etcdGuard === false) return false;
+  const share = Number(flags.etcdQuotaShare ?? '0.8');
+  if (!(share > 0 && share <= 1))
+    throw new UsageError(
+      `--etcd-quota-share must be a fraction above 0 and at most 1 (got "${flags.etcdQuotaShare}")`,
+    );
+  const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(flags.etcdQuota ?? '2Gi');
+  const quotaBytes = m ? Number(m[1]) * 1024 ** ['', 'Ki', 'Mi', 'Gi'].indexOf(m[2] ?? '') : 0;
+  if (quotaBytes < 1024 * 1024)
+    throw new UsageError(
+      `--etcd-quota must be etcd's --quota-backend-bytes, e.g. 8Gi (got "${flags.etcdQuota}")`,
+    );
+  return { quotaBytes, share };
 }
 
 /** What the sweep may claim: proven from the API servers with --cluster-id (the cloud clients load only then). */
@@ -163,6 +192,8 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
 
 export interface SweepContext {
   strategy: Strategy;
+  polite?: boolean;
+  etcdSpace?: EtcdSpaceOptions | false;
   concurrency: number;
   pageSize: number;
   secrets: SecretStore;
@@ -202,6 +233,8 @@ export async function sweepCommand(flags: ReencryptFlags, out: Output, ctx: Swee
         selection,
         pageSize: ctx.pageSize,
         concurrency: ctx.concurrency,
+        ...(ctx.polite ? { polite: true } : {}),
+        ...(ctx.etcdSpace === undefined ? {} : { etcdSpace: ctx.etcdSpace }),
         dryRun: flags.dryRun === true,
         force: flags.force === true,
       },

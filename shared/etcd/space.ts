@@ -136,9 +136,10 @@ export class EtcdSpaceGuard {
 
   /** The first reading, then one every `pollMs` (a reading that fails leaves the last one standing). */
   async start(): Promise<void> {
-    await this.read();
-    this.sizeAtResume = this.state.sizeBytes;
-    if (this.state.sizeBytes !== undefined) this.state.sizeAtStartBytes = this.state.sizeBytes;
+    // The first reading is the start's: etcd may be over the threshold already, filled by others.
+    this.sizeAtResume = await this.space.storageSizeBytes().catch(() => undefined);
+    this.state.sizeBytes = this.sizeAtResume;
+    if (this.sizeAtResume !== undefined) this.state.sizeAtStartBytes = this.sizeAtResume;
     this.timer = setInterval(() => {
       this.reading ??= this.read().finally(() => {
         this.reading = undefined;
