@@ -13,6 +13,7 @@ const OWN_SANDBOX = [
   'test/integration/demo.test.ts',
   'test/integration/multi-apiserver.test.ts',
   'test/integration/sandbox-command.test.ts',
+  'test/integration/neighbours.test.ts',
 ];
 
 /**
