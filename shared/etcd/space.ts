@@ -9,11 +9,15 @@ import type { KubeHttp } from '../cluster/kube-http';
  *
  * kube-apiserver reports the database's size (`apiserver_storage_size_bytes`, STABLE, per storage cluster: the
  * etcd `Status` dbSize, the pages allocated, which is what etcd compares with its quota) but not the quota, so
- * the quota is a setting. The guard reads the size while the sweep runs; once it is over `share` of the quota
- * and still growing, the sweep stops at an exact checkpoint, saves it, and waits until the API server has
- * compacted past the revision it stopped at (a list at that exact resourceVersion answers 410 then). Compaction
- * frees the pages of the old revisions, and etcd reuses freed pages before it grows the file: so the sweep
- * resumes, and pauses again only if the size grows again.
+ * the quota is a setting. The API server refreshes the figure only every `--etcd-db-metric-poll-interval` (30 s
+ * by default), in which a sweep of Helm-sized Secrets writes gigabytes: so the guard projects the size from
+ * the writes since the figure last changed, at the bytes per write it learned from the last change (a Helm
+ * release's size, 128 KiB, until it has learned one). Once the projection is over `share` of the quota, the
+ * sweep stops at an exact checkpoint, saves it, and waits until the API server has compacted past the
+ * revision it stopped at (a list at that exact resourceVersion answers 410 then), or until a fresh figure
+ * shows the projection was too high. Compaction frees the pages of the old revisions, and etcd reuses freed
+ * pages before it grows the file: the writes made before the pause are credited, and the projection grows
+ * again only past them.
  */
 
 /** What the guard reads from the cluster. */
@@ -41,7 +45,8 @@ export interface EtcdSpaceOptions {
 export const DEFAULT_ETCD_SPACE: Required<EtcdSpaceOptions> = {
   quotaBytes: 2 * 1024 ** 3,
   share: 0.8,
-  pollMs: 1_000,
+  // /metrics is a few MB for the API server to render: read it no more often than its figure could change.
+  pollMs: 5_000,
   // Two compaction intervals at the API server's default, and a minute: the revision at the pause is
   // compacted by the second compaction after it.
   maxPauseMs: 11 * 60_000,
@@ -70,6 +75,10 @@ export function storageSizeFromMetrics(text: string): number | undefined {
   }
   return size;
 }
+
+/** What a write is assumed to add before the guard has seen one change of the figure: a Helm release's size. */
+const ASSUMED_BYTES_PER_WRITE = 128 * 1024;
+const MIN_BYTES_PER_WRITE = 1024;
 
 const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 
@@ -104,15 +113,23 @@ export function kubeSpace(http: KubeHttp): ClusterSpace {
 }
 
 /**
- * Reads the size every `pollMs` while started; `paused` turns true once the size is over the threshold and
- * has grown since the last resume (or the start), and stays true until `waitForCompaction` resumes.
+ * Reads the figure every `pollMs` while started and counts the sweep's writes; `paused` turns true once the
+ * projected size reaches the threshold, and stays true until `waitForCompaction` resumes.
  */
 export class EtcdSpaceGuard {
   private readonly options: Required<EtcdSpaceOptions>;
   private timer?: NodeJS.Timeout;
   private reading?: Promise<void>;
-  private sizeAtResume?: number;
   private pausedAt?: number;
+  /** The figure as last read. */
+  private size?: number;
+  private writes = 0;
+  private writesAtResume = 0;
+  /** Writes since the figure changed that grow the file (not covered by the credit). */
+  private growing = 0;
+  /** Writes whose old revisions a compaction freed: etcd reuses their pages before it grows. */
+  private credit = 0;
+  private bytesPerWrite = ASSUMED_BYTES_PER_WRITE;
   paused = false;
   readonly state: EtcdSpaceReport;
 
@@ -136,10 +153,8 @@ export class EtcdSpaceGuard {
 
   /** The first reading, then one every `pollMs` (a reading that fails leaves the last one standing). */
   async start(): Promise<void> {
-    // The first reading is the start's: etcd may be over the threshold already, filled by others.
-    this.sizeAtResume = await this.space.storageSizeBytes().catch(() => undefined);
-    this.state.sizeBytes = this.sizeAtResume;
-    if (this.sizeAtResume !== undefined) this.state.sizeAtStartBytes = this.sizeAtResume;
+    await this.read();
+    if (this.size !== undefined) this.state.sizeAtStartBytes = this.size;
     this.timer = setInterval(() => {
       this.reading ??= this.read().finally(() => {
         this.reading = undefined;
@@ -154,7 +169,20 @@ export class EtcdSpaceGuard {
     await this.reading;
   }
 
-  /** One reading; the guard pauses when it shows growth over the threshold. */
+  /** One written Secret (cheap: the sweep calls it for every write). */
+  noteWrite(): void {
+    this.writes++;
+    // A credited write fills a freed page: only a growing one can take etcd over the threshold.
+    if (this.credit > 0) this.credit--;
+    else if (++this.growing && !this.paused && this.size !== undefined && this.overThreshold()) this.pause();
+  }
+
+  /** The figure, plus what the writes since it changed will have added (past the credited ones). */
+  projectedBytes(): number {
+    return (this.size ?? 0) + this.growing * this.bytesPerWrite;
+  }
+
+  /** One reading; a changed figure teaches the bytes per write; the guard pauses when the projection is over. */
   async read(): Promise<void> {
     let size: number | undefined;
     try {
@@ -164,11 +192,23 @@ export class EtcdSpaceGuard {
     }
     if (size === undefined) return;
     this.state.sizeBytes = size;
-    if (!this.paused && size >= this.thresholdBytes && size > (this.sizeAtResume ?? 0)) {
-      this.paused = true;
-      this.pausedAt = this.clock();
-      this.state.pauses++;
+    if (size !== this.size) {
+      if (this.size !== undefined && this.growing > 0 && size > this.size)
+        this.bytesPerWrite = Math.max(MIN_BYTES_PER_WRITE, (size - this.size) / this.growing);
+      this.size = size;
+      this.growing = 0;
     }
+    if (!this.paused && this.growing > 0 && this.overThreshold()) this.pause();
+  }
+
+  private overThreshold(): boolean {
+    return this.projectedBytes() >= this.thresholdBytes;
+  }
+
+  private pause(): void {
+    this.paused = true;
+    this.pausedAt = this.clock();
+    this.state.pauses++;
   }
 
   /**
@@ -179,12 +219,18 @@ export class EtcdSpaceGuard {
     const revision = await this.space.revision();
     const started = this.pausedAt ?? this.clock();
     const until = Math.min(deadline ?? Number.POSITIVE_INFINITY, started + this.options.maxPauseMs);
+    const sizeAtPause = this.size;
     try {
       for (;;) {
         if (await this.space.compactedPast(revision).catch(() => false)) {
           await this.read();
-          this.sizeAtResume = this.state.sizeBytes;
-          this.paused = false;
+          this.resumeAfterCompaction();
+          return true;
+        }
+        await this.read();
+        // A fresh figure under the threshold: the projection (a guess per write until learned) was too high.
+        if (this.size !== sizeAtPause && this.projectedBytes() < this.thresholdBytes) {
+          this.resume();
           return true;
         }
         if (signal?.aborted || this.clock() >= until) {
@@ -196,5 +242,21 @@ export class EtcdSpaceGuard {
     } finally {
       this.state.pausedMs += this.clock() - started;
     }
+  }
+
+  /**
+   * Every write since the last resume came before the pause: their old revisions are free pages now. And at
+   * least half the room left below the quota: etcd over the threshold before the sweep began (free pages
+   * unseen) still moves forward, by less each time the figure shows real growth.
+   */
+  private resumeAfterCompaction(): void {
+    const room = this.options.quotaBytes - this.projectedBytes();
+    this.credit += Math.max(this.writes - this.writesAtResume, Math.floor(room / 2 / this.bytesPerWrite));
+    this.resume();
+  }
+
+  private resume(): void {
+    this.paused = false;
+    this.writesAtResume = this.writes;
   }
 }

@@ -465,6 +465,7 @@ function pageWrites(run: Run, tally: PageTally): Retried<WriteArg, Wrote, void> 
     succeeded: (arg, wrote) => {
       if (typeof wrote === 'string') return tally[wrote]();
       run.limiter.onSuccess();
+      run.guard?.noteWrite();
       return tally[judged(run, 'refetch' in arg ? arg.refetch : arg, wrote)]();
     },
     failed: (arg, err, attempt) => {
@@ -510,6 +511,7 @@ async function refetchAndWrite(run: Run, stale: SecretRef): Promise<Wrote> {
   if (isDoneFor(run, ref)) return 'alreadyCurrent';
   const wrote = await write(run, ref);
   run.limiter.onSuccess();
+  run.guard?.noteWrite();
   return judged(run, ref, wrote);
 }
 
