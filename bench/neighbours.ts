@@ -84,6 +84,9 @@ export async function runNeighboursBench(log: Log, quick: boolean): Promise<Neig
   const polite = row(POLITE);
   const idleP99 = median(neighbours.map((r) => r.idle.p99Ms));
   const summary = {
+    secrets: quick ? 1000 : 5000,
+    guardQuotaMiB: quick ? 64 : 128,
+    guardCompactionSeconds: quick ? 5 : 10,
     ceilingRate: ceiling?.perSecond,
     defaultRate: ours?.perSecond,
     politeRate: polite?.perSecond,

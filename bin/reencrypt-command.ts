@@ -253,17 +253,35 @@ export async function sweepCommand(flags: ReencryptFlags, out: Output, ctx: Swee
       },
       from,
     );
-    if (flags.dryRun && run.report)
+    if (flags.dryRun && run.report) {
       run.report.estimate = await ctx.estimate({
         keyVersion,
         selection,
         ...(deadline === undefined ? {} : { deadline }),
         signal: stop.signal,
       });
+      noteGrowth(run.report, out);
+    }
   } finally {
     stop.release();
   }
   return finishRun(flags, out, run, selection, keyVersion);
+}
+
+/** etcd grows by what is rewritten until the next compaction: the dry run says whether that fits the quota. */
+function noteGrowth(report: NonNullable<RunResult['report']>, out: Output): void {
+  const space = report.etcdSpace;
+  if (!space || !report.estimate) return;
+  space.expectedGrowthBytes = report.estimate.bytesToRewrite;
+  if (space.sizeBytes === undefined) return;
+  const MiB = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
+  const after = space.sizeBytes + space.expectedGrowthBytes;
+  out.note(
+    `etcd: ${MiB(space.sizeBytes)} now, ~${MiB(space.expectedGrowthBytes)} more until the next compaction, quota ${MiB(space.quotaBytes)}` +
+      (after >= space.quotaBytes * space.share
+        ? `: past ${Math.round(space.share * 100)}% of it, the sweep will pause for compactions`
+        : ''),
+  );
 }
 
 /** The dry run's estimate: Secrets and bytes to rewrite, KMS calls, duration, blast radius. */

@@ -63,6 +63,8 @@ export interface EtcdSpaceReport {
   pausedMs: number;
   /** A pause that outlasted `maxPauseMs`: the sweep stopped with its checkpoint. */
   gaveUp?: boolean;
+  /** Dry runs: the bytes the rewrites will add until the next compaction (the estimate's bytes to rewrite). */
+  expectedGrowthBytes?: number;
 }
 
 /** The largest `apiserver_storage_size_bytes` over its storage clusters (Secrets may live in any of them). */

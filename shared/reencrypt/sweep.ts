@@ -182,10 +182,8 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
       if (!(await shared.guard.waitForCompaction(options.deadline, options.signal))) break;
       report = combined(report, await sweepFrom({ ...options, checkpoint: report.checkpoint }, shared));
     }
-    return {
-      ...report,
-      ...(shared.guard ? { etcdSpace: { ...shared.guard.state } } : {}),
-    };
+    const etcdSpace = shared.guard ? { ...shared.guard.state } : await spaceOutlook(options);
+    return { ...report, ...(etcdSpace ? { etcdSpace } : {}) };
   } finally {
     await shared.guard?.stop();
   }
@@ -201,6 +199,15 @@ interface Shared {
 function limiterFor(options: SweepOptions, clock: () => number): AdaptiveLimiter {
   const polite = options.polite === true ? DEFAULT_POLITE : options.polite || undefined;
   return new AdaptiveLimiter(options.concurrency ?? DEFAULT_CONCURRENCY, 20, clock, undefined, polite);
+}
+
+/** A dry run's view of etcd: its size now against the quota (the estimate adds the growth to expect). */
+async function spaceOutlook(options: SweepOptions): Promise<EtcdSpaceReport | undefined> {
+  const { space } = options.store;
+  if (!options.dryRun || !space || options.etcdSpace === false) return undefined;
+  const { quotaBytes, share } = options.etcdSpace ?? DEFAULT_ETCD_SPACE;
+  const sizeBytes = await space.storageSizeBytes().catch(() => undefined);
+  return { quotaBytes, share, ...(sizeBytes === undefined ? {} : { sizeBytes }), pauses: 0, pausedMs: 0 };
 }
 
 function guardFor(options: SweepOptions): EtcdSpaceGuard | undefined {

@@ -18,7 +18,7 @@ export interface PoliteOptions {
 }
 
 /** Chosen from `npm run bench -- --neighbours` (BENCHMARKS.md, "Neighbours"). */
-export const DEFAULT_POLITE: PoliteOptions = { latencyFactor: 2, window: 24, maxConcurrency: 8 };
+export const DEFAULT_POLITE: PoliteOptions = { latencyFactor: 1.5, window: 16, maxConcurrency: 6 };
 
 /**
  * Bounded writes in flight, adapting to the API server: halves on 429 (never below 1), then climbs back by one

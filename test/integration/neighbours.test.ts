@@ -54,6 +54,9 @@ describe('a sweep beside its neighbours', () => {
         dryRun: true,
         selection: { namespaces: [namespace] },
       });
+      // A dry run reads etcd's size once, for the estimate's outlook (quota: etcd's default unless given).
+      expect(report.etcdSpace).toMatchObject({ quotaBytes: 2 * 1024 ** 3, share: 0.8, pauses: 0 });
+      expect(report.etcdSpace?.sizeBytes).toBeGreaterThan(0);
       expect(report.flowControl).toEqual({
         flowSchemaUid: applied.flowSchemaUid,
         priorityLevelUid: applied.priorityLevelUid,

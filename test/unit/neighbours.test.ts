@@ -5,7 +5,7 @@ import { parseAllDocuments } from 'yaml';
 import { flowSchema, priorityLevel } from '../../shared/cluster/flow-control';
 import { type ClusterSpace, EtcdSpaceGuard, storageSizeFromMetrics } from '../../shared/etcd/space';
 import { sweep } from '../../shared/reencrypt/sweep';
-import { AdaptiveLimiter } from '../../shared/reencrypt/throttle';
+import { AdaptiveLimiter, DEFAULT_POLITE } from '../../shared/reencrypt/throttle';
 import { memoryStore } from '../helpers/memory-store';
 
 /** A limiter in polite mode whose every task takes `latency()` ms on a clock the test moves. */
@@ -68,7 +68,11 @@ describe('polite mode', () => {
   it('a polite sweep reports its baseline and back-offs, and writes every Secret once', async () => {
     const { store, patched } = memoryStore(40);
     const report = await sweep({ store, targetKeyVersionId: 'v2', pageSize: 10, polite: true });
-    expect(report).toMatchObject({ complete: true, rewritten: 40, concurrency: { max: 8 } });
+    expect(report).toMatchObject({
+      complete: true,
+      rewritten: 40,
+      concurrency: { max: DEFAULT_POLITE.maxConcurrency },
+    });
     expect(report.polite?.latencyBackoffs).toBeGreaterThanOrEqual(0);
     expect(report.polite?.baselineMs).toBeGreaterThanOrEqual(0);
     expect(new Set(patched).size).toBe(40);
