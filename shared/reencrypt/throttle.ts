@@ -7,7 +7,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
  * ~14× during a default sweep), and 429s come only once APF's queues are full, far too late for the others.
  */
 export interface PoliteOptions {
-  /** Back off once a window's median latency exceeds this many times the baseline (the best window seen). */
+  /** Back off once a window's p90 latency exceeds this many times the baseline (the best window seen). */
   latencyFactor: number;
   /** Completed requests per judgement. */
   window: number;
@@ -18,7 +18,7 @@ export interface PoliteOptions {
 }
 
 /** Chosen from `npm run bench -- --neighbours` (BENCHMARKS.md, "Neighbours"). */
-export const DEFAULT_POLITE: PoliteOptions = { latencyFactor: 1.5, window: 16, maxConcurrency: 6 };
+export const DEFAULT_POLITE: PoliteOptions = { latencyFactor: 1.5, window: 20, maxConcurrency: 5 };
 
 /**
  * Bounded writes in flight, adapting to the API server: halves on 429 (never below 1), then climbs back by one
@@ -26,10 +26,11 @@ export const DEFAULT_POLITE: PoliteOptions = { latencyFactor: 1.5, window: 16, m
  * Retry-After also pauses new work for everyone, not just the request that got it.
  *
  * Polite (`polite` given): it starts with one write in flight and judges every `window` completed writes: a
- * window whose median latency stays under `latencyFactor` × the baseline adds one; one above it takes a third
- * away (never below one). The baseline is the lowest window median seen, so it is measured at the lowest load
- * this sweep put on the server, and falls if the cluster gets quieter. Like TCP Vegas, it backs off when
- * queues start to build, not when they overflow.
+ * window whose p90 latency stays under `latencyFactor` × the baseline adds one; one above it takes a third
+ * away (never below one). The baseline is the lowest window p90 seen, so it is measured at the lowest load
+ * this sweep put on the server, and falls if the cluster gets quieter. The p90, not the median: the other
+ * clients feel the queue's tail first. Like TCP Vegas, it backs off when queues start to build, not when they
+ * overflow.
  */
 export class AdaptiveLimiter {
   private readonly limit: LimitFunction;
@@ -100,19 +101,19 @@ export class AdaptiveLimiter {
     if (!polite) return;
     this.samples.push(ms);
     if (this.samples.length < polite.window) return;
-    const median = medianOf(this.samples);
+    const tail = p90Of(this.samples);
     this.samples.length = 0;
-    if (this.baselineMs === undefined || median < this.baselineMs) this.baselineMs = median;
+    if (this.baselineMs === undefined || tail < this.baselineMs) this.baselineMs = tail;
     const c = this.limit.concurrency;
     // A floor of 1 ms: on loopback a quiet server answers in a fraction of one, and twice nothing is nothing.
-    if (median > polite.latencyFactor * Math.max(1, this.baselineMs)) {
+    if (tail > polite.latencyFactor * Math.max(1, this.baselineMs)) {
       this.latencyBackoffs++;
       this.limit.concurrency = Math.max(1, Math.floor((c * 2) / 3));
     } else if (c < this.ceiling) this.limit.concurrency = c + 1;
   }
 }
 
-function medianOf(values: number[]): number {
+function p90Of(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+  return sorted[Math.ceil(sorted.length * 0.9) - 1] ?? 0;
 }
