@@ -7,7 +7,6 @@ import { ensureBinaries } from '../sandbox/k8s-bins';
 import { applyFlowControl, flowControlNames } from '../shared/cluster/flow-control';
 import { KubeHttp } from '../shared/cluster/kube-http';
 import { SENTINEL_USER } from '../shared/cluster/rbac';
-import { storageSizeFromMetrics } from '../shared/etcd/space';
 import { functionJobAt, type JobFigures } from './function-job';
 import { type Measurement, measure } from './measure';
 import { type Percentiles, Probe } from './probe';

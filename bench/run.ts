@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { DelayLine } from '../sandbox/controlplane/delay-line';
 import { startSandbox } from '../sandbox/index';
-import { binDir, ensureBinaries } from '../sandbox/k8s-bins';
+import { ensureBinaries } from '../sandbox/k8s-bins';
 import { splitKeyId } from '../sandbox/kms-plugin/key-provider';
 import { readSecretEvidence } from '../shared/etcd/evidence';
 import { measureColdStarts, renderBundles } from './bundles';
