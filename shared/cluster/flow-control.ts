@@ -61,6 +61,12 @@ export function flowSchema(users: string[] = [SENTINEL_USER]) {
   };
 }
 
+/**
+ * Both objects, the level first: what the grant step hands its manifest applier (`extra`), with the user names
+ * ACK gives the functions' RAM roles (the uids it grants permissions to) beside the suite's own user.
+ */
+export const flowControlManifest = (users?: string[]) => [priorityLevel(), flowSchema(users)];
+
 const ACCEPT = 'application/json';
 const APPLY = 'application/apply-patch+yaml';
 

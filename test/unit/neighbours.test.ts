@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { flowSchema, priorityLevel } from '../../shared/cluster/flow-control';
+import { flowControlManifest, flowSchema, priorityLevel } from '../../shared/cluster/flow-control';
 import { type ClusterSpace, EtcdSpaceGuard, storageSizeFromMetrics } from '../../shared/etcd/space';
 import { sweep } from '../../shared/reencrypt/sweep';
 import { AdaptiveLimiter, DEFAULT_POLITE } from '../../shared/reencrypt/throttle';
@@ -248,6 +248,7 @@ describe('API Priority and Fairness', () => {
       .map((d) => d.toJSON())
       .filter(Boolean);
     expect(docs).toEqual([priorityLevel(), flowSchema()]);
+    expect(flowControlManifest()).toEqual(docs);
     expect(flowSchema(['a', 'b']).spec.rules[0]?.subjects).toEqual([
       { kind: 'User', user: { name: 'a' } },
       { kind: 'User', user: { name: 'b' } },
