@@ -21,7 +21,7 @@ if (choice === 'missing') {
 }
 // The command picks the code cache (bin/launch.js keeps one per command). Only a known command names one: the
 // first other word of a command line may be an option's value, which has no business in a file name.
-const COMMANDS = ['reencrypt', 'invoke', 'serve', 'audit', 'enable', 'disable'];
+const COMMANDS = ['reencrypt', 'invoke', 'serve', 'audit', 'enable', 'disable', 'grant'];
 const command = process.argv.slice(2).find((a) => COMMANDS.includes(a)) ?? '';
 const start = () => {
   let main;

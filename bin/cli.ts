@@ -4,6 +4,7 @@ import type { AuditFlags } from './audit-command';
 import type { commands } from './commands';
 import type { DisableFlags } from './disable-command';
 import type { EnableFlags } from './enable-command';
+import type { GrantFlags } from './grant-command';
 import type { InvokeFlags } from './invoke-command';
 import type { ReencryptFlags } from './reencrypt-command';
 import type { ServeFlags } from './serve-command';
@@ -42,6 +43,7 @@ export function buildProgram(run: Exit): Command {
   addAudit(program, run);
   addEnable(program, run);
   addDisable(program, run);
+  addGrant(program, run);
   return program;
 }
 
@@ -157,6 +159,24 @@ function addAudit(program: Command, run: Exit): void {
     .action(async (flags: AuditFlags) => {
       const { auditCommand } = await load('audit');
       run(await auditCommand(flags));
+    });
+}
+
+function addGrant(program: Command, run: Exit): void {
+  program
+    .command('grant')
+    .description(
+      "Bind the functions' RAM roles to the suite's ClusterRoles (deploy/rbac.yaml) in each cluster through CS GrantPermissions, keeping every other grant",
+    )
+    .option('--cluster-id <id>', 'the ACK cluster id (repeatable, or comma-separated)', collect, [])
+    .option('--all', 'every cluster the configuration targets (SENTINEL_CLUSTER_IDS, or discovery)')
+    .option('--dry-run', 'read the grants and say what would change; change nothing')
+    .option('--role-prefix <prefix>', "the functions' RAM roles are <prefix><function>", 'ack-kms-sentinel-')
+    .option('--json', 'print the result as one JSON object')
+    .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
+    .action(async (flags: GrantFlags) => {
+      const { grantCommand } = await load('grant');
+      run(await grantCommand(flags));
     });
 }
 

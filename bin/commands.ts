@@ -1,6 +1,7 @@
 import type * as AuditModule from './audit-command';
 import type * as DisableModule from './disable-command';
 import type * as EnableModule from './enable-command';
+import type * as GrantModule from './grant-command';
 import type * as InvokeModule from './invoke-command';
 import type * as OutputModule from './output';
 import type * as ReencryptModule from './reencrypt-command';
@@ -16,6 +17,7 @@ export const commands = {
   audit: (): Promise<typeof AuditModule> => import('./audit-command.js'),
   disable: (): Promise<typeof DisableModule> => import('./disable-command.js'),
   enable: (): Promise<typeof EnableModule> => import('./enable-command.js'),
+  grant: (): Promise<typeof GrantModule> => import('./grant-command.js'),
   invoke: (): Promise<typeof InvokeModule> => import('./invoke-command.js'),
   output: (): Promise<typeof OutputModule> => import('./output.js'),
   reencrypt: (): Promise<typeof ReencryptModule> => import('./reencrypt-command.js'),

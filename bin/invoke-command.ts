@@ -5,15 +5,15 @@ import { createHandler as reencrypt } from '../functions/reencrypt';
 import { createHandler as rotationWatch } from '../functions/rotation-watch';
 import { createHandler as trailVerify } from '../functions/trail-verify';
 import { createHandler as webhook } from '../functions/webhook';
-import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { readConfigFile } from '../shared/config';
 import type { FcContext, HandlerDeps, PoisonResult } from '../shared/runtime/handler';
+import { forRequest, localContext } from './local-context';
 import { UsageError } from './output';
 
 /**
  * `ack-kms-sentinel invoke <function> --event <file|->`: runs a handler locally with a realistic FC context
- * (credentials from the environment or the credential chain, endpoints from configuration), like
- * `s local invoke`, and prints the handler's result.
+ * (credentials from the environment or the credential chain, needed only once the handler reaches the cloud;
+ * endpoints from configuration), like `s local invoke`, and prints the handler's result.
  */
 type Factory = (deps: HandlerDeps) => (event: unknown, context: FcContext) => Promise<unknown>;
 export const FUNCTIONS: Record<string, Factory> = {
@@ -47,19 +47,19 @@ export async function invokeCommand(
     throw new UsageError(`--event ${flags.event}: ${(err as Error).message}`);
   }
   const env = { ...(flags.config ? readConfigFile(flags.config) : {}), ...process.env };
-  const credentials = await credentialsFromDefaultChain();
-  const context: FcContext = {
-    requestId: `local-${randomUUID()}`,
-    credentials,
-    function: {
-      name: `ack-kms-sentinel-${name}`,
-      handler: 'index.handler',
-      memory: 512,
-      timeout: Number(flags.timeout),
-    },
-    region: env.SENTINEL_REGION ?? env.FC_REGION ?? '',
-    ...(env.SENTINEL_ACCOUNT_ID ? { accountId: env.SENTINEL_ACCOUNT_ID } : {}),
-  };
+  const context = forRequest(
+    await localContext({
+      function: {
+        name: `ack-kms-sentinel-${name}`,
+        handler: 'index.handler',
+        memory: 512,
+        timeout: Number(flags.timeout),
+      },
+      region: env.SENTINEL_REGION ?? env.FC_REGION ?? '',
+      ...(env.SENTINEL_ACCOUNT_ID ? { accountId: env.SENTINEL_ACCOUNT_ID } : {}),
+    }),
+    `local-${randomUUID()}`,
+  );
   // Handler logs go to stderr; stdout carries only the result.
   const handler = factory({ env, sink: (line) => process.stderr.write(`${line}\n`) });
   const result = await handler(event, context);

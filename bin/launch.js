@@ -5,8 +5,8 @@
 // stale code. Without esbuild (an installation without dev dependencies) the bundles are used as they are.
 const { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
 const { dirname, join } = require('node:path');
+const { createHash } = require('node:crypto');
 const { Script, constants: vmConstants } = require('node:vm');
-const { crc32 } = require('node:zlib');
 const Module = require('node:module');
 
 const SOURCE_DIRS = ['bin', 'shared', 'functions'];
@@ -81,10 +81,11 @@ const loaded = new Map();
  * One cache per command, beside the bundle: `<bundle>.v8cache` for `--help` and usage errors,
  * `<bundle>.<command>.v8cache` for each command, each with what that command compiled and nothing more
  * (deserializing is most of a cached start: one shared cache made every command deserialize what all had
- * compiled). A cache's first line says what it was made from: the bundle's CRC-32 and size, Node's version, and
- * whether that run succeeded. V8 checks its own version and flags, but of the source only its length, so a
+ * compiled). A cache's first line says what it was made from: the SHA-256 of the bundle's bytes, Node's version,
+ * and whether that run succeeded. V8 checks its own version and flags, but of the source only its length, so a
  * changed bundle of the same length would otherwise run the old code (npm gives every file of a package the same
- * mtime, so times cannot tell). A missing, stale or rejected cache is written again when the process exits, with
+ * mtime, so times cannot tell; a CRC-32 and size, the stamp before, is matched by changing four bytes of a
+ * comment). Hashing the ~1 MB commands' bundle costs about a millisecond of a start. A missing, stale or rejected cache is written again when the process exits, with
  * every function compiled by then; so is one written by a failed run (a usage error compiles little of a
  * command), the first time the command succeeds. Only beside the bundle: a directory only whoever installed the
  * bundle can write, never a shared temporary one (V8 trusts what it deserializes). Any failure to read or write a
@@ -96,7 +97,11 @@ function loadBundle(bundle, command = '') {
   const name = /^[a-z][a-z-]{0,30}$/.test(command) ? command : '';
   const cacheFile = name ? `${bundle}.${name}.v8cache` : `${bundle}.v8cache`;
   const bytes = readFileSync(bundle);
-  const made = { bundle: `${bytes.length}-${crc32(bytes)}`, node: process.version, command: name };
+  const made = {
+    bundle: createHash('sha256').update(bytes).digest('hex'),
+    node: process.version,
+    command: name,
+  };
   let cachedData;
   let fromFailedRun = false;
   try {

@@ -125,12 +125,14 @@ async function proofFor(
 async function startingPoint(
   flags: ReencryptFlags,
   keyVersion: string,
+  ctx: Pick<SweepContext, 'cluster' | 'strategy'>,
 ): Promise<{ from: Continuation; store: JobStore }> {
   const fresh = firstContinuation(keyVersion, new Date(), 'sweeping');
   if (!flags.checkpoint || flags.dryRun) return { from: fresh, store: nothingKept() };
   // The file's schema loads only with --checkpoint: a sweep's start is part of its time.
   const { checkpointFile } = await import('./checkpoint-file.js');
-  return checkpointFile(flags.checkpoint, fresh);
+  const cluster = ctx.cluster ?? flags.clusterId ?? flags.context ?? 'kubeconfig';
+  return checkpointFile(flags.checkpoint, fresh, { cluster, strategy: ctx.strategy });
 }
 
 /** SIGINT and SIGTERM stop taking new work: the writes in flight finish, then the checkpoint is saved. */
@@ -180,6 +182,7 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
     const proof = await proofFor(flags, kc, out);
     return await sweepCommand(flags, out, {
       ...checked,
+      cluster: flags.clusterId ?? kc.getCurrentCluster()?.server,
       secrets,
       proof,
       estimate: (o) => estimateOf(kc, secrets, { ...o, proof, pageSize: checked.pageSize }),
@@ -194,6 +197,8 @@ export interface SweepContext {
   strategy: Strategy;
   polite?: boolean;
   etcdSpace?: EtcdSpaceOptions | false;
+  /** What a checkpoint file is bound to: the cluster's id, or the API server the kubeconfig points at. */
+  cluster?: string | undefined;
   concurrency: number;
   pageSize: number;
   secrets: SecretStore;
@@ -212,7 +217,7 @@ export async function sweepCommand(flags: ReencryptFlags, out: Output, ctx: Swee
   const { proof } = ctx;
   const { keyVersion } = proof;
   const budgetMs = flags.timeBudget ? durationFlag('time-budget', flags.timeBudget) : undefined;
-  const { from, store } = await startingPoint(flags, keyVersion);
+  const { from, store } = await startingPoint(flags, keyVersion, ctx);
   const selection = selectionOf(flags);
   const stop = interruptible(out);
   out.start({

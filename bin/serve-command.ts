@@ -1,18 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHandler as webhook } from '../functions/webhook';
-import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
+import { MAX_BODY_BYTES, createHandler as webhook } from '../functions/webhook';
 import { readConfigFile } from '../shared/config';
 import type { HttpTriggerResponse } from '../shared/events';
 import { redactString } from '../shared/log';
 import type { FcContext } from '../shared/runtime/handler';
+import { forRequest, localContext } from './local-context';
 import { UsageError } from './output';
 
 /**
  * `ack-kms-sentinel serve`: the webhook function behind a local HTTP server, like `s local start`. Each
  * request becomes the FC 3.0 HTTP trigger event FC would hand the function, so the signed API can be tried
- * with curl against the sandbox (or real cloud credentials).
+ * with curl against the sandbox (or real cloud credentials; none are needed for what is refused before the cloud).
  */
 export interface ServeFlags {
   port: string;
@@ -65,18 +65,68 @@ export function httpTriggerEvent(req: IncomingMessage, body: Buffer, accountId?:
   };
 }
 
+/**
+ * How long a client may take: its headers, and its whole request. A request of the signed API is at most
+ * MAX_BODY_BYTES and sent at once; a client slower than this holds a connection for nothing.
+ */
+export const SERVE_TIMEOUTS = { headersMs: 10_000, requestMs: 30_000 };
+
+const tooLarge = JSON.stringify({
+  error: { code: 'PayloadTooLarge', message: `the body is larger than ${MAX_BODY_BYTES} bytes` },
+});
+
+/**
+ * Reads a request's body up to MAX_BODY_BYTES, the webhook's own limit. Past it (or when Content-Length
+ * announces more) the request is answered 413 at once and its connection closed: nothing more is read, so an
+ * unsigned client cannot make the server hold more than the limit (a 128 MiB body grew it by ~570 MiB before).
+ */
+function readBody(req: IncomingMessage, res: ServerResponse): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const refuse = () => {
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+      res.end(tooLarge, () => req.destroy());
+      resolve(undefined);
+    };
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return refuse();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_BODY_BYTES) return void chunks.push(c);
+      req.off('data', onData);
+      req.pause();
+      refuse();
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', () => resolve(undefined));
+  });
+}
+
 export async function startServer(
   env: Record<string, string | undefined>,
-  options: { port: number; host: string; context: Omit<FcContext, 'requestId'> },
+  options: {
+    port: number;
+    host: string;
+    context: Omit<FcContext, 'requestId'>;
+    timeouts?: typeof SERVE_TIMEOUTS;
+  },
 ): Promise<{ url: string; server: Server }> {
   const handler = webhook({ env, sink: (line) => process.stderr.write(`${line}\n`) });
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
+  const timeouts = options.timeouts ?? SERVE_TIMEOUTS;
+  const server = createServer(
+    {
+      headersTimeout: timeouts.headersMs,
+      requestTimeout: timeouts.requestMs,
+      // How often Node looks for clients past those timeouts (30 s by default, longer than both).
+      connectionsCheckingInterval: Math.min(1000, timeouts.headersMs / 2),
+    },
+    async (req, res) => {
+      const body = await readBody(req, res);
+      if (!body) return;
       try {
-        const event = httpTriggerEvent(req, Buffer.concat(chunks), options.context.accountId);
-        const context = { ...options.context, requestId: event.requestContext.requestId };
+        const event = httpTriggerEvent(req, body, options.context.accountId);
+        const context = forRequest(options.context, event.requestContext.requestId);
         const out = (await handler(Buffer.from(JSON.stringify(event)), context)) as HttpTriggerResponse;
         res.writeHead(out.statusCode ?? 200, out.headers ?? {});
         res.end(Buffer.from(out.body ?? '', out.isBase64Encoded ? 'base64' : 'utf8'));
@@ -89,8 +139,8 @@ export async function startServer(
         });
         res.end(JSON.stringify({ errorMessage: 'the function failed; see its log' }));
       }
-    });
-  });
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new UsageError(`cannot listen on ${options.host}:${options.port} (${err.code ?? err.message})`)),
@@ -108,12 +158,11 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   const { url } = await startServer(env, {
     port: Number(flags.port),
     host: flags.host,
-    context: {
-      credentials: await credentialsFromDefaultChain(),
+    context: await localContext({
       function: { name: 'ack-kms-sentinel-webhook', handler: 'index.handler', memory: 512, timeout: 30 },
       region: env.SENTINEL_REGION ?? '',
       ...(env.SENTINEL_ACCOUNT_ID ? { accountId: env.SENTINEL_ACCOUNT_ID } : {}),
-    },
+    }),
   });
   process.stderr.write(`webhook listening on ${url} (Ctrl-C to stop)\n`);
   await new Promise(() => undefined);

@@ -1,12 +1,21 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import * as $Kms from '@alicloud/kms20160120';
+import { KUBERNETES_ROLES, suiteGrants } from '../shared/cluster/permissions';
+import { IDENTITY_ROLE } from '../shared/cluster/rbac';
+import { setGrants } from './cloud/ack-permissions';
 import type { Credential } from './cloud/api';
 import { type ConsoleClients, consoleClients } from './cloud/console-clients';
 import { resolveLoopbackSubdomains } from './cloud/dns';
 import { CloudEmulator } from './cloud/emulator';
 import { controlServer } from './control-api';
 import { ControlPlane, type ControlPlaneInfo } from './controlplane/controlplane';
+import {
+  certificateKubeconfig,
+  issueClientCertificate,
+  syncGrantedBindings,
+} from './controlplane/identities';
 import type { BalancerMode } from './controlplane/load-balancer';
 import { AckConstantKeyIdProvider } from './kms-plugin/ack-provider';
 import { AlibabaKmsKeyProvider } from './kms-plugin/alibaba-provider';
@@ -81,6 +90,38 @@ function cloudInfo(cloud: CloudEmulator, role: Credential, kmsKeyId: string): Cl
 }
 
 export const SANDBOX_CLUSTER_ID = 'c-sandbox-edge-pro';
+
+/**
+ * The five functions' RAM roles exist (s.yaml's `role`, named as the functions); the sandbox cluster issues
+ * each the kubeconfig ACK would (its role id in a client certificate) and binds them as GrantPermissions does.
+ */
+async function grantFunctionRoles(cloud: CloudEmulator, controlPlane: ControlPlane, options: SandboxOptions) {
+  const { info } = controlPlane;
+  const certDir = join(info.workDir, 'certs');
+  cloud.clusterAccess.set(SANDBOX_CLUSTER_ID, {
+    kubeconfigFor: (uid) =>
+      certificateKubeconfig(
+        info.apiServer,
+        info.caFile,
+        SANDBOX_CLUSTER_ID,
+        uid,
+        issueClientCertificate(certDir, uid),
+      ),
+    applyGrants: (uid, bindings) =>
+      syncGrantedBindings(
+        (method, path, body) => controlPlane.adminRequest(method, path, body),
+        uid,
+        bindings,
+      ),
+  });
+  for (const fn of ['rotation-watch', 'reencrypt', 'trail-verify', 'audit', 'webhook'])
+    cloud.roleIdOf(`ack-kms-sentinel-${fn}`);
+  if (options.grantFunctionRoles === false) return;
+  const grants = suiteGrants(SANDBOX_CLUSTER_ID, info.stateNamespace).filter(
+    (g) => info.leaseAccess || g.role_name !== IDENTITY_ROLE,
+  );
+  for (const role of KUBERNETES_ROLES) await setGrants(cloud, cloud.roleIdOf(role), grants);
+}
 /**
  * The sandbox's own clients (the KMS plugin's, the user's) talk to a process on this machine, which may be
  * busy running the whole test suite on two cores: generous timeouts, so load is not mistaken for failure.
@@ -130,6 +171,11 @@ export interface SandboxOptions {
   /** etcd's `--quota-backend-bytes` and the API server's `--etcd-compaction-interval` (the etcd space guard's demo). */
   etcdQuotaBytes?: number;
   compactionIntervalSeconds?: number;
+  /**
+   * `false`: the functions' RAM roles start with no grant in the cluster (run `grant` as a deployment does);
+   * by default they hold the suite's roles, as `grant` leaves them.
+   */
+  grantFunctionRoles?: boolean;
 }
 
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
@@ -178,6 +224,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       // What DescribeClusterUserKubeconfig hands out: the suite's least-privileged identity.
       kubeconfig: readFileSync(controlPlane.info.restrictedKubeconfig, 'utf8'),
     });
+    await grantFunctionRoles(cloud, controlPlane, options);
     // UpdateKMSEncryption on the sandbox cluster switches its control plane, as ACK's does (a restart).
     cloud.encryptionSwitch = async (clusterId, enabled) => {
       if (clusterId === SANDBOX_CLUSTER_ID) await controlPlane.setEncryption(enabled ? 'kms' : 'identity');

@@ -1,10 +1,13 @@
+import { describeUserPermission, grantPermissions } from './ack-permissions';
 import { ApiError, type CallContext } from './api';
 import type { ClusterState } from './state';
 
 /**
  * ACK / CS 2015-12-15 (ROA): cluster listing and detail (with `meta_data` carrying the Secret-encryption key,
- * as Terraform reads it), the user kubeconfig, and UpdateKMSEncryption with its 409 within 5 minutes of the
- * last change (docs/cloud-facts.md#cs-secret-encryption).
+ * as Terraform reads it), the user kubeconfig, UpdateKMSEncryption with its 409 within 5 minutes of the
+ * last change (docs/cloud-facts.md#cs-secret-encryption), and the RBAC grants of RAM identities
+ * (ack-permissions.ts). A RAM role's kubeconfig is issued to the role's id, as ACK does, where the sandbox
+ * wired the cluster (`clusterAccess`); a RAM user (the sandbox's operator) gets the cluster's configured one.
  */
 const KMS_CHANGE_COOLDOWN_MS = 5 * 60_000;
 
@@ -12,6 +15,7 @@ export interface CsRoute {
   action: string;
   write: boolean;
   clusterId?: string;
+  uid?: string;
 }
 
 export function csRoute(method: string, path: string): CsRoute | undefined {
@@ -23,6 +27,10 @@ export function csRoute(method: string, path: string): CsRoute | undefined {
     return { action: 'DescribeClusterUserKubeconfig', write: false, clusterId: m[1] };
   m = /^\/clusters\/([^/]+)\/kms$/.exec(path);
   if (m && method === 'PUT') return { action: 'UpdateKMSEncryption', write: true, clusterId: m[1] };
+  m = /^\/permissions\/users\/([^/]+)$/.exec(path);
+  const uid = m ? decodeURIComponent(m[1] ?? '') : undefined;
+  if (uid && method === 'GET') return { action: 'DescribeUserPermission', write: false, uid };
+  if (uid && method === 'POST') return { action: 'GrantPermissions', write: true, uid };
   return undefined;
 }
 
@@ -54,6 +62,14 @@ function summary(c: ClusterState) {
       KubernetesVersion: c.currentVersion,
     }),
   };
+}
+
+/** The caller's uid as ACK sees a RAM role: its role id (an assumed role's principal is `<roleId>:<session>`). */
+function issuedKubeconfig(ctx: CallContext, cluster: ClusterState): string {
+  const { identity } = ctx.credential;
+  const access = ctx.emulator.clusterAccess.get(cluster.clusterId);
+  const roleId = identity.type === 'assumed-role' ? identity.principalId?.split(':')[0] : undefined;
+  return access && roleId ? access.kubeconfigFor(roleId) : cluster.kubeconfig;
 }
 
 export function csAction(ctx: CallContext, route: CsRoute): unknown {
@@ -94,7 +110,7 @@ export function csAction(ctx: CallContext, route: CsRoute): unknown {
         throw new ApiError(400, 'InvalidParameter', 'TemporaryDurationMinutes must be between 15 and 4320');
       }
       return {
-        config: cluster.kubeconfig,
+        config: issuedKubeconfig(ctx, cluster),
         expiration: new Date(ctx.emulator.now() + minutes * 60_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
       };
     }
@@ -137,6 +153,10 @@ export function csAction(ctx: CallContext, route: CsRoute): unknown {
       ctx.emulator.applyEncryptionChange(cluster);
       return undefined;
     }
+    case 'GrantPermissions':
+      return grantPermissions(ctx, route.uid ?? '');
+    case 'DescribeUserPermission':
+      return describeUserPermission(ctx, route.uid ?? '');
     default:
       throw new ApiError(
         404,

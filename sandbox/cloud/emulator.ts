@@ -1,12 +1,14 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { deflateSync } from 'node:zlib';
 import type { ActionTrailEvent, UserIdentity } from '../../shared/events/actiontrail';
+import type { GrantedBinding } from '../controlplane/identities';
 import { ApiError, type CallContext, type Credential, type RawRequest } from './api';
 import { csAction, csRoute } from './cs';
 import { type AsyncTask, FunctionService, type FunctionSpec } from './fc';
 import { createKeyState, isKmsWrite, kmsAction, rotateDueKeys } from './kms';
+import { ramAction } from './ram-roles';
 import { signatureOf } from './signatures';
 import { decodeCursor, encodeCursor, encodeLogGroups, trailRecord } from './sls';
 import {
@@ -31,6 +33,12 @@ export interface EmulatorOptions {
   /** Load state from (and `save()` to) this directory. */
   stateDir?: string;
   port?: number;
+}
+
+/** A cluster's control plane as ACK reaches it: issue a uid's kubeconfig, write a uid's bindings. */
+export interface ClusterAccess {
+  kubeconfigFor(uid: string): string;
+  applyGrants(uid: string, bindings: GrantedBinding[]): Promise<void>;
 }
 
 export interface EventSubscriber {
@@ -60,9 +68,10 @@ export interface TrailTriggerSubscriber {
   delivered: number;
 }
 
-const RPC_SERVICES: Record<string, 'kms' | 'actiontrail'> = {
+const RPC_SERVICES: Record<string, 'kms' | 'actiontrail' | 'ram'> = {
   '2016-01-20': 'kms',
   '2020-07-06': 'actiontrail',
+  '2015-05-01': 'ram',
 };
 const LOOKUP_LIMIT_PER_SECOND = 2;
 export const TRAIL_PROJECT = 'actiontrail-sandbox';
@@ -103,7 +112,8 @@ export class CloudEmulator {
     this.functions = new FunctionService({
       accountId: state.accountId,
       region: state.region,
-      functionCredential: (fn) => this.assumeRole('ack-kms-sentinel-fc', fn),
+      // Each function runs as its own RAM role, named as the function (s.yaml's `role`), as FC assumes it.
+      functionCredential: (fn) => this.assumeRole(fn, 'fc'),
     });
   }
 
@@ -213,11 +223,28 @@ export class CloudEmulator {
       identity: {
         type: 'assumed-role',
         userName: `${roleName}:${sessionName}`,
-        principalId: `300800351234567890:${sessionName}`,
+        principalId: `${this.roleIdOf(roleName)}:${sessionName}`,
         accountId,
       },
     });
   }
+
+  /** A RAM role's id (made when the role is first named): the uid ACK grants to (`ramRoles`). */
+  roleIdOf(roleName: string): string {
+    this.state.ramRoles ??= [];
+    const known = this.state.ramRoles.find((r) => r.roleName === roleName);
+    if (known) return known.roleId;
+    // RAM role ids are 19 digits starting with 3; stable per account and name, so saved state still matches.
+    const digits = BigInt(
+      `0x${createHash('sha256').update(`${this.state.accountId}/${roleName}`).digest('hex')}`,
+    );
+    const roleId = `3${(digits % 10n ** 18n).toString().padStart(18, '0')}`;
+    this.state.ramRoles.push({ roleName, roleId, createDate: new Date(this.now()).toISOString() });
+    return roleId;
+  }
+
+  /** Where the sandbox wired a cluster's control plane: the kubeconfig ACK issues a uid, and ACK's bindings. */
+  readonly clusterAccess = new Map<string, ClusterAccess>();
 
   /** The STS credentials the control plane's KMS plugin of `clusterId` calls KMS with. */
   managedRole(clusterId: string): Credential {
@@ -537,7 +564,9 @@ export class CloudEmulator {
     }
   }
 
-  private serviceOf(raw: RawRequest): 'kms' | 'actiontrail' | 'cs' | 'fc' | 'sls' | 'oss' | undefined {
+  private serviceOf(
+    raw: RawRequest,
+  ): 'kms' | 'actiontrail' | 'ram' | 'cs' | 'fc' | 'sls' | 'oss' | undefined {
     if (raw.path.startsWith('/2023-03-30/')) return 'fc';
     if (String(raw.headers.authorization ?? '').startsWith('OSS ')) return 'oss';
     if (raw.hostPrefix && raw.path.startsWith('/logstores')) return 'sls';
@@ -590,6 +619,10 @@ export class CloudEmulator {
     res: ServerResponse,
   ): Promise<void> {
     const params = { ...raw.query, ...formBody(raw) };
+    if (service === 'ram') {
+      const action = (raw.headers['x-acs-action'] as string | undefined) ?? raw.query.Action ?? '';
+      return sendJson(res, 200, { RequestId: requestId, ...ramAction(this, action, params) });
+    }
     if (service === 'kms' || service === 'actiontrail') {
       const action = (raw.headers['x-acs-action'] as string | undefined) ?? raw.query.Action ?? '';
       const ctx: CallContext = { emulator: this, credential, requestId, action, params, req: raw };
@@ -629,15 +662,19 @@ export class CloudEmulator {
         params,
         req: raw,
       };
-      const result = csAction(ctx, route);
+      const result = await csAction(ctx, route);
       if (route.write) {
-        const requestBody = JSON.parse(raw.body.toString('utf8') || '{}') as Record<string, unknown>;
+        const requestBody = JSON.parse(raw.body.toString('utf8') || '{}') as unknown;
         this.record({
           serviceName: 'CS',
           eventName: route.action,
           eventRW: 'Write',
           identity: credential.identity,
-          requestParameters: { ClusterId: route.clusterId, ...requestBody },
+          requestParameters: {
+            ClusterId: route.clusterId,
+            ...(route.uid ? { Uid: route.uid } : {}),
+            ...(Array.isArray(requestBody) ? { Permissions: requestBody } : (requestBody as object)),
+          },
           referencedResources: { 'ACS::CS::Cluster': [route.clusterId ?? ''] },
           requestId,
         });

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ClusterGrant } from '../../shared/cluster/permissions';
 import type { ActionTrailEvent } from '../../shared/events/actiontrail';
 
 /** Everything the emulated cloud remembers. Plain data, so it can be saved to a directory and loaded back. */
@@ -72,6 +73,10 @@ export interface EmulatorState {
   trailLogstore: LogRecord[][];
   /** Whether the account authorized the AliyunCSManagedSecurityRole system role (absent: yes). */
   managedRoleAuthorized?: boolean;
+  /** RAM roles (STS assumes them): each role's id is the uid ACK grants to and issues kubeconfigs for. */
+  ramRoles?: Array<{ roleName: string; roleId: string; createDate: string }>;
+  /** CS GrantPermissions: uid of a RAM user or role → every grant it holds. */
+  permissions?: Record<string, ClusterGrant[]>;
   /** OSS buckets: name → key → object (base64 body). */
   buckets: Record<string, Record<string, { body: string; contentType: string }>>;
 }

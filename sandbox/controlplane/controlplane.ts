@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rbacObjects } from '../../shared/cluster/rbac';
+import { bindingOf, IDENTITY_ROLE, rbacManifest, SENTINEL_USER, suiteRoles } from '../../shared/cluster/rbac';
 import { ensureBinaries } from '../k8s-bins';
 import type { KeyProvider } from '../kms-plugin/key-provider';
 import type { KmsV2Plugin } from '../kms-plugin/plugin';
@@ -303,22 +303,21 @@ export class ControlPlane {
 
   private async applyRbac(): Promise<void> {
     const ns = this.info.stateNamespace;
-    const objects = rbacObjects(ns);
-    const steps: Array<[string, unknown]> = [
-      ['/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }],
-      ['/apis/rbac.authorization.k8s.io/v1/clusterroles', objects.clusterRole],
-      ['/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', objects.clusterRoleBinding],
-      [`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, objects.role],
-      [`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, objects.roleBinding],
-      ['/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/roles', objects.identityRole],
-      ['/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings', objects.identityRoleBinding],
-    ];
-    // Without lease access the suite's identity keeps every other permission of `shared/cluster/rbac.ts`:
-    // the Role that reads the leases exists, nothing binds it (a cluster whose operator left it out).
-    const wanted = this.info.leaseAccess
-      ? steps
-      : steps.filter(([, body]) => body !== objects.identityRoleBinding);
-    for (const [path, body] of wanted) {
+    const rbac = '/apis/rbac.authorization.k8s.io/v1';
+    const pathOf = (o: Record<string, unknown>) => {
+      const { namespace } = o.metadata as { namespace?: string };
+      const plural = `${String(o.kind).toLowerCase()}s`;
+      return o.kind === 'Namespace'
+        ? '/api/v1/namespaces'
+        : `${rbac}${namespace ? `/namespaces/${namespace}` : ''}/${plural}`;
+    };
+    // deploy/rbac.yaml, then the fixture person's bindings (`restrictedKubeconfig`). Without lease access it
+    // keeps every other permission: the role that reads the leases exists, nothing binds it to it.
+    const roles = suiteRoles(ns).filter((r) => this.info.leaseAccess || r.name !== IDENTITY_ROLE);
+    const subject = { kind: 'User' as const, name: SENTINEL_USER };
+    const objects = [...rbacManifest(ns), ...roles.map((r) => bindingOf(r, subject, r.name))];
+    for (const body of objects) {
+      const path = pathOf(body);
       const res = await this.adminRequest('POST', path, body);
       if (res.status !== 201 && res.status !== 409)
         throw new Error(`creating ${path} failed: ${res.status} ${res.body}`);

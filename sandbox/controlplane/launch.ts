@@ -8,6 +8,7 @@ import type { K8sBinaries } from '../k8s-bins';
 import type { KeyProvider } from '../kms-plugin/key-provider';
 import { KmsV2Plugin } from '../kms-plugin/plugin';
 import { ApiServer } from './apiserver';
+import { ensureClientCa } from './identities';
 import { freePort, type Managed, startProcess, waitFor } from './processes';
 
 /** One KMS v2 plugin per API server, all over the one KeyProvider: a lone one's socket is in `workDir`. */
@@ -77,7 +78,17 @@ export function writeCredentials(workDir: string) {
     `${adminToken},admin,admin-uid,"system:masters"\n${sentinelToken},${SENTINEL_USER},${SENTINEL_USER}-uid\n`,
     { mode: 0o600 },
   );
-  return { adminToken, sentinelToken, certDir, saKey, tokens, caFile: join(certDir, 'apiserver.crt') };
+  // The CA of the client certificates CS's emulated DescribeClusterUserKubeconfig issues (identities.ts).
+  const clientCaFile = ensureClientCa(certDir);
+  return {
+    adminToken,
+    sentinelToken,
+    certDir,
+    saKey,
+    tokens,
+    clientCaFile,
+    caFile: join(certDir, 'apiserver.crt'),
+  };
 }
 
 export interface LaunchCommon extends ReturnType<typeof writeCredentials> {
@@ -110,6 +121,7 @@ export function apiServerFor(
     `--cert-dir=${c.certDir}`,
     '--authorization-mode=RBAC',
     `--token-auth-file=${c.tokens}`,
+    `--client-ca-file=${c.clientCaFile}`,
     // The cluster's address (the balancer's, with several): tokens one API server issues, all accept.
     `--service-account-issuer=${c.apiServer}/`,
     `--service-account-key-file=${c.saKey}`,

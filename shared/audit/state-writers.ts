@@ -4,7 +4,7 @@ import type {
   V1RoleRef,
   RbacV1Subject as V1Subject,
 } from '@kubernetes/client-node';
-import { rbacObjects, SENTINEL_USER } from '../cluster/rbac';
+import { SENTINEL_USER, STATE_ROLE } from '../cluster/rbac';
 import { STATE_CONFIGMAP } from '../jobs/store';
 
 /**
@@ -30,13 +30,6 @@ const writesStateConfigMap = (r: V1PolicyRule): boolean =>
 const isControlPlane = (subject: V1Subject): boolean =>
   ((subject.kind === 'User' || subject.kind === 'Group') && subject.name.startsWith('system:')) ||
   (subject.kind === 'ServiceAccount' && subject.namespace === 'kube-system');
-
-/** The suite's own RoleBinding (deploy/rbac.yaml, from the one RBAC registry). */
-const ownBinding = (namespace: string) => {
-  const { roleBinding } = rbacObjects(namespace);
-  const meta = roleBinding.metadata as { name: string };
-  return { kind: 'RoleBinding', name: meta.name, role: (roleBinding.roleRef as { name: string }).name };
-};
 
 const describeSubject = (subject: V1Subject): string =>
   `${subject.kind} ${subject.namespace ? `${subject.namespace}/` : ''}${subject.name}`;
@@ -93,11 +86,13 @@ export async function stateWriters(
     roleRef: b.roleRef,
     ...(b.subjects ? { subjects: b.subjects } : {}),
   }));
-  const own = ownBinding(namespace);
   const writers: StateWriter[] = [];
   for (const b of all) {
-    // deploy/rbac.yaml's own binding, recognised by what it is (labels can be copied by anyone who binds).
-    if (b.name === own.name && b.kind === own.kind && b.roleRef.name === own.role) continue;
+    // The suite's own role (deploy/rbac.yaml), recognised by what it is, not by a label anyone who binds can
+    // copy: whoever holds it was granted the suite's identity (ACK names the bindings GrantPermissions writes,
+    // and DescribeUserPermission lists who holds it).
+    if (b.kind === 'RoleBinding' && b.roleRef.kind === 'ClusterRole' && b.roleRef.name === STATE_ROLE)
+      continue;
     if (!rulesOf(b.roleRef).some(writesStateConfigMap)) continue;
     for (const subject of b.subjects ?? []) {
       if (subject.kind === 'User' && subject.name === suite) continue;

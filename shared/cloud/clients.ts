@@ -37,7 +37,7 @@ export type RoaCaller = (
   pathname: string,
   query?: Record<string, string>,
   /** A JSON body: the call is a write whose answer has no body (as the typed SDK's `bodyType: none`). */
-  body?: Record<string, unknown>,
+  body?: Record<string, unknown> | unknown[],
 ) => Promise<unknown>;
 
 export interface CloudClients {
@@ -103,6 +103,19 @@ function csRoaCaller(config: TeaConfig, timeouts: Timeouts): RoaCaller {
       throw normalizeError(err, { service: 'cs', operation: action });
     }
   };
+}
+
+/**
+ * RAM (global, `ram.aliyuncs.com`): only `GetRole`, for a role's id, the uid ACK grants to. Apart from
+ * CloudClients: no function calls RAM; the `grant` command does.
+ */
+export function createRamRpc(
+  config: Pick<SentinelConfig, 'region' | 'endpoints'>,
+  credentials: CloudCredentials,
+  options: ClientOptions = {},
+): RpcCaller {
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+  return rpcCaller(serviceConfig('ram', config, credentials, options), timeouts, '2015-05-01', 'ram');
 }
 
 export function createCloudClients(

@@ -15,6 +15,8 @@ const DEFAULT_HOSTS: Record<ServiceName, (region: string) => string> = {
   sls: (r) => `${r}.log.aliyuncs.com`,
   // ali-oss puts the bucket in front of it (`<bucket>.oss-<region>.aliyuncs.com`).
   oss: (r) => `oss-${r}.aliyuncs.com`,
+  // RAM is global: one endpoint whatever the region.
+  ram: () => 'ram.aliyuncs.com',
 };
 
 export function resolveEndpoint(

@@ -1,6 +1,6 @@
 /**
- * The Kubernetes permissions the suite needs in a target cluster, and nothing more: the one registry that the
- * sandbox applies, the RBAC manifest is rendered from, and tests check against.
+ * The Kubernetes permissions the suite needs in a target cluster, and nothing more: the one registry that
+ * deploy/rbac.yaml is rendered from, the `grant` command binds, the sandbox applies and tests check against.
  * - Secrets, cluster-wide: `list` (paged sweep and audit coverage, metadata only), `get` (refetch on 409),
  *   `patch` (the annotation merge patch). Never `update`, `create` or `delete`: Secret data is never written.
  * - ConfigMaps, only in the suite's state namespace: `get`, `create`, `update` (job progress and checkpoint).
@@ -10,9 +10,13 @@
  *   (shared/cluster/sealing.ts). Without it the suite says "unproven", never "pass".
  * - `list` on leases in `kube-system` only: each API server's identity lease, so the evidence is read from
  *   every API server behind the cluster's address, not from those a few samples happened to reach.
+ *
+ * All three are ClusterRoles because ACK binds only ClusterRoles: CS GrantPermissions with `is_custom` names a
+ * ClusterRole, cluster-wide (`role_type: cluster`, a ClusterRoleBinding) or in one namespace (`role_type:
+ * namespace`, a RoleBinding to the ClusterRole, which grants its rules in that namespace alone). So the
+ * manifest holds the roles and no binding: ACK writes the bindings for the identities it issues
+ * (docs/cloud-facts.md#ack-rbac-grants).
  */
-export const SENTINEL_USER = 'ack-kms-sentinel';
-
 export type PolicyRule =
   | { apiGroups: string[]; resources: string[]; verbs: string[] }
   | { nonResourceURLs: string[]; verbs: string[] };
@@ -32,56 +36,69 @@ export const STATE_RULES: PolicyRule[] = [
   { apiGroups: [RBAC_GROUP], resources: ['roles', 'rolebindings'], verbs: ['list'] },
 ];
 
-export interface RbacObjects {
-  clusterRole: Record<string, unknown>;
-  clusterRoleBinding: Record<string, unknown>;
-  role: Record<string, unknown>;
-  roleBinding: Record<string, unknown>;
-  identityRole: Record<string, unknown>;
-  identityRoleBinding: Record<string, unknown>;
+export const SECRETS_ROLE = 'ack-kms-sentinel-secrets';
+export const STATE_ROLE = 'ack-kms-sentinel-state';
+export const IDENTITY_ROLE = 'ack-kms-sentinel-apiserver-identity';
+
+/** One of the suite's ClusterRoles, and where it is bound: cluster-wide, or in one namespace only. */
+export interface SuiteRole {
+  name: string;
+  rules: PolicyRule[];
+  namespace?: string;
+}
+
+export function suiteRoles(stateNamespace: string): SuiteRole[] {
+  return [
+    { name: SECRETS_ROLE, rules: SECRET_RULES },
+    { name: STATE_ROLE, rules: STATE_RULES, namespace: stateNamespace },
+    { name: IDENTITY_ROLE, rules: IDENTITY_RULES, namespace: IDENTITY_NAMESPACE },
+  ];
 }
 
 const RBAC_API = 'rbac.authorization.k8s.io/v1';
 const LABELS = { 'app.kubernetes.io/name': 'ack-kms-sentinel' };
 
-/** A role (a ClusterRole without a namespace) and the binding of the suite's subject to it. */
-function roleAndBinding(
-  name: string,
-  namespace: string | undefined,
-  rules: PolicyRule[],
-  subjects: unknown[],
-) {
-  const kind = namespace ? 'Role' : 'ClusterRole';
-  const metadata = { name, ...(namespace ? { namespace } : {}), labels: LABELS };
-  return [
-    { apiVersion: RBAC_API, kind, metadata, rules },
-    {
-      apiVersion: RBAC_API,
-      kind: `${kind}Binding`,
-      metadata,
-      roleRef: { apiGroup: RBAC_GROUP, kind, name },
-      subjects,
-    },
-  ] as const;
+export function clusterRoleOf(role: SuiteRole): Record<string, unknown> {
+  return {
+    apiVersion: RBAC_API,
+    kind: 'ClusterRole',
+    metadata: { name: role.name, labels: LABELS },
+    rules: role.rules,
+  };
 }
 
-export function rbacObjects(
-  stateNamespace: string,
-  subject = { kind: 'User', name: SENTINEL_USER },
-): RbacObjects {
-  const subjects = [{ ...subject, apiGroup: RBAC_GROUP }];
-  const [clusterRole, clusterRoleBinding] = roleAndBinding(
-    'ack-kms-sentinel-secrets',
-    undefined,
-    SECRET_RULES,
-    subjects,
-  );
-  const [role, roleBinding] = roleAndBinding('ack-kms-sentinel-state', stateNamespace, STATE_RULES, subjects);
-  const [identityRole, identityRoleBinding] = roleAndBinding(
-    'ack-kms-sentinel-apiserver-identity',
-    IDENTITY_NAMESPACE,
-    IDENTITY_RULES,
-    subjects,
-  );
-  return { clusterRole, clusterRoleBinding, role, roleBinding, identityRole, identityRoleBinding };
+/**
+ * What deploy/rbac.yaml holds: the state namespace (the suite may not create it) and the three ClusterRoles.
+ */
+export function rbacManifest(stateNamespace: string): Array<Record<string, unknown>> {
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: stateNamespace } },
+    ...suiteRoles(stateNamespace).map(clusterRoleOf),
+  ];
 }
+
+export interface RbacSubject {
+  kind: 'User' | 'Group';
+  name: string;
+}
+
+/**
+ * The binding of `subject` to `role` where the role applies: a ClusterRoleBinding, or a RoleBinding in the
+ * role's namespace. ACK writes these itself for GrantPermissions; the sandbox writes them the same way.
+ */
+export function bindingOf(role: SuiteRole, subject: RbacSubject, name: string): Record<string, unknown> {
+  const kind = role.namespace ? 'RoleBinding' : 'ClusterRoleBinding';
+  return {
+    apiVersion: RBAC_API,
+    kind,
+    metadata: { name, ...(role.namespace ? { namespace: role.namespace } : {}), labels: LABELS },
+    roleRef: { apiGroup: RBAC_GROUP, kind: 'ClusterRole', name: role.name },
+    subjects: [{ ...subject, apiGroup: RBAC_GROUP }],
+  };
+}
+
+/**
+ * The sandbox's stand-in person with exactly the suite's rights (a static token, `restrictedKubeconfig`):
+ * the CLI's tests act as it. Deployed functions never use it; ACK names their identities (`grant`).
+ */
+export const SENTINEL_USER = 'ack-kms-sentinel';

@@ -36,7 +36,7 @@ export interface EndpointOverride {
   url: string;
 }
 
-export const SERVICES = ['kms', 'cs', 'actiontrail', 'fc', 'sls', 'oss'] as const;
+export const SERVICES = ['kms', 'cs', 'actiontrail', 'fc', 'sls', 'oss', 'ram'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 export interface SentinelConfig {

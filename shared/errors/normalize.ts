@@ -101,10 +101,15 @@ function fromKubernetes(raw: Raw, ctx: NormalizeContext): SentinelError | undefi
     }
   }
   const kind: ErrorKind = status === 429 || status >= 500 ? 'retryable' : 'permanent';
+  // A function's identity is the RAM role id ACK put in its kubeconfig, bound only by CS GrantPermissions.
+  const remedy =
+    status === 403
+      ? " (the suite's RBAC is deploy/rbac.yaml; `ack-kms-sentinel grant` binds it to the functions' RAM roles)"
+      : '';
   return build(
     kind,
     reason ?? `HTTP${status}`,
-    detail,
+    `${detail}${remedy}`,
     { service: 'kubernetes', ...ctx },
     {
       cause: raw,

@@ -3,6 +3,7 @@ import type { NotifyChannelConfig } from '../config';
 import { type Severity, WHSEC_PREFIX } from '../config/channels';
 import { type Logger, redact, redactString } from '../log';
 import { notifyBackoff, withRetries } from '../retry';
+import { chatText } from './markup';
 
 /**
  * Outbound notifications: a generic webhook signed as Standard Webhooks specifies, DingTalk and Lark/Feishu
@@ -75,7 +76,10 @@ interface Request {
   body: string;
 }
 
-/** Builds the HTTP request a channel's service expects, for an attempt at `nowMs`. */
+/**
+ * Builds the HTTP request a channel's service expects, for an attempt at `nowMs`. Chat messages carry their
+ * text through `chatText` (markup.ts); the generic webhook is JSON for programs and carries the values as they are.
+ */
 function buildRequest(channel: NotifyChannelConfig, message: Message, nowMs: number): Request {
   // Everything a receiver gets passes the redaction guard: titles and texts quote error messages too.
   const raw = message.notification;
@@ -110,12 +114,12 @@ function buildRequest(channel: NotifyChannelConfig, message: Message, nowMs: num
         url.searchParams.set('timestamp', ts);
         url.searchParams.set('sign', sign);
       }
+      const md = (s: string) => chatText('dingtalk', s);
+      const title = `[${n.severity}] ${md(n.title)}`;
+      const facts = details ? `\n\n\`${md(JSON.stringify(details))}\`` : '';
       const body = JSON.stringify({
         msgtype: 'markdown',
-        markdown: {
-          title: line,
-          text: `### ${line}\n\n${n.text}${details ? `\n\n\`${JSON.stringify(details)}\`` : ''}`,
-        },
+        markdown: { title, text: `### ${title}\n\n${md(n.text)}${facts}` },
       });
       return { url: url.toString(), headers: json, body };
     }
@@ -128,11 +132,12 @@ function buildRequest(channel: NotifyChannelConfig, message: Message, nowMs: num
             sign: createHmac('sha256', `${ts}\n${channel.secret}`).update('').digest('base64'),
           }
         : {};
-      const body = JSON.stringify({ ...signed, msg_type: 'text', content: { text: `${line}\n${n.text}` } });
+      const text = chatText('lark', `${line}\n${n.text}`);
+      const body = JSON.stringify({ ...signed, msg_type: 'text', content: { text } });
       return { url: channel.url, headers: json, body };
     }
     case 'slack': {
-      const body = JSON.stringify({ text: `*${line}*\n${n.text}` });
+      const body = JSON.stringify({ text: `*${chatText('slack', line)}*\n${chatText('slack', n.text)}` });
       return { url: channel.url, headers: json, body };
     }
   }

@@ -1,6 +1,6 @@
 import { loadConfig, type SentinelConfig } from '../config';
 import { ConfigError, normalizeError, RetryableError, SentinelError } from '../errors';
-import { createLogger, type Logger, type LogSink, redactString } from '../log';
+import { createLogger, type Logger, type LogSink, redact, redactString } from '../log';
 
 /** The Function Compute `context` a Node.js handler receives (docs/cloud-facts.md#fc-events). */
 export interface FcContext {
@@ -85,7 +85,7 @@ export function defineHandler<R>(
       now,
     };
     try {
-      const result = await body(event, invocation);
+      const result = safeAnswer(await body(event, invocation));
       log.debug('invocation finished', { durationMs: now() - started });
       return result;
     } catch (thrown) {
@@ -106,6 +106,37 @@ export function defineHandler<R>(
       throw forFc(err, redactString(`${err.kind}: ${err.message}`));
     }
   };
+}
+
+interface HttpAnswer {
+  statusCode: number;
+  body: string;
+  isBase64Encoded?: boolean;
+  headers?: Record<string, string>;
+}
+
+const isHttpAnswer = (r: unknown): r is HttpAnswer =>
+  typeof r === 'object' &&
+  r !== null &&
+  typeof (r as HttpAnswer).statusCode === 'number' &&
+  typeof (r as HttpAnswer).body === 'string';
+
+/**
+ * Every answer passes the redaction guard, as logs do: an answer quotes checks, steps and errors, and an SDK's
+ * error quotes the string it signed, STS token included (an enable that failed at UpdateKMSEncryption). An HTTP
+ * answer's JSON body is redacted as JSON (a Secret's `data` by its key), any other body as text; a base64 body
+ * is bytes the suite made (it sends none today).
+ */
+function safeAnswer<R>(result: R): R {
+  if (!isHttpAnswer(result)) return redact(result) as R;
+  if (result.isBase64Encoded) return result;
+  let body: string;
+  try {
+    body = JSON.stringify(redact(JSON.parse(result.body)));
+  } catch {
+    body = redactString(result.body);
+  }
+  return { ...result, body };
 }
 
 /**

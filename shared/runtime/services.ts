@@ -22,11 +22,11 @@ export interface Services {
 }
 
 /** The configured channels, or those kept in a KMS secret (read when the first notification goes out). */
-function channelSource(inv: Invocation, clients: CloudClients): ChannelSource {
+function channelSource(inv: Invocation, clients: () => CloudClients): ChannelSource {
   const name = inv.config.kmsSecrets.notify;
   if (!name) return inv.config.notify;
   return async () => {
-    const parsed = parseNotifyChannels((await kmsSecret(clients, name, inv.now())).current);
+    const parsed = parseNotifyChannels((await kmsSecret(clients(), name, inv.now())).current);
     if (parsed instanceof Problem) throw new ConfigError(`KMS secret ${name}: ${parsed.message}`);
     for (const channel of parsed) {
       registerSecret(channel.url);
@@ -36,17 +36,26 @@ function channelSource(inv: Invocation, clients: CloudClients): ChannelSource {
   };
 }
 
+/**
+ * The clients are made, and the credentials read, when first used: a request refused before it reaches the
+ * cloud (a malformed event, a bad signature) needs none, which lets `invoke` and `serve` try it without any.
+ */
 export function servicesFor(inv: Invocation): Services {
-  const credentials = credentialsFromContext(inv.context);
-  const clients = createCloudClients(
-    inv.config,
-    credentials,
-    inv.context.accountId ? { accountId: inv.context.accountId } : {},
-  );
+  let clients: CloudClients | undefined;
+  const cloud = () => {
+    clients ??= createCloudClients(
+      inv.config,
+      credentialsFromContext(inv.context),
+      inv.context.accountId ? { accountId: inv.context.accountId } : {},
+    );
+    return clients;
+  };
   return {
-    clients,
-    invoker: fcInvoker(() => clients.fc),
-    notifier: createNotifier(channelSource(inv, clients), { log: inv.log }),
+    get clients() {
+      return cloud();
+    },
+    invoker: fcInvoker(() => cloud().fc),
+    notifier: createNotifier(channelSource(inv, cloud), { log: inv.log }),
   };
 }
 

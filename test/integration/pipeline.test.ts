@@ -1,7 +1,8 @@
 import { setTimeout } from 'node:timers/promises';
 import * as $Kms from '@alicloud/kms20160120';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { grantCommand } from '../../bin/grant-command';
 import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { createHandler as trailVerifyHandler } from '../../functions/trail-verify';
@@ -10,7 +11,12 @@ import { type Sandbox, sandboxUserClients, startSandbox } from '../../sandbox';
 import { TRAIL_LOGSTORE, TRAIL_PROJECT } from '../../sandbox/cloud/emulator';
 import type { FcHandler } from '../../sandbox/cloud/fc';
 import { splitKeyId } from '../../sandbox/kms-plugin/key-provider';
+import { createCloudClients } from '../../shared/cloud/clients';
+import { applySuiteManifests } from '../../shared/cluster/manifests';
+import { KUBERNETES_ROLES } from '../../shared/cluster/permissions';
+import { STATE_ROLE } from '../../shared/cluster/rbac';
 import { CLOCK_MARGIN_MS } from '../../shared/cluster/sealing';
+import { clusterKubeconfig } from '../../shared/cluster/user-kubeconfig';
 import { readSecretEvidence } from '../../shared/etcd/evidence';
 import { type Continuation, encodeJobPayload, jobIdFor } from '../../shared/jobs/payload';
 import { type ClusterState, configMapState, STATE_CONFIGMAP } from '../../shared/jobs/store';
@@ -34,6 +40,8 @@ const WEBHOOK_SECRET = 'pipeline-webhook-signing-secret-0123456789abcdef';
 let sandbox: Sandbox;
 let receiver: Recorder;
 let env: Record<string, string>;
+/** What `ack-kms-sentinel grant` printed when the sandbox's operator ran it before any function ran. */
+let granted: { code: number; stdout: string; stderr: string };
 
 const notifications = (severity: string) =>
   receiver.requests
@@ -68,8 +76,57 @@ const adapt = (
   h: (event: unknown, ctx: import('../../shared/runtime/handler').FcContext) => Promise<unknown>,
 ): FcHandler => h;
 
+/**
+ * `ack-kms-sentinel grant` as the deploying person runs it (the sandbox account's RAM user, the cluster's
+ * creator): each function runs as its own RAM role (FC assumes s.yaml's `role`), whose kubeconfig from CS names
+ * the role's id, and the sandbox's kube-apiserver enforces RBAC on it; until this, none holds any grant.
+ */
+async function runGrant(extra: { json?: boolean } = {}) {
+  const { cloud } = sandbox.info;
+  let stdout = '';
+  let stderr = '';
+  const code = await grantCommand(
+    { clusterId: [cloud.clusterId], ...extra },
+    {
+      env: {
+        SENTINEL_REGION: cloud.region,
+        SENTINEL_ACCOUNT_ID: cloud.accountId,
+        SENTINEL_ENDPOINT_CS: cloud.endpoint,
+        SENTINEL_ENDPOINT_RAM: cloud.endpoint,
+        SENTINEL_STATE_NAMESPACE: sandbox.info.stateNamespace,
+      },
+      credentials: async () => cloud.user,
+      stdout: (t) => {
+        stdout += t;
+      },
+      stderr: (t) => {
+        stderr += t;
+      },
+    },
+  );
+  return { code, stdout, stderr };
+}
+
+/** The kubeconfig CS issues a function's RAM role for the sandbox cluster, as the function itself asks for it. */
+async function sandboxKubeconfigOf(role: string): Promise<KubeConfig> {
+  const { cloud } = sandbox.info;
+  const endpoint = {
+    protocol: 'http' as const,
+    host: cloud.endpoint.slice('http://'.length),
+    url: cloud.endpoint,
+  };
+  const clients = createCloudClients(
+    { region: cloud.region, endpoints: { cs: endpoint } },
+    sandbox.cloud.assumeRole(role, 'fc'),
+  );
+  const kc = new KubeConfig();
+  kc.loadFromString(await clusterKubeconfig(clients, cloud.clusterId));
+  return kc;
+}
+
 beforeAll(async () => {
-  sandbox = await startSandbox();
+  sandbox = await startSandbox({ grantFunctionRoles: false });
+  granted = await runGrant();
   receiver = await new Recorder().start();
   const { cloud } = sandbox.info;
   env = {
@@ -119,9 +176,15 @@ async function toWebhook(event: ReturnType<typeof signedEvent>) {
     env: { ...env, SENTINEL_WEBHOOK_SECRET: WEBHOOK_SECRET },
     sink: keep,
   });
+  // As FC runs it: with its own RAM role's credentials (it reaches clusters only through rotation-watch).
+  const role = sandbox.cloud.assumeRole('ack-kms-sentinel-webhook', 'fc');
   const res = (await webhook(Buffer.from(JSON.stringify(event)), {
     requestId: 'webhook-test',
-    credentials: cloud.user,
+    credentials: {
+      accessKeyId: role.accessKeyId,
+      accessKeySecret: role.accessKeySecret,
+      securityToken: role.securityToken ?? '',
+    },
     accountId: cloud.accountId,
   })) as { statusCode: number; body: string };
   return { status: res.statusCode, json: JSON.parse(res.body) as Record<string, unknown> };
@@ -152,11 +215,13 @@ async function expectAllMarked(version: string) {
 }
 
 async function completedVersion(): Promise<string | undefined> {
-  const cm = await coreApi(sandbox.info.kubeconfig).readNamespacedConfigMap({
-    namespace: sandbox.info.stateNamespace,
-    name: STATE_CONFIGMAP,
-  });
-  return JSON.parse(cm.data?.state ?? '{}').completedKeyVersion;
+  const cm = await coreApi(sandbox.info.kubeconfig)
+    .readNamespacedConfigMap({ namespace: sandbox.info.stateNamespace, name: STATE_CONFIGMAP })
+    .catch((err: { code?: number }) => {
+      if (err.code === 404) return undefined; // no job ever saved its state
+      throw err;
+    });
+  return JSON.parse(cm?.data?.state ?? '{}').completedKeyVersion;
 }
 
 /** The sandbox cluster's job payload for `version`, as the starter hands it to reencrypt (optionally mid-job). */
@@ -180,6 +245,18 @@ const reencryptTasks = (prefix: string) =>
   );
 
 describe('the event-driven pipeline', () => {
+  it('runs each function as its own RAM role, bound by `grant` through CS GrantPermissions', () => {
+    expect(granted.code, granted.stderr).toBe(0);
+    const lines = granted.stdout.split('\n');
+    for (const role of KUBERNETES_ROLES) {
+      expect(lines.filter((l) => l.startsWith(`${role} `) && l.endsWith(' granted'))).toHaveLength(3);
+    }
+    // The bindings ACK writes name the role's id: the identity in the client certificate of its kubeconfig.
+    const reencryptUid = sandbox.cloud.roleIdOf(REENCRYPT);
+    expect(granted.stdout).toContain(reencryptUid);
+    expect(granted.stdout).not.toContain('ack-kms-sentinel-trail-verify');
+  });
+
   describe('one rotation the control plane adopts, end to end', () => {
     let rotation: { keyId: string; version: string; rotatedAt: string };
     let refusedEncrypts = 0;
@@ -875,6 +952,57 @@ describe('the event-driven pipeline', () => {
       ).toEqual([]);
     },
   );
+
+  it("the grant step's in-cluster half applies deploy/rbac.yaml for the configured namespace, and again changes nothing", async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(sandbox.info.kubeconfig);
+    const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+    const versionOf = async () =>
+      (await rbac.readClusterRole({ name: STATE_ROLE })).metadata?.resourceVersion;
+    const applied = await applySuiteManifests(kc, 'pipe-state-elsewhere');
+    expect(applied).toEqual([
+      'Namespace pipe-state-elsewhere',
+      'ClusterRole ack-kms-sentinel-secrets',
+      'ClusterRole ack-kms-sentinel-state',
+      'ClusterRole ack-kms-sentinel-apiserver-identity',
+    ]);
+    const before = await versionOf();
+    await applySuiteManifests(kc, 'pipe-state-elsewhere');
+    expect(await versionOf()).toBe(before);
+    // A function's identity may not write RBAC: the step is the deploying person's.
+    const reencrypt = await sandboxKubeconfigOf(REENCRYPT);
+    await expect(applySuiteManifests(reencrypt, 'pipe-state-elsewhere')).rejects.toThrow(
+      /Forbidden \(HTTP 403\)/,
+    );
+  });
+
+  it('a RAM role without the grant is refused by the API server (403), the job says who and what, and `grant` restores it', async () => {
+    const uid = sandbox.cloud.roleIdOf(REENCRYPT);
+    const operator = userClients();
+    const path = `/permissions/users/${uid}`;
+    // Someone replaces the reencrypt role's grants with nothing (GrantPermissions replaces the whole list).
+    await operator.csRoa('GrantPermissions', 'POST', path, {}, []);
+    expect(await operator.csRoa('DescribeUserPermission', 'GET', path)).toEqual([]);
+    const { version } = await rotate();
+    const refused = await sandbox.cloud.functions.invoke(REENCRYPT, Buffer.from(jobPayload(version)), {});
+    expect(refused.body).toContain('Forbidden (HTTP 403)');
+    expect(refused.body).toContain('`ack-kms-sentinel grant` binds it');
+    expect(refused.body).toContain(`User \\"${uid}\\"`);
+    expect(await completedVersion()).not.toBe(version);
+
+    const again = await runGrant();
+    expect(again.code, again.stderr).toBe(0);
+    const changes = (role: string) =>
+      again.stdout
+        .split('\n')
+        .filter((l) => l.startsWith(`${role} `))
+        .map((l) => (l.endsWith('already granted') ? 'present' : 'granted'));
+    expect(changes(REENCRYPT)).toEqual(['granted', 'granted', 'granted']);
+    expect(changes('ack-kms-sentinel-audit')).toEqual(['present', 'present', 'present']);
+    const done = await sandbox.cloud.functions.invoke(REENCRYPT, Buffer.from(jobPayload(version)), {});
+    expect(JSON.parse(done.body), recentLogs()).toMatchObject({ status: 'completed' });
+    expect(await completedVersion()).toBe(version);
+  });
 
   it('answers poison events with a non-retryable error instead of failing, so FC does not retry them', async () => {
     const watch = await sandbox.cloud.functions.invoke(

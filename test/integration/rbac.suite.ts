@@ -8,7 +8,7 @@ import {
 } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openCluster } from '../../shared/cluster/kube';
-import { rbacObjects } from '../../shared/cluster/rbac';
+import { IDENTITY_ROLE, SECRETS_ROLE, STATE_ROLE } from '../../shared/cluster/rbac';
 import { keyIdHash, parseApiServerMetrics } from '../../shared/cluster/sealing';
 import { coreApi, kubeConfig, sandboxInfo } from '../helpers/sandbox';
 
@@ -42,15 +42,11 @@ describe('the least-privileged kubeconfig', () => {
 
   it('is granted exactly the rules of the registry, and they are these', async () => {
     const rbac = kubeConfig(sandboxInfo().kubeconfig).makeApiClient(RbacAuthorizationV1Api);
-    const state = sandboxInfo().stateNamespace;
-    const objects = rbacObjects(state);
-    const nameOf = (o: Record<string, unknown>) => (o.metadata as { name: string }).name;
+    const rulesOf = async (name: string) => (await rbac.readClusterRole({ name })).rules;
     const granted = {
-      cluster: (await rbac.readClusterRole({ name: nameOf(objects.clusterRole) })).rules,
-      state: (await rbac.readNamespacedRole({ name: nameOf(objects.role), namespace: state })).rules,
-      identity: (
-        await rbac.readNamespacedRole({ name: nameOf(objects.identityRole), namespace: 'kube-system' })
-      ).rules,
+      cluster: await rulesOf(SECRETS_ROLE),
+      state: await rulesOf(STATE_ROLE),
+      identity: await rulesOf(IDENTITY_ROLE),
     };
 
     const rbacGroup = 'rbac.authorization.k8s.io';

@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { credentialsFromContext } from '../../shared/cloud/credentials';
 import { RetryableError } from '../../shared/errors';
-import { parseTimerEvent } from '../../shared/events';
+import { jsonResponse, parseTimerEvent } from '../../shared/events';
+import { clearRegisteredSecrets } from '../../shared/log';
 import { defineHandler } from '../../shared/runtime/handler';
 
 const env = { SENTINEL_REGION: 'cn-hangzhou', SENTINEL_WEBHOOK_SECRET: 'w'.repeat(40) };
@@ -95,5 +97,57 @@ describe('defineHandler', () => {
     expect((err as Error).message).toMatch(/SENTINEL_WEBHOOK_SECRET: must be at least 32 characters/);
     expect((err as Error).message).not.toContain(secret);
     expect(lines.join('')).not.toContain(secret);
+  });
+});
+
+describe('every answer passes the redaction guard', () => {
+  afterEach(() => clearRegisteredSecrets());
+  const sts = {
+    accessKeyId: 'STS.NUx3kZ',
+    accessKeySecret: 'sts-secret-9f8e7d6c5b4a',
+    securityToken: 'CAIS8gJ1q6Ft5B2yfSjIr5bget+3token',
+  };
+  // What an SDK's SignatureDoesNotMatch quotes: the string it signed, the token percent-encoded twice.
+  const stringToSign = `POST&%2F&AccessKeyId%3DSTS.NUx3kZ%26SecurityToken%3D${encodeURIComponent(
+    encodeURIComponent(sts.securityToken),
+  )}%26Version%3D2016-01-20`;
+
+  it("an HTTP answer's body: an SDK error quoting the STS token never reaches the client", async () => {
+    const handler = defineHandler(
+      'webhook',
+      async (_e, inv) => {
+        credentialsFromContext(inv.context);
+        return jsonResponse(502, { error: { code: 'UpstreamError', message: stringToSign } });
+      },
+      { env, sink: () => undefined },
+    );
+    const out = (await handler(Buffer.from('{}'), { ...context, credentials: sts })) as { body: string };
+    expect(out.body).not.toContain(encodeURIComponent(sts.securityToken));
+    expect(out.body).not.toContain('CAIS8gJ1');
+    expect(JSON.parse(out.body).error.code).toBe('UpstreamError');
+  });
+
+  it("an enable answer's checks and steps, and an estimate's notes", async () => {
+    const enable = {
+      kind: 'enable-encryption',
+      clusterId: 'c-1',
+      keyId: 'key-1',
+      outcome: 'failed',
+      checks: [{ id: 'key', title: 'key', status: 'fail', evidence: `DescribeKey as ${sts.securityToken}` }],
+      steps: [{ step: 'UpdateKMSEncryption', status: 'failed', detail: stringToSign }],
+      notes: [`Authorization: Bearer ${'e'.repeat(24)}`],
+    };
+    const handler = defineHandler(
+      'rotation-watch',
+      async (_e, inv) => {
+        credentialsFromContext(inv.context);
+        return enable;
+      },
+      { env, sink: () => undefined },
+    );
+    const out = JSON.stringify(await handler(Buffer.from('{}'), { ...context, credentials: sts }));
+    expect(out).not.toContain('CAIS8gJ1');
+    expect(out).not.toContain('e'.repeat(24));
+    expect(JSON.parse(out)).toMatchObject({ outcome: 'failed', steps: [{ step: 'UpdateKMSEncryption' }] });
   });
 });

@@ -1,4 +1,5 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   cpSync,
   mkdirSync,
@@ -68,6 +69,46 @@ describe('the CLI launcher', () => {
   });
 });
 
+/** How many bytes of a test bundle's comment sameCrc32 may change (4 free bits each: 'p'..DEL stays ASCII). */
+const FREE_BYTES = 12;
+
+/**
+ * `target` with bits of its trailing comment flipped so that its CRC-32 equals `like`'s (same length). For
+ * messages of one length, CRC-32 is affine in the bits, so this is a linear system over GF(2).
+ */
+function sameCrc32(like: Buffer, target: Buffer): Buffer {
+  const start = target.lastIndexOf('p'.repeat(FREE_BYTES));
+  const zeros = crc32(Buffer.alloc(target.length));
+  const effect = (byte: number, bit: number): number => {
+    const d = Buffer.alloc(target.length);
+    d[start + byte] = 1 << bit;
+    return (crc32(d) ^ zeros) >>> 0;
+  };
+  // Gaussian elimination keeping, for each pivot row, which free bits make it up.
+  const rows: Array<{ value: number; bits: Array<[number, number]> }> = [];
+  for (let byte = 0; byte < FREE_BYTES; byte++)
+    for (let bit = 0; bit < 4; bit++) {
+      let row = { value: effect(byte, bit), bits: [[byte, bit]] as Array<[number, number]> };
+      for (const r of rows)
+        if ((row.value ^ r.value) >>> 0 < row.value)
+          row = { value: (row.value ^ r.value) >>> 0, bits: [...row.bits, ...r.bits] };
+      if (!row.value) continue;
+      rows.push(row);
+      rows.sort((a, b) => b.value - a.value);
+    }
+  let want = (crc32(like) ^ crc32(target)) >>> 0;
+  const flips: Array<[number, number]> = [];
+  for (const r of rows)
+    if ((want ^ r.value) >>> 0 < want) {
+      want = (want ^ r.value) >>> 0;
+      flips.push(...r.bits);
+    }
+  if (want !== 0) throw new Error('no solution with these free bits');
+  const out = Buffer.from(target);
+  for (const [byte, bit] of flips) out[start + byte] = (out[start + byte] ?? 0) ^ (1 << bit);
+  return out;
+}
+
 describe('the bundle through V8 code cache', () => {
   const launch = join(__dirname, '../../bin/launch.js');
   /** Loads `bundle` in a fresh process, as the bin does for `command`, and returns what the bundle exported. */
@@ -84,7 +125,12 @@ describe('the bundle through V8 code cache', () => {
     );
   const bundleWith = (dir: string, value: string, at: number): string => {
     const bundle = join(dir, 'cli.js');
-    writeFileSync(bundle, `exports.value = ${JSON.stringify(value)} + require('node:path').sep;\n`);
+    // The comment's bytes are free for sameCrc32 to choose.
+    const free = 'p'.repeat(FREE_BYTES);
+    writeFileSync(
+      bundle,
+      `exports.value = ${JSON.stringify(value)} + require('node:path').sep; // ${free}\n`,
+    );
     utimesSync(bundle, at, at);
     return bundle;
   };
@@ -96,7 +142,7 @@ describe('the bundle through V8 code cache', () => {
     expect(load(bundle)).toBe('first/');
     const cache = `${bundle}.reencrypt.v8cache`;
     expect(stampOf(cache)).toEqual({
-      bundle: `${statSync(bundle).size}-${crc32(readFileSync(bundle))}`,
+      bundle: createHash('sha256').update(readFileSync(bundle)).digest('hex'),
       node: process.version,
       command: 'reencrypt',
       ok: true,
@@ -111,6 +157,23 @@ describe('the bundle through V8 code cache', () => {
     const dir = mkdtempSync(join(tmpdir(), 'v8cache-'));
     expect(load(bundleWith(dir, 'aaaa', 1_000))).toBe('aaaa/');
     expect(load(bundleWith(dir, 'bbbb', 1_000))).toBe('bbbb/');
+  });
+
+  it('never runs what another bundle of the same length and CRC-32 compiled to: the cache is keyed by a content hash', () => {
+    // A CRC-32 is no fingerprint: bytes in a comment make any bundle match another's length and CRC-32.
+    const dir = mkdtempSync(join(tmpdir(), 'v8cache-'));
+    const first = bundleWith(dir, 'aaaa', 1_000);
+    const original = readFileSync(first);
+    expect(load(first)).toBe('aaaa/');
+    const forged = sameCrc32(original, Buffer.from(readFileSync(first, 'utf8').replace('aaaa', 'bbbb')));
+    expect(forged.length).toBe(original.length);
+    expect(crc32(forged)).toBe(crc32(original));
+    writeFileSync(first, forged);
+    utimesSync(first, 1_000, 1_000);
+    expect(load(first), 'the new bundle runs, not the cached code of the old one').toBe('bbbb/');
+    expect(stampOf(`${first}.reencrypt.v8cache`).bundle).toBe(
+      createHash('sha256').update(forged).digest('hex'),
+    );
   });
 
   it('keeps one cache per command, each with only what that command compiled', () => {

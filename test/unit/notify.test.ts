@@ -174,6 +174,36 @@ describe('notification channels', () => {
     }
   });
 
+  it("escapes event-chosen text for each chat's markup: no mention, no link, no control character", async () => {
+    receiver.requests.length = 0;
+    // What an ActionTrail event may name as its project and logstore, pasted into trail-verify's alert.
+    const project = '<!channel> <https://evil.example/login|re-authenticate here>';
+    const logstore =
+      '[open the console](https://evil.example/x) <at user_id="all"></at> @all \u001b[2J\u009b31m';
+    await createNotifier(channels(), { now: () => NOW }).notify({
+      severity: 'critical',
+      title: `ActionTrail events from another logstore: ${project}`,
+      text: `project ${project}, logstore ${logstore}`,
+      details: { logstore },
+    });
+    const byPath = (p: string) => JSON.parse(receiver.requests.find((r) => r.path === p)?.body ?? '{}');
+    const slack = String(byPath('/services/T/B/X').text);
+    const ding = String(byPath('/robot/send').markdown.text);
+    const lark = String(byPath('/open-apis/bot/v2/hook/x').content.text);
+    for (const [name, text] of Object.entries({ slack, dingtalk: ding, lark })) {
+      expect(text, `${name}: a URL a client would link`).not.toMatch(/https?:\/\/|evil\.example/);
+      const controls = [...text].filter((c) => c !== '\n' && /\p{Cc}/u.test(c));
+      expect(controls, `${name}: a control character`).toEqual([]);
+      expect(text, `${name}: what was said is still there`).toContain('re-authenticate here');
+    }
+    expect(slack, 'Slack: <!channel> and <url|text> are markup').not.toMatch(/<[!@#h]/);
+    expect(slack).toContain('&lt;!channel&gt;');
+    expect(ding, 'DingTalk: [text](url) is a link').not.toMatch(/\]\(/);
+    expect(lark, 'Lark: <at user_id="all"> mentions everyone').not.toContain('<at');
+    // The generic webhook is JSON for programs: the values as they are (a receiver escapes for its own output).
+    expect(byPath('/hook').details.logstore).toBe(logstore);
+  });
+
   it('every delivery verifies with the standardwebhooks library, as a receiver would, a retried one under its first id', async () => {
     const RAW_SECRET = 'a-raw-webhook-secret-0123456789';
     const hooks: NotifyChannelConfig[] = [

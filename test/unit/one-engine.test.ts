@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -221,6 +221,19 @@ describe('one engine: the function, the CLI and enable resume the same way', () 
     expect(saved.sweep?.counters.total).toBe(1);
     expect(await run()).toBe(0);
     expectEachWrittenOnce(c.writes());
+  });
+
+  it('the CLI: a checkpoint file edited to claim the sweep further along is refused, and nothing is written', async () => {
+    const { c, checkpoint, run } = cliEntry();
+    c.hooks.beforePatch = undefined;
+    expect(await run({ timeBudget: '0ms' })).toBe(1);
+    const writes = [...c.writes().values()].reduce((a, b) => a + b, 0);
+    const edited = JSON.parse(readFileSync(checkpoint, 'utf8'));
+    edited.phase = 'verifying';
+    edited.sweep.counters = { total: 3, rewritten: 3, alreadyCurrent: 0, gone: 0, failed: 0 };
+    writeFileSync(checkpoint, JSON.stringify(edited));
+    await expect(run()).rejects.toThrow(/does not verify/);
+    expect([...c.writes().values()].reduce((a, b) => a + b, 0)).toBe(writes);
   });
 
   it('enable: a run that died is run again; the marks it wrote are skipped, nothing else is kept', async () => {

@@ -1,21 +1,25 @@
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../bin/cli';
+import { localContext } from '../../bin/local-context';
 import { startServer } from '../../bin/serve-command';
 import {
   AUDIT_FUNCTION,
   createHandler,
+  MAX_BODY_BYTES,
   SIGNATURE_HEADER,
   signRequest,
   TIMESTAMP_HEADER,
 } from '../../functions/webhook';
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
 import type { HttpTriggerResponse } from '../../shared/events';
+import { jobIdFor } from '../../shared/jobs/payload';
 import { fixture } from '../helpers/fixtures';
 
 /**
@@ -156,5 +160,141 @@ describe('ack-kms-sentinel serve under bad input', () => {
         context: { credentials: { accessKeyId: 'a', accessKeySecret: 'b' } },
       }),
     ).rejects.toThrow(/cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
+  });
+});
+
+/** A request sent by hand: `head` is the request line and headers; the server's answer as text, once it closes. */
+function rawExchange(target: string, head: string, body = ''): Promise<string> {
+  const { hostname, port } = new URL(target);
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    const socket = connect(Number(port), hostname, () => socket.write(`${head}${body}`));
+    socket.on('data', (c: Buffer) => {
+      answer += c.toString();
+    });
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
+describe('ack-kms-sentinel serve at its limits', () => {
+  it('answers 413 at the body limit while the client is still sending, without reading the rest', async () => {
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${url}/v1/audits`, { method: 'POST' }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => {
+          body += c.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      // Chunked, never ended: a server that waits for the whole body never answers.
+      req.write(Buffer.alloc(MAX_BODY_BYTES + 1, 'a'));
+    });
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body)).toEqual({
+      error: { code: 'PayloadTooLarge', message: `the body is larger than ${MAX_BODY_BYTES} bytes` },
+    });
+  });
+
+  it('answers 413 to a Content-Length over the limit before reading a byte of it', async () => {
+    const answer = await rawExchange(
+      url,
+      'POST /v1/audits HTTP/1.1\r\nHost: local\r\ncontent-length: 134217728\r\n\r\n',
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer).toContain('PayloadTooLarge');
+  });
+
+  it('drops a client that never finishes its headers, or its body (408)', async () => {
+    const slow = await startServer(env, {
+      port: 0,
+      host: '127.0.0.1',
+      context: {},
+      timeouts: { headersMs: 150, requestMs: 300 },
+    });
+    try {
+      const headers = await rawExchange(slow.url, 'POST /v1/audits HTTP/1.1\r\nHost: local\r\n');
+      expect(headers).toMatch(/^HTTP\/1\.1 408 /);
+      const body = await rawExchange(
+        slow.url,
+        'POST /v1/audits HTTP/1.1\r\nHost: local\r\ncontent-length: 10\r\n\r\n',
+        '12345',
+      );
+      expect(body).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      slow.server.close();
+    }
+  });
+});
+
+describe('invoke and serve without Alibaba Cloud credentials', () => {
+  /** Runs `body` with no credential in the environment or the home directory the default chain reads. */
+  async function withoutCredentials<T>(body: () => Promise<T>): Promise<T> {
+    const saved = { ...process.env };
+    for (const k of Object.keys(process.env)) if (k.startsWith('ALIBABA_CLOUD_')) delete process.env[k];
+    process.env.HOME = mkdtempSync(join(tmpdir(), 'no-credentials-'));
+    try {
+      return await body();
+    } finally {
+      process.env = saved;
+    }
+  }
+
+  it('serve starts and answers what never reaches the cloud: a bad signature, a bad request', async () => {
+    await withoutCredentials(async () => {
+      const local = await startServer(env, {
+        port: 0,
+        host: '127.0.0.1',
+        context: await localContext({ accountId: cloud.state.accountId }),
+      });
+      try {
+        expect((await fetch(`${local.url}/v1/jobs/x`)).status).toBe(401);
+        expect(
+          (await fetch(`${local.url}/v1/audits`, { method: 'POST', body: 'x'.repeat(70_000) })).status,
+        ).toBe(413);
+        // Signed and routed: this one needs the cloud, and says what is missing.
+        const ts = String(Math.floor(Date.now() / 1000));
+        const path = `/v1/jobs/${jobIdFor('c-123', 'key-1', 'v-1')}`;
+        const signature = signRequest(SECRET, { method: 'GET', path, timestamp: ts, body: '' });
+        const upstream = await fetch(`${local.url}${path}`, {
+          headers: { [TIMESTAMP_HEADER]: ts, [SIGNATURE_HEADER]: signature },
+        });
+        expect(upstream.status).toBe(503);
+        expect(((await upstream.json()) as { error: { code: string } }).error.code).toBe('NotConfigured');
+      } finally {
+        local.server.close();
+      }
+    });
+  });
+
+  it('invoke runs a handler on a request that never reaches the cloud', async () => {
+    const file = join(tmpdir(), `unsigned-event-${process.pid}.json`);
+    writeFileSync(file, readFileSync(join(__dirname, '../fixtures/events/fc3-local-invoke-http.json')));
+    const bad = join(tmpdir(), `bad-event-${process.pid}.json`);
+    writeFileSync(bad, '{"kind":"no-such-request"}');
+    let printed = '';
+    let said = '';
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => {
+      printed += String(c);
+      return true;
+    });
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => {
+      said += String(c);
+      return true;
+    });
+    try {
+      await withoutCredentials(async () => {
+        Object.assign(process.env, env);
+        expect(await main(['invoke', 'webhook', '--event', file])).toBe(0);
+        expect(await main(['invoke', 'rotation-watch', '--event', bad])).toBe(2);
+      });
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+    expect(JSON.parse(printed).statusCode, 'unsigned: refused without the cloud').toBe(401);
+    expect(said).toMatch(/Failed to parse rotation-watch request: kind/);
+    expect(said).not.toContain('No Alibaba Cloud credentials');
   });
 });
