@@ -15,6 +15,7 @@ const OWN_SANDBOX = [
   'test/integration/sandbox-command.test.ts',
   'test/integration/cli-status.test.ts',
   'test/integration/rehearsal.test.ts',
+  'test/integration/neighbours.test.ts',
 ];
 
 /**

@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { DelayLine } from '../sandbox/controlplane/delay-line';
 import { startSandbox } from '../sandbox/index';
-import { binDir, ensureBinaries } from '../sandbox/k8s-bins';
+import { ensureBinaries } from '../sandbox/k8s-bins';
 import { splitKeyId } from '../sandbox/kms-plugin/key-provider';
 import { readSecretEvidence } from '../shared/etcd/evidence';
 import { measureColdStarts, renderBundles } from './bundles';
@@ -14,6 +14,8 @@ import { measureCliStart, renderCliStart } from './cli-start';
 import { coreApiFor, pool } from './cluster';
 import { renderFleet, runFleetBench } from './fleet';
 import { type Measurement, measure } from './measure';
+import { runNeighboursBench } from './neighbours';
+import { prepareTools } from './tools';
 import { runTrailBench } from './trail';
 
 /**
@@ -118,6 +120,14 @@ async function main(): Promise<void> {
     if (asJson) process.stdout.write(`${JSON.stringify({ cliStart })}\n`);
     return;
   }
+  if (args.includes('--neighbours')) {
+    const result = await runNeighboursBench(log, quick);
+    process.stderr.write(`\n${result.markdown}\n`);
+    if (!quick && !args.some((a) => a.startsWith('--part=')))
+      updateBenchmarksFile(result.markdown, 'neighbours');
+    if (asJson) process.stdout.write(`${JSON.stringify(result.summary)}\n`);
+    return;
+  }
   if (args.includes('--fleet')) {
     const fleet = await runFleetBench(log);
     process.stderr.write(`\n${renderFleet(fleet)}\n`);
@@ -132,34 +142,8 @@ async function main(): Promise<void> {
     return;
   }
   const binaries = ensureBinaries();
-  log('bundling the CLI');
-  const built = spawnSync('bash', [join(__dirname, '..', 'deploy', 'build.sh')], { stdio: 'inherit' });
-  if (built.status !== 0) throw new Error('bundling the CLI failed');
-  // Outside dist/: a build during the run (a test, the CLI launcher) must not delete the contenders.
-  const toolDir = mkdtempSync(join(tmpdir(), 'ack-kms-sentinel-bench-'));
-  for (const tool of ['saturate', 'migrate'])
-    spawnSync(
-      join(__dirname, '..', 'node_modules', '.bin', 'esbuild'),
-      [
-        join(__dirname, `${tool}.ts`),
-        '--bundle',
-        '--platform=node',
-        '--target=node20',
-        `--outfile=${join(toolDir, `${tool}.js`)}`,
-        '--log-level=warning',
-      ],
-      { stdio: 'inherit', cwd: join(__dirname, '..') },
-    );
-  log('building kube-controller-manager (once) for the in-tree migrator');
-  const kcmBuilt = spawnSync(
-    'bash',
-    [join(__dirname, '..', 'sandbox', 'k8s-bins', 'build.sh'), 'kube-controller-manager'],
-    {
-      stdio: 'inherit',
-    },
-  );
-  if (kcmBuilt.status !== 0) throw new Error('building kube-controller-manager failed');
-  const kcm = join(binDir(), 'kube-controller-manager');
+  const tools = prepareTools(log, true);
+  const kcm = tools.kcm ?? '';
 
   log('starting the sandbox');
   // The in-tree migrator's API (beta, off by default in 1.36) on the benchmark's API server only.
@@ -171,16 +155,7 @@ async function main(): Promise<void> {
   });
   const { info } = sandbox;
   const core = coreApiFor(info.kubeconfig);
-  // The CLI as `npx ack-kms-sentinel` starts it (the bin, its launcher and the bundle, laid out as installed),
-  // copied beside the other contenders (deploy/build.sh starts by removing dist/).
-  const cli = join(toolDir, 'bin', 'ack-kms-sentinel.js');
-  const { BUNDLES } = require('../bin/launch.js') as { BUNDLES: string[] };
-  for (const file of ['bin/ack-kms-sentinel.js', 'bin/launch.js', ...BUNDLES.map((b) => `dist/${b}`)]) {
-    mkdirSync(join(toolDir, dirname(file)), { recursive: true });
-    copyFileSync(join(__dirname, '..', file), join(toolDir, file));
-  }
-  const saturate = join(toolDir, 'saturate.js');
-  const migrate = join(toolDir, 'migrate.js');
+  const { cli, saturate, migrate } = tools;
   const rows: Row[] = [];
   const concurrencyRows: Array<{ concurrency: number; perSecond: number; wallMs: number }> = [];
 
@@ -447,10 +422,10 @@ function render(
   ].join('\n');
 }
 
-function updateBenchmarksFile(markdown: string): void {
+function updateBenchmarksFile(markdown: string, section = 'bench'): void {
   const file = join(__dirname, '..', 'BENCHMARKS.md');
-  const begin = '<!-- bench:begin -->';
-  const end = '<!-- bench:end -->';
+  const begin = `<!-- ${section}:begin -->`;
+  const end = `<!-- ${section}:end -->`;
   const text = readFileSync(file, 'utf8');
   const start = text.indexOf(begin);
   const stop = text.indexOf(end);

@@ -99,6 +99,20 @@ function addReencrypt(program: Command, run: Exit): void {
     .option('--config <file>', 'a JSON file of SENTINEL_* settings (the environment wins)')
     .option('--force', 'sweep even when the API servers prove a rewrite would not re-seal (the marks say so)')
     .option(
+      '--polite',
+      "follow the sweep's own latency and back off before the API server's other clients feel it (about half the top speed)",
+    )
+    .option(
+      '--etcd-quota <size>',
+      "etcd's --quota-backend-bytes, for the space guard (e.g. 8Gi; default 2Gi, etcd's own)",
+    )
+    .option(
+      '--etcd-quota-share <fraction>',
+      'pause for a compaction once etcd grows past this share of its quota',
+      '0.8',
+    )
+    .option('--no-etcd-guard', "do not watch etcd's size (the guard needs /metrics)")
+    .option(
       '--api-servers <n>',
       "how many API servers serve the cluster, when the kubeconfig's identity cannot list their leases (SENTINEL_API_SERVERS); without either nothing is proven",
     )
@@ -176,6 +190,10 @@ function addGrant(program: Command, run: Exit): void {
     .option('--cluster-id <id>', 'the ACK cluster id (repeatable, or comma-separated)', collect, [])
     .option('--all', 'every cluster the configuration targets (SENTINEL_CLUSTER_IDS, or discovery)')
     .option('--dry-run', 'read the grants and say what would change; change nothing')
+    .option(
+      '--kubeconfig <file>',
+      "with one --cluster-id: a kubeconfig allowed to write RBAC and flow control there (the deployer's), to apply deploy/rbac.yaml and deploy/apf.yaml too",
+    )
     .option(
       '--role-prefix <prefix>',
       "the functions' RAM roles are <prefix><function> (default ack-kms-sentinel-<region>-)",

@@ -1,6 +1,9 @@
+import { KubeConfig } from '@kubernetes/client-node';
 import { type CloudClients, createCloudClients, createRamRpc, type RpcCaller } from '../shared/cloud/clients';
 import { type CloudCredentials, credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { discoverClusters } from '../shared/cluster/discovery';
+import { flowControlManifest } from '../shared/cluster/flow-control';
+import { applySuiteManifests } from '../shared/cluster/manifests';
 import {
   type ClusterGrant,
   type GrantRow,
@@ -22,6 +25,11 @@ export interface GrantFlags {
   config?: string;
   /** How the deployment names the functions' roles: `<prefix><function>` (default `ack-kms-sentinel-<region>-`). */
   rolePrefix?: string;
+  /**
+   * A kubeconfig allowed to write RBAC and flow-control objects in the one cluster named (the deployer's): then
+   * the in-cluster half too, deploy/rbac.yaml and deploy/apf.yaml with the roles' user ids as its subjects.
+   */
+  kubeconfig?: string;
 }
 
 /** Where `grant` writes and what it calls: the process's own by default, the sandbox's in tests. */
@@ -101,6 +109,10 @@ export async function grantCommand(flags: GrantFlags, deps: GrantDeps = {}): Pro
   const err = deps.stderr ?? ((t: string) => process.stderr.write(t));
   if ((flags.all === true) === flags.clusterId.length > 0)
     throw new UsageError('grant needs either --cluster-id <id> (repeatable) or --all, not both');
+  if (flags.kubeconfig && flags.clusterId.length !== 1)
+    throw new UsageError(
+      '--kubeconfig applies the manifests in one cluster: give exactly one --cluster-id with it',
+    );
   const env = deps.env ?? process.env;
   const config = loadConfig(
     flags.all ? env : { ...env, SENTINEL_CLUSTER_IDS: flags.clusterId.join(',') },
@@ -124,7 +136,31 @@ export async function grantCommand(flags: GrantFlags, deps: GrantDeps = {}): Pro
       err(`grant: ${name}: ${(e as Error).message}\n`);
     }
   }
-  if (flags.json) out(`${JSON.stringify({ dryRun: flags.dryRun === true, clusterIds, roles: results })}\n`);
-  else out(`${table(results)}\n`);
+  const applied =
+    flags.kubeconfig && failed === 0
+      ? await applyInCluster(flags.kubeconfig, config.stateNamespace, results, flags.dryRun === true)
+      : undefined;
+  if (flags.json)
+    out(
+      `${JSON.stringify({ dryRun: flags.dryRun === true, clusterIds, roles: results, ...(applied ? { applied } : {}) })}\n`,
+    );
+  else out(`${table(results)}\n${applied ? `\napplied (server-side): ${applied.join(', ')}\n` : ''}`);
   return failed > 0 ? 1 : 0;
+}
+
+/**
+ * The in-cluster half, where the deployer's kubeconfig allows it: the suite's ClusterRoles and state namespace
+ * (deploy/rbac.yaml) and its API Priority and Fairness level (deploy/apf.yaml), whose FlowSchema names the
+ * user ids ACK issues the roles just granted, so their requests queue in the suite's own low level.
+ */
+async function applyInCluster(
+  file: string,
+  stateNamespace: string,
+  results: RoleGrantResult[],
+  dryRun: boolean,
+): Promise<string[]> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(file);
+  const users = results.map((r) => r.uid);
+  return applySuiteManifests(kc, stateNamespace, flowControlManifest(users), dryRun);
 }

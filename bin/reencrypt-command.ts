@@ -3,6 +3,7 @@ import { apiServerIdentities, loadKubeConfig } from '../shared/cluster/kube';
 import { unproven } from '../shared/cluster/sealing';
 import { httpSecretStore } from '../shared/cluster/secret-store';
 import { ConfigError, normalizeError, SentinelError } from '../shared/errors';
+import type { EtcdSpaceOptions } from '../shared/etcd/space';
 import type { Continuation } from '../shared/jobs/payload';
 import { firstContinuation, nothingKept, type RunResult, runJob } from '../shared/jobs/run';
 import type { JobStore } from '../shared/jobs/store';
@@ -39,6 +40,11 @@ export interface ReencryptFlags {
   config?: string;
   force?: boolean;
   apiServers?: string;
+  polite?: boolean;
+  etcdQuota?: string;
+  etcdQuotaShare?: string;
+  /** false with --no-etcd-guard. */
+  etcdGuard?: boolean;
 }
 
 function intFlag(name: string, value: string, min: number, max: number): number {
@@ -76,7 +82,30 @@ function checkFlags(flags: ReencryptFlags) {
         "or --cluster-id to read it from the cluster's key",
     );
   }
-  return { strategy, concurrency, pageSize } as const;
+  return {
+    strategy,
+    concurrency,
+    pageSize,
+    polite: flags.polite === true,
+    etcdSpace: etcdSpaceOf(flags),
+  } as const;
+}
+
+/** The etcd space guard's flags: off, or etcd's quota (2 GiB, etcd's default, unless given) and the share. */
+function etcdSpaceOf(flags: ReencryptFlags): EtcdSpaceOptions | false {
+  if (flags.etcdGuard === false) return false;
+  const share = Number(flags.etcdQuotaShare ?? '0.8');
+  if (!(share > 0 && share <= 1))
+    throw new UsageError(
+      `--etcd-quota-share must be a fraction above 0 and at most 1 (got "${flags.etcdQuotaShare}")`,
+    );
+  const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(flags.etcdQuota ?? '2Gi');
+  const quotaBytes = m ? Number(m[1]) * 1024 ** ['', 'Ki', 'Mi', 'Gi'].indexOf(m[2] ?? '') : 0;
+  if (quotaBytes < 1024 * 1024)
+    throw new UsageError(
+      `--etcd-quota must be etcd's --quota-backend-bytes, e.g. 8Gi (got "${flags.etcdQuota}")`,
+    );
+  return { quotaBytes, share };
 }
 
 /** What the sweep may claim: proven from the API servers with --cluster-id (the cloud clients load only then). */
@@ -179,6 +208,8 @@ export async function reencryptCommand(flags: ReencryptFlags, out: Output): Prom
 
 export interface SweepContext {
   strategy: Strategy;
+  polite?: boolean;
+  etcdSpace?: EtcdSpaceOptions | false;
   /** What a checkpoint file is bound to: the cluster's id, or the API server the kubeconfig points at. */
   cluster?: string | undefined;
   concurrency: number;
@@ -220,6 +251,8 @@ export async function sweepCommand(flags: ReencryptFlags, out: Output, ctx: Swee
         selection,
         pageSize: ctx.pageSize,
         concurrency: ctx.concurrency,
+        ...(ctx.polite ? { polite: true } : {}),
+        ...(ctx.etcdSpace === undefined ? {} : { etcdSpace: ctx.etcdSpace }),
         dryRun: flags.dryRun === true,
         force: flags.force === true,
       },
@@ -238,17 +271,47 @@ export async function sweepCommand(flags: ReencryptFlags, out: Output, ctx: Swee
       },
       from,
     );
-    if (flags.dryRun && run.report)
+    if (flags.dryRun && run.report) {
       run.report.estimate = await ctx.estimate({
         keyVersion,
         selection,
         ...(deadline === undefined ? {} : { deadline }),
         signal: stop.signal,
       });
+      noteGrowth(run.report, out);
+    }
   } finally {
     stop.release();
   }
   return finishRun(flags, out, run, selection, keyVersion);
+}
+
+/**
+ * etcd grows by what is rewritten until the next compaction: the dry run says whether that fits the quota. The
+ * growth is the estimate's bytes to rewrite, known only when the estimate read the Secrets' sizes
+ * (--read-secret-sizes); metadata alone says the size now and the quota, and that the growth is not known.
+ */
+function noteGrowth(report: NonNullable<RunResult['report']>, out: Output): void {
+  const space = report.etcdSpace;
+  if (!space || !report.estimate) return;
+  const growth = report.estimate.bytesToRewrite;
+  if (growth !== undefined) space.expectedGrowthBytes = growth;
+  if (space.sizeBytes === undefined) return;
+  const MiB = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
+  const quota = `quota ${MiB(space.quotaBytes)}`;
+  if (growth === undefined) {
+    out.note(
+      `etcd: ${MiB(space.sizeBytes)} now, ${quota}; the growth until the next compaction is the bytes rewritten, unknown without --read-secret-sizes (which reads Secret data)`,
+    );
+    return;
+  }
+  const after = space.sizeBytes + growth;
+  out.note(
+    `etcd: ${MiB(space.sizeBytes)} now, ~${MiB(growth)} more until the next compaction, ${quota}` +
+      (after >= space.quotaBytes * space.share
+        ? `: past ${Math.round(space.share * 100)}% of it, the sweep will pause for compactions`
+        : ''),
+  );
 }
 
 /** The dry run's estimate: Secrets and bytes to rewrite, KMS calls, duration, blast radius. */

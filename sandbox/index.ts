@@ -169,6 +169,9 @@ export interface SandboxOptions {
   loadBalancer?: BalancerMode;
   /** `false`: the suite's identity (the cluster's kubeconfig in CS) may not list the identity leases. */
   leaseAccess?: boolean;
+  /** etcd's `--quota-backend-bytes` and the API server's `--etcd-compaction-interval` (the etcd space guard's demo). */
+  etcdQuotaBytes?: number;
+  compactionIntervalSeconds?: number;
   /**
    * `false`: the functions' RAM roles start with no grant in the cluster (run `grant` as a deployment does);
    * by default they hold the suite's roles, as `grant` leaves them.
@@ -208,6 +211,10 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       ...(options.apiServers ? { apiServers: options.apiServers } : {}),
       ...(options.loadBalancer ? { loadBalancer: options.loadBalancer } : {}),
       ...(options.leaseAccess === false ? { leaseAccess: false } : {}),
+      ...(options.etcdQuotaBytes ? { etcdQuotaBytes: options.etcdQuotaBytes } : {}),
+      ...(options.compactionIntervalSeconds === undefined
+        ? {}
+        : { compactionIntervalSeconds: options.compactionIntervalSeconds }),
       ...(options.workDir ? { workDir: options.workDir } : {}),
     });
     cloud.addCluster({

@@ -78,7 +78,18 @@ export interface ControlPlaneOptions {
   loadBalancer?: BalancerMode;
   /** `false`: the suite's identity is not bound to the lease-reading Role (default true). */
   leaseAccess?: boolean;
+  /** etcd's `--quota-backend-bytes` (etcd's own default, 2 GiB, when unset). */
+  etcdQuotaBytes?: number;
+  /** kube-apiserver's `--etcd-compaction-interval` in seconds (its default, 5 minutes, when unset). */
+  compactionIntervalSeconds?: number;
 }
+
+const apiServerArgsOf = (options: ControlPlaneOptions): string[] => [
+  ...(options.compactionIntervalSeconds === undefined
+    ? []
+    : [`--etcd-compaction-interval=${options.compactionIntervalSeconds}s`]),
+  ...(options.apiServerArgs ?? []),
+];
 
 /** The most API servers a sandbox runs: each is ~200 MB of memory and a share of two cores. */
 export const MAX_API_SERVERS = 5;
@@ -177,7 +188,7 @@ export class ControlPlane {
 
     try {
       for (const p of plugins) await p.start();
-      const { etcd, etcdUrl } = await startEtcd(binaries, workDir, timeoutMs);
+      const { etcd, etcdUrl } = await startEtcd(binaries, workDir, timeoutMs, options.etcdQuotaBytes);
       started.etcd = etcd;
       const ports = await Promise.all(plugins.map(() => freePort()));
       if (count > 1)
@@ -198,7 +209,7 @@ export class ControlPlane {
 
       const launch = { binaries, workDir, etcdUrl, apiServer, encryptionConfig, timeoutMs, ...creds };
       started.servers = plugins.map((plugin, i) =>
-        apiServerFor(plugin, i, ports[i] ?? 0, count, launch, options.apiServerArgs ?? []),
+        apiServerFor(plugin, i, ports[i] ?? 0, count, launch, apiServerArgsOf(options)),
       );
       await startAll(started.servers);
 

@@ -27,6 +27,7 @@ export async function startEtcd(
   binaries: K8sBinaries,
   workDir: string,
   timeoutMs: number,
+  quotaBackendBytes?: number,
 ): Promise<{ etcd: Managed; etcdUrl: string }> {
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const etcdUrl = `http://127.0.0.1:${clientPort}`;
@@ -43,6 +44,8 @@ export async function startEtcd(
       `--initial-cluster=default=${peerUrl}`,
       '--unsafe-no-fsync=true',
       '--log-level=warn',
+      // A small quota shows the NOSPACE alarm (and the sweep's space guard) within a few seconds of writes.
+      ...(quotaBackendBytes ? [`--quota-backend-bytes=${quotaBackendBytes}`] : []),
     ],
     join(workDir, 'etcd.log'),
   );

@@ -52,6 +52,15 @@ interface Credentials {
   at: number;
 }
 
+/**
+ * API Priority and Fairness: the flow schema that classified a request and the priority level that served it,
+ * as the API server says in every answer's headers (their UIDs: names take a read of the objects).
+ */
+export interface FlowControl {
+  flowSchemaUid: string;
+  priorityLevelUid: string;
+}
+
 /** How an answer is read: parsed as JSON, drained unread, or kept as text whatever its status. */
 type Read = 'json' | 'drain' | 'text';
 
@@ -62,6 +71,8 @@ export class KubeHttp {
   private readonly target: { host: string; port: string; base: string };
   private credentials?: Credentials;
   private agent?: HttpAgent | HttpsAgent;
+  /** The APF classification of the last answer that carried one. */
+  flowControl?: FlowControl;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -85,16 +96,24 @@ export class KubeHttp {
   }
 
   /**
-   * A JSON request on the keep-alive connections; a JSON merge patch when `body` is given. `answer: false`: a
-   * success's body is drained unread (resolves undefined); errors are read as always.
+   * A JSON request on the keep-alive connections; a JSON merge patch when `body` is given (or a body of
+   * `contentType`: server-side apply). `answer: false`: a success's body is drained unread (resolves
+   * undefined); errors are read as always.
    */
-  async call(method: string, path: string, accept: string, body?: string, answer = true): Promise<unknown> {
+  async call(
+    method: string,
+    path: string,
+    accept: string,
+    body?: string,
+    answer = true,
+    contentType = 'application/merge-patch+json',
+  ): Promise<unknown> {
     const credentials = await this.auth();
     return this.send(
       method,
       path,
       accept,
-      body,
+      body === undefined ? undefined : { body, contentType },
       credentials,
       this.pooled(credentials),
       answer ? 'json' : 'drain',
@@ -132,6 +151,13 @@ export class KubeHttp {
     return this.agent;
   }
 
+  private noteFlowControl(res: IncomingMessage): void {
+    const flowSchemaUid = res.headers['x-kubernetes-pf-flowschema-uid'];
+    const priorityLevelUid = res.headers['x-kubernetes-pf-prioritylevel-uid'];
+    if (typeof flowSchemaUid === 'string' && typeof priorityLevelUid === 'string')
+      this.flowControl = { flowSchemaUid, priorityLevelUid };
+  }
+
   private async auth(): Promise<Credentials> {
     if (this.credentials && Date.now() - this.credentials.at <= AUTH_TTL_MS) return this.credentials;
     const opts: RequestOptions = {};
@@ -154,7 +180,7 @@ export class KubeHttp {
     method: string,
     path: string,
     accept: string | undefined,
-    body: string | undefined,
+    sent: { body: string; contentType: string } | undefined,
     credentials: Credentials,
     agent: HttpAgent | HttpsAgent | false,
     read: Read,
@@ -163,9 +189,9 @@ export class KubeHttp {
     const what = `${method} ${path.split('?')[0]}`;
     const headers: OutgoingHttpHeaders = { ...credentials.headers };
     if (accept) headers.accept = accept;
-    if (body !== undefined) {
-      headers['content-type'] = 'application/merge-patch+json';
-      headers['content-length'] = Buffer.byteLength(body);
+    if (sent) {
+      headers['content-type'] = sent.contentType;
+      headers['content-length'] = Buffer.byteLength(sent.body);
     }
     const options: RequestOptions = {
       host: this.target.host,
@@ -178,7 +204,10 @@ export class KubeHttp {
     // A connection of its own carries the timeout itself, and the TLS material the agent would have.
     if (agent === false) Object.assign(options, { timeout: this.timeoutMs }, credentials.tls);
     return new Promise((resolve, reject) => {
-      const req = send(options, (res) => answer(res, req, read, what, resolve, reject));
+      const req = send(options, (res) => {
+        this.noteFlowControl(res);
+        answer(res, req, read, what, resolve, reject);
+      });
       req.on('timeout', () =>
         // ETIMEDOUT: a transport error, retried with backoff like a reset (shared/retry.ts).
         req.destroy(
@@ -189,7 +218,8 @@ export class KubeHttp {
         ),
       );
       req.on('error', reject);
-      req.end(body);
+      if (sent) req.end(sent.body);
+      else req.end();
     });
   }
 }

@@ -1,4 +1,5 @@
 import type { KubeConfig, V1ObjectMeta } from '@kubernetes/client-node';
+import { kubeSpace } from '../etcd/space';
 import type { Marks } from '../reencrypt/annotations';
 import type {
   ListOptions,
@@ -193,6 +194,8 @@ export function secretStore(http: KubeHttp): SecretStore & { close(): void } {
         false,
       );
     },
+    space: kubeSpace(http),
+    flowControl: () => http.flowControl,
     close: () => http.close(),
   };
 }

@@ -72,6 +72,11 @@ export interface SentinelConfig {
     budgetMarginMs: number;
     /** A job that has not saved progress for this long is presumed dead, and rotation-watch starts it again. */
     staleAfterMs: number;
+    /** Polite mode: writes in flight follow the sweep's own latency (shared/reencrypt/throttle.ts). */
+    polite: boolean;
+    /** The etcd space guard: etcd's quota, and the share of it past which growth pauses the sweep. */
+    etcdQuotaBytes: number;
+    etcdQuotaShare: number;
     functionName: string;
     /**
      * How many API servers serve each cluster, as the operator states it: the set the proof needs when the
@@ -266,6 +271,36 @@ const SETTINGS = {
     example: '3',
     optional: true,
     parse: (v) => intIn(v, 1, 64),
+  }),
+  polite: setting({
+    name: 'SENTINEL_REENCRYPT_POLITE',
+    example: 'true',
+    default: 'true',
+    parse: (v) => (v === 'true' || v === 'false' ? v === 'true' : bad('must be "true" or "false"')),
+  }),
+  etcdQuota: setting({
+    name: 'SENTINEL_ETCD_QUOTA',
+    example: '8Gi',
+    // etcd's own default --quota-backend-bytes.
+    default: '2Gi',
+    parse: (v) => {
+      const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(v);
+      const bytes = m ? Number(m[1]) * 1024 ** ['', 'Ki', 'Mi', 'Gi'].indexOf(m[2] ?? '') : Number.NaN;
+      return bytes >= 1024 * 1024
+        ? bytes
+        : bad("must be etcd's --quota-backend-bytes, e.g. 8Gi or 2147483648");
+    },
+  }),
+  etcdQuotaShare: setting({
+    name: 'SENTINEL_ETCD_QUOTA_SHARE',
+    example: '0.8',
+    default: '0.8',
+    parse: (v) => {
+      const share = Number(v);
+      return /^0?\.\d+$|^1(\.0*)?$/.test(v) && share > 0 && share <= 1
+        ? share
+        : bad('must be a fraction of the quota above 0 and at most 1, e.g. 0.8');
+    },
   }),
   staleAfter: setting({
     name: 'SENTINEL_REENCRYPT_STALE_AFTER',
@@ -522,6 +557,9 @@ const reencryptSettings = (read: Read): SentinelConfig['reencrypt'] => ({
   proof: read(SETTINGS.proof) ?? 'metrics',
   budgetMarginMs: read(SETTINGS.budgetMargin) ?? 0,
   staleAfterMs: read(SETTINGS.staleAfter) ?? 0,
+  polite: read(SETTINGS.polite) ?? true,
+  etcdQuotaBytes: read(SETTINGS.etcdQuota) ?? 0,
+  etcdQuotaShare: read(SETTINGS.etcdQuotaShare) ?? 0.8,
   functionName: read(SETTINGS.reencryptFunction) ?? '',
   ...optional('apiServers', read(SETTINGS.apiServers)),
 });

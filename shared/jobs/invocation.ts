@@ -73,6 +73,8 @@ export async function runInCluster(
     strategy: reencrypt.strategy,
     pageSize: reencrypt.pageSize,
     concurrency: reencrypt.concurrency,
+    polite: reencrypt.polite,
+    etcdSpace: { quotaBytes: reencrypt.etcdQuotaBytes, share: reencrypt.etcdQuotaShare },
   };
   const from =
     job.checkpoint ?? firstContinuation(job.keyVersionId, new Date(inv.now()), 'waiting-for-adoption');

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type SealingEvidence, seedPending, unproven } from '../cluster/sealing';
+import type { EtcdSpaceOptions } from '../etcd/space';
 import type { KeyInfo } from '../kms/keys';
 import type { Logger } from '../log';
 import type { Notifier } from '../notify';
@@ -64,6 +65,9 @@ export interface JobSpec {
   pageSize: number;
   concurrency: number;
   dryRun?: boolean;
+  /** Polite mode and the etcd space guard (shared/reencrypt/throttle.ts, shared/etcd/space.ts). */
+  polite?: boolean;
+  etcdSpace?: EtcdSpaceOptions | false;
   /** Sweep although the API servers prove a rewrite would not re-seal; the marks say `forced` (CLI `--force`). */
   force?: boolean;
   /**
@@ -296,6 +300,8 @@ async function sweepStep(run: JobRun): Promise<SweepReport> {
     ...(spec.selection ? { selection: spec.selection } : {}),
     pageSize: spec.pageSize,
     concurrency: spec.concurrency,
+    ...(spec.polite ? { polite: true } : {}),
+    ...(spec.etcdSpace === undefined ? {} : { etcdSpace: spec.etcdSpace }),
     ...(run.at.sweep ? { checkpoint: run.at.sweep } : {}),
     ...(ports.budget.deadline === undefined ? {} : { deadline: ports.budget.deadline }),
     ...(ports.budget.signal ? { signal: ports.budget.signal } : {}),

@@ -1,3 +1,5 @@
+import type { FlowControl } from '../cluster/kube-http';
+import type { ClusterSpace } from '../etcd/space';
 import { isProven, KEY_VERSION_ANNOTATION, type Marks, markedSince } from './annotations';
 import { DEFAULT_PAGE_SIZE } from './defaults';
 import { SecretLister, type Selection } from './lister';
@@ -80,6 +82,10 @@ export interface SecretStore {
     name: string,
     patch: { metadata: Record<string, unknown> },
   ): Promise<undefined>;
+  /** etcd's size and compactions, for the sweep's space guard (`shared/etcd/space.ts`). */
+  space?: ClusterSpace;
+  /** The API Priority and Fairness classification of the store's last answer. */
+  flowControl?(): FlowControl | undefined;
 }
 
 export interface Census {

@@ -1,4 +1,11 @@
+import type { FlowControl } from '../cluster/kube-http';
 import { SentinelError } from '../errors';
+import {
+  DEFAULT_ETCD_SPACE,
+  EtcdSpaceGuard,
+  type EtcdSpaceOptions,
+  type EtcdSpaceReport,
+} from '../etcd/space';
 import {
   DEFAULT_RETRY_POLICY,
   type Decision,
@@ -16,7 +23,7 @@ import type { Estimate } from './estimate';
 import { type Listed, SecretLister, type Selection } from './lister';
 import type { SecretRef, SecretStore } from './secrets-api';
 import { type Failure, type Outcome, Tally, zeroCounters } from './tally';
-import { AdaptiveLimiter } from './throttle';
+import { AdaptiveLimiter, DEFAULT_POLITE, type PoliteOptions } from './throttle';
 
 export type { SweepCheckpoint } from './checkpoint';
 /**
@@ -63,6 +70,12 @@ export interface SweepReport extends SweepCounters {
   throttled: number;
   relists: number;
   concurrency: { max: number; final: number };
+  /** Polite mode: the latency it judged against (ms) and how often it backed off for it. */
+  polite?: { baselineMs?: number; latencyBackoffs: number };
+  /** The API Priority and Fairness level and flow schema that served the sweep's last request (UIDs). */
+  flowControl?: FlowControl;
+  /** The etcd space guard: the database's size against the quota, and the pauses for compaction. */
+  etcdSpace?: EtcdSpaceReport;
   /** Where a later call resumes; present when `complete` is false. */
   checkpoint?: SweepCheckpoint;
   /** Dry runs: Secrets that would be written, and what that costs in KMS calls. */
@@ -106,6 +119,17 @@ export interface SweepOptions {
   /** Called after every page with the checkpoint to resume from. */
   onCheckpoint?: (checkpoint: SweepCheckpoint) => void | Promise<void>;
   retryPolicy?: RetryPolicy;
+  /**
+   * Polite mode (`throttle.ts`): writes in flight follow the sweep's own latency against its baseline, so
+   * the API server's other clients do not queue behind the sweep. `true` takes `DEFAULT_POLITE`.
+   */
+  polite?: boolean | PoliteOptions;
+  /**
+   * The etcd space guard (`shared/etcd/space.ts`), where the store can read etcd's size: the quota and the
+   * share of it past which growth pauses the sweep until a compaction. `false` turns it off; unset, etcd's
+   * default quota. Dry runs write nothing and read no size.
+   */
+  etcdSpace?: EtcdSpaceOptions | false;
   /** Injectable clock and randomness, for tests. */
   clock?: () => number;
   random?: () => number;
@@ -125,6 +149,7 @@ interface Run {
   readonly clock: () => number;
   readonly started: number;
   readonly limiter: AdaptiveLimiter;
+  readonly guard?: EtcdSpaceGuard;
   readonly tally: Tally;
   /** Its pages, in key order; its scopes are the sorted named namespaces, or one for the whole cluster. */
   readonly lister: SecretLister<SecretRef>;
@@ -146,7 +171,67 @@ interface Run {
  * is under way by then: the checkpoint asks for a recheck, so a resumed sweep reads those Secrets again first).
  */
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
-  const run = prepare(options);
+  const clock = options.clock ?? Date.now;
+  const shared: Shared = { started: clock(), limiter: limiterFor(options, clock), guard: guardFor(options) };
+  await shared.guard?.start();
+  try {
+    let report = await sweepFrom(options, shared);
+    // The guard stopped it: the checkpoint is saved, and the sweep goes on from it after a compaction.
+    while (!report.complete && report.checkpoint && shared.guard?.paused) {
+      await options.onCheckpoint?.(report.checkpoint);
+      if (!(await shared.guard.waitForCompaction(options.deadline, options.signal))) break;
+      report = combined(report, await sweepFrom({ ...options, checkpoint: report.checkpoint }, shared));
+    }
+    const etcdSpace = shared.guard ? { ...shared.guard.state } : await spaceOutlook(options);
+    return { ...report, ...(etcdSpace ? { etcdSpace } : {}) };
+  } finally {
+    await shared.guard?.stop();
+  }
+}
+
+/** What the calls of one sweep share across the guard's pauses. */
+interface Shared {
+  started: number;
+  limiter: AdaptiveLimiter;
+  guard?: EtcdSpaceGuard;
+}
+
+function limiterFor(options: SweepOptions, clock: () => number): AdaptiveLimiter {
+  const polite = options.polite === true ? DEFAULT_POLITE : options.polite || undefined;
+  return new AdaptiveLimiter(options.concurrency ?? DEFAULT_CONCURRENCY, 20, clock, undefined, polite);
+}
+
+/** A dry run's view of etcd: its size now against the quota (the estimate adds the growth to expect). */
+async function spaceOutlook(options: SweepOptions): Promise<EtcdSpaceReport | undefined> {
+  const { space } = options.store;
+  if (!options.dryRun || !space || options.etcdSpace === false) return undefined;
+  const { quotaBytes, share } = options.etcdSpace ?? DEFAULT_ETCD_SPACE;
+  const sizeBytes = await space.storageSizeBytes().catch(() => undefined);
+  return { quotaBytes, share, ...(sizeBytes === undefined ? {} : { sizeBytes }), pauses: 0, pausedMs: 0 };
+}
+
+function guardFor(options: SweepOptions): EtcdSpaceGuard | undefined {
+  const space = options.store.space;
+  if (!space || options.dryRun || options.etcdSpace === false) return undefined;
+  return new EtcdSpaceGuard(space, options.etcdSpace ?? DEFAULT_ETCD_SPACE, options.clock);
+}
+
+/** A sweep resumed after a pause: the later call's report, with what the earlier call counted added. */
+function combined(before: SweepReport, after: SweepReport): SweepReport {
+  const failures = [...before.failures, ...after.failures];
+  return {
+    ...after,
+    failures: failures.slice(0, 1000),
+    failuresNotListed:
+      before.failuresNotListed + after.failuresNotListed + Math.max(0, failures.length - 1000),
+    pages: before.pages + after.pages,
+    retries: before.retries + after.retries,
+    relists: before.relists + after.relists,
+  };
+}
+
+async function sweepFrom(options: SweepOptions, shared: Shared): Promise<SweepReport> {
+  const run = prepare(options, shared);
   const cursor = startCursor(options.checkpoint);
   if (cursor.namespaceIndex >= run.lister.scopes.length) return finish(run, cursor, true);
   if (stopRequested(run)) return finish(run, cursor, false);
@@ -222,7 +307,7 @@ const settle = <T>(p: Promise<T>): Promise<{ value: T } | { error: unknown }> =>
     (error: unknown) => ({ error }),
   );
 
-function prepare(options: SweepOptions): Run {
+function prepare(options: SweepOptions, shared: Shared): Run {
   const clock = options.clock ?? Date.now;
   const { checkpoint } = options;
   if (checkpoint && checkpoint.targetKeyVersionId !== options.targetKeyVersionId) {
@@ -233,7 +318,7 @@ function prepare(options: SweepOptions): Run {
     );
   }
   const policy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
-  const limiter = new AdaptiveLimiter(options.concurrency ?? DEFAULT_CONCURRENCY, 20, clock);
+  const { limiter } = shared;
   const tally = new Tally(checkpoint?.counters, checkpoint?.expected);
   const { store } = options;
   return {
@@ -243,8 +328,9 @@ function prepare(options: SweepOptions): Run {
     strategy: options.strategy ?? checkpoint?.strategy ?? 'annotate',
     policy,
     clock,
-    started: clock(),
+    started: shared.started,
     limiter,
+    ...(shared.guard ? { guard: shared.guard } : {}),
     tally,
     // No deadline and no signal: a stop is the sweep's to honour (between Secrets), not the list's.
     lister: new SecretLister((o) => store.list(o), {
@@ -262,6 +348,7 @@ function prepare(options: SweepOptions): Run {
 
 const stopRequested = (run: Run): boolean =>
   run.options.signal?.aborted === true ||
+  run.guard?.paused === true ||
   (run.options.deadline !== undefined && run.startedHere > 0 && run.clock() >= run.options.deadline);
 
 const checkpointBase = (run: Run) => ({
@@ -385,6 +472,7 @@ function pageWrites(run: Run, tally: PageTally): Retried<WriteArg, Wrote, void> 
     succeeded: (arg, wrote) => {
       if (typeof wrote === 'string') return tally[wrote]();
       run.limiter.onSuccess();
+      run.guard?.noteWrite();
       return tally[judged(run, 'refetch' in arg ? arg.refetch : arg, wrote)]();
     },
     failed: (arg, err, attempt) => {
@@ -430,6 +518,7 @@ async function refetchAndWrite(run: Run, stale: SecretRef): Promise<Wrote> {
   if (isDoneFor(run, ref)) return 'alreadyCurrent';
   const wrote = await write(run, ref);
   run.limiter.onSuccess();
+  run.guard?.noteWrite();
   return judged(run, ref, wrote);
 }
 
@@ -484,7 +573,9 @@ function finish(run: Run, cursor: Cursor, complete: boolean): SweepReport {
     retries: tally.retries,
     throttled: limiter.throttleEvents,
     relists: run.lister.relists,
-    concurrency: { max: limiter.max, final: limiter.concurrency },
+    concurrency: { max: limiter.ceiling, final: limiter.concurrency },
+    ...(limiter.polite ? { polite: politeReport(limiter) } : {}),
+    ...flowControlOf(run.store),
     ...(complete ? {} : { checkpoint: toCheckpoint(cursor, checkpointBase(run)) }),
     ...(run.options.dryRun
       ? {
@@ -496,3 +587,13 @@ function finish(run: Run, cursor: Cursor, complete: boolean): SweepReport {
       : {}),
   };
 }
+
+const politeReport = (limiter: AdaptiveLimiter) => ({
+  ...(limiter.baselineMs === undefined ? {} : { baselineMs: Math.round(limiter.baselineMs * 100) / 100 }),
+  latencyBackoffs: limiter.latencyBackoffs,
+});
+
+const flowControlOf = (store: SecretStore): { flowControl?: FlowControl } => {
+  const flowControl = store.flowControl?.();
+  return flowControl ? { flowControl } : {};
+};

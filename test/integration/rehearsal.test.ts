@@ -153,7 +153,30 @@ describe('from zero to a signed call, as a new user deploys', () => {
     expect(first.stdout).toMatch(/granted/);
     const again = await runCli(['grant', '--all', '--json'], operatorEnv());
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).not.toMatch(/"outcome":"granted"/);
+    expect(again.stdout).not.toMatch(/"change":"added"/);
+  });
+
+  it("`grant --kubeconfig` (the deployer's) applies deploy/rbac.yaml and the APF level naming the granted roles", async () => {
+    const { cloud, kubeconfig } = sandbox.info;
+    const run = await runCli(
+      ['grant', '--cluster-id', cloud.clusterId, '--kubeconfig', kubeconfig, '--json'],
+      operatorEnv(),
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout) as { roles: Array<{ uid: string }>; applied: string[] };
+    expect(out.applied).toEqual(
+      expect.arrayContaining(['PriorityLevelConfiguration ack-kms-sentinel', 'FlowSchema ack-kms-sentinel']),
+    );
+    const schema = JSON.parse(
+      (
+        await sandbox.controlPlane.adminRequest(
+          'GET',
+          '/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas/ack-kms-sentinel',
+        )
+      ).body,
+    ) as { spec: { rules: Array<{ subjects: Array<{ user?: { name: string } }> }> } };
+    const users = schema.spec.rules.flatMap((r) => r.subjects.map((x) => x.user?.name));
+    expect(users).toEqual(expect.arrayContaining(out.roles.map((r) => r.uid)));
   });
 
   it('builds, and s.yaml resolves with the Serverless Devs parser to functions whose settings load', async () => {
@@ -206,6 +229,16 @@ describe('from zero to a signed call, as a new user deploys', () => {
       status: 'completed',
       evidence: { verdict: 'effective' },
     });
+    // The sweep's requests were served in the suite's own APF level, as the API server's answers said.
+    const level = JSON.parse(
+      (
+        await sandbox.controlPlane.adminRequest(
+          'GET',
+          '/apis/flowcontrol.apiserver.k8s.io/v1/prioritylevelconfigurations/ack-kms-sentinel',
+        )
+      ).body,
+    ) as { metadata: { uid: string } };
+    expect(job.at(-1)?.returnPayload).toContain(level.metadata.uid);
     const stored = (await readSecretEvidence(sandbox.info.etcd)).filter((s) =>
       NAMESPACES.includes(s.namespace),
     );

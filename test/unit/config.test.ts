@@ -36,6 +36,9 @@ describe('loadConfig', () => {
         adoptionDelayMs: 180_000,
         budgetMarginMs: 30_000,
         staleAfterMs: 3_600_000,
+        polite: true,
+        etcdQuotaBytes: 2 * 1024 ** 3,
+        etcdQuotaShare: 0.8,
       },
       notify: [],
       endpoints: {},
@@ -62,6 +65,9 @@ describe('loadConfig', () => {
       SENTINEL_REENCRYPT_PROOF: 'actiontrail',
       SENTINEL_REENCRYPT_BUDGET_MARGIN: '1500ms',
       SENTINEL_REENCRYPT_STALE_AFTER: '20m',
+      SENTINEL_REENCRYPT_POLITE: 'false',
+      SENTINEL_ETCD_QUOTA: '8Gi',
+      SENTINEL_ETCD_QUOTA_SHARE: '0.7',
       SENTINEL_REENCRYPT_FUNCTION: 'sentinel-reencrypt',
       SENTINEL_NOTIFY_CHANNELS: JSON.stringify([
         { type: 'webhook', url: 'https://hooks.example.com/x', secret: '0123456789abcdef01' },
@@ -97,6 +103,9 @@ describe('loadConfig', () => {
       proof: 'actiontrail',
       budgetMarginMs: 1_500,
       staleAfterMs: 1_200_000,
+      polite: false,
+      etcdQuotaBytes: 8 * 1024 ** 3,
+      etcdQuotaShare: 0.7,
       functionName: 'sentinel-reencrypt',
     });
     expect(config.notify.map((c) => c.type)).toEqual(['webhook', 'dingtalk', 'slack']);
@@ -251,6 +260,21 @@ describe('loadConfig', () => {
     expect(err.message).toContain('SENTINEL_REGION');
     expect(err.message).toContain('SENTINEL_REENCRYPT_PAGE_SIZE');
     expect(err.message).toContain('SENTINEL_LOG_LEVEL');
+  });
+
+  it('refuses a polite flag, an etcd quota or a share it cannot read, saying what each must be', () => {
+    const err = problem({
+      ...minimal,
+      SENTINEL_REENCRYPT_POLITE: 'yes',
+      SENTINEL_ETCD_QUOTA: '2GB',
+      SENTINEL_ETCD_QUOTA_SHARE: '80%',
+    });
+    expect(err.message).toContain('SENTINEL_REENCRYPT_POLITE: must be "true" or "false"');
+    expect(err.message).toContain("SENTINEL_ETCD_QUOTA: must be etcd's --quota-backend-bytes");
+    expect(err.message).toContain('SENTINEL_ETCD_QUOTA_SHARE: must be a fraction of the quota');
+    expect(problem({ ...minimal, SENTINEL_ETCD_QUOTA_SHARE: '1.5' }).message).toContain(
+      'SENTINEL_ETCD_QUOTA_SHARE',
+    );
   });
 
   it('never echoes a secret-valued setting', () => {
