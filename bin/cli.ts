@@ -100,7 +100,7 @@ function addReencrypt(program: Command, run: Exit): void {
     .option('--force', 'sweep even when the API servers prove a rewrite would not re-seal (the marks say so)')
     .option(
       '--polite',
-      "follow the sweep's own latency and back off before the API server's other clients feel it (about half the top speed)",
+      "follow the sweep's own latency and back off before the API server's other clients feel it (slower: a third to a half of full speed in BENCHMARKS.md)",
     )
     .option(
       '--etcd-quota <size>',
