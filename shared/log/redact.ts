@@ -134,8 +134,10 @@ function walk(value: unknown, depth: number, seen: WeakSet<object>): unknown {
   const isSecretObject = (value as { kind?: unknown }).kind === 'Secret';
   for (const [key, v] of Object.entries(value)) {
     const k = normalizeKey(key);
-    // `secret` names a signing secret when it holds a string, a Kubernetes Secret (walked below) otherwise.
-    const sensitive = k === 'secret' ? typeof v === 'string' : SENSITIVE_KEYS.has(k);
+    // `secret` names a signing secret when it holds a string, a Kubernetes Secret (walked below) otherwise. A
+    // count or a flag under a credential's name (enable's `plaintext: 0`, Secrets left in plaintext) is not one.
+    const counted = typeof v === 'number' || typeof v === 'boolean';
+    const sensitive = !counted && (k === 'secret' ? typeof v === 'string' : SENSITIVE_KEYS.has(k));
     if (sensitive && v !== undefined && v !== null && v !== '') {
       out[key] = REDACTED;
     } else if (k === 'data' && (isSecretObject || looksLikeSecretData(v))) {

@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import type { V1ManagedFieldsEntry } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../bin/exit-codes';
+import { createHandler as auditHandler } from '../../functions/audit';
 import { createHandler as reencryptHandler } from '../../functions/reencrypt';
 import { createHandler as rotationWatchHandler } from '../../functions/rotation-watch';
 import { type Sandbox, startSandbox } from '../../sandbox';
@@ -58,6 +59,11 @@ beforeAll(async () => {
     handler: adapt(reencryptHandler({ env, sink: () => undefined })),
     timeoutSeconds: 120,
   });
+  // The webhook records each signed POST as a no-op task of the audit function: its guard against replays.
+  sandbox.cloud.registerFunction({
+    name: 'ack-kms-sentinel-audit',
+    handler: adapt(auditHandler({ env, sink: () => undefined })),
+  });
   await seedSecrets(coreApi(sandbox.info.kubeconfig), { namespaces: NAMESPACES, count: COUNT });
   cliEnv = {
     ...env,
@@ -69,6 +75,7 @@ beforeAll(async () => {
     env: { ...process.env, ...cliEnv },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  serve.stderr?.on('data', (d: Buffer) => serveLog.push(d.toString()));
   url = await new Promise<string>((resolve, reject) => {
     serve.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
     createInterface({ input: serve.stderr as NodeJS.ReadableStream }).on('line', (line) => {
@@ -84,6 +91,8 @@ afterAll(async () => {
   await sandbox?.stop();
 });
 
+/** What serve wrote (the webhook function's log), for a failing call to show. */
+const serveLog: string[] = [];
 const status = (...args: string[]) => runCli(['status', ...args], cliEnv);
 const call = (...args: string[]) => runCli(['call', ...args], cliEnv);
 
@@ -112,7 +121,7 @@ describe('ack-kms-sentinel status and call, end to end on the sandbox', () => {
       '--body',
       '{"reason":"cli test"}',
     );
-    expect(started.code, started.stderr).toBe(EXIT.done);
+    expect(started.code, `${started.stderr}\nserve: ${serveLog.join('').slice(-2000)}`).toBe(EXIT.done);
     expect(JSON.parse(started.stdout)).toMatchObject({ status: 'started', clusterId: clusterId() });
     await sandbox.cloud.idle();
 

@@ -1014,8 +1014,9 @@ describe('the event-driven pipeline', () => {
         .split('\n')
         .filter((l) => l.startsWith(`${role} `))
         .map((l) => (l.endsWith('already granted') ? 'present' : 'granted'));
-    expect(changes(REENCRYPT)).toEqual(['granted', 'granted', 'granted']);
-    expect(changes('ack-kms-sentinel-audit')).toEqual(['present', 'present', 'present']);
+    const { region } = sandbox.info.cloud;
+    expect(changes(roleName('reencrypt', region))).toEqual(['granted', 'granted', 'granted']);
+    expect(changes(roleName('audit', region))).toEqual(['present', 'present', 'present']);
     const done = await sandbox.cloud.functions.invoke(REENCRYPT, Buffer.from(jobPayload(version)), {});
     expect(JSON.parse(done.body), recentLogs()).toMatchObject({ status: 'completed' });
     expect(await completedVersion()).toBe(version);

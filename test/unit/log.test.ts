@@ -70,6 +70,15 @@ describe('structured logs', () => {
 });
 
 describe('the redaction guard', () => {
+  it("masks a credential's value under its name, never a count or a flag under the same name", () => {
+    expect(redact({ plaintext: 0, token: true, password: 'hunter2-hunter2', securityToken: 'sts' })).toEqual({
+      plaintext: 0,
+      token: true,
+      password: '[REDACTED]',
+      securityToken: '[REDACTED]',
+    });
+  });
+
   it('keeps every kind of secret out of the log', () => {
     registerSecret(ACCESS_KEY_SECRET);
     const log = memoryLogger({ bindings: { requestId: 'r', jobId: 'j' } });
