@@ -10,7 +10,7 @@ import { SENTINEL_USER } from '../shared/cluster/rbac';
 import { functionJobAt, type JobFigures } from './function-job';
 import { type Measurement, measure } from './measure';
 import { type Percentiles, Probe } from './probe';
-import { prepareTools, type Tools } from './tools';
+import { prepareTools, type Tools, markdownTable as table } from './tools';
 
 /**
  * `npm run bench -- --neighbours`: what a sweep costs the API server's other clients, and etcd.
@@ -468,12 +468,6 @@ function render(
   growth: GrowthRow[],
   job: JobFigures | undefined,
 ): string {
-  const table = (head: string[], body: Array<Array<string | number | undefined>>) =>
-    [
-      `| ${head.join(' | ')} |`,
-      `|${head.map(() => '---').join('|')}|`,
-      ...body.map((r) => `| ${r.map((c) => c ?? '–').join(' | ')} |`),
-    ].join('\n');
   const load = summary.loadAverage as { before: string; after: string };
   return [
     `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; load average (1, 5, 15 min) ${load.before} at the start, ${load.after} at the end.`,

@@ -15,7 +15,7 @@ import { coreApiFor, pool } from './cluster';
 import { renderFleet, runFleetBench } from './fleet';
 import { type Measurement, measure } from './measure';
 import { runNeighboursBench } from './neighbours';
-import { prepareTools } from './tools';
+import { prepareTools, markdownTable as table } from './tools';
 import { runTrailBench } from './trail';
 
 /**
@@ -364,12 +364,6 @@ function render(
   concurrency: Array<{ concurrency: number; perSecond: number; wallMs: number }>,
   machine: string,
 ): string {
-  const table = (head: string[], body: Array<Array<string | number | undefined>>) =>
-    [
-      `| ${head.join(' | ')} |`,
-      `|${head.map(() => '---').join('|')}|`,
-      ...body.map((r) => `| ${r.map((c) => c ?? '–').join(' | ')} |`),
-    ].join('\n');
   return [
     `Measured ${new Date().toISOString().slice(0, 10)} on ${machine}.`,
     '',

@@ -62,3 +62,11 @@ export function prepareTools(log: (line: string) => void, buildKcm: boolean): To
     ...(existsSync(kcm) ? { kcm } : {}),
   };
 }
+
+/** A Markdown table of the results, an empty cell shown as `–`. */
+export const markdownTable = (head: string[], body: Array<Array<string | number | undefined>>): string =>
+  [
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+    ...body.map((r) => `| ${r.map((c) => c ?? '–').join(' | ')} |`),
+  ].join('\n');

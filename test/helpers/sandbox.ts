@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import { inject } from 'vitest';
+import type { SandboxInfo } from '../../sandbox';
 
 export const sandboxInfo = () => inject('sandbox');
 
@@ -40,3 +41,19 @@ export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promis
   const run = pLimit(limit);
   await Promise.all(items.map((item) => run(() => fn(item))));
 }
+
+/**
+ * What a function run against the sandbox is configured with before a test's own settings: the region and
+ * account, the Edge cluster filter, the emulator for every cloud endpoint the functions call, the state namespace.
+ */
+export const sandboxFunctionEnv = (info: SandboxInfo): Record<string, string> => ({
+  SENTINEL_REGION: info.cloud.region,
+  SENTINEL_ACCOUNT_ID: info.cloud.accountId,
+  SENTINEL_CLUSTER_PROFILE: 'Edge',
+  SENTINEL_ENDPOINT_KMS: info.cloud.endpoint,
+  SENTINEL_ENDPOINT_CS: info.cloud.endpoint,
+  SENTINEL_ENDPOINT_ACTIONTRAIL: info.cloud.endpoint,
+  SENTINEL_ENDPOINT_FC: info.cloud.endpoint,
+  SENTINEL_ENDPOINT_SLS: info.cloud.endpoint,
+  SENTINEL_STATE_NAMESPACE: info.stateNamespace,
+});

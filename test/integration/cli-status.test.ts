@@ -11,7 +11,7 @@ import type { FcHandler } from '../../sandbox/cloud/fc';
 import type { ClusterStatus } from '../../shared/jobs/answers';
 import { STATE_CONFIGMAP } from '../../shared/jobs/store';
 import { CLI, runCli } from '../helpers/cli';
-import { coreApi } from '../helpers/sandbox';
+import { coreApi, sandboxFunctionEnv } from '../helpers/sandbox';
 import { seedSecrets } from '../helpers/secrets';
 
 /**
@@ -33,15 +33,7 @@ beforeAll(async () => {
   sandbox = await startSandbox();
   const { cloud } = sandbox.info;
   env = {
-    SENTINEL_REGION: cloud.region,
-    SENTINEL_ACCOUNT_ID: cloud.accountId,
-    SENTINEL_CLUSTER_PROFILE: 'Edge',
-    SENTINEL_ENDPOINT_KMS: cloud.endpoint,
-    SENTINEL_ENDPOINT_CS: cloud.endpoint,
-    SENTINEL_ENDPOINT_ACTIONTRAIL: cloud.endpoint,
-    SENTINEL_ENDPOINT_FC: cloud.endpoint,
-    SENTINEL_ENDPOINT_SLS: cloud.endpoint,
-    SENTINEL_STATE_NAMESPACE: sandbox.info.stateNamespace,
+    ...sandboxFunctionEnv(sandbox.info),
     SENTINEL_REENCRYPT_ADOPTION_DELAY: '0s',
     // No rotation here, so /metrics would prove a rewrite changes nothing (the job would wait for a new seed):
     // the job runs, and nothing is claimed proven.

@@ -23,7 +23,7 @@ import { type Continuation, encodeJobPayload, jobIdFor } from '../../shared/jobs
 import { type ClusterState, configMapState, STATE_CONFIGMAP } from '../../shared/jobs/store';
 import { annotationPatch } from '../../shared/reencrypt/annotations';
 import { Recorder } from '../helpers/recorder';
-import { coreApi } from '../helpers/sandbox';
+import { coreApi, sandboxFunctionEnv } from '../helpers/sandbox';
 import { seedSecrets, snapshot } from '../helpers/secrets';
 import { signedEvent } from '../helpers/webhook';
 
@@ -129,17 +129,8 @@ beforeAll(async () => {
   sandbox = await startSandbox({ grantFunctionRoles: false });
   granted = await runGrant();
   receiver = await new Recorder().start();
-  const { cloud } = sandbox.info;
   env = {
-    SENTINEL_REGION: cloud.region,
-    SENTINEL_ACCOUNT_ID: cloud.accountId,
-    SENTINEL_CLUSTER_PROFILE: 'Edge',
-    SENTINEL_ENDPOINT_KMS: cloud.endpoint,
-    SENTINEL_ENDPOINT_CS: cloud.endpoint,
-    SENTINEL_ENDPOINT_ACTIONTRAIL: cloud.endpoint,
-    SENTINEL_ENDPOINT_FC: cloud.endpoint,
-    SENTINEL_ENDPOINT_SLS: cloud.endpoint,
-    SENTINEL_STATE_NAMESPACE: sandbox.info.stateNamespace,
+    ...sandboxFunctionEnv(sandbox.info),
     // The tests that prove the result in etcd wait for the control plane's adoption themselves; the others
     // check control flow, which needs no adoption wait (the suite's slowest step, ~20 s per rotation).
     SENTINEL_REENCRYPT_ADOPTION_DELAY: '0s',
