@@ -14,6 +14,9 @@
 
 export const REDACTED = '[REDACTED]';
 
+/** Names that hold a credential only when they hold a string. */
+const STRING_ONLY_KEYS = new Set(['secret', 'plaintext']);
+
 const SENSITIVE_KEYS = new Set([
   'accesskeysecret',
   'secretaccesskey',
@@ -134,10 +137,11 @@ function walk(value: unknown, depth: number, seen: WeakSet<object>): unknown {
   const isSecretObject = (value as { kind?: unknown }).kind === 'Secret';
   for (const [key, v] of Object.entries(value)) {
     const k = normalizeKey(key);
-    // `secret` names a signing secret when it holds a string, a Kubernetes Secret (walked below) otherwise. A
-    // count or a flag under a credential's name (enable's `plaintext: 0`, Secrets left in plaintext) is not one.
-    const counted = typeof v === 'number' || typeof v === 'boolean';
-    const sensitive = !counted && (k === 'secret' ? typeof v === 'string' : SENSITIVE_KEYS.has(k));
+    // `secret` names a signing secret when it holds a string, a Kubernetes Secret (walked below) otherwise;
+    // `plaintext` KMS's base64 plaintext when it holds a string, a count otherwise (enable's `plaintext: 0`,
+    // the Secrets left in plaintext). Any other credential's name is masked whatever it holds (a password
+    // YAML read as a number included).
+    const sensitive = STRING_ONLY_KEYS.has(k) ? typeof v === 'string' : SENSITIVE_KEYS.has(k);
     if (sensitive && v !== undefined && v !== null && v !== '') {
       out[key] = REDACTED;
     } else if (k === 'data' && (isSecretObject || looksLikeSecretData(v))) {

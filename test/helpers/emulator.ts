@@ -1,3 +1,5 @@
+import type { Server } from 'node:http';
+import { startServer } from '../../bin/serve-command';
 import type { Credential } from '../../sandbox/cloud/api';
 import { type ConsoleClients, consoleClients } from '../../sandbox/cloud/console-clients';
 import type { CloudEmulator } from '../../sandbox/cloud/emulator';
@@ -21,3 +23,25 @@ export function emulatorClients(cloud: CloudEmulator, c: Credential): ConsoleCli
     { timeouts: { connectTimeoutMs: 10_000, readTimeoutMs: 10_000 } },
   );
 }
+
+/** The settings of a function run against the emulator alone: its region and account, its cloud endpoints. */
+export const emulatorEnv = (cloud: CloudEmulator): Record<string, string> => ({
+  SENTINEL_REGION: cloud.state.region,
+  SENTINEL_ACCOUNT_ID: cloud.state.accountId,
+  SENTINEL_LOG_LEVEL: 'error',
+  ...Object.fromEntries(['KMS', 'CS', 'ACTIONTRAIL', 'FC'].map((s) => [`SENTINEL_ENDPOINT_${s}`, cloud.url])),
+});
+
+/** The webhook function behind `serve`'s HTTP server, in this process, calling the emulator as its user. */
+export const serveWebhook = (
+  cloud: CloudEmulator,
+  env: Record<string, string>,
+): Promise<{ server: Server; url: string }> =>
+  startServer(env, {
+    port: 0,
+    host: '127.0.0.1',
+    context: {
+      credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
+      accountId: cloud.state.accountId,
+    },
+  });

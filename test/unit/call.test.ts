@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../bin/exit-codes';
-import { startServer } from '../../bin/serve-command';
 import { AUDIT_FUNCTION } from '../../functions/webhook';
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
 import { runCli } from '../helpers/cli';
+import { emulatorEnv, serveWebhook } from '../helpers/emulator';
 
 /**
  * `ack-kms-sentinel call` against the webhook function behind `serve`'s HTTP server (in this process): it signs
@@ -33,25 +33,8 @@ beforeAll(async () => {
       { versionId: 'v1', data: SECRET, createTime: new Date().toISOString(), stages: ['ACSCurrent'] },
     ],
   });
-  cloudEnv = {
-    SENTINEL_REGION: cloud.state.region,
-    SENTINEL_ACCOUNT_ID: cloud.state.accountId,
-    SENTINEL_LOG_LEVEL: 'error',
-    ...Object.fromEntries(
-      ['KMS', 'CS', 'ACTIONTRAIL', 'FC'].map((s) => [`SENTINEL_ENDPOINT_${s}`, cloud.url]),
-    ),
-  };
-  ({ server, url } = await startServer(
-    { ...cloudEnv, SENTINEL_WEBHOOK_SECRET: SECRET },
-    {
-      port: 0,
-      host: '127.0.0.1',
-      context: {
-        credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
-        accountId: cloud.state.accountId,
-      },
-    },
-  ));
+  cloudEnv = emulatorEnv(cloud);
+  ({ server, url } = await serveWebhook(cloud, { ...cloudEnv, SENTINEL_WEBHOOK_SECRET: SECRET }));
 });
 afterAll(async () => {
   server.close();

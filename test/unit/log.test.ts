@@ -70,13 +70,23 @@ describe('structured logs', () => {
 });
 
 describe('the redaction guard', () => {
-  it("masks a credential's value under its name, never a count or a flag under the same name", () => {
-    expect(redact({ plaintext: 0, token: true, password: 'hunter2-hunter2', securityToken: 'sts' })).toEqual({
+  it('masks a credential under its name whatever it holds; `secret` and `plaintext` only when they hold a string', () => {
+    expect(
+      redact({
+        plaintext: 0,
+        secret: { kind: 'Secret' },
+        password: 123456,
+        token: true,
+        securityToken: 'sts',
+      }),
+    ).toEqual({
       plaintext: 0,
-      token: true,
+      secret: { kind: 'Secret' },
       password: '[REDACTED]',
+      token: '[REDACTED]',
       securityToken: '[REDACTED]',
     });
+    expect(redact({ plaintext: 'aGVsbG8=' })).toEqual({ plaintext: '[REDACTED]' });
   });
 
   it('keeps every kind of secret out of the log', () => {

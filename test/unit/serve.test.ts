@@ -20,6 +20,7 @@ import {
 import { CloudEmulator } from '../../sandbox/cloud/emulator';
 import type { HttpTriggerResponse } from '../../shared/events';
 import { jobIdFor } from '../../shared/jobs/payload';
+import { emulatorEnv, serveWebhook } from '../helpers/emulator';
 import { fixture } from '../helpers/fixtures';
 
 /**
@@ -38,23 +39,8 @@ beforeAll(async () => {
   cloud = await CloudEmulator.start();
   cloud.registerFunction({ name: AUDIT_FUNCTION, handler: async (e) => audits.push(e.toString()) });
   cloud.registerFunction({ name: 'ack-kms-sentinel-reencrypt', handler: async () => 'ok' });
-  env = {
-    SENTINEL_REGION: cloud.state.region,
-    SENTINEL_ACCOUNT_ID: cloud.state.accountId,
-    SENTINEL_WEBHOOK_SECRET: SECRET,
-    SENTINEL_LOG_LEVEL: 'error',
-    ...Object.fromEntries(
-      ['KMS', 'CS', 'ACTIONTRAIL', 'FC'].map((s) => [`SENTINEL_ENDPOINT_${s}`, cloud.url]),
-    ),
-  };
-  ({ server, url } = await startServer(env, {
-    port: 0,
-    host: '127.0.0.1',
-    context: {
-      credentials: { accessKeyId: cloud.user.accessKeyId, accessKeySecret: cloud.user.accessKeySecret },
-      accountId: cloud.state.accountId,
-    },
-  }));
+  env = { ...emulatorEnv(cloud), SENTINEL_WEBHOOK_SECRET: SECRET };
+  ({ server, url } = await serveWebhook(cloud, env));
 });
 afterAll(async () => {
   server.close();
