@@ -9,6 +9,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  type Stats,
   writeFileSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
@@ -109,8 +110,16 @@ function writeNew(file: string, text: string): void {
   }
 }
 
-/** The file's text, or undefined when there is none; a link at its name is refused. */
-function readNoFollow(file: string, what: string): string | undefined {
+/**
+ * The file's bytes, or undefined when there is none. A link at its name is refused, and so is a file `refuse`
+ * objects to (it says why), checked on the descriptor that is read, not on the name.
+ */
+function readNoFollow(
+  file: string,
+  what: string,
+  refuse: (stat: Stats) => string | undefined = (stat) =>
+    stat.isFile() ? undefined : `${what} is not a regular file`,
+): Buffer | undefined {
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | NOFOLLOW);
@@ -122,8 +131,9 @@ function readNoFollow(file: string, what: string): string | undefined {
     throw new UsageError(`${what}: ${(err as Error).message}`);
   }
   try {
-    if (!fstatSync(fd).isFile()) throw new UsageError(`${what} is not a regular file`);
-    return readFileSync(fd, 'utf8');
+    const refused = refuse(fstatSync(fd));
+    if (refused) throw new UsageError(refused);
+    return readFileSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -136,7 +146,7 @@ function readContinuation(
   binding: CheckpointBinding,
 ): Continuation | undefined {
   const what = `--checkpoint ${file}`;
-  const text = readNoFollow(file, what);
+  const text = readNoFollow(file, what)?.toString('utf8');
   if (text === undefined) return undefined;
   let parsed: unknown;
   try {
@@ -216,22 +226,12 @@ function checkpointKey(): Buffer {
 }
 
 function readKey(file: string, what: string): Buffer | undefined {
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_RDONLY | NOFOLLOW);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UsageError(`${what}: ${(err as Error).message}`);
-  }
-  try {
-    const stat = fstatSync(fd);
-    const uid = process.getuid?.();
-    if (!stat.isFile() || (uid !== undefined && stat.uid !== uid) || (stat.mode & 0o077) !== 0)
-      throw new UsageError(`${what} must be a file of this user's that no one else can read or write`);
-    const key = readFileSync(fd);
-    if (key.length !== KEY_BYTES) throw new UsageError(`${what} is not a key of ${KEY_BYTES} bytes`);
-    return key;
-  } finally {
-    closeSync(fd);
-  }
+  const uid = process.getuid?.();
+  const key = readNoFollow(file, what, (stat) =>
+    !stat.isFile() || (uid !== undefined && stat.uid !== uid) || (stat.mode & 0o077) !== 0
+      ? `${what} must be a file of this user's that no one else can read or write`
+      : undefined,
+  );
+  if (key && key.length !== KEY_BYTES) throw new UsageError(`${what} is not a key of ${KEY_BYTES} bytes`);
+  return key;
 }
