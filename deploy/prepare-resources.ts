@@ -1,12 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import {
-  AttachPolicyToRoleRequest,
-  CreateRoleRequest,
-  GetRoleRequest,
-  ListPoliciesForRoleRequest,
-} from '@alicloud/ram20150501';
 import { CreateLogStoreRequest, CreateProjectRequest } from '@alicloud/sls20201230';
 import { defaultReportBucket } from '../shared/config';
+import { ensureAttached, ensureRole } from './prepare-ram';
 import { absentOn, type Run, WEBHOOK_SECRET_NAME } from './prepare-run';
 import { reportBucketOf } from './ram';
 
@@ -142,46 +137,23 @@ async function trail(run: Run): Promise<void> {
   else run.same('ActionTrail trail', arn, 'missing', trailStep(run));
 }
 
-/** The role SLS triggers assume to invoke a function: the system one, created and given its system policy. */
+/**
+ * The role SLS triggers assume to invoke a function: the system one, created and given its system policy. An
+ * existing one's trust policy is left as it is: other SLS jobs of the account may rely on it.
+ */
 async function logEtlRole(run: Run): Promise<void> {
-  const { ram } = run.c;
   const name = 'aliyunlogetlrole';
-  const found = await absentOn(
-    () => ram.getRole(new GetRoleRequest({ roleName: name })),
-    ['EntityNotExist.Role'],
-  );
-  if (!found)
-    await run.change('RAM role', name, 'create', () =>
-      ram.createRole(
-        new CreateRoleRequest({
-          roleName: name,
-          assumeRolePolicyDocument: JSON.stringify({
-            Statement: [
-              { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: ['log.aliyuncs.com'] } },
-            ],
-            Version: '1',
-          }),
-          description: 'SLS triggers invoke Function Compute with it',
-        }),
-      ),
-    );
-  else run.same('RAM role', name);
-  const attached = found
-    ? ((await ram.listPoliciesForRole(new ListPoliciesForRoleRequest({ roleName: name }))).body?.policies
-        ?.policy ?? [])
-    : [];
-  if (attached.some((p) => p.policyName === 'AliyunLogETLRolePolicy'))
-    run.same('RAM attachment', `AliyunLogETLRolePolicy → ${name}`);
-  else
-    await run.change('RAM attachment', `AliyunLogETLRolePolicy → ${name}`, 'create', () =>
-      ram.attachPolicyToRole(
-        new AttachPolicyToRoleRequest({
-          policyType: 'System',
-          policyName: 'AliyunLogETLRolePolicy',
-          roleName: name,
-        }),
-      ),
-    );
+  const exists = await ensureRole(run, name, {
+    trust: JSON.stringify({
+      Statement: [
+        { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: ['log.aliyuncs.com'] } },
+      ],
+      Version: '1',
+    }),
+    description: 'SLS triggers invoke Function Compute with it',
+    updateTrust: false,
+  });
+  await ensureAttached(run, name, { name: 'AliyunLogETLRolePolicy', type: 'System' }, exists);
 }
 
 export async function secretsAndChecks(run: Run): Promise<void> {

@@ -5,21 +5,13 @@
  * cannot do (activate EventBridge, buy a KMS instance, create the ActionTrail trail) it checks where an API
  * allows, and names the console or CLI step. A second run changes nothing.
  */
-import {
-  AttachPolicyToRoleRequest,
-  CreatePolicyRequest,
-  CreatePolicyVersionRequest,
-  CreateRoleRequest,
-  GetPolicyRequest,
-  GetRoleRequest,
-  ListPoliciesForRoleRequest,
-  UpdateRoleRequest,
-} from '@alicloud/ram20150501';
+import { CreatePolicyRequest, CreatePolicyVersionRequest, GetPolicyRequest } from '@alicloud/ram20150501';
 import { credentialsFromDefaultChain } from '../shared/cloud/credentials';
 import { loadConfig } from '../shared/config';
 import { endpointUrl, Problem } from '../shared/config/settings';
 import { missingVariables } from './check';
 import { type PrepareClients, prepareClients } from './prepare-clients';
+import { ensureAttached, ensureRole } from './prepare-ram';
 import { bucketAndLogs, secretsAndChecks } from './prepare-resources';
 import { absentOn, canonical, FC_TRUST, type PrepareOptions, type PrepareReport, Run } from './prepare-run';
 import {
@@ -34,32 +26,6 @@ import {
 
 export type { Outcome, PrepareOptions, PrepareReport, Step } from './prepare-run';
 export { prepareClients };
-
-async function ensureRole(run: Run, name: string): Promise<boolean> {
-  const { ram } = run.c;
-  const role = await absentOn(
-    () => ram.getRole(new GetRoleRequest({ roleName: name })),
-    ['EntityNotExist.Role'],
-  );
-  if (!role) {
-    await run.change('RAM role', name, 'create', () =>
-      ram.createRole(
-        new CreateRoleRequest({
-          roleName: name,
-          assumeRolePolicyDocument: FC_TRUST,
-          description: 'ack-kms-sentinel: Function Compute assumes it for one function',
-        }),
-      ),
-    );
-    return false;
-  }
-  if (canonical(role.body?.role?.assumeRolePolicyDocument) !== canonical(FC_TRUST))
-    await run.change('RAM role', name, 'update', () =>
-      ram.updateRole(new UpdateRoleRequest({ roleName: name, newAssumeRolePolicyDocument: FC_TRUST })),
-    );
-  else run.same('RAM role', name);
-  return true;
-}
 
 async function ensurePolicy(run: Run, name: string, document: string): Promise<void> {
   const { ram } = run.c;
@@ -92,27 +58,16 @@ async function ensurePolicy(run: Run, name: string, document: string): Promise<v
   );
 }
 
-async function ensureAttached(run: Run, role: string, policy: string, roleExists: boolean): Promise<void> {
-  const { ram } = run.c;
-  const attached = roleExists
-    ? ((await ram.listPoliciesForRole(new ListPoliciesForRoleRequest({ roleName: role }))).body?.policies
-        ?.policy ?? [])
-    : [];
-  if (attached.some((p) => p.policyName === policy && p.policyType === 'Custom'))
-    return run.same('RAM attachment', `${policy} → ${role}`);
-  return run.change('RAM attachment', `${policy} → ${role}`, 'create', () =>
-    ram.attachPolicyToRole(
-      new AttachPolicyToRoleRequest({ policyType: 'Custom', policyName: policy, roleName: role }),
-    ),
-  );
-}
-
 async function roles(run: Run): Promise<void> {
   const env = run.options.env;
   const optional = run.options.optional ?? [];
   for (const fn of FUNCTIONS) {
     const role = roleName(fn, run.region);
-    const exists = await ensureRole(run, role);
+    const exists = await ensureRole(run, role, {
+      trust: FC_TRUST,
+      description: 'ack-kms-sentinel: Function Compute assumes it for one function',
+      updateTrust: true,
+    });
     const policies: Array<FunctionName | OptionalPolicy> = [
       fn,
       ...optional.filter((o) => OPTIONAL_POLICIES[o] === fn),
@@ -120,7 +75,7 @@ async function roles(run: Run): Promise<void> {
     for (const p of policies) {
       const name = policyName(p, run.region);
       await ensurePolicy(run, name, JSON.stringify(renderPolicy(p, env)));
-      await ensureAttached(run, role, name, exists);
+      await ensureAttached(run, role, { name, type: 'Custom' }, exists);
     }
   }
   if (optional.includes('cli-encryption-admin')) {
