@@ -194,7 +194,7 @@ function triggerRules(fn: string, t: Trigger): string[] {
   return problems;
 }
 
-/** Every problem of a resolved deployment (empty when it deploys as written). */
+/** Every problem of a resolved deployment that s.yaml and the settings show (empty when there is none). */
 export function checkResolved(
   r: Resolved,
   env: Record<string, string | undefined>,
@@ -274,7 +274,12 @@ if (require.main === module) {
     ({ problems, network }) => {
       process.stderr.write(`deploy check: ${network}\n`);
       if (problems.length === 0) {
-        process.stderr.write('deploy check: s.yaml deploys as written\n');
+        // What was checked, and only that: the cloud side is deploy:prepare's, the clusters' is grant's.
+        process.stderr.write(
+          "deploy check: s.yaml passes Serverless Devs' parser, fc3's schema and the functions' own settings " +
+            'loader for every function; not checked here: the cloud resources it names (npm run deploy:prepare), ' +
+            "the clusters' grants (ack-kms-sentinel grant) and that the API servers are reachable\n",
+        );
         return;
       }
       process.stderr.write(`deploy check failed:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
